@@ -1,0 +1,176 @@
+# kurier - SMTP relay and transactional-mail gateway.
+#
+#   make            build bin/kurierd and bin/kurierctl
+#   make run        install dependencies, build, start Redis and kurierd
+#   make check      install dependencies, build, run every test (unit,
+#                   queue against a real Redis, end-to-end, sanitizers, fuzz)
+#   make bench      queue throughput and memory figures
+#   make fuzz       run each fuzz target for FUZZ_SECONDS (default 60)
+#   make install    install binaries, example config and units under PREFIX
+#
+# Objects go to build/<variant>/: release (-O2), asan (AddressSanitizer +
+# UndefinedBehaviorSanitizer) and fuzz (clang + libFuzzer).
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+PKGS     := libuv hiredis inih openssl
+FUZZ_SECONDS ?= 60
+
+PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wshadow -Wpointer-arith -Wvla -fno-common
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -Ibuild/gen -MMD -MP $(WARN) $(PKG_CFLAGS)
+
+release_CFLAGS := -O2 -g
+release_LDFLAGS :=
+asan_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+asan_LDFLAGS := -fsanitize=address,undefined
+
+CORE_SRCS := \
+	core/buf.c \
+	core/config.c \
+	core/log.c \
+	core/rdb.c \
+	core/str.c \
+	core/xmalloc.c
+
+QUEUE_SRCS := \
+	queue/envelope.c \
+	queue/qid.c \
+	queue/queue.c \
+	queue/schedule.c
+
+QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
+GEN_SRCS  := build/gen/queue_lua.c
+
+LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS)
+
+UNIT_SRCS := \
+	tests/unit/check_main.c \
+	tests/unit/test_buf.c \
+	tests/unit/test_config.c \
+	tests/unit/test_envelope.c \
+	tests/unit/test_log.c \
+	tests/unit/test_qid.c \
+	tests/unit/test_schedule.c \
+	tests/unit/test_str.c
+
+QTEST_SRCS := \
+	tests/queue/check_queue.c \
+	tests/queue/qtest.c
+
+FUZZ_TARGETS := fuzz_envelope fuzz_config
+
+.PHONY: all run check check-build bench fuzz install clean deps format
+all: bin/kurierd bin/kurierctl
+
+deps:
+	@deploy/install-deps.sh
+
+# --- generated sources -------------------------------------------------------
+build/gen/queue_lua.c: $(QUEUE_LUA) queue/lua/embed.sh
+	@mkdir -p $(@D)
+	sh queue/lua/embed.sh $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
+
+# --- one set of rules per variant ---------------------------------------------
+define variant
+$(1)_OBJ := build/$(1)
+$(1)_LIB_OBJS := $$(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS) $(GEN_SRCS))
+
+build/$(1)/%.o: %.c | build/gen/queue_lua.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) $$(CHECK_CFLAGS) -c -o $$@ $$<
+
+build/$(1)/build/gen/%.o: build/gen/%.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $$($(1)_CFLAGS) -c -o $$@ $$<
+
+build/$(1)/libkurier.a: $$($(1)_LIB_OBJS)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+
+build/$(1)/bin/kurierd: build/$(1)/relay/main.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/bin/kurierctl: build/$(1)/relay/kurierctl.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/check_unit: $$(patsubst %.c,build/$(1)/%.o,$(UNIT_SRCS)) build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
+
+build/$(1)/tests/check_queue: $$(patsubst %.c,build/$(1)/%.o,$(QTEST_SRCS)) build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
+
+build/$(1)/tests/qload: build/$(1)/tests/tools/qload.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+endef
+$(eval $(call variant,release))
+$(eval $(call variant,asan))
+
+bin/%: build/release/bin/%
+	@mkdir -p bin
+	cp $< $@
+
+TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
+	build/release/tests/qload build/asan/tests/check_unit \
+	build/asan/tests/check_queue build/asan/bin/kurierd build/asan/bin/kurierctl
+
+# --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all $(PKG_CFLAGS)
+FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/str.c core/xmalloc.c \
+	queue/envelope.c
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# --- top-level targets ---------------------------------------------------------
+check-build: all $(TEST_BINS) $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+
+check: deps
+	@$(MAKE) --no-print-directory check-build
+	@tests/run-checks.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/run-dev.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all build/release/tests/qbench
+	@tests/bench/run-bench.sh
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p tests/fuzz/corpus-$$t; \
+		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus-$$t tests/fuzz/seeds/$$t || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/kurier $(DESTDIR)/lib/systemd/system
+	install -m 0755 bin/kurierd bin/kurierctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 deploy/kurier.conf.example $(DESTDIR)/etc/kurier/kurier.conf.example
+	install -m 0644 deploy/kurierd.service $(DESTDIR)/lib/systemd/system/kurierd.service
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

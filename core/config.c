@@ -1,0 +1,536 @@
+/*
+ * config - INI configuration via libinih.  See config.h.
+ *
+ * libinih reports lines only through a compile-time option that Debian's
+ * build leaves off, so the file is fed through our own reader, which
+ * counts lines: the handler always runs for the line just read.
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/str.h"
+#include "core/xmalloc.h"
+
+enum key_type {
+	K_STR,       /* char array of .size */
+	K_U64,       /* uint64_t within [min, max] */
+	K_UINT,      /* unsigned within [min, max] */
+	K_DURATION,  /* uint64_t milliseconds within [min, max] */
+	K_LEVEL,     /* enum log_level */
+	K_ROLES,     /* unsigned ROLE_* */
+	K_ENDPOINT,  /* struct config_endpoint, unix: allowed */
+	K_RETRY,     /* the retry list */
+	K_PREFIX,    /* key prefix: printable, no spaces */
+};
+
+struct key_def {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t off;
+	size_t size;
+	uint64_t min, max;
+};
+
+#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define DAY (86400000ULL)
+
+static const struct key_def keys[] = {
+	{ "server", "hostname", K_STR, F(server.hostname), 1, 0 },
+	{ "server", "data_dir", K_STR, F(server.data_dir), 1, 0 },
+	{ "server", "log_level", K_LEVEL, F(server.log_level), 0, 0 },
+	{ "server", "roles", K_ROLES, F(server.roles), 0, 0 },
+	{ "server", "shutdown_grace", K_DURATION, F(server.shutdown_grace_ms), 0, DAY },
+	{ "redis", "address", K_ENDPOINT, F(redis.address), 0, 0 },
+	{ "redis", "password", K_STR, F(redis.password), 0, 0 },
+	{ "redis", "prefix", K_PREFIX, F(redis.prefix), 1, 0 },
+	{ "redis", "connect_timeout", K_DURATION, F(redis.connect_timeout_ms), 100, 300000 },
+	{ "redis", "reconnect_max", K_DURATION, F(redis.reconnect_max_ms), 100, 3600000 },
+	{ "queue", "lease", K_DURATION, F(queue.lease_ms), 1000, DAY },
+	{ "queue", "retention", K_DURATION, F(queue.retention_ms), 1000, 365 * DAY },
+	{ "queue", "events_max", K_U64, F(queue.events_max), 100, 100000000 },
+	{ "queue", "reap_interval", K_DURATION, F(queue.reap_interval_ms), 100, 3600000 },
+	{ "deliver", "retry", K_RETRY, F(deliver.retry_ms), 0, 0 },
+	{ "deliver", "lifetime", K_DURATION, F(deliver.lifetime_ms), 1000, 365 * DAY },
+	{ "deliver", "concurrency", K_UINT, F(deliver.concurrency), 1, 100000 },
+	{ "deliver", "per_destination", K_UINT, F(deliver.per_destination), 1, 100000 },
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = { "server", "redis", "queue", "deliver" };
+
+void
+config_defaults(struct config *cfg)
+{
+	static const uint64_t retry[] = {
+		5 * 60000, 10 * 60000, 30 * 60000, 3600000, 2 * 3600000,
+		4 * 3600000, 8 * 3600000,
+	};
+
+	memset(cfg, 0, sizeof *cfg);
+	if (gethostname(cfg->server.hostname, sizeof cfg->server.hostname) != 0 ||
+	    cfg->server.hostname[0] == '\0')
+		str_copy(cfg->server.hostname, "localhost", sizeof cfg->server.hostname);
+	cfg->server.hostname[sizeof cfg->server.hostname - 1] = '\0';
+	str_copy(cfg->server.data_dir, "/var/lib/kurier", sizeof cfg->server.data_dir);
+	cfg->server.log_level = LOG_INFO;
+	cfg->server.roles = ROLE_ALL;
+	cfg->server.shutdown_grace_ms = 30000;
+	str_copy(cfg->redis.address.host, "127.0.0.1", sizeof cfg->redis.address.host);
+	cfg->redis.address.port = 6379;
+	str_copy(cfg->redis.prefix, "kurier:", sizeof cfg->redis.prefix);
+	cfg->redis.connect_timeout_ms = 5000;
+	cfg->redis.reconnect_max_ms = 5000;
+	cfg->queue.lease_ms = 120000;
+	cfg->queue.retention_ms = 7 * DAY;
+	cfg->queue.events_max = 100000;
+	cfg->queue.reap_interval_ms = 5000;
+	memcpy(cfg->deliver.retry_ms, retry, sizeof retry);
+	cfg->deliver.nretry = sizeof retry / sizeof retry[0];
+	cfg->deliver.lifetime_ms = 5 * DAY;
+	cfg->deliver.concurrency = 200;
+	cfg->deliver.per_destination = 20;
+}
+
+int
+config_parse_endpoint(const char *s, bool allow_unix,
+    struct config_endpoint *ep, const char **why)
+{
+	const char *colon, *hstart, *hend;
+	uint64_t port;
+
+	memset(ep, 0, sizeof *ep);
+	if (str_has_prefix(s, "unix:")) {
+		if (!allow_unix) {
+			*why = "a unix socket is not allowed here";
+			return -EINVAL;
+		}
+		if (s[5] != '/') {
+			*why = "unix socket path must be absolute (unix:/run/redis/redis.sock)";
+			return -EINVAL;
+		}
+		if (str_copy(ep->unix_path, s + 5, sizeof ep->unix_path) < 0) {
+			*why = "unix socket path too long (107 bytes at most)";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (s[0] == '[') {
+		hstart = s + 1;
+		hend = strchr(hstart, ']');
+		if (hend == NULL || hend[1] != ':') {
+			*why = "expected [IPv6-address]:port";
+			return -EINVAL;
+		}
+		colon = hend + 1;
+	} else {
+		hstart = s;
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			*why = "expected host:port";
+			return -EINVAL;
+		}
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+			*why = "IPv6 addresses go in brackets: [::1]:port";
+			return -EINVAL;
+		}
+		hend = colon;
+	}
+	if (hend == hstart) {
+		*why = "missing host before the port";
+		return -EINVAL;
+	}
+	for (const char *p = hstart; p < hend; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '[' || *p == ']' || *p == '/') {
+			*why = "host contains a character not allowed in a host name or address";
+			return -EINVAL;
+		}
+	}
+	if (str_to_u64(colon + 1, &port) < 0 || port == 0 || port > 65535) {
+		*why = "port must be a number from 1 to 65535";
+		return -EINVAL;
+	}
+	if (str_copyn(ep->host, hstart, (size_t)(hend - hstart), sizeof ep->host) < 0) {
+		*why = "host name too long";
+		return -EINVAL;
+	}
+	ep->port = (uint16_t)port;
+	return 0;
+}
+
+const char *
+config_endpoint_str(const struct config_endpoint *ep, char *dst, size_t size)
+{
+	if (ep->unix_path[0] != '\0')
+		snprintf(dst, size, "unix:%s", ep->unix_path);
+	else if (strchr(ep->host, ':') != NULL)
+		snprintf(dst, size, "[%s]:%u", ep->host, ep->port);
+	else
+		snprintf(dst, size, "%s:%u", ep->host, ep->port);
+	return dst;
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} role_names[] = {
+	{ "relay", ROLE_RELAY },
+	{ "deliver", ROLE_DELIVER },
+	{ "mailbox", ROLE_MAILBOX },
+};
+
+int
+config_parse_roles(const char *s, unsigned *roles, const char **why)
+{
+	unsigned r = 0;
+	const char *p = s;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		bool found = false;
+
+		while (n > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+			if (strlen(role_names[i].name) == n &&
+			    strncasecmp(p, role_names[i].name, n) == 0) {
+				r |= role_names[i].bit;
+				found = true;
+			}
+		}
+		if (!found) {
+			*why = "roles are a comma-separated list of relay, deliver, mailbox";
+			return -EINVAL;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	if (r == 0) {
+		*why = "at least one role is needed (relay, deliver, mailbox)";
+		return -EINVAL;
+	}
+	*roles = r;
+	return 0;
+}
+
+const char *
+config_roles_str(unsigned roles, char *dst, size_t size)
+{
+	size_t off = 0;
+
+	dst[0] = '\0';
+	for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+		if (!(roles & role_names[i].bit))
+			continue;
+		int n = snprintf(dst + off, size - off, "%s%s", off ? "," : "",
+		    role_names[i].name);
+		if (n < 0 || (size_t)n >= size - off) {
+			dst[off] = '\0';  /* no half a name */
+			break;
+		}
+		off += (size_t)n;
+	}
+	return dst;
+}
+
+static int
+parse_retry(const char *v, uint64_t *out, unsigned *n, const char **why)
+{
+	char tmp[512], *save = NULL, *tok;
+	unsigned count = 0;
+
+	if (str_copy(tmp, v, sizeof tmp) < 0) {
+		*why = "retry list too long";
+		return -EINVAL;
+	}
+	for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t ms;
+
+		tok = str_trim(tok);
+		if (str_to_duration_ms(tok, &ms) < 0 || ms < 1000) {
+			*why = "retry is a comma-separated list of durations of 1s or more (5m,10m,1h)";
+			return -EINVAL;
+		}
+		if (count == CONFIG_RETRY_MAX) {
+			*why = "retry lists at most 32 intervals";
+			return -EINVAL;
+		}
+		out[count++] = ms;
+	}
+	if (count == 0) {
+		*why = "retry needs at least one interval";
+		return -EINVAL;
+	}
+	*n = count;
+	return 0;
+}
+
+struct parse_state {
+	struct config *cfg;
+	const char *name;
+	const char *text;  /* remaining input */
+	int line;          /* line just handed to inih */
+	bool seen[NKEYS];
+	char *err;
+	size_t errsz;
+	bool failed;
+};
+
+static int
+fail(struct parse_state *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct parse_state *ps, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ps->failed)
+		return 0;
+	ps->failed = true;
+	n = snprintf(ps->err, ps->errsz, "%s:%d: ", ps->name, ps->line);
+	if (n < 0 || (size_t)n >= ps->errsz)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errsz - (size_t)n, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int
+set_value(struct parse_state *ps, const struct key_def *k, const char *v)
+{
+	char *field = (char *)ps->cfg + k->off;
+	const char *why = NULL;
+	char a[32], b[32];
+	uint64_t n;
+	int rc;
+
+	switch (k->type) {
+	case K_STR:
+	case K_PREFIX:
+		if (k->min > 0 && v[0] == '\0')
+			return fail(ps, "[%s] %s must not be empty", k->section, k->name);
+		if (k->type == K_PREFIX) {
+			for (const char *p = v; *p; p++)
+				if (*p <= ' ' || *p >= 0x7f)
+					return fail(ps, "[%s] %s: only printable ASCII without spaces",
+					    k->section, k->name);
+		}
+		if (str_copy(field, v, k->size) < 0)
+			return fail(ps, "[%s] %s is too long (%zu bytes at most)",
+			    k->section, k->name, k->size - 1);
+		return 1;
+	case K_U64:
+	case K_UINT:
+		rc = str_to_u64(v, &n);
+		if (rc < 0 || n < k->min || n > k->max)
+			return fail(ps, "[%s] %s must be a whole number from %" PRIu64
+			    " to %" PRIu64 ", not \"%s\"", k->section, k->name, k->min, k->max, v);
+		if (k->type == K_U64)
+			*(uint64_t *)(void *)field = n;
+		else
+			*(unsigned *)(void *)field = (unsigned)n;
+		return 1;
+	case K_DURATION:
+		rc = str_to_duration_ms(v, &n);
+		if (rc < 0)
+			return fail(ps, "[%s] %s: \"%s\" is not a duration (30s, 5m, 2h, 5d)",
+			    k->section, k->name, v);
+		if (n < k->min || n > k->max)
+			return fail(ps, "[%s] %s must be from %s to %s", k->section, k->name,
+			    str_duration(a, sizeof a, k->min), str_duration(b, sizeof b, k->max));
+		*(uint64_t *)(void *)field = n;
+		return 1;
+	case K_LEVEL:
+		if (log_level_parse(v, (enum log_level *)(void *)field) < 0)
+			return fail(ps, "[%s] %s must be debug, info, warn or error, not \"%s\"",
+			    k->section, k->name, v);
+		return 1;
+	case K_ROLES:
+		if (config_parse_roles(v, (unsigned *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: %s", k->section, k->name, why);
+		return 1;
+	case K_ENDPOINT:
+		if (config_parse_endpoint(v, true, (struct config_endpoint *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: \"%s\": %s", k->section, k->name, v, why);
+		return 1;
+	case K_RETRY:
+		if (parse_retry(v, ps->cfg->deliver.retry_ms, &ps->cfg->deliver.nretry, &why) < 0)
+			return fail(ps, "[%s] %s: %s", k->section, k->name, why);
+		return 1;
+	}
+	return fail(ps, "internal: key type %d", (int)k->type);
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	bool known_section = false;
+
+	if (ps->failed)
+		return 0;
+	if (section[0] == '\0')
+		return fail(ps, "\"%s\" comes before any [section]", name);
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+		if (strcmp(section, sections[i]) == 0)
+			known_section = true;
+	if (!known_section)
+		return fail(ps, "unknown section [%s]", section);
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
+			continue;
+		if (ps->seen[i])
+			return fail(ps, "[%s] %s is set twice", section, name);
+		ps->seen[i] = true;
+		return set_value(ps, &keys[i], value);
+	}
+	return fail(ps, "unknown key \"%s\" in [%s]", name, section);
+}
+
+/* An fgets() over the text that counts lines and refuses long ones. */
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	const char *nl;
+	size_t n;
+
+	if (ps->text[0] == '\0')
+		return NULL;
+	ps->line++;
+	nl = strchr(ps->text, '\n');
+	n = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
+	if (n + 1 > (size_t)num) {
+		fail(ps, "line is longer than %d bytes", num - 3);
+		n = (size_t)num - 1;
+		/* Skip the rest of the long line; inih sees a harmless prefix. */
+		memcpy(str, ";", 2);
+		ps->text += nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
+		return str;
+	}
+	memcpy(str, ps->text, n);
+	str[n] = '\0';
+	ps->text += n;
+	return str;
+}
+
+static int
+validate(struct parse_state *ps)
+{
+	struct config *cfg = ps->cfg;
+
+	ps->line = 0;
+	if (cfg->deliver.per_destination > cfg->deliver.concurrency) {
+		snprintf(ps->err, ps->errsz, "%s: [deliver] per_destination (%u) is larger than concurrency (%u)",
+		    ps->name, cfg->deliver.per_destination, cfg->deliver.concurrency);
+		return -EINVAL;
+	}
+	if (cfg->deliver.lifetime_ms < cfg->deliver.retry_ms[0]) {
+		snprintf(ps->err, ps->errsz, "%s: [deliver] lifetime is shorter than the first retry interval",
+		    ps->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+config_load_string(struct config *cfg, const char *name, const char *text,
+    char *err, size_t errsz)
+{
+	struct parse_state ps = {
+		.cfg = cfg, .name = name, .text = text, .err = err, .errsz = errsz,
+	};
+	int rc;
+
+	config_defaults(cfg);
+	str_copy(cfg->path, name, sizeof cfg->path);
+	err[0] = '\0';
+	/* One value per line: continuation lines would hide line numbers. */
+	ini_allow_multiline = false;
+	ini_allow_inline_comments = true;
+	ini_allow_no_value = false;
+	ini_stop_on_first_error = true;
+	rc = ini_parse_stream(reader, &ps, on_key, &ps);
+	if (ps.failed)
+		return -EINVAL;
+	if (rc > 0) {
+		ps.line = rc;
+		fail(&ps, "syntax error: expected \"key = value\" or \"[section]\"");
+		return -EINVAL;
+	}
+	if (rc < 0) {
+		snprintf(err, errsz, "%s: cannot parse (out of memory)", name);
+		return -ENOMEM;
+	}
+	return validate(&ps);
+}
+
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errsz)
+{
+	FILE *f;
+	char *text;
+	size_t n, cap = 1 << 16, len = 0;
+	int rc;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: cannot open: %s", path, strerror(errno));
+		return rc;
+	}
+	text = xmalloc(cap);
+	while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len == cap - 1) {
+			if (cap >= (1 << 24)) {
+				fclose(f);
+				free(text);
+				snprintf(err, errsz, "%s: larger than 16 MiB: not a kurier config", path);
+				return -EFBIG;
+			}
+			cap *= 2;
+			text = xreallocarray(text, cap, 1);
+		}
+	}
+	if (ferror(f)) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: cannot read: %s", path, strerror(errno));
+		fclose(f);
+		free(text);
+		return rc ? rc : -EIO;
+	}
+	fclose(f);
+	text[len] = '\0';
+	if (strlen(text) != len) {
+		int line = 1;
+
+		for (size_t i = 0; i < len && text[i] != '\0'; i++)
+			if (text[i] == '\n')
+				line++;
+		snprintf(err, errsz, "%s:%d: NUL byte in the file", path, line);
+		free(text);
+		return -EINVAL;
+	}
+	rc = config_load_string(cfg, path, text, err, errsz);
+	free(text);
+	return rc;
+}

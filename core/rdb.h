@@ -1,0 +1,78 @@
+/*
+ * rdb - one asynchronous Redis connection on the libuv loop (hiredis and
+ * its libuv adapter), kept up by reconnecting with backoff.
+ *
+ * Commands are never queued while the connection is down: rdb_cmd() and
+ * rdb_eval() return -ENOTCONN at once, so a caller answers "try later"
+ * instead of waiting.  A command that was sent gets its callback exactly
+ * once: status 0 with the reply, -EIO with an error reply (r->str says
+ * why), -ECONNRESET when the connection went away before the reply, or
+ * -ECANCELED when rdb_close() ran first (r is NULL for the last two).
+ * The reply lives only during the callback: copy what you keep.
+ *
+ * Scripts are sent with EVALSHA; when Redis does not know a script
+ * (restart, SCRIPT FLUSH) the same call is resent once with EVAL.
+ */
+#ifndef KURIER_CORE_RDB_H
+#define KURIER_CORE_RDB_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+
+struct rdb;
+
+struct rdb_opts {
+	struct config_endpoint address;
+	const char *password;        /* NULL or "" for none; borrowed */
+	uint64_t connect_timeout_ms;
+	uint64_t reconnect_max_ms;   /* backoff doubles from 100ms up to this */
+	const char *name;            /* for log lines, e.g. "queue"; borrowed */
+};
+
+/* A Lua script; sha is filled by rdb_script_init(). */
+struct rdb_script {
+	const char *name;
+	const char *src;
+	char sha[41];
+};
+
+typedef void rdb_reply_cb(void *arg, int status, redisReply *r);
+/* Called on every change: up=true once connected (and authenticated). */
+typedef void rdb_state_cb(void *arg, bool up);
+typedef void rdb_closed_cb(void *arg);
+
+void rdb_script_init(struct rdb_script *s);
+
+/*
+ * rdb_open - start connecting; *out is usable at once (commands fail with
+ * -ENOTCONN until the state callback says up).  Copies opts.
+ */
+int rdb_open(struct rdb **out, uv_loop_t *loop, const struct rdb_opts *opts,
+    rdb_state_cb *state_cb, void *state_arg);
+/*
+ * rdb_close - stop reconnecting, cancel what is pending (-ECANCELED) and
+ * free db once every handle is closed; then closed(arg) if not NULL.
+ */
+void rdb_close(struct rdb *db, rdb_closed_cb *closed, void *arg);
+bool rdb_is_up(const struct rdb *db);
+/* rdb_last_error - the last connection error text ("" when none). */
+const char *rdb_last_error(const struct rdb *db);
+
+/* rdb_cmd - send argv; argv is copied.  0, or -ENOTCONN (cb not called). */
+int rdb_cmd(struct rdb *db, rdb_reply_cb *cb, void *arg, int argc,
+    const char **argv, const size_t *argvlen);
+/* rdb_cmdf - rdb_cmd with a hiredis format string (%s, %b, %d, ...). */
+int rdb_cmdf(struct rdb *db, rdb_reply_cb *cb, void *arg, const char *fmt, ...);
+/*
+ * rdb_eval - run script with nkeys keys followed by the other arguments
+ * (args[0..nargs), keys first).  args are copied.  0 or -ENOTCONN.
+ */
+int rdb_eval(struct rdb *db, struct rdb_script *s, rdb_reply_cb *cb, void *arg,
+    int nkeys, int nargs, const char **args, const size_t *arglens);
+
+#endif

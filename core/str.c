@@ -1,0 +1,193 @@
+/*
+ * str - fixed-size copies and strict parsing.  See str.h.
+ */
+#include "core/str.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+ssize_t
+str_copyn(char *dst, const void *src, size_t len, size_t size)
+{
+	if (size == 0)
+		return -E2BIG;
+	if (len >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return -E2BIG;
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return (ssize_t)len;
+}
+
+ssize_t
+str_copy(char *dst, const char *src, size_t size)
+{
+	return str_copyn(dst, src, strnlen(src, size), size);
+}
+
+char *
+str_lower(char *s)
+{
+	for (char *p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+char *
+str_trim(char *s)
+{
+	size_t n;
+
+	while (is_space(*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && is_space(s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+bool
+str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int
+str_to_u64n(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+str_to_u64(const char *s, uint64_t *out)
+{
+	return str_to_u64n(s, strlen(s), out);
+}
+
+/* Split "25M" into the number and the unit; the unit is lower-cased. */
+static int
+split_unit(const char *s, uint64_t *num, char *unit, size_t unitsz)
+{
+	size_t n = 0, len = strlen(s);
+	int rc;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if ((rc = str_to_u64n(s, n, num)) < 0)
+		return rc;
+	if (len - n >= unitsz)
+		return -EINVAL;
+	for (size_t i = n; i < len; i++) {
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c < 'a' || c > 'z')
+			return -EINVAL;
+		unit[i - n] = c;
+	}
+	unit[len - n] = '\0';
+	return 0;
+}
+
+static int
+mul_checked(uint64_t a, uint64_t b, uint64_t *out)
+{
+	if (b != 0 && a > UINT64_MAX / b)
+		return -ERANGE;
+	*out = a * b;
+	return 0;
+}
+
+int
+str_to_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {
+		{ "", 1 }, { "b", 1 },
+		{ "k", 1ULL << 10 }, { "kb", 1ULL << 10 },
+		{ "m", 1ULL << 20 }, { "mb", 1ULL << 20 },
+		{ "g", 1ULL << 30 }, { "gb", 1ULL << 30 },
+	};
+	char unit[4];
+	uint64_t n;
+	int rc;
+
+	if ((rc = split_unit(s, &n, unit, sizeof unit)) < 0)
+		return rc;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strcmp(unit, units[i].unit) == 0)
+			return mul_checked(n, units[i].mul, out);
+	return -EINVAL;
+}
+
+int
+str_to_duration_ms(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+		{ "ms", 1 }, { "", 1000 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 }, { "w", 604800000 },
+	};
+	char unit[4];
+	uint64_t n;
+	int rc;
+
+	if ((rc = split_unit(s, &n, unit, sizeof unit)) < 0)
+		return rc;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strcmp(unit, units[i].unit) == 0)
+			return mul_checked(n, units[i].ms, out);
+	return -EINVAL;
+}
+
+const char *
+str_duration(char *dst, size_t size, uint64_t ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+		{ "w", 604800000 }, { "d", 86400000 }, { "h", 3600000 },
+		{ "m", 60000 }, { "s", 1000 },
+	};
+
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(dst, size, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+			return dst;
+		}
+	}
+	snprintf(dst, size, "%" PRIu64 "ms", ms);
+	return dst;
+}

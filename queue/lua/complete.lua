@@ -1,0 +1,65 @@
+-- complete: record the outcome of one claimed job.
+-- ARGV: prefix, now, id, domain, token, job state, due (0 = every
+-- recipient of the domain is final), retention_ms, events_max,
+-- nstats, nstats pairs (counter, increment), then events, each 6 fields:
+-- rcpt, state, attempts, reply, orcpt, notify
+-- Returns 1, or 2 when this was the message's last job; ESTALE when the
+-- lease was lost (expired and re-claimed, or the message was deleted).
+local P, now = ARGV[1], tonumber(ARGV[2])
+local id, dom, token = ARGV[3], ARGV[4], ARGV[5]
+local due, retention, evmax = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local job = id .. '/' .. dom
+if redis.call('HGET', P .. 'lease', job) ~= token then
+	return redis.error_reply('ESTALE lease lost')
+end
+redis.call('HDEL', P .. 'lease', job)
+redis.call('ZREM', P .. 'leases', job)
+if redis.call('HINCRBY', P .. 'inflight', dom, -1) <= 0 then
+	redis.call('HDEL', P .. 'inflight', dom)
+end
+
+local mkey = P .. 'm:' .. id
+local st = redis.call('HGET', mkey, 'stream')
+if not st then
+	return redis.error_reply('ESTALE message deleted')
+end
+redis.call('HSET', mkey, 'j:' .. dom, ARGV[6])
+local result = 1
+if due > 0 then
+	redis.call('ZADD', P .. 'q:' .. st .. ':' .. dom, due, id)
+	redis.call('ZADD', P .. 'd:' .. st, 'LT', due, dom)
+elseif redis.call('HINCRBY', mkey, 'pending', -1) <= 0 then
+	redis.call('HSET', mkey, 'state', 'done', 'done', now)
+	redis.call('HDEL', mkey, 'body')
+	redis.call('ZREM', P .. 'active', id)
+	redis.call('ZADD', P .. 'done', now, id)
+	redis.call('PEXPIRE', mkey, retention)
+	result = 2
+end
+redis.call('ZREMRANGEBYSCORE', P .. 'done', '-inf', now - retention)
+
+-- A slot of this destination is free: if it was held back by its cap,
+-- let its due work be claimed again now.
+for _, s in ipairs({ 't', 'b' }) do
+	local head = redis.call('ZRANGE', P .. 'q:' .. s .. ':' .. dom, 0, 0, 'WITHSCORES')
+	if #head > 0 then
+		local sc = tonumber(head[2])
+		if sc < now then sc = now end
+		redis.call('ZADD', P .. 'd:' .. s, 'LT', sc, dom)
+	end
+end
+
+local nstats = tonumber(ARGV[10])
+local i = 11
+for _ = 1, nstats do
+	redis.call('HINCRBY', P .. 'stats', ARGV[i], ARGV[i + 1])
+	i = i + 2
+end
+while i + 5 <= #ARGV do
+	redis.call('XADD', P .. 'events', 'MAXLEN', '~', evmax, '*',
+		'id', id, 'domain', dom, 'rcpt', ARGV[i], 'state', ARGV[i + 1],
+		'attempts', ARGV[i + 2], 'reply', ARGV[i + 3], 'orcpt', ARGV[i + 4],
+		'notify', ARGV[i + 5], 'stream', st)
+	i = i + 6
+end
+return result

@@ -1,0 +1,1193 @@
+/*
+ * queue - the Redis-backed mail queue.  See queue.h for the contract and
+ * queue/README.md for the key layout; the atomic steps are the Lua
+ * scripts in queue/lua/, and this file builds their arguments, decodes
+ * their replies and holds the parts that are policy rather than storage
+ * (retry schedule, expiry, outcome counting).
+ */
+#include "queue/queue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/rdb.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "queue/schedule.h"
+
+extern const char queue_lua_enqueue[], queue_lua_claim[], queue_lua_complete[],
+    queue_lua_renew[], queue_lua_quarantine[], queue_lua_retry[],
+    queue_lua_delete[], queue_lua_fetch[], queue_lua_stats[], queue_lua_list[];
+
+static struct rdb_script s_enqueue = { "enqueue", queue_lua_enqueue, "" };
+static struct rdb_script s_claim = { "claim", queue_lua_claim, "" };
+static struct rdb_script s_complete = { "complete", queue_lua_complete, "" };
+static struct rdb_script s_renew = { "renew", queue_lua_renew, "" };
+static struct rdb_script s_quarantine = { "quarantine", queue_lua_quarantine, "" };
+static struct rdb_script s_retry = { "retry", queue_lua_retry, "" };
+static struct rdb_script s_delete = { "delete", queue_lua_delete, "" };
+static struct rdb_script s_fetch = { "fetch", queue_lua_fetch, "" };
+static struct rdb_script s_stats = { "stats", queue_lua_stats, "" };
+static struct rdb_script s_list = { "list", queue_lua_list, "" };
+
+static struct rdb_script *const scripts[] = {
+	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &s_retry,
+	&s_delete, &s_fetch, &s_stats, &s_list,
+};
+
+struct queue {
+	uv_loop_t *loop;
+	struct config cfg;
+	struct schedule sched;
+	struct rdb *db;
+	queue_clock_fn *clock;
+	void *clock_arg;
+	queue_rand_fn *rand;
+	void *rand_arg;
+	void (*state_cb)(void *arg, bool up);
+	void *state_arg;
+	queue_closed_cb *closed_cb;
+	void *closed_arg;
+};
+
+/* Arguments of one script call, with the numbers and keys they own. */
+struct args {
+	size_t n, cap;
+	const char **v;
+	size_t *len;
+	struct buf own;        /* owned strings, NUL-separated */
+	size_t *own_off;       /* offsets into own for owned entries, or SIZE_MAX */
+};
+
+static void
+args_init(struct args *a)
+{
+	memset(a, 0, sizeof *a);
+}
+
+static void
+args_free(struct args *a)
+{
+	free(a->v);
+	free(a->len);
+	free(a->own_off);
+	buf_free(&a->own);
+}
+
+static void
+args_grow(struct args *a)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 16;
+		a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+		a->len = xreallocarray(a->len, a->cap, sizeof *a->len);
+		a->own_off = xreallocarray(a->own_off, a->cap, sizeof *a->own_off);
+	}
+}
+
+/* A borrowed argument: p must outlive the rdb_eval() call. */
+static void
+args_add(struct args *a, const void *p, size_t len)
+{
+	args_grow(a);
+	a->v[a->n] = p;
+	a->len[a->n] = len;
+	a->own_off[a->n] = SIZE_MAX;
+	a->n++;
+}
+
+static void
+args_adds(struct args *a, const char *s)
+{
+	args_add(a, s, strlen(s));
+}
+
+/* An owned argument, formatted; its pointer is fixed in args_finish(). */
+static void args_addf(struct args *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+args_addf(struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+	size_t start = a->own.len;
+	char tmp[512];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		log_panic("queue", "args_overflow", "fmt=%s", fmt);
+	buf_append(&a->own, tmp, (size_t)n + 1);
+	args_grow(a);
+	a->v[a->n] = NULL;
+	a->len[a->n] = (size_t)n;
+	a->own_off[a->n] = start;
+	a->n++;
+}
+
+static void
+args_finish(struct args *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->own_off[i] != SIZE_MAX)
+			a->v[i] = a->own.data + a->own_off[i];
+}
+
+static int
+args_eval(struct queue *q, struct rdb_script *s, int nkeys, struct args *a,
+    rdb_reply_cb *cb, void *arg)
+{
+	int rc;
+
+	args_finish(a);
+	rc = rdb_eval(q->db, s, cb, arg, nkeys, (int)a->n, a->v, a->len);
+	args_free(a);
+	return rc;
+}
+
+/* --- reply helpers ---------------------------------------------------------- */
+
+static bool
+r_str(const redisReply *r, const char **p, size_t *len)
+{
+	if (r == NULL || r->type != REDIS_REPLY_STRING)
+		return false;
+	*p = r->str;
+	*len = r->len;
+	return true;
+}
+
+static bool
+r_u64(const redisReply *r, uint64_t *v)
+{
+	if (r == NULL)
+		return false;
+	if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+		*v = (uint64_t)r->integer;
+		return true;
+	}
+	if (r->type == REDIS_REPLY_STRING) {
+		/* ZSCORE returns a float string; scores are whole ms. */
+		char tmp[32];
+		char *end;
+		double d;
+
+		if (r->len == 0 || r->len >= sizeof tmp)
+			return false;
+		memcpy(tmp, r->str, r->len);
+		tmp[r->len] = '\0';
+		d = strtod(tmp, &end);
+		if (*end != '\0' || d < 0)
+			return false;
+		*v = (uint64_t)d;
+		return true;
+	}
+	return false;
+}
+
+static bool
+r_array(const redisReply *r, size_t min)
+{
+	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
+}
+
+static int
+reply_status(int status, const redisReply *r)
+{
+	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR) {
+		if (strncmp(r->str, "ESTALE", 6) == 0)
+			return -ESTALE;
+		if (strncmp(r->str, "EEXIST", 6) == 0)
+			return -EEXIST;
+	}
+	return status;
+}
+
+static void
+log_redis_error(const char *what, int status, const redisReply *r)
+{
+	char q[300];
+
+	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR)
+		log_error("queue", "redis_error", "op=%s error=%s", what,
+		    log_quote(q, sizeof q, r->str, r->len));
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
+static uint64_t
+wall_clock(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+random_u32(void *arg)
+{
+	uint32_t r;
+
+	(void)arg;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+		r = (uint32_t)wall_clock(NULL) * 2654435761u;
+	return r;
+}
+
+static void
+on_state(void *arg, bool up)
+{
+	struct queue *q = arg;
+
+	if (q->state_cb != NULL)
+		q->state_cb(q->state_arg, up);
+}
+
+int
+queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
+    const char *name)
+{
+	struct queue *q = xcalloc(1, sizeof *q);
+	struct rdb_opts o = {
+		.address = cfg->redis.address,
+		.password = cfg->redis.password,
+		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
+		.reconnect_max_ms = cfg->redis.reconnect_max_ms,
+		.name = name,
+	};
+
+	for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
+		if (scripts[i]->sha[0] == '\0')
+			rdb_script_init(scripts[i]);
+	q->loop = loop;
+	q->cfg = *cfg;
+	q->sched.retry_ms = q->cfg.deliver.retry_ms;
+	q->sched.nretry = q->cfg.deliver.nretry;
+	q->sched.lifetime_ms = q->cfg.deliver.lifetime_ms;
+	q->clock = wall_clock;
+	q->rand = random_u32;
+	*out = q;
+	return rdb_open(&q->db, loop, &o, on_state, q);
+}
+
+static void
+on_rdb_closed(void *arg)
+{
+	struct queue *q = arg;
+	queue_closed_cb *cb = q->closed_cb;
+	void *cb_arg = q->closed_arg;
+
+	free(q);
+	if (cb != NULL)
+		cb(cb_arg);
+}
+
+void
+queue_close(struct queue *q, queue_closed_cb *cb, void *arg)
+{
+	q->closed_cb = cb;
+	q->closed_arg = arg;
+	q->state_cb = NULL;
+	rdb_close(q->db, on_rdb_closed, q);
+}
+
+bool
+queue_is_up(const struct queue *q)
+{
+	return rdb_is_up(q->db);
+}
+
+void
+queue_on_state(struct queue *q, void (*cb)(void *arg, bool up), void *arg)
+{
+	q->state_cb = cb;
+	q->state_arg = arg;
+}
+
+void
+queue_set_clock(struct queue *q, queue_clock_fn *fn, void *arg)
+{
+	q->clock = fn ? fn : wall_clock;
+	q->clock_arg = arg;
+}
+
+void
+queue_set_rand(struct queue *q, queue_rand_fn *fn, void *arg)
+{
+	q->rand = fn ? fn : random_u32;
+	q->rand_arg = arg;
+}
+
+uint64_t
+queue_now(const struct queue *q)
+{
+	return q->clock(q->clock_arg);
+}
+
+static const char *
+prefix(const struct queue *q)
+{
+	return q->cfg.redis.prefix;
+}
+
+/* --- enqueue -------------------------------------------------------------- */
+
+struct enqueue_req {
+	queue_enqueue_cb *cb;
+	void *arg;
+	char id[QID_SIZE];
+};
+
+static void
+on_enqueued(void *arg, int status, redisReply *r)
+{
+	struct enqueue_req *req = arg;
+
+	status = reply_status(status, r);
+	if (status < 0)
+		log_redis_error("enqueue", status, r);
+	req->cb(req->arg, status, req->id);
+	free(req);
+}
+
+/* The header section ends with the first empty line (RFC 5322 2.1). */
+static size_t
+header_len(const char *msg, size_t len)
+{
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
+		return 2;
+	for (size_t i = 0; i + 3 < len; i++)
+		if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' &&
+		    msg[i + 3] == '\n')
+			return i + 4;
+	return len;
+}
+
+int
+queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
+    size_t len, queue_enqueue_cb *cb, void *arg)
+{
+	struct enqueue_req *req;
+	struct jobstate *jobs;
+	struct buf envrec = BUF_INIT, *jobrec;
+	struct args a;
+	size_t njobs, hlen;
+	uint64_t now;
+	char st;
+	int rc;
+
+	if (env->nrcpt == 0)
+		return -EINVAL;
+	if (!rdb_is_up(q->db))
+		return -ENOTCONN;
+	now = queue_now(q);
+	qid_new(env->id, now);
+	env->arrival_ms = now;
+	env->size = len;
+	if (env->sender == NULL)
+		envelope_set(&env->sender, "");
+	envelope_encode(env, &envrec);
+	jobs = envelope_jobs(env, &njobs);
+	jobrec = xcalloc(njobs, sizeof *jobrec);
+	st = stream_code(env->stream);
+	hlen = header_len(msg, len);
+
+	args_init(&a);
+	args_addf(&a, "%sm:%s", prefix(q), env->id);
+	args_addf(&a, "%sactive", prefix(q));
+	args_addf(&a, "%sd:%c", prefix(q), st);
+	args_addf(&a, "%sstats", prefix(q));
+	for (size_t i = 0; i < njobs; i++)
+		args_addf(&a, "%sq:%c:%s", prefix(q), st, jobs[i].domain);
+	args_adds(&a, env->id);
+	args_addf(&a, "%" PRIu64, now);
+	args_add(&a, &st, 1);
+	args_add(&a, envrec.data, envrec.len);
+	args_add(&a, msg, hlen);
+	args_add(&a, (const char *)msg + hlen, len - hlen);
+	args_addf(&a, "%zu", njobs);
+	for (size_t i = 0; i < njobs; i++) {
+		jobstate_encode(&jobs[i], &jobrec[i]);
+		args_adds(&a, jobs[i].domain);
+		args_add(&a, jobrec[i].data, jobrec[i].len);
+	}
+	args_addf(&a, "%zu", env->nrcpt);
+
+	req = xcalloc(1, sizeof *req);
+	req->cb = cb;
+	req->arg = arg;
+	memcpy(req->id, env->id, QID_SIZE);
+	rc = args_eval(q, &s_enqueue, 4 + (int)njobs, &a, on_enqueued, req);
+	if (rc < 0)
+		free(req);
+	for (size_t i = 0; i < njobs; i++) {
+		jobstate_free(&jobs[i]);
+		buf_free(&jobrec[i]);
+	}
+	free(jobs);
+	free(jobrec);
+	buf_free(&envrec);
+	return rc;
+}
+
+/* --- claim ---------------------------------------------------------------- */
+
+struct claim_req {
+	struct queue *q;
+	queue_claim_cb *cb;
+	void *arg;
+	void (*reap_cb)(void *arg, int status, size_t n);
+};
+
+void
+queue_job_free(struct queue_job *job)
+{
+	if (job == NULL)
+		return;
+	for (size_t i = 0; job->reply != NULL && i < job->st.n; i++)
+		free(job->reply[i]);
+	free(job->reply);
+	free(job->outcome);
+	free(job->domain);
+	free(job->msg);
+	envelope_free(&job->env);
+	jobstate_free(&job->st);
+	free(job);
+}
+
+static void
+on_quarantined(void *arg, int status, redisReply *r)
+{
+	char *what = arg;
+
+	if (status < 0) {
+		char q[300];
+
+		log_error("queue", "quarantine_failed", "job=%s status=%d error=%s", what, status,
+		    r && r->type == REDIS_REPLY_ERROR ? log_quote(q, sizeof q, r->str, r->len) : "\"\"");
+	}
+	free(what);
+}
+
+/* Take an unreadable job out of the queue and keep it for inspection. */
+static void
+quarantine(struct queue *q, const char *id, const char *dom, const char *token,
+    const char *why)
+{
+	struct args a;
+	char qi[64], qd[300];
+	char *what;
+
+	log_error("queue", "corrupt_record", "id=%s domain=%s reason=%s action=quarantined hint=\"inspect with kurierctl queue show %s\"",
+	    log_quotes(qi, sizeof qi, id), log_quotes(qd, sizeof qd, dom), why, id);
+	what = xmalloc(strlen(id) + strlen(dom) + 2);
+	snprintf(what, strlen(id) + strlen(dom) + 2, "%s/%s", id, dom);
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_adds(&a, id);
+	args_adds(&a, dom);
+	args_adds(&a, token);
+	args_adds(&a, why);
+	if (args_eval(q, &s_quarantine, 0, &a, on_quarantined, what) < 0)
+		free(what);
+}
+
+/* Decode one claimed entry; NULL (quarantined) when it cannot be read. */
+static struct queue_job *
+decode_job(struct queue *q, const redisReply *e, uint64_t now)
+{
+	const char *id, *dom, *st, *env, *head, *body, *js;
+	size_t idl, doml, stl, envl, headl, bodyl, jsl;
+	char idbuf[64], tok[24];
+	uint64_t token;
+	struct queue_job *job;
+	const char *why = NULL;
+
+	if (!r_array(e, 8) || !r_str(e->element[0], &id, &idl) ||
+	    !r_str(e->element[1], &dom, &doml) || !r_str(e->element[2], &st, &stl) ||
+	    !r_u64(e->element[3], &token) || !r_str(e->element[4], &env, &envl) ||
+	    !r_str(e->element[5], &head, &headl) || !r_str(e->element[6], &body, &bodyl) ||
+	    !r_str(e->element[7], &js, &jsl)) {
+		log_error("queue", "bad_claim_reply", "hint=\"queue scripts and kurierd versions differ?\"");
+		return NULL;
+	}
+	snprintf(tok, sizeof tok, "%" PRIu64, token);
+	str_copyn(idbuf, id, idl, sizeof idbuf);
+	job = xcalloc(1, sizeof *job);
+	job->domain = xmemdup0(dom, doml);
+	str_copy(job->token, tok, sizeof job->token);
+	job->claimed_ms = now;
+	job->stream = stl == 1 && st[0] == 'b' ? STREAM_BROADCAST : STREAM_TRANSACTIONAL;
+	if (idl != QID_LEN || !qid_valid(idbuf))
+		why = "bad id";
+	else if (envelope_decode(&job->env, env, envl) < 0)
+		why = "envelope record unreadable";
+	else if (strcmp(job->env.id, idbuf) != 0)
+		why = "envelope belongs to another id";
+	else if (jobstate_decode(&job->st, js, jsl) < 0)
+		why = "recipient state record unreadable";
+	else if (strcmp(job->st.domain, job->domain) != 0 || jobstate_check(&job->st, &job->env) < 0)
+		why = "recipient state does not match the envelope";
+	if (why != NULL) {
+		quarantine(q, idbuf, job->domain, job->token, why);
+		queue_job_free(job);
+		return NULL;
+	}
+	memcpy(job->id, idbuf, QID_SIZE);
+	job->msg_len = headl + bodyl;
+	job->head_len = headl;
+	job->msg = xmalloc(job->msg_len + 1);
+	memcpy(job->msg, head, headl);
+	memcpy(job->msg + headl, body, bodyl);
+	job->msg[job->msg_len] = '\0';
+	job->outcome = xcalloc(job->st.n, sizeof *job->outcome);
+	job->reply = xcalloc(job->st.n, sizeof *job->reply);
+	for (size_t i = 0; i < job->st.n; i++)
+		job->outcome[i] = RCPT_NSTATES;
+	return job;
+}
+
+static void
+on_claimed(void *arg, int status, redisReply *r)
+{
+	struct claim_req *req = arg;
+	struct queue_job **jobs = NULL;
+	size_t njobs = 0, nreaped = 0;
+	uint64_t now = 0;
+
+	if (status == 0 && (!r_array(r, 2) || !r_u64(r->element[0], &now) ||
+	    !r_array(r->element[1], 0)))
+		status = -EPROTO;
+	if (status < 0) {
+		log_redis_error("claim", status, r);
+		if (req->reap_cb)
+			req->reap_cb(req->arg, status, 0);
+		else
+			req->cb(req->arg, status, NULL, 0);
+		free(req);
+		return;
+	}
+	nreaped = r->element[1]->elements;
+	for (size_t i = 0; i < nreaped; i++) {
+		const redisReply *j = r->element[1]->element[i];
+		char qj[300];
+
+		log_warn("queue", "lease_expired", "job=%s action=requeued hint=\"a worker died or stalled\"",
+		    j->type == REDIS_REPLY_STRING ? log_quote(qj, sizeof qj, j->str, j->len) : "?");
+	}
+	if (req->reap_cb) {
+		req->reap_cb(req->arg, 0, nreaped);
+		free(req);
+		return;
+	}
+	if (r->elements > 2)
+		jobs = xcalloc(r->elements - 2, sizeof *jobs);
+	for (size_t i = 2; i < r->elements; i++) {
+		struct queue_job *job = decode_job(req->q, r->element[i], now);
+
+		if (job != NULL)
+			jobs[njobs++] = job;
+	}
+	req->cb(req->arg, 0, jobs, njobs);
+	free(jobs);
+	free(req);
+}
+
+static int
+claim(struct queue *q, unsigned max, struct claim_req *req)
+{
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_addf(&a, "%" PRIu64, q->cfg.queue.lease_ms);
+	args_addf(&a, "%u", max);
+	args_addf(&a, "%u", q->cfg.deliver.per_destination);
+	rc = args_eval(q, &s_claim, 0, &a, on_claimed, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+int
+queue_claim(struct queue *q, unsigned max, queue_claim_cb *cb, void *arg)
+{
+	struct claim_req *req;
+
+	if (max == 0)
+		return -EINVAL;
+	req = xcalloc(1, sizeof *req);
+	req->q = q;
+	req->cb = cb;
+	req->arg = arg;
+	return claim(q, max, req);
+}
+
+int
+queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n), void *arg)
+{
+	struct claim_req *req = xcalloc(1, sizeof *req);
+
+	req->q = q;
+	req->reap_cb = cb;
+	req->arg = arg;
+	return claim(q, 0, req);
+}
+
+/* --- renew, complete, release ----------------------------------------------- */
+
+struct status_req {
+	queue_status_cb *cb;
+	void *arg;
+	char what[QID_SIZE + 8];
+	char job[300];
+	bool done_log;
+};
+
+static void
+on_status(void *arg, int status, redisReply *r)
+{
+	struct status_req *req = arg;
+
+	status = reply_status(status, r);
+	if (status == 0 && r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 2 &&
+	    req->done_log)
+		log_info("queue", "removed", "id=%s", req->job);
+	if (status < 0 && status != -ESTALE)
+		log_redis_error(req->what, status, r);
+	req->cb(req->arg, status);
+	free(req);
+}
+
+static struct status_req *
+status_req(queue_status_cb *cb, void *arg, const char *what)
+{
+	struct status_req *req = xcalloc(1, sizeof *req);
+
+	req->cb = cb;
+	req->arg = arg;
+	str_copy(req->what, what, sizeof req->what);
+	return req;
+}
+
+int
+queue_renew(struct queue *q, const struct queue_job *job, queue_status_cb *cb,
+    void *arg)
+{
+	struct status_req *req;
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%s/%s", job->id, job->domain);
+	args_adds(&a, job->token);
+	args_addf(&a, "%" PRIu64, queue_now(q) + q->cfg.queue.lease_ms);
+	req = status_req(cb, arg, "renew");
+	rc = args_eval(q, &s_renew, 0, &a, on_status, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+int
+queue_job_set(struct queue_job *job, size_t i, enum rcpt_state outcome,
+    const char *reply)
+{
+	if (i >= job->st.n || outcome == RCPT_QUEUED || outcome >= RCPT_NSTATES)
+		return -EINVAL;
+	job->outcome[i] = outcome;
+	free(job->reply[i]);
+	job->reply[i] = reply ? xstrdup(reply) : NULL;
+	return 0;
+}
+
+bool
+queue_job_expired(const struct queue *q, const struct queue_job *job)
+{
+	return schedule_expired(&q->sched, job->env.arrival_ms, job->claimed_ms);
+}
+
+static const char *const stat_names[RCPT_NSTATES] = {
+	[RCPT_DEFERRED] = "deferred",
+	[RCPT_DELIVERED] = "delivered",
+	[RCPT_BOUNCED] = "bounced",
+	[RCPT_SUPPRESSED] = "suppressed",
+	[RCPT_EXPIRED] = "expired",
+};
+
+/*
+ * Apply the outcomes to job->st, then send it; release = no outcomes,
+ * due at once.
+ */
+static int
+finish(struct queue *q, struct queue_job *job, bool release,
+    queue_status_cb *cb, void *arg)
+{
+	struct jobstate st = job->st;
+	struct rcpt_status *rs;
+	uint64_t now = queue_now(q), due = 0;
+	uint64_t counts[RCPT_NSTATES] = { 0 };
+	unsigned nstats = 0;
+	struct buf rec = BUF_INIT;
+	struct status_req *req;
+	struct args a, ev;
+	int rc;
+
+	/* Work on a copy: job->st stays as claimed if the call fails. */
+	rs = xcalloc(st.n, sizeof *rs);
+	memcpy(rs, st.r, st.n * sizeof *rs);
+	st.r = rs;
+	args_init(&ev);
+	for (size_t i = 0; i < st.n && !release; i++) {
+		struct rcpt_status *r = &rs[i];
+		enum rcpt_state o = job->outcome[i];
+		const struct env_rcpt *er = &job->env.rcpt[r->idx];
+
+		if (o == RCPT_NSTATES)
+			continue;
+		if (o == RCPT_DELIVERED || o == RCPT_DEFERRED || o == RCPT_BOUNCED)
+			r->attempts++;
+		r->state = o;
+		r->updated_ms = now;
+		r->next_ms = 0;
+		r->reply = job->reply[i] ? job->reply[i] : r->reply;
+		if (o == RCPT_DEFERRED && !schedule_next(&q->sched, job->env.arrival_ms, now,
+		    r->attempts, q->rand(q->rand_arg), &r->next_ms))
+			r->state = RCPT_EXPIRED;
+		counts[r->state]++;
+		args_adds(&ev, er->addr);
+		args_adds(&ev, rcpt_state_name(r->state));
+		args_addf(&ev, "%" PRIu32, r->attempts);
+		args_adds(&ev, r->reply ? r->reply : "");
+		args_adds(&ev, er->orcpt ? er->orcpt : "");
+		args_addf(&ev, "%u", er->notify);
+	}
+	for (size_t i = 0; i < st.n; i++) {
+		uint64_t when;
+
+		if (rcpt_state_final(rs[i].state))
+			continue;
+		when = rs[i].state == RCPT_DEFERRED && !release ? rs[i].next_ms : now;
+		if (when == 0)
+			when = now;
+		if (due == 0 || when < due)
+			due = when;
+	}
+	jobstate_encode(&st, &rec);
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, now);
+	args_adds(&a, job->id);
+	args_adds(&a, job->domain);
+	args_adds(&a, job->token);
+	args_add(&a, rec.data, rec.len);
+	args_addf(&a, "%" PRIu64, due);
+	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
+	args_addf(&a, "%" PRIu64, q->cfg.queue.events_max);
+	for (int s = 0; s < RCPT_NSTATES; s++)
+		nstats += counts[s] > 0;
+	args_addf(&a, "%u", nstats);
+	for (int s = 0; s < RCPT_NSTATES; s++) {
+		if (counts[s] == 0)
+			continue;
+		args_adds(&a, stat_names[s]);
+		args_addf(&a, "%" PRIu64, counts[s]);
+	}
+	args_finish(&ev);
+	for (size_t i = 0; i < ev.n; i++)
+		args_add(&a, ev.v[i], ev.len[i]);
+
+	req = status_req(cb, arg, release ? "release" : "complete");
+	str_copy(req->job, job->id, sizeof req->job);
+	req->done_log = true;
+	rc = args_eval(q, &s_complete, 0, &a, on_status, req);
+	if (rc < 0)
+		free(req);
+	args_free(&ev);
+	buf_free(&rec);
+	free(rs);
+	return rc;
+}
+
+int
+queue_complete(struct queue *q, struct queue_job *job, queue_status_cb *cb,
+    void *arg)
+{
+	return finish(q, job, false, cb, arg);
+}
+
+int
+queue_release(struct queue *q, struct queue_job *job, queue_status_cb *cb,
+    void *arg)
+{
+	return finish(q, job, true, cb, arg);
+}
+
+
+/* --- administration --------------------------------------------------------- */
+
+void
+queue_info_free(struct queue_info *info)
+{
+	envelope_free(&info->env);
+	for (size_t i = 0; i < info->njobs; i++)
+		jobstate_free(&info->jobs[i].st);
+	free(info->jobs);
+	memset(info, 0, sizeof *info);
+}
+
+struct fetch_req {
+	queue_fetch_cb *cb;
+	void *arg;
+};
+
+static void
+set_corrupt(struct queue_info *info, const char *why)
+{
+	info->corrupt = true;
+	if (info->why[0] == '\0')
+		str_copy(info->why, why, sizeof info->why);
+}
+
+static void
+decode_info(struct queue_info *info, const redisReply *e)
+{
+	const char *p;
+	size_t len;
+	uint64_t v;
+	const redisReply *jobs;
+
+	if (!r_array(e, 2) || !r_str(e->element[0], &p, &len))
+		return;
+	str_copyn(info->id, p, len, sizeof info->id);
+	if (!r_u64(e->element[1], &v) || v == 0 || !r_array(e, 10))
+		return;
+	info->exists = true;
+	if (r_str(e->element[4], &p, &len))
+		str_copyn(info->state, p, len, sizeof info->state);
+	if (r_str(e->element[5], &p, &len) && len > 0)
+		str_to_u64n(p, len, &info->done_ms);
+	if (r_str(e->element[6], &p, &len) && len > 0) {
+		str_copyn(info->why, p, len, sizeof info->why);
+		info->corrupt = true;
+	}
+	r_u64(e->element[7], &info->head_len);
+	r_u64(e->element[8], &info->body_len);
+	if (strcmp(info->state, "corrupt") == 0)
+		info->corrupt = true;
+	if (!r_str(e->element[2], &p, &len) || envelope_decode(&info->env, p, len) < 0) {
+		set_corrupt(info, "envelope record unreadable");
+		return;
+	}
+	if (strcmp(info->env.id, info->id) != 0) {
+		envelope_free(&info->env);
+		set_corrupt(info, "envelope belongs to another id");
+		return;
+	}
+	jobs = e->element[9];
+	if (!r_array(jobs, 0))
+		return;
+	info->jobs = xcalloc(jobs->elements ? jobs->elements : 1, sizeof *info->jobs);
+	for (size_t i = 0; i < jobs->elements; i++) {
+		const redisReply *j = jobs->element[i];
+		struct queue_jobinfo *ji = &info->jobs[info->njobs];
+
+		if (!r_array(j, 4) || !r_str(j->element[1], &p, &len))
+			continue;
+		if (jobstate_decode(&ji->st, p, len) < 0 || jobstate_check(&ji->st, &info->env) < 0) {
+			jobstate_free(&ji->st);
+			set_corrupt(info, "recipient state record unreadable");
+			continue;
+		}
+		ji->queued = r_u64(j->element[2], &ji->due_ms);
+		ji->leased = r_u64(j->element[3], &ji->lease_until_ms);
+		info->njobs++;
+	}
+}
+
+static void
+on_fetched(void *arg, int status, redisReply *r)
+{
+	struct fetch_req *req = arg;
+	struct queue_info *infos = NULL;
+	size_t n = 0;
+
+	if (status == 0 && !r_array(r, 0))
+		status = -EPROTO;
+	if (status < 0) {
+		log_redis_error("fetch", status, r);
+		req->cb(req->arg, status, NULL, 0);
+		free(req);
+		return;
+	}
+	n = r->elements;
+	infos = xcalloc(n ? n : 1, sizeof *infos);
+	for (size_t i = 0; i < n; i++)
+		decode_info(&infos[i], r->element[i]);
+	req->cb(req->arg, 0, infos, n);
+	for (size_t i = 0; i < n; i++)
+		queue_info_free(&infos[i]);
+	free(infos);
+	free(req);
+}
+
+int
+queue_fetch(struct queue *q, const char *const *ids, size_t n,
+    queue_fetch_cb *cb, void *arg)
+{
+	struct fetch_req *req;
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	for (size_t i = 0; i < n; i++)
+		args_adds(&a, ids[i]);
+	req = xcalloc(1, sizeof *req);
+	req->cb = cb;
+	req->arg = arg;
+	rc = args_eval(q, &s_fetch, 0, &a, on_fetched, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+struct list_req {
+	queue_list_cb *cb;
+	void *arg;
+};
+
+static void
+on_listed(void *arg, int status, redisReply *r)
+{
+	struct list_req *req = arg;
+	char (*ids)[QID_SIZE] = NULL;
+	uint64_t total = 0;
+	size_t n = 0;
+
+	if (status == 0 && (!r_array(r, 1) || !r_u64(r->element[0], &total)))
+		status = -EPROTO;
+	if (status == 0) {
+		ids = xcalloc(r->elements, sizeof *ids);
+		for (size_t i = 1; i < r->elements; i++) {
+			const char *p;
+			size_t len;
+
+			if (r_str(r->element[i], &p, &len))
+				str_copyn(ids[n++], p, len, QID_SIZE);
+		}
+	} else {
+		log_redis_error("list", status, r);
+	}
+	req->cb(req->arg, status, total, ids, n);
+	free(ids);
+	free(req);
+}
+
+int
+queue_list(struct queue *q, enum queue_set set, uint64_t offset,
+    unsigned count, queue_list_cb *cb, void *arg)
+{
+	static const char *const names[] = { "active", "done", "corrupt" };
+	struct list_req *req;
+	struct args a;
+	int rc;
+
+	if ((unsigned)set > QSET_CORRUPT || count == 0)
+		return -EINVAL;
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_adds(&a, names[set]);
+	args_addf(&a, "%" PRIu64, offset);
+	args_addf(&a, "%u", count);
+	req = xcalloc(1, sizeof *req);
+	req->cb = cb;
+	req->arg = arg;
+	rc = args_eval(q, &s_list, 0, &a, on_listed, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+struct count_req {
+	queue_count_cb *cb;
+	void *arg;
+};
+
+static void
+on_retried(void *arg, int status, redisReply *r)
+{
+	struct count_req *req = arg;
+	uint64_t n = 0;
+
+	if (status == 0 && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
+		status = -ENOENT;
+	else if (status == 0 && !r_u64(r, &n))
+		status = -EPROTO;
+	if (status < 0 && status != -ENOENT)
+		log_redis_error("retry", status, r);
+	req->cb(req->arg, status, n);
+	free(req);
+}
+
+int
+queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg)
+{
+	struct count_req *req;
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_adds(&a, id ? id : "");
+	req = xcalloc(1, sizeof *req);
+	req->cb = cb;
+	req->arg = arg;
+	rc = args_eval(q, &s_retry, 0, &a, on_retried, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+static void
+on_deleted(void *arg, int status, redisReply *r)
+{
+	struct status_req *req = arg;
+
+	if (status == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		status = -ENOENT;
+	if (status == 0)
+		log_info("queue", "deleted", "id=%s", req->job);
+	else if (status != -ENOENT)
+		log_redis_error("delete", status, r);
+	req->cb(req->arg, status);
+	free(req);
+}
+
+int
+queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg)
+{
+	struct status_req *req;
+	struct args a;
+	int rc;
+
+	if (!qid_valid(id))
+		return -EINVAL;
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_adds(&a, id);
+	req = status_req(cb, arg, "delete");
+	str_copy(req->job, id, sizeof req->job);
+	rc = args_eval(q, &s_delete, 0, &a, on_deleted, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+struct stats_req {
+	queue_stats_cb *cb;
+	void *arg;
+};
+
+static void
+on_stats(void *arg, int status, redisReply *r)
+{
+	struct stats_req *req = arg;
+	struct queue_stats st;
+	static const struct {
+		const char *name;
+		size_t off;
+	} counters[] = {
+		{ "enqueued", offsetof(struct queue_stats, enqueued) },
+		{ "recipients", offsetof(struct queue_stats, recipients) },
+		{ "delivered", offsetof(struct queue_stats, delivered) },
+		{ "deferred", offsetof(struct queue_stats, deferred) },
+		{ "bounced", offsetof(struct queue_stats, bounced) },
+		{ "suppressed", offsetof(struct queue_stats, suppressed) },
+		{ "expired", offsetof(struct queue_stats, expired) },
+		{ "deleted", offsetof(struct queue_stats, deleted) },
+		{ "corrupt", offsetof(struct queue_stats, quarantined) },
+	};
+
+	memset(&st, 0, sizeof st);
+	if (status == 0 && (!r_array(r, 5) || !r_u64(r->element[0], &st.active) ||
+	    !r_u64(r->element[1], &st.done) || !r_u64(r->element[2], &st.corrupt) ||
+	    !r_u64(r->element[3], &st.leased) || !r_array(r->element[4], 0)))
+		status = -EPROTO;
+	if (status < 0) {
+		log_redis_error("stats", status, r);
+		req->cb(req->arg, status, NULL);
+		free(req);
+		return;
+	}
+	for (size_t i = 0; i + 1 < r->element[4]->elements; i += 2) {
+		const char *p;
+		size_t len;
+
+		if (!r_str(r->element[4]->element[i], &p, &len))
+			continue;
+		for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
+			if (strlen(counters[k].name) == len && memcmp(counters[k].name, p, len) == 0)
+				r_u64(r->element[4]->element[i + 1],
+				    (uint64_t *)(void *)((char *)&st + counters[k].off));
+		}
+	}
+	st.dest = xcalloc(r->elements, sizeof *st.dest);
+	for (size_t i = 5; i < r->elements; i++) {
+		const redisReply *d = r->element[i];
+		struct queue_dest_stats *ds = &st.dest[st.ndest];
+		const char *sp, *dp;
+		size_t sl, dl;
+
+		if (!r_array(d, 5) || !r_str(d->element[0], &sp, &sl) || sl != 1 ||
+		    !r_str(d->element[1], &dp, &dl))
+			continue;
+		ds->stream = sp[0];
+		ds->domain = xmemdup0(dp, dl);
+		r_u64(d->element[2], &ds->due);
+		r_u64(d->element[3], &ds->later);
+		r_u64(d->element[4], &ds->inflight);
+		st.ndest++;
+	}
+	req->cb(req->arg, 0, &st);
+	for (size_t i = 0; i < st.ndest; i++)
+		free(st.dest[i].domain);
+	free(st.dest);
+	free(req);
+}
+
+int
+queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
+{
+	struct stats_req *req;
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	req = xcalloc(1, sizeof *req);
+	req->cb = cb;
+	req->arg = arg;
+	rc = args_eval(q, &s_stats, 0, &a, on_stats, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}

@@ -1,0 +1,210 @@
+/*
+ * queue - kurier's durable mail queue in Redis.
+ *
+ * A message is stored once: envelope, header section, body, and one job
+ * per recipient domain holding the state of that domain's recipients.
+ * Workers claim jobs (message x domain) with a lease, deliver, and
+ * complete them with an outcome per recipient; a lease that is neither
+ * renewed nor completed in time returns the job to the queue.  Deferred
+ * recipients come back on the configured retry schedule until lifetime;
+ * a message whose recipients are all final leaves the queue and stays
+ * readable (without its body) for the retention period.  Every outcome
+ * is also published on a capped Redis stream.
+ *
+ * All calls are asynchronous on the caller's libuv loop.  Each call that
+ * returns 0 calls its callback exactly once; one that returns a negative
+ * errno (-ENOTCONN while Redis is down, -EINVAL for bad arguments) never
+ * does.  Arguments are borrowed for the duration of the call only.
+ * Key layout and which script touches which keys: queue/README.md.
+ */
+#ifndef KURIER_QUEUE_QUEUE_H
+#define KURIER_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "queue/envelope.h"
+
+struct queue;
+
+typedef uint64_t queue_clock_fn(void *arg);
+typedef uint32_t queue_rand_fn(void *arg);
+typedef void queue_closed_cb(void *arg);
+/* status: 0, or a negative errno. */
+typedef void queue_status_cb(void *arg, int status);
+
+/*
+ * queue_open - connect to [redis] and serve [queue]/[deliver] settings of
+ * cfg (copied).  name tags the connection in logs ("kurierd",
+ * "kurierctl").  The queue reconnects by itself; queue_is_up() says
+ * whether calls can succeed now.
+ */
+int queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
+    const char *name);
+/* queue_close - cancel pending calls (their callbacks get -ECANCELED) and free. */
+void queue_close(struct queue *q, queue_closed_cb *cb, void *arg);
+bool queue_is_up(const struct queue *q);
+/* queue_on_state - be told when the Redis connection comes up or goes down. */
+void queue_on_state(struct queue *q, void (*cb)(void *arg, bool up), void *arg);
+/* Tests: replace the wall clock (ms since the epoch) and the jitter source. */
+void queue_set_clock(struct queue *q, queue_clock_fn *fn, void *arg);
+void queue_set_rand(struct queue *q, queue_rand_fn *fn, void *arg);
+uint64_t queue_now(const struct queue *q);
+
+/* --- submission ----------------------------------------------------------- */
+
+typedef void queue_enqueue_cb(void *arg, int status, const char *id);
+
+/*
+ * queue_enqueue - store a message durably.  env holds sender, recipients
+ * and the rest; its id, arrival and size are set here (id is also passed
+ * to cb).  msg[0..len) is the whole message, CRLF line ends, headers
+ * first.  cb runs after Redis replied: status 0 means the message is
+ * stored (with the bundled redis.conf, in the fsynced AOF).  -EINVAL:
+ * no recipients; -EIO: Redis refused (out of memory, ...); -ECONNRESET:
+ * the connection broke before the reply, so the message may or may not
+ * be stored (the submitter must retry: delivery is at-least-once).
+ */
+int queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
+    size_t len, queue_enqueue_cb *cb, void *arg);
+
+/* --- delivery ------------------------------------------------------------- */
+
+/* One claimed job: one message and the recipients of one domain. */
+struct queue_job {
+	char id[QID_SIZE];
+	char *domain;
+	enum queue_stream stream;
+	char token[24];        /* the lease; completes only if still ours */
+	uint64_t claimed_ms;   /* queue clock at the claim */
+	struct envelope env;
+	struct jobstate st;    /* recipients of domain, as stored */
+	char *msg;             /* header section then body */
+	size_t head_len;
+	size_t msg_len;
+	/* Set with queue_job_set(); RCPT_NSTATES = unchanged. */
+	enum rcpt_state *outcome;
+	char **reply;
+};
+
+/*
+ * cb receives the claimed jobs; it owns them (queue_job_free each) but
+ * not the array.  A job whose record cannot be read is logged by id,
+ * quarantined and left out.
+ */
+typedef void queue_claim_cb(void *arg, int status, struct queue_job **jobs,
+    size_t njobs);
+
+/*
+ * queue_claim - lease up to max due jobs (transactional before broadcast,
+ * destinations in rotation, at most [deliver] per_destination jobs in
+ * flight per domain), returning expired leases to the queue first.
+ */
+int queue_claim(struct queue *q, unsigned max, queue_claim_cb *cb, void *arg);
+/* queue_renew - extend the lease of a job still held; -ESTALE when lost. */
+int queue_renew(struct queue *q, const struct queue_job *job,
+    queue_status_cb *cb, void *arg);
+
+/*
+ * queue_job_set - the outcome of the recipient at position i of
+ * job->st.r: RCPT_DELIVERED, RCPT_DEFERRED, RCPT_BOUNCED,
+ * RCPT_SUPPRESSED or RCPT_EXPIRED, with the reply (copied, may be NULL).
+ * Recipients left unset keep their state and are not counted as tried.
+ */
+int queue_job_set(struct queue_job *job, size_t i, enum rcpt_state outcome,
+    const char *reply);
+/* queue_job_expired - whether the job's message is past [deliver] lifetime. */
+bool queue_job_expired(const struct queue *q, const struct queue_job *job);
+void queue_job_free(struct queue_job *job);
+
+/*
+ * queue_complete - record the outcomes set on job and give up its lease.
+ * Deferred recipients get their next attempt from the retry schedule, or
+ * expire past lifetime; if any recipient of the domain is still pending
+ * the job is queued again, else it is final.  -ESTALE: the lease was lost
+ * (another worker has the job now, or it was deleted); nothing written.
+ * job stays the caller's.
+ */
+int queue_complete(struct queue *q, struct queue_job *job, queue_status_cb *cb,
+    void *arg);
+/*
+ * queue_release - give a job back without an attempt (shutdown): it is
+ * due again at once, no recipient state changes.
+ */
+int queue_release(struct queue *q, struct queue_job *job, queue_status_cb *cb,
+    void *arg);
+/* queue_reap - return jobs whose lease expired; cb gets how many. */
+int queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n),
+    void *arg);
+
+/* --- administration --------------------------------------------------------- */
+
+struct queue_jobinfo {
+	struct jobstate st;
+	bool queued;           /* waiting in its destination queue */
+	uint64_t due_ms;       /* when queued */
+	bool leased;           /* claimed by a worker now */
+	uint64_t lease_until_ms;
+};
+
+struct queue_info {
+	char id[QID_SIZE];
+	bool exists;
+	bool corrupt;          /* record unreadable, or quarantined */
+	char state[16];        /* "active", "done", "corrupt" */
+	char why[256];         /* why it is corrupt */
+	uint64_t done_ms;
+	uint64_t head_len, body_len;  /* body_len 0 once done */
+	struct envelope env;   /* empty when corrupt */
+	size_t njobs;
+	struct queue_jobinfo *jobs;
+};
+
+void queue_info_free(struct queue_info *info);
+
+/* cb gets n entries in the order of ids; they are freed after cb returns. */
+typedef void queue_fetch_cb(void *arg, int status, struct queue_info *infos,
+    size_t n);
+/* queue_fetch - read messages without their bodies (show, list). */
+int queue_fetch(struct queue *q, const char *const *ids, size_t n,
+    queue_fetch_cb *cb, void *arg);
+
+enum queue_set {
+	QSET_ACTIVE,
+	QSET_DONE,
+	QSET_CORRUPT,
+};
+typedef void queue_list_cb(void *arg, int status, uint64_t total,
+    char (*ids)[QID_SIZE], size_t n);
+/* queue_list - ids [offset, offset+count) of a set, oldest first. */
+int queue_list(struct queue *q, enum queue_set set, uint64_t offset,
+    unsigned count, queue_list_cb *cb, void *arg);
+
+/* cb gets the number of jobs made due now, or -ENOENT for an unknown id. */
+typedef void queue_count_cb(void *arg, int status, uint64_t n);
+/* queue_retry - make one message's queued jobs due now (id NULL: all). */
+int queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg);
+/* queue_delete - remove a message and its jobs; -ENOENT when unknown. */
+int queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg);
+
+struct queue_dest_stats {
+	char stream;           /* 't', 'b', or '-' (only in flight) */
+	char *domain;
+	uint64_t due, later, inflight;
+};
+
+struct queue_stats {
+	uint64_t active, done, corrupt, leased;
+	/* Totals since the queue was created. */
+	uint64_t enqueued, recipients, delivered, deferred, bounced, suppressed,
+	    expired, deleted, quarantined;
+	size_t ndest;
+	struct queue_dest_stats *dest;
+};
+typedef void queue_stats_cb(void *arg, int status, const struct queue_stats *st);
+int queue_stats(struct queue *q, queue_stats_cb *cb, void *arg);
+
+#endif
