@@ -133,7 +133,7 @@ TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/str.c core/xmalloc.c \
-	queue/envelope.c
+	queue/envelope.c queue/qid.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)

@@ -54,6 +54,7 @@ buf_reserve(struct buf *b, size_t n)
 		while (cap < need)
 			cap *= 2;
 		b->data = xreallocarray(b->data, cap, 1);
+		b->data[b->len] = '\0';  /* a fresh allocation holds garbage */
 		b->cap = cap;
 	}
 	return b->data + b->len;

@@ -1,0 +1,321 @@
+/*
+ * kurierd - the kurier daemon.
+ *
+ *   kurierd [-c FILE] [--roles relay,deliver,mailbox] [--check]
+ *
+ * One process runs any set of roles on one libuv loop; all state lives in
+ * Redis, so any number of kurierd processes can share one Redis.  This
+ * file owns start-up (config, logging, roles), the Redis connection, the
+ * signals and an orderly stop:
+ *   SIGTERM, SIGINT  stop: finish work in flight for up to
+ *                    [server] shutdown_grace, then exit 0
+ *   SIGHUP           read the config again: log_level applies at once;
+ *                    a broken file is reported and the running config
+ *                    kept; other changes are named as needing a restart
+ * With the deliver role it also runs the queue's lease reaper, which
+ * returns jobs of workers that died to the queue.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "queue/queue.h"
+
+#define KURIER_VERSION "0.1.0"
+
+struct kurier {
+	uv_loop_t *loop;
+	struct config cfg;
+	char config_path[PATH_MAX];
+	unsigned roles_override;      /* from --roles, or 0 */
+	struct queue *queue;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t reaper;
+	uv_timer_t grace;
+	unsigned inflight;            /* queue calls not answered yet */
+	bool stopping;
+	bool redis_seen_up;
+};
+
+static void kurier_stop(struct kurier *k, const char *why);
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: kurierd [-c FILE] [--roles LIST] [--check]\n"
+	    "  -c, --config FILE   configuration (default %s)\n"
+	    "  -r, --roles LIST    roles to run, overriding [server] roles:\n"
+	    "                      a comma-separated list of relay, deliver, mailbox\n"
+	    "  -t, --check         validate the configuration and exit\n"
+	    "  -V, --version       print the version and exit\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+/* --- lease reaper (deliver role) ------------------------------------------ */
+
+static void
+on_reaped(void *arg, int status, size_t n)
+{
+	struct kurier *k = arg;
+
+	k->inflight--;
+	if (status == 0 && n > 0)
+		log_info("queue", "leases_reaped", "count=%zu", n);
+	else if (status < 0 && status != -ECANCELED && status != -ECONNRESET)
+		log_warn("queue", "reap_failed", "error=\"%s\"", uv_strerror(status));
+	if (k->stopping && k->inflight == 0)
+		kurier_stop(k, NULL);
+}
+
+static void
+on_reap_timer(uv_timer_t *t)
+{
+	struct kurier *k = t->data;
+
+	if (k->stopping || !queue_is_up(k->queue))
+		return;
+	if (queue_reap(k->queue, on_reaped, k) == 0)
+		k->inflight++;
+}
+
+/* --- Redis state ----------------------------------------------------------- */
+
+static void
+on_queue_state(void *arg, bool up)
+{
+	struct kurier *k = arg;
+
+	if (up && !k->redis_seen_up) {
+		k->redis_seen_up = true;
+		log_info("kurierd", "ready", "queue=up");
+	}
+}
+
+/* --- stop ---------------------------------------------------------------- */
+
+static void
+on_queue_closed(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->queue = NULL;
+	uv_close((uv_handle_t *)&k->sig_term, NULL);
+	uv_close((uv_handle_t *)&k->sig_int, NULL);
+	uv_close((uv_handle_t *)&k->sig_hup, NULL);
+	uv_close((uv_handle_t *)&k->reaper, NULL);
+	uv_close((uv_handle_t *)&k->grace, NULL);
+}
+
+static void
+finish_stop(struct kurier *k)
+{
+	if (k->queue == NULL || uv_is_closing((uv_handle_t *)&k->grace))
+		return;
+	uv_timer_stop(&k->grace);
+	log_info("kurierd", "stopped", "pending=%u", k->inflight);
+	queue_close(k->queue, on_queue_closed, k);
+}
+
+static void
+on_grace(uv_timer_t *t)
+{
+	struct kurier *k = t->data;
+
+	log_warn("kurierd", "grace_expired", "pending=%u hint=\"work in flight is cancelled; leases return it to the queue\"",
+	    k->inflight);
+	finish_stop(k);
+}
+
+/*
+ * kurier_stop - begin (why != NULL) or continue an orderly stop: no new
+ * work starts; once nothing is in flight, or the grace period ends, the
+ * queue is closed and every handle with it, which ends the loop.
+ */
+static void
+kurier_stop(struct kurier *k, const char *why)
+{
+	if (why != NULL) {
+		if (k->stopping)
+			return;
+		k->stopping = true;
+		log_info("kurierd", "stopping", "reason=%s grace_ms=%llu pending=%u", why,
+		    (unsigned long long)k->cfg.server.shutdown_grace_ms, k->inflight);
+		uv_timer_stop(&k->reaper);
+		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms, 0);
+	}
+	if (k->inflight == 0)
+		finish_stop(k);
+}
+
+/* --- signals ---------------------------------------------------------------- */
+
+static void
+reload(struct kurier *k)
+{
+	struct config *next = malloc(sizeof *next);
+	char err[CONFIG_ERR_MAX], q[CONFIG_ERR_MAX + 8];
+	const char *changed[4];
+	size_t n = 0;
+
+	if (next == NULL) {
+		log_error("kurierd", "reload_failed", "error=\"out of memory\"");
+		return;
+	}
+	if (config_load(next, k->config_path, err, sizeof err) < 0) {
+		log_error("kurierd", "reload_failed", "error=%s action=\"kept the running configuration\"",
+		    log_quotes(q, sizeof q, err));
+		free(next);
+		return;
+	}
+	if (next->server.log_level != k->cfg.server.log_level) {
+		log_set_level(next->server.log_level);
+		k->cfg.server.log_level = next->server.log_level;
+	}
+	next->server.log_level = k->cfg.server.log_level;
+	if (memcmp(&next->server, &k->cfg.server, sizeof next->server) != 0)
+		changed[n++] = "server";
+	if (memcmp(&next->redis, &k->cfg.redis, sizeof next->redis) != 0)
+		changed[n++] = "redis";
+	if (memcmp(&next->queue, &k->cfg.queue, sizeof next->queue) != 0)
+		changed[n++] = "queue";
+	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0)
+		changed[n++] = "deliver";
+	log_info("kurierd", "reloaded", "config=%s log_level=%s restart_needed_for=\"%s%s%s%s%s%s%s\"",
+	    k->config_path, log_level_name(k->cfg.server.log_level),
+	    n > 0 ? changed[0] : "", n > 1 ? "," : "", n > 1 ? changed[1] : "",
+	    n > 2 ? "," : "", n > 2 ? changed[2] : "", n > 3 ? "," : "", n > 3 ? changed[3] : "");
+	free(next);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct kurier *k = h->data;
+
+	if (signum == SIGHUP)
+		reload(k);
+	else
+		kurier_stop(k, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* --- start ------------------------------------------------------------------ */
+
+static int
+ensure_data_dir(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	if (mkdir(dir, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "roles", required_argument, NULL, 'r' },
+		{ "check", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct kurier k;
+	char err[CONFIG_ERR_MAX], roles[64], addr[300];
+	const char *why;
+	bool check_only = false;
+	int c, rc;
+
+	str_copy(k.config_path, CONFIG_DEFAULT_PATH, sizeof k.config_path);
+	while ((c = getopt_long(argc, argv, "c:r:tVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (str_copy(k.config_path, optarg, sizeof k.config_path) < 0) {
+				fprintf(stderr, "kurierd: config path too long\n");
+				return 2;
+			}
+			break;
+		case 'r':
+			if (config_parse_roles(optarg, &k.roles_override, &why) < 0) {
+				fprintf(stderr, "kurierd: --roles %s: %s\n", optarg, why);
+				return 2;
+			}
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("kurierd %s\n", KURIER_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "kurierd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(&k.cfg, k.config_path, err, sizeof err) < 0) {
+		fprintf(stderr, "kurierd: %s\n", err);
+		return 1;
+	}
+	if (k.roles_override)
+		k.cfg.server.roles = k.roles_override;
+	if (check_only) {
+		printf("%s: ok\n", k.config_path);
+		return 0;
+	}
+	log_set_level(k.cfg.server.log_level);
+	if ((rc = ensure_data_dir(k.cfg.server.data_dir)) < 0)
+		log_fatal("kurierd", "data_dir", "path=%s error=\"%s\" hint=\"create it, writable by kurierd, or set [server] data_dir\"",
+		    k.cfg.server.data_dir, uv_strerror(rc));
+	signal(SIGPIPE, SIG_IGN);
+
+	k.loop = uv_default_loop();
+	log_info("kurierd", "start", "version=%s config=%s roles=%s hostname=%s redis=%s pid=%d",
+	    KURIER_VERSION, k.config_path,
+	    config_roles_str(k.cfg.server.roles, roles, sizeof roles), k.cfg.server.hostname,
+	    config_endpoint_str(&k.cfg.redis.address, addr, sizeof addr), (int)getpid());
+	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
+		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
+	queue_on_state(k.queue, on_queue_state, &k);
+
+	uv_signal_init(k.loop, &k.sig_term);
+	uv_signal_init(k.loop, &k.sig_int);
+	uv_signal_init(k.loop, &k.sig_hup);
+	k.sig_term.data = k.sig_int.data = k.sig_hup.data = &k;
+	uv_signal_start(&k.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&k.sig_int, on_signal, SIGINT);
+	uv_signal_start(&k.sig_hup, on_signal, SIGHUP);
+	uv_timer_init(k.loop, &k.reaper);
+	uv_timer_init(k.loop, &k.grace);
+	k.reaper.data = k.grace.data = &k;
+	if (k.cfg.server.roles & ROLE_DELIVER)
+		uv_timer_start(&k.reaper, on_reap_timer, k.cfg.queue.reap_interval_ms,
+		    k.cfg.queue.reap_interval_ms);
+
+	uv_run(k.loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(k.loop);
+	if (rc != 0)
+		log_panic("kurierd", "loop_close", "error=\"%s\"", uv_strerror(rc));
+	log_info("kurierd", "exit", "status=0");
+	return 0;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# kurierd.sh - the daemon's life: start, bad config, Redis outages and
+# recovery, SIGHUP, the lease reaper, SIGTERM within the grace period.
+source "$(dirname "$0")/lib.sh"
+e2e_init
+
+port=$(free_port)
+conf=$E2E_TMP/kurier.conf
+cat >"$conf" <<CONF
+[server]
+hostname = kurier.test
+data_dir = $E2E_TMP/data
+log_level = info
+shutdown_grace = 3s
+
+[redis]
+address = 127.0.0.1:$port
+prefix = e2e:
+reconnect_max = 300ms
+
+[queue]
+reap_interval = 200ms
+CONF
+
+# --- configuration errors ---------------------------------------------------
+bad=$E2E_TMP/bad.conf
+printf '[server]\nhostname = x\n\n[queue]\nlease = soon\n' >"$bad"
+check_exit "bad config exits 1" 1 "$KURIER_BIN/kurierd" -c "$bad"
+check_match "bad config names file and line" "$E2E_OUT" "bad.conf:5: \[queue\] lease: \"soon\" is not a duration"
+check_exit "--check on a good config" 0 "$KURIER_BIN/kurierd" -c "$conf" --check
+check_exit "--roles with an unknown role exits 2" 2 "$KURIER_BIN/kurierd" -c "$conf" --roles relay,smtp
+check_match "--roles error says which roles exist" "$E2E_OUT" "relay, deliver, mailbox"
+check_exit "missing config exits 1" 1 "$KURIER_BIN/kurierd" -c "$E2E_TMP/nope.conf"
+check_match "missing config says why" "$E2E_OUT" "nope.conf: cannot open: No such file"
+
+# --- start with Redis down, then up ---------------------------------------
+log=$E2E_TMP/kurierd.log
+"$KURIER_BIN/kurierd" -c "$conf" --roles deliver >"$log" 2>&1 &
+kpid=$!
+track "$kpid"
+wait_for 5 grep -q "event=redis_connect_failed" "$log"
+check_eq "logs the failed Redis connection" "$?" 0
+check_match "start line names roles and Redis" "$(grep event=start "$log")" "roles=deliver .*redis=127.0.0.1:$port"
+start_redis "$E2E_TMP/redis" "$port"
+wait_for 5 grep -q "event=redis_up" "$log"
+check_eq "connects once Redis is up" "$?" 0
+
+# --- Redis restarted under it ------------------------------------------------
+redis-cli -p "$port" shutdown nosave >/dev/null 2>&1
+wait_for 5 grep -q "event=redis_down" "$log"
+check_eq "notices Redis going away" "$?" 0
+start_redis "$E2E_TMP/redis" "$port"
+wait_for 5 sh -c "grep -c 'event=redis_up' '$log' | grep -qx 2"
+check_eq "reconnects after Redis restarts" "$?" 0
+check_match "reconnect line tells the downtime" "$(grep event=redis_up "$log" | tail -1)" "down_ms=[0-9]+ attempts=[0-9]+"
+
+# --- the lease reaper returns the job of a dead worker ---------------------
+"$KURIER_TOOLS/qload" -c "$conf" -n 1 -r rcpt@dead.example >"$E2E_TMP/ids" 2>&1
+id=$(head -1 "$E2E_TMP/ids")
+check_match "one message queued" "$id" '^[0-9A-Z]{16}$'
+# Act out a worker that claimed the job and died: lease long expired.
+redis-cli -p "$port" zrem "e2e:q:t:dead.example" "$id" >/dev/null
+redis-cli -p "$port" zadd e2e:leases 1 "$id/dead.example" >/dev/null
+redis-cli -p "$port" hset e2e:lease "$id/dead.example" 999 >/dev/null
+redis-cli -p "$port" hincrby e2e:inflight dead.example 1 >/dev/null
+wait_for 5 grep -q "event=lease_expired job=\"$id/dead.example\"" "$log"
+check_eq "reaper logs the expired lease with the job" "$?" 0
+check_eq "the job is queued again" "$(redis-cli -p "$port" zscore e2e:q:t:dead.example "$id" | grep -c .)" 1
+check_eq "in-flight count returns to zero" "$(redis-cli -p "$port" hget e2e:inflight dead.example)" ""
+
+# --- SIGHUP -----------------------------------------------------------------
+sed -i 's/^log_level = info/log_level = debug/' "$conf"
+kill -HUP "$kpid"
+wait_for 5 grep -q "event=reloaded .*log_level=debug" "$log"
+check_eq "SIGHUP applies log_level" "$?" 0
+printf 'bogus line\n' >>"$conf"
+kill -HUP "$kpid"
+wait_for 5 grep -q "event=reload_failed" "$log"
+check_eq "SIGHUP with a broken config is reported" "$?" 0
+check_match "and names the line" "$(grep event=reload_failed "$log")" "kurier.conf:14: syntax error"
+kill -0 "$kpid" 2>/dev/null
+check_eq "and kurierd keeps running" "$?" 0
+
+# --- SIGTERM ----------------------------------------------------------------
+kill -TERM "$kpid"
+status=0
+for _ in $(seq 50); do kill -0 "$kpid" 2>/dev/null || break; sleep 0.1; done
+wait "$kpid" 2>/dev/null || status=$?
+check_eq "SIGTERM: exits 0 within the grace period" "$status" 0
+check_match "logs stopping and stopped" "$(grep -o 'event=stop[a-z]*' "$log" | tr '\n' ' ')" "event=stopping event=stopped"
+
+e2e_done
