@@ -85,6 +85,10 @@ line_add(char *line, size_t off, const char *fmt, ...)
 
 static void
 log_emit(const char *level, const char *component, const char *event,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void
+log_emit(const char *level, const char *component, const char *event,
     const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];

@@ -1,0 +1,746 @@
+/*
+ * test_config - core/config: defaults, every key, and the exact
+ * "NAME:LINE: reason" text of each kind of mistake.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "tests/unit/suites.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define DAY_MS (86400000ULL)
+#define NAME "test.conf"
+
+static int
+load(struct config *cfg, const char *text, char *err)
+{
+	return config_load_string(cfg, NAME, text, err, CONFIG_ERR_MAX);
+}
+
+static void
+assert_defaults(const struct config *cfg)
+{
+	static const uint64_t retry[] = {
+		300000, 600000, 1800000, 3600000, 7200000, 14400000, 28800000,
+	};
+	char host[CONFIG_HOST_MAX] = "";
+
+	if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof host, "localhost");
+	ck_assert_str_eq(cfg->server.hostname, host);
+	ck_assert_str_eq(cfg->server.data_dir, "/var/lib/kurier");
+	ck_assert_int_eq(cfg->server.log_level, LOG_INFO);
+	ck_assert_uint_eq(cfg->server.roles, ROLE_RELAY | ROLE_DELIVER | ROLE_MAILBOX);
+	ck_assert_uint_eq(cfg->server.shutdown_grace_ms, 30000);
+	ck_assert_str_eq(cfg->redis.address.host, "127.0.0.1");
+	ck_assert_uint_eq(cfg->redis.address.port, 6379);
+	ck_assert_str_eq(cfg->redis.address.unix_path, "");
+	ck_assert_str_eq(cfg->redis.password, "");
+	ck_assert_str_eq(cfg->redis.prefix, "kurier:");
+	ck_assert_uint_eq(cfg->redis.connect_timeout_ms, 5000);
+	ck_assert_uint_eq(cfg->redis.reconnect_max_ms, 5000);
+	ck_assert_uint_eq(cfg->queue.lease_ms, 120000);
+	ck_assert_uint_eq(cfg->queue.retention_ms, 7 * DAY_MS);
+	ck_assert_uint_eq(cfg->queue.events_max, 100000);
+	ck_assert_uint_eq(cfg->queue.reap_interval_ms, 5000);
+	ck_assert_uint_eq(cfg->deliver.nretry, NELEM(retry));
+	for (size_t i = 0; i < NELEM(retry); i++)
+		ck_assert_uint_eq(cfg->deliver.retry_ms[i], retry[i]);
+	ck_assert_uint_eq(cfg->deliver.lifetime_ms, 5 * DAY_MS);
+	ck_assert_uint_eq(cfg->deliver.concurrency, 200);
+	ck_assert_uint_eq(cfg->deliver.per_destination, 20);
+}
+
+START_TEST(test_defaults)
+{
+	struct config cfg;
+
+	memset(&cfg, 0xa5, sizeof cfg);
+	config_defaults(&cfg);
+	assert_defaults(&cfg);
+	ck_assert_str_eq(cfg.path, "");
+}
+END_TEST
+
+START_TEST(test_empty_texts)
+{
+	static const char *const texts[] = {
+		"",
+		"\n\n",
+		"; only a comment\n# and another\n",
+		"[server]\n[redis]\r\n[queue]\n[deliver]\n",
+		"   \n\t\n",
+	};
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	for (size_t i = 0; i < NELEM(texts); i++) {
+		snprintf(err, sizeof err, "stale");
+		ck_assert_int_eq(load(&cfg, texts[i], err), 0);
+		ck_assert_str_eq(err, "");
+		ck_assert_str_eq(cfg.path, NAME);
+		assert_defaults(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(test_every_key)
+{
+	static const char text[] =
+	    "; every key, none at its default\n"
+	    "[server]\n"
+	    "hostname = mx1.example.org\n"
+	    "data_dir = /srv/kurier\n"
+	    "log_level = debug\n"
+	    "roles = deliver, relay\n"
+	    "shutdown_grace = 45s\n"
+	    "\n"
+	    "[redis]\n"
+	    "address = [::1]:6380\n"
+	    "password = s3cret;not-a-comment ; a comment\n"
+	    "prefix = test{k}:\n"
+	    "connect_timeout = 250ms\n"
+	    "reconnect_max = 1m\n"
+	    "[queue]\n"
+	    "lease = 5m\n"
+	    "retention = 30d\n"
+	    "events_max = 5000\n"
+	    "reap_interval = 2s\n"
+	    "[deliver]\n"
+	    "retry = 1m, 2m ,1h\n"
+	    "lifetime = 2d\n"
+	    "concurrency = 50\n"
+	    "per_destination = 50\n";
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_str_eq(cfg.server.hostname, "mx1.example.org");
+	ck_assert_str_eq(cfg.server.data_dir, "/srv/kurier");
+	ck_assert_int_eq(cfg.server.log_level, LOG_DEBUG);
+	ck_assert_uint_eq(cfg.server.roles, ROLE_RELAY | ROLE_DELIVER);
+	ck_assert_uint_eq(cfg.server.shutdown_grace_ms, 45000);
+	ck_assert_str_eq(cfg.redis.address.host, "::1");
+	ck_assert_uint_eq(cfg.redis.address.port, 6380);
+	ck_assert_str_eq(cfg.redis.address.unix_path, "");
+	ck_assert_str_eq(cfg.redis.password, "s3cret;not-a-comment");
+	ck_assert_str_eq(cfg.redis.prefix, "test{k}:");
+	ck_assert_uint_eq(cfg.redis.connect_timeout_ms, 250);
+	ck_assert_uint_eq(cfg.redis.reconnect_max_ms, 60000);
+	ck_assert_uint_eq(cfg.queue.lease_ms, 300000);
+	ck_assert_uint_eq(cfg.queue.retention_ms, 30 * DAY_MS);
+	ck_assert_uint_eq(cfg.queue.events_max, 5000);
+	ck_assert_uint_eq(cfg.queue.reap_interval_ms, 2000);
+	ck_assert_uint_eq(cfg.deliver.nretry, 3);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[0], 60000);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[1], 120000);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[2], 3600000);
+	ck_assert_uint_eq(cfg.deliver.lifetime_ms, 2 * DAY_MS);
+	ck_assert_uint_eq(cfg.deliver.concurrency, 50);
+	ck_assert_uint_eq(cfg.deliver.per_destination, 50);
+}
+END_TEST
+
+START_TEST(test_more_forms)
+{
+	static const char text[] =
+	    "[redis]\r\n"
+	    "address = unix:/run/redis/redis.sock\r\n"
+	    "  password =   \r\n"
+	    "[server]\r\n"
+	    "log_level = WARN\r\n"
+	    "roles=mailbox\r\n"
+	    "shutdown_grace = 0\r\n"
+	    "[deliver]\r\n"
+	    "retry = 1s\r\n"
+	    "lifetime = 1s\r\n"
+	    "concurrency = 100000\r\n"
+	    "per_destination = 1\r\n"
+	    "[queue]\r\n"
+	    "lease = 1d\r\n"
+	    "events_max = 100000000\r\n"
+	    "retention = 365d";  /* no final newline */
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_str_eq(cfg.redis.address.unix_path, "/run/redis/redis.sock");
+	ck_assert_str_eq(cfg.redis.address.host, "");
+	ck_assert_uint_eq(cfg.redis.address.port, 0);
+	ck_assert_str_eq(cfg.redis.password, "");
+	ck_assert_int_eq(cfg.server.log_level, LOG_WARN);
+	ck_assert_uint_eq(cfg.server.roles, ROLE_MAILBOX);
+	ck_assert_uint_eq(cfg.server.shutdown_grace_ms, 0);
+	ck_assert_uint_eq(cfg.deliver.nretry, 1);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[0], 1000);
+	ck_assert_uint_eq(cfg.deliver.lifetime_ms, 1000);
+	ck_assert_uint_eq(cfg.deliver.concurrency, 100000);
+	ck_assert_uint_eq(cfg.deliver.per_destination, 1);
+	ck_assert_uint_eq(cfg.queue.lease_ms, DAY_MS);
+	ck_assert_uint_eq(cfg.queue.events_max, 100000000);
+	ck_assert_uint_eq(cfg.queue.retention_ms, 365 * DAY_MS);
+	/* Keys not named keep their defaults. */
+	ck_assert_str_eq(cfg.redis.prefix, "kurier:");
+	ck_assert_uint_eq(cfg.queue.reap_interval_ms, 5000);
+}
+END_TEST
+
+START_TEST(test_retry_max)
+{
+	char text[256], err[CONFIG_ERR_MAX];
+	struct config cfg;
+	int off;
+
+	off = snprintf(text, sizeof text, "[deliver]\nretry = 1s");
+	for (int i = 1; i < CONFIG_RETRY_MAX; i++)
+		off += snprintf(text + off, sizeof text - (size_t)off, ",2s");
+	snprintf(text + off, sizeof text - (size_t)off, "\n");
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_uint_eq(cfg.deliver.nretry, CONFIG_RETRY_MAX);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[0], 1000);
+	ck_assert_uint_eq(cfg.deliver.retry_ms[CONFIG_RETRY_MAX - 1], 2000);
+	snprintf(text + off, sizeof text - (size_t)off, ",3s\n");
+	ck_assert_int_eq(load(&cfg, text, err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [deliver] retry: retry lists at most 32 intervals");
+}
+END_TEST
+
+#define LONG70 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define PATH108 "/" LONG70 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static const struct err_case {
+	const char *text;
+	const char *err;
+} err_cases[] = {
+	/* Structure. */
+	{ "hostname = a\n",
+	    NAME ":1: \"hostname\" comes before any [section]" },
+	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
+	    NAME ":4: unknown section [bogus]" },
+	{ "[Server]\nhostname = a\n",
+	    NAME ":2: unknown section [Server]" },
+	{ "[server]\nnope = 1\n",
+	    NAME ":2: unknown key \"nope\" in [server]" },
+	{ "[redis]\nlease = 5m\n",
+	    NAME ":2: unknown key \"lease\" in [redis]" },
+	{ "[queue]\nlease = 5m\n\n[queue]\nlease = 6m\n",
+	    NAME ":5: [queue] lease is set twice" },
+	{ "[server]\nroles = relay\nroles = relay\n",
+	    NAME ":3: [server] roles is set twice" },
+	{ "[server]\nhostname\n",
+	    NAME ":2: syntax error: expected \"key = value\" or \"[section]\"" },
+	{ "[server\nhostname = a\n",
+	    NAME ":1: syntax error: expected \"key = value\" or \"[section]\"" },
+	{ "; 1\n; 2\n[server]\n; 4\n\nhostname = mx\njust words\n",
+	    NAME ":7: syntax error: expected \"key = value\" or \"[section]\"" },
+	{ "; 1\n\n[queue]\nlease = 5m\n\n; 6\nwhat = 7\n",
+	    NAME ":7: unknown key \"what\" in [queue]" },
+	/* Only the first mistake is told. */
+	{ "[queue]\nlease = x\nbogus = 1\n",
+	    NAME ":2: [queue] lease: \"x\" is not a duration (30s, 5m, 2h, 5d)" },
+	/* Numbers. */
+	{ "[queue]\nevents_max = 99\n",
+	    NAME ":2: [queue] events_max must be a whole number from 100 to 100000000, not \"99\"" },
+	{ "[queue]\nevents_max = 100000001\n",
+	    NAME ":2: [queue] events_max must be a whole number from 100 to 100000000, not \"100000001\"" },
+	{ "[queue]\nevents_max = 1e3\n",
+	    NAME ":2: [queue] events_max must be a whole number from 100 to 100000000, not \"1e3\"" },
+	{ "[queue]\nevents_max = -500\n",
+	    NAME ":2: [queue] events_max must be a whole number from 100 to 100000000, not \"-500\"" },
+	{ "[queue]\nevents_max =\n",
+	    NAME ":2: [queue] events_max must be a whole number from 100 to 100000000, not \"\"" },
+	{ "[deliver]\nconcurrency = 0\n",
+	    NAME ":2: [deliver] concurrency must be a whole number from 1 to 100000, not \"0\"" },
+	/* Would wrap to 1 in an unsigned. */
+	{ "[deliver]\nconcurrency = 4294967297\n",
+	    NAME ":2: [deliver] concurrency must be a whole number from 1 to 100000, not \"4294967297\"" },
+	{ "[deliver]\nper_destination = 100001\n",
+	    NAME ":2: [deliver] per_destination must be a whole number from 1 to 100000, not \"100001\"" },
+	/* Durations. */
+	{ "[queue]\nlease = 999ms\n",
+	    NAME ":2: [queue] lease must be from 1s to 1d" },
+	{ "[queue]\nlease = 25h\n",
+	    NAME ":2: [queue] lease must be from 1s to 1d" },
+	{ "[queue]\nretention = 366d\n",
+	    NAME ":2: [queue] retention must be from 1s to 365d" },
+	{ "[queue]\nreap_interval = 2h\n",
+	    NAME ":2: [queue] reap_interval must be from 100ms to 1h" },
+	{ "[redis]\nconnect_timeout = 99ms\n",
+	    NAME ":2: [redis] connect_timeout must be from 100ms to 5m" },
+	{ "[redis]\nreconnect_max = 5 m\n",
+	    NAME ":2: [redis] reconnect_max: \"5 m\" is not a duration (30s, 5m, 2h, 5d)" },
+	{ "[server]\nshutdown_grace = 2d\n",
+	    NAME ":2: [server] shutdown_grace must be from 0ms to 1d" },
+	{ "[deliver]\nlifetime = 0\n",
+	    NAME ":2: [deliver] lifetime must be from 1s to 365d" },
+	{ "[deliver]\nretry = 5m,0s\n",
+	    NAME ":2: [deliver] retry: retry is a comma-separated list of durations of 1s or more (5m,10m,1h)" },
+	{ "[deliver]\nretry = 500ms\n",
+	    NAME ":2: [deliver] retry: retry is a comma-separated list of durations of 1s or more (5m,10m,1h)" },
+	{ "[deliver]\nretry = 5m, soon\n",
+	    NAME ":2: [deliver] retry: retry is a comma-separated list of durations of 1s or more (5m,10m,1h)" },
+	{ "[deliver]\nretry =\n",
+	    NAME ":2: [deliver] retry: retry needs at least one interval" },
+	/* Strings. */
+	{ "[server]\nhostname =\n",
+	    NAME ":2: [server] hostname must not be empty" },
+	{ "[server]\ndata_dir = ; nothing\n",
+	    NAME ":2: [server] data_dir must not be empty" },
+	{ "[redis]\nprefix = \n",
+	    NAME ":2: [redis] prefix must not be empty" },
+	{ "[redis]\nprefix = a b\n",
+	    NAME ":2: [redis] prefix: only printable ASCII without spaces" },
+	{ "[redis]\nprefix = k\xc3\xa9:\n",
+	    NAME ":2: [redis] prefix: only printable ASCII without spaces" },
+	{ "[redis]\nprefix = " LONG70 "\n",
+	    NAME ":2: [redis] prefix is too long (63 bytes at most)" },
+	/* Levels and roles. */
+	{ "[server]\nlog_level = loud\n",
+	    NAME ":2: [server] log_level must be debug, info, warn or error, not \"loud\"" },
+	{ "[server]\nlog_level = warning\n",
+	    NAME ":2: [server] log_level must be debug, info, warn or error, not \"warning\"" },
+	{ "[server]\nroles = relay,smtp\n",
+	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
+	{ "[server]\nroles = relay,,deliver\n",
+	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
+	{ "[server]\nroles = relays\n",
+	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
+	{ "[server]\nroles =\n",
+	    NAME ":2: [server] roles: at least one role is needed (relay, deliver, mailbox)" },
+	/* [redis] address forms. */
+	{ "[redis]\naddress = host\n",
+	    NAME ":2: [redis] address: \"host\": expected host:port" },
+	{ "[redis]\naddress = [::1]\n",
+	    NAME ":2: [redis] address: \"[::1]\": expected [IPv6-address]:port" },
+	{ "[redis]\naddress = [::1]6379\n",
+	    NAME ":2: [redis] address: \"[::1]6379\": expected [IPv6-address]:port" },
+	{ "[redis]\naddress = ::1:6379\n",
+	    NAME ":2: [redis] address: \"::1:6379\": IPv6 addresses go in brackets: [::1]:port" },
+	{ "[redis]\naddress = unix:relative\n",
+	    NAME ":2: [redis] address: \"unix:relative\": unix socket path must be absolute (unix:/run/redis/redis.sock)" },
+	{ "[redis]\naddress = unix:" PATH108 "\n",
+	    NAME ":2: [redis] address: \"unix:" PATH108 "\": unix socket path too long (107 bytes at most)" },
+	{ "[redis]\naddress = localhost:0\n",
+	    NAME ":2: [redis] address: \"localhost:0\": port must be a number from 1 to 65535" },
+	{ "[redis]\naddress = localhost:70000\n",
+	    NAME ":2: [redis] address: \"localhost:70000\": port must be a number from 1 to 65535" },
+	{ "[redis]\naddress = localhost:\n",
+	    NAME ":2: [redis] address: \"localhost:\": port must be a number from 1 to 65535" },
+	{ "[redis]\naddress = :6379\n",
+	    NAME ":2: [redis] address: \":6379\": missing host before the port" },
+	{ "[redis]\naddress = red is:6379\n",
+	    NAME ":2: [redis] address: \"red is:6379\": host contains a character not allowed in a host name or address" },
+	{ "[redis]\naddress = a/b:6379\n",
+	    NAME ":2: [redis] address: \"a/b:6379\": host contains a character not allowed in a host name or address" },
+	/* Cross-key checks: no line, the whole file is at fault. */
+	{ "[deliver]\nconcurrency = 10\nper_destination = 30\n",
+	    NAME ": [deliver] per_destination (30) is larger than concurrency (10)" },
+	{ "[deliver]\nconcurrency = 10\n",
+	    NAME ": [deliver] per_destination (20) is larger than concurrency (10)" },
+	{ "[deliver]\nlifetime = 4m\n",
+	    NAME ": [deliver] lifetime is shorter than the first retry interval" },
+	{ "[deliver]\nretry = 2h, 1h\nlifetime = 1h\n",
+	    NAME ": [deliver] lifetime is shorter than the first retry interval" },
+};
+
+START_TEST(test_errors)
+{
+	const struct err_case *c = &err_cases[_i];
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+	int rc;
+
+	rc = load(&cfg, c->text, err);
+	ck_assert_msg(rc == -EINVAL, "case %d: rc %d\n%s", _i, rc, c->text);
+	ck_assert_str_eq(err, c->err);
+}
+END_TEST
+
+START_TEST(test_cross_key_boundaries)
+{
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	/* Equal is allowed on both checks. */
+	ck_assert_int_eq(load(&cfg, "[deliver]\nconcurrency = 20\n", err), 0);
+	ck_assert_int_eq(load(&cfg, "[deliver]\nlifetime = 5m\n", err), 0);
+	ck_assert_uint_eq(cfg.deliver.lifetime_ms, 300000);
+	ck_assert_int_eq(load(&cfg, "[deliver]\nlifetime = 299s\n", err), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_long_line)
+{
+	char text[600], line[400], err[CONFIG_ERR_MAX];
+	struct config cfg;
+	int rc;
+
+	/* inih's buffer is 200 bytes: 197 of text, CR, LF and the NUL. */
+	memset(line, 'x', 197);
+	line[197] = '\0';
+	snprintf(text, sizeof text, "[server]\n;%.*s\r\nhostname = ok\n", 196, line);
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_str_eq(cfg.server.hostname, "ok");
+
+	memset(line, 'x', 300);
+	line[300] = '\0';
+	snprintf(text, sizeof text, "[server]\nhostname = a\n; %s\nhostname = b\n", line);
+	rc = load(&cfg, text, err);
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert_str_eq(err, NAME ":3: line is longer than 197 bytes");
+
+	/* The long line is the last one, without a line end. */
+	snprintf(text, sizeof text, "[server]\nhostname = %s", line);
+	ck_assert_int_eq(load(&cfg, text, err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: line is longer than 197 bytes");
+}
+END_TEST
+
+START_TEST(test_small_err_buffer)
+{
+	char err[16];
+	struct config cfg;
+
+	memset(err, '#', sizeof err);
+	ck_assert_int_eq(config_load_string(&cfg, NAME, "[x]\na = 1\n", err, 12), -EINVAL);
+	ck_assert_str_eq(err, "test.conf:2");
+	ck_assert_int_eq(err[12], '#');
+}
+END_TEST
+
+/* --- config_load: files under a private temporary directory ------------- */
+
+static char tmpdir[PATH_MAX];
+
+static void
+tmpdir_setup(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof tmpdir, "%s/kurier-unit-XXXXXX",
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		ck_abort_msg("mkdtemp %s: %s", tmpdir, strerror(errno));
+}
+
+static void
+tmpdir_teardown(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *de;
+	char path[PATH_MAX + 256];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+static const char *
+write_file(const char *name, const void *data, size_t len, char *path, size_t size)
+{
+	FILE *f;
+
+	snprintf(path, size, "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+	return path;
+}
+
+START_TEST(test_load_file)
+{
+	static const char text[] = "[server]\nhostname = file.example\n[deliver]\nconcurrency = 30\n";
+	char path[PATH_MAX + 64], err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	write_file("good.conf", text, sizeof text - 1, path, sizeof path);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof err), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_str_eq(cfg.path, path);
+	ck_assert_str_eq(cfg.server.hostname, "file.example");
+	ck_assert_uint_eq(cfg.deliver.concurrency, 30);
+	ck_assert_uint_eq(cfg.deliver.per_destination, 20);
+}
+END_TEST
+
+START_TEST(test_load_file_error_names_file)
+{
+	static const char text[] = "[server]\n\nfoo = bar\n";
+	char path[PATH_MAX + 64], want[PATH_MAX + 128], err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	write_file("bad.conf", text, sizeof text - 1, path, sizeof path);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof err), -EINVAL);
+	snprintf(want, sizeof want, "%s:3: unknown key \"foo\" in [server]", path);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_load_missing)
+{
+	char path[PATH_MAX + 64], want[PATH_MAX + 128], err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	snprintf(path, sizeof path, "%s/absent.conf", tmpdir);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof err), -ENOENT);
+	snprintf(want, sizeof want, "%s: cannot open: %s", path, strerror(ENOENT));
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_load_directory)
+{
+	char want[PATH_MAX + 128], err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	ck_assert_int_eq(config_load(&cfg, tmpdir, err, sizeof err), -EISDIR);
+	snprintf(want, sizeof want, "%s: cannot read: %s", tmpdir, strerror(EISDIR));
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_load_nul_byte)
+{
+	static const char text[] = "[server]\nhostname = a\n; x\0y\nroles = relay\n";
+	char path[PATH_MAX + 64], want[PATH_MAX + 128], err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	write_file("nul.conf", text, sizeof text - 1, path, sizeof path);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof err), -EINVAL);
+	snprintf(want, sizeof want, "%s:3: NUL byte in the file", path);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_load_big_file)
+{
+	char path[PATH_MAX + 64], err[CONFIG_ERR_MAX];
+	struct config cfg;
+	static const char tail[] = "[server]\nhostname = big\n";
+	size_t len = 200000;
+	char *text = malloc(len);
+
+	/* Larger than the first read buffer: comments, then one key. */
+	ck_assert_ptr_nonnull(text);
+	for (size_t i = 0; i < len; i += 100) {
+		memset(text + i, 'c', 100);
+		text[i] = ';';
+		text[i + 99] = '\n';
+	}
+	memset(text + len - 100, '\n', 100);
+	memcpy(text + len - 100, tail, sizeof tail - 1);
+	write_file("big.conf", text, len, path, sizeof path);
+	free(text);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof err), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_str_eq(cfg.server.hostname, "big");
+}
+END_TEST
+
+/* --- endpoints and roles ------------------------------------------------- */
+
+static const struct ep_case {
+	const char *in;
+	bool allow_unix;
+	const char *host;
+	unsigned port;
+	const char *unix_path;
+	const char *why;   /* NULL when valid */
+} ep_cases[] = {
+	{ "127.0.0.1:6379", true, "127.0.0.1", 6379, "", NULL },
+	{ "[::1]:587", false, "::1", 587, "", NULL },
+	{ "[2001:db8::25]:25", false, "2001:db8::25", 25, "", NULL },
+	{ "unix:/run/redis.sock", true, "", 0, "/run/redis.sock", NULL },
+	{ "localhost:25", false, "localhost", 25, "", NULL },
+	{ "mail.example.com:65535", false, "mail.example.com", 65535, "", NULL },
+	{ "x:1", false, "x", 1, "", NULL },
+	{ "unix:/run/redis.sock", false, NULL, 0, NULL,
+	    "a unix socket is not allowed here" },
+	{ "unix:", true, NULL, 0, NULL,
+	    "unix socket path must be absolute (unix:/run/redis/redis.sock)" },
+	{ "host", true, NULL, 0, NULL, "expected host:port" },
+	{ "", true, NULL, 0, NULL, "expected host:port" },
+	{ "[::1]", true, NULL, 0, NULL, "expected [IPv6-address]:port" },
+	{ "[::1", true, NULL, 0, NULL, "expected [IPv6-address]:port" },
+	{ "[]:25", true, NULL, 0, NULL, "missing host before the port" },
+	{ "::1:6379", true, NULL, 0, NULL, "IPv6 addresses go in brackets: [::1]:port" },
+	{ "host:0", true, NULL, 0, NULL, "port must be a number from 1 to 65535" },
+	{ "host:65536", true, NULL, 0, NULL, "port must be a number from 1 to 65535" },
+	{ "host:+25", true, NULL, 0, NULL, "port must be a number from 1 to 65535" },
+	{ "host:smtp", true, NULL, 0, NULL, "port must be a number from 1 to 65535" },
+	{ "ho\tst:25", true, NULL, 0, NULL,
+	    "host contains a character not allowed in a host name or address" },
+	{ "h\xc3\xa9:25", true, NULL, 0, NULL,
+	    "host contains a character not allowed in a host name or address" },
+	{ "[a]b]:25", true, NULL, 0, NULL, "expected [IPv6-address]:port" },
+};
+
+START_TEST(test_endpoint)
+{
+	const struct ep_case *c = &ep_cases[_i];
+	struct config_endpoint ep;
+	const char *why = NULL;
+	char back[512];
+	int rc;
+
+	memset(&ep, 0x5a, sizeof ep);
+	rc = config_parse_endpoint(c->in, c->allow_unix, &ep, &why);
+	if (c->why != NULL) {
+		ck_assert_msg(rc == -EINVAL, "\"%s\": rc %d", c->in, rc);
+		ck_assert_ptr_nonnull(why);
+		ck_assert_str_eq(why, c->why);
+		return;
+	}
+	ck_assert_msg(rc == 0, "\"%s\": %s", c->in, why ? why : "?");
+	ck_assert_str_eq(ep.host, c->host);
+	ck_assert_uint_eq(ep.port, c->port);
+	ck_assert_str_eq(ep.unix_path, c->unix_path);
+	/* Formatting gives back the text it came from. */
+	ck_assert_str_eq(config_endpoint_str(&ep, back, sizeof back), c->in);
+}
+END_TEST
+
+START_TEST(test_endpoint_lengths)
+{
+	char in[400], want[300];
+	struct config_endpoint ep;
+	const char *why = NULL;
+
+	/* 107 bytes of path fit sun_path with its NUL; 108 do not. */
+	memset(want, 'p', 107);
+	want[0] = '/';
+	want[107] = '\0';
+	snprintf(in, sizeof in, "unix:%s", want);
+	ck_assert_int_eq(config_parse_endpoint(in, true, &ep, &why), 0);
+	ck_assert_str_eq(ep.unix_path, want);
+	snprintf(in, sizeof in, "unix:%sp", want);
+	ck_assert_int_eq(config_parse_endpoint(in, true, &ep, &why), -EINVAL);
+	ck_assert_str_eq(why, "unix socket path too long (107 bytes at most)");
+
+	memset(want, 'h', 255);
+	want[255] = '\0';
+	snprintf(in, sizeof in, "%s:25", want);
+	ck_assert_int_eq(config_parse_endpoint(in, false, &ep, &why), 0);
+	ck_assert_str_eq(ep.host, want);
+	snprintf(in, sizeof in, "%sh:25", want);
+	ck_assert_int_eq(config_parse_endpoint(in, false, &ep, &why), -EINVAL);
+	ck_assert_str_eq(why, "host name too long");
+}
+END_TEST
+
+static const struct roles_case {
+	const char *in;
+	int rc;
+	unsigned roles;
+} roles_cases[] = {
+	{ "relay", 0, ROLE_RELAY },
+	{ "deliver", 0, ROLE_DELIVER },
+	{ "mailbox", 0, ROLE_MAILBOX },
+	{ "relay,deliver,mailbox", 0, ROLE_ALL },
+	{ "mailbox,relay", 0, ROLE_RELAY | ROLE_MAILBOX },
+	{ " Relay ,\tDELIVER ", 0, ROLE_RELAY | ROLE_DELIVER },
+	{ "relay,relay", 0, ROLE_RELAY },
+	{ "", -EINVAL, 0 },
+	{ "smtp", -EINVAL, 0 },
+	{ ",relay", -EINVAL, 0 },
+	{ "relay,,deliver", -EINVAL, 0 },
+	{ "relay deliver", -EINVAL, 0 },
+	{ "rel", -EINVAL, 0 },
+	{ "relayx", -EINVAL, 0 },
+};
+
+START_TEST(test_roles_parse)
+{
+	const struct roles_case *c = &roles_cases[_i];
+	unsigned roles = 0xdead;
+	const char *why = NULL;
+	int rc;
+
+	rc = config_parse_roles(c->in, &roles, &why);
+	ck_assert_msg(rc == c->rc, "\"%s\": rc %d", c->in, rc);
+	if (rc == 0) {
+		ck_assert_uint_eq(roles, c->roles);
+	} else {
+		ck_assert_uint_eq(roles, 0xdead);
+		ck_assert_ptr_nonnull(why);
+	}
+}
+END_TEST
+
+START_TEST(test_roles_str)
+{
+	static const char *const want[8] = {
+		"", "relay", "deliver", "relay,deliver", "mailbox", "relay,mailbox",
+		"deliver,mailbox", "relay,deliver,mailbox",
+	};
+	char dst[64];
+	unsigned back;
+	const char *why;
+
+	for (unsigned r = 0; r < 8; r++) {
+		ck_assert_ptr_eq(config_roles_str(r, dst, sizeof dst), dst);
+		ck_assert_str_eq(dst, want[r]);
+		if (r == 0)
+			continue;
+		ck_assert_int_eq(config_parse_roles(dst, &back, &why), 0);
+		ck_assert_uint_eq(back, r);
+	}
+	/* A short buffer holds the names that fit whole. */
+	ck_assert_str_eq(config_roles_str(ROLE_ALL, dst, 10), "relay");
+	ck_assert_str_eq(config_roles_str(ROLE_ALL, dst, 14), "relay,deliver");
+	ck_assert_str_eq(config_roles_str(ROLE_ALL, dst, 1), "");
+}
+END_TEST
+
+Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("text");
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_empty_texts);
+	tcase_add_test(tc, test_every_key);
+	tcase_add_test(tc, test_more_forms);
+	tcase_add_test(tc, test_retry_max);
+	tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(err_cases));
+	tcase_add_test(tc, test_cross_key_boundaries);
+	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_small_err_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file");
+	tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
+	tcase_add_test(tc, test_load_file);
+	tcase_add_test(tc, test_load_file_error_names_file);
+	tcase_add_test(tc, test_load_missing);
+	tcase_add_test(tc, test_load_directory);
+	tcase_add_test(tc, test_load_nul_byte);
+	tcase_add_test(tc, test_load_big_file);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("values");
+	tcase_add_loop_test(tc, test_endpoint, 0, (int)NELEM(ep_cases));
+	tcase_add_test(tc, test_endpoint_lengths);
+	tcase_add_loop_test(tc, test_roles_parse, 0, (int)NELEM(roles_cases));
+	tcase_add_test(tc, test_roles_str);
+	suite_add_tcase(s, tc);
+	return s;
+}
