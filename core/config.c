@@ -68,6 +68,9 @@ static const struct key_def keys[] = {
 
 static const char *const sections[] = { "server", "redis", "queue", "deliver" };
 
+/* Longest line accepted, the line end not counted. */
+#define CONFIG_LINE_MAX 4096
+
 void
 config_defaults(struct config *cfg)
 {
@@ -194,7 +197,11 @@ config_parse_roles(const char *s, unsigned *roles, const char **why)
 	unsigned r = 0;
 	const char *p = s;
 
-	while (*p != '\0') {
+	if (s[strspn(s, " \t")] == '\0') {
+		*why = "at least one role is needed (relay, deliver, mailbox)";
+		return -EINVAL;
+	}
+	for (;;) {
 		const char *end = strchr(p, ',');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		bool found = false;
@@ -205,6 +212,10 @@ config_parse_roles(const char *s, unsigned *roles, const char **why)
 		}
 		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
+		if (n == 0) {
+			*why = "roles has an empty entry";
+			return -EINVAL;
+		}
 		for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
 			if (strlen(role_names[i].name) == n &&
 			    strncasecmp(p, role_names[i].name, n) == 0) {
@@ -251,17 +262,29 @@ config_roles_str(unsigned roles, char *dst, size_t size)
 static int
 parse_retry(const char *v, uint64_t *out, unsigned *n, const char **why)
 {
-	char tmp[512], *save = NULL, *tok;
+	char tmp[512], *p, *tok;
 	unsigned count = 0;
 
 	if (str_copy(tmp, v, sizeof tmp) < 0) {
 		*why = "retry list too long";
 		return -EINVAL;
 	}
-	for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	if (str_trim(tmp)[0] == '\0') {
+		*why = "retry needs at least one interval";
+		return -EINVAL;
+	}
+	for (p = tmp; p != NULL; ) {
 		uint64_t ms;
 
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
 		tok = str_trim(tok);
+		if (tok[0] == '\0') {
+			*why = "retry has an empty entry (5m,,10m?)";
+			return -EINVAL;
+		}
 		if (str_to_duration_ms(tok, &ms) < 0 || ms < 1000) {
 			*why = "retry is a comma-separated list of durations of 1s or more (5m,10m,1h)";
 			return -EINVAL;
@@ -272,10 +295,6 @@ parse_retry(const char *v, uint64_t *out, unsigned *n, const char **why)
 		}
 		out[count++] = ms;
 	}
-	if (count == 0) {
-		*why = "retry needs at least one interval";
-		return -EINVAL;
-	}
 	*n = count;
 	return 0;
 }
@@ -285,6 +304,7 @@ struct parse_state {
 	const char *name;
 	const char *text;  /* remaining input */
 	int line;          /* line just handed to inih */
+	bool midline;      /* the last read stopped inside a line */
 	bool seen[NKEYS];
 	char *err;
 	size_t errsz;
@@ -387,6 +407,8 @@ on_key(void *user, const char *section, const char *name, const char *value)
 
 	if (ps->failed)
 		return 0;
+	if (name[0] == '\0')
+		return fail(ps, "syntax error: no key name before \"=\"");
 	if (section[0] == '\0')
 		return fail(ps, "\"%s\" comes before any [section]", name);
 	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
@@ -405,26 +427,80 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	return fail(ps, "unknown key \"%s\" in [%s]", name, section);
 }
 
-/* An fgets() over the text that counts lines and refuses long ones. */
+static bool
+known_section(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+		if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Section headers are checked here, as lines are read: libinih calls the
+ * handler only for keys, so an unknown section without keys would
+ * otherwise pass unnoticed.
+ */
+static void
+check_section_line(struct parse_state *ps, const char *p, size_t n)
+{
+	const char *end;
+
+	while (n > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	if (n == 0 || *p != '[')
+		return;
+	end = memchr(p, ']', n);
+	if (end == NULL) {
+		fail(ps, "syntax error: \"[\" without \"]\"");
+		return;
+	}
+	if (!known_section(p + 1, (size_t)(end - p - 1)))
+		fail(ps, "unknown section [%.*s] (known: server, redis, queue, deliver)",
+		    (int)(end - p - 1 > 64 ? 64 : end - p - 1), p + 1);
+}
+
+/*
+ * An fgets() over the text that counts lines.  libinih reads a line longer
+ * than its buffer in several calls (it grows the buffer); only the first
+ * call of a line counts it.
+ */
 static char *
 reader(char *str, int num, void *stream)
 {
 	struct parse_state *ps = stream;
 	const char *nl;
-	size_t n;
+	size_t n, linelen;
 
-	if (ps->text[0] == '\0')
+	if (ps->text[0] == '\0' || num < 2)
 		return NULL;
-	ps->line++;
 	nl = strchr(ps->text, '\n');
-	n = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
-	if (n + 1 > (size_t)num) {
-		fail(ps, "line is longer than %d bytes", num - 3);
+	linelen = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
+	if (!ps->midline) {
+		size_t textlen = linelen;
+
+		ps->line++;
+		/* The line end does not count. */
+		if (textlen > 0 && ps->text[textlen - 1] == '\n')
+			textlen--;
+		if (textlen > 0 && ps->text[textlen - 1] == '\r')
+			textlen--;
+		if (textlen > CONFIG_LINE_MAX) {
+			fail(ps, "line is longer than %d bytes", CONFIG_LINE_MAX);
+			/* Skip it; inih sees an empty comment. */
+			ps->text += linelen;
+			memcpy(str, ";\n", 3);
+			return str;
+		}
+		check_section_line(ps, ps->text, linelen);
+	}
+	n = linelen;
+	ps->midline = false;
+	if (n > (size_t)num - 1) {
 		n = (size_t)num - 1;
-		/* Skip the rest of the long line; inih sees a harmless prefix. */
-		memcpy(str, ";", 2);
-		ps->text += nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
-		return str;
+		ps->midline = true;
 	}
 	memcpy(str, ps->text, n);
 	str[n] = '\0';
@@ -468,6 +544,11 @@ config_load_string(struct config *cfg, const char *name, const char *text,
 	ini_allow_inline_comments = true;
 	ini_allow_no_value = false;
 	ini_stop_on_first_error = true;
+	/* Heap line buffer that grows, up to what reader() lets through. */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_initial_alloc = 256;
+	ini_max_line = CONFIG_LINE_MAX + 64;
 	rc = ini_parse_stream(reader, &ps, on_key, &ps);
 	if (ps.failed)
 		return -EINVAL;

@@ -157,6 +157,21 @@ envelope_add_rcpt(struct envelope *e, const char *addr, const char *orcpt,
 	return add_rcpt(e, addr, strlen(addr), orcpt, orcpt ? strlen(orcpt) : 0, notify);
 }
 
+static bool
+field_fits(const char *s)
+{
+	return s == NULL || strnlen(s, ENV_FIELD_MAX + 1) <= ENV_FIELD_MAX;
+}
+
+int
+envelope_check(const struct envelope *e)
+{
+	if (e->nrcpt == 0 || !field_fits(e->sender) || !field_fits(e->user) ||
+	    !field_fits(e->client) || !field_fits(e->helo) || !field_fits(e->envid))
+		return -EINVAL;
+	return 0;
+}
+
 /* --- encoding ---------------------------------------------------------- */
 
 static void

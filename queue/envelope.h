@@ -121,6 +121,12 @@ int envelope_add_rcpt(struct envelope *e, const char *addr, const char *orcpt,
 /* envelope_set - replace one string field (*field) with a copy of v. */
 void envelope_set(char **field, const char *v);
 
+/*
+ * envelope_check - whether e can be stored and read back: at least one
+ * recipient and every string field at most ENV_FIELD_MAX bytes without
+ * NUL.  0 or -EINVAL.
+ */
+int envelope_check(const struct envelope *e);
 void envelope_encode(const struct envelope *e, struct buf *out);
 /* envelope_decode - 0 or -EBADMSG (e is then empty; nothing leaks). */
 int envelope_decode(struct envelope *e, const void *p, size_t len);

@@ -387,7 +387,7 @@ queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
 	char st;
 	int rc;
 
-	if (env->nrcpt == 0)
+	if (envelope_check(env) < 0)
 		return -EINVAL;
 	if (!rdb_is_up(q->db))
 		return -ENOTCONN;

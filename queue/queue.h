@@ -63,8 +63,9 @@ typedef void queue_enqueue_cb(void *arg, int status, const char *id);
  * and the rest; its id, arrival and size are set here (id is also passed
  * to cb).  msg[0..len) is the whole message, CRLF line ends, headers
  * first.  cb runs after Redis replied: status 0 means the message is
- * stored (with the bundled redis.conf, in the fsynced AOF).  -EINVAL:
- * no recipients; -EIO: Redis refused (out of memory, ...); -ECONNRESET:
+ * stored (with the bundled redis.conf, in the fsynced AOF).  -EINVAL
+ * (returned, cb not called): no recipients, or a field longer than
+ * ENV_FIELD_MAX; -EIO: Redis refused (out of memory, ...); -ECONNRESET:
  * the connection broke before the reply, so the message may or may not
  * be stored (the submitter must retry: delivery is at-least-once).
  */

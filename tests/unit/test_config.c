@@ -224,9 +224,13 @@ static const struct err_case {
 	{ "hostname = a\n",
 	    NAME ":1: \"hostname\" comes before any [section]" },
 	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
-	    NAME ":4: unknown section [bogus]" },
+	    NAME ":3: unknown section [bogus] (known: server, redis, queue, deliver)" },
 	{ "[Server]\nhostname = a\n",
-	    NAME ":2: unknown section [Server]" },
+	    NAME ":1: unknown section [Server] (known: server, redis, queue, deliver)" },
+	{ "[server]\nhostname = a\n\n  [bogus]  \n",
+	    NAME ":4: unknown section [bogus] (known: server, redis, queue, deliver)" },
+	{ "[server]\n = 7\n",
+	    NAME ":2: syntax error: no key name before \"=\"" },
 	{ "[server]\nnope = 1\n",
 	    NAME ":2: unknown key \"nope\" in [server]" },
 	{ "[redis]\nlease = 5m\n",
@@ -238,7 +242,7 @@ static const struct err_case {
 	{ "[server]\nhostname\n",
 	    NAME ":2: syntax error: expected \"key = value\" or \"[section]\"" },
 	{ "[server\nhostname = a\n",
-	    NAME ":1: syntax error: expected \"key = value\" or \"[section]\"" },
+	    NAME ":1: syntax error: \"[\" without \"]\"" },
 	{ "; 1\n; 2\n[server]\n; 4\n\nhostname = mx\njust words\n",
 	    NAME ":7: syntax error: expected \"key = value\" or \"[section]\"" },
 	{ "; 1\n\n[queue]\nlease = 5m\n\n; 6\nwhat = 7\n",
@@ -289,6 +293,10 @@ static const struct err_case {
 	    NAME ":2: [deliver] retry: retry is a comma-separated list of durations of 1s or more (5m,10m,1h)" },
 	{ "[deliver]\nretry =\n",
 	    NAME ":2: [deliver] retry: retry needs at least one interval" },
+	{ "[deliver]\nretry = 5m,,10m\n",
+	    NAME ":2: [deliver] retry: retry has an empty entry (5m,,10m?)" },
+	{ "[deliver]\nretry = 5m,\n",
+	    NAME ":2: [deliver] retry: retry has an empty entry (5m,,10m?)" },
 	/* Strings. */
 	{ "[server]\nhostname =\n",
 	    NAME ":2: [server] hostname must not be empty" },
@@ -310,7 +318,9 @@ static const struct err_case {
 	{ "[server]\nroles = relay,smtp\n",
 	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
 	{ "[server]\nroles = relay,,deliver\n",
-	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
+	    NAME ":2: [server] roles: roles has an empty entry" },
+	{ "[server]\nroles = relay,\n",
+	    NAME ":2: [server] roles: roles has an empty entry" },
 	{ "[server]\nroles = relays\n",
 	    NAME ":2: [server] roles: roles are a comma-separated list of relay, deliver, mailbox" },
 	{ "[server]\nroles =\n",
@@ -379,28 +389,42 @@ END_TEST
 
 START_TEST(test_long_line)
 {
-	char text[600], line[400], err[CONFIG_ERR_MAX];
+	static char text[12000], line[6000];
+	char err[CONFIG_ERR_MAX];
 	struct config cfg;
 	int rc;
 
-	/* inih's buffer is 200 bytes: 197 of text, CR, LF and the NUL. */
-	memset(line, 'x', 197);
-	line[197] = '\0';
-	snprintf(text, sizeof text, "[server]\n;%.*s\r\nhostname = ok\n", 196, line);
+	/* 4096 bytes of text are the most a line may hold. */
+	memset(line, 'x', 4095);
+	line[4095] = '\0';
+	snprintf(text, sizeof text, "[server]\n;%s\r\nhostname = ok\n", line);
 	ck_assert_int_eq(load(&cfg, text, err), 0);
 	ck_assert_str_eq(cfg.server.hostname, "ok");
 
-	memset(line, 'x', 300);
-	line[300] = '\0';
+	/* A long value is read whole, not cut at inih's first buffer. */
+	memset(line, 'a', 900);
+	line[900] = '\0';
+	snprintf(text, sizeof text, "[redis]\npassword = %s\n[server]\nhostname = h\n", line);
+	ck_assert_int_eq(load(&cfg, text, err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [redis] password is too long (255 bytes at most)");
+	memset(line, 'a', 255);
+	line[255] = '\0';
+	snprintf(text, sizeof text, "[redis]\npassword = %s\n[server]\nhostname = h\n", line);
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_str_eq(cfg.redis.password, line);
+	ck_assert_str_eq(cfg.server.hostname, "h");
+
+	memset(line, 'x', 5000);
+	line[5000] = '\0';
 	snprintf(text, sizeof text, "[server]\nhostname = a\n; %s\nhostname = b\n", line);
 	rc = load(&cfg, text, err);
 	ck_assert_int_eq(rc, -EINVAL);
-	ck_assert_str_eq(err, NAME ":3: line is longer than 197 bytes");
+	ck_assert_str_eq(err, NAME ":3: line is longer than 4096 bytes");
 
 	/* The long line is the last one, without a line end. */
 	snprintf(text, sizeof text, "[server]\nhostname = %s", line);
 	ck_assert_int_eq(load(&cfg, text, err), -EINVAL);
-	ck_assert_str_eq(err, NAME ":2: line is longer than 197 bytes");
+	ck_assert_str_eq(err, NAME ":2: line is longer than 4096 bytes");
 }
 END_TEST
 
@@ -410,7 +434,7 @@ START_TEST(test_small_err_buffer)
 	struct config cfg;
 
 	memset(err, '#', sizeof err);
-	ck_assert_int_eq(config_load_string(&cfg, NAME, "[x]\na = 1\n", err, 12), -EINVAL);
+	ck_assert_int_eq(config_load_string(&cfg, NAME, "[server]\na = 1\n", err, 12), -EINVAL);
 	ck_assert_str_eq(err, "test.conf:2");
 	ck_assert_int_eq(err[12], '#');
 }

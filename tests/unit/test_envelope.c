@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/str.h"
 #include "queue/envelope.h"
 #include "tests/unit/suites.h"
 
@@ -1002,6 +1003,48 @@ START_TEST(test_names)
 }
 END_TEST
 
+START_TEST(test_check_field_caps)
+{
+	struct envelope e;
+	char *big = malloc(ENV_FIELD_MAX + 2);
+
+	memset(big, 'a', ENV_FIELD_MAX + 1);
+	big[ENV_FIELD_MAX + 1] = '\0';
+	envelope_init(&e);
+	/* No recipient yet. */
+	ck_assert_int_eq(envelope_check(&e), -EINVAL);
+	ck_assert_int_eq(envelope_add_rcpt(&e, "x@one.example", NULL, 0), 0);
+	envelope_set(&e.sender, "s@shop.example");
+	ck_assert_int_eq(envelope_check(&e), 0);
+	/* One byte over the cap in any string field is refused... */
+	envelope_set(&e.helo, big);
+	ck_assert_int_eq(envelope_check(&e), -EINVAL);
+	/* ...and exactly the cap is stored and read back. */
+	big[ENV_FIELD_MAX] = '\0';
+	envelope_set(&e.helo, big);
+	ck_assert_int_eq(envelope_check(&e), 0);
+	{
+		struct buf b = BUF_INIT;
+		struct envelope d;
+
+		str_copy(e.id, "01M3250V00NTPCQX", sizeof e.id);
+		envelope_encode(&e, &b);
+		ck_assert_int_eq(envelope_decode(&d, b.data, b.len), 0);
+		ck_assert_uint_eq(strlen(d.helo), ENV_FIELD_MAX);
+		envelope_free(&d);
+		buf_free(&b);
+	}
+	envelope_set(&e.envid, big);
+	envelope_set(&e.user, "u");
+	ck_assert_int_eq(envelope_check(&e), 0);
+	big[ENV_FIELD_MAX] = 'a';
+	envelope_set(&e.user, big);
+	ck_assert_int_eq(envelope_check(&e), -EINVAL);
+	envelope_free(&e);
+	free(big);
+}
+END_TEST
+
 Suite *
 envelope_suite(void)
 {
@@ -1036,6 +1079,7 @@ envelope_suite(void)
 	tcase_add_test(tc, test_jobs_many);
 	tcase_add_test(tc, test_jobstate_check);
 	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_check_field_caps);
 	suite_add_tcase(s, tc);
 	return s;
 }
