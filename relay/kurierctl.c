@@ -1,0 +1,1437 @@
+/*
+ * kurierctl - kurier's administration command line.
+ *
+ *   kurierctl [-c FILE] COMMAND [ARGS]
+ *
+ * The commands are a table (commands[]); each has a check, which reads
+ * its arguments and touches nothing else, and a run.  "check" runs
+ * without the network.  The queue commands open the queue, wait at most
+ * [redis] connect_timeout for the connection, start their first call
+ * from the state callback and go on from each call's callback; the last
+ * one calls ctl_finish(), which closes the queue and the timer, so that
+ * uv_run() in main() returns and uv_loop_close() finds nothing open.
+ *
+ * Exit status: 0 success; 1 failure (bad config, unknown id, Redis not
+ * reachable or refusing); 2 usage error.  Errors go to stderr as one
+ * "kurierctl: " line that says what to do.
+ *
+ * Everything stored in the queue that a client chose (addresses,
+ * replies, HELO names, reasons) may hold any byte; it is printed through
+ * esc(), which shows bytes outside printable ASCII as \xNN, so a message
+ * can never drive the administrator's terminal.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "queue/envelope.h"
+#include "queue/qid.h"
+#include "queue/queue.h"
+
+enum {
+	CTL_OK = 0,
+	CTL_FAIL = 1,
+	CTL_USAGE = 2,
+};
+
+#define LIST_PAGE 500           /* ids per queue_list() page */
+#define LIST_PROGRESS_MIN 1000  /* show progress on sets larger than this */
+#define LIST_SENDER_W 32
+#define LIST_STATE_W 24
+#define LIST_DOMAINS_W 60
+#define STATS_DOMAIN_W 48
+#define DOMAIN_ARG_MAX 255
+#define REPLY_TIMEOUT_MS 60000  /* a call Redis has not answered by then fails */
+#define NESC 4                  /* esc() results alive at once */
+
+enum list_state {
+	LS_ACTIVE,
+	LS_DEFERRED,
+	LS_DONE,
+	LS_CORRUPT,
+};
+
+struct ctl;
+
+struct command {
+	const char *group;      /* "queue", or NULL for a top-level command */
+	const char *name;
+	const char *synopsis;   /* arguments, for usage */
+	const char *help;
+	/* Arguments only: CTL_OK to go on, else the exit status (message printed). */
+	int (*check)(struct ctl *c, int argc, char **argv);
+	/*
+	 * Without needs_queue: do it all, return the exit status.  With it:
+	 * start the first call once Redis is up; 0 or a negative errno.
+	 */
+	int (*run)(struct ctl *c);
+	bool needs_queue;
+};
+
+struct ctl {
+	const struct command *cmd;
+	const char *conf_path;
+	struct config cfg;
+	uv_loop_t loop;
+	uv_timer_t timer;       /* connect timeout, then reply timeout */
+	struct queue *q;
+	FILE *logcap;           /* log lines while connecting; see capture_start() */
+	bool started;           /* Redis came up and cmd->run() ran */
+	bool finishing;
+	int status;             /* exit status */
+	uint64_t now;           /* queue clock when the command started (ms) */
+	struct buf esc[NESC];
+	unsigned esc_next;
+
+	/* Arguments. */
+	char id[QID_SIZE];
+	bool all;
+	enum list_state lstate;
+	const char *domain;
+	uint64_t limit;         /* 0: no limit */
+
+	/* queue list paging. */
+	uint64_t offset;        /* next id to ask for */
+	uint64_t total;         /* size of the set, as last reported */
+	uint64_t shown;
+	bool progress;          /* stderr is a terminal and the set is large */
+	int progress_w;         /* width of the progress text on screen, 0 = none */
+};
+
+static int check_noargs(struct ctl *c, int argc, char **argv);
+static int check_list(struct ctl *c, int argc, char **argv);
+static int check_one_id(struct ctl *c, int argc, char **argv);
+static int check_retry(struct ctl *c, int argc, char **argv);
+static int check_flush(struct ctl *c, int argc, char **argv);
+static int run_check(struct ctl *c);
+static int run_list(struct ctl *c);
+static int run_show(struct ctl *c);
+static int run_retry(struct ctl *c);
+static int run_delete(struct ctl *c);
+static int run_stats(struct ctl *c);
+static int run_help(struct ctl *c);
+static void on_timer(uv_timer_t *t);
+
+/* Each is check (arguments only), then run; "help" lists them in this order. */
+static const struct command commands[] = {
+	{ NULL, "check", "", "validate the configuration and summarise it (no network)",
+	    check_noargs, run_check, false },
+	{ "queue", "list", "[--state active|deferred|done|corrupt] [--domain D] [--limit N]",
+	    "messages, oldest first", check_list, run_list, true },
+	{ "queue", "show", "ID", "everything about one message", check_one_id, run_show, true },
+	{ "queue", "retry", "ID | --all", "make queued deliveries due now", check_retry,
+	    run_retry, true },
+	{ "queue", "delete", "ID", "remove a message and its deliveries", check_one_id,
+	    run_delete, true },
+	{ "queue", "flush", "", "make every queued delivery due now (same as retry --all)",
+	    check_flush, run_retry, true },
+	{ "queue", "stats", "", "message counts, totals and work per destination",
+	    check_noargs, run_stats, true },
+	{ NULL, "help", "", "this text", check_noargs, run_help, false },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, false },
+};
+
+/* --- output helpers ---------------------------------------------------------- */
+
+static size_t
+esc_width(unsigned char ch)
+{
+	if (ch == '\\')
+		return 2;
+	if (ch >= 0x20 && ch < 0x7f)
+		return 1;
+	return 4;
+}
+
+/*
+ * esc - s made safe for a terminal: printable ASCII as it is, '\' as
+ * "\\", every other byte as \xNN.  At most max characters (0: no limit);
+ * a cut value ends in "...".  NULL reads as "".  The result is valid
+ * until the NESC-th next call.
+ */
+static const char *
+esc(struct ctl *c, const char *s, size_t max)
+{
+	struct buf *b = &c->esc[c->esc_next++ % NESC];
+	const unsigned char *p;
+	size_t total = 0, limit = SIZE_MAX;
+	bool cut = false;
+
+	buf_reset(b);
+	if (s == NULL)
+		s = "";
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		total += esc_width(*p);
+	if (max > 0 && total > max)
+		limit = max > 3 ? max - 3 : 0;
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		size_t w = esc_width(*p);
+
+		if (b->len + w > limit) {
+			cut = true;
+			break;
+		}
+		if (w == 1)
+			buf_appendc(b, (char)*p);
+		else if (*p == '\\')
+			buf_appends(b, "\\\\");
+		else
+			buf_appendf(b, "\\x%02x", *p);
+	}
+	if (cut)
+		buf_appends(b, "...");
+	return b->data != NULL ? b->data : "";
+}
+
+/* fmt_time - ms since the epoch as UTC "2026-11-22 13:54:00". */
+static const char *
+fmt_time(char *dst, size_t size, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(dst, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(dst, size, "?");
+	return dst;
+}
+
+/* fmt_span - a duration as its two largest units: "45s", "4m30s", "2h5m", "3d4h". */
+static const char *
+fmt_span(char *dst, size_t size, uint64_t ms)
+{
+	uint64_t s = (ms + 999) / 1000;
+
+	if (s < 60)
+		snprintf(dst, size, "%" PRIu64 "s", s);
+	else if (s < 3600 && s % 60 != 0)
+		snprintf(dst, size, "%" PRIu64 "m%" PRIu64 "s", s / 60, s % 60);
+	else if (s < 3600)
+		snprintf(dst, size, "%" PRIu64 "m", s / 60);
+	else if (s < 86400 && s % 3600 / 60 != 0)
+		snprintf(dst, size, "%" PRIu64 "h%" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else if (s < 86400)
+		snprintf(dst, size, "%" PRIu64 "h", s / 3600);
+	else if (s % 86400 / 3600 != 0)
+		snprintf(dst, size, "%" PRIu64 "d%" PRIu64 "h", s / 86400, s % 86400 / 3600);
+	else
+		snprintf(dst, size, "%" PRIu64 "d", s / 86400);
+	return dst;
+}
+
+/* fmt_when - fmt_time(), and for a time after now also " (in 4m30s)". */
+static const char *
+fmt_when(char *dst, size_t size, uint64_t ms, uint64_t now)
+{
+	char t[32], span[32];
+
+	fmt_time(t, sizeof t, ms);
+	if (ms > now)
+		snprintf(dst, size, "%s (in %s)", t, fmt_span(span, sizeof span, ms - now));
+	else
+		snprintf(dst, size, "%s", t);
+	return dst;
+}
+
+static const char *
+plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+static int
+digits(uint64_t v)
+{
+	int n = 1;
+
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+/* --- usage --------------------------------------------------------------------- */
+
+static void
+usage(FILE *f)
+{
+	char head[128];
+
+	fprintf(f, "usage: kurierctl [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
+	for (const struct command *cmd = commands; cmd->name != NULL; cmd++) {
+		snprintf(head, sizeof head, "%s%s%s%s%s", cmd->group ? cmd->group : "",
+		    cmd->group ? " " : "", cmd->name, cmd->synopsis[0] ? " " : "",
+		    cmd->synopsis);
+		if (strlen(head) <= 24)
+			fprintf(f, "  %-24s  %s\n", head, cmd->help);
+		else
+			fprintf(f, "  %s\n  %-24s  %s\n", head, "", cmd->help);
+	}
+	fprintf(f, "\noptions:\n"
+	    "  -c FILE                   configuration file (default %s);\n"
+	    "                            also accepted after the command\n"
+	    "  -h, --help                this text\n"
+	    "\nexit status: 0 done, 1 failed, 2 usage error\n", CONFIG_DEFAULT_PATH);
+}
+
+/* usage_error - one line saying what is wrong and what to do; CTL_USAGE. */
+static int
+usage_error(struct ctl *c, const char *what, const char *arg, const char *hint)
+{
+	if (arg != NULL)
+		fprintf(stderr, "kurierctl: %s \"%s\": %s\n", what, esc(c, arg, 64), hint);
+	else
+		fprintf(stderr, "kurierctl: %s: %s\n", what, hint);
+	return CTL_USAGE;
+}
+
+/* cmd_name - "queue list", "check". */
+static const char *
+cmd_name(const struct ctl *c, char *dst, size_t size)
+{
+	snprintf(dst, size, "%s%s%s", c->cmd->group ? c->cmd->group : "",
+	    c->cmd->group ? " " : "", c->cmd->name);
+	return dst;
+}
+
+/* --- argument checks ----------------------------------------------------------- */
+
+/*
+ * Parse a queue id: upper-cased (the alphabet is upper case; a pasted
+ * lower-case id means the same), then checked.
+ */
+static int
+check_id(struct ctl *c, const char *arg)
+{
+	char id[QID_SIZE];
+	size_t n = strlen(arg);
+
+	if (n == QID_LEN) {
+		for (size_t i = 0; i < n; i++)
+			id[i] = arg[i] >= 'a' && arg[i] <= 'z' ? (char)(arg[i] - 'a' + 'A') : arg[i];
+		id[n] = '\0';
+		if (qid_valid(id)) {
+			memcpy(c->id, id, QID_SIZE);
+			return CTL_OK;
+		}
+	}
+	fprintf(stderr, "kurierctl: \"%s\" is not a queue id (16 characters, e.g. 01M3250V00NTPCQX)\n",
+	    esc(c, arg, 64));
+	return CTL_FAIL;
+}
+
+static int
+check_noargs(struct ctl *c, int argc, char **argv)
+{
+	if (argc > 0)
+		return usage_error(c, "unexpected argument", argv[0],
+		    "this command takes none (see kurierctl help)");
+	return CTL_OK;
+}
+
+/* The value of "--name VALUE" or "--name=VALUE" at argv[*i], or NULL. */
+static const char *
+opt_value(const char *name, int argc, char **argv, int *i, bool *bad)
+{
+	size_t n = strlen(name);
+
+	*bad = false;
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*bad = true;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static int
+check_list(struct ctl *c, int argc, char **argv)
+{
+	static const char *const states[] = {
+		[LS_ACTIVE] = "active", [LS_DEFERRED] = "deferred",
+		[LS_DONE] = "done", [LS_CORRUPT] = "corrupt",
+	};
+	const char *v;
+	bool bad;
+
+	c->lstate = LS_ACTIVE;
+	for (int i = 0; i < argc; i++) {
+		if ((v = opt_value("--state", argc, argv, &i, &bad)) != NULL) {
+			size_t k;
+
+			for (k = 0; k < sizeof states / sizeof states[0]; k++)
+				if (strcmp(v, states[k]) == 0)
+					break;
+			if (k == sizeof states / sizeof states[0])
+				return usage_error(c, "unknown --state", v,
+				    "use active, deferred, done or corrupt");
+			c->lstate = (enum list_state)k;
+		} else if (!bad && (v = opt_value("--domain", argc, argv, &i, &bad)) != NULL) {
+			if (v[0] == '\0' || strlen(v) > DOMAIN_ARG_MAX)
+				return usage_error(c, "bad --domain", v,
+				    "give a domain name, e.g. --domain example.com");
+			c->domain = v;
+		} else if (!bad && (v = opt_value("--limit", argc, argv, &i, &bad)) != NULL) {
+			if (str_to_u64(v, &c->limit) < 0 || c->limit == 0)
+				return usage_error(c, "bad --limit", v, "give a positive number, e.g. --limit 50");
+		} else if (bad) {
+			fprintf(stderr, "kurierctl: %s needs a value: kurierctl queue list [--state active|deferred|done|corrupt] [--domain D] [--limit N]\n",
+			    esc(c, argv[i], 16));
+			return CTL_USAGE;
+		} else {
+			return usage_error(c, "unknown argument to queue list", argv[i],
+			    "kurierctl queue list [--state active|deferred|done|corrupt] [--domain D] [--limit N]");
+		}
+	}
+	return CTL_OK;
+}
+
+static int
+check_one_id(struct ctl *c, int argc, char **argv)
+{
+	char what[64];
+
+	snprintf(what, sizeof what, "queue %s needs a message ID", c->cmd->name);
+	if (argc == 0)
+		return usage_error(c, what, NULL, "the ids are in the first column of kurierctl queue list");
+	if (argc > 1)
+		return usage_error(c, "unexpected argument", argv[1], "give one message ID");
+	if (argv[0][0] == '-')
+		return usage_error(c, "unknown option", argv[0], "give one message ID");
+	return check_id(c, argv[0]);
+}
+
+static int
+check_retry(struct ctl *c, int argc, char **argv)
+{
+	if (argc == 1 && strcmp(argv[0], "--all") == 0) {
+		c->all = true;
+		return CTL_OK;
+	}
+	if (argc == 0)
+		return usage_error(c, "queue retry needs a message ID or --all", NULL,
+		    "kurierctl queue retry ID | --all");
+	return check_one_id(c, argc, argv);
+}
+
+static int
+check_flush(struct ctl *c, int argc, char **argv)
+{
+	c->all = true;
+	return check_noargs(c, argc, argv);
+}
+
+/* --- the queue connection ---------------------------------------------------------- */
+
+/*
+ * While connecting, log lines go to a temporary file: the queue API
+ * reports a failed connection only in its log (there is no
+ * queue_last_error()), and the lines would clutter the one error
+ * kurierctl prints.  The last error="..." there names the cause.
+ */
+static void
+capture_start(struct ctl *c)
+{
+	c->logcap = tmpfile();
+	if (c->logcap != NULL)
+		log_set_fd(fileno(c->logcap));
+}
+
+static void
+capture_stop(struct ctl *c)
+{
+	if (c->logcap == NULL)
+		return;
+	log_set_fd(STDERR_FILENO);
+	fclose(c->logcap);
+	c->logcap = NULL;
+}
+
+/* The value of the last error="..." in the captured lines, still quoted-escaped. */
+static void
+capture_last_error(struct ctl *c, char *dst, size_t size)
+{
+	char tail[8192];
+	const char *p, *last = NULL;
+	size_t n, i = 0;
+	long end;
+
+	dst[0] = '\0';
+	if (c->logcap == NULL || fflush(c->logcap) != 0 || fseek(c->logcap, 0, SEEK_END) != 0 ||
+	    (end = ftell(c->logcap)) < 0)
+		return;
+	if (fseek(c->logcap, end > (long)sizeof tail - 1 ? end - (long)sizeof tail + 1 : 0,
+	    SEEK_SET) != 0)
+		return;
+	n = fread(tail, 1, sizeof tail - 1, c->logcap);
+	tail[n] = '\0';
+	for (p = tail; (p = strstr(p, " error=\"")) != NULL; p++)
+		last = p + 8;
+	if (last == NULL)
+		return;
+	/*
+	 * log_quote() escaped '"' and '\', so the first bare '"' ends it.
+	 * \" reads back as '"'; the other escapes stay as they are (safe).
+	 */
+	for (p = last; *p != '\0' && *p != '"' && *p != '\n' && i + 2 < size; p++) {
+		if (*p == '\\' && p[1] == '"')
+			p++;
+		else if (*p == '\\' && p[1] != '\0')
+			dst[i++] = *p++;
+		dst[i++] = *p;
+	}
+	dst[i] = '\0';
+}
+
+static void
+on_queue_closed(void *arg)
+{
+	(void)arg;
+}
+
+/* ctl_finish - end the command with this exit status; closes what is open. */
+static void
+ctl_finish(struct ctl *c, int status)
+{
+	if (c->finishing)
+		return;
+	c->finishing = true;
+	c->status = status;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, NULL);
+	queue_close(c->q, on_queue_closed, c);
+}
+
+static const char *
+redis_addr(struct ctl *c, char *dst, size_t size)
+{
+	return config_endpoint_str(&c->cfg.redis.address, dst, size);
+}
+
+/* A call failed: say why and what to do, and end with status 1. */
+static void
+call_failed(struct ctl *c, const char *what, int status)
+{
+	char addr[CONFIG_HOST_MAX + 16];
+
+	redis_addr(c, addr, sizeof addr);
+	switch (status) {
+	case -ENOTCONN:
+	case -ECONNRESET:
+		fprintf(stderr, "kurierctl: %s: lost the connection to Redis at %s: try again; if it repeats, see redis-server's log\n",
+		    what, addr);
+		break;
+	case -EIO:
+		fprintf(stderr, "kurierctl: %s: Redis at %s refused the command (the log line above says why)\n",
+		    what, addr);
+		break;
+	case -EPROTO:
+		fprintf(stderr, "kurierctl: %s: unexpected reply from Redis at %s: are kurierctl and the queue the same version?\n",
+		    what, addr);
+		break;
+	case -ETIMEDOUT:
+		fprintf(stderr, "kurierctl: %s: Redis at %s did not answer within %ds: check that redis-server is not stalled\n",
+		    what, addr, REPLY_TIMEOUT_MS / 1000);
+		break;
+	default:
+		fprintf(stderr, "kurierctl: %s: %s\n", what, strerror(-status));
+		break;
+	}
+	ctl_finish(c, CTL_FAIL);
+}
+
+/* After each call is sent: it must be answered within REPLY_TIMEOUT_MS. */
+static void
+ctl_wait(struct ctl *c)
+{
+	uv_timer_start(&c->timer, on_timer, REPLY_TIMEOUT_MS, 0);
+}
+
+static void
+not_reachable(struct ctl *c)
+{
+	char addr[CONFIG_HOST_MAX + 16], err[512], span[32];
+	const char *hint = "is redis-server running? check [redis] address in";
+
+	capture_last_error(c, err, sizeof err);
+	if (err[0] == '\0')
+		snprintf(err, sizeof err, "no answer within %s",
+		    fmt_span(span, sizeof span, c->cfg.redis.connect_timeout_ms));
+	else if (strstr(err, "AUTH") != NULL)
+		hint = "check [redis] password in";
+	else if (strstr(err, "too old") != NULL)
+		hint = "kurier needs Redis 6.2 or newer; check [redis] address in";
+	else if (strstr(err, "loading") != NULL)
+		hint = "wait until Redis has loaded its data and try again; see";
+	fprintf(stderr, "kurierctl: cannot reach Redis at %s (%s): %s %s\n",
+	    redis_addr(c, addr, sizeof addr), err, hint, c->conf_path);
+	ctl_finish(c, CTL_FAIL);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct ctl *c = t->data;
+	char what[64];
+
+	if (c->finishing)
+		return;
+	if (!c->started) {
+		not_reachable(c);
+		return;
+	}
+	call_failed(c, cmd_name(c, what, sizeof what), -ETIMEDOUT);
+}
+
+static void
+on_state(void *arg, bool up)
+{
+	struct ctl *c = arg;
+	char what[64];
+	int rc;
+
+	if (!up || c->started || c->finishing)
+		return;
+	c->started = true;
+	capture_stop(c);
+	c->now = queue_now(c->q);
+	rc = c->cmd->run(c);
+	if (rc < 0)
+		call_failed(c, cmd_name(c, what, sizeof what), rc);
+	else
+		ctl_wait(c);
+}
+
+static int
+run_queue_command(struct ctl *c)
+{
+	int rc;
+
+	log_set_level(LOG_WARN);
+	if ((rc = uv_loop_init(&c->loop)) != 0) {
+		fprintf(stderr, "kurierctl: cannot start the event loop: %s\n", uv_strerror(rc));
+		return CTL_FAIL;
+	}
+	uv_timer_init(&c->loop, &c->timer);
+	c->timer.data = c;
+	capture_start(c);
+	if ((rc = queue_open(&c->q, &c->loop, &c->cfg, "kurierctl")) < 0) {
+		capture_stop(c);
+		fprintf(stderr, "kurierctl: cannot open the queue: %s\n", strerror(-rc));
+		exit(CTL_FAIL);
+	}
+	queue_on_state(c->q, on_state, c);
+	uv_timer_start(&c->timer, on_timer, c->cfg.redis.connect_timeout_ms, 0);
+	if (queue_is_up(c->q))
+		on_state(c, true);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	capture_stop(c);
+	if ((rc = uv_loop_close(&c->loop)) != 0) {
+		fprintf(stderr, "kurierctl: internal error: handles left open at exit (%s)\n",
+		    uv_strerror(rc));
+		return CTL_FAIL;
+	}
+	return c->status;
+}
+
+/* The message for an id that is not (or no longer) in the queue. */
+static void
+no_such_message(struct ctl *c, const char *id)
+{
+	fprintf(stderr, "kurierctl: no message %s in the queue (delivered messages are kept for [queue] retention, then removed)\n",
+	    id);
+	ctl_finish(c, CTL_FAIL);
+}
+
+/* --- check ------------------------------------------------------------------------- */
+
+static int
+run_check(struct ctl *c)
+{
+	const struct config *cfg = &c->cfg;
+	char roles[64], addr[CONFIG_HOST_MAX + 16], d[32];
+
+	printf("%s: ok\n", c->conf_path);
+	printf("  roles            %s\n", config_roles_str(cfg->server.roles, roles, sizeof roles));
+	printf("  redis            %s (prefix \"%s\", connect timeout %s)\n",
+	    config_endpoint_str(&cfg->redis.address, addr, sizeof addr), cfg->redis.prefix,
+	    str_duration(d, sizeof d, cfg->redis.connect_timeout_ms));
+	printf("  retry            ");
+	for (unsigned i = 0; i < cfg->deliver.nretry; i++)
+		printf("%s%s", i ? ", " : "", str_duration(d, sizeof d, cfg->deliver.retry_ms[i]));
+	printf(", then every %s\n", str_duration(d, sizeof d,
+	    cfg->deliver.retry_ms[cfg->deliver.nretry - 1]));
+	printf("  lifetime         %s\n", str_duration(d, sizeof d, cfg->deliver.lifetime_ms));
+	printf("  kept when done   %s\n", str_duration(d, sizeof d, cfg->queue.retention_ms));
+	return CTL_OK;
+}
+
+/* --- queue list -------------------------------------------------------------------- */
+
+static void on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE],
+    size_t n);
+
+static enum queue_set
+list_set(const struct ctl *c)
+{
+	switch (c->lstate) {
+	case LS_DONE:
+		return QSET_DONE;
+	case LS_CORRUPT:
+		return QSET_CORRUPT;
+	default:
+		return QSET_ACTIVE;
+	}
+}
+
+static int
+list_page(struct ctl *c)
+{
+	return queue_list(c->q, list_set(c), c->offset, LIST_PAGE, on_list, c);
+}
+
+static void
+progress_clear(struct ctl *c)
+{
+	if (c->progress_w > 0) {
+		fprintf(stderr, "\r%*s\r", c->progress_w, "");
+		c->progress_w = 0;
+	}
+}
+
+static void
+progress_show(struct ctl *c)
+{
+	int n;
+
+	if (!c->progress)
+		return;
+	n = fprintf(stderr, "\rscanned %" PRIu64 "/%" PRIu64, c->offset, c->total);
+	if (n > 1)
+		c->progress_w = n - 1;
+}
+
+static bool
+info_has_domain(const struct queue_info *info, const char *domain)
+{
+	for (size_t j = 0; j < info->njobs; j++)
+		if (strcasecmp(info->jobs[j].st.domain, domain) == 0)
+			return true;
+	/* A record whose job states are unreadable still has its envelope. */
+	for (size_t i = 0; i < info->env.nrcpt; i++)
+		if (info->env.rcpt[i].domain != NULL &&
+		    strcasecmp(info->env.rcpt[i].domain, domain) == 0)
+			return true;
+	return false;
+}
+
+static bool
+info_has_state(const struct queue_info *info, enum rcpt_state s)
+{
+	for (size_t j = 0; j < info->njobs; j++)
+		for (size_t k = 0; k < info->jobs[j].st.n; k++)
+			if (info->jobs[j].st.r[k].state == s)
+				return true;
+	return false;
+}
+
+/* "2 delivered, 1 deferred": recipients by state, in the enum's order. */
+static void
+state_summary(const struct queue_info *info, struct buf *out)
+{
+	uint64_t count[RCPT_NSTATES] = { 0 };
+
+	for (size_t j = 0; j < info->njobs; j++)
+		for (size_t k = 0; k < info->jobs[j].st.n; k++)
+			if ((unsigned)info->jobs[j].st.r[k].state < RCPT_NSTATES)
+				count[info->jobs[j].st.r[k].state]++;
+	for (int s = 0; s < RCPT_NSTATES; s++)
+		if (count[s] > 0)
+			buf_appendf(out, "%s%" PRIu64 " %s", out->len ? ", " : "", count[s],
+			    rcpt_state_name((enum rcpt_state)s));
+	if (out->len == 0)
+		buf_appends(out, "-");
+}
+
+static void
+list_print(struct ctl *c, const struct queue_info *info)
+{
+	struct buf st = BUF_INIT, doms = BUF_INIT;
+	char t[32], size[24], nrcpt[24], sender[LIST_SENDER_W + 8];
+	uint64_t arrival = info->env.arrival_ms;
+
+	if (info->corrupt) {
+		buf_appends(&st, "corrupt: ");
+		buf_appends(&st, esc(c, info->why, 40));
+	} else {
+		state_summary(info, &st);
+	}
+	for (size_t j = 0; j < info->njobs; j++) {
+		buf_appends(&doms, j ? "," : "");
+		buf_appends(&doms, esc(c, info->jobs[j].st.domain, 0));
+	}
+	if (info->env.id[0] == '\0') {
+		/* Envelope unreadable: the id still tells when it arrived. */
+		arrival = qid_time(info->id);
+		snprintf(size, sizeof size, "?");
+		snprintf(nrcpt, sizeof nrcpt, "?");
+		snprintf(sender, sizeof sender, "?");
+	} else {
+		snprintf(size, sizeof size, "%" PRIu64, info->env.size);
+		snprintf(nrcpt, sizeof nrcpt, "%zu", info->env.nrcpt);
+		snprintf(sender, sizeof sender, "<%s>", esc(c, info->env.sender, LIST_SENDER_W - 2));
+	}
+	printf("%-16s  %-19s  %9s  %-*s  %5s  %-*s  %s\n", info->id,
+	    fmt_time(t, sizeof t, arrival), size, LIST_SENDER_W, sender, nrcpt,
+	    LIST_STATE_W, st.data, doms.len ? esc(c, doms.data, LIST_DOMAINS_W) : "-");
+	buf_free(&st);
+	buf_free(&doms);
+}
+
+static void
+list_end(struct ctl *c, bool more)
+{
+	progress_clear(c);
+	printf("%" PRIu64 " %s", c->shown, plural(c->shown, "message", "messages"));
+	if (more)
+		printf(" (--limit %" PRIu64 " reached)", c->limit);
+	printf("\n");
+	ctl_finish(c, CTL_OK);
+}
+
+static void
+on_list_fetched(void *arg, int status, struct queue_info *infos, size_t n)
+{
+	struct ctl *c = arg;
+	size_t i;
+	int rc;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		progress_clear(c);
+		call_failed(c, "queue list", status);
+		return;
+	}
+	progress_clear(c);
+	for (i = 0; i < n; i++) {
+		const struct queue_info *info = &infos[i];
+
+		if (c->limit > 0 && c->shown == c->limit)
+			break;
+		if (!info->exists)
+			continue;  /* gone since it was listed */
+		if (c->lstate == LS_DEFERRED && !info_has_state(info, RCPT_DEFERRED))
+			continue;
+		if (c->domain != NULL && !info_has_domain(info, c->domain))
+			continue;
+		list_print(c, info);
+		c->shown++;
+	}
+	fflush(stdout);
+	if (c->limit > 0 && c->shown == c->limit) {
+		bool more = i < n || c->offset < c->total;
+
+		list_end(c, more);
+		return;
+	}
+	if (c->offset >= c->total) {
+		list_end(c, false);
+		return;
+	}
+	progress_show(c);
+	if ((rc = list_page(c)) < 0)
+		call_failed(c, "queue list", rc);
+	else
+		ctl_wait(c);
+}
+
+static void
+on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n)
+{
+	struct ctl *c = arg;
+	const char **v;
+	int rc;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "queue list", status);
+		return;
+	}
+	c->total = total;
+	if (c->offset == 0)
+		c->progress = total > LIST_PROGRESS_MIN && isatty(STDERR_FILENO);
+	if (n == 0) {
+		list_end(c, false);
+		return;
+	}
+	c->offset += n;
+	v = xcalloc(n, sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = ids[i];
+	rc = queue_fetch(c->q, v, n, on_list_fetched, c);
+	free(v);
+	if (rc < 0)
+		call_failed(c, "queue list", rc);
+	else
+		ctl_wait(c);
+}
+
+static int
+run_list(struct ctl *c)
+{
+	printf("%-16s  %-19s  %9s  %-*s  %5s  %-*s  %s\n", "ID", "ARRIVAL (UTC)", "SIZE",
+	    LIST_SENDER_W, "SENDER", "RCPTS", LIST_STATE_W, "STATE", "DOMAINS");
+	return list_page(c);
+}
+
+/* --- queue show -------------------------------------------------------------------- */
+
+static const char *
+notify_str(unsigned notify, char *dst, size_t size)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+		{ NOTIFY_NEVER, "NEVER" }, { NOTIFY_SUCCESS, "SUCCESS" },
+		{ NOTIFY_FAILURE, "FAILURE" }, { NOTIFY_DELAY, "DELAY" },
+	};
+	size_t off = 0;
+
+	dst[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		int n;
+
+		if (!(notify & names[i].bit))
+			continue;
+		n = snprintf(dst + off, size - off, "%s%s", off ? "," : "", names[i].name);
+		if (n < 0 || (size_t)n >= size - off)
+			break;
+		off += (size_t)n;
+	}
+	return dst;
+}
+
+static void
+show_rcpt(struct ctl *c, const struct env_rcpt *er, const struct rcpt_status *rs)
+{
+	char t[64], nb[64];
+
+	printf("\nrecipient <%s>\n", esc(c, er->addr, 0));
+	if (er->orcpt != NULL)
+		printf("  orcpt          %s\n", esc(c, er->orcpt, 0));
+	if (er->notify != 0)
+		printf("  notify         %s\n", notify_str(er->notify, nb, sizeof nb));
+	if (rs == NULL) {
+		printf("  state          unknown (no delivery state stored for this domain)\n");
+		return;
+	}
+	printf("  state          %s\n", rcpt_state_name(rs->state));
+	printf("  attempts       %" PRIu32 "\n", rs->attempts);
+	printf("  last change    %s\n", rs->updated_ms ? fmt_time(t, sizeof t, rs->updated_ms) : "never");
+	if (rs->state == RCPT_DEFERRED)
+		printf("  next attempt   %s\n", rs->next_ms ? fmt_when(t, sizeof t, rs->next_ms, c->now) : "now");
+	printf("  last reply     %s\n", rs->reply != NULL ? esc(c, rs->reply, 0) : "(none)");
+}
+
+static void
+show_job(struct ctl *c, const struct queue_info *info, const struct queue_jobinfo *ji)
+{
+	char t[64];
+	bool final = true;
+
+	for (size_t k = 0; k < ji->st.n; k++)
+		if (!rcpt_state_final(ji->st.r[k].state))
+			final = false;
+	printf("  %s (%zu %s): ", esc(c, ji->st.domain, 0), ji->st.n,
+	    plural(ji->st.n, "recipient", "recipients"));
+	if (ji->leased && ji->lease_until_ms > c->now)
+		printf("leased to a worker until %s\n",
+		    fmt_when(t, sizeof t, ji->lease_until_ms, c->now));
+	else if (ji->leased)
+		printf("lease expired at %s; the next claim returns it to the queue\n",
+		    fmt_time(t, sizeof t, ji->lease_until_ms));
+	else if (ji->queued && ji->due_ms > c->now)
+		printf("queued, due %s\n", fmt_when(t, sizeof t, ji->due_ms, c->now));
+	else if (ji->queued)
+		printf("queued, due now\n");
+	else if (final)
+		printf("finished (every recipient final)\n");
+	else if (info->corrupt)
+		printf("not queued (the message is quarantined)\n");
+	else
+		printf("not queued\n");
+}
+
+static void
+show_info(struct ctl *c, const struct queue_info *info)
+{
+	const struct envelope *e = &info->env;
+	const struct rcpt_status **st;
+	char t[64], t2[64];
+
+	printf("id             %s\n", info->id);
+	if (info->corrupt) {
+		printf("state          corrupt\n");
+		printf("reason         %s\n", info->why[0] ? esc(c, info->why, 0) : "(none recorded)");
+		if (strcmp(info->state, "corrupt") != 0)
+			printf("note           not quarantined yet (stored state \"%s\"): the next worker to claim it will\n",
+			    esc(c, info->state, 16));
+	} else if (strcmp(info->state, "done") == 0) {
+		printf("state          done at %s, kept until %s\n",
+		    fmt_time(t, sizeof t, info->done_ms),
+		    fmt_when(t2, sizeof t2, info->done_ms + c->cfg.queue.retention_ms, c->now));
+	} else {
+		printf("state          %s\n", esc(c, info->state, 16));
+	}
+	if (e->id[0] == '\0') {
+		/* Only what is readable: the id's time and the stored sizes. */
+		printf("arrival        %s (from the id; envelope unreadable)\n",
+		    fmt_time(t, sizeof t, qid_time(info->id)));
+		printf("header         %" PRIu64 " bytes\n", info->head_len);
+		printf("body           %" PRIu64 " bytes\n", info->body_len);
+		return;
+	}
+	printf("stream         %s\n", stream_name(e->stream));
+	printf("sender         <%s>\n", esc(c, e->sender, 0));
+	printf("user           %s\n", e->user && e->user[0] ? esc(c, e->user, 0) : "-");
+	printf("client         %s\n", e->client && e->client[0] ? esc(c, e->client, 0) : "-");
+	printf("helo           %s\n", e->helo && e->helo[0] ? esc(c, e->helo, 0) : "-");
+	printf("arrival        %s\n", fmt_time(t, sizeof t, e->arrival_ms));
+	printf("size           %" PRIu64 " bytes\n", e->size);
+	if (e->envid != NULL)
+		printf("envid          %s\n", esc(c, e->envid, 0));
+	if (e->ret != RET_UNSET)
+		printf("ret            %s\n", e->ret == RET_FULL ? "FULL" : "HDRS");
+	if (e->flags != 0)
+		printf("flags          %s%s%s\n", e->flags & ENV_F_SMTPUTF8 ? "SMTPUTF8" : "",
+		    (e->flags & ENV_F_SMTPUTF8) && (e->flags & ENV_F_8BITMIME) ? " " : "",
+		    e->flags & ENV_F_8BITMIME ? "8BITMIME" : "");
+	printf("header         %" PRIu64 " bytes\n", info->head_len);
+	if (strcmp(info->state, "done") == 0 && info->body_len == 0)
+		printf("body           removed (the message is done)\n");
+	else
+		printf("body           %" PRIu64 " bytes\n", info->body_len);
+	printf("recipients     %zu\n", e->nrcpt);
+
+	/* Each recipient's state, found through its job (index checked on decode). */
+	st = xcalloc(e->nrcpt ? e->nrcpt : 1, sizeof *st);
+	for (size_t j = 0; j < info->njobs; j++)
+		for (size_t k = 0; k < info->jobs[j].st.n; k++)
+			if (info->jobs[j].st.r[k].idx < e->nrcpt)
+				st[info->jobs[j].st.r[k].idx] = &info->jobs[j].st.r[k];
+	for (size_t i = 0; i < e->nrcpt; i++)
+		show_rcpt(c, &e->rcpt[i], st[i]);
+	free(st);
+	printf("\ndeliveries by domain\n");
+	if (info->njobs == 0)
+		printf("  (none readable)\n");
+	for (size_t j = 0; j < info->njobs; j++)
+		show_job(c, info, &info->jobs[j]);
+}
+
+static void
+on_show(void *arg, int status, struct queue_info *infos, size_t n)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "queue show", status);
+		return;
+	}
+	if (n != 1 || !infos[0].exists) {
+		no_such_message(c, c->id);
+		return;
+	}
+	show_info(c, &infos[0]);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_show(struct ctl *c)
+{
+	const char *id = c->id;
+
+	return queue_fetch(c->q, &id, 1, on_show, c);
+}
+
+/* --- queue retry, flush, delete ----------------------------------------------------- */
+
+/* A retry found no queued message: say whether it is unknown, done or corrupt. */
+static void
+on_retry_why(void *arg, int status, struct queue_info *infos, size_t n)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status < 0 || n != 1 || !infos[0].exists) {
+		no_such_message(c, c->id);
+		return;
+	}
+	if (infos[0].corrupt) {
+		fprintf(stderr, "kurierctl: %s is corrupt (%s): it cannot be retried; kurierctl queue show %s says what is readable\n",
+		    c->id, esc(c, infos[0].why, 200), c->id);
+		ctl_finish(c, CTL_FAIL);
+	} else if (strcmp(infos[0].state, "done") == 0) {
+		fprintf(stderr, "kurierctl: %s is done: every recipient is final, nothing to retry (kurierctl queue show %s)\n",
+		    c->id, c->id);
+		ctl_finish(c, CTL_FAIL);
+	} else {
+		no_such_message(c, c->id);
+	}
+}
+
+static void
+on_retry(void *arg, int status, uint64_t n)
+{
+	struct ctl *c = arg;
+	const char *id = c->id;
+	char what[32];
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT && !c->all) {
+		if (queue_fetch(c->q, &id, 1, on_retry_why, c) < 0)
+			no_such_message(c, c->id);
+		else
+			ctl_wait(c);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, cmd_name(c, what, sizeof what), status);
+		return;
+	}
+	if (c->all)
+		printf("%" PRIu64 " %s due now\n", n, plural(n, "delivery", "deliveries"));
+	else
+		printf("%s: %" PRIu64 " %s due now\n", c->id, n, plural(n, "delivery", "deliveries"));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_retry(struct ctl *c)
+{
+	return queue_retry(c->q, c->all ? NULL : c->id, on_retry, c);
+}
+
+static void
+on_delete(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT) {
+		no_such_message(c, c->id);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "queue delete", status);
+		return;
+	}
+	printf("%s: deleted\n", c->id);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_delete(struct ctl *c)
+{
+	return queue_delete(c->q, c->id, on_delete, c);
+}
+
+/* --- queue stats ------------------------------------------------------------------- */
+
+static uint64_t
+dest_work(const struct queue_dest_stats *d)
+{
+	return d->due + d->later + d->inflight;
+}
+
+static int
+dest_cmp(const void *a, const void *b)
+{
+	const struct queue_dest_stats *x = *(const struct queue_dest_stats *const *)a;
+	const struct queue_dest_stats *y = *(const struct queue_dest_stats *const *)b;
+	uint64_t wx = dest_work(x), wy = dest_work(y);
+
+	if (wx != wy)
+		return wx > wy ? -1 : 1;
+	if (x->stream != y->stream)
+		return x->stream < y->stream ? -1 : 1;
+	return strcmp(x->domain, y->domain);
+}
+
+static const char *
+dest_stream(char code)
+{
+	switch (code) {
+	case 't':
+		return "transactional";
+	case 'b':
+		return "broadcast";
+	default:
+		return "-";
+	}
+}
+
+static void
+stats_print(struct ctl *c, const struct queue_stats *st)
+{
+	const struct queue_dest_stats **d;
+	char keep[32], done[48];
+	uint64_t maxv = 0;
+	int w, dw = 6, nw[3] = { 7, 8, 9 };
+	const struct {
+		const char *section;  /* printed before the row */
+		const char *name;
+		uint64_t v;
+	} rows[] = {
+		{ "messages", "active", st->active },
+		{ NULL, done, st->done },
+		{ NULL, "corrupt", st->corrupt },
+		{ NULL, "deliveries in flight", st->leased },
+		{ "\ntotals since the queue was created", "enqueued", st->enqueued },
+		{ NULL, "recipients", st->recipients },
+		{ NULL, "delivered", st->delivered },
+		{ NULL, "deferred attempts", st->deferred },
+		{ NULL, "bounced", st->bounced },
+		{ NULL, "suppressed", st->suppressed },
+		{ NULL, "expired", st->expired },
+		{ NULL, "deleted", st->deleted },
+		{ NULL, "quarantined", st->quarantined },
+	};
+
+	snprintf(done, sizeof done, "done (kept %s)",
+	    str_duration(keep, sizeof keep, c->cfg.queue.retention_ms));
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		if (rows[i].v > maxv)
+			maxv = rows[i].v;
+	w = digits(maxv);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		if (rows[i].section != NULL)
+			printf("%s\n", rows[i].section);
+		printf("  %-22s %*" PRIu64 "\n", rows[i].name, w, rows[i].v);
+	}
+
+	/* Destinations, most work first; column widths from the values. */
+	d = xcalloc(st->ndest ? st->ndest : 1, sizeof *d);
+	for (size_t i = 0; i < st->ndest; i++) {
+		int dl = (int)strlen(esc(c, st->dest[i].domain, STATS_DOMAIN_W));
+
+		d[i] = &st->dest[i];
+		if (dl > dw)
+			dw = dl;
+		if (digits(d[i]->due) > nw[0])
+			nw[0] = digits(d[i]->due);
+		if (digits(d[i]->later) > nw[1])
+			nw[1] = digits(d[i]->later);
+		if (digits(d[i]->inflight) > nw[2])
+			nw[2] = digits(d[i]->inflight);
+	}
+	qsort(d, st->ndest, sizeof *d, dest_cmp);
+	printf("\ndestinations\n");
+	if (st->ndest == 0)
+		printf("  (none: nothing queued or in flight)\n");
+	else
+		printf("  %-*s  %-13s  %*s  %*s  %*s\n", dw, "DOMAIN", "STREAM", nw[0], "DUE NOW",
+		    nw[1], "DEFERRED", nw[2], "IN FLIGHT");
+	for (size_t i = 0; i < st->ndest; i++)
+		printf("  %-*s  %-13s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "\n", dw,
+		    esc(c, d[i]->domain, STATS_DOMAIN_W), dest_stream(d[i]->stream),
+		    nw[0], d[i]->due, nw[1], d[i]->later, nw[2], d[i]->inflight);
+	free(d);
+}
+
+static void
+on_stats(void *arg, int status, const struct queue_stats *st)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "queue stats", status);
+		return;
+	}
+	stats_print(c, st);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_stats(struct ctl *c)
+{
+	return queue_stats(c->q, on_stats, c);
+}
+
+/* --- help -------------------------------------------------------------------------- */
+
+static int
+run_help(struct ctl *c)
+{
+	(void)c;
+	usage(stdout);
+	return CTL_OK;
+}
+
+
+/* --- main -------------------------------------------------------------------------- */
+
+static const struct command *
+find_command(const char *group, const char *name)
+{
+	for (const struct command *cmd = commands; cmd->name != NULL; cmd++) {
+		if ((cmd->group == NULL) != (group == NULL))
+			continue;
+		if (group != NULL && strcmp(cmd->group, group) != 0)
+			continue;
+		if (strcmp(cmd->name, name) == 0)
+			return cmd;
+	}
+	return NULL;
+}
+
+static bool
+is_group(const char *s)
+{
+	for (const struct command *cmd = commands; cmd->name != NULL; cmd++)
+		if (cmd->group != NULL && strcmp(cmd->group, s) == 0)
+			return true;
+	return false;
+}
+
+static int
+load_config(struct ctl *c)
+{
+	char err[CONFIG_ERR_MAX];
+	int rc;
+
+	if ((rc = config_load(&c->cfg, c->conf_path, err, sizeof err)) == 0)
+		return CTL_OK;
+	if (rc == -ENOENT)
+		fprintf(stderr, "kurierctl: %s (name the config with -c FILE)\n", err);
+	else
+		fprintf(stderr, "kurierctl: %s\n", err);
+	return CTL_FAIL;
+}
+
+/*
+ * Take "-c FILE" (or "-cFILE") out of the arguments wherever it is, and
+ * note -h/--help; what remains is COMMAND [ARGS].  CTL_OK or CTL_USAGE.
+ */
+static int
+take_options(struct ctl *c, int argc, char **argv, char **rest, int *nrest, bool *help)
+{
+	*nrest = 0;
+	*help = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			if (i + 1 >= argc || argv[i + 1][0] == '\0')
+				return usage_error(c, "-c needs a FILE", NULL,
+				    "kurierctl -c /etc/kurier/kurier.conf COMMAND");
+			c->conf_path = argv[++i];
+		} else if (strncmp(argv[i], "-c", 2) == 0) {
+			c->conf_path = argv[i] + 2;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			*help = true;
+		} else {
+			rest[(*nrest)++] = argv[i];
+		}
+	}
+	return CTL_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl c;
+	char **rest;
+	int nrest, used, status;
+	bool help;
+
+	memset(&c, 0, sizeof c);
+	c.conf_path = CONFIG_DEFAULT_PATH;
+	rest = xcalloc((size_t)argc + 1, sizeof *rest);
+	status = take_options(&c, argc, argv, rest, &nrest, &help);
+	if (status == CTL_OK && help) {
+		usage(stdout);
+		goto out;
+	}
+	if (status != CTL_OK)
+		goto out;
+	if (nrest == 0) {
+		status = usage_error(&c, "no command given", NULL,
+		    "see kurierctl help (e.g. kurierctl check, kurierctl queue list)");
+		goto out;
+	}
+	if (rest[0][0] == '-') {
+		status = usage_error(&c, "unknown option", rest[0], "see kurierctl help");
+		goto out;
+	}
+	if (is_group(rest[0])) {
+		if (nrest < 2) {
+			status = usage_error(&c, rest[0], NULL,
+			    "needs a subcommand: list, show, retry, delete, flush or stats (see kurierctl help)");
+			goto out;
+		}
+		c.cmd = find_command(rest[0], rest[1]);
+		used = 2;
+	} else {
+		c.cmd = find_command(NULL, rest[0]);
+		used = 1;
+	}
+	if (c.cmd == NULL && used == 2) {
+		status = usage_error(&c, "unknown queue command", rest[1],
+		    "use list, show, retry, delete, flush or stats (see kurierctl help)");
+		goto out;
+	}
+	if (c.cmd == NULL) {
+		status = usage_error(&c, "unknown command", rest[0], "see kurierctl help");
+		goto out;
+	}
+	if ((status = c.cmd->check(&c, nrest - used, rest + used)) != CTL_OK)
+		goto out;
+	if (c.cmd->run == run_help) {
+		status = run_help(&c);
+		goto out;
+	}
+	if ((status = load_config(&c)) != CTL_OK)
+		goto out;
+	if (c.cmd->needs_queue)
+		status = run_queue_command(&c);
+	else
+		status = c.cmd->run(&c);
+out:
+	for (int i = 0; i < NESC; i++)
+		buf_free(&c.esc[i]);
+	free(rest);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "kurierctl: cannot write the output: %s\n", strerror(errno));
+		if (status == CTL_OK)
+			status = CTL_FAIL;
+	}
+	return status;
+}
