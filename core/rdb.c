@@ -329,13 +329,20 @@ on_auth(redisAsyncContext *ac, void *r, void *privdata)
 	(void)ac;
 	if (db->state != RDB_CONNECTING || reply == NULL)
 		return;
-	if (reply->type == REDIS_REPLY_ERROR) {
-		snprintf(why, sizeof why, "AUTH refused (%s): check [redis] password", reply->str);
-		/* INFO is queued behind AUTH; it fails and tears down. */
-		set_error(db, why);
-		log_error("redis", "redis_auth_failed", "client=%s address=%s hint=\"check [redis] password\"",
+	if (reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (strstr(reply->str, "without any password") != NULL ||
+	    strstr(reply->str, "no password is set") != NULL) {
+		/* Redis asks for none: the connection works without it. */
+		log_warn("redis", "redis_auth_unneeded", "client=%s address=%s hint=\"Redis has no password: remove [redis] password, or set requirepass in redis.conf\"",
 		    db->name, db->where);
+		return;
 	}
+	snprintf(why, sizeof why, "AUTH refused (%s): check [redis] password", reply->str);
+	/* INFO is queued behind AUTH and fails with NOAUTH: that tears down. */
+	set_error(db, why);
+	log_error("redis", "redis_auth_failed", "client=%s address=%s hint=\"check [redis] password\"",
+	    db->name, db->where);
 }
 
 static void

@@ -55,6 +55,8 @@ struct queue {
 	void *state_arg;
 	queue_closed_cb *closed_cb;
 	void *closed_arg;
+	unsigned internal;     /* writes of our own in flight (quarantine) */
+	bool closing;
 };
 
 /* Arguments of one script call, with the numbers and keys they own. */
@@ -299,7 +301,16 @@ queue_close(struct queue *q, queue_closed_cb *cb, void *arg)
 	q->closed_cb = cb;
 	q->closed_arg = arg;
 	q->state_cb = NULL;
-	rdb_close(q->db, on_rdb_closed, q);
+	q->closing = true;
+	/* A quarantine in flight finishes first; its callback closes. */
+	if (q->internal == 0)
+		rdb_close(q->db, on_rdb_closed, q);
+}
+
+const char *
+queue_last_error(const struct queue *q)
+{
+	return rdb_last_error(q->db);
 }
 
 bool
@@ -466,18 +477,27 @@ queue_job_free(struct queue_job *job)
 	free(job);
 }
 
+struct quarantine_req {
+	struct queue *q;
+	char what[QID_SIZE + 260];
+};
+
 static void
 on_quarantined(void *arg, int status, redisReply *r)
 {
-	char *what = arg;
+	struct quarantine_req *req = arg;
+	struct queue *q = req->q;
+	const char *what = req->what;
 
 	if (status < 0) {
-		char q[300];
+		char eq[300];
 
 		log_error("queue", "quarantine_failed", "job=%s status=%d error=%s", what, status,
-		    r && r->type == REDIS_REPLY_ERROR ? log_quote(q, sizeof q, r->str, r->len) : "\"\"");
+		    r && r->type == REDIS_REPLY_ERROR ? log_quote(eq, sizeof eq, r->str, r->len) : "\"\"");
 	}
-	free(what);
+	free(req);
+	if (--q->internal == 0 && q->closing)
+		rdb_close(q->db, on_rdb_closed, q);
 }
 
 /* Take an unreadable job out of the queue and keep it for inspection. */
@@ -487,12 +507,13 @@ quarantine(struct queue *q, const char *id, const char *dom, const char *token,
 {
 	struct args a;
 	char qi[64], qd[300];
-	char *what;
+	struct quarantine_req *req;
 
 	log_error("queue", "corrupt_record", "id=%s domain=%s reason=%s action=quarantined hint=\"inspect with kurierctl queue show %s\"",
 	    log_quotes(qi, sizeof qi, id), log_quotes(qd, sizeof qd, dom), why, id);
-	what = xmalloc(strlen(id) + strlen(dom) + 2);
-	snprintf(what, strlen(id) + strlen(dom) + 2, "%s/%s", id, dom);
+	req = xcalloc(1, sizeof *req);
+	req->q = q;
+	snprintf(req->what, sizeof req->what, "%s/%s", id, dom);
 	args_init(&a);
 	args_adds(&a, prefix(q));
 	args_addf(&a, "%" PRIu64, queue_now(q));
@@ -500,8 +521,10 @@ quarantine(struct queue *q, const char *id, const char *dom, const char *token,
 	args_adds(&a, dom);
 	args_adds(&a, token);
 	args_adds(&a, why);
-	if (args_eval(q, &s_quarantine, 0, &a, on_quarantined, what) < 0)
-		free(what);
+	if (args_eval(q, &s_quarantine, 0, &a, on_quarantined, req) < 0)
+		free(req);
+	else
+		q->internal++;
 }
 
 /* Decode one claimed entry; NULL (quarantined) when it cannot be read. */
@@ -617,6 +640,7 @@ claim(struct queue *q, unsigned max, struct claim_req *req)
 	args_addf(&a, "%" PRIu64, q->cfg.queue.lease_ms);
 	args_addf(&a, "%u", max);
 	args_addf(&a, "%u", q->cfg.deliver.per_destination);
+	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
 	rc = args_eval(q, &s_claim, 0, &a, on_claimed, req);
 	if (rc < 0)
 		free(req);
@@ -872,6 +896,7 @@ decode_info(struct queue_info *info, const redisReply *e)
 	size_t len;
 	uint64_t v;
 	const redisReply *jobs;
+	bool envelope_ok = true;
 
 	if (!r_array(e, 2) || !r_str(e->element[0], &p, &len))
 		return;
@@ -893,13 +918,13 @@ decode_info(struct queue_info *info, const redisReply *e)
 		info->corrupt = true;
 	if (!r_str(e->element[2], &p, &len) || envelope_decode(&info->env, p, len) < 0) {
 		set_corrupt(info, "envelope record unreadable");
-		return;
-	}
-	if (strcmp(info->env.id, info->id) != 0) {
+		envelope_ok = false;
+	} else if (strcmp(info->env.id, info->id) != 0) {
 		envelope_free(&info->env);
 		set_corrupt(info, "envelope belongs to another id");
-		return;
+		envelope_ok = false;
 	}
+	/* The jobs are read even when the envelope is not: domain, due, lease. */
 	jobs = e->element[9];
 	if (!r_array(jobs, 0))
 		return;
@@ -907,13 +932,16 @@ decode_info(struct queue_info *info, const redisReply *e)
 	for (size_t i = 0; i < jobs->elements; i++) {
 		const redisReply *j = jobs->element[i];
 		struct queue_jobinfo *ji = &info->jobs[info->njobs];
+		const char *dp;
+		size_t dl;
 
-		if (!r_array(j, 4) || !r_str(j->element[1], &p, &len))
+		if (!r_array(j, 4) || !r_str(j->element[0], &dp, &dl))
 			continue;
-		if (jobstate_decode(&ji->st, p, len) < 0 || jobstate_check(&ji->st, &info->env) < 0) {
+		if (!r_str(j->element[1], &p, &len) || jobstate_decode(&ji->st, p, len) < 0 ||
+		    (envelope_ok && jobstate_check(&ji->st, &info->env) < 0)) {
 			jobstate_free(&ji->st);
+			ji->st.domain = xmemdup0(dp, dl);
 			set_corrupt(info, "recipient state record unreadable");
-			continue;
 		}
 		ji->queued = r_u64(j->element[2], &ji->due_ms);
 		ji->leased = r_u64(j->element[3], &ji->lease_until_ms);
@@ -978,30 +1006,38 @@ on_listed(void *arg, int status, redisReply *r)
 {
 	struct list_req *req = arg;
 	char (*ids)[QID_SIZE] = NULL;
+	struct queue_cursor next;
 	uint64_t total = 0;
 	size_t n = 0;
 
-	if (status == 0 && (!r_array(r, 1) || !r_u64(r->element[0], &total)))
+	memset(&next, 0, sizeof next);
+	if (status == 0 && (!r_array(r, 1) || !r_u64(r->element[0], &total) ||
+	    r->elements % 2 != 1))
 		status = -EPROTO;
 	if (status == 0) {
-		ids = xcalloc(r->elements, sizeof *ids);
-		for (size_t i = 1; i < r->elements; i++) {
+		ids = xcalloc(r->elements / 2 + 1, sizeof *ids);
+		for (size_t i = 1; i + 1 < r->elements; i += 2) {
 			const char *p;
 			size_t len;
+			uint64_t score;
 
-			if (r_str(r->element[i], &p, &len))
-				str_copyn(ids[n++], p, len, QID_SIZE);
+			if (!r_str(r->element[i], &p, &len) || len != QID_LEN ||
+			    !r_u64(r->element[i + 1], &score))
+				continue;
+			str_copyn(ids[n++], p, len, QID_SIZE);
+			next.score = score;
+			memcpy(next.id, ids[n - 1], QID_SIZE);
 		}
 	} else {
 		log_redis_error("list", status, r);
 	}
-	req->cb(req->arg, status, total, ids, n);
+	req->cb(req->arg, status, total, ids, n, &next);
 	free(ids);
 	free(req);
 }
 
 int
-queue_list(struct queue *q, enum queue_set set, uint64_t offset,
+queue_list(struct queue *q, enum queue_set set, const struct queue_cursor *after,
     unsigned count, queue_list_cb *cb, void *arg)
 {
 	static const char *const names[] = { "active", "done", "corrupt" };
@@ -1014,8 +1050,16 @@ queue_list(struct queue *q, enum queue_set set, uint64_t offset,
 	args_init(&a);
 	args_adds(&a, prefix(q));
 	args_adds(&a, names[set]);
-	args_addf(&a, "%" PRIu64, offset);
+	if (after != NULL && after->id[0] != '\0') {
+		args_addf(&a, "%" PRIu64, after->score);
+		args_adds(&a, after->id);
+	} else {
+		args_adds(&a, "");
+		args_adds(&a, "");
+	}
 	args_addf(&a, "%u", count);
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
@@ -1183,6 +1227,7 @@ queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
 	args_init(&a);
 	args_adds(&a, prefix(q));
 	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;

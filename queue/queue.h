@@ -44,9 +44,15 @@ typedef void queue_status_cb(void *arg, int status);
  */
 int queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
     const char *name);
-/* queue_close - cancel pending calls (their callbacks get -ECANCELED) and free. */
+/*
+ * queue_close - cancel pending calls (their callbacks get -ECANCELED) and
+ * free.  Writes the queue makes on its own (quarantining an unreadable
+ * record found by a claim) are let finish first.
+ */
 void queue_close(struct queue *q, queue_closed_cb *cb, void *arg);
 bool queue_is_up(const struct queue *q);
+/* queue_last_error - why the Redis connection last failed ("" when none). */
+const char *queue_last_error(const struct queue *q);
 /* queue_on_state - be told when the Redis connection comes up or goes down. */
 void queue_on_state(struct queue *q, void (*cb)(void *arg, bool up), void *arg);
 /* Tests: replace the wall clock (ms since the epoch) and the jitter source. */
@@ -144,7 +150,7 @@ int queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n),
 /* --- administration --------------------------------------------------------- */
 
 struct queue_jobinfo {
-	struct jobstate st;
+	struct jobstate st;    /* st.domain always set; st.n 0 if unreadable */
 	bool queued;           /* waiting in its destination queue */
 	uint64_t due_ms;       /* when queued */
 	bool leased;           /* claimed by a worker now */
@@ -178,11 +184,23 @@ enum queue_set {
 	QSET_DONE,
 	QSET_CORRUPT,
 };
+/* Where a listing stopped; all zero means "from the start". */
+struct queue_cursor {
+	uint64_t score;
+	char id[QID_SIZE];
+};
+
+/* next is where the following page starts; a page shorter than asked ends the set. */
 typedef void queue_list_cb(void *arg, int status, uint64_t total,
-    char (*ids)[QID_SIZE], size_t n);
-/* queue_list - ids [offset, offset+count) of a set, oldest first. */
-int queue_list(struct queue *q, enum queue_set set, uint64_t offset,
-    unsigned count, queue_list_cb *cb, void *arg);
+    char (*ids)[QID_SIZE], size_t n, const struct queue_cursor *next);
+/*
+ * queue_list - up to count ids of a set after the cursor, oldest first.
+ * Pages by position, not offset, so ids leaving the set meanwhile do not
+ * make a page skip others.  after may be NULL (from the start).
+ */
+int queue_list(struct queue *q, enum queue_set set,
+    const struct queue_cursor *after, unsigned count, queue_list_cb *cb,
+    void *arg);
 
 /* cb gets the number of jobs made due now, or -ENOENT for an unknown id. */
 typedef void queue_count_cb(void *arg, int status, uint64_t n);

@@ -88,7 +88,6 @@ struct ctl {
 	uv_loop_t loop;
 	uv_timer_t timer;       /* connect timeout, then reply timeout */
 	struct queue *q;
-	FILE *logcap;           /* log lines while connecting; see capture_start() */
 	bool started;           /* Redis came up and cmd->run() ran */
 	bool finishing;
 	int status;             /* exit status */
@@ -104,7 +103,9 @@ struct ctl {
 	uint64_t limit;         /* 0: no limit */
 
 	/* queue list paging. */
-	uint64_t offset;        /* next id to ask for */
+	struct queue_cursor cursor; /* where the next page starts */
+	uint64_t offset;        /* ids scanned so far */
+	bool last_page;         /* the set ended with the page in hand */
 	uint64_t total;         /* size of the set, as last reported */
 	uint64_t shown;
 	bool progress;          /* stderr is a terminal and the set is large */
@@ -442,66 +443,6 @@ check_flush(struct ctl *c, int argc, char **argv)
 
 /* --- the queue connection ---------------------------------------------------------- */
 
-/*
- * While connecting, log lines go to a temporary file: the queue API
- * reports a failed connection only in its log (there is no
- * queue_last_error()), and the lines would clutter the one error
- * kurierctl prints.  The last error="..." there names the cause.
- */
-static void
-capture_start(struct ctl *c)
-{
-	c->logcap = tmpfile();
-	if (c->logcap != NULL)
-		log_set_fd(fileno(c->logcap));
-}
-
-static void
-capture_stop(struct ctl *c)
-{
-	if (c->logcap == NULL)
-		return;
-	log_set_fd(STDERR_FILENO);
-	fclose(c->logcap);
-	c->logcap = NULL;
-}
-
-/* The value of the last error="..." in the captured lines, still quoted-escaped. */
-static void
-capture_last_error(struct ctl *c, char *dst, size_t size)
-{
-	char tail[8192];
-	const char *p, *last = NULL;
-	size_t n, i = 0;
-	long end;
-
-	dst[0] = '\0';
-	if (c->logcap == NULL || fflush(c->logcap) != 0 || fseek(c->logcap, 0, SEEK_END) != 0 ||
-	    (end = ftell(c->logcap)) < 0)
-		return;
-	if (fseek(c->logcap, end > (long)sizeof tail - 1 ? end - (long)sizeof tail + 1 : 0,
-	    SEEK_SET) != 0)
-		return;
-	n = fread(tail, 1, sizeof tail - 1, c->logcap);
-	tail[n] = '\0';
-	for (p = tail; (p = strstr(p, " error=\"")) != NULL; p++)
-		last = p + 8;
-	if (last == NULL)
-		return;
-	/*
-	 * log_quote() escaped '"' and '\', so the first bare '"' ends it.
-	 * \" reads back as '"'; the other escapes stay as they are (safe).
-	 */
-	for (p = last; *p != '\0' && *p != '"' && *p != '\n' && i + 2 < size; p++) {
-		if (*p == '\\' && p[1] == '"')
-			p++;
-		else if (*p == '\\' && p[1] != '\0')
-			dst[i++] = *p++;
-		dst[i++] = *p;
-	}
-	dst[i] = '\0';
-}
-
 static void
 on_queue_closed(void *arg)
 {
@@ -572,7 +513,7 @@ not_reachable(struct ctl *c)
 	char addr[CONFIG_HOST_MAX + 16], err[512], span[32];
 	const char *hint = "is redis-server running? check [redis] address in";
 
-	capture_last_error(c, err, sizeof err);
+	str_copy(err, queue_last_error(c->q), sizeof err);
 	if (err[0] == '\0')
 		snprintf(err, sizeof err, "no answer within %s",
 		    fmt_span(span, sizeof span, c->cfg.redis.connect_timeout_ms));
@@ -612,7 +553,6 @@ on_state(void *arg, bool up)
 	if (!up || c->started || c->finishing)
 		return;
 	c->started = true;
-	capture_stop(c);
 	c->now = queue_now(c->q);
 	rc = c->cmd->run(c);
 	if (rc < 0)
@@ -626,16 +566,15 @@ run_queue_command(struct ctl *c)
 {
 	int rc;
 
-	log_set_level(LOG_WARN);
+	/* Connection attempts are summed up in one message, not logged. */
+	log_set_level(LOG_ERROR);
 	if ((rc = uv_loop_init(&c->loop)) != 0) {
 		fprintf(stderr, "kurierctl: cannot start the event loop: %s\n", uv_strerror(rc));
 		return CTL_FAIL;
 	}
 	uv_timer_init(&c->loop, &c->timer);
 	c->timer.data = c;
-	capture_start(c);
 	if ((rc = queue_open(&c->q, &c->loop, &c->cfg, "kurierctl")) < 0) {
-		capture_stop(c);
 		fprintf(stderr, "kurierctl: cannot open the queue: %s\n", strerror(-rc));
 		exit(CTL_FAIL);
 	}
@@ -644,7 +583,6 @@ run_queue_command(struct ctl *c)
 	if (queue_is_up(c->q))
 		on_state(c, true);
 	uv_run(&c->loop, UV_RUN_DEFAULT);
-	capture_stop(c);
 	if ((rc = uv_loop_close(&c->loop)) != 0) {
 		fprintf(stderr, "kurierctl: internal error: handles left open at exit (%s)\n",
 		    uv_strerror(rc));
@@ -688,7 +626,7 @@ run_check(struct ctl *c)
 /* --- queue list -------------------------------------------------------------------- */
 
 static void on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE],
-    size_t n);
+    size_t n, const struct queue_cursor *next);
 
 static enum queue_set
 list_set(const struct ctl *c)
@@ -706,7 +644,7 @@ list_set(const struct ctl *c)
 static int
 list_page(struct ctl *c)
 {
-	return queue_list(c->q, list_set(c), c->offset, LIST_PAGE, on_list, c);
+	return queue_list(c->q, list_set(c), &c->cursor, LIST_PAGE, on_list, c);
 }
 
 static void
@@ -849,12 +787,12 @@ on_list_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 	}
 	fflush(stdout);
 	if (c->limit > 0 && c->shown == c->limit) {
-		bool more = i < n || c->offset < c->total;
+		bool more = i < n || !c->last_page;
 
 		list_end(c, more);
 		return;
 	}
-	if (c->offset >= c->total) {
+	if (c->last_page) {
 		list_end(c, false);
 		return;
 	}
@@ -866,7 +804,8 @@ on_list_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 }
 
 static void
-on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n)
+on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n,
+    const struct queue_cursor *next)
 {
 	struct ctl *c = arg;
 	const char **v;
@@ -886,6 +825,8 @@ on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n)
 		return;
 	}
 	c->offset += n;
+	c->cursor = *next;
+	c->last_page = n < LIST_PAGE;
 	v = xcalloc(n, sizeof *v);
 	for (size_t i = 0; i < n; i++)
 		v[i] = ids[i];

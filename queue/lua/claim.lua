@@ -1,6 +1,6 @@
 -- claim: return expired leases to their queues, then lease up to MAX due
 -- jobs (one job = one message x one recipient domain).
--- ARGV: prefix, now, lease_ms, max, per-destination cap (0 = none)
+-- ARGV: prefix, now, lease_ms, max, per-destination cap (0 = none), retention_ms
 -- Returns { now, { reaped "ID/DOMAIN"... }, { ID, DOMAIN, STREAM, TOKEN, env, head, body, job state }... }
 --
 -- Order: transactional ("t") before broadcast ("b").  Within a stream the
@@ -31,6 +31,9 @@ local function reschedule(st, dom)
 		redis.call('ZADD', P .. 'd:' .. st, sc, dom)
 	end
 end
+
+-- Finished messages expire by TTL; drop their ids from the done set too.
+redis.call('ZREMRANGEBYSCORE', P .. 'done', '-inf', now - tonumber(ARGV[6]))
 
 local reaped = {}
 for _, job in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 200)) do

@@ -1,4 +1,4 @@
--- retry: make queued jobs due now.  ARGV: prefix, now, id ('' = every message)
+-- retry: make queued jobs due now (score 0).  ARGV: prefix, now, id ('' = every message)
 -- Returns the number of jobs made due; -1 when the id is not queued.
 local P, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local count = 0
@@ -8,8 +8,9 @@ if id ~= '' then
 	for dom in string.gmatch(m[2] or '', '%S+') do
 		local qkey = P .. 'q:' .. m[1] .. ':' .. dom
 		if redis.call('ZSCORE', qkey, id) then
-			redis.call('ZADD', qkey, 'XX', now, id)
-			redis.call('ZADD', P .. 'd:' .. m[1], 'LT', now, dom)
+			-- Score 0, as for every message below: due now, first in line.
+			redis.call('ZADD', qkey, 'XX', 0, id)
+			redis.call('ZADD', P .. 'd:' .. m[1], 'LT', 0, dom)
 			count = count + 1
 		end
 	end

@@ -1,8 +1,10 @@
 -- stats: queue sizes, counters, and work per destination.
--- ARGV: prefix, now
+-- ARGV: prefix, now, retention_ms
 -- Returns { active, done, corrupt, leased, { counter, value... },
 --           { stream, domain, due, later, inflight }... }
 local P, now = ARGV[1], tonumber(ARGV[2])
+-- Finished messages expire by TTL; drop their ids from the done set too.
+redis.call('ZREMRANGEBYSCORE', P .. 'done', '-inf', now - tonumber(ARGV[3]))
 local out = { redis.call('ZCARD', P .. 'active'), redis.call('ZCARD', P .. 'done'),
 	redis.call('ZCARD', P .. 'corrupt'), redis.call('ZCARD', P .. 'leases'),
 	redis.call('HGETALL', P .. 'stats') }

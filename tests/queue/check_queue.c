@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
 #include "qtest.h"
 
 #define MSG "From: Shop <orders@shop.example>\r\nTo: a@one.example\r\n" \
@@ -16,6 +17,8 @@
 static const char *const three[] = {
 	"a@one.example", "b@One.Example", "c@two.example",
 };
+
+static void on_closed(void *arg);
 
 static struct queue_job *
 job_for(struct queue_job **jobs, size_t n, const char *domain)
@@ -749,6 +752,7 @@ START_TEST(delete_message)
 END_TEST
 
 struct list_res {
+	struct queue_cursor next;
 	bool done;
 	int status;
 	uint64_t total;
@@ -757,10 +761,12 @@ struct list_res {
 };
 
 static void
-on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n)
+on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n,
+    const struct queue_cursor *next)
 {
 	struct list_res *r = arg;
 
+	r->next = *next;
 	r->status = status;
 	r->total = total;
 	r->n = n;
@@ -769,26 +775,133 @@ on_list(void *arg, int status, uint64_t total, char (*ids)[QID_SIZE], size_t n)
 	r->done = true;
 }
 
+static void
+list_page(struct qt *t, enum queue_set set, const struct queue_cursor *after,
+    unsigned count, struct list_res *r)
+{
+	memset(r, 0, sizeof *r);
+	ck_assert_int_eq(queue_list(t->q, set, after, count, on_list, r), 0);
+	qt_wait(t, &r->done);
+	ck_assert_int_eq(r->status, 0);
+}
+
 START_TEST(list_pages_in_order)
 {
 	struct qt t;
-	char ids[5][QID_SIZE];
+	char ids[6][QID_SIZE];
 	const char *const rc[] = { "x@one.example" };
-	struct list_res r = { 0 };
+	struct list_res r;
+	struct queue_cursor cur;
 
 	qt_open(&t, NULL);
-	for (int i = 0; i < 5; i++) {
-		t.now += 10;
+	for (int i = 0; i < 6; i++) {
+		/* Two messages share each arrival ms: the cursor must split ties. */
+		t.now += i % 2 == 0 ? 10 : 0;
 		ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 1, MSG, ids[i]), 0);
 	}
-	ck_assert_int_eq(queue_list(t.q, QSET_ACTIVE, 1, 3, on_list, &r), 0);
-	qt_wait(&t, &r.done);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_uint_eq(r.total, 5);
+	list_page(&t, QSET_ACTIVE, NULL, 3, &r);
+	ck_assert_uint_eq(r.total, 6);
 	ck_assert_uint_eq(r.n, 3);
-	ck_assert_str_eq(r.ids[0], ids[1]);
-	ck_assert_str_eq(r.ids[2], ids[3]);
+	ck_assert_str_eq(r.ids[0], ids[0]);
+	ck_assert_str_eq(r.ids[2], ids[2]);
+	cur = r.next;
+	ck_assert_str_eq(cur.id, ids[2]);
+	/* Two listed ids leave the set before the next page: nothing is skipped. */
+	ck_assert_int_eq(qt_delete(&t, ids[0]), 0);
+	ck_assert_int_eq(qt_delete(&t, ids[1]), 0);
+	list_page(&t, QSET_ACTIVE, &cur, 3, &r);
+	ck_assert_uint_eq(r.total, 4);
+	ck_assert_uint_eq(r.n, 3);
+	ck_assert_str_eq(r.ids[0], ids[3]);
+	ck_assert_str_eq(r.ids[2], ids[5]);
+	cur = r.next;
+	list_page(&t, QSET_ACTIVE, &cur, 3, &r);
+	ck_assert_uint_eq(r.n, 0);
 	qt_close(&t);
+}
+END_TEST
+
+START_TEST(done_set_trimmed_after_retention)
+{
+	struct qt t;
+	struct queue_job **jobs;
+	struct queue_stats st;
+	const char *const rc[] = { "x@one.example" };
+	size_t n;
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 1, MSG, NULL), 0);
+	jobs = qt_claim(&t, 1, &n);
+	set_all(jobs[0], RCPT_DELIVERED, "250 ok");
+	ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
+	qt_free_jobs(jobs, n);
+	ck_assert_int_eq(qt_stats(&t, &st), 0);
+	ck_assert_uint_eq(st.done, 1);
+	/* Nothing else completes; the id still leaves the done set in time. */
+	t.now += t.cfg.queue.retention_ms + 1;
+	ck_assert_int_eq(qt_stats(&t, &st), 0);
+	ck_assert_uint_eq(st.done, 0);
+	qt_close(&t);
+}
+END_TEST
+
+START_TEST(corrupt_envelope_keeps_its_jobs_visible)
+{
+	struct qt t;
+	struct queue_info info;
+	char id[QID_SIZE], key[64];
+	const char *const rc[] = { "x@one.example", "y@two.example" };
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 2, MSG, id), 0);
+	snprintf(key, sizeof key, "m:%s", id);
+	freeReplyObject(qt_cmd(&t, "HSET %s env garbage", qt_key(&t, key)));
+	ck_assert_int_eq(qt_fetch(&t, id, &info), 0);
+	ck_assert(info.corrupt);
+	ck_assert_uint_eq(info.njobs, 2);
+	ck_assert_str_eq(info.jobs[0].st.domain, "one.example");
+	ck_assert(info.jobs[1].queued);
+	queue_info_free(&info);
+	qt_close(&t);
+}
+END_TEST
+
+START_TEST(close_lets_quarantine_finish)
+{
+	struct qt t;
+	struct queue_job **jobs;
+	char id[QID_SIZE], key[64];
+	const char *const rc[] = { "x@one.example" };
+	size_t n;
+	bool closed = false;
+	redisReply *r;
+	redisContext *sync;
+	struct timeval tv = { 5, 0 };
+	char prefix[64];
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 1, MSG, id), 0);
+	snprintf(key, sizeof key, "m:%s", id);
+	freeReplyObject(qt_cmd(&t, "HSET %s env garbage", qt_key(&t, key)));
+	jobs = qt_claim(&t, 1, &n);
+	ck_assert_uint_eq(n, 0);
+	qt_free_jobs(jobs, n);
+	/* Close at once: the quarantine sent by the claim still lands. */
+	str_copy(prefix, t.cfg.redis.prefix, sizeof prefix);
+	sync = redisConnectWithTimeout(t.cfg.redis.address.host, t.cfg.redis.address.port, tv);
+	queue_close(t.q, on_closed, &closed);
+	qt_wait(&t, &closed);
+	uv_run(&t.loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&t.loop), 0);
+	r = redisCommand(sync, "ZSCORE %scorrupt %s", prefix, id);
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	r = redisCommand(sync, "EVAL %s 0 %s",
+	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
+	    prefix);
+	freeReplyObject(r);
+	redisFree(sync);
+	redisFree(t.sync);
 }
 END_TEST
 
@@ -907,6 +1020,9 @@ queue_suite(void)
 	tcase_add_test(tc, retry_makes_due_now);
 	tcase_add_test(tc, delete_message);
 	tcase_add_test(tc, list_pages_in_order);
+	tcase_add_test(tc, done_set_trimmed_after_retention);
+	tcase_add_test(tc, corrupt_envelope_keeps_its_jobs_visible);
+	tcase_add_test(tc, close_lets_quarantine_finish);
 	tcase_add_test(tc, thousand_recipients_stored_once);
 	tcase_add_test(tc, refuses_without_recipients);
 	tcase_add_test(tc, down_redis_refuses_at_once);
