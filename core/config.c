@@ -30,6 +30,8 @@ enum key_type {
 	K_ENDPOINT,  /* struct config_endpoint, unix: allowed */
 	K_RETRY,     /* the retry list */
 	K_PREFIX,    /* key prefix: printable, no spaces */
+	K_SIZE,      /* uint64_t bytes within [min, max] */
+	K_LISTEN,    /* struct config_listen */
 };
 
 struct key_def {
@@ -55,6 +57,16 @@ static const struct key_def keys[] = {
 	{ "redis", "prefix", K_PREFIX, F(redis.prefix), 1, 0 },
 	{ "redis", "connect_timeout", K_DURATION, F(redis.connect_timeout_ms), 100, 300000 },
 	{ "redis", "reconnect_max", K_DURATION, F(redis.reconnect_max_ms), 100, 3600000 },
+	{ "tls", "cert", K_STR, F(tls.cert), 0, 0 },
+	{ "tls", "key", K_STR, F(tls.key), 0, 0 },
+	{ "relay", "submission", K_LISTEN, F(relay.submission), 0, 0 },
+	{ "relay", "submissions", K_LISTEN, F(relay.submissions), 0, 0 },
+	{ "relay", "max_message_size", K_SIZE, F(relay.max_message_size), 1024, 1ULL << 30 },
+	{ "relay", "max_recipients", K_UINT, F(relay.max_recipients), 1, 100000 },
+	{ "relay", "max_connections", K_UINT, F(relay.max_connections), 1, 1000000 },
+	{ "relay", "max_connections_per_ip", K_UINT, F(relay.max_connections_per_ip), 1, 1000000 },
+	{ "relay", "command_timeout", K_DURATION, F(relay.command_timeout_ms), 1000, 3600000 },
+	{ "relay", "data_timeout", K_DURATION, F(relay.data_timeout_ms), 1000, 3600000 },
 	{ "queue", "lease", K_DURATION, F(queue.lease_ms), 1000, DAY },
 	{ "queue", "retention", K_DURATION, F(queue.retention_ms), 1000, 365 * DAY },
 	{ "queue", "events_max", K_U64, F(queue.events_max), 100, 100000000 },
@@ -66,7 +78,7 @@ static const struct key_def keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = { "server", "redis", "queue", "deliver" };
+static const char *const sections[] = { "server", "redis", "tls", "relay", "queue", "deliver" };
 
 /* Longest line accepted, the line end not counted. */
 #define CONFIG_LINE_MAX 4096
@@ -74,6 +86,8 @@ static const char *const sections[] = { "server", "redis", "queue", "deliver" };
 void
 config_defaults(struct config *cfg)
 {
+	const char *why;
+
 	static const uint64_t retry[] = {
 		5 * 60000, 10 * 60000, 30 * 60000, 3600000, 2 * 3600000,
 		4 * 3600000, 8 * 3600000,
@@ -93,6 +107,15 @@ config_defaults(struct config *cfg)
 	str_copy(cfg->redis.prefix, "kurier:", sizeof cfg->redis.prefix);
 	cfg->redis.connect_timeout_ms = 5000;
 	cfg->redis.reconnect_max_ms = 5000;
+	config_parse_listen("0.0.0.0:587", &cfg->relay.submission, &why);
+	config_parse_listen("0.0.0.0:465", &cfg->relay.submissions, &why);
+	cfg->relay.max_message_size = 25 * 1024 * 1024;
+	cfg->relay.max_recipients = 1000;
+	cfg->relay.max_connections = 10000;
+	cfg->relay.max_connections_per_ip = 50;
+	/* RFC 5321 4.5.3.2: 5 minutes per command, 10 for the end of data. */
+	cfg->relay.command_timeout_ms = 5 * 60000;
+	cfg->relay.data_timeout_ms = 10 * 60000;
 	cfg->queue.lease_ms = 120000;
 	cfg->queue.retention_ms = 7 * DAY;
 	cfg->queue.events_max = 100000;
@@ -180,6 +203,39 @@ config_endpoint_str(const struct config_endpoint *ep, char *dst, size_t size)
 	else
 		snprintf(dst, size, "%s:%u", ep->host, ep->port);
 	return dst;
+}
+
+int
+config_parse_listen(const char *s, struct config_listen *out, const char **why)
+{
+	char tmp[1024], *p, *tok;
+
+	memset(out, 0, sizeof *out);
+	if (str_copy(tmp, s, sizeof tmp) < 0) {
+		*why = "list too long";
+		return -EINVAL;
+	}
+	if (str_trim(tmp)[0] == '\0')
+		return 0;
+	for (p = tmp; p != NULL; ) {
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
+		tok = str_trim(tok);
+		if (tok[0] == '\0') {
+			*why = "empty entry in the list";
+			return -EINVAL;
+		}
+		if (out->n == CONFIG_LISTEN_MAX) {
+			*why = "at most 8 addresses";
+			return -EINVAL;
+		}
+		if (config_parse_endpoint(tok, false, &out->ep[out->n], why) < 0)
+			return -EINVAL;
+		out->n++;
+	}
+	return 0;
 }
 
 static const struct {
@@ -391,6 +447,20 @@ set_value(struct parse_state *ps, const struct key_def *k, const char *v)
 		if (config_parse_endpoint(v, true, (struct config_endpoint *)(void *)field, &why) < 0)
 			return fail(ps, "[%s] %s: \"%s\": %s", k->section, k->name, v, why);
 		return 1;
+	case K_SIZE:
+		rc = str_to_size(v, &n);
+		if (rc < 0)
+			return fail(ps, "[%s] %s: \"%s\" is not a size (26214400, 25M, 512k)",
+			    k->section, k->name, v);
+		if (n < k->min || n > k->max)
+			return fail(ps, "[%s] %s must be from %" PRIu64 " to %" PRIu64 " bytes",
+			    k->section, k->name, k->min, k->max);
+		*(uint64_t *)(void *)field = n;
+		return 1;
+	case K_LISTEN:
+		if (config_parse_listen(v, (struct config_listen *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: \"%s\": %s", k->section, k->name, v, why);
+		return 1;
 	case K_RETRY:
 		if (parse_retry(v, ps->cfg->deliver.retry_ms, &ps->cfg->deliver.nretry, &why) < 0)
 			return fail(ps, "[%s] %s: %s", k->section, k->name, why);
@@ -458,7 +528,7 @@ check_section_line(struct parse_state *ps, const char *p, size_t n)
 		return;
 	}
 	if (!known_section(p + 1, (size_t)(end - p - 1)))
-		fail(ps, "unknown section [%.*s] (known: server, redis, queue, deliver)",
+		fail(ps, "unknown section [%.*s] (known: server, redis, tls, relay, queue, deliver)",
 		    (int)(end - p - 1 > 64 ? 64 : end - p - 1), p + 1);
 }
 
@@ -517,6 +587,16 @@ validate(struct parse_state *ps)
 	if (cfg->deliver.per_destination > cfg->deliver.concurrency) {
 		snprintf(ps->err, ps->errsz, "%s: [deliver] per_destination (%u) is larger than concurrency (%u)",
 		    ps->name, cfg->deliver.per_destination, cfg->deliver.concurrency);
+		return -EINVAL;
+	}
+	if ((cfg->tls.cert[0] == '\0') != (cfg->tls.key[0] == '\0')) {
+		snprintf(ps->err, ps->errsz, "%s: [tls] cert and key go together: set both, or neither for a self-signed certificate",
+		    ps->name);
+		return -EINVAL;
+	}
+	if (cfg->relay.max_connections_per_ip > cfg->relay.max_connections) {
+		snprintf(ps->err, ps->errsz, "%s: [relay] max_connections_per_ip (%u) is larger than max_connections (%u)",
+		    ps->name, cfg->relay.max_connections_per_ip, cfg->relay.max_connections);
 		return -EINVAL;
 	}
 	if (cfg->deliver.lifetime_ms < cfg->deliver.retry_ms[0]) {

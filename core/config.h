@@ -21,6 +21,7 @@
 #define CONFIG_RETRY_MAX 32
 #define CONFIG_HOST_MAX 256
 #define CONFIG_ERR_MAX 1024
+#define CONFIG_LISTEN_MAX 8
 
 enum config_role {
 	ROLE_RELAY = 1 << 0,
@@ -33,6 +34,12 @@ struct config_endpoint {
 	char host[CONFIG_HOST_MAX]; /* name or address, without brackets */
 	uint16_t port;
 	char unix_path[108];        /* set instead of host/port for unix: */
+};
+
+/* A list of listening endpoints, "0.0.0.0:587, [::]:587"; n 0 = off. */
+struct config_listen {
+	unsigned n;
+	struct config_endpoint ep[CONFIG_LISTEN_MAX];
 };
 
 struct config {
@@ -51,6 +58,20 @@ struct config {
 		uint64_t connect_timeout_ms;
 		uint64_t reconnect_max_ms;
 	} redis;
+	struct {
+		char cert[PATH_MAX];       /* PEM chain; empty: self-signed in data_dir */
+		char key[PATH_MAX];
+	} tls;
+	struct {
+		struct config_listen submission;   /* STARTTLS, AUTH required */
+		struct config_listen submissions;  /* implicit TLS */
+		uint64_t max_message_size;
+		unsigned max_recipients;
+		unsigned max_connections;
+		unsigned max_connections_per_ip;
+		uint64_t command_timeout_ms;       /* waiting for a command */
+		uint64_t data_timeout_ms;          /* the whole DATA phase */
+	} relay;
 	struct {
 		uint64_t lease_ms;
 		uint64_t retention_ms;
@@ -85,6 +106,11 @@ int config_load_string(struct config *cfg, const char *name, const char *text,
  */
 int config_parse_endpoint(const char *s, bool allow_unix,
     struct config_endpoint *ep, const char **why);
+/*
+ * config_parse_listen - "host:port, [v6]:port" (comma-separated, at most
+ * CONFIG_LISTEN_MAX; empty = none).  0 or -EINVAL with a reason in why.
+ */
+int config_parse_listen(const char *s, struct config_listen *out, const char **why);
 /* config_parse_roles - "relay,deliver" -> ROLE_* bits; 0 or -EINVAL. */
 int config_parse_roles(const char *s, unsigned *roles, const char **why);
 /* config_roles_str - ROLE_* bits as "relay,deliver,mailbox". */

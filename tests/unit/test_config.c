@@ -57,6 +57,50 @@ assert_defaults(const struct config *cfg)
 	ck_assert_uint_eq(cfg->deliver.per_destination, 20);
 }
 
+START_TEST(test_relay_and_tls_keys)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+
+	/* Defaults: RFC 6409 and RFC 8314 ports, RFC 5321 timeouts. */
+	config_defaults(&cfg);
+	ck_assert_uint_eq(cfg.relay.submission.n, 1);
+	ck_assert_str_eq(cfg.relay.submission.ep[0].host, "0.0.0.0");
+	ck_assert_uint_eq(cfg.relay.submission.ep[0].port, 587);
+	ck_assert_uint_eq(cfg.relay.submissions.ep[0].port, 465);
+	ck_assert_uint_eq(cfg.relay.max_message_size, 26214400);
+	ck_assert_uint_eq(cfg.relay.max_recipients, 1000);
+	ck_assert_uint_eq(cfg.relay.command_timeout_ms, 300000);
+	ck_assert_uint_eq(cfg.relay.data_timeout_ms, 600000);
+	ck_assert_str_eq(cfg.tls.cert, "");
+
+	ck_assert_int_eq(load(&cfg, "[relay]\nsubmission = 127.0.0.1:2587, [::1]:2587\n"
+	    "submissions =\nmax_message_size = 10M\n", err), 0);
+	ck_assert_uint_eq(cfg.relay.submission.n, 2);
+	ck_assert_str_eq(cfg.relay.submission.ep[1].host, "::1");
+	ck_assert_uint_eq(cfg.relay.submission.ep[1].port, 2587);
+	ck_assert_uint_eq(cfg.relay.submissions.n, 0);
+	ck_assert_uint_eq(cfg.relay.max_message_size, 10485760);
+
+	ck_assert_int_eq(load(&cfg, "[relay]\nmax_message_size = huge\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [relay] max_message_size: \"huge\" is not a size (26214400, 25M, 512k)");
+	ck_assert_int_eq(load(&cfg, "[relay]\nmax_message_size = 100\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [relay] max_message_size must be from 1024 to 1073741824 bytes");
+	ck_assert_int_eq(load(&cfg, "[relay]\nsubmission = 127.0.0.1:2587,,[::1]:1\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [relay] submission: \"127.0.0.1:2587,,[::1]:1\": empty entry in the list");
+	ck_assert_int_eq(load(&cfg, "[relay]\nsubmission = unix:/x\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [relay] submission: \"unix:/x\": a unix socket is not allowed here");
+	ck_assert_int_eq(load(&cfg, "[relay]\nsubmission = a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [relay] submission: \"a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9\": at most 8 addresses");
+	ck_assert_int_eq(load(&cfg, "[tls]\ncert = /etc/kurier/cert.pem\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ": [tls] cert and key go together: set both, or neither for a self-signed certificate");
+	ck_assert_int_eq(load(&cfg, "[tls]\ncert = /c.pem\nkey = /k.pem\n", err), 0);
+	ck_assert_str_eq(cfg.tls.key, "/k.pem");
+	ck_assert_int_eq(load(&cfg, "[relay]\nmax_connections = 10\nmax_connections_per_ip = 11\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ": [relay] max_connections_per_ip (11) is larger than max_connections (10)");
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	struct config cfg;
@@ -224,11 +268,11 @@ static const struct err_case {
 	{ "hostname = a\n",
 	    NAME ":1: \"hostname\" comes before any [section]" },
 	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
-	    NAME ":3: unknown section [bogus] (known: server, redis, queue, deliver)" },
+	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver)" },
 	{ "[Server]\nhostname = a\n",
-	    NAME ":1: unknown section [Server] (known: server, redis, queue, deliver)" },
+	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver)" },
 	{ "[server]\nhostname = a\n\n  [bogus]  \n",
-	    NAME ":4: unknown section [bogus] (known: server, redis, queue, deliver)" },
+	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver)" },
 	{ "[server]\n = 7\n",
 	    NAME ":2: syntax error: no key name before \"=\"" },
 	{ "[server]\nnope = 1\n",
@@ -740,6 +784,7 @@ config_suite(void)
 
 	tc = tcase_create("text");
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_relay_and_tls_keys);
 	tcase_add_test(tc, test_empty_texts);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_more_forms);
