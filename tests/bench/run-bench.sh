@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# run-bench.sh - queue throughput and memory figures (`make bench`).
+#
+# Starts a redis-server of its own from deploy/redis.conf (AOF on,
+# appendfsync always) on a free 127.0.0.1 port with its data in a temp
+# dir, writes a kurier config for it, runs qbench, prints the machine and
+# the figures, then stops that redis-server by PID and removes the temp
+# dir.  Every wait is bounded.
+#
+#   tests/bench/run-bench.sh [QBENCH-OPTIONS...]
+#
+# Paths are relative to the repository root, which the script changes
+# to first.  Environment:
+#   QBENCH         the qbench binary (build/release/tests/qbench)
+#   REDIS_SERVER   the redis-server binary (redis-server)
+#   REDIS_CONF     the redis.conf to start from (deploy/redis.conf)
+#   REDIS_ARGS     more redis-server options, split at spaces, e.g.
+#                  "--auto-aof-rewrite-percentage 0" (none)
+#
+# Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Exit status
+# is qbench's; 1 when Redis cannot be started.
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+QBENCH=${QBENCH:-build/release/tests/qbench}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+REDIS_CONF=${REDIS_CONF:-deploy/redis.conf}
+read -r -a REDIS_EXTRA <<<"${REDIS_ARGS:-}"
+
+BENCH_TMP=
+REDIS_PID=
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+	if [ -n "$REDIS_PID" ]; then
+		kill "$REDIS_PID" 2>/dev/null
+		# Bounded: 10 s for the final AOF fsync, then SIGKILL.
+		for _ in $(seq 100); do
+			kill -0 "$REDIS_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$REDIS_PID" 2>/dev/null
+		wait "$REDIS_PID" 2>/dev/null
+	fi
+	[ -n "$BENCH_TMP" ] && rm -rf "$BENCH_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	echo "run-bench: $*" >&2
+	exit 1
+}
+
+# free_port - a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+[ -x "$QBENCH" ] || die "$QBENCH not found: build it with make build/release/tests/qbench"
+[ -r "$REDIS_CONF" ] || die "$REDIS_CONF not found: run from the repository root"
+command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found"
+command -v redis-cli >/dev/null || die "redis-cli not found"
+
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-bench.XXXXXX") || die "mktemp failed"
+PORT=$(free_port) || die "no free port"
+
+"$REDIS_SERVER" "$REDIS_CONF" --port "$PORT" --dir "$BENCH_TMP" \
+	--bind 127.0.0.1 --save '' ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} \
+	>"$BENCH_TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+up=0
+for _ in $(seq 100); do
+	if redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG; then
+		up=1
+		break
+	fi
+	kill -0 "$REDIS_PID" 2>/dev/null || break
+	sleep 0.1
+done
+if [ "$up" != 1 ]; then
+	tail -5 "$BENCH_TMP/redis.log" >&2
+	die "redis-server did not start on 127.0.0.1:$PORT"
+fi
+
+CONF=$BENCH_TMP/qbench.conf
+cat >"$CONF" <<CONF
+[server]
+hostname = kurier.bench
+data_dir = $BENCH_TMP/data
+log_level = warn
+
+[redis]
+address = 127.0.0.1:$PORT
+prefix = bench:
+reconnect_max = 500ms
+
+[queue]
+lease = 10m
+
+[deliver]
+# High enough that the per-destination cap never holds a claim back.
+concurrency = 100000
+per_destination = 100000
+CONF
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
+echo "# kurier queue benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "# machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem, $(uname -sr)"
+# Other work on the machine skews every figure: say how busy it was.
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# redis: $("$REDIS_SERVER" --version)"
+echo "# redis config: $REDIS_CONF (appendonly yes, appendfsync always) ${REDIS_ARGS:-}, port $PORT, dir $BENCH_TMP"
+echo "# qbench: $QBENCH $*"
+echo
+
+# qbench bounds each phase itself (-t, 300 s); timeout(1) is the backstop.
+timeout --kill-after=10 1800 "$QBENCH" -c "$CONF" "$@"
+rc=$?
+echo
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$rc" = 124 ] && echo "run-bench: qbench timed out" >&2
+if [ "$rc" != 0 ]; then
+	echo "run-bench: qbench failed ($rc); redis log:" >&2
+	tail -20 "$BENCH_TMP/redis.log" >&2
+fi
+exit "$rc"
