@@ -68,17 +68,42 @@ struct rdb_req {
 	size_t *lens;
 };
 
-/* The poll handle of one hiredis context; freed in its close callback. */
+/*
+ * The event handles of one hiredis context.  Writes are not polled for:
+ * hiredis asks to write after every command, and arming EPOLLOUT each
+ * time costs two epoll_ctl() calls a command.  Instead the commands of
+ * one loop pass are written together from a prepare handle, just before
+ * the loop blocks; only a socket that is full is polled for writability.
+ * Freed when both handles are closed.
+ */
 struct rdb_ev {
 	redisAsyncContext *ac;
 	uv_poll_t poll;
-	int events;
+	uv_prepare_t prep;
+	int events;            /* what poll is armed for */
+	bool want_write;       /* hiredis has output to write */
+	bool flushing;         /* inside the prepare callback's write */
+	int open_handles;
 };
 
 static void rdb_connect(struct rdb *db);
 static void rdb_went_down(struct rdb *db, const char *why);
 
 /* --- hiredis event glue --------------------------------------------------- */
+
+static void ev_on_poll(uv_poll_t *h, int status, int events);
+
+static void
+ev_arm(struct rdb_ev *ev, int events)
+{
+	if (events == ev->events)
+		return;
+	ev->events = events;
+	if (events)
+		uv_poll_start(&ev->poll, events, ev_on_poll);
+	else
+		uv_poll_stop(&ev->poll);
+}
 
 static void
 ev_on_poll(uv_poll_t *h, int status, int events)
@@ -103,24 +128,71 @@ ev_on_poll(uv_poll_t *h, int status, int events)
 }
 
 static void
-ev_update(struct rdb_ev *ev, int add, int del)
+ev_on_prepare(uv_prepare_t *h)
 {
-	ev->events = (ev->events | add) & ~del;
-	if (ev->events)
-		uv_poll_start(&ev->poll, ev->events, ev_on_poll);
-	else
-		uv_poll_stop(&ev->poll);
+	struct rdb_ev *ev = h->data;
+
+	uv_prepare_stop(&ev->prep);
+	if (ev->ac == NULL || !ev->want_write)
+		return;
+	/* Still connecting: wait for writability, which reports the connect. */
+	if (!(ev->ac->c.flags & REDIS_CONNECTED)) {
+		ev_arm(ev, ev->events | UV_WRITABLE);
+		return;
+	}
+	ev->flushing = true;
+	redisAsyncHandleWrite(ev->ac);
+	if (ev->ac != NULL)
+		ev->flushing = false;
 }
 
-static void ev_add_read(void *p) { ev_update(p, UV_READABLE, 0); }
-static void ev_del_read(void *p) { ev_update(p, 0, UV_READABLE); }
-static void ev_add_write(void *p) { ev_update(p, UV_WRITABLE, 0); }
-static void ev_del_write(void *p) { ev_update(p, 0, UV_WRITABLE); }
+static void
+ev_add_read(void *p)
+{
+	struct rdb_ev *ev = p;
+
+	ev_arm(ev, ev->events | UV_READABLE);
+}
+
+static void
+ev_del_read(void *p)
+{
+	struct rdb_ev *ev = p;
+
+	ev_arm(ev, ev->events & ~UV_READABLE);
+}
+
+static void
+ev_add_write(void *p)
+{
+	struct rdb_ev *ev = p;
+
+	ev->want_write = true;
+	if (ev->flushing) {
+		/* The socket took only part: poll until it can take the rest. */
+		ev_arm(ev, ev->events | UV_WRITABLE);
+		return;
+	}
+	if (!(ev->events & UV_WRITABLE))
+		uv_prepare_start(&ev->prep, ev_on_prepare);
+}
+
+static void
+ev_del_write(void *p)
+{
+	struct rdb_ev *ev = p;
+
+	ev->want_write = false;
+	ev_arm(ev, ev->events & ~UV_WRITABLE);
+}
 
 static void
 ev_on_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct rdb_ev *ev = h->data;
+
+	if (--ev->open_handles == 0)
+		free(ev);
 }
 
 static void
@@ -129,7 +201,9 @@ ev_cleanup(void *p)
 	struct rdb_ev *ev = p;
 
 	ev->ac = NULL;
+	ev->flushing = false;
 	uv_close((uv_handle_t *)&ev->poll, ev_on_closed);
+	uv_close((uv_handle_t *)&ev->prep, ev_on_closed);
 }
 
 static int
@@ -141,8 +215,11 @@ ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 		free(ev);
 		return -1;
 	}
+	uv_prepare_init(loop, &ev->prep);
+	ev->open_handles = 2;
 	ev->ac = ac;
 	ev->poll.data = ev;
+	ev->prep.data = ev;
 	ac->ev.data = ev;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;

@@ -403,7 +403,9 @@ queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
 	if (!rdb_is_up(q->db))
 		return -ENOTCONN;
 	now = queue_now(q);
-	qid_new(env->id, now);
+	/* A caller that needs the id first (for Received:) made it already. */
+	if (!qid_valid(env->id))
+		qid_new(env->id, now);
 	env->arrival_ms = now;
 	env->size = len;
 	if (env->sender == NULL)

@@ -67,23 +67,31 @@ for _, st in ipairs({ 't', 'b' }) do
 			take = math.min(take, cap - tonumber(redis.call('HGET', infl, dom) or '0'))
 		end
 		if take > 0 then
-			local n = 0
-			for _, id in ipairs(redis.call('ZRANGEBYSCORE', qkey, '-inf', now, 'LIMIT', 0, take)) do
-				redis.call('ZREM', qkey, id)
-				local m = redis.call('HMGET', P .. 'm:' .. id, 'env', 'head', 'body', 'j:' .. dom)
-				-- A message deleted meanwhile leaves only its queue entry.
-				if m[1] then
-					local tok = redis.call('INCR', P .. 'seq')
-					local job = id .. '/' .. dom
-					redis.call('ZADD', leases, now + lease, job)
-					redis.call('HSET', ltok, job, tok)
-					out[#out + 1] = { id, dom, st, tok, m[1], m[2] or '', m[3] or '', m[4] or '' }
-					n = n + 1
+			local ids = redis.call('ZRANGEBYSCORE', qkey, '-inf', now, 'LIMIT', 0, take)
+			if #ids > 0 then
+				-- One ZREM, INCRBY, ZADD and HSET for the batch, not one per job.
+				redis.call('ZREM', qkey, unpack(ids))
+				local tok = redis.call('INCRBY', P .. 'seq', #ids) - #ids
+				local zl, hl = {}, {}
+				for _, id in ipairs(ids) do
+					local m = redis.call('HMGET', P .. 'm:' .. id, 'env', 'head', 'body', 'j:' .. dom)
+					tok = tok + 1
+					-- A message deleted meanwhile leaves only its queue entry.
+					if m[1] then
+						local job = id .. '/' .. dom
+						zl[#zl + 1] = now + lease
+						zl[#zl + 1] = job
+						hl[#hl + 1] = job
+						hl[#hl + 1] = tok
+						out[#out + 1] = { id, dom, st, tok, m[1], m[2] or '', m[3] or '', m[4] or '' }
+					end
 				end
-			end
-			if n > 0 then
-				inflight_add(dom, n)
-				got = got + n
+				if #zl > 0 then
+					redis.call('ZADD', leases, unpack(zl))
+					redis.call('HSET', ltok, unpack(hl))
+					inflight_add(dom, #hl / 2)
+					got = got + #hl / 2
+				end
 			end
 		end
 		reschedule(st, dom)

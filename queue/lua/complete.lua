@@ -14,6 +14,8 @@ if redis.call('HGET', P .. 'lease', job) ~= token then
 end
 redis.call('HDEL', P .. 'lease', job)
 redis.call('ZREM', P .. 'leases', job)
+-- A destination held back by its cap needs no wake-up here: claim left it
+-- in the rotation at "now", so the next claim sees the free slot.
 if redis.call('HINCRBY', P .. 'inflight', dom, -1) <= 0 then
 	redis.call('HDEL', P .. 'inflight', dom)
 end
@@ -36,18 +38,7 @@ elseif redis.call('HINCRBY', mkey, 'pending', -1) <= 0 then
 	redis.call('PEXPIRE', mkey, retention)
 	result = 2
 end
-redis.call('ZREMRANGEBYSCORE', P .. 'done', '-inf', now - retention)
-
--- A slot of this destination is free: if it was held back by its cap,
--- let its due work be claimed again now.
-for _, s in ipairs({ 't', 'b' }) do
-	local head = redis.call('ZRANGE', P .. 'q:' .. s .. ':' .. dom, 0, 0, 'WITHSCORES')
-	if #head > 0 then
-		local sc = tonumber(head[2])
-		if sc < now then sc = now end
-		redis.call('ZADD', P .. 'd:' .. s, 'LT', sc, dom)
-	end
-end
+-- (The done set is trimmed to retention by claims and stats.)
 
 local nstats = tonumber(ARGV[10])
 local i = 11

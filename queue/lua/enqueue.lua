@@ -10,7 +10,7 @@ end
 local id, now, n = ARGV[1], ARGV[2], tonumber(ARGV[7])
 local doms = {}
 local f = { 'HSET', KEYS[1], 'env', ARGV[4], 'head', ARGV[5], 'body', ARGV[6],
-	'stream', ARGV[3], 'pending', n, 'state', 'active', 'arrival', now }
+	'stream', ARGV[3], 'pending', n, 'state', 'active' }
 for i = 1, n do
 	local dom = ARGV[6 + 2 * i]
 	doms[i] = dom

@@ -35,6 +35,7 @@
  * failed or ran past its deadline, 2 on bad usage.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -917,6 +918,10 @@ main(int argc, char **argv)
 	uint64_t size = 5120, v;
 	double m0, m1, m2;
 	int c, status = 0;
+
+	/* The heap setting kurierd runs with (relay/main.c). */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TOP_PAD, 16 << 20);
 
 	b.n = 20000;
 	b.mem_n = 10000;

@@ -542,10 +542,29 @@ START_TEST(fairness_with_one_flooded_destination)
 		ck_assert_uint_eq(d.due, nflood - flood);
 	}
 	/* The cap holds on later claims too while those five are out. */
+	t.now += 1;
 	jobs = qt_claim(&t, 100, &n);
 	ck_assert_uint_eq(n, 5 - flood);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_str_eq(jobs[i]->domain, "flood.example");
+	{
+		struct queue_job **more;
+		size_t m;
+
+		t.now += 1;
+		more = qt_claim(&t, 100, &m);
+		ck_assert_uint_eq(m, 0);
+		qt_free_jobs(more, m);
+		/* One completes: its slot is taken by the very next claim. */
+		ck_assert_uint_gt(n, 0);
+		set_all(jobs[0], RCPT_DELIVERED, "250 ok");
+		ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
+		t.now += 1;
+		more = qt_claim(&t, 100, &m);
+		ck_assert_uint_eq(m, 1);
+		ck_assert_str_eq(more[0]->domain, "flood.example");
+		qt_free_jobs(more, m);
+	}
 	qt_free_jobs(jobs, n);
 	(void)dom;
 	qt_close(&t);
