@@ -5,11 +5,17 @@
  *
  * The commands are a table (commands[]); each has a check, which reads
  * its arguments and touches nothing else, and a run.  "check" runs
- * without the network.  The queue commands open the queue, wait at most
- * [redis] connect_timeout for the connection, start their first call
- * from the state callback and go on from each call's callback; the last
- * one calls ctl_finish(), which closes the queue and the timer, so that
+ * without the network.  The queue commands open the queue, and the user
+ * commands the user store (policy/auth.h); either waits at most [redis]
+ * connect_timeout for the connection, starts its first call from the
+ * state callback and goes on from each call's callback; the last one
+ * calls ctl_finish(), which closes what is open and the timer, so that
  * uv_run() in main() returns and uv_loop_close() finds nothing open.
+ *
+ * Passwords (user add, user passwd) are read from stdin, never from
+ * argv, where any user could see them in ps(1): one line from a pipe, or
+ * typed twice without echo at a terminal.  Read before connecting, kept
+ * in one buffer, wiped before exit.
  *
  * Exit status: 0 success; 1 failure (bad config, unknown id, Redis not
  * reachable or refusing); 2 usage error.  Errors go to stderr as one
@@ -22,12 +28,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -37,6 +45,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "policy/auth.h"
 #include "queue/envelope.h"
 #include "queue/qid.h"
 #include "queue/queue.h"
@@ -56,6 +65,14 @@ enum {
 #define DOMAIN_ARG_MAX 255
 #define REPLY_TIMEOUT_MS 60000  /* a call Redis has not answered by then fails */
 #define NESC 4                  /* esc() results alive at once */
+#define USER_NAME_W 24          /* user list: name column, at least */
+
+/* What a command needs before it runs (struct command needs). */
+enum {
+	NEED_QUEUE = 1 << 0,    /* the queue's Redis connection */
+	NEED_AUTH = 1 << 1,     /* the user store's Redis connection */
+	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
+};
 
 enum list_state {
 	LS_ACTIVE,
@@ -74,11 +91,12 @@ struct command {
 	/* Arguments only: CTL_OK to go on, else the exit status (message printed). */
 	int (*check)(struct ctl *c, int argc, char **argv);
 	/*
-	 * Without needs_queue: do it all, return the exit status.  With it:
-	 * start the first call once Redis is up; 0 or a negative errno.
+	 * Without NEED_QUEUE or NEED_AUTH: do it all, return the exit status.
+	 * With one: start the first call once Redis is up; 0 or a negative
+	 * errno.
 	 */
 	int (*run)(struct ctl *c);
-	bool needs_queue;
+	unsigned needs;         /* NEED_* */
 };
 
 struct ctl {
@@ -87,7 +105,8 @@ struct ctl {
 	struct config cfg;
 	uv_loop_t loop;
 	uv_timer_t timer;       /* connect timeout, then reply timeout */
-	struct queue *q;
+	struct queue *q;        /* NEED_QUEUE */
+	struct auth *a;         /* NEED_AUTH */
 	bool started;           /* Redis came up and cmd->run() ran */
 	bool finishing;
 	int status;             /* exit status */
@@ -101,6 +120,12 @@ struct ctl {
 	enum list_state lstate;
 	const char *domain;
 	uint64_t limit;         /* 0: no limit */
+	char user[AUTH_NAME_MAX + 1];
+	char domains[AUTH_DOMAINS_MAX]; /* user add/set --domains, stored form */
+	bool set_domains;
+	enum auth_enable enable;
+	char password[AUTH_PASSWORD_MAX + 2]; /* wiped in main() */
+	size_t pwlen;
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */
@@ -117,32 +142,54 @@ static int check_list(struct ctl *c, int argc, char **argv);
 static int check_one_id(struct ctl *c, int argc, char **argv);
 static int check_retry(struct ctl *c, int argc, char **argv);
 static int check_flush(struct ctl *c, int argc, char **argv);
+static int check_user_add(struct ctl *c, int argc, char **argv);
+static int check_user_name(struct ctl *c, int argc, char **argv);
+static int check_user_set(struct ctl *c, int argc, char **argv);
 static int run_check(struct ctl *c);
 static int run_list(struct ctl *c);
 static int run_show(struct ctl *c);
 static int run_retry(struct ctl *c);
 static int run_delete(struct ctl *c);
 static int run_stats(struct ctl *c);
+static int run_user_add(struct ctl *c);
+static int run_user_passwd(struct ctl *c);
+static int run_user_del(struct ctl *c);
+static int run_user_list(struct ctl *c);
+static int run_user_set(struct ctl *c);
 static int run_help(struct ctl *c);
+static int read_password(struct ctl *c);
 static void on_timer(uv_timer_t *t);
 
 /* Each is check (arguments only), then run; "help" lists them in this order. */
 static const struct command commands[] = {
 	{ NULL, "check", "", "validate the configuration and summarise it (no network)",
-	    check_noargs, run_check, false },
+	    check_noargs, run_check, 0 },
+	{ "user", "add", "NAME --domains LIST",
+	    "add a user, who may send as the domains in LIST\n"
+	    "(e.g. a.example,b.example); password from stdin", check_user_add, run_user_add,
+	    NEED_AUTH | NEED_PASSWORD },
+	{ "user", "passwd", "NAME", "set a new password, read from stdin", check_user_name,
+	    run_user_passwd, NEED_AUTH | NEED_PASSWORD },
+	{ "user", "del", "NAME", "remove a user", check_user_name, run_user_del, NEED_AUTH },
+	{ "user", "list", "", "users: name, enabled, domains", check_noargs, run_user_list,
+	    NEED_AUTH },
+	{ "user", "set", "NAME [--domains LIST] [--enable|--disable]",
+	    "change a user's domains, or let it log in or not", check_user_set, run_user_set,
+	    NEED_AUTH },
 	{ "queue", "list", "[--state active|deferred|done|corrupt] [--domain D] [--limit N]",
-	    "messages, oldest first", check_list, run_list, true },
-	{ "queue", "show", "ID", "everything about one message", check_one_id, run_show, true },
+	    "messages, oldest first", check_list, run_list, NEED_QUEUE },
+	{ "queue", "show", "ID", "everything about one message", check_one_id, run_show,
+	    NEED_QUEUE },
 	{ "queue", "retry", "ID | --all", "make queued deliveries due now", check_retry,
-	    run_retry, true },
+	    run_retry, NEED_QUEUE },
 	{ "queue", "delete", "ID", "remove a message and its deliveries", check_one_id,
-	    run_delete, true },
+	    run_delete, NEED_QUEUE },
 	{ "queue", "flush", "", "make every queued delivery due now (same as retry --all)",
-	    check_flush, run_retry, true },
+	    check_flush, run_retry, NEED_QUEUE },
 	{ "queue", "stats", "", "message counts, totals and work per destination",
-	    check_noargs, run_stats, true },
-	{ NULL, "help", "", "this text", check_noargs, run_help, false },
-	{ NULL, NULL, NULL, NULL, NULL, NULL, false },
+	    check_noargs, run_stats, NEED_QUEUE },
+	{ NULL, "help", "", "this text", check_noargs, run_help, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
 /* --- output helpers ---------------------------------------------------------- */
@@ -267,6 +314,19 @@ digits(uint64_t v)
 
 /* --- usage --------------------------------------------------------------------- */
 
+/* help_text - a command's help, its later lines indented to the column. */
+static void
+help_text(FILE *f, const char *help)
+{
+	for (const char *p = help; *p != '\0'; p++) {
+		if (*p == '\n')
+			fprintf(f, "\n  %-24s  ", "");
+		else
+			fputc(*p, f);
+	}
+	fputc('\n', f);
+}
+
 static void
 usage(FILE *f)
 {
@@ -278,14 +338,17 @@ usage(FILE *f)
 		    cmd->group ? " " : "", cmd->name, cmd->synopsis[0] ? " " : "",
 		    cmd->synopsis);
 		if (strlen(head) <= 24)
-			fprintf(f, "  %-24s  %s\n", head, cmd->help);
+			fprintf(f, "  %-24s  ", head);
 		else
-			fprintf(f, "  %s\n  %-24s  %s\n", head, "", cmd->help);
+			fprintf(f, "  %s\n  %-24s  ", head, "");
+		help_text(f, cmd->help);
 	}
 	fprintf(f, "\noptions:\n"
 	    "  -c FILE                   configuration file (default %s);\n"
 	    "                            also accepted after the command\n"
 	    "  -h, --help                this text\n"
+	    "\npasswords: user add and user passwd read one line from stdin, or at a\n"
+	    "terminal ask twice without echo; never from the command line\n"
 	    "\nexit status: 0 done, 1 failed, 2 usage error\n", CONFIG_DEFAULT_PATH);
 }
 
@@ -441,10 +504,10 @@ check_flush(struct ctl *c, int argc, char **argv)
 	return check_noargs(c, argc, argv);
 }
 
-/* --- the queue connection ---------------------------------------------------------- */
+/* --- the Redis connection (queue or user store) ------------------------------------ */
 
 static void
-on_queue_closed(void *arg)
+on_backend_closed(void *arg)
 {
 	(void)arg;
 }
@@ -459,7 +522,16 @@ ctl_finish(struct ctl *c, int status)
 	c->status = status;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, NULL);
-	queue_close(c->q, on_queue_closed, c);
+	if (c->q != NULL)
+		queue_close(c->q, on_backend_closed, c);
+	if (c->a != NULL)
+		auth_close(c->a, on_backend_closed, c);
+}
+
+static const char *
+backend_last_error(const struct ctl *c)
+{
+	return c->q != NULL ? queue_last_error(c->q) : auth_last_error(c->a);
 }
 
 static const char *
@@ -513,7 +585,7 @@ not_reachable(struct ctl *c)
 	char addr[CONFIG_HOST_MAX + 16], err[512], span[32];
 	const char *hint = "is redis-server running? check [redis] address in";
 
-	str_copy(err, queue_last_error(c->q), sizeof err);
+	str_copy(err, backend_last_error(c), sizeof err);
 	if (err[0] == '\0')
 		snprintf(err, sizeof err, "no answer within %s",
 		    fmt_span(span, sizeof span, c->cfg.redis.connect_timeout_ms));
@@ -553,7 +625,7 @@ on_state(void *arg, bool up)
 	if (!up || c->started || c->finishing)
 		return;
 	c->started = true;
-	c->now = queue_now(c->q);
+	c->now = c->q != NULL ? queue_now(c->q) : 0;
 	rc = c->cmd->run(c);
 	if (rc < 0)
 		call_failed(c, cmd_name(c, what, sizeof what), rc);
@@ -562,9 +634,10 @@ on_state(void *arg, bool up)
 }
 
 static int
-run_queue_command(struct ctl *c)
+run_remote_command(struct ctl *c)
 {
 	int rc;
+	bool up;
 
 	/* Connection attempts are summed up in one message, not logged. */
 	log_set_level(LOG_ERROR);
@@ -574,13 +647,23 @@ run_queue_command(struct ctl *c)
 	}
 	uv_timer_init(&c->loop, &c->timer);
 	c->timer.data = c;
-	if ((rc = queue_open(&c->q, &c->loop, &c->cfg, "kurierctl")) < 0) {
-		fprintf(stderr, "kurierctl: cannot open the queue: %s\n", strerror(-rc));
-		exit(CTL_FAIL);
+	if (c->cmd->needs & NEED_QUEUE) {
+		if ((rc = queue_open(&c->q, &c->loop, &c->cfg, "kurierctl")) < 0) {
+			fprintf(stderr, "kurierctl: cannot open the queue: %s\n", strerror(-rc));
+			exit(CTL_FAIL);
+		}
+		queue_on_state(c->q, on_state, c);
+		up = queue_is_up(c->q);
+	} else {
+		if ((rc = auth_open(&c->a, &c->loop, &c->cfg, "kurierctl")) < 0) {
+			fprintf(stderr, "kurierctl: cannot open the user store: %s\n", strerror(-rc));
+			exit(CTL_FAIL);
+		}
+		auth_on_state(c->a, on_state, c);
+		up = auth_is_up(c->a);
 	}
-	queue_on_state(c->q, on_state, c);
 	uv_timer_start(&c->timer, on_timer, c->cfg.redis.connect_timeout_ms, 0);
-	if (queue_is_up(c->q))
+	if (up)
 		on_state(c, true);
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	if ((rc = uv_loop_close(&c->loop)) != 0) {
@@ -1228,6 +1311,459 @@ run_stats(struct ctl *c)
 	return queue_stats(c->q, on_stats, c);
 }
 
+/* --- users ------------------------------------------------------------------------- */
+
+/* The terminal's settings while a prompt has echo off, for on_prompt_signal(). */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+/* A signal during the prompt: give the terminal its echo back, then die of it. */
+static void
+on_prompt_signal(int sig)
+{
+	if (tty_changed)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/*
+ * read_line - one line from fd into buf[size], read a byte at a time so
+ * that no copy stays behind in a stdio buffer; the '\n' and a '\r'
+ * before it are dropped.  The length (bytes, NUL bytes included), or
+ * -EMSGSIZE when the line does not fit (it is still read to its end),
+ * or -errno.
+ */
+static ssize_t
+read_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	bool toolong = false;
+	char ch = 0;
+
+	for (;;) {
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0 || ch == '\n')
+			break;
+		if (n + 1 < size)
+			buf[n++] = ch;
+		else
+			toolong = true;
+	}
+	explicit_bzero(&ch, sizeof ch);
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return toolong ? -EMSGSIZE : (ssize_t)n;
+}
+
+/* prompt_password - text on stderr, then a line from the terminal without echo. */
+static ssize_t
+prompt_password(const char *text, char *buf, size_t size)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
+	struct sigaction sa, old[sizeof sigs / sizeof sigs[0]];
+	struct termios t;
+	ssize_t n;
+
+	if (tcgetattr(STDIN_FILENO, &saved_tty) != 0)
+		return -errno;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_prompt_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	t = saved_tty;
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	t.c_lflag |= ECHONL;   /* the Enter still moves to the next line */
+	tty_changed = 1;
+	/* Echo off before the prompt shows, so no typed byte is ever echoed. */
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) != 0) {
+		n = -errno;
+	} else {
+		fputs(text, stderr);
+		fflush(stderr);
+		n = read_line(STDIN_FILENO, buf, size);
+	}
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	tty_changed = 0;
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	return n;
+}
+
+/* Characters, not bytes: UTF-8 continuation bytes are not counted. */
+static size_t
+utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/*
+ * read_password - the new password for user add/passwd into c->password:
+ * one line from stdin, or at a terminal asked twice without echo.
+ * Refuses an empty one, one shorter than AUTH_PASSWORD_MIN characters,
+ * one too long or holding a NUL byte.  CTL_OK or CTL_FAIL (said why).
+ */
+static int
+read_password(struct ctl *c)
+{
+	char again[sizeof c->password], text[128];
+	ssize_t n, m;
+	size_t chars;
+
+	if (isatty(STDIN_FILENO)) {
+		snprintf(text, sizeof text, "New password for %s: ", c->user);
+		n = prompt_password(text, c->password, sizeof c->password);
+		if (n >= 0) {
+			m = prompt_password("Again: ", again, sizeof again);
+			if (m < 0)
+				n = m;
+			else if (m != n || memcmp(again, c->password, (size_t)n) != 0)
+				n = -EBADMSG;
+			explicit_bzero(again, sizeof again);
+		}
+	} else {
+		n = read_line(STDIN_FILENO, c->password, sizeof c->password);
+	}
+	if (n == -EBADMSG) {
+		fprintf(stderr, "kurierctl: the two passwords differ: nothing changed, try again\n");
+		return CTL_FAIL;
+	}
+	if (n == -EMSGSIZE || n > AUTH_PASSWORD_MAX) {
+		fprintf(stderr, "kurierctl: the password is too long: at most %d bytes\n",
+		    AUTH_PASSWORD_MAX);
+		return CTL_FAIL;
+	}
+	if (n < 0) {
+		fprintf(stderr, "kurierctl: cannot read the password from stdin: %s\n",
+		    strerror((int)-n));
+		return CTL_FAIL;
+	}
+	if (n == 0) {
+		fprintf(stderr, "kurierctl: empty password refused: give it as one line on stdin (at least %d characters)\n",
+		    AUTH_PASSWORD_MIN);
+		return CTL_FAIL;
+	}
+	if (memchr(c->password, '\0', (size_t)n) != NULL) {
+		fprintf(stderr, "kurierctl: the password holds a NUL byte: refused\n");
+		return CTL_FAIL;
+	}
+	chars = utf8_chars(c->password, (size_t)n);
+	if (chars < AUTH_PASSWORD_MIN) {
+		fprintf(stderr, "kurierctl: password too short (%zu %s): use at least %d characters\n",
+		    chars, plural(chars, "character", "characters"), AUTH_PASSWORD_MIN);
+		return CTL_FAIL;
+	}
+	c->pwlen = (size_t)n;
+	return CTL_OK;
+}
+
+/* A NAME argument: a valid user name, else say what one is (exit 1). */
+static int
+check_user_arg(struct ctl *c, const char *arg)
+{
+	if (!auth_name_valid(arg)) {
+		fprintf(stderr, "kurierctl: \"%s\" is not a user name (1-%d characters of A-Z a-z 0-9 . _ @ + -)\n",
+		    esc(c, arg, 80), AUTH_NAME_MAX);
+		return CTL_FAIL;
+	}
+	str_copy(c->user, arg, sizeof c->user);
+	return CTL_OK;
+}
+
+/* More words after NAME: for add and passwd, most likely a password. */
+static int
+extra_user_arg(struct ctl *c, const char *arg)
+{
+	if (c->cmd->needs & NEED_PASSWORD) {
+		fprintf(stderr, "kurierctl: user %s takes no password argument: the password is read from stdin (a pipe, or typed at the prompt), never from the command line\n",
+		    c->cmd->name);
+		return CTL_USAGE;
+	}
+	return usage_error(c, "unexpected argument", arg, "give one user NAME");
+}
+
+static int
+missing_user_name(struct ctl *c)
+{
+	char what[64];
+
+	snprintf(what, sizeof what, "user %s needs a user NAME", c->cmd->name);
+	return usage_error(c, what, NULL, "the names are in the first column of kurierctl user list");
+}
+
+/* --domains LIST into c->domains, in the stored form. */
+static int
+check_domains(struct ctl *c, const char *v)
+{
+	char bad[DOMAIN_ARG_MAX + 1];
+	int rc;
+
+	bad[0] = '\0';
+	rc = auth_domains_parse(v, c->domains, sizeof c->domains, bad, sizeof bad);
+	if (rc == -EINVAL)
+		return usage_error(c, "not a domain name in --domains", bad,
+		    "give host names separated by commas, e.g. --domains a.example,b.example");
+	if (rc < 0)
+		return usage_error(c, "--domains is too long", NULL,
+		    "the stored list holds at most 1023 characters");
+	if (c->domains[0] == '\0')
+		return usage_error(c, "--domains is empty", NULL,
+		    "give at least one domain, e.g. --domains a.example");
+	c->set_domains = true;
+	return CTL_OK;
+}
+
+/*
+ * The arguments of user add and user set: NAME and options, in any
+ * order.  allow_enable: --enable and --disable are accepted.
+ */
+static int
+check_user_opts(struct ctl *c, int argc, char **argv, bool allow_enable)
+{
+	const char *name = NULL, *extra = NULL, *v;
+	char hint[160];
+	bool bad;
+	int rc;
+
+	snprintf(hint, sizeof hint, "kurierctl user %s %s", c->cmd->name, c->cmd->synopsis);
+	for (int i = 0; i < argc; i++) {
+		if ((v = opt_value("--domains", argc, argv, &i, &bad)) != NULL) {
+			if ((rc = check_domains(c, v)) != CTL_OK)
+				return rc;
+		} else if (bad) {
+			return usage_error(c, "--domains needs a value", NULL, hint);
+		} else if (allow_enable && strcmp(argv[i], "--enable") == 0) {
+			if (c->enable == AUTH_ENABLE_OFF)
+				return usage_error(c, "--enable and --disable", NULL, "give one of them");
+			c->enable = AUTH_ENABLE_ON;
+		} else if (allow_enable && strcmp(argv[i], "--disable") == 0) {
+			if (c->enable == AUTH_ENABLE_ON)
+				return usage_error(c, "--enable and --disable", NULL, "give one of them");
+			c->enable = AUTH_ENABLE_OFF;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			return usage_error(c, "unknown option", argv[i], hint);
+		} else if (name == NULL) {
+			name = argv[i];
+		} else if (extra == NULL) {
+			extra = argv[i];
+		}
+	}
+	if (extra != NULL)
+		return extra_user_arg(c, extra);
+	if (name == NULL)
+		return missing_user_name(c);
+	return check_user_arg(c, name);
+}
+
+static int
+check_user_add(struct ctl *c, int argc, char **argv)
+{
+	int rc;
+
+	if ((rc = check_user_opts(c, argc, argv, false)) != CTL_OK)
+		return rc;
+	if (!c->set_domains)
+		return usage_error(c, "user add needs --domains LIST", NULL,
+		    "the domains the user may send as, e.g. --domains a.example,b.example");
+	return CTL_OK;
+}
+
+static int
+check_user_set(struct ctl *c, int argc, char **argv)
+{
+	int rc;
+
+	if ((rc = check_user_opts(c, argc, argv, true)) != CTL_OK)
+		return rc;
+	if (!c->set_domains && c->enable == AUTH_ENABLE_KEEP)
+		return usage_error(c, "user set needs a change", NULL,
+		    "give --domains LIST, --enable or --disable");
+	return CTL_OK;
+}
+
+/* user passwd NAME, user del NAME. */
+static int
+check_user_name(struct ctl *c, int argc, char **argv)
+{
+	if (argc == 0)
+		return missing_user_name(c);
+	if (argv[0][0] == '-')
+		return usage_error(c, "unknown option", argv[0], "give one user NAME");
+	if (argc > 1)
+		return extra_user_arg(c, argv[1]);
+	return check_user_arg(c, argv[0]);
+}
+
+static void
+no_such_user(struct ctl *c)
+{
+	fprintf(stderr, "kurierctl: no user %s (kurierctl user list shows every user)\n", c->user);
+	ctl_finish(c, CTL_FAIL);
+}
+
+static void
+on_user_added(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status == -EEXIST) {
+		fprintf(stderr, "kurierctl: user %s already exists: use user passwd or user set\n",
+		    c->user);
+		ctl_finish(c, CTL_FAIL);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "user add", status);
+		return;
+	}
+	printf("%s: added, may send as %s\n", c->user, c->domains);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_add(struct ctl *c)
+{
+	int rc = auth_user_add(c->a, c->user, c->password, c->pwlen, c->domains,
+	    on_user_added, c);
+
+	/* auth has its own copy now. */
+	explicit_bzero(c->password, sizeof c->password);
+	return rc;
+}
+
+static void
+on_user_passwd(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT) {
+		no_such_user(c);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "user passwd", status);
+		return;
+	}
+	printf("%s: password changed\n", c->user);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_passwd(struct ctl *c)
+{
+	int rc = auth_user_passwd(c->a, c->user, c->password, c->pwlen, on_user_passwd, c);
+
+	explicit_bzero(c->password, sizeof c->password);
+	return rc;
+}
+
+static void
+on_user_del(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT) {
+		no_such_user(c);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "user del", status);
+		return;
+	}
+	printf("%s: deleted\n", c->user);
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_del(struct ctl *c)
+{
+	return auth_user_del(c->a, c->user, on_user_del, c);
+}
+
+static void
+on_user_set(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT) {
+		no_such_user(c);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "user set", status);
+		return;
+	}
+	printf("%s:", c->user);
+	if (c->set_domains)
+		printf(" may send as %s%s", c->domains, c->enable != AUTH_ENABLE_KEEP ? ";" : "");
+	if (c->enable == AUTH_ENABLE_ON)
+		printf(" enabled");
+	else if (c->enable == AUTH_ENABLE_OFF)
+		printf(" disabled");
+	printf("\n");
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_set(struct ctl *c)
+{
+	return auth_user_set(c->a, c->user, c->set_domains ? c->domains : NULL, c->enable,
+	    on_user_set, c);
+}
+
+static void
+on_user_list(void *arg, int status, const struct auth_user *users, size_t n)
+{
+	struct ctl *c = arg;
+	int w = USER_NAME_W;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "user list", status);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(esc(c, users[i].name, 0));
+
+		if (l > w)
+			w = l;
+	}
+	printf("%-*s  %-7s  %s\n", w, "NAME", "ENABLED", "DOMAINS");
+	for (size_t i = 0; i < n; i++)
+		printf("%-*s  %-7s  %s\n", w, esc(c, users[i].name, 0),
+		    users[i].enabled ? "yes" : "no",
+		    users[i].domains[0] ? esc(c, users[i].domains, 0) : "-");
+	printf("%zu %s\n", n, plural(n, "user", "users"));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_list(struct ctl *c)
+{
+	return auth_user_list(c->a, on_user_list, c);
+}
+
 /* --- help -------------------------------------------------------------------------- */
 
 static int
@@ -1262,6 +1798,31 @@ is_group(const char *s)
 		if (cmd->group != NULL && strcmp(cmd->group, s) == 0)
 			return true;
 	return false;
+}
+
+/* group_names - "list, show, retry, delete, flush or stats" for a group. */
+static const char *
+group_names(const char *group, char *dst, size_t size)
+{
+	size_t n = 0, i = 0, off = 0;
+
+	for (const struct command *cmd = commands; cmd->name != NULL; cmd++)
+		if (cmd->group != NULL && strcmp(cmd->group, group) == 0)
+			n++;
+	dst[0] = '\0';
+	for (const struct command *cmd = commands; cmd->name != NULL; cmd++) {
+		int w;
+
+		if (cmd->group == NULL || strcmp(cmd->group, group) != 0)
+			continue;
+		i++;
+		w = snprintf(dst + off, size - off, "%s%s", i == 1 ? "" : i == n ? " or " : ", ",
+		    cmd->name);
+		if (w < 0 || (size_t)w >= size - off)
+			break;
+		off += (size_t)w;
+	}
+	return dst;
 }
 
 static int
@@ -1310,6 +1871,7 @@ main(int argc, char **argv)
 {
 	struct ctl c;
 	char **rest;
+	char names[128], hint[192], what[64];
 	int nrest, used, status;
 	bool help;
 
@@ -1333,9 +1895,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (is_group(rest[0])) {
+		group_names(rest[0], names, sizeof names);
 		if (nrest < 2) {
-			status = usage_error(&c, rest[0], NULL,
-			    "needs a subcommand: list, show, retry, delete, flush or stats (see kurierctl help)");
+			snprintf(hint, sizeof hint, "needs a subcommand: %s (see kurierctl help)", names);
+			status = usage_error(&c, rest[0], NULL, hint);
 			goto out;
 		}
 		c.cmd = find_command(rest[0], rest[1]);
@@ -1345,8 +1908,9 @@ main(int argc, char **argv)
 		used = 1;
 	}
 	if (c.cmd == NULL && used == 2) {
-		status = usage_error(&c, "unknown queue command", rest[1],
-		    "use list, show, retry, delete, flush or stats (see kurierctl help)");
+		snprintf(what, sizeof what, "unknown %s command", rest[0]);
+		snprintf(hint, sizeof hint, "use %s (see kurierctl help)", names);
+		status = usage_error(&c, what, rest[1], hint);
 		goto out;
 	}
 	if (c.cmd == NULL) {
@@ -1361,11 +1925,14 @@ main(int argc, char **argv)
 	}
 	if ((status = load_config(&c)) != CTL_OK)
 		goto out;
-	if (c.cmd->needs_queue)
-		status = run_queue_command(&c);
+	if ((c.cmd->needs & NEED_PASSWORD) && (status = read_password(&c)) != CTL_OK)
+		goto out;
+	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH))
+		status = run_remote_command(&c);
 	else
 		status = c.cmd->run(&c);
 out:
+	explicit_bzero(c.password, sizeof c.password);
 	for (int i = 0; i < NESC; i++)
 		buf_free(&c.esc[i]);
 	free(rest);

@@ -1,0 +1,951 @@
+/*
+ * check_auth - the user store and password verification (policy/auth.h)
+ * against the real redis-server named by $KURIER_TEST_REDIS (host:port),
+ * with real yescrypt hashing on libuv's thread pool.  Each test has a
+ * key prefix of its own, closes every handle and asserts that
+ * uv_loop_close() succeeds.
+ */
+#include <check.h>
+#include <crypt.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/str.h"
+#include "policy/auth.h"
+
+#define PW "correct horse battery"
+#define PW2 "staple-2-Tr0ub4dor"
+#define WAIT_MS 20000
+
+struct at {
+	uv_loop_t loop;
+	struct config cfg;
+	struct auth *a;
+	redisContext *sync;    /* a plain connection for inspection */
+};
+
+/* The outcome of one call. */
+struct res {
+	bool done;
+	int calls;
+	int status;
+	struct auth_user user;
+	bool have_user;
+	struct auth_user *users;
+	size_t n;
+	uint64_t start_ns, took_ns;
+};
+
+static unsigned test_seq;
+
+static void
+on_timeout(uv_timer_t *h)
+{
+	*(bool *)h->data = true;
+}
+
+/* at_wait - run the loop until *done, failing the test after WAIT_MS. */
+static void
+at_wait(struct at *t, const bool *done)
+{
+	uv_timer_t timer;
+	bool expired = false;
+
+	uv_timer_init(&t->loop, &timer);
+	timer.data = &expired;
+	uv_timer_start(&timer, on_timeout, WAIT_MS, 0);
+	while (!*done && !expired)
+		uv_run(&t->loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(&t->loop, UV_RUN_NOWAIT);
+	ck_assert_msg(*done, "timed out waiting for auth");
+}
+
+static void
+on_up(void *arg, bool up)
+{
+	if (up)
+		*(bool *)arg = true;
+}
+
+static void
+at_open(struct at *t)
+{
+	const char *addr = getenv("KURIER_TEST_REDIS");
+	const char *why = "";
+	struct timeval tv = { 5, 0 };
+	bool up = false;
+
+	ck_assert_msg(addr != NULL, "KURIER_TEST_REDIS (host:port) is not set");
+	memset(t, 0, sizeof *t);
+	config_defaults(&t->cfg);
+	ck_assert_msg(config_parse_endpoint(addr, false, &t->cfg.redis.address, &why) == 0,
+	    "KURIER_TEST_REDIS: %s", why);
+	snprintf(t->cfg.redis.prefix, sizeof t->cfg.redis.prefix, "ka:%d:%u:",
+	    (int)getpid(), ++test_seq);
+	ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+	ck_assert_int_eq(auth_open(&t->a, &t->loop, &t->cfg, "test"), 0);
+	auth_on_state(t->a, on_up, &up);
+	at_wait(t, &up);
+	auth_on_state(t->a, NULL, NULL);
+	ck_assert(auth_is_up(t->a));
+	t->sync = redisConnectWithTimeout(t->cfg.redis.address.host,
+	    t->cfg.redis.address.port, tv);
+	ck_assert(t->sync != NULL && t->sync->err == 0);
+}
+
+static void
+on_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* at_close - drop the test's keys, close auth, and the loop must be empty. */
+static void
+at_close(struct at *t)
+{
+	bool closed = false;
+	redisReply *r;
+
+	r = redisCommand(t->sync, "EVAL %s 0 %s",
+	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
+	    t->cfg.redis.prefix);
+	freeReplyObject(r);
+	redisFree(t->sync);
+	auth_close(t->a, on_closed, &closed);
+	at_wait(t, &closed);
+	uv_run(&t->loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+}
+
+static redisReply *
+at_cmd(struct at *t, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+
+	va_start(ap, fmt);
+	r = redisvCommand(t->sync, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(r != NULL, "redis: %s", t->sync->errstr);
+	return r;
+}
+
+static const char *
+at_key(struct at *t, const char *suffix)
+{
+	static char key[256];
+
+	snprintf(key, sizeof key, "%s%s", t->cfg.redis.prefix, suffix);
+	return key;
+}
+
+/* The stored field of user name, copied into dst ("" when absent). */
+static void
+at_field(struct at *t, const char *name, const char *field, char *dst, size_t size)
+{
+	char k[128];
+	redisReply *r;
+
+	snprintf(k, sizeof k, "user:%s", name);
+	r = at_cmd(t, "HGET %s %s", at_key(t, k), field);
+	if (r->type == REDIS_REPLY_STRING)
+		str_copyn(dst, r->str, r->len, size);
+	else
+		dst[0] = '\0';
+	freeReplyObject(r);
+}
+
+static void
+on_status(void *arg, int status)
+{
+	struct res *r = arg;
+
+	r->calls++;
+	r->status = status;
+	r->done = true;
+}
+
+static void
+on_verify(void *arg, int status, const struct auth_user *user)
+{
+	struct res *r = arg;
+
+	r->calls++;
+	r->status = status;
+	r->took_ns = uv_hrtime() - r->start_ns;
+	r->have_user = user != NULL;
+	if (user != NULL)
+		r->user = *user;
+	r->done = true;
+}
+
+static void
+on_list(void *arg, int status, const struct auth_user *users, size_t n)
+{
+	struct res *r = arg;
+
+	r->calls++;
+	r->status = status;
+	r->n = n;
+	if (n > 0) {
+		r->users = malloc(n * sizeof *users);
+		memcpy(r->users, users, n * sizeof *users);
+	}
+	r->done = true;
+}
+
+static int
+at_add(struct at *t, const char *name, const char *pw, const char *domains)
+{
+	struct res r = { 0 };
+	int rc = auth_user_add(t->a, name, pw, strlen(pw), domains, on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	return r.status;
+}
+
+static int
+at_passwd(struct at *t, const char *name, const char *pw)
+{
+	struct res r = { 0 };
+	int rc = auth_user_passwd(t->a, name, pw, strlen(pw), on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	return r.status;
+}
+
+static int
+at_del(struct at *t, const char *name)
+{
+	struct res r = { 0 };
+	int rc = auth_user_del(t->a, name, on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	return r.status;
+}
+
+static int
+at_set(struct at *t, const char *name, const char *domains, enum auth_enable en)
+{
+	struct res r = { 0 };
+	int rc = auth_user_set(t->a, name, domains, en, on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	return r.status;
+}
+
+/* at_verify - the status; *out filled on success; *ns the time taken. */
+static int
+at_verify2(struct at *t, const char *name, const char *pw, size_t pwlen,
+    struct auth_user *out, uint64_t *ns)
+{
+	struct res r = { 0 };
+	auth_req_id id = 0;
+	int rc;
+
+	r.start_ns = uv_hrtime();
+	rc = auth_verify(t->a, name, pw, pwlen, on_verify, &r, &id);
+	if (rc < 0)
+		return rc;
+	ck_assert_uint_ne(id, 0);
+	at_wait(t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert(r.have_user == (r.status == 0));
+	if (out != NULL && r.status == 0)
+		*out = r.user;
+	if (ns != NULL)
+		*ns = r.took_ns;
+	return r.status;
+}
+
+static int
+at_verify(struct at *t, const char *name, const char *pw, struct auth_user *out)
+{
+	return at_verify2(t, name, pw, strlen(pw), out, NULL);
+}
+
+/* --- tests -------------------------------------------------------------------- */
+
+START_TEST(add_then_verify)
+{
+	struct at t;
+	struct auth_user u;
+	char f[512];
+	redisReply *r;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop@site.example", PW, "Shop.Example, news.shop.example,shop.example"), 0);
+	memset(&u, 0, sizeof u);
+	ck_assert_int_eq(at_verify(&t, "shop@site.example", PW, &u), 0);
+	ck_assert_str_eq(u.name, "shop@site.example");
+	ck_assert_str_eq(u.domains, "shop.example news.shop.example");
+	ck_assert(u.enabled);
+
+	/* Stored as documented: yescrypt, enabled, times, listed. */
+	at_field(&t, "shop@site.example", "hash", f, sizeof f);
+	ck_assert_msg(strncmp(f, "$y$", 3) == 0, "hash %s", f);
+	ck_assert_int_eq(crypt_checksalt(f), CRYPT_SALT_OK);
+	at_field(&t, "shop@site.example", "enabled", f, sizeof f);
+	ck_assert_str_eq(f, "1");
+	at_field(&t, "shop@site.example", "created", f, sizeof f);
+	ck_assert_uint_gt(strtoull(f, NULL, 10), 1700000000000ULL);
+	at_field(&t, "shop@site.example", "changed", f, sizeof f);
+	ck_assert_uint_gt(strtoull(f, NULL, 10), 1700000000000ULL);
+	r = at_cmd(&t, "SISMEMBER %s %s", at_key(&t, "users"), "shop@site.example");
+	ck_assert_int_eq(r->integer, 1);
+	freeReplyObject(r);
+
+	/* Names are case-sensitive. */
+	ck_assert_int_eq(at_verify(&t, "Shop@site.example", PW, NULL), -EACCES);
+	/* Adding again changes nothing. */
+	ck_assert_int_eq(at_add(&t, "shop@site.example", PW2, "other.example"), -EEXIST);
+	ck_assert_int_eq(at_verify(&t, "shop@site.example", PW, &u), 0);
+	ck_assert_str_eq(u.domains, "shop.example news.shop.example");
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(wrong_password_refused)
+{
+	struct at t;
+	char pw[AUTH_PASSWORD_MAX + 2];
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", "correct horse batterY", NULL), -EACCES);
+	ck_assert_int_eq(at_verify(&t, "shop", "", NULL), -EACCES);
+	ck_assert_int_eq(at_verify(&t, "shop", PW "x", NULL), -EACCES);
+	/* A NUL byte inside: not the same password cut short. */
+	ck_assert_int_eq(at_verify2(&t, "shop", PW "\0x", sizeof PW + 1, NULL, NULL), -EACCES);
+	/* Longer than AUTH_PASSWORD_MAX: never verifies. */
+	memset(pw, 'a', sizeof pw);
+	ck_assert_int_eq(at_verify2(&t, "shop", pw, sizeof pw, NULL, NULL), -EACCES);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), 0);
+	at_close(&t);
+}
+END_TEST
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t
+median(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_u64);
+	return v[n / 2];
+}
+
+START_TEST(unknown_user_costs_the_same)
+{
+	struct at t;
+	enum { N = 7 };
+	uint64_t wrong[N], unknown[N], invalid[N], mw, mu, mi;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(at_verify2(&t, "shop", "wrong password", 14, NULL, &wrong[i]), -EACCES);
+		ck_assert_int_eq(at_verify2(&t, "nobody", "wrong password", 14, NULL, &unknown[i]), -EACCES);
+		ck_assert_int_eq(at_verify2(&t, "no body", "wrong password", 14, NULL, &invalid[i]), -EACCES);
+	}
+	mw = median(wrong, N);
+	mu = median(unknown, N);
+	mi = median(invalid, N);
+	fprintf(stderr, "# verify: wrong password %.1f ms, unknown user %.1f ms, invalid name %.1f ms (medians of %d)\n",
+	    mw / 1e6, mu / 1e6, mi / 1e6, N);
+	/* A real hash takes milliseconds; a skipped one would take microseconds. */
+	ck_assert_uint_gt(mw, 2000000);
+	ck_assert_msg(mu * 2 >= mw && mw * 2 >= mu, "unknown %llu ns vs wrong %llu ns",
+	    (unsigned long long)mu, (unsigned long long)mw);
+	ck_assert_msg(mi * 2 >= mw && mw * 2 >= mi, "invalid %llu ns vs wrong %llu ns",
+	    (unsigned long long)mi, (unsigned long long)mw);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(disabled_user_refused)
+{
+	struct at t;
+	struct auth_user u;
+	char f[16];
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(at_set(&t, "shop", NULL, AUTH_ENABLE_OFF), 0);
+	at_field(&t, "shop", "enabled", f, sizeof f);
+	ck_assert_str_eq(f, "0");
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	ck_assert_int_eq(at_set(&t, "shop", NULL, AUTH_ENABLE_ON), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert(u.enabled);
+	/* Only "1" is enabled: a hand-edited value fails closed. */
+	freeReplyObject(at_cmd(&t, "HSET %s enabled yes", at_key(&t, "user:shop")));
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(passwd_changes_it)
+{
+	struct at t;
+	char before[AUTH_HASH_MAX], after[AUTH_HASH_MAX], created[32], created2[32];
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	at_field(&t, "shop", "hash", before, sizeof before);
+	at_field(&t, "shop", "created", created, sizeof created);
+	ck_assert_int_eq(at_passwd(&t, "shop", PW2), 0);
+	at_field(&t, "shop", "hash", after, sizeof after);
+	at_field(&t, "shop", "created", created2, sizeof created2);
+	ck_assert_str_ne(before, after);
+	ck_assert_str_eq(created, created2);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	ck_assert_int_eq(at_verify(&t, "shop", PW2, NULL), 0);
+	/* The same password again gets a new salt. */
+	ck_assert_int_eq(at_passwd(&t, "shop", PW2), 0);
+	at_field(&t, "shop", "hash", before, sizeof before);
+	ck_assert_str_ne(before, after);
+	ck_assert_int_eq(at_passwd(&t, "nobody", PW2), -ENOENT);
+	/* The unknown name was not created on the way. */
+	ck_assert_int_eq(at_verify(&t, "nobody", PW2, NULL), -EACCES);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(del_removes)
+{
+	struct at t;
+	redisReply *r;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(at_del(&t, "shop"), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	r = at_cmd(&t, "EXISTS %s", at_key(&t, "user:shop"));
+	ck_assert_int_eq(r->integer, 0);
+	freeReplyObject(r);
+	r = at_cmd(&t, "SISMEMBER %s shop", at_key(&t, "users"));
+	ck_assert_int_eq(r->integer, 0);
+	freeReplyObject(r);
+	ck_assert_int_eq(at_del(&t, "shop"), -ENOENT);
+	ck_assert_int_eq(at_set(&t, "shop", "a.example", AUTH_ENABLE_KEEP), -ENOENT);
+	/* Gone for good: adding it again works. */
+	ck_assert_int_eq(at_add(&t, "shop", PW2, "shop.example"), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", PW2, NULL), 0);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(list_sorted)
+{
+	struct at t;
+	struct res r = { 0 };
+
+	at_open(&t);
+	ck_assert_int_eq(auth_user_list(t.a, on_list, &r), 0);
+	at_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_eq(r.n, 0);
+
+	ck_assert_int_eq(at_add(&t, "news", PW, "news.example"), 0);
+	ck_assert_int_eq(at_add(&t, "alerts+ops@example.org", PW, "a.example,b.example"), 0);
+	ck_assert_int_eq(at_add(&t, "Zeta", PW, NULL), 0);
+	ck_assert_int_eq(at_set(&t, "news", NULL, AUTH_ENABLE_OFF), 0);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(auth_user_list(t.a, on_list, &r), 0);
+	at_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_uint_eq(r.n, 3);
+	ck_assert_str_eq(r.users[0].name, "Zeta");
+	ck_assert_str_eq(r.users[0].domains, "");
+	ck_assert(r.users[0].enabled);
+	ck_assert_str_eq(r.users[1].name, "alerts+ops@example.org");
+	ck_assert_str_eq(r.users[1].domains, "a.example b.example");
+	ck_assert(r.users[1].enabled);
+	ck_assert_str_eq(r.users[2].name, "news");
+	ck_assert(!r.users[2].enabled);
+	free(r.users);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(set_domains)
+{
+	struct at t;
+	struct auth_user u;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(at_set(&t, "shop", "B.example a.example", AUTH_ENABLE_KEEP), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.domains, "b.example a.example");
+	ck_assert(auth_user_may_send_as(&u, "A.EXAMPLE"));
+	ck_assert(!auth_user_may_send_as(&u, "shop.example"));
+	ck_assert_int_eq(auth_user_set(t.a, "shop", "bad..example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(may_send_as)
+{
+	static const struct {
+		const char *domains, *domain;
+		bool ok;
+	} cases[] = {
+		{ "shop.example", "shop.example", true },
+		{ "shop.example", "SHOP.Example", true },
+		{ "shop.example", "shop.example.", true },
+		{ "a.example shop.example", "shop.example", true },
+		{ "shop.example", "mail.shop.example", false },   /* no inheritance */
+		{ "shop.example", "example", false },
+		{ "shop.example", "hop.example", false },
+		{ "shop.example", "shop.exampl", false },
+		{ "shop.example", "shop.example.org", false },
+		{ "shop.example", "", false },
+		{ "shop.example", ".", false },
+		{ "", "shop.example", false },
+		{ "a.example  b.example", "b.example", true },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct auth_user u;
+
+		memset(&u, 0, sizeof u);
+		str_copy(u.domains, cases[i].domains, sizeof u.domains);
+		ck_assert_msg(auth_user_may_send_as(&u, cases[i].domain) == cases[i].ok,
+		    "case %zu: \"%s\" as \"%s\"", i, cases[i].domains, cases[i].domain);
+	}
+}
+END_TEST
+
+START_TEST(domains_parse)
+{
+	static const struct {
+		const char *in, *out;
+		int rc;
+		const char *bad;
+	} cases[] = {
+		{ "a.example,b.example", "a.example b.example", 0, NULL },
+		{ " A.Example , b.example. ,a.example", "a.example b.example", 0, NULL },
+		{ "xn--bcher-kva.example", "xn--bcher-kva.example", 0, NULL },
+		{ "", "", 0, NULL },
+		{ ",,", "", 0, NULL },
+		{ "a.example,bad..example", NULL, -EINVAL, "bad..example" },
+		{ "under_score.example", NULL, -EINVAL, "under_score.example" },
+		{ ".example", NULL, -EINVAL, ".example" },
+		{ "a.example;b.example", NULL, -EINVAL, "a.example;b.example" },
+		{ "*.example", NULL, -EINVAL, "*.example" },
+	};
+	char out[AUTH_DOMAINS_MAX], bad[64];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc;
+
+		bad[0] = '\0';
+		rc = auth_domains_parse(cases[i].in, out, sizeof out, bad, sizeof bad);
+		ck_assert_msg(rc == cases[i].rc, "case %zu: rc %d", i, rc);
+		if (rc == 0)
+			ck_assert_str_eq(out, cases[i].out);
+		else
+			ck_assert_str_eq(bad, cases[i].bad);
+	}
+	/* Too long for the stored field. */
+	{
+		char big[AUTH_DOMAINS_MAX * 2];
+		size_t n = 0;
+
+		for (int i = 0; n + 20 < sizeof big; i++)
+			n += (size_t)snprintf(big + n, sizeof big - n, "d%d.example,", i);
+		ck_assert_int_eq(auth_domains_parse(big, out, sizeof out, NULL, 0), -E2BIG);
+	}
+}
+END_TEST
+
+START_TEST(names_and_arguments)
+{
+	struct at t;
+	char long_name[AUTH_NAME_MAX + 2];
+
+	ck_assert(auth_name_valid("shop"));
+	ck_assert(auth_name_valid("a.b_c@d+e-f.example"));
+	ck_assert(!auth_name_valid(""));
+	ck_assert(!auth_name_valid("a b"));
+	ck_assert(!auth_name_valid("a:b"));
+	ck_assert(!auth_name_valid("a*"));
+	ck_assert(!auth_name_valid("na\xc3\xafve"));
+	memset(long_name, 'x', sizeof long_name);
+	long_name[AUTH_NAME_MAX] = '\0';
+	ck_assert(auth_name_valid(long_name));
+	long_name[AUTH_NAME_MAX] = 'x';
+	long_name[AUTH_NAME_MAX + 1] = '\0';
+	ck_assert(!auth_name_valid(long_name));
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "bad name", PW, "a.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, long_name, PW, "a.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", "short", "a.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", "", "a.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "a..example"), -EINVAL);
+	ck_assert_int_eq(auth_user_add(t.a, "shop", PW "\0x", sizeof PW + 1, "a.example",
+	    on_status, NULL), -EINVAL);
+	ck_assert_int_eq(at_passwd(&t, "shop", "1234567"), -EINVAL);
+	ck_assert_int_eq(at_del(&t, "*"), -EINVAL);
+	/* Nothing was written. */
+	{
+		redisReply *r = at_cmd(&t, "KEYS %s*", t.cfg.redis.prefix);
+
+		ck_assert_uint_eq(r->elements, 0);
+		freeReplyObject(r);
+	}
+	at_close(&t);
+}
+END_TEST
+
+/* Whether any string in the reply (nested) contains needle. */
+static bool
+reply_contains(const redisReply *r, const char *needle)
+{
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+		return memmem(r->str, r->len, needle, strlen(needle)) != NULL;
+	if (r->type == REDIS_REPLY_ARRAY)
+		for (size_t i = 0; i < r->elements; i++)
+			if (reply_contains(r->element[i], needle))
+				return true;
+	return false;
+}
+
+START_TEST(password_never_stored)
+{
+	struct at t;
+	redisReply *keys;
+	size_t checked = 0;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(at_add(&t, "news", PW2, "news.example"), 0);
+	ck_assert_int_eq(at_passwd(&t, "shop", PW2 "!"), 0);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	keys = at_cmd(&t, "KEYS %s*", t.cfg.redis.prefix);
+	ck_assert_uint_eq(keys->elements, 3);
+	for (size_t i = 0; i < keys->elements; i++) {
+		const char *k = keys->element[i]->str;
+		redisReply *type = at_cmd(&t, "TYPE %s", k), *v;
+
+		if (strcmp(type->str, "hash") == 0)
+			v = at_cmd(&t, "HGETALL %s", k);
+		else
+			v = at_cmd(&t, "SMEMBERS %s", k);
+		ck_assert(!reply_contains(v, PW));
+		ck_assert(!reply_contains(v, PW2));
+		ck_assert(!reply_contains(v, "horse"));
+		ck_assert(!reply_contains(v, "Tr0ub4dor"));
+		checked++;
+		freeReplyObject(v);
+		freeReplyObject(type);
+	}
+	ck_assert_uint_eq(checked, 3);
+	freeReplyObject(keys);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(unusable_hash_refused)
+{
+	struct at t;
+	uint64_t ns;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	/* A locked account, as shadow(5) writes it, and plain garbage. */
+	freeReplyObject(at_cmd(&t, "HSET %s hash !locked", at_key(&t, "user:shop")));
+	ck_assert_int_eq(at_verify2(&t, "shop", "!locked", 7, NULL, &ns), -EACCES);
+	ck_assert_uint_gt(ns, 2000000);   /* still a full dummy hash */
+	freeReplyObject(at_cmd(&t, "HSET %s hash %s", at_key(&t, "user:shop"), PW));
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	/* A hash key without a hash field. */
+	freeReplyObject(at_cmd(&t, "HDEL %s hash", at_key(&t, "user:shop")));
+	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(hash_password_helper)
+{
+	char h[AUTH_HASH_MAX], small[16];
+	struct crypt_data *cd = calloc(1, sizeof *cd);
+
+	ck_assert_int_eq(auth_hash_password(PW, strlen(PW), h, sizeof h), 0);
+	ck_assert_msg(strncmp(h, "$y$", 3) == 0, "%s", h);
+	ck_assert_str_eq(crypt_r(PW, h, cd), h);
+	ck_assert_str_ne(crypt_r(PW2, h, cd), h);
+	ck_assert_int_eq(auth_hash_password(PW "\0x", sizeof PW + 1, h, sizeof h), -EINVAL);
+	ck_assert_int_eq(auth_hash_password(PW, strlen(PW), small, sizeof small), -ERANGE);
+	free(cd);
+}
+END_TEST
+
+/* Must never run. */
+static void
+on_verify_forbidden(void *arg, int status, const struct auth_user *user)
+{
+	(void)arg;
+	(void)user;
+	ck_abort_msg("cancelled verify called back (status %d)", status);
+}
+
+static void
+on_tick(uv_timer_t *h)
+{
+	(*(unsigned *)h->data)++;
+}
+
+START_TEST(cancel_then_close)
+{
+	struct at t;
+	auth_req_id id1 = 0, id2 = 0, id3 = 0;
+	struct res r = { 0 };
+	uv_timer_t tm;
+	unsigned ticks = 0;
+	bool closed = false;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	/* Cancelled while its HMGET is in flight. */
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify_forbidden, NULL, &id1), 0);
+	/* One that goes on, started between the two. */
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify, &r, NULL), 0);
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify_forbidden, NULL, &id2), 0);
+	ck_assert_uint_ne(id1, id2);
+	auth_cancel(t.a, id1);
+	/* A name that is not valid skips Redis: straight to the pool. */
+	ck_assert_int_eq(auth_verify(t.a, "no body", PW, strlen(PW), on_verify_forbidden, NULL, &id3), 0);
+	auth_cancel(t.a, id3);
+	/* Let the fetch come back so id2 is hashing, then cancel it. */
+	uv_timer_init(&t.loop, &tm);
+	tm.data = &ticks;
+	uv_timer_start(&tm, on_tick, 5, 0);
+	while (ticks == 0)
+		uv_run(&t.loop, UV_RUN_ONCE);
+	auth_cancel(t.a, id2);
+	auth_cancel(t.a, id2);         /* twice: no harm */
+	auth_cancel(t.a, 987654321);   /* unknown: ignored */
+	at_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.calls, 1);
+
+	/* Cancelled, then closed before anything came back. */
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify_forbidden, NULL, &id1), 0);
+	auth_cancel(t.a, id1);
+	uv_close((uv_handle_t *)&tm, NULL);
+	freeReplyObject(at_cmd(&t, "EVAL %s 0 %s",
+	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
+	    t.cfg.redis.prefix));
+	redisFree(t.sync);
+	auth_close(t.a, on_closed, &closed);
+	uv_run(&t.loop, UV_RUN_DEFAULT);
+	ck_assert(closed);
+	ck_assert_int_eq(uv_loop_close(&t.loop), 0);
+}
+END_TEST
+
+START_TEST(close_ends_pending_verifies)
+{
+	struct at t;
+	struct res fetching = { 0 }, hashing = { 0 }, added = { 0 };
+	uv_timer_t tm;
+	unsigned ticks = 0;
+	bool closed = false;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify, &hashing, NULL), 0);
+	uv_timer_init(&t.loop, &tm);
+	tm.data = &ticks;
+	uv_timer_start(&tm, on_tick, 5, 0);
+	while (ticks == 0)
+		uv_run(&t.loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&tm, NULL);
+	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify, &fetching, NULL), 0);
+	ck_assert_int_eq(auth_user_add(t.a, "news", PW, strlen(PW), NULL, on_status, &added), 0);
+	freeReplyObject(at_cmd(&t, "EVAL %s 0 %s",
+	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
+	    t.cfg.redis.prefix));
+	redisFree(t.sync);
+	auth_close(t.a, on_closed, &closed);
+	/* Nothing runs inside auth_close(). */
+	ck_assert_int_eq(fetching.calls + hashing.calls + added.calls, 0);
+	uv_run(&t.loop, UV_RUN_DEFAULT);
+	ck_assert(closed);
+	ck_assert_int_eq(fetching.calls, 1);
+	ck_assert_int_eq(fetching.status, -ECANCELED);
+	ck_assert_int_eq(hashing.calls, 1);
+	ck_assert_int_eq(hashing.status, -ECANCELED);
+	ck_assert_int_eq(added.calls, 1);
+	ck_assert_int_eq(added.status, -ECANCELED);
+	ck_assert_int_eq(uv_loop_close(&t.loop), 0);
+}
+END_TEST
+
+struct par {
+	unsigned left;
+	bool done;
+	int ok, refused, other;
+};
+
+static void
+on_par(void *arg, int status, const struct auth_user *user)
+{
+	struct par *p = arg;
+
+	if (status == 0 && user != NULL && strcmp(user->name, "shop") == 0)
+		p->ok++;
+	else if (status == -EACCES)
+		p->refused++;
+	else
+		p->other++;
+	if (--p->left == 0)
+		p->done = true;
+}
+
+START_TEST(parallel_verifies_keep_the_loop_running)
+{
+	enum { N = 20 };
+	struct at t;
+	struct par p = { N, false, 0, 0, 0 };
+	uv_timer_t tm;
+	unsigned ticks = 0;
+	uint64_t t0, ms;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	uv_timer_init(&t.loop, &tm);
+	tm.data = &ticks;
+	uv_timer_start(&tm, on_tick, 10, 10);
+	t0 = uv_hrtime();
+	for (int i = 0; i < N; i++) {
+		const char *user = i % 4 == 3 ? "nobody" : "shop";
+		const char *pw = i % 2 == 0 ? PW : "wrong password";
+
+		ck_assert_int_eq(auth_verify(t.a, user, pw, strlen(pw), on_par, &p, NULL), 0);
+	}
+	at_wait(&t, &p.done);
+	ms = (uv_hrtime() - t0) / 1000000;
+	uv_timer_stop(&tm);
+	uv_close((uv_handle_t *)&tm, NULL);
+	fprintf(stderr, "# %d parallel verifies: %llu ms, %u timer ticks of 10 ms (%.1f verifies/s)\n",
+	    N, (unsigned long long)ms, ticks, N * 1000.0 / (double)(ms ? ms : 1));
+	/* i even and user shop: 0,2,4,...: i%4 in {0,2} -> 10 right. */
+	ck_assert_int_eq(p.ok, 10);
+	ck_assert_int_eq(p.refused, 10);
+	ck_assert_int_eq(p.other, 0);
+	/*
+	 * 20 hashes of tens of ms: a blocked loop would see a tick or two.
+	 * Expect at least a third of the 10 ms periods (timers coalesce
+	 * under load, and ASan slows the loop).
+	 */
+	ck_assert_uint_gt(ms, 200);
+	ck_assert_msg(ticks >= ms / 30, "%u ticks in %llu ms", ticks, (unsigned long long)ms);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(down_redis_refuses_at_once)
+{
+	uv_loop_t loop;
+	struct config cfg;
+	struct auth *a;
+	const char *why;
+	bool closed = false;
+	uv_timer_t tm;
+	unsigned ticks = 0;
+	auth_req_id id = 0;
+
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_parse_endpoint("127.0.0.1:1", false, &cfg.redis.address, &why), 0);
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(auth_open(&a, &loop, &cfg, "test"), 0);
+	uv_timer_init(&loop, &tm);
+	tm.data = &ticks;
+	uv_timer_start(&tm, on_tick, 300, 0);
+	while (ticks == 0)
+		uv_run(&loop, UV_RUN_ONCE);
+	ck_assert(!auth_is_up(a));
+	ck_assert_str_ne(auth_last_error(a), "");
+	ck_assert_int_eq(auth_verify(a, "shop", PW, strlen(PW), on_verify_forbidden, NULL, &id), -ENOTCONN);
+	ck_assert_uint_eq(id, 0);
+	ck_assert_int_eq(auth_user_add(a, "shop", PW, strlen(PW), NULL, on_status, NULL), -ENOTCONN);
+	ck_assert_int_eq(auth_user_del(a, "shop", on_status, NULL), -ENOTCONN);
+	ck_assert_int_eq(auth_user_list(a, on_list, NULL), -ENOTCONN);
+	uv_close((uv_handle_t *)&tm, NULL);
+	auth_close(a, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert(closed);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static Suite *
+auth_suite(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("redis");
+	TCase *pure = tcase_create("pure");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, add_then_verify);
+	tcase_add_test(tc, wrong_password_refused);
+	tcase_add_test(tc, unknown_user_costs_the_same);
+	tcase_add_test(tc, disabled_user_refused);
+	tcase_add_test(tc, passwd_changes_it);
+	tcase_add_test(tc, del_removes);
+	tcase_add_test(tc, list_sorted);
+	tcase_add_test(tc, set_domains);
+	tcase_add_test(tc, names_and_arguments);
+	tcase_add_test(tc, password_never_stored);
+	tcase_add_test(tc, unusable_hash_refused);
+	tcase_add_test(tc, cancel_then_close);
+	tcase_add_test(tc, close_ends_pending_verifies);
+	tcase_add_test(tc, parallel_verifies_keep_the_loop_running);
+	tcase_add_test(tc, down_redis_refuses_at_once);
+	suite_add_tcase(s, tc);
+	tcase_add_test(pure, may_send_as);
+	tcase_add_test(pure, domains_parse);
+	tcase_add_test(pure, hash_password_helper);
+	suite_add_tcase(s, pure);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(auth_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
