@@ -17,7 +17,7 @@ PKGS     := libuv hiredis inih openssl
 FUZZ_SECONDS ?= 60
 
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -34,9 +34,13 @@ asan_LDFLAGS := -fsanitize=address,undefined
 CORE_SRCS := \
 	core/buf.c \
 	core/config.c \
+	core/conn.c \
+	core/listener.c \
 	core/log.c \
+	core/mailaddr.c \
 	core/rdb.c \
 	core/str.c \
+	core/tlsctx.c \
 	core/xmalloc.c
 
 QUEUE_SRCS := \
@@ -45,26 +49,43 @@ QUEUE_SRCS := \
 	queue/queue.c \
 	queue/schedule.c
 
+POLICY_SRCS := \
+	policy/auth.c
+
+RELAY_SRCS := \
+	relay/smtp_data.c \
+	relay/smtp_parse.c \
+	relay/smtpd.c \
+	relay/smtpd_cmd.c \
+	relay/smtpd_msg.c
+
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 GEN_SRCS  := build/gen/queue_lua.c
 
-LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(RELAY_SRCS)
 
 UNIT_SRCS := \
 	tests/unit/check_main.c \
 	tests/unit/test_buf.c \
 	tests/unit/test_config.c \
+	tests/unit/test_conn.c \
 	tests/unit/test_envelope.c \
 	tests/unit/test_log.c \
+	tests/unit/test_mailaddr.c \
 	tests/unit/test_qid.c \
 	tests/unit/test_schedule.c \
+	tests/unit/test_smtp_data.c \
+	tests/unit/test_smtp_parse.c \
 	tests/unit/test_str.c
 
 QTEST_SRCS := \
 	tests/queue/check_queue.c \
 	tests/queue/qtest.c
 
-FUZZ_TARGETS := fuzz_envelope fuzz_config
+PTEST_SRCS := \
+	tests/policy/check_auth.c
+
+FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data
 
 .PHONY: all run check check-build bench fuzz install clean deps format
 all: bin/kurierd bin/kurierctl
@@ -110,11 +131,19 @@ build/$(1)/tests/check_queue: $$(patsubst %.c,build/$(1)/%.o,$(QTEST_SRCS)) buil
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
 
+build/$(1)/tests/check_policy: $$(patsubst %.c,build/$(1)/%.o,$(PTEST_SRCS)) build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qload: build/$(1)/tests/tools/qload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/smtpload: build/$(1)/tests/bench/smtpload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef
@@ -126,14 +155,15 @@ bin/%: build/release/bin/%
 	cp $< $@
 
 TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
-	build/release/tests/qload build/asan/tests/check_unit \
-	build/asan/tests/check_queue build/asan/bin/kurierd build/asan/bin/kurierctl
+	build/release/tests/check_policy build/release/tests/qload \
+	build/asan/tests/check_unit build/asan/tests/check_queue \
+	build/asan/tests/check_policy build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/str.c core/xmalloc.c \
-	queue/envelope.c queue/qid.c
+FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
+	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
@@ -151,7 +181,8 @@ run: deps
 	@deploy/run-dev.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all build/release/tests/qbench
+	@deploy/install-deps.sh --bench
+	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload
 	@tests/bench/run-bench.sh
 
 fuzz: deps

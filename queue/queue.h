@@ -66,7 +66,8 @@ typedef void queue_enqueue_cb(void *arg, int status, const char *id);
 
 /*
  * queue_enqueue - store a message durably.  env holds sender, recipients
- * and the rest; its id, arrival and size are set here (id is also passed
+ * and the rest; its arrival and size are set here, and its id unless it
+ * already holds a valid one made with qid_new() (the id is also passed
  * to cb).  msg[0..len) is the whole message, CRLF line ends, headers
  * first.  cb runs after Redis replied: status 0 means the message is
  * stored (with the bundled redis.conf, in the fsynced AOF).  -EINVAL

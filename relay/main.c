@@ -12,15 +12,19 @@
  *   SIGHUP           read the config again: log_level applies at once;
  *                    a broken file is reported and the running config
  *                    kept; other changes are named as needing a restart
- * With the deliver role it also runs the queue's lease reaper, which
- * returns jobs of workers that died to the queue.
+ * The relay role is the submission server (relay/smtpd.c) with its user
+ * store (policy/auth.c); SIGHUP also reloads its TLS certificate.  With
+ * the deliver role kurierd runs the queue's lease reaper, which returns
+ * jobs of workers that died to the queue.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -28,7 +32,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "policy/auth.h"
 #include "queue/queue.h"
+#include "relay/smtpd.h"
 
 #define KURIER_VERSION "0.1.0"
 
@@ -38,6 +44,8 @@ struct kurier {
 	char config_path[PATH_MAX];
 	unsigned roles_override;      /* from --roles, or 0 */
 	struct queue *queue;
+	struct auth *auth;            /* relay role */
+	struct smtpd *smtpd;          /* relay role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
 	uv_timer_t grace;
@@ -104,6 +112,12 @@ on_queue_state(void *arg, bool up)
 /* --- stop ---------------------------------------------------------------- */
 
 static void
+on_auth_closed(void *arg)
+{
+	(void)arg;
+}
+
+static void
 on_queue_closed(void *arg)
 {
 	struct kurier *k = arg;
@@ -122,8 +136,23 @@ finish_stop(struct kurier *k)
 	if (k->queue == NULL || uv_is_closing((uv_handle_t *)&k->grace))
 		return;
 	uv_timer_stop(&k->grace);
-	log_info("kurierd", "stopped", "pending=%u", k->inflight);
+	log_info("kurierd", "stopped", "pending=%u sessions=%zu", k->inflight,
+	    k->smtpd ? smtpd_sessions(k->smtpd) : (size_t)0);
+	/* Answers still pending for sessions are cancelled; they free then. */
+	if (k->auth != NULL) {
+		auth_close(k->auth, on_auth_closed, k);
+		k->auth = NULL;
+	}
 	queue_close(k->queue, on_queue_closed, k);
+}
+
+static void
+on_smtpd_stopped(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->smtpd = NULL;
+	kurier_stop(k, NULL);
 }
 
 static void
@@ -151,9 +180,11 @@ kurier_stop(struct kurier *k, const char *why)
 		log_info("kurierd", "stopping", "reason=%s grace_ms=%llu pending=%u", why,
 		    (unsigned long long)k->cfg.server.shutdown_grace_ms, k->inflight);
 		uv_timer_stop(&k->reaper);
-		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms, 0);
+		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms + 1000, 0);
+		if (k->smtpd != NULL)
+			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
 	}
-	if (k->inflight == 0)
+	if (k->inflight == 0 && k->smtpd == NULL)
 		finish_stop(k);
 }
 
@@ -190,6 +221,13 @@ reload(struct kurier *k)
 		changed[n++] = "queue";
 	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0)
 		changed[n++] = "deliver";
+	if (k->smtpd != NULL) {
+		if (smtpd_reload_tls(k->smtpd, err, sizeof err) < 0)
+			log_error("kurierd", "tls_reload_failed", "error=%s action=\"kept the running certificate\"",
+			    log_quotes(q, sizeof q, err));
+		else
+			log_info("kurierd", "tls_reloaded", "listeners=submission,submissions");
+	}
 	log_info("kurierd", "reloaded", "config=%s log_level=%s restart_needed_for=\"%s%s%s%s%s%s%s\"",
 	    k->config_path, log_level_name(k->cfg.server.log_level),
 	    n > 0 ? changed[0] : "", n > 1 ? "," : "", n > 1 ? changed[1] : "",
@@ -209,6 +247,27 @@ on_signal(uv_signal_t *h, int signum)
 }
 
 /* --- start ------------------------------------------------------------------ */
+
+/*
+ * Each SMTP session is a descriptor, and the default soft limit (often
+ * 1024) is far below [relay] max_connections: take the hard limit.
+ */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->relay.max_connections + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((cfg->server.roles & ROLE_RELAY) && rl.rlim_cur < want)
+		log_warn("kurierd", "nofile_low", "limit=%llu wanted=%llu hint=\"raise LimitNOFILE (systemd) or ulimit -n, or lower [relay] max_connections\"",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
 
 static int
 ensure_data_dir(const char *dir)
@@ -234,7 +293,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kurier k;
-	char err[CONFIG_ERR_MAX], roles[64], addr[300];
+	char err[CONFIG_ERR_MAX], q[CONFIG_ERR_MAX + 8], roles[64], addr[300];
 	const char *why;
 	bool check_only = false;
 	int c, rc;
@@ -288,6 +347,14 @@ main(int argc, char **argv)
 		log_fatal("kurierd", "data_dir", "path=%s error=\"%s\" hint=\"create it, writable by kurierd, or set [server] data_dir\"",
 		    k.cfg.server.data_dir, uv_strerror(rc));
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(&k.cfg);
+	/*
+	 * Message buffers come and go by the thousand a second; glibc's habit
+	 * of giving the heap top back to the kernel after each burst costs a
+	 * brk(2) pair every few messages.  Keep up to 64 MB.
+	 */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TOP_PAD, 16 << 20);
 
 	k.loop = uv_default_loop();
 	log_info("kurierd", "start", "version=%s config=%s roles=%s hostname=%s redis=%s pid=%d",
@@ -297,6 +364,15 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
+	if (k.cfg.server.roles & ROLE_RELAY) {
+		if ((rc = auth_open(&k.auth, k.loop, &k.cfg, "kurierd-auth")) < 0)
+			log_fatal("kurierd", "auth_open", "error=\"%s\"", uv_strerror(rc));
+		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, k.queue, k.auth, err, sizeof err) < 0)
+			log_fatal("kurierd", "relay", "error=%s hint=\"fix [relay] or [tls] in %s, or stop what holds the port\"",
+			    log_quotes(q, sizeof q, err), k.config_path);
+		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",
+		    k.cfg.relay.submission.n, k.cfg.relay.submissions.n);
+	}
 
 	uv_signal_init(k.loop, &k.sig_term);
 	uv_signal_init(k.loop, &k.sig_int);

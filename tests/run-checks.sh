@@ -75,6 +75,8 @@ run "unit (release)" build/release/tests/check_unit
 run "unit (asan+ubsan)" build/asan/tests/check_unit
 run "queue (release)" build/release/tests/check_queue
 run "queue (asan+ubsan)" build/asan/tests/check_queue
+run "policy (release)" build/release/tests/check_policy
+run "policy (asan+ubsan)" build/asan/tests/check_policy
 
 export KURIER_BIN=$PWD/build/asan/bin
 export KURIER_TOOLS=$PWD/build/release/tests

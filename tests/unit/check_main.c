@@ -46,6 +46,10 @@ main(void)
 		qid_suite,
 		schedule_suite,
 		envelope_suite,
+		mailaddr_suite,
+		smtp_parse_suite,
+		smtp_data_suite,
+		conn_suite,
 	};
 	SRunner *sr;
 	int failed;

@@ -18,6 +18,10 @@ Suite *log_suite(void);
 Suite *qid_suite(void);
 Suite *schedule_suite(void);
 Suite *str_suite(void);
+Suite *mailaddr_suite(void);
+Suite *smtp_parse_suite(void);
+Suite *smtp_data_suite(void);
+Suite *conn_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
