@@ -49,6 +49,7 @@ struct rdb {
 	uint64_t backoff_ms;
 	unsigned failures;         /* connection attempts failed in a row */
 	uint64_t down_since;       /* uv_now() when it went down */
+	unsigned loading;          /* SCRIPT LOADs not answered yet */
 	char last_error[256];
 	rdb_state_cb *state_cb;
 	void *state_arg;
@@ -348,6 +349,45 @@ handshake_failed(struct rdb *db, redisAsyncContext *ac, const char *why)
 }
 
 static void
+became_up(struct rdb *db)
+{
+	uv_timer_stop(&db->timer);
+	if (db->failures > 0 || db->down_since != 0)
+		log_info("redis", "redis_up", "client=%s address=%s down_ms=%llu attempts=%u",
+		    db->name, db->where,
+		    (unsigned long long)(db->down_since ? uv_now(db->loop) - db->down_since : 0),
+		    db->failures);
+	else
+		log_info("redis", "redis_up", "client=%s address=%s", db->name, db->where);
+	db->failures = 0;
+	db->backoff_ms = 0;
+	db->down_since = 0;
+	db->last_error[0] = '\0';
+	enter_state(db, RDB_UP);
+}
+
+static void
+on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct rdb *db = privdata;
+	redisReply *reply = r;
+
+	if (db->state != RDB_CONNECTING || reply == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_STRING) {
+		char why[300];
+
+		snprintf(why, sizeof why, "SCRIPT LOAD: %s",
+		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		db->loading = 0;
+		handshake_failed(db, ac, why);
+		return;
+	}
+	if (--db->loading == 0)
+		became_up(db);
+}
+
+static void
 on_info(redisAsyncContext *ac, void *r, void *privdata)
 {
 	struct rdb *db = privdata;
@@ -381,19 +421,16 @@ on_info(redisAsyncContext *ac, void *r, void *privdata)
 		handshake_failed(db, ac, why);
 		return;
 	}
-	uv_timer_stop(&db->timer);
-	if (db->failures > 0 || db->down_since != 0)
-		log_info("redis", "redis_up", "client=%s address=%s version=%s down_ms=%llu attempts=%u",
-		    db->name, db->where, info_field(reply->str, "redis_version", v, sizeof v) ? v : "?",
-		    (unsigned long long)(db->down_since ? uv_now(db->loop) - db->down_since : 0),
-		    db->failures);
-	else
-		log_info("redis", "redis_up", "client=%s address=%s", db->name, db->where);
-	db->failures = 0;
-	db->backoff_ms = 0;
-	db->down_since = 0;
-	db->last_error[0] = '\0';
-	enter_state(db, RDB_UP);
+	if (db->opts.scripts != NULL && db->opts.scripts[0] != NULL) {
+		for (size_t i = 0; db->opts.scripts[i] != NULL; i++) {
+			const char *src = db->opts.scripts[i]->src;
+
+			redisAsyncCommand(ac, on_script_loaded, db, "SCRIPT LOAD %b", src, strlen(src));
+			db->loading++;
+		}
+		return;
+	}
+	became_up(db);
 }
 
 static void

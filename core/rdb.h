@@ -10,8 +10,9 @@
  * -ECANCELED when rdb_close() ran first (r is NULL for the last two).
  * The reply lives only during the callback: copy what you keep.
  *
- * Scripts are sent with EVALSHA; when Redis does not know a script
- * (restart, SCRIPT FLUSH) the same call is resent once with EVAL.
+ * Scripts are sent with EVALSHA; the ones named in rdb_opts are loaded on
+ * every connect, and a call whose script Redis does not know (SCRIPT FLUSH)
+ * is resent once with EVAL.
  */
 #ifndef KURIER_CORE_RDB_H
 #define KURIER_CORE_RDB_H
@@ -32,6 +33,14 @@ struct rdb_opts {
 	uint64_t connect_timeout_ms;
 	uint64_t reconnect_max_ms;   /* backoff doubles from 100ms up to this */
 	const char *name;            /* for log lines, e.g. "queue"; borrowed */
+	/*
+	 * Scripts loaded (SCRIPT LOAD) on every connect, before the connection
+	 * counts as up; NULL-terminated, initialised, borrowed for the life of
+	 * the connection.  A script missing from Redis's cache is resent with
+	 * EVAL, after whatever was sent behind it: loading first keeps calls in
+	 * order (unless someone runs SCRIPT FLUSH).
+	 */
+	struct rdb_script *const *scripts;
 };
 
 /* A Lua script; sha is filled by rdb_script_init(). */

@@ -77,6 +77,7 @@ static struct rdb_script s_list = { "user_list", lua_list, "" };
 
 static struct rdb_script *const scripts[] = {
 	&s_add, &s_passwd, &s_del, &s_set, &s_list,
+	NULL,
 };
 
 enum req_kind {
@@ -272,6 +273,7 @@ auth_open(struct auth **out, uv_loop_t *loop, const struct config *cfg,
 		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
 		.reconnect_max_ms = cfg->redis.reconnect_max_ms,
 		.name = name,
+		.scripts = scripts,
 	};
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 
@@ -284,7 +286,7 @@ auth_open(struct auth **out, uv_loop_t *loop, const struct config *cfg,
 		    strerror(e));
 		return -e;
 	}
-	for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
+	for (size_t i = 0; scripts[i] != NULL; i++)
 		if (scripts[i]->sha[0] == '\0')
 			rdb_script_init(scripts[i]);
 	a = xcalloc(1, sizeof *a);

@@ -40,6 +40,7 @@ static struct rdb_script s_list = { "list", queue_lua_list, "" };
 static struct rdb_script *const scripts[] = {
 	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &s_retry,
 	&s_delete, &s_fetch, &s_stats, &s_list,
+	NULL,
 };
 
 struct queue {
@@ -267,9 +268,10 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
 		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
 		.reconnect_max_ms = cfg->redis.reconnect_max_ms,
 		.name = name,
+		.scripts = scripts,
 	};
 
-	for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
+	for (size_t i = 0; scripts[i] != NULL; i++)
 		if (scripts[i]->sha[0] == '\0')
 			rdb_script_init(scripts[i]);
 	q->loop = loop;

@@ -651,7 +651,13 @@ START_TEST(corrupt_record_is_quarantined)
 	ck_assert_int_eq(qt_fetch(&t, bad, &info), 0);
 	ck_assert(info.exists);
 	ck_assert(info.corrupt);
-	ck_assert_str_eq(info.state, "corrupt");
+	if (strcmp(info.state, "corrupt") != 0) {
+		/* Tell apart "not quarantined yet" from "misread". */
+		redisReply *now = qt_cmd(&t, "HGET %s state", qt_key(&t, key));
+
+		ck_abort_msg("fetch saw state %s; Redis holds %s now", info.state,
+		    now->str ? now->str : "(nil)");
+	}
 	ck_assert_str_eq(info.why, "envelope record unreadable");
 	queue_info_free(&info);
 	ck_assert_int_eq(qt_stats(&t, &st), 0);
