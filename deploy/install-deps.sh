@@ -8,7 +8,7 @@ set -eu
 
 pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev libhiredis-dev libinih-dev check libsubunit-dev
-redis-server redis-tools python3 procps"
+redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl"
 
 if [ "${1:-}" = "--bench" ]; then
 	pkgs="$pkgs postfix"
@@ -44,3 +44,12 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
 	$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
+# Likewise the packaged postfix: the benchmark starts its own instance
+# (postfix -c DIR) on a loopback port and needs no system MTA running.
+case " $missing " in
+*" postfix "*)
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postfix 2>/dev/null; then
+		$SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
+	fi
+	;;
+esac

@@ -11,7 +11,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Replies; each used where smtp_parse.h lists it. */
-#define R_UNKNOWN "500 5.5.2 Syntax error, command unrecognized"
+#define R_UNKNOWN "500 5.5.1 Command unrecognized"
 #define R_BADCHAR "500 5.5.2 Syntax error, invalid character"
 #define R_MAIL_SYNTAX "501 5.5.4 Syntax: MAIL FROM:<address>"
 #define R_RCPT_SYNTAX "501 5.5.4 Syntax: RCPT TO:<address>"

@@ -67,7 +67,8 @@ struct smtp_cmd {
  * SP that follows the verb.  "MAIL FROM:<a@b>" gives SMTP_MAIL with arg
  * "FROM:<a@b>"; the verb must be followed by SP or the end of the line.
  * Returns 0; or -EINVAL with verb SMTP_UNKNOWN and *why a reply:
- *   "500 5.5.2 Syntax error, command unrecognized"   unknown or empty
+ *   "500 5.5.1 Command unrecognized"                 unknown or empty
+ *                                                    (an invalid command, RFC 3463 3.6)
  *   "500 5.5.2 Syntax error, invalid character"      NUL, CR or LF in it
  * *why is NULL on success.  Which verbs take arguments is the session's
  * business.

@@ -68,7 +68,11 @@ smtpd__strstate(enum smtpd_state st)
 void
 smtpd__enter_state(struct smtpd_session *s, enum smtpd_state st)
 {
-	if (s->state == st)
+	/*
+	 * Closing is final: an answer that arrives after the 421 (password
+	 * check, enqueue) must not bring back a state that reads commands.
+	 */
+	if (s->state == st || s->state == SMTPD_CLOSING)
 		return;
 	log_debug("smtpd", "state", "sid=%s from=%s to=%s", s->sid,
 	    smtpd__strstate(s->state), smtpd__strstate(st));
@@ -213,6 +217,8 @@ smtpd__close(struct smtpd_session *s)
 		return;
 	smtpd__enter_state(s, SMTPD_CLOSING);
 	smtpd__flush(s);
+	/* The graceful close waits for a peer that may never read (conn.h): not forever. */
+	smtpd__arm_timer(s, s->srv->cfg->relay.command_timeout_ms);
 	conn_close(s->conn);
 }
 
@@ -222,8 +228,13 @@ on_timeout(uv_timer_t *t)
 	struct smtpd_session *s = t->data;
 	const char *what = s->state == SMTPD_DATA ? "data" : "command";
 
-	if (s->conn == NULL || s->state == SMTPD_CLOSING)
+	if (s->conn == NULL)
 		return;
+	if (s->state == SMTPD_CLOSING) {
+		log_info("smtpd", "close_timeout", "sid=%s client=%s action=aborted", s->sid, s->client);
+		conn_abort(s->conn);
+		return;
+	}
 	log_info("smtpd", "timeout", "sid=%s client=%s state=%s what=%s", s->sid, s->client,
 	    smtpd__strstate(s->state), what);
 	smtpd__reply(s, "421 4.4.2 %s Timeout exceeded, closing connection",
@@ -524,6 +535,11 @@ on_accept(void *arg, uv_stream_t *server)
 		free(s);
 		/* No session: the callbacks see NULL data and do nothing. */
 		conn_set_data(c, NULL);
+		if (la->kind == SMTPD_SUBMISSIONS) {
+			/* Implicit TLS: a plaintext reply would read as a TLS error. */
+			conn_abort(c);
+			return;
+		}
 		refuse(c, line);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/conn.h"
 #include "core/log.h"
@@ -417,6 +418,28 @@ check_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
+/*
+ * rcpt_seen - whether addr is a recipient already: the local part as
+ * written (RFC 5321 2.4: it may be case-sensitive), the domain without case.
+ */
+static bool
+rcpt_seen(const struct envelope *env, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t local = at ? (size_t)(at - addr) : strlen(addr);
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const char *r = env->rcpt[i].addr;
+		const char *rat = strrchr(r, '@');
+		size_t rlocal = rat ? (size_t)(rat - r) : strlen(r);
+
+		if (rlocal == local && memcmp(r, addr, local) == 0 &&
+		    (at == NULL) == (rat == NULL) && (at == NULL || strcasecmp(rat, at) == 0))
+			return true;
+	}
+	return false;
+}
+
 static bool
 run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 {
@@ -436,8 +459,17 @@ run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 		s->rcpt_refused++;
 		return true;
 	}
-	if (mailaddr_format(&to, addr, sizeof addr) < 0 ||
-	    envelope_add_rcpt(&s->env, addr, rp.have_orcpt ? rp.orcpt : NULL, rp.notify) < 0) {
+	if (mailaddr_format(&to, addr, sizeof addr) < 0) {
+		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
+		s->rcpt_refused++;
+		return true;
+	}
+	if (rcpt_seen(&s->env, addr)) {
+		/* Accepted once, delivered once (as Postfix and Exim do). */
+		smtpd__reply(s, "250 2.1.5 Ok (duplicate recipient)");
+		return true;
+	}
+	if (envelope_add_rcpt(&s->env, addr, rp.have_orcpt ? rp.orcpt : NULL, rp.notify) < 0) {
 		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
 		s->rcpt_refused++;
 		return true;
@@ -558,15 +590,8 @@ smtpd__command(struct smtpd_session *s, const char *line, size_t len)
 	bool go;
 
 	if (smtp_cmd_parse(line, len, &c, &why) < 0 || c.verb == SMTP_UNKNOWN) {
-		/*
-		 * why is a whole reply line.  A NUL or CR in the line is a
-		 * syntax error (its 5.5.2); an unknown verb is an invalid
-		 * command, X.5.1 (RFC 3463 3.6).
-		 */
-		if (why != NULL && (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL))
-			smtpd__reply(s, "%s", why);
-		else
-			smtpd__reply(s, "500 5.5.1 Command unrecognized");
+		/* why is a whole reply: 5.5.1 unknown verb, 5.5.2 NUL or CR in it. */
+		smtpd__reply(s, "%s", why != NULL ? why : "500 5.5.1 Command unrecognized");
 		s->errors++;
 		return true;
 	}

@@ -52,6 +52,23 @@ field_is(const char *line, size_t len, const char *name)
 	return false;
 }
 
+/*
+ * Whether a line starts a header field: a name of printable ASCII but
+ * ':', optional white space (RFC 5322 4.5.x obsolete syntax), ':'.
+ */
+static bool
+is_field(const char *line, size_t len)
+{
+	size_t i, n;
+
+	for (i = 0; i < len && line[i] > ' ' && line[i] < 0x7f && line[i] != ':'; i++)
+		;
+	n = i;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return n > 0 && i < len && line[i] == ':';
+}
+
 static bool
 value_has(const char *line, size_t len, const char *word)
 {
@@ -84,7 +101,15 @@ scan_headers(const char *msg, size_t len, struct header_facts *f)
 			f->has_blank = true;
 			return;
 		}
-		/* Continuation lines (folded) start with white space. */
+		/*
+		 * A line that is neither a field nor a continuation (white
+		 * space first) of one starts the body: the blank line is
+		 * missing (RFC 5322 2.1), and is added before it.
+		 */
+		if ((line[0] == ' ' || line[0] == '\t') ? pos == 0 : !is_field(line, text)) {
+			f->head_end = pos;
+			return;
+		}
 		if (line[0] != ' ' && line[0] != '\t') {
 			if (field_is(line, text, "Message-ID"))
 				f->message_id = true;

@@ -99,7 +99,7 @@ START_TEST(test_cmd)
 		ck_assert_str_eq(why, memchr(c->line, '\0', len) != NULL ||
 		    memchr(c->line, '\r', len) != NULL || memchr(c->line, '\n', len) != NULL ?
 		    "500 5.5.2 Syntax error, invalid character" :
-		    "500 5.5.2 Syntax error, command unrecognized");
+		    "500 5.5.1 Command unrecognized");
 	}
 }
 END_TEST
