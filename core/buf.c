@@ -17,6 +17,7 @@ buf_init(struct buf *b)
 {
 	b->data = NULL;
 	b->len = b->pos = b->cap = 0;
+	b->skip = false;
 }
 
 void
@@ -26,12 +27,20 @@ buf_free(struct buf *b)
 	buf_init(b);
 }
 
-void
-buf_reset(struct buf *b)
+/* Empty the buffer, keeping the line reader's state. */
+static void
+rewind_empty(struct buf *b)
 {
 	b->len = b->pos = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
+}
+
+void
+buf_reset(struct buf *b)
+{
+	rewind_empty(b);
+	b->skip = false;
 }
 
 char *
@@ -133,7 +142,7 @@ buf_consume(struct buf *b, size_t n)
 		log_panic("core", "buf_consume", "n=%zu unread=%zu", n, b->len - b->pos);
 	b->pos += n;
 	if (b->pos == b->len)
-		buf_reset(b);
+		rewind_empty(b);
 }
 
 char *
@@ -160,18 +169,34 @@ int
 buf_getline(struct buf *b, size_t max, const char **line, size_t *len,
     bool *bare_lf)
 {
-	const char *start = buf_rptr(b);
-	size_t unread = buf_unread(b);
-	size_t scan = unread < max + 2 ? unread : max + 2;
-	const char *lf = scan ? memchr(start, '\n', scan) : NULL;
-	size_t n;
+	const char *start, *lf;
+	size_t unread, scan, n;
 
+	if (b->skip) {
+		/* The tail of an over-long line: drop it through its LF. */
+		start = buf_rptr(b);
+		unread = buf_unread(b);
+		lf = unread ? memchr(start, '\n', unread) : NULL;
+		if (lf == NULL) {
+			if (unread > 0)
+				buf_consume(b, unread);
+			return BUF_NEEDMORE;
+		}
+		b->skip = false;
+		buf_consume(b, (size_t)(lf - start) + 1);
+	}
+	start = buf_rptr(b);
+	unread = buf_unread(b);
+	scan = unread < max + 2 ? unread : max + 2;
+	lf = scan ? memchr(start, '\n', scan) : NULL;
 	if (lf == NULL) {
 		if (unread <= max + 1)
 			return BUF_NEEDMORE;
-		/* Too long: drop through the next LF if it is here, else all. */
+		/* Too long: drop through the next LF if it is here, else skip to it. */
 		lf = memchr(start, '\n', unread);
 		buf_consume(b, lf ? (size_t)(lf - start) + 1 : unread);
+		if (lf == NULL)
+			b->skip = true;
 		return BUF_TOOLONG;
 	}
 	n = (size_t)(lf - start);

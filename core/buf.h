@@ -19,13 +19,14 @@ struct buf {
 	size_t len; /* bytes stored, from data[0] */
 	size_t pos; /* bytes consumed, from data[0] */
 	size_t cap; /* bytes allocated, the NUL included */
+	bool skip;  /* buf_getline: dropping the rest of an over-long line */
 };
 
-#define BUF_INIT { NULL, 0, 0, 0 }
+#define BUF_INIT { NULL, 0, 0, 0, false }
 
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);
-/* buf_reset - forget all contents, keep the allocation. */
+/* buf_reset - forget all contents (and a line being skipped), keep the allocation. */
 void buf_reset(struct buf *b);
 /* buf_reserve - make room for n more bytes after len; returns data+len. */
 char *buf_reserve(struct buf *b, size_t n);
@@ -56,7 +57,10 @@ enum {
  * must refuse bare LF check it).  Returns 0 and consumes the line, or
  * BUF_NEEDMORE (nothing consumed), or BUF_TOOLONG when more than max
  * bytes came without a line end: those bytes are consumed up to the next
- * LF (or all of them), so the caller can reply and go on or close.
+ * LF; if that LF has not arrived yet, the buffer remembers to drop what
+ * comes until it does, so the tail of the long line never reads as a
+ * line of its own.  Either way the caller replies once and goes on, or
+ * closes.  buf_reset() forgets the skipping.
  * *line stays valid until the next call that changes b.
  */
 int buf_getline(struct buf *b, size_t max, const char **line, size_t *len,

@@ -430,27 +430,7 @@ process_input(struct smtpd_session *s)
 			    s->state == SMTPD_AUTH_PASS;
 			size_t max = auth ? SMTPD_AUTH_LINE_MAX : SMTPD_LINE_MAX;
 
-			if (s->skip_line) {
-				const char *lf = memchr(buf_rptr(&s->in), '\n', buf_unread(&s->in));
-
-				s->skip_line = lf == NULL;
-				buf_consume(&s->in, lf != NULL ?
-				    (size_t)(lf - buf_rptr(&s->in)) + 1 : buf_unread(&s->in));
-				go = !s->skip_line;
-				break;
-			}
-			/*
-			 * Too long and no end in sight: buf_getline() would drop
-			 * what is here, and the rest of the line, arriving later,
-			 * would be read as a command.  Drop it up to its LF.
-			 */
-			if (buf_unread(&s->in) > max + 1 &&
-			    memchr(buf_rptr(&s->in), '\n', max + 2) == NULL) {
-				s->skip_line = true;
-				rc = BUF_TOOLONG;
-			} else {
-				rc = buf_getline(&s->in, max, &line, &len, &bare_lf);
-			}
+			rc = buf_getline(&s->in, max, &line, &len, &bare_lf);
 			if (rc == BUF_NEEDMORE) {
 				go = false;
 				break;

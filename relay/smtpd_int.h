@@ -98,7 +98,6 @@ struct smtpd_session {
 	struct buf out;                   /* replies not yet handed to conn */
 	bool in_process;                  /* inside process_input(): no re-entry */
 	bool read_paused;
-	bool skip_line;                   /* dropping the rest of an over-long line */
 	unsigned errors;
 	unsigned commands;
 

@@ -387,18 +387,24 @@ START_TEST(test_getline_toolong_streamed)
 	size_t len;
 	bool bare;
 
-	/* A flood without LF: refused and dropped, memory stays bounded. */
+	/*
+	 * A flood without LF: refused once, then dropped as it comes, memory
+	 * bounded; the flood ends at its LF, and only the line after it reads.
+	 */
 	memset(chunk, 'x', sizeof chunk);
 	for (int i = 0; i < 50; i++) {
 		buf_append(&b, chunk, sizeof chunk);
-		ck_assert_int_eq(buf_getline(&b, 16, &line, &len, &bare), BUF_TOOLONG);
+		ck_assert_int_eq(buf_getline(&b, 16, &line, &len, &bare),
+		    i == 0 ? BUF_TOOLONG : BUF_NEEDMORE);
 		ck_assert_uint_eq(buf_unread(&b), 0);
 	}
 	ck_assert_uint_le(b.cap, 128);
 	buf_appends(&b, "RSET\r\n");
+	ck_assert_int_eq(buf_getline(&b, 16, &line, &len, &bare), BUF_NEEDMORE);
+	buf_appends(&b, "NOOP\r\n");
 	ck_assert_int_eq(buf_getline(&b, 16, &line, &len, &bare), 0);
 	ck_assert_uint_eq(len, 4);
-	ck_assert_mem_eq(line, "RSET", 4);
+	ck_assert_mem_eq(line, "NOOP", 4);
 	buf_free(&b);
 }
 END_TEST
@@ -428,6 +434,39 @@ START_TEST(test_getline_lines_stay_valid)
 }
 END_TEST
 
+START_TEST(test_getline_long_line_tail_skipped)
+{
+	struct buf b = BUF_INIT;
+	const char *line;
+	size_t len;
+	bool bare;
+	char big[100];
+
+	/* 60 bytes of a line whose end comes in later reads. */
+	memset(big, 'x', 60);
+	buf_append(&b, big, 60);
+	ck_assert_int_eq(buf_getline(&b, 20, &line, &len, &bare), BUF_TOOLONG);
+	ck_assert_uint_eq(buf_unread(&b), 0);
+	/* More of the same line: dropped, nothing to read yet. */
+	buf_append(&b, big, 30);
+	ck_assert_int_eq(buf_getline(&b, 20, &line, &len, &bare), BUF_NEEDMORE);
+	ck_assert_uint_eq(buf_unread(&b), 0);
+	/* Its end, and the next line: the tail never reads as a line. */
+	buf_appends(&b, "tail\r\nNEXT\r\n");
+	ck_assert_int_eq(buf_getline(&b, 20, &line, &len, &bare), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_mem_eq(line, "NEXT", 4);
+	/* buf_reset forgets the skipping (a new stream after STARTTLS). */
+	buf_append(&b, big, 60);
+	ck_assert_int_eq(buf_getline(&b, 20, &line, &len, &bare), BUF_TOOLONG);
+	buf_reset(&b);
+	buf_appends(&b, "fresh\r\n");
+	ck_assert_int_eq(buf_getline(&b, 20, &line, &len, &bare), 0);
+	ck_assert_mem_eq(line, "fresh", 5);
+	buf_free(&b);
+}
+END_TEST
+
 Suite *
 buf_suite(void)
 {
@@ -436,6 +475,7 @@ buf_suite(void)
 
 	tc = tcase_create("buffer");
 	tcase_add_test(tc, test_init_empty);
+	tcase_add_test(tc, test_getline_long_line_tail_skipped);
 	tcase_add_test(tc, test_append);
 	tcase_add_test(tc, test_append_binary);
 	tcase_add_test(tc, test_appendf_long);
