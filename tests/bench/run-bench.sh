@@ -17,8 +17,10 @@
 #   REDIS_ARGS     more redis-server options, split at spaces, e.g.
 #                  "--auto-aof-rewrite-percentage 0" (none)
 #
-# Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Exit status
-# is qbench's; 1 when Redis cannot be started.
+# Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Then
+# tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
+# environment is described there).  Exit status is qbench's, else the SMTP
+# benchmark's; 1 when Redis cannot be started.
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -125,5 +127,18 @@ echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$rc" != 0 ]; then
 	echo "run-bench: qbench failed ($rc); redis log:" >&2
 	tail -20 "$BENCH_TMP/redis.log" >&2
+fi
+
+# Then the SMTP figures, kurierd side by side with Postfix
+# (docs/bench-smtp.md); that script starts and stops servers of its own,
+# so this Redis goes first.  SMTP_BENCH=0 skips it.
+if [ "${SMTP_BENCH:-1}" != 0 ]; then
+	cleanup
+	REDIS_PID=
+	BENCH_TMP=
+	echo
+	tests/bench/run-smtp-bench.sh
+	src=$?
+	[ "$rc" = 0 ] && rc=$src
 fi
 exit "$rc"
