@@ -57,6 +57,7 @@ static const struct key_def keys[] = {
 	{ "redis", "prefix", K_PREFIX, F(redis.prefix), 1, 0 },
 	{ "redis", "connect_timeout", K_DURATION, F(redis.connect_timeout_ms), 100, 300000 },
 	{ "redis", "reconnect_max", K_DURATION, F(redis.reconnect_max_ms), 100, 3600000 },
+	{ "redis", "connections", K_UINT, F(redis.connections), 1, 32 },
 	{ "tls", "cert", K_STR, F(tls.cert), 0, 0 },
 	{ "tls", "key", K_STR, F(tls.key), 0, 0 },
 	{ "relay", "submission", K_LISTEN, F(relay.submission), 0, 0 },
@@ -107,6 +108,7 @@ config_defaults(struct config *cfg)
 	str_copy(cfg->redis.prefix, "kurier:", sizeof cfg->redis.prefix);
 	cfg->redis.connect_timeout_ms = 5000;
 	cfg->redis.reconnect_max_ms = 5000;
+	cfg->redis.connections = 4;
 	config_parse_listen("0.0.0.0:587", &cfg->relay.submission, &why);
 	config_parse_listen("0.0.0.0:465", &cfg->relay.submissions, &why);
 	cfg->relay.max_message_size = 25 * 1024 * 1024;

@@ -57,6 +57,7 @@ struct config {
 		char prefix[64];
 		uint64_t connect_timeout_ms;
 		uint64_t reconnect_max_ms;
+		unsigned connections;      /* the queue's connections (enqueues spread over them) */
 	} redis;
 	struct {
 		char cert[PATH_MAX];       /* PEM chain; empty: self-signed in data_dir */

@@ -648,6 +648,8 @@ run_remote_command(struct ctl *c)
 	uv_timer_init(&c->loop, &c->timer);
 	c->timer.data = c;
 	if (c->cmd->needs & NEED_QUEUE) {
+		/* One command at a time: one connection is enough. */
+		c->cfg.redis.connections = 1;
 		if ((rc = queue_open(&c->q, &c->loop, &c->cfg, "kurierctl")) < 0) {
 			fprintf(stderr, "kurierctl: cannot open the queue: %s\n", strerror(-rc));
 			exit(CTL_FAIL);

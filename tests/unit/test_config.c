@@ -73,6 +73,11 @@ START_TEST(test_relay_and_tls_keys)
 	ck_assert_uint_eq(cfg.relay.command_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg.relay.data_timeout_ms, 600000);
 	ck_assert_str_eq(cfg.tls.cert, "");
+	ck_assert_uint_eq(cfg.redis.connections, 4);
+	ck_assert_int_eq(load(&cfg, "[redis]\nconnections = 1\n", err), 0);
+	ck_assert_uint_eq(cfg.redis.connections, 1);
+	ck_assert_int_eq(load(&cfg, "[redis]\nconnections = 33\n", err), -EINVAL);
+	ck_assert_str_eq(err, NAME ":2: [redis] connections must be a whole number from 1 to 32, not \"33\"");
 
 	ck_assert_int_eq(load(&cfg, "[relay]\nsubmission = 127.0.0.1:2587, [::1]:2587\n"
 	    "submissions =\nmax_message_size = 10M\n", err), 0);
