@@ -172,12 +172,14 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 # --- top-level targets ---------------------------------------------------------
 check-build: all $(TEST_BINS) $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	@$(MAKE) --no-print-directory check-build
+	@$(MAKE) --no-print-directory -j$(NPROC) check-build
 	@tests/run-checks.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/run-dev.sh
 
 bench: deps

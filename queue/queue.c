@@ -317,8 +317,14 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
 		q->npool = sizeof q->pool / sizeof q->pool[0];
 	/* Only the first reports up/down: the others follow the same Redis. */
 	rdb_open(&q->pool[0], loop, &o, on_state, q);
-	for (unsigned i = 1; i < q->npool; i++)
+	for (unsigned i = 1; i < q->npool; i++) {
+		char pname[32];
+
+		/* "kurierd/2": log lines tell the pool's connections apart. */
+		snprintf(pname, sizeof pname, "%s/%u", name ? name : "queue", i + 1);
+		o.name = pname;
 		rdb_open(&q->pool[i], loop, &o, NULL, NULL);
+	}
 	q->db = q->pool[0];
 	return 0;
 }
