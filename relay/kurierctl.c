@@ -1615,23 +1615,39 @@ no_such_user(struct ctl *c)
 	ctl_finish(c, CTL_FAIL);
 }
 
+/*
+ * user_answer - the common part of a user command's answer: false (and
+ * the command is over) unless status says it succeeded.
+ */
+static bool
+user_answer(struct ctl *c, int status, const char *what)
+{
+	if (c->finishing)
+		return false;
+	if (status == -ENOENT) {
+		no_such_user(c);
+		return false;
+	}
+	if (status == -EEXIST) {
+		fprintf(stderr, "kurierctl: user %s already exists: use user passwd or user set\n",
+		    c->user);
+		ctl_finish(c, CTL_FAIL);
+		return false;
+	}
+	if (status < 0) {
+		call_failed(c, what, status);
+		return false;
+	}
+	return true;
+}
+
 static void
 on_user_added(void *arg, int status)
 {
 	struct ctl *c = arg;
 
-	if (c->finishing)
+	if (!user_answer(c, status, "user add"))
 		return;
-	if (status == -EEXIST) {
-		fprintf(stderr, "kurierctl: user %s already exists: use user passwd or user set\n",
-		    c->user);
-		ctl_finish(c, CTL_FAIL);
-		return;
-	}
-	if (status < 0) {
-		call_failed(c, "user add", status);
-		return;
-	}
 	printf("%s: added, may send as %s\n", c->user, c->domains);
 	ctl_finish(c, CTL_OK);
 }
@@ -1652,16 +1668,8 @@ on_user_passwd(void *arg, int status)
 {
 	struct ctl *c = arg;
 
-	if (c->finishing)
+	if (!user_answer(c, status, "user passwd"))
 		return;
-	if (status == -ENOENT) {
-		no_such_user(c);
-		return;
-	}
-	if (status < 0) {
-		call_failed(c, "user passwd", status);
-		return;
-	}
 	printf("%s: password changed\n", c->user);
 	ctl_finish(c, CTL_OK);
 }
@@ -1680,16 +1688,8 @@ on_user_del(void *arg, int status)
 {
 	struct ctl *c = arg;
 
-	if (c->finishing)
+	if (!user_answer(c, status, "user del"))
 		return;
-	if (status == -ENOENT) {
-		no_such_user(c);
-		return;
-	}
-	if (status < 0) {
-		call_failed(c, "user del", status);
-		return;
-	}
 	printf("%s: deleted\n", c->user);
 	ctl_finish(c, CTL_OK);
 }
@@ -1705,16 +1705,8 @@ on_user_set(void *arg, int status)
 {
 	struct ctl *c = arg;
 
-	if (c->finishing)
+	if (!user_answer(c, status, "user set"))
 		return;
-	if (status == -ENOENT) {
-		no_such_user(c);
-		return;
-	}
-	if (status < 0) {
-		call_failed(c, "user set", status);
-		return;
-	}
 	printf("%s:", c->user);
 	if (c->set_domains)
 		printf(" may send as %s%s", c->domains, c->enable != AUTH_ENABLE_KEEP ? ";" : "");
