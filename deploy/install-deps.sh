@@ -10,6 +10,10 @@ pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev libhiredis-dev libinih-dev check libsubunit-dev
 redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl"
 
+# The end-to-end tests submit with nodemailer: Node.js from Debian unless
+# the machine has a node already.
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+
 if [ "${1:-}" = "--bench" ]; then
 	pkgs="$pkgs postfix"
 fi
