@@ -8,7 +8,7 @@ set -eu
 
 pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev libhiredis-dev libinih-dev check libsubunit-dev
-redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl"
+redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl openssl"
 
 # The end-to-end tests submit with nodemailer: Node.js from Debian unless
 # the machine has a node already.
