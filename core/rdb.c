@@ -536,6 +536,19 @@ rdb_connect(struct rdb *db)
 	uv_timer_start(&db->timer, on_timer, db->opts.connect_timeout_ms, 0);
 }
 
+void
+rdb_opts_from_config(struct rdb_opts *o, const struct config *cfg,
+    const char *name, struct rdb_script *const *scripts)
+{
+	memset(o, 0, sizeof *o);
+	o->address = cfg->redis.address;
+	o->password = cfg->redis.password;
+	o->connect_timeout_ms = cfg->redis.connect_timeout_ms;
+	o->reconnect_max_ms = cfg->redis.reconnect_max_ms;
+	o->name = name;
+	o->scripts = scripts;
+}
+
 int
 rdb_open(struct rdb **out, uv_loop_t *loop, const struct rdb_opts *opts,
     rdb_state_cb *state_cb, void *state_arg)

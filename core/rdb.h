@@ -56,6 +56,12 @@ typedef void rdb_state_cb(void *arg, bool up);
 typedef void rdb_closed_cb(void *arg);
 
 void rdb_script_init(struct rdb_script *s);
+/*
+ * rdb_opts_from_config - options for a connection to [redis] of cfg.
+ * Borrows cfg (the password), name and scripts for the rdb_open() call.
+ */
+void rdb_opts_from_config(struct rdb_opts *o, const struct config *cfg,
+    const char *name, struct rdb_script *const *scripts);
 
 /*
  * rdb_open - start connecting; *out is usable at once (commands fail with

@@ -267,14 +267,7 @@ auth_open(struct auth **out, uv_loop_t *loop, const struct config *cfg,
     const char *name)
 {
 	struct auth *a;
-	struct rdb_opts o = {
-		.address = cfg->redis.address,
-		.password = cfg->redis.password,
-		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
-		.reconnect_max_ms = cfg->redis.reconnect_max_ms,
-		.name = name,
-		.scripts = scripts,
-	};
+	struct rdb_opts o;
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 
 	/* The dummy hash: the scheme and cost new passwords get. */
@@ -294,6 +287,7 @@ auth_open(struct auth **out, uv_loop_t *loop, const struct config *cfg,
 	str_copy(a->prefix, cfg->redis.prefix, sizeof a->prefix);
 	str_copy(a->dummy, setting, sizeof a->dummy);
 	*out = a;
+	rdb_opts_from_config(&o, cfg, name, scripts);
 	return rdb_open(&a->db, loop, &o, on_state, a);
 }
 

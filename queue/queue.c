@@ -292,14 +292,7 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
     const char *name)
 {
 	struct queue *q = xcalloc(1, sizeof *q);
-	struct rdb_opts o = {
-		.address = cfg->redis.address,
-		.password = cfg->redis.password,
-		.connect_timeout_ms = cfg->redis.connect_timeout_ms,
-		.reconnect_max_ms = cfg->redis.reconnect_max_ms,
-		.name = name,
-		.scripts = scripts,
-	};
+	struct rdb_opts o;
 
 	for (size_t i = 0; scripts[i] != NULL; i++)
 		if (scripts[i]->sha[0] == '\0')
@@ -316,6 +309,7 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
 	if (q->npool > sizeof q->pool / sizeof q->pool[0])
 		q->npool = sizeof q->pool / sizeof q->pool[0];
 	/* Only the first reports up/down: the others follow the same Redis. */
+	rdb_opts_from_config(&o, cfg, name, scripts);
 	rdb_open(&q->pool[0], loop, &o, on_state, q);
 	for (unsigned i = 1; i < q->npool; i++) {
 		char pname[32];
