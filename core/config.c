@@ -8,7 +8,9 @@
 #include "core/config.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ini.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +34,10 @@ enum key_type {
 	K_PREFIX,    /* key prefix: printable, no spaces */
 	K_SIZE,      /* uint64_t bytes within [min, max] */
 	K_LISTEN,    /* struct config_listen */
+	K_PORT,      /* unsigned from 1 to 65535 */
+	K_OPTENDPOINT, /* [deliver] dns_server: endpoint, empty = unset */
+	K_SPF,       /* enum config_spf */
+	K_IP,        /* an IPv4/IPv6 address or empty, in a char array */
 };
 
 struct key_def {
@@ -76,10 +82,31 @@ static const struct key_def keys[] = {
 	{ "deliver", "lifetime", K_DURATION, F(deliver.lifetime_ms), 1000, 365 * DAY },
 	{ "deliver", "concurrency", K_UINT, F(deliver.concurrency), 1, 100000 },
 	{ "deliver", "per_destination", K_UINT, F(deliver.per_destination), 1, 100000 },
+	{ "deliver", "dns_server", K_OPTENDPOINT, F(deliver.dns_server), 0, 0 },
+	{ "deliver", "dns_timeout", K_DURATION, F(deliver.dns_timeout_ms), 100, 120000 },
+	{ "deliver", "mx_port", K_PORT, F(deliver.mx_port), 1, 65535 },
+	{ "deliver", "smarthost_user", K_STR, F(deliver.smarthost_user), 0, 0 },
+	{ "deliver", "smarthost_password", K_STR, F(deliver.smarthost_password), 0, 0 },
+	{ "deliver", "outbound_ip", K_IP, F(deliver.outbound_ip), 0, 0 },
+	{ "deliver", "spf_preflight", K_SPF, F(deliver.spf_preflight), 0, 0 },
+	{ "deliver", "connect_timeout", K_DURATION, F(deliver.connect_timeout_ms), 1000, 3600000 },
+	{ "deliver", "greeting_timeout", K_DURATION, F(deliver.greeting_timeout_ms), 1000, 3600000 },
+	{ "deliver", "command_timeout", K_DURATION, F(deliver.command_timeout_ms), 1000, 3600000 },
+	{ "deliver", "data_init_timeout", K_DURATION, F(deliver.data_init_timeout_ms), 1000, 3600000 },
+	{ "deliver", "data_block_timeout", K_DURATION, F(deliver.data_block_timeout_ms), 1000, 3600000 },
+	{ "deliver", "data_end_timeout", K_DURATION, F(deliver.data_end_timeout_ms), 1000, 3600000 },
+	{ "deliver", "max_messages_per_connection", K_UINT, F(deliver.max_messages_per_connection), 1, 100000 },
+	{ "deliver", "idle_timeout", K_DURATION, F(deliver.idle_timeout_ms), 0, 3600000 },
+	{ "deliver", "verp_secret", K_STR, F(deliver.verp_secret), 0, 0 },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 static const char *const sections[] = { "server", "redis", "tls", "relay", "queue", "deliver" };
+#define SECTIONS_KNOWN "server, redis, tls, relay, queue, deliver, domain NAME, destination NAME"
+
+/* Keys of the named sections; seen bits are per entry. */
+enum { DOM_SELECTOR = 1 << 0, DOM_RETURN_PATH = 1 << 1 };
+enum { DEST_DKIM = 1 << 0 };
 
 /* Longest line accepted, the line end not counted. */
 #define CONFIG_LINE_MAX 4096
@@ -127,6 +154,114 @@ config_defaults(struct config *cfg)
 	cfg->deliver.lifetime_ms = 5 * DAY;
 	cfg->deliver.concurrency = 200;
 	cfg->deliver.per_destination = 20;
+	cfg->deliver.dns_timeout_ms = 5000;
+	cfg->deliver.mx_port = 25;
+	cfg->deliver.spf_preflight = CONFIG_SPF_WARN;
+	/* RFC 5321 4.5.3.2 */
+	cfg->deliver.connect_timeout_ms = 30000;
+	cfg->deliver.greeting_timeout_ms = 5 * 60000;
+	cfg->deliver.command_timeout_ms = 5 * 60000;
+	cfg->deliver.data_init_timeout_ms = 2 * 60000;
+	cfg->deliver.data_block_timeout_ms = 3 * 60000;
+	cfg->deliver.data_end_timeout_ms = 10 * 60000;
+	cfg->deliver.max_messages_per_connection = 100;
+	cfg->deliver.idle_timeout_ms = 5000;
+}
+
+void
+config_free(struct config *cfg)
+{
+	free(cfg->routes);
+	free(cfg->domains);
+	free(cfg->destinations);
+	cfg->routes = NULL;
+	cfg->domains = NULL;
+	cfg->destinations = NULL;
+	cfg->nroutes = cfg->ndomains = cfg->ndestinations = 0;
+}
+
+static void *
+dup_array(const void *p, size_t n, size_t size)
+{
+	void *q;
+
+	if (n == 0)
+		return NULL;
+	q = xreallocarray(NULL, n, size);
+	memcpy(q, p, n * size);
+	return q;
+}
+
+void
+config_copy(struct config *dst, const struct config *src)
+{
+	*dst = *src;
+	dst->routes = dup_array(src->routes, src->nroutes, sizeof *src->routes);
+	dst->domains = dup_array(src->domains, src->ndomains, sizeof *src->domains);
+	dst->destinations = dup_array(src->destinations, src->ndestinations,
+	    sizeof *src->destinations);
+}
+
+const struct config_route *
+config_route_for(const struct config *cfg, const char *domain)
+{
+	const struct config_route *any = NULL;
+
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+		if (strcmp(cfg->routes[i].domain, "*") == 0)
+			any = &cfg->routes[i];
+	}
+	return any;
+}
+
+const struct config_domain *
+config_domain_find(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (strcasecmp(cfg->domains[i].name, domain) == 0)
+			return &cfg->domains[i];
+	return NULL;
+}
+
+const struct config_destination *
+config_destination_find(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->ndestinations; i++)
+		if (strcasecmp(cfg->destinations[i].name, domain) == 0)
+			return &cfg->destinations[i];
+	return NULL;
+}
+
+/*
+ * valid_hostname - a DNS host name: labels of letters, digits and
+ * hyphens (not at either end), 1 to 63 bytes each, 253 in all.
+ */
+static bool
+valid_hostname(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-'))
+			return false;
+		if (label == 0 && c == '-')
+			return false;
+		label++;
+	}
+	return true;
 }
 
 int
@@ -357,8 +492,21 @@ parse_retry(const char *v, uint64_t *out, unsigned *n, const char **why)
 	return 0;
 }
 
+enum named_kind {
+	NAMED_NONE,
+	NAMED_DOMAIN,
+	NAMED_DESTINATION,
+};
+
 struct parse_state {
 	struct config *cfg;
+	/*
+	 * The section of the line being read, from the raw line: libinih
+	 * truncates long section names, and [domain NAME] may be long.
+	 */
+	char section[CONFIG_HOST_MAX + 16];
+	enum named_kind named;
+	size_t named_idx;     /* entry of the current [domain]/[destination] */
 	const char *name;
 	const char *text;  /* remaining input */
 	int line;          /* line just handed to inih */
@@ -467,27 +615,173 @@ set_value(struct parse_state *ps, const struct key_def *k, const char *v)
 		if (parse_retry(v, ps->cfg->deliver.retry_ms, &ps->cfg->deliver.nretry, &why) < 0)
 			return fail(ps, "[%s] %s: %s", k->section, k->name, why);
 		return 1;
+	case K_PORT:
+		rc = str_to_u64(v, &n);
+		if (rc < 0 || n < 1 || n > 65535)
+			return fail(ps, "[%s] %s must be a port from 1 to 65535, not \"%s\"",
+			    k->section, k->name, v);
+		*(unsigned *)(void *)field = (unsigned)n;
+		return 1;
+	case K_OPTENDPOINT:
+		/* Only [deliver] dns_server: empty means the system resolver. */
+		if (v[0] == '\0') {
+			ps->cfg->deliver.dns_server_set = false;
+			return 1;
+		}
+		if (config_parse_endpoint(v, false, (struct config_endpoint *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: \"%s\": %s", k->section, k->name, v, why);
+		ps->cfg->deliver.dns_server_set = true;
+		return 1;
+	case K_SPF:
+		if (strcmp(v, "off") == 0)
+			ps->cfg->deliver.spf_preflight = CONFIG_SPF_OFF;
+		else if (strcmp(v, "warn") == 0)
+			ps->cfg->deliver.spf_preflight = CONFIG_SPF_WARN;
+		else if (strcmp(v, "defer") == 0)
+			ps->cfg->deliver.spf_preflight = CONFIG_SPF_DEFER;
+		else
+			return fail(ps, "[%s] %s must be warn, defer or off, not \"%s\"",
+			    k->section, k->name, v);
+		return 1;
+	case K_IP: {
+		unsigned char a6[16];
+
+		if (v[0] != '\0' && inet_pton(AF_INET, v, a6) != 1 &&
+		    inet_pton(AF_INET6, v, a6) != 1)
+			return fail(ps, "[%s] %s: \"%s\" is not an IPv4 or IPv6 address",
+			    k->section, k->name, v);
+		if (str_copy(field, v, k->size) < 0)
+			return fail(ps, "[%s] %s is too long", k->section, k->name);
+		return 1;
+	}
 	}
 	return fail(ps, "internal: key type %d", (int)k->type);
 }
 
+/* parse_selectors - "s1, e1" into d->selector. */
 static int
-on_key(void *user, const char *section, const char *name, const char *value)
+parse_selectors(struct parse_state *ps, struct config_domain *d, const char *v)
+{
+	char tmp[512], *p, *tok;
+
+	if (str_copy(tmp, v, sizeof tmp) < 0)
+		return fail(ps, "[domain %s] dkim_selector: list too long", d->name);
+	d->nselector = 0;
+	for (p = tmp; p != NULL; ) {
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
+		tok = str_trim(tok);
+		if (tok[0] == '\0')
+			return fail(ps, "[domain %s] dkim_selector: empty entry in the list", d->name);
+		if (!valid_hostname(tok) || strlen(tok) >= CONFIG_SELECTOR_LEN)
+			return fail(ps, "[domain %s] dkim_selector: \"%s\" is not a selector (letters, digits, hyphens and dots, %d bytes at most)",
+			    d->name, tok, CONFIG_SELECTOR_LEN - 1);
+		if (d->nselector == CONFIG_SELECTOR_MAX)
+			return fail(ps, "[domain %s] dkim_selector: at most %d selectors",
+			    d->name, CONFIG_SELECTOR_MAX);
+		for (unsigned i = 0; i < d->nselector; i++)
+			if (strcasecmp(d->selector[i], tok) == 0)
+				return fail(ps, "[domain %s] dkim_selector: \"%s\" is listed twice",
+				    d->name, tok);
+		str_copy(d->selector[d->nselector++], tok, CONFIG_SELECTOR_LEN);
+	}
+	return 1;
+}
+
+static int
+set_domain_key(struct parse_state *ps, const char *name, const char *v)
+{
+	struct config_domain *d = &ps->cfg->domains[ps->named_idx];
+	unsigned bit;
+
+	if (strcmp(name, "dkim_selector") == 0)
+		bit = DOM_SELECTOR;
+	else if (strcmp(name, "return_path") == 0)
+		bit = DOM_RETURN_PATH;
+	else
+		return fail(ps, "unknown key \"%s\" in [domain %s] (known: dkim_selector, return_path)",
+		    name, d->name);
+	if (d->seen & bit)
+		return fail(ps, "[domain %s] %s is set twice", d->name, name);
+	d->seen |= bit;
+	if (bit == DOM_SELECTOR)
+		return parse_selectors(ps, d, v);
+	if (!valid_hostname(v))
+		return fail(ps, "[domain %s] return_path: \"%s\" is not a domain name", d->name, v);
+	str_copy(d->return_path, v, sizeof d->return_path);
+	str_lower(d->return_path);
+	return 1;
+}
+
+static int
+set_destination_key(struct parse_state *ps, const char *name, const char *v)
+{
+	struct config_destination *d = &ps->cfg->destinations[ps->named_idx];
+
+	if (strcmp(name, "dkim") != 0)
+		return fail(ps, "unknown key \"%s\" in [destination %s] (known: dkim)", name, d->name);
+	if (d->seen & DEST_DKIM)
+		return fail(ps, "[destination %s] dkim is set twice", d->name);
+	d->seen |= DEST_DKIM;
+	if (strcmp(v, "all") == 0)
+		d->dkim = CONFIG_DKIM_ALL;
+	else if (strcmp(v, "rsa") == 0)
+		d->dkim = CONFIG_DKIM_RSA;
+	else if (strcmp(v, "ed25519") == 0)
+		d->dkim = CONFIG_DKIM_ED25519;
+	else if (strcmp(v, "none") == 0)
+		d->dkim = 0;
+	else
+		return fail(ps, "[destination %s] dkim must be all, rsa, ed25519 or none, not \"%s\"",
+		    d->name, v);
+	return 1;
+}
+
+/* add_route - [deliver] route.DOMAIN = host:port. */
+static int
+add_route(struct parse_state *ps, const char *domain, const char *v)
+{
+	struct config *cfg = ps->cfg;
+	struct config_route r;
+	const char *why = NULL;
+
+	memset(&r, 0, sizeof r);
+	if (strcmp(domain, "*") != 0 && !valid_hostname(domain))
+		return fail(ps, "[deliver] route.%s: \"%s\" is not a domain name (or * for every domain)",
+		    domain, domain);
+	str_copy(r.domain, domain, sizeof r.domain);
+	str_lower(r.domain);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (strcmp(cfg->routes[i].domain, r.domain) == 0)
+			return fail(ps, "[deliver] route.%s is set twice", domain);
+	if (config_parse_endpoint(v, false, &r.ep, &why) < 0)
+		return fail(ps, "[deliver] route.%s: \"%s\": %s", domain, v, why);
+	cfg->routes = xreallocarray(cfg->routes, cfg->nroutes + 1, sizeof *cfg->routes);
+	cfg->routes[cfg->nroutes++] = r;
+	return 1;
+}
+
+static int
+on_key(void *user, const char *inih_section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
-	bool known_section = false;
+	const char *section = ps->section;
 
+	(void)inih_section;  /* may be truncated: ps->section is read from the line */
 	if (ps->failed)
 		return 0;
 	if (name[0] == '\0')
 		return fail(ps, "syntax error: no key name before \"=\"");
 	if (section[0] == '\0')
 		return fail(ps, "\"%s\" comes before any [section]", name);
-	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
-		if (strcmp(section, sections[i]) == 0)
-			known_section = true;
-	if (!known_section)
-		return fail(ps, "unknown section [%s]", section);
+	if (ps->named == NAMED_DOMAIN)
+		return set_domain_key(ps, name, value);
+	if (ps->named == NAMED_DESTINATION)
+		return set_destination_key(ps, name, value);
+	if (strcmp(section, "deliver") == 0 && str_has_prefix(name, "route."))
+		return add_route(ps, name + 6, value);
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
 			continue;
@@ -499,24 +793,64 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	return fail(ps, "unknown key \"%s\" in [%s]", name, section);
 }
 
-static bool
-known_section(const char *name, size_t len)
+/* open_named - enter [domain NAME] or [destination NAME], making the entry. */
+static void
+open_named(struct parse_state *ps, enum named_kind kind, const char *what, char *name)
 {
-	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
-		if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
-			return true;
-	return false;
+	struct config *cfg = ps->cfg;
+
+	name = str_trim(name);
+	if (name[0] == '\0') {
+		fail(ps, "[%s] needs a domain name: [%s example.com]", what, what);
+		return;
+	}
+	if (!valid_hostname(name)) {
+		fail(ps, "[%s %.64s]: not a domain name", what, name);
+		return;
+	}
+	str_lower(name);
+	ps->named = kind;
+	snprintf(ps->section, sizeof ps->section, "%s %s", what, name);
+	if (kind == NAMED_DOMAIN) {
+		for (size_t i = 0; i < cfg->ndomains; i++) {
+			if (strcmp(cfg->domains[i].name, name) == 0) {
+				ps->named_idx = i;
+				return;
+			}
+		}
+		cfg->domains = xreallocarray(cfg->domains, cfg->ndomains + 1, sizeof *cfg->domains);
+		memset(&cfg->domains[cfg->ndomains], 0, sizeof *cfg->domains);
+		str_copy(cfg->domains[cfg->ndomains].name, name, CONFIG_HOST_MAX);
+		str_copy(cfg->domains[cfg->ndomains].selector[0], "s1", CONFIG_SELECTOR_LEN);
+		cfg->domains[cfg->ndomains].nselector = 1;
+		ps->named_idx = cfg->ndomains++;
+		return;
+	}
+	for (size_t i = 0; i < cfg->ndestinations; i++) {
+		if (strcmp(cfg->destinations[i].name, name) == 0) {
+			ps->named_idx = i;
+			return;
+		}
+	}
+	cfg->destinations = xreallocarray(cfg->destinations, cfg->ndestinations + 1,
+	    sizeof *cfg->destinations);
+	memset(&cfg->destinations[cfg->ndestinations], 0, sizeof *cfg->destinations);
+	str_copy(cfg->destinations[cfg->ndestinations].name, name, CONFIG_HOST_MAX);
+	cfg->destinations[cfg->ndestinations].dkim = CONFIG_DKIM_ALL;
+	ps->named_idx = cfg->ndestinations++;
 }
 
 /*
- * Section headers are checked here, as lines are read: libinih calls the
- * handler only for keys, so an unknown section without keys would
- * otherwise pass unnoticed.
+ * Section headers are read here, as lines are read: libinih calls the
+ * handler only for keys (so an unknown section without keys would pass
+ * unnoticed), and it truncates long section names.
  */
 static void
 check_section_line(struct parse_state *ps, const char *p, size_t n)
 {
 	const char *end;
+	char inner[CONFIG_HOST_MAX + 64];
+	size_t len;
 
 	while (n > 0 && (*p == ' ' || *p == '\t')) {
 		p++;
@@ -529,9 +863,28 @@ check_section_line(struct parse_state *ps, const char *p, size_t n)
 		fail(ps, "syntax error: \"[\" without \"]\"");
 		return;
 	}
-	if (!known_section(p + 1, (size_t)(end - p - 1)))
-		fail(ps, "unknown section [%.*s] (known: server, redis, tls, relay, queue, deliver)",
-		    (int)(end - p - 1 > 64 ? 64 : end - p - 1), p + 1);
+	len = (size_t)(end - p - 1);
+	ps->named = NAMED_NONE;
+	ps->section[0] = '\0';
+	if (len >= sizeof inner) {
+		fail(ps, "section name too long: [%.64s...]", p + 1);
+		return;
+	}
+	memcpy(inner, p + 1, len);
+	inner[len] = '\0';
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+		if (strcmp(inner, sections[i]) == 0) {
+			str_copy(ps->section, inner, sizeof ps->section);
+			return;
+		}
+	}
+	if (str_has_prefix(inner, "domain") && (inner[6] == ' ' || inner[6] == '\t' || inner[6] == '\0'))
+		open_named(ps, NAMED_DOMAIN, "domain", inner + 6);
+	else if (str_has_prefix(inner, "destination") &&
+	    (inner[11] == ' ' || inner[11] == '\t' || inner[11] == '\0'))
+		open_named(ps, NAMED_DESTINATION, "destination", inner + 11);
+	else
+		fail(ps, "unknown section [%.64s] (known: " SECTIONS_KNOWN ")", inner);
 }
 
 /*
@@ -601,6 +954,27 @@ validate(struct parse_state *ps)
 		    ps->name, cfg->relay.max_connections_per_ip, cfg->relay.max_connections);
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		struct config_domain *d = &cfg->domains[i];
+
+		if (d->return_path[0] == '\0' &&
+		    (snprintf(d->return_path, sizeof d->return_path, "bounces.%s", d->name) >=
+		    (int)sizeof d->return_path || !valid_hostname(d->return_path))) {
+			snprintf(ps->err, ps->errsz, "%s: [domain %s] the default return_path bounces.%s is too long: set return_path",
+			    ps->name, d->name, d->name);
+			return -EINVAL;
+		}
+	}
+	if ((cfg->deliver.smarthost_user[0] == '\0') != (cfg->deliver.smarthost_password[0] == '\0')) {
+		snprintf(ps->err, ps->errsz, "%s: [deliver] smarthost_user and smarthost_password go together: set both, or neither",
+		    ps->name);
+		return -EINVAL;
+	}
+	if (cfg->deliver.smarthost_user[0] != '\0' && cfg->nroutes == 0) {
+		snprintf(ps->err, ps->errsz, "%s: [deliver] smarthost_user is set but no route.* or route.DOMAIN names a smarthost",
+		    ps->name);
+		return -EINVAL;
+	}
 	if (cfg->deliver.lifetime_ms < cfg->deliver.retry_ms[0]) {
 		snprintf(ps->err, ps->errsz, "%s: [deliver] lifetime is shorter than the first retry interval",
 		    ps->name);
@@ -632,18 +1006,21 @@ config_load_string(struct config *cfg, const char *name, const char *text,
 	ini_initial_alloc = 256;
 	ini_max_line = CONFIG_LINE_MAX + 64;
 	rc = ini_parse_stream(reader, &ps, on_key, &ps);
-	if (ps.failed)
-		return -EINVAL;
-	if (rc > 0) {
+	if (ps.failed) {
+		rc = -EINVAL;
+	} else if (rc > 0) {
 		ps.line = rc;
 		fail(&ps, "syntax error: expected \"key = value\" or \"[section]\"");
-		return -EINVAL;
-	}
-	if (rc < 0) {
+		rc = -EINVAL;
+	} else if (rc < 0) {
 		snprintf(err, errsz, "%s: cannot parse (out of memory)", name);
-		return -ENOMEM;
+		rc = -ENOMEM;
+	} else {
+		rc = validate(&ps);
 	}
-	return validate(&ps);
+	if (rc < 0)
+		config_free(cfg);
+	return rc;
 }
 
 int

@@ -22,6 +22,8 @@
 #define CONFIG_HOST_MAX 256
 #define CONFIG_ERR_MAX 1024
 #define CONFIG_LISTEN_MAX 8
+#define CONFIG_SELECTOR_MAX 4   /* DKIM selectors per sending domain */
+#define CONFIG_SELECTOR_LEN 64
 
 enum config_role {
 	ROLE_RELAY = 1 << 0,
@@ -34,6 +36,41 @@ struct config_endpoint {
 	char host[CONFIG_HOST_MAX]; /* name or address, without brackets */
 	uint16_t port;
 	char unix_path[108];        /* set instead of host/port for unix: */
+};
+
+enum config_spf {
+	CONFIG_SPF_OFF,
+	CONFIG_SPF_WARN,    /* log a failing preflight, deliver anyway */
+	CONFIG_SPF_DEFER,   /* hold the message until SPF passes */
+};
+
+/* Which DKIM signatures go to a destination. */
+enum {
+	CONFIG_DKIM_RSA = 1 << 0,
+	CONFIG_DKIM_ED25519 = 1 << 1,
+	CONFIG_DKIM_ALL = CONFIG_DKIM_RSA | CONFIG_DKIM_ED25519,
+};
+
+/* [deliver] route.DOMAIN = host:port; domain "*" routes everything. */
+struct config_route {
+	char domain[CONFIG_HOST_MAX];
+	struct config_endpoint ep;
+};
+
+/* [domain D]: a sending domain. */
+struct config_domain {
+	char name[CONFIG_HOST_MAX];          /* lower case */
+	char selector[CONFIG_SELECTOR_MAX][CONFIG_SELECTOR_LEN];
+	unsigned nselector;
+	char return_path[CONFIG_HOST_MAX];   /* VERP domain; default bounces.D */
+	unsigned seen;                       /* keys set (parser bookkeeping) */
+};
+
+/* [destination D]: rules for one recipient domain. */
+struct config_destination {
+	char name[CONFIG_HOST_MAX];          /* lower case */
+	unsigned dkim;                       /* CONFIG_DKIM_* bits; 0 = none */
+	unsigned seen;
 };
 
 /* A list of listening endpoints, "0.0.0.0:587, [::]:587"; n 0 = off. */
@@ -85,11 +122,50 @@ struct config {
 		uint64_t lifetime_ms;
 		unsigned concurrency;
 		unsigned per_destination;
+		bool dns_server_set;
+		struct config_endpoint dns_server;  /* the one resolver; unset = system */
+		uint64_t dns_timeout_ms;
+		unsigned mx_port;
+		char smarthost_user[256];
+		char smarthost_password[256];
+		char outbound_ip[64];               /* "" = the kernel's choice */
+		enum config_spf spf_preflight;
+		uint64_t connect_timeout_ms;
+		uint64_t greeting_timeout_ms;
+		uint64_t command_timeout_ms;
+		uint64_t data_init_timeout_ms;
+		uint64_t data_block_timeout_ms;
+		uint64_t data_end_timeout_ms;
+		unsigned max_messages_per_connection;
+		uint64_t idle_timeout_ms;
+		char verp_secret[256];              /* "" = data_dir/verp.key */
 	} deliver;
+	/*
+	 * Lists of any length, on the heap: config_free() releases them and
+	 * config_copy() duplicates them.
+	 */
+	struct config_route *routes;
+	size_t nroutes;
+	struct config_domain *domains;
+	size_t ndomains;
+	struct config_destination *destinations;
+	size_t ndestinations;
 };
 
-/* config_defaults - fill cfg with every default. */
+/* config_defaults - fill cfg with every default (no lists: nothing to free). */
 void config_defaults(struct config *cfg);
+/* config_free - release the lists of a loaded config; cfg stays valid and empty of them. */
+void config_free(struct config *cfg);
+/* config_copy - dst = src, lists duplicated (dst is overwritten, not freed). */
+void config_copy(struct config *dst, const struct config *src);
+
+/* config_route_for - the route of a recipient domain (exact, then "*"), or NULL. */
+const struct config_route *config_route_for(const struct config *cfg, const char *domain);
+/* config_domain_find - the [domain D] section of a sending domain, or NULL. */
+const struct config_domain *config_domain_find(const struct config *cfg, const char *domain);
+/* config_destination_find - the [destination D] section, or NULL. */
+const struct config_destination *config_destination_find(const struct config *cfg,
+    const char *domain);
 
 /*
  * config_load - defaults, then the file at path.  Returns 0, or a negative
@@ -97,6 +173,7 @@ void config_defaults(struct config *cfg);
  * file cannot be read).  cfg is undefined after a failure.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errsz);
+/* (After a failure, cfg holds no lists: config_free() is harmless either way.) */
 /* config_load_string - as config_load over text; name is used in errors. */
 int config_load_string(struct config *cfg, const char *name, const char *text,
     char *err, size_t errsz);

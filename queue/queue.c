@@ -298,7 +298,7 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
 		if (scripts[i]->sha[0] == '\0')
 			rdb_script_init(scripts[i]);
 	q->loop = loop;
-	q->cfg = *cfg;
+	config_copy(&q->cfg, cfg);
 	q->sched.retry_ms = q->cfg.deliver.retry_ms;
 	q->sched.nretry = q->cfg.deliver.nretry;
 	q->sched.lifetime_ms = q->cfg.deliver.lifetime_ms;
@@ -332,6 +332,7 @@ on_rdb_closed(void *arg)
 
 	if (--q->closing_conns > 0)
 		return;
+	config_free(&q->cfg);
 	free(q);
 	if (cb != NULL)
 		cb(cb_arg);

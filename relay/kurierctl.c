@@ -1927,6 +1927,7 @@ main(int argc, char **argv)
 		status = c.cmd->run(&c);
 out:
 	explicit_bzero(c.password, sizeof c.password);
+	config_free(&c.cfg);
 	for (int i = 0; i < NESC; i++)
 		buf_free(&c.esc[i]);
 	free(rest);

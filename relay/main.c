@@ -190,6 +190,18 @@ kurier_stop(struct kurier *k, const char *why)
 
 /* --- signals ---------------------------------------------------------------- */
 
+/* lists_equal - the same routes, sending domains and destinations. */
+static bool
+lists_equal(const struct config *a, const struct config *b)
+{
+	return a->nroutes == b->nroutes && a->ndomains == b->ndomains &&
+	    a->ndestinations == b->ndestinations &&
+	    (a->nroutes == 0 || memcmp(a->routes, b->routes, a->nroutes * sizeof *a->routes) == 0) &&
+	    (a->ndomains == 0 || memcmp(a->domains, b->domains, a->ndomains * sizeof *a->domains) == 0) &&
+	    (a->ndestinations == 0 ||
+	    memcmp(a->destinations, b->destinations, a->ndestinations * sizeof *a->destinations) == 0);
+}
+
 static void
 reload(struct kurier *k)
 {
@@ -219,7 +231,8 @@ reload(struct kurier *k)
 		changed[n++] = "redis";
 	if (memcmp(&next->queue, &k->cfg.queue, sizeof next->queue) != 0)
 		changed[n++] = "queue";
-	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0)
+	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0 ||
+	    !lists_equal(next, &k->cfg))
 		changed[n++] = "deliver";
 	if (k->smtpd != NULL) {
 		if (smtpd_reload_tls(k->smtpd, err, sizeof err) < 0)
@@ -232,6 +245,7 @@ reload(struct kurier *k)
 	    k->config_path, log_level_name(k->cfg.server.log_level),
 	    n > 0 ? changed[0] : "", n > 1 ? "," : "", n > 1 ? changed[1] : "",
 	    n > 2 ? "," : "", n > 2 ? changed[2] : "", n > 3 ? "," : "", n > 3 ? changed[3] : "");
+	config_free(next);
 	free(next);
 }
 
@@ -340,6 +354,7 @@ main(int argc, char **argv)
 		k.cfg.server.roles = k.roles_override;
 	if (check_only) {
 		printf("%s: ok\n", k.config_path);
+		config_free(&k.cfg);
 		return 0;
 	}
 	log_set_level(k.cfg.server.log_level);
@@ -393,5 +408,6 @@ main(int argc, char **argv)
 	if (rc != 0)
 		log_panic("kurierd", "loop_close", "error=\"%s\"", uv_strerror(rc));
 	log_info("kurierd", "exit", "status=0");
+	config_free(&k.cfg);
 	return 0;
 }

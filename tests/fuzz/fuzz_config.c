@@ -23,6 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (config_load_string(&cfg, "fuzz.conf", text, err, sizeof err) < 0 &&
 	    strncmp(err, "fuzz.conf:", 10) != 0)
 		abort();
+	config_free(&cfg);
 	free(text);
 	return 0;
 }

@@ -273,11 +273,11 @@ static const struct err_case {
 	{ "hostname = a\n",
 	    NAME ":1: \"hostname\" comes before any [section]" },
 	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
-	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver)" },
+	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
 	{ "[Server]\nhostname = a\n",
-	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver)" },
+	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
 	{ "[server]\nhostname = a\n\n  [bogus]  \n",
-	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver)" },
+	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
 	{ "[server]\n = 7\n",
 	    NAME ":2: syntax error: no key name before \"=\"" },
 	{ "[server]\nnope = 1\n",
@@ -399,7 +399,54 @@ static const struct err_case {
 	    NAME ":2: [redis] address: \"red is:6379\": host contains a character not allowed in a host name or address" },
 	{ "[redis]\naddress = a/b:6379\n",
 	    NAME ":2: [redis] address: \"a/b:6379\": host contains a character not allowed in a host name or address" },
+	/* Delivery keys, routes and the named sections. */
+	{ "[deliver]\nmx_port = 0\n",
+	    NAME ":2: [deliver] mx_port must be a port from 1 to 65535, not \"0\"" },
+	{ "[deliver]\ndns_server = 127.0.0.1\n",
+	    NAME ":2: [deliver] dns_server: \"127.0.0.1\": expected host:port" },
+	{ "[deliver]\nspf_preflight = strict\n",
+	    NAME ":2: [deliver] spf_preflight must be warn, defer or off, not \"strict\"" },
+	{ "[deliver]\noutbound_ip = mail.example.com\n",
+	    NAME ":2: [deliver] outbound_ip: \"mail.example.com\" is not an IPv4 or IPv6 address" },
+	{ "[deliver]\nroute.example.net = 127.0.0.1:25\nroute.EXAMPLE.net = 127.0.0.1:26\n",
+	    NAME ":3: [deliver] route.EXAMPLE.net is set twice" },
+	{ "[deliver]\nroute.exa_mple.net = 127.0.0.1:25\n",
+	    NAME ":2: [deliver] route.exa_mple.net: \"exa_mple.net\" is not a domain name (or * for every domain)" },
+	{ "[deliver]\nroute.* = 127.0.0.1\n",
+	    NAME ":2: [deliver] route.*: \"127.0.0.1\": expected host:port" },
+	{ "[deliver]\nroute = 127.0.0.1:25\n",
+	    NAME ":2: unknown key \"route\" in [deliver]" },
+	{ "[domain]\ndkim_selector = s1\n",
+	    NAME ":1: [domain] needs a domain name: [domain example.com]" },
+	{ "[domain ex ample.com]\n",
+	    NAME ":1: [domain ex ample.com]: not a domain name" },
+	{ "[domainexample.com]\n",
+	    NAME ":1: unknown section [domainexample.com] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
+	{ "[domain example.com]\ndkim_key = x\n",
+	    NAME ":2: unknown key \"dkim_key\" in [domain example.com] (known: dkim_selector, return_path)" },
+	{ "[domain example.com]\ndkim_selector = s1\n[domain Example.COM]\ndkim_selector = s2\n",
+	    NAME ":4: [domain example.com] dkim_selector is set twice" },
+	{ "[domain example.com]\ndkim_selector = s1,,e1\n",
+	    NAME ":2: [domain example.com] dkim_selector: empty entry in the list" },
+	{ "[domain example.com]\ndkim_selector = s1, s/1\n",
+	    NAME ":2: [domain example.com] dkim_selector: \"s/1\" is not a selector (letters, digits, hyphens and dots, 63 bytes at most)" },
+	{ "[domain example.com]\ndkim_selector = a, b, c, d, e\n",
+	    NAME ":2: [domain example.com] dkim_selector: at most 4 selectors" },
+	{ "[domain example.com]\ndkim_selector = s1, S1\n",
+	    NAME ":2: [domain example.com] dkim_selector: \"S1\" is listed twice" },
+	{ "[domain example.com]\nreturn_path = bounces@example.com\n",
+	    NAME ":2: [domain example.com] return_path: \"bounces@example.com\" is not a domain name" },
+	{ "[destination gmail.com]\ndkim = dual\n",
+	    NAME ":2: [destination gmail.com] dkim must be all, rsa, ed25519 or none, not \"dual\"" },
+	{ "[destination gmail.com]\nrate = 5\n",
+	    NAME ":2: unknown key \"rate\" in [destination gmail.com] (known: dkim)" },
 	/* Cross-key checks: no line, the whole file is at fault. */
+	{ "[deliver]\nsmarthost_user = u\nroute.* = 127.0.0.1:2525\n",
+	    NAME ": [deliver] smarthost_user and smarthost_password go together: set both, or neither" },
+	{ "[deliver]\nsmarthost_user = u\nsmarthost_password = p\n",
+	    NAME ": [deliver] smarthost_user is set but no route.* or route.DOMAIN names a smarthost" },
+	{ "[domain a123456789a123456789a123456789a123456789a123456789a123456789a1.b123456789b123456789b123456789b123456789b123456789b123456789b1.c123456789c123456789c123456789c123456789c123456789c123456789c1.d123456789d123456789d123456789d123456789d123456789d1234.com]\n",
+	    NAME ": [domain a123456789a123456789a123456789a123456789a123456789a123456789a1.b123456789b123456789b123456789b123456789b123456789b123456789b1.c123456789c123456789c123456789c123456789c123456789c123456789c1.d123456789d123456789d123456789d123456789d123456789d1234.com] the default return_path bounces.a123456789a123456789a123456789a123456789a123456789a123456789a1.b123456789b123456789b123456789b123456789b123456789b123456789b1.c123456789c123456789c123456789c123456789c123456789c123456789c1.d123456789d123456789d123456789d123456789d123456789d1234.com is too long: set return_path" },
 	{ "[deliver]\nconcurrency = 10\nper_destination = 30\n",
 	    NAME ": [deliver] per_destination (30) is larger than concurrency (10)" },
 	{ "[deliver]\nconcurrency = 10\n",
@@ -420,6 +467,128 @@ START_TEST(test_errors)
 	rc = load(&cfg, c->text, err);
 	ck_assert_msg(rc == -EINVAL, "case %d: rc %d\n%s", _i, rc, c->text);
 	ck_assert_str_eq(err, c->err);
+}
+END_TEST
+
+START_TEST(test_delivery_keys)
+{
+	static const char text[] =
+	    "[deliver]\n"
+	    "dns_server = 127.0.0.1:5353\n"
+	    "dns_timeout = 2s\n"
+	    "mx_port = 2525\n"
+	    "route.Example.NET = [127.0.0.1]:2526\n"
+	    "route.* = smtp.provider.test:587\n"
+	    "smarthost_user = acct\n"
+	    "smarthost_password = secret\n"
+	    "outbound_ip = ::1\n"
+	    "spf_preflight = defer\n"
+	    "connect_timeout = 10s\n"
+	    "greeting_timeout = 1m\n"
+	    "command_timeout = 2m\n"
+	    "data_init_timeout = 3m\n"
+	    "data_block_timeout = 4m\n"
+	    "data_end_timeout = 5m\n"
+	    "max_messages_per_connection = 7\n"
+	    "idle_timeout = 0s\n"
+	    "verp_secret = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+	    "[domain Example.com]\n"
+	    "dkim_selector = s1, e1\n"
+	    "[domain shop.example]\n"
+	    "[domain long.example]\n"
+	    "return_path = rp.example\n"
+	    "[destination gmail.com]\n"
+	    "dkim = rsa\n"
+	    "[destination quiet.example]\n"
+	    "dkim = none\n"
+	    "[destination other.example]\n";
+	char err[CONFIG_ERR_MAX];
+	struct config cfg, copy;
+	const struct config_domain *d;
+
+	ck_assert_msg(load(&cfg, text, err) == 0, "%s", err);
+	ck_assert(cfg.deliver.dns_server_set);
+	ck_assert_str_eq(cfg.deliver.dns_server.host, "127.0.0.1");
+	ck_assert_uint_eq(cfg.deliver.dns_server.port, 5353);
+	ck_assert_uint_eq(cfg.deliver.dns_timeout_ms, 2000);
+	ck_assert_uint_eq(cfg.deliver.mx_port, 2525);
+	ck_assert_str_eq(cfg.deliver.smarthost_user, "acct");
+	ck_assert_str_eq(cfg.deliver.smarthost_password, "secret");
+	ck_assert_str_eq(cfg.deliver.outbound_ip, "::1");
+	ck_assert_int_eq(cfg.deliver.spf_preflight, CONFIG_SPF_DEFER);
+	ck_assert_uint_eq(cfg.deliver.connect_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg.deliver.greeting_timeout_ms, 60000);
+	ck_assert_uint_eq(cfg.deliver.command_timeout_ms, 120000);
+	ck_assert_uint_eq(cfg.deliver.data_init_timeout_ms, 180000);
+	ck_assert_uint_eq(cfg.deliver.data_block_timeout_ms, 240000);
+	ck_assert_uint_eq(cfg.deliver.data_end_timeout_ms, 300000);
+	ck_assert_uint_eq(cfg.deliver.max_messages_per_connection, 7);
+	ck_assert_uint_eq(cfg.deliver.idle_timeout_ms, 0);
+	ck_assert_uint_eq(strlen(cfg.deliver.verp_secret), 64);
+
+	ck_assert_uint_eq(cfg.nroutes, 2);
+	ck_assert_str_eq(config_route_for(&cfg, "EXAMPLE.net")->ep.host, "127.0.0.1");
+	ck_assert_uint_eq(config_route_for(&cfg, "example.net")->ep.port, 2526);
+	ck_assert_str_eq(config_route_for(&cfg, "gmail.com")->domain, "*");
+	ck_assert_str_eq(config_route_for(&cfg, "gmail.com")->ep.host, "smtp.provider.test");
+
+	ck_assert_uint_eq(cfg.ndomains, 3);
+	d = config_domain_find(&cfg, "EXAMPLE.COM");
+	ck_assert_ptr_nonnull(d);
+	ck_assert_str_eq(d->name, "example.com");
+	ck_assert_uint_eq(d->nselector, 2);
+	ck_assert_str_eq(d->selector[0], "s1");
+	ck_assert_str_eq(d->selector[1], "e1");
+	ck_assert_str_eq(d->return_path, "bounces.example.com");
+	d = config_domain_find(&cfg, "shop.example");
+	ck_assert_uint_eq(d->nselector, 1);
+	ck_assert_str_eq(d->selector[0], "s1");
+	ck_assert_str_eq(config_domain_find(&cfg, "long.example")->return_path, "rp.example");
+	ck_assert_ptr_null(config_domain_find(&cfg, "other.example"));
+
+	ck_assert_uint_eq(cfg.ndestinations, 3);
+	ck_assert_uint_eq(config_destination_find(&cfg, "Gmail.com")->dkim, CONFIG_DKIM_RSA);
+	ck_assert_uint_eq(config_destination_find(&cfg, "quiet.example")->dkim, 0);
+	ck_assert_uint_eq(config_destination_find(&cfg, "other.example")->dkim, CONFIG_DKIM_ALL);
+	ck_assert_ptr_null(config_destination_find(&cfg, "example.com"));
+
+	/* A copy owns its own lists. */
+	config_copy(&copy, &cfg);
+	config_free(&cfg);
+	ck_assert_ptr_null(cfg.domains);
+	ck_assert_uint_eq(copy.ndomains, 3);
+	ck_assert_str_eq(config_domain_find(&copy, "example.com")->selector[1], "e1");
+	config_free(&copy);
+
+	/* Defaults of the new keys; no route means MX routing. */
+	ck_assert_int_eq(load(&cfg, "", err), 0);
+	ck_assert(!cfg.deliver.dns_server_set);
+	ck_assert_uint_eq(cfg.deliver.mx_port, 25);
+	ck_assert_int_eq(cfg.deliver.spf_preflight, CONFIG_SPF_WARN);
+	ck_assert_uint_eq(cfg.deliver.connect_timeout_ms, 30000);
+	ck_assert_uint_eq(cfg.deliver.greeting_timeout_ms, 300000);
+	ck_assert_uint_eq(cfg.deliver.data_end_timeout_ms, 600000);
+	ck_assert_uint_eq(cfg.deliver.max_messages_per_connection, 100);
+	ck_assert_ptr_null(config_route_for(&cfg, "example.net"));
+	/* An empty dns_server is the system resolver. */
+	ck_assert_int_eq(load(&cfg, "[deliver]\ndns_server =\n", err), 0);
+	ck_assert(!cfg.deliver.dns_server_set);
+}
+END_TEST
+
+/* A domain name longer than libinih's section buffer is read whole. */
+START_TEST(test_long_section_name)
+{
+	char text[512], err[CONFIG_ERR_MAX], name[300];
+	struct config cfg;
+
+	snprintf(name, sizeof name, "%s.%s.example", LONG70 + 10, LONG70 + 20);
+	snprintf(text, sizeof text, "[domain %s]\nreturn_path = rp.example\n", name);
+	ck_assert_msg(load(&cfg, text, err) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.ndomains, 1);
+	ck_assert_str_eq(cfg.domains[0].name, name);
+	ck_assert_str_eq(cfg.domains[0].return_path, "rp.example");
+	config_free(&cfg);
 }
 END_TEST
 
@@ -796,6 +965,8 @@ config_suite(void)
 	tcase_add_test(tc, test_retry_max);
 	tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(err_cases));
 	tcase_add_test(tc, test_cross_key_boundaries);
+	tcase_add_test(tc, test_delivery_keys);
+	tcase_add_test(tc, test_long_section_name);
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_small_err_buffer);
 	suite_add_tcase(s, tc);
