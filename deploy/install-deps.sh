@@ -8,14 +8,16 @@ set -eu
 
 pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev libhiredis-dev libinih-dev check libsubunit-dev
-redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl openssl"
+libc-ares-dev libopendkim-dev libspf2-dev
+redis-server redis-tools python3 procps swaks libnet-ssleay-perl curl openssl
+dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl"
 
 # The end-to-end tests submit with nodemailer: Node.js from Debian unless
 # the machine has a node already.
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 
 if [ "${1:-}" = "--bench" ]; then
-	pkgs="$pkgs postfix"
+	pkgs="$pkgs postfix opendkim"
 fi
 
 missing=""
@@ -48,12 +50,15 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
 	$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
-# Likewise the packaged postfix: the benchmark starts its own instance
-# (postfix -c DIR) on a loopback port and needs no system MTA running.
-case " $missing " in
-*" postfix "*)
-	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postfix 2>/dev/null; then
-		$SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
-	fi
-	;;
-esac
+# Likewise the packaged postfix and opendkim: the benchmark starts its own
+# instances (postfix -c DIR, opendkim -x FILE) on loopback and needs no
+# system MTA or milter running.
+for svc in postfix opendkim; do
+	case " $missing " in
+	*" $svc "*)
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet $svc 2>/dev/null; then
+			$SUDO systemctl disable --now $svc >/dev/null 2>&1 || true
+		fi
+		;;
+	esac
+done
