@@ -23,13 +23,14 @@
 #include "queue/schedule.h"
 
 extern const char queue_lua_enqueue[], queue_lua_claim[], queue_lua_complete[],
-    queue_lua_renew[], queue_lua_quarantine[], queue_lua_retry[],
+    queue_lua_renew[], queue_lua_quarantine[], queue_lua_retry[], queue_lua_sig[],
     queue_lua_delete[], queue_lua_fetch[], queue_lua_stats[], queue_lua_list[];
 
 static struct rdb_script s_enqueue = { "enqueue", queue_lua_enqueue, "" };
 static struct rdb_script s_claim = { "claim", queue_lua_claim, "" };
 static struct rdb_script s_complete = { "complete", queue_lua_complete, "" };
 static struct rdb_script s_renew = { "renew", queue_lua_renew, "" };
+static struct rdb_script s_sig = { "sig", queue_lua_sig, "" };
 static struct rdb_script s_quarantine = { "quarantine", queue_lua_quarantine, "" };
 static struct rdb_script s_retry = { "retry", queue_lua_retry, "" };
 static struct rdb_script s_delete = { "delete", queue_lua_delete, "" };
@@ -39,7 +40,7 @@ static struct rdb_script s_list = { "list", queue_lua_list, "" };
 
 static struct rdb_script *const scripts[] = {
 	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &s_retry,
-	&s_delete, &s_fetch, &s_stats, &s_list,
+	&s_delete, &s_fetch, &s_stats, &s_list, &s_sig,
 	NULL,
 };
 
@@ -526,6 +527,7 @@ queue_job_free(struct queue_job *job)
 	free(job->outcome);
 	free(job->domain);
 	free(job->msg);
+	free(job->sig);
 	envelope_free(&job->env);
 	jobstate_free(&job->st);
 	free(job);
@@ -585,18 +587,18 @@ quarantine(struct queue *q, const char *id, const char *dom, const char *token,
 static struct queue_job *
 decode_job(struct queue *q, const redisReply *e, uint64_t now)
 {
-	const char *id, *dom, *st, *env, *head, *body, *js;
-	size_t idl, doml, stl, envl, headl, bodyl, jsl;
+	const char *id, *dom, *st, *env, *head, *body, *js, *sig;
+	size_t idl, doml, stl, envl, headl, bodyl, jsl, sigl;
 	char idbuf[64], tok[24];
 	uint64_t token;
 	struct queue_job *job;
 	const char *why = NULL;
 
-	if (!r_array(e, 8) || !r_str(e->element[0], &id, &idl) ||
+	if (!r_array(e, 9) || !r_str(e->element[0], &id, &idl) ||
 	    !r_str(e->element[1], &dom, &doml) || !r_str(e->element[2], &st, &stl) ||
 	    !r_u64(e->element[3], &token) || !r_str(e->element[4], &env, &envl) ||
 	    !r_str(e->element[5], &head, &headl) || !r_str(e->element[6], &body, &bodyl) ||
-	    !r_str(e->element[7], &js, &jsl)) {
+	    !r_str(e->element[7], &js, &jsl) || !r_str(e->element[8], &sig, &sigl)) {
 		log_error("queue", "bad_claim_reply", "hint=\"queue scripts and kurierd versions differ?\"");
 		return NULL;
 	}
@@ -629,6 +631,10 @@ decode_job(struct queue *q, const redisReply *e, uint64_t now)
 	memcpy(job->msg, head, headl);
 	memcpy(job->msg + headl, body, bodyl);
 	job->msg[job->msg_len] = '\0';
+	if (sigl > 0) {
+		job->sig = xmemdup0(sig, sigl);
+		job->sig_len = sigl;
+	}
 	job->outcome = xcalloc(job->st.n, sizeof *job->outcome);
 	job->reply = xcalloc(job->st.n, sizeof *job->reply);
 	for (size_t i = 0; i < job->st.n; i++)
@@ -794,6 +800,33 @@ queue_job_set(struct queue_job *job, size_t i, enum rcpt_state outcome,
 	return 0;
 }
 
+void
+queue_job_set_mta(struct queue_job *job, const char *mta)
+{
+	str_copy(job->mta, mta ? mta : "", sizeof job->mta);
+}
+
+int
+queue_keep_sig(struct queue *q, const struct queue_job *job, const void *sig,
+    size_t len, queue_status_cb *cb, void *arg)
+{
+	struct status_req *req;
+	struct args a;
+	int rc;
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%s/%s", job->id, job->domain);
+	args_adds(&a, job->token);
+	args_adds(&a, job->id);
+	args_add(&a, sig, len);
+	req = status_req(cb, arg, "sig");
+	rc = args_eval(q, &s_sig, 0, &a, on_status, req);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
 bool
 queue_job_expired(const struct queue *q, const struct queue_job *job)
 {
@@ -854,6 +887,7 @@ finish(struct queue *q, struct queue_job *job, bool release,
 		args_adds(&ev, r->reply ? r->reply : "");
 		args_adds(&ev, er->orcpt ? er->orcpt : "");
 		args_addf(&ev, "%u", er->notify);
+		args_adds(&ev, job->mta);
 	}
 	for (size_t i = 0; i < st.n; i++) {
 		uint64_t when;

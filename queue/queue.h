@@ -93,6 +93,9 @@ struct queue_job {
 	char *msg;             /* header section then body */
 	size_t head_len;
 	size_t msg_len;
+	char *sig;             /* kept DKIM signature headers (queue_keep_sig), or NULL */
+	size_t sig_len;
+	char mta[300];         /* queue_job_set_mta: the host that answered */
 	/* Set with queue_job_set(); RCPT_NSTATES = unchanged. */
 	enum rcpt_state *outcome;
 	char **reply;
@@ -124,6 +127,19 @@ int queue_renew(struct queue *q, const struct queue_job *job,
  */
 int queue_job_set(struct queue_job *job, size_t i, enum rcpt_state outcome,
     const char *reply);
+/*
+ * queue_job_set_mta - the remote host ("name[address]") whose replies the
+ * outcomes are; it goes into each outcome event (a DSN's Remote-MTA).
+ */
+void queue_job_set_mta(struct queue_job *job, const char *mta);
+/*
+ * queue_keep_sig - store the message's DKIM signature headers with it
+ * while job's lease is held, so later jobs and attempts of the message
+ * reuse them (claims return them in job->sig).  The first stored
+ * signatures stay: a second call does nothing.  -ESTALE: lease lost.
+ */
+int queue_keep_sig(struct queue *q, const struct queue_job *job, const void *sig,
+    size_t len, queue_status_cb *cb, void *arg);
 /* queue_job_expired - whether the job's message is past [deliver] lifetime. */
 bool queue_job_expired(const struct queue *q, const struct queue_job *job);
 void queue_job_free(struct queue_job *job);

@@ -74,7 +74,7 @@ for _, st in ipairs({ 't', 'b' }) do
 				local tok = redis.call('INCRBY', P .. 'seq', #ids) - #ids
 				local zl, hl = {}, {}
 				for _, id in ipairs(ids) do
-					local m = redis.call('HMGET', P .. 'm:' .. id, 'env', 'head', 'body', 'j:' .. dom)
+					local m = redis.call('HMGET', P .. 'm:' .. id, 'env', 'head', 'body', 'j:' .. dom, 'sig')
 					tok = tok + 1
 					-- A message deleted meanwhile leaves only its queue entry.
 					if m[1] then
@@ -83,7 +83,7 @@ for _, st in ipairs({ 't', 'b' }) do
 						zl[#zl + 1] = job
 						hl[#hl + 1] = job
 						hl[#hl + 1] = tok
-						out[#out + 1] = { id, dom, st, tok, m[1], m[2] or '', m[3] or '', m[4] or '' }
+						out[#out + 1] = { id, dom, st, tok, m[1], m[2] or '', m[3] or '', m[4] or '', m[5] or '' }
 					end
 				end
 				if #zl > 0 then

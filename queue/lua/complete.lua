@@ -1,8 +1,9 @@
 -- complete: record the outcome of one claimed job.
 -- ARGV: prefix, now, id, domain, token, job state, due (0 = every
 -- recipient of the domain is final), retention_ms, events_max,
--- nstats, nstats pairs (counter, increment), then events, each 6 fields:
--- rcpt, state, attempts, reply, orcpt, notify
+-- nstats, nstats pairs (counter, increment), then events, each 7 fields:
+-- rcpt, state, attempts, reply, orcpt, notify, mta (the remote host that
+-- gave the reply, "name[address]", or "")
 -- Returns 1, or 2 when this was the message's last job; ESTALE when the
 -- lease was lost (expired and re-claimed, or the message was deleted).
 local P, now = ARGV[1], tonumber(ARGV[2])
@@ -32,7 +33,7 @@ if due > 0 then
 	redis.call('ZADD', P .. 'd:' .. st, 'LT', due, dom)
 elseif redis.call('HINCRBY', mkey, 'pending', -1) <= 0 then
 	redis.call('HSET', mkey, 'state', 'done', 'done', now)
-	redis.call('HDEL', mkey, 'body')
+	redis.call('HDEL', mkey, 'body', 'sig')
 	redis.call('ZREM', P .. 'active', id)
 	redis.call('ZADD', P .. 'done', now, id)
 	redis.call('PEXPIRE', mkey, retention)
@@ -46,11 +47,11 @@ for _ = 1, nstats do
 	redis.call('HINCRBY', P .. 'stats', ARGV[i], ARGV[i + 1])
 	i = i + 2
 end
-while i + 5 <= #ARGV do
+while i + 6 <= #ARGV do
 	redis.call('XADD', P .. 'events', 'MAXLEN', '~', evmax, '*',
 		'id', id, 'domain', dom, 'rcpt', ARGV[i], 'state', ARGV[i + 1],
 		'attempts', ARGV[i + 2], 'reply', ARGV[i + 3], 'orcpt', ARGV[i + 4],
-		'notify', ARGV[i + 5], 'stream', st)
-	i = i + 6
+		'notify', ARGV[i + 5], 'mta', ARGV[i + 6], 'stream', st)
+	i = i + 7
 end
 return result

@@ -150,13 +150,14 @@ START_TEST(events_carry_outcome)
 	jobs = qt_claim(&t, 1, &n);
 	ck_assert_uint_eq(n, 1);
 	set_all(jobs[0], RCPT_BOUNCED, "550 5.1.1 <x@one.example>: no such user");
+	queue_job_set_mta(jobs[0], "mx.one.example[192.0.2.7]");
 	ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
 	qt_free_jobs(jobs, n);
 	r = qt_cmd(&t, "XRANGE %s - +", qt_key(&t, "events"));
 	ck_assert_uint_eq(r->elements, 1);
 	{
 		redisReply *f = r->element[0]->element[1];
-		bool seen_state = false, seen_reply = false, seen_id = false;
+		bool seen_state = false, seen_reply = false, seen_id = false, seen_mta = false;
 
 		for (size_t i = 0; i + 1 < f->elements; i += 2) {
 			if (strcmp(f->element[i]->str, "state") == 0) {
@@ -168,11 +169,63 @@ START_TEST(events_carry_outcome)
 			} else if (strcmp(f->element[i]->str, "id") == 0) {
 				ck_assert_str_eq(f->element[i + 1]->str, id);
 				seen_id = true;
+			} else if (strcmp(f->element[i]->str, "mta") == 0) {
+				ck_assert_str_eq(f->element[i + 1]->str, "mx.one.example[192.0.2.7]");
+				seen_mta = true;
 			}
 		}
-		ck_assert(seen_state && seen_reply && seen_id);
+		ck_assert(seen_state && seen_reply && seen_id && seen_mta);
 	}
 	freeReplyObject(r);
+	qt_close(&t);
+}
+END_TEST
+
+/*
+ * Signatures kept by the first job come with every later claim of the
+ * message, the first kept stay, and only a lease holder may keep them.
+ */
+START_TEST(signatures_kept_with_the_message)
+{
+	struct qt t;
+	struct queue_job **jobs, **again;
+	char id[QID_SIZE];
+	size_t n, n2;
+	redisReply *r;
+	const char *const rc[] = { "a@one.example", "b@two.example" };
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 2, MSG, id), 0);
+	jobs = qt_claim(&t, 2, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_ptr_null(jobs[0]->sig);
+	ck_assert_int_eq(qt_keep_sig(&t, jobs[0], "DKIM-Signature: one\r\n"), 0);
+	/* The second job of the message signed at the same time: first wins. */
+	ck_assert_int_eq(qt_keep_sig(&t, jobs[1], "DKIM-Signature: two\r\n"), 0);
+	set_all(jobs[1], RCPT_DELIVERED, "250 ok");
+	ck_assert_int_eq(qt_complete(&t, jobs[1]), 0);
+	set_all(jobs[0], RCPT_DEFERRED, "451 4.3.0 later");
+	ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
+	/* No lease, no write. */
+	ck_assert_int_eq(qt_keep_sig(&t, jobs[0], "DKIM-Signature: three\r\n"), -ESTALE);
+	t.now += 24 * 3600 * 1000ULL;
+	again = qt_claim(&t, 1, &n2);
+	ck_assert_uint_eq(n2, 1);
+	ck_assert_str_eq(again[0]->sig, "DKIM-Signature: one\r\n");
+	ck_assert_uint_eq(again[0]->sig_len, strlen("DKIM-Signature: one\r\n"));
+	set_all(again[0], RCPT_DELIVERED, "250 ok");
+	ck_assert_int_eq(qt_complete(&t, again[0]), 0);
+	/* Done: the signatures go with the body. */
+	{
+		char key[128];
+
+		snprintf(key, sizeof key, "m:%s", id);
+		r = qt_cmd(&t, "HEXISTS %s sig", qt_key(&t, key));
+		ck_assert_int_eq(r->integer, 0);
+		freeReplyObject(r);
+	}
+	qt_free_jobs(jobs, n);
+	qt_free_jobs(again, n2);
 	qt_close(&t);
 }
 END_TEST
@@ -1028,6 +1081,7 @@ queue_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, enqueue_claim_deliver);
 	tcase_add_test(tc, events_carry_outcome);
+	tcase_add_test(tc, signatures_kept_with_the_message);
 	tcase_add_test(tc, deferred_then_delivered);
 	tcase_add_test(tc, retry_schedule_jitter_and_repeat);
 	tcase_add_test(tc, expired_after_lifetime);

@@ -282,6 +282,18 @@ qt_renew(struct qt *t, struct queue_job *job)
 	return r.status;
 }
 
+int
+qt_keep_sig(struct qt *t, struct queue_job *job, const char *sig)
+{
+	struct result r = { 0 };
+	int rc = queue_keep_sig(t->q, job, sig, strlen(sig), on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	qt_wait(t, &r.done);
+	return r.status;
+}
+
 static void
 on_reaped(void *arg, int status, size_t n)
 {

@@ -42,6 +42,7 @@ void qt_free_jobs(struct queue_job **jobs, size_t n);
 int qt_complete(struct qt *t, struct queue_job *job);
 int qt_release(struct qt *t, struct queue_job *job);
 int qt_renew(struct qt *t, struct queue_job *job);
+int qt_keep_sig(struct qt *t, struct queue_job *job, const char *sig);
 size_t qt_reap(struct qt *t);
 /* qt_fetch - one message's info into out (caller frees with queue_info_free). */
 int qt_fetch(struct qt *t, const char *id, struct queue_info *out);
