@@ -38,9 +38,10 @@
  * message.
  *
  * Counters (stats file, SIGUSR1 and exit): messages and recipients
- * accepted, message bytes (unstuffed), connections, the wall-clock times
- * of the first and the last accepted message in ms since the epoch
- * (CLOCK_REALTIME, to the microsecond), and from them the rate.  SIGTERM
+ * accepted, message bytes (unstuffed), connections, TLS sessions and
+ * messages received over TLS, the wall-clock times of the first and the
+ * last accepted message in ms since the epoch (CLOCK_REALTIME, to the
+ * microsecond), and from them the rate.  SIGTERM
  * or SIGINT stop the sink: the listener closes, open sessions are cut,
  * the counters are printed and written once more.
  *
@@ -130,6 +131,7 @@ struct sink {
 	/* Counters. */
 	uint64_t messages, recipients, bytes, too_big;
 	uint64_t conns, conns_open, conns_max, conns_failed;
+	uint64_t tls_sessions, messages_tls;
 	uint64_t dkim_ok, dkim_bad, dkim_rsa, dkim_ed25519, dkim_other;
 	double first_ms, last_ms;
 	uint64_t written;            /* stats_write() saw this many messages */
@@ -202,6 +204,8 @@ stats_write(struct sink *k)
 	    "connections %" PRIu64 "\n"
 	    "connections_open %" PRIu64 "\n"
 	    "connections_max %" PRIu64 "\n"
+	    "tls_sessions %" PRIu64 "\n"
+	    "messages_tls %" PRIu64 "\n"
 	    "first_ms %.3f\n"
 	    "last_ms %.3f\n"
 	    "span_ms %.3f\n"
@@ -215,7 +219,8 @@ stats_write(struct sink *k)
 	    "cpu_ms %.1f\n"
 	    "stopped %d\n",
 	    (unsigned)k->port, k->messages, k->recipients, k->bytes, k->too_big,
-	    k->conns, k->conns_open, k->conns_max, k->first_ms, k->last_ms,
+	    k->conns, k->conns_open, k->conns_max, k->tls_sessions, k->messages_tls,
+	    k->first_ms, k->last_ms,
 	    k->messages > 0 ? k->last_ms - k->first_ms : 0, sink_rate(k),
 	    k->dkim_want, k->dkim_ok, k->dkim_bad, k->dkim_rsa, k->dkim_ed25519,
 	    k->dkim_other, self_cpu_ms(), k->stopping ? 1 : 0);
@@ -230,9 +235,10 @@ stats_print(struct sink *k)
 	if (k->quiet)
 		return;
 	printf("sinkmx: messages=%" PRIu64 " recipients=%" PRIu64 " bytes=%" PRIu64
-	    " connections=%" PRIu64 " open=%" PRIu64 " max_open=%" PRIu64
-	    " rate=%.1f/s span_ms=%.1f", k->messages, k->recipients, k->bytes, k->conns,
-	    k->conns_open, k->conns_max, sink_rate(k),
+	    " connections=%" PRIu64 " open=%" PRIu64 " max_open=%" PRIu64 " tls_sessions=%" PRIu64
+	    " messages_tls=%" PRIu64 " rate=%.1f/s span_ms=%.1f", k->messages, k->recipients,
+	    k->bytes, k->conns, k->conns_open, k->conns_max, k->tls_sessions, k->messages_tls,
+	    sink_rate(k),
 	    k->messages > 0 ? k->last_ms - k->first_ms : 0);
 	if (k->dkim_want >= 0)
 		printf(" dkim_want=%d dkim_ok=%" PRIu64 " dkim_bad=%" PRIu64 " dkim_rsa=%" PRIu64
@@ -481,6 +487,8 @@ msg_end(struct sess *s)
 		k->first_ms = t;
 	k->last_ms = t;
 	k->messages++;
+	if (s->tls)
+		k->messages_tls++;
 	k->recipients += s->rcpts;
 	k->bytes += s->msize;
 	sess_replyf(s, "250 2.0.0 Ok: queued as %" PRIu64 "\r\n", k->seq);
@@ -768,8 +776,11 @@ on_drain(struct conn *c)
 static void
 on_tls(struct conn *c, int status)
 {
-	(void)c;
-	(void)status;   /* a failure closes the conn: on_close follows */
+	struct sess *s = conn_data(c);
+
+	/* A failure closes the conn: on_close follows. */
+	if (status == 0)
+		s->k->tls_sessions++;
 }
 
 static void
