@@ -1,0 +1,946 @@
+/*
+ * dkimsign - DKIM signing with libopendkim.  See dkimsign.h.
+ *
+ * Layout: the header scanner (fields of the header section, shared by
+ * the From lookup and by the feed to libopendkim), the From parser, the
+ * key set, then signing.
+ */
+#include "deliver/dkimsign.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/crypto.h>
+#include <openssl/encoder.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opendkim/dkim.h>
+
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "deliver/dkimkey.h"
+
+#define SIG_PREFIX "DKIM-Signature: "
+#define COMMENT_DEPTH_MAX 32
+
+/*
+ * Header fields signed when present (RFC 6376 5.4.1 lists these among
+ * those that should be).  libopendkim adds From if missing from the list.
+ */
+static const char *const sign_headers[] = {
+	"From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To",
+	"MIME-Version", "Content-Type", "List-Unsubscribe",
+	"List-Unsubscribe-Post", NULL,
+};
+
+/* Listed in h= once more than present (RFC 6376 8.15). */
+static const char *const oversign_headers[] = { "From", NULL };
+
+/* The id libopendkim keeps by pointer for its own logs. */
+static const unsigned char sign_id[] = "kurier";
+
+struct dkimsign_key {
+	char selector[DKIMKEY_SELECTOR_MAX + 1];
+	unsigned algo;       /* DKIMSIGN_RSA or DKIMSIGN_ED25519 */
+	dkim_alg_t alg;      /* DKIM_SIGN_RSASHA256 or DKIM_SIGN_ED25519SHA256 */
+	int bits;
+	char *text;          /* the key as dkim_sign() takes it, NUL-terminated */
+	size_t textlen;
+};
+
+struct dkimsign_domain {
+	char name[DKIMKEY_DOMAIN_MAX + 1];  /* lower-case */
+	struct dkimsign_key *key;
+	size_t nkey;
+};
+
+struct dkimsign {
+	DKIM_LIB *lib;
+	char *data_dir;
+	struct dkimsign_domain *dom;  /* sorted by name */
+	size_t ndom;
+};
+
+/* --- header section ---------------------------------------------------------- */
+
+/*
+ * A walk over the header fields of msg[0..end).  Each field is returned
+ * with its folded continuation lines and without its final line end.
+ * The walk stops at the empty line that ends the section (body is then
+ * set just after it) or at end.
+ */
+struct hdrscan {
+	const char *p, *end;
+	const char *body;    /* after the empty line, or NULL */
+};
+
+static bool
+hdr_next(struct hdrscan *s, const char **field, size_t *flen)
+{
+	const char *start = s->p, *q = s->p, *nl, *fe;
+
+	if (s->body != NULL || s->p >= s->end)
+		return false;
+	if (*s->p == '\n' ||
+	    (*s->p == '\r' && s->end - s->p >= 2 && s->p[1] == '\n')) {
+		s->body = s->p + (*s->p == '\n' ? 1 : 2);
+		s->p = s->end;
+		return false;
+	}
+	for (;;) {
+		nl = memchr(q, '\n', (size_t)(s->end - q));
+		if (nl == NULL) {
+			fe = s->end;
+			s->p = s->end;
+			break;
+		}
+		if (nl + 1 < s->end && (nl[1] == ' ' || nl[1] == '\t')) {
+			q = nl + 1;
+			continue;
+		}
+		fe = nl;
+		s->p = nl + 1;
+		break;
+	}
+	if (fe > start && fe[-1] == '\r')
+		fe--;
+	*field = start;
+	*flen = (size_t)(fe - start);
+	return true;
+}
+
+/* The message split into its header section and its body. */
+struct msgview {
+	const char *msg;
+	size_t hend;         /* header fields are in msg[0..hend) */
+	const char *body;
+	size_t body_len;
+};
+
+/*
+ * Split msg: the header section is read up to head_len; the body starts
+ * after the empty line, which may lie inside head_len or just after it.
+ */
+static void
+msg_split(struct msgview *mv, const char *msg, size_t head_len, size_t len)
+{
+	struct hdrscan s = { msg, msg + head_len, NULL };
+	const char *f, *b;
+	size_t fl;
+
+	while (hdr_next(&s, &f, &fl))
+		;
+	mv->msg = msg;
+	if (s.body != NULL) {
+		b = s.body;
+		mv->hend = (size_t)(b - msg);
+	} else {
+		b = msg + head_len;
+		mv->hend = head_len;
+		if (len - head_len >= 2 && b[0] == '\r' && b[1] == '\n')
+			b += 2;
+		else if (len - head_len >= 1 && b[0] == '\n')
+			b += 1;
+	}
+	mv->body = b;
+	mv->body_len = len - (size_t)(b - msg);
+}
+
+/* The colon ending a field's name, or NULL for a line that has none. */
+static const char *
+field_colon(const char *f, size_t fl)
+{
+	return memchr(f, ':', fl);
+}
+
+/* Whether field f is named name (ASCII case ignored, WSP before ':' allowed). */
+static bool
+field_is(const char *f, size_t fl, const char *name)
+{
+	const char *colon = field_colon(f, fl);
+	size_t n;
+
+	if (colon == NULL)
+		return false;
+	n = (size_t)(colon - f);
+	while (n > 0 && (f[n - 1] == ' ' || f[n - 1] == '\t'))
+		n--;
+	return n == strlen(name) && strncasecmp(f, name, n) == 0;
+}
+
+/* --- From (RFC 5322 3.4, RFC 6854, RFC 6532) ---------------------------------- */
+
+struct fparse {
+	const unsigned char *p, *end;
+	size_t nmbox;        /* mailboxes seen */
+	char domain[256];    /* the first mailbox's domain, lower-cased */
+	const char *why;
+};
+
+static bool
+fp_fail(struct fparse *fp, const char *why)
+{
+	if (fp->why == NULL)
+		fp->why = why;
+	return false;
+}
+
+/* RFC 5322 3.2.3 atext, and any non-ASCII octet (RFC 6532 3.2). */
+static bool
+is_atext(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c >= 0x80)
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+static bool
+is_fws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Skip white space and comments (nested, with quoted pairs). */
+static bool
+skip_cfws(struct fparse *fp)
+{
+	int depth;
+
+	for (;;) {
+		while (fp->p < fp->end && is_fws(*fp->p))
+			fp->p++;
+		if (fp->p >= fp->end || *fp->p != '(')
+			return true;
+		depth = 0;
+		while (fp->p < fp->end) {
+			if (*fp->p == '\\') {
+				fp->p += fp->end - fp->p >= 2 ? 2 : 1;
+				continue;
+			}
+			if (*fp->p == '(' && ++depth > COMMENT_DEPTH_MAX)
+				return fp_fail(fp, "comments nested too deep");
+			if (*fp->p == ')' && --depth == 0) {
+				fp->p++;
+				break;
+			}
+			fp->p++;
+		}
+		if (depth != 0)
+			return fp_fail(fp, "unterminated comment");
+	}
+}
+
+/* A quoted-string starting at '"'; false if it does not end. */
+static bool
+skip_quoted(struct fparse *fp)
+{
+	fp->p++;
+	while (fp->p < fp->end) {
+		if (*fp->p == '\\') {
+			fp->p += fp->end - fp->p >= 2 ? 2 : 1;
+			continue;
+		}
+		if (*fp->p++ == '"')
+			return true;
+	}
+	return fp_fail(fp, "unterminated quoted string");
+}
+
+/* Append c, ASCII lower-cased, to fp->domain when keep is set. */
+static bool
+domain_put(struct fparse *fp, size_t *n, unsigned char c, bool keep)
+{
+	if (!keep)
+		return true;
+	if (*n + 1 >= sizeof fp->domain)
+		return fp_fail(fp, "domain too long");
+	fp->domain[(*n)++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	fp->domain[*n] = '\0';
+	return true;
+}
+
+/*
+ * domain = dot-atom / domain-literal / obs-domain (CFWS allowed around
+ * the dots).  With keep, it is copied lower-cased into fp->domain.
+ */
+static bool
+parse_domain(struct fparse *fp, bool keep)
+{
+	size_t n = 0;
+
+	if (keep)
+		fp->domain[0] = '\0';
+	if (!skip_cfws(fp))
+		return false;
+	if (fp->p < fp->end && *fp->p == '[') {
+		if (!domain_put(fp, &n, *fp->p++, keep))
+			return false;
+		for (;;) {
+			if (fp->p >= fp->end)
+				return fp_fail(fp, "unterminated domain literal");
+			if (*fp->p == '[')
+				return fp_fail(fp, "'[' inside a domain literal");
+			if (*fp->p == '\\' && fp->end - fp->p >= 2 &&
+			    !domain_put(fp, &n, *fp->p++, keep))
+				return false;
+			if (!domain_put(fp, &n, *fp->p, keep))
+				return false;
+			if (*fp->p++ == ']')
+				return skip_cfws(fp);
+		}
+	}
+	for (;;) {
+		if (fp->p >= fp->end || !is_atext(*fp->p))
+			return fp_fail(fp, "bad domain");
+		while (fp->p < fp->end && is_atext(*fp->p))
+			if (!domain_put(fp, &n, *fp->p++, keep))
+				return false;
+		if (!skip_cfws(fp))
+			return false;
+		if (fp->p >= fp->end || *fp->p != '.')
+			return true;
+		fp->p++;
+		if (!domain_put(fp, &n, '.', keep) || !skip_cfws(fp))
+			return false;
+	}
+}
+
+/* obs-route = obs-domain-list ":" (RFC 5322 4.4): "@a.example,@b.example:". */
+static bool
+skip_route(struct fparse *fp)
+{
+	while (fp->p < fp->end && (*fp->p == '@' || *fp->p == ',')) {
+		if (*fp->p++ == ',') {
+			if (!skip_cfws(fp))
+				return false;
+			continue;
+		}
+		/* A route's domains are not the mailbox's. */
+		if (!parse_domain(fp, false))
+			return false;
+	}
+	if (fp->p >= fp->end || *fp->p != ':')
+		return fp_fail(fp, "bad route in angle address");
+	fp->p++;
+	return skip_cfws(fp);
+}
+
+/*
+ * A phrase or local part: words (atoms or quoted strings) and dots.
+ * Reports how many words were read and whether they form a local part
+ * (word *("." word), RFC 5322 3.4.1 and 4.4).
+ */
+static bool
+parse_words(struct fparse *fp, size_t *nwords, bool *local)
+{
+	bool lastdot = true;
+
+	*nwords = 0;
+	*local = true;
+	for (;;) {
+		if (!skip_cfws(fp))
+			return false;
+		if (fp->p >= fp->end)
+			break;
+		if (*fp->p == '"' || is_atext(*fp->p)) {
+			if (!lastdot)
+				*local = false;
+			if (*fp->p == '"') {
+				if (!skip_quoted(fp))
+					return false;
+			} else {
+				while (fp->p < fp->end && is_atext(*fp->p))
+					fp->p++;
+			}
+			(*nwords)++;
+			lastdot = false;
+		} else if (*fp->p == '.') {
+			if (lastdot)
+				*local = false;
+			lastdot = true;
+			fp->p++;
+		} else {
+			break;
+		}
+	}
+	if (lastdot && *nwords > 0)
+		*local = false;
+	return true;
+}
+
+/* addr-spec after its local part: "@" domain. */
+static bool
+parse_at_domain(struct fparse *fp)
+{
+	if (fp->p >= fp->end || *fp->p != '@')
+		return fp_fail(fp, "no '@' in address");
+	fp->p++;
+	if (!parse_domain(fp, fp->nmbox == 0))
+		return false;
+	fp->nmbox++;
+	return true;
+}
+
+/* angle-addr from its '<': [obs-route] addr-spec ">". */
+static bool
+parse_angle(struct fparse *fp)
+{
+	size_t nwords;
+	bool local;
+
+	fp->p++;
+	if (!skip_cfws(fp))
+		return false;
+	if (fp->p < fp->end && *fp->p == '@' && !skip_route(fp))
+		return false;
+	if (!parse_words(fp, &nwords, &local))
+		return false;
+	if (nwords == 0 || !local)
+		return fp_fail(fp, "bad local part in angle address");
+	if (!parse_at_domain(fp))
+		return false;
+	if (fp->p >= fp->end || *fp->p != '>')
+		return fp_fail(fp, "no '>' after address");
+	fp->p++;
+	return skip_cfws(fp);
+}
+
+/*
+ * address = mailbox / group (group only when allow_group):
+ *   mailbox = name-addr / addr-spec, name-addr = [phrase] angle-addr,
+ *   group   = phrase ":" [mailbox-list / CFWS] ";".
+ * Both start with words; what follows them decides.
+ */
+static bool
+parse_address(struct fparse *fp, bool allow_group)
+{
+	size_t nwords;
+	bool local;
+
+	if (!parse_words(fp, &nwords, &local))
+		return false;
+	if (fp->p >= fp->end)
+		return fp_fail(fp, nwords > 0 ? "no address after a name" :
+		    "empty address");
+	switch (*fp->p) {
+	case '<':
+		return parse_angle(fp);
+	case '@':
+		if (nwords == 0 || !local)
+			return fp_fail(fp, "bad local part");
+		return parse_at_domain(fp);
+	case ':':
+		if (!allow_group)
+			return fp_fail(fp, "group inside a group");
+		if (nwords == 0)
+			return fp_fail(fp, "group without a name");
+		fp->p++;
+		for (;;) {
+			if (!skip_cfws(fp))
+				return false;
+			if (fp->p >= fp->end)
+				return fp_fail(fp, "group without ';'");
+			if (*fp->p == ';') {
+				fp->p++;
+				return skip_cfws(fp);
+			}
+			if (*fp->p == ',') {      /* obs-group-list: empty members */
+				fp->p++;
+				continue;
+			}
+			if (!parse_address(fp, false))
+				return false;
+			if (fp->p < fp->end && *fp->p == ',')
+				fp->p++;
+			else if (fp->p >= fp->end || *fp->p != ';')
+				return fp_fail(fp, "junk after an address in a group");
+		}
+	default:
+		return fp_fail(fp, "junk where an address should be");
+	}
+}
+
+/*
+ * from_parse - count the mailboxes of From field f[0..fl) and get the
+ * first one's domain.  Returns false with fp->why on a syntax error.
+ */
+static bool
+from_parse(struct fparse *fp, const char *f, size_t fl)
+{
+	const char *colon = field_colon(f, fl);
+
+	memset(fp, 0, sizeof *fp);
+	fp->p = (const unsigned char *)colon + 1;
+	fp->end = (const unsigned char *)f + fl;
+	for (;;) {
+		if (!skip_cfws(fp))
+			return false;
+		if (fp->p >= fp->end)
+			return true;
+		if (*fp->p == ',') {    /* obs-addr-list: empty members */
+			fp->p++;
+			continue;
+		}
+		if (!parse_address(fp, true))
+			return false;
+		if (fp->p < fp->end && *fp->p == ',')
+			fp->p++;
+		else if (fp->p < fp->end)
+			return fp_fail(fp, "junk after an address");
+	}
+}
+
+/*
+ * The signing domain: the one From field's one mailbox.  0 with domain
+ * set, or -EINVAL with why.
+ */
+static int
+from_domain(const struct msgview *mv, char *domain, size_t dsize, char *why,
+    size_t whysz)
+{
+	struct hdrscan s = { mv->msg, mv->msg + mv->hend, NULL };
+	const char *f, *from = NULL;
+	size_t fl, froml = 0, nfrom = 0;
+	struct fparse fp;
+
+	domain[0] = '\0';
+	while (hdr_next(&s, &f, &fl)) {
+		if (field_is(f, fl, "From")) {
+			if (nfrom++ == 0) {
+				from = f;
+				froml = fl;
+			}
+		}
+	}
+	if (nfrom == 0) {
+		snprintf(why, whysz, "unsigned: the message has no From field");
+		return -EINVAL;
+	}
+	if (nfrom > 1) {
+		snprintf(why, whysz, "unsigned: the message has %zu From fields",
+		    nfrom);
+		return -EINVAL;
+	}
+	if (!from_parse(&fp, from, froml)) {
+		snprintf(why, whysz, "unsigned: cannot parse From: %s", fp.why);
+		return -EINVAL;
+	}
+	if (fp.nmbox > 0)
+		str_copy(domain, fp.domain, dsize);
+	if (fp.nmbox != 1) {
+		snprintf(why, whysz, "unsigned: From holds %zu addresses, not one",
+		    fp.nmbox);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- keys ------------------------------------------------------------------------ */
+
+static int dkimsign_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+dkimsign_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errsz > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errsz, fmt, ap);
+		va_end(ap);
+	}
+	ERR_clear_error();
+	return rc;
+}
+
+static int
+domain_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dkimsign_domain *)a)->name,
+	    ((const struct dkimsign_domain *)b)->name);
+}
+
+static const struct dkimsign_domain *
+domain_find(const struct dkimsign *ds, const char *domain)
+{
+	struct dkimsign_domain key;
+
+	if (ds->ndom == 0 || str_copy(key.name, domain, sizeof key.name) < 0)
+		return NULL;
+	str_lower(key.name);
+	return bsearch(&key, ds->dom, ds->ndom, sizeof *ds->dom, domain_cmp);
+}
+
+static void
+key_wipe(struct dkimsign_key *k)
+{
+	if (k->text != NULL) {
+		OPENSSL_cleanse(k->text, k->textlen);
+		free(k->text);
+		k->text = NULL;
+	}
+}
+
+/*
+ * The key as dkim_sign() will get it, in the form that measured cheapest
+ * to decode (see dkimsign.h): PKCS#1 PEM for RSA, PKCS#8 PEM for Ed25519.
+ */
+static int
+key_text(struct dkimsign_key *k, EVP_PKEY *pk)
+{
+	OSSL_ENCODER_CTX *ctx;
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int ok;
+
+	ctx = OSSL_ENCODER_CTX_new_for_pkey(pk, OSSL_KEYMGMT_SELECT_KEYPAIR,
+	    "PEM", k->algo == DKIMSIGN_RSA ? "type-specific" : "PrivateKeyInfo",
+	    NULL);
+	if (ctx == NULL)
+		return -EIO;
+	ok = OSSL_ENCODER_to_data(ctx, &data, &len);
+	OSSL_ENCODER_CTX_free(ctx);
+	if (!ok || data == NULL)
+		return -EIO;
+	k->text = xmemdup0(data, len);
+	k->textlen = len;
+	OPENSSL_clear_free(data, len);
+	return 0;
+}
+
+static int sign_one(const struct dkimsign *ds, const struct dkimsign_key *k,
+    const char *domain, const struct msgview *mv, char **hdr, char *why,
+    size_t whysz);
+
+/* Load, check and convert one key of domain; err set on failure. */
+static int
+key_load(struct dkimsign *ds, struct dkimsign_key *k, const char *domain,
+    const char *selector, char *err, size_t errsz)
+{
+	char path[PATH_MAX], why[256], test[2 * DKIMKEY_DOMAIN_MAX + 64], *hdr;
+	struct msgview mv;
+	EVP_PKEY *pk;
+	int r, n;
+
+	memset(k, 0, sizeof *k);
+	if ((r = dkimkey_path(path, sizeof path, ds->data_dir, domain, selector,
+	    err, errsz)) < 0)
+		return r;
+	if ((r = dkimkey_load(&pk, ds->data_dir, domain, selector, true, err,
+	    errsz)) < 0)
+		return r;
+	str_copy(k->selector, selector, sizeof k->selector);
+	str_lower(k->selector);
+	k->bits = EVP_PKEY_get_bits(pk);
+	if (EVP_PKEY_is_a(pk, "ED25519")) {
+		k->algo = DKIMSIGN_ED25519;
+		k->alg = DKIM_SIGN_ED25519SHA256;
+	} else {
+		k->algo = DKIMSIGN_RSA;
+		k->alg = DKIM_SIGN_RSASHA256;
+	}
+	r = key_text(k, pk);
+	EVP_PKEY_free(pk);
+	if (r < 0)
+		return dkimsign_err(err, errsz, r, "%s: cannot re-encode the key",
+		    path);
+
+	/* One signature now, so a key libopendkim cannot use stops start-up. */
+	n = snprintf(test, sizeof test, "From: <postmaster@%s>\r\n\r\n", domain);
+	msg_split(&mv, test, (size_t)n, (size_t)n);
+	r = sign_one(ds, k, domain, &mv, &hdr, why, sizeof why);
+	if (r < 0) {
+		key_wipe(k);
+		return dkimsign_err(err, errsz, r, "%s: %s", path, why);
+	}
+	free(hdr);
+	if (k->algo == DKIMSIGN_RSA && k->bits < DKIMKEY_RSA_BITS)
+		log_warn("dkim", "key_weak",
+		    "domain=%s selector=%s bits=%d path=%s hint=\"make a %d-bit key: kurierctl dkim keygen %s --selector NEW, publish it, then switch\"",
+		    domain, k->selector, k->bits, path, DKIMKEY_RSA_BITS, domain);
+	log_info("dkim", "key_loaded", "domain=%s selector=%s algo=%s bits=%d path=%s",
+	    domain, k->selector, k->algo == DKIMSIGN_RSA ? "rsa" : "ed25519",
+	    k->bits, path);
+	return 0;
+}
+
+int
+dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
+    size_t errsz)
+{
+	struct dkimsign *ds;
+	unsigned flags = DKIM_LIBFLAGS_FIXCRLF;
+	DKIM_LIB *lib;
+
+	*out = NULL;
+	if (data_dir == NULL || *data_dir == '\0')
+		return dkimsign_err(err, errsz, -EINVAL, "no data_dir");
+	if ((lib = dkim_init(NULL, NULL)) == NULL)
+		return dkimsign_err(err, errsz, -ENOMEM, "dkim_init failed");
+	if (!dkim_libfeature(lib, DKIM_FEATURE_SHA256) ||
+	    !dkim_libfeature(lib, DKIM_FEATURE_ED25519) ||
+	    !dkim_libfeature(lib, DKIM_FEATURE_OVERSIGN)) {
+		dkim_close(lib);
+		return dkimsign_err(err, errsz, -ENOTSUP,
+		    "libopendkim lacks rsa-sha256, ed25519-sha256 or over-signing");
+	}
+	/*
+	 * Options are the library handle's: set once here, read by every
+	 * signing handle.  FIXCRLF: a bare LF is canonicalised as CRLF.
+	 */
+	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
+	    (void *)(uintptr_t)sign_headers, sizeof(char **)) != DKIM_STAT_OK ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
+	    (void *)(uintptr_t)oversign_headers, sizeof(char **)) != DKIM_STAT_OK ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
+	    sizeof flags) != DKIM_STAT_OK) {
+		dkim_close(lib);
+		return dkimsign_err(err, errsz, -EIO, "cannot set libopendkim options");
+	}
+	ds = xcalloc(1, sizeof *ds);
+	ds->lib = lib;
+	ds->data_dir = xstrdup(data_dir);
+	*out = ds;
+	return 0;
+}
+
+int
+dkimsign_add_domain(struct dkimsign *ds, const char *domain,
+    const char *const *selectors, size_t nsel, char *err, size_t errsz)
+{
+	struct dkimsign_domain d;
+	int r;
+
+	if (!dkimkey_domain_valid(domain))
+		return dkimsign_err(err, errsz, -EINVAL,
+		    "\"%s\" is not a domain name", domain != NULL ? domain : "");
+	if (nsel == 0)
+		return dkimsign_err(err, errsz, -EINVAL,
+		    "domain %s: no DKIM selector", domain);
+	if (domain_find(ds, domain) != NULL)
+		return dkimsign_err(err, errsz, -EEXIST,
+		    "domain %s: keys loaded already", domain);
+	memset(&d, 0, sizeof d);
+	str_copy(d.name, domain, sizeof d.name);
+	str_lower(d.name);
+	for (size_t i = 0; i < nsel; i++) {
+		if (!dkimkey_selector_valid(selectors[i])) {
+			r = dkimsign_err(err, errsz, -EINVAL,
+			    "domain %s: \"%s\" is not a DKIM selector", domain,
+			    selectors[i] != NULL ? selectors[i] : "");
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(selectors[i], selectors[j]) == 0) {
+				r = dkimsign_err(err, errsz, -EINVAL,
+				    "domain %s: selector %s given twice", domain,
+				    selectors[i]);
+				goto fail;
+			}
+		}
+	}
+	d.key = xcalloc(nsel, sizeof *d.key);
+	for (; d.nkey < nsel; d.nkey++) {
+		if ((r = key_load(ds, &d.key[d.nkey], d.name, selectors[d.nkey],
+		    err, errsz)) < 0)
+			goto fail;
+	}
+	ds->dom = xreallocarray(ds->dom, ds->ndom + 1, sizeof *ds->dom);
+	ds->dom[ds->ndom++] = d;
+	qsort(ds->dom, ds->ndom, sizeof *ds->dom, domain_cmp);
+	return 0;
+
+fail:
+	for (size_t i = 0; i < d.nkey; i++)
+		key_wipe(&d.key[i]);
+	free(d.key);
+	return r;
+}
+
+void
+dkimsign_close(struct dkimsign *ds)
+{
+	if (ds == NULL)
+		return;
+	for (size_t i = 0; i < ds->ndom; i++) {
+		for (size_t j = 0; j < ds->dom[i].nkey; j++)
+			key_wipe(&ds->dom[i].key[j]);
+		free(ds->dom[i].key);
+	}
+	free(ds->dom);
+	free(ds->data_dir);
+	dkim_close(ds->lib);
+	free(ds);
+}
+
+bool
+dkimsign_has_domain(const struct dkimsign *ds, const char *domain)
+{
+	return domain != NULL && domain_find(ds, domain) != NULL;
+}
+
+/* --- signing ---------------------------------------------------------------------- */
+
+/* DKIM_STAT_* -> negative errno (dkimsign.h lists what callers see). */
+static int
+stat_errno(DKIM_STAT st)
+{
+	switch (st) {
+	case DKIM_STAT_OK:
+		return 0;
+	case DKIM_STAT_NORESOURCE:
+		return -ENOMEM;
+	case DKIM_STAT_SYNTAX:
+		return -EBADMSG;
+	case DKIM_STAT_NOTIMPLEMENT:
+		return -ENOTSUP;
+	default:
+		return -EIO;
+	}
+}
+
+/* why = what failed, libopendkim's words for st, and its detail. */
+static int
+sign_fail(DKIM *d, DKIM_STAT st, const char *step, const char *domain,
+    const struct dkimsign_key *k, char *why, size_t whysz)
+{
+	const char *detail = d != NULL ? dkim_geterror(d) : NULL;
+
+	snprintf(why, whysz, "DKIM %s for %s (selector %s) failed: %s%s%s", step,
+	    domain, k->selector, dkim_getresultstr(st),
+	    detail != NULL && *detail != '\0' ? ": " : "",
+	    detail != NULL ? detail : "");
+	if (d != NULL)
+		dkim_free(d);
+	ERR_clear_error();
+	return stat_errno(st) < 0 ? stat_errno(st) : -EIO;
+}
+
+/*
+ * One signature of mv with key k.  libopendkim's calls take non-const
+ * buffers but only read them.  *hdr gets "DKIM-Signature: ...\r\n".
+ */
+static int
+sign_one(const struct dkimsign *ds, const struct dkimsign_key *k,
+    const char *domain, const struct msgview *mv, char **hdr, char *why,
+    size_t whysz)
+{
+	struct hdrscan s = { mv->msg, mv->msg + mv->hend, NULL };
+	const char *f;
+	size_t fl, hl;
+	unsigned char *h;
+	DKIM_STAT st;
+	DKIM *d;
+	char *out;
+
+	*hdr = NULL;
+	d = dkim_sign(ds->lib, sign_id, NULL, (dkim_sigkey_t)k->text,
+	    (const unsigned char *)k->selector, (const unsigned char *)domain,
+	    DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, k->alg, -1, &st);
+	if (d == NULL)
+		return sign_fail(NULL, st, "set-up", domain, k, why, whysz);
+	while (hdr_next(&s, &f, &fl)) {
+		/* Not a field (no colon): not signed, not passed on. */
+		if (field_colon(f, fl) == NULL)
+			continue;
+		st = dkim_header(d, (unsigned char *)(uintptr_t)f, fl);
+		if (st != DKIM_STAT_OK)
+			return sign_fail(d, st, "header", domain, k, why, whysz);
+	}
+	if ((st = dkim_eoh(d)) != DKIM_STAT_OK)
+		return sign_fail(d, st, "end of header", domain, k, why, whysz);
+	if (mv->body_len > 0 && (st = dkim_body(d,
+	    (unsigned char *)(uintptr_t)mv->body, mv->body_len)) != DKIM_STAT_OK)
+		return sign_fail(d, st, "body", domain, k, why, whysz);
+	if ((st = dkim_eom(d, NULL)) != DKIM_STAT_OK)
+		return sign_fail(d, st, "signature", domain, k, why, whysz);
+	if ((st = dkim_getsighdr_d(d, sizeof SIG_PREFIX - 1, &h, &hl)) !=
+	    DKIM_STAT_OK)
+		return sign_fail(d, st, "signature header", domain, k, why, whysz);
+	out = xmalloc(sizeof SIG_PREFIX - 1 + hl + 3);
+	memcpy(out, SIG_PREFIX, sizeof SIG_PREFIX - 1);
+	memcpy(out + sizeof SIG_PREFIX - 1, h, hl);
+	memcpy(out + sizeof SIG_PREFIX - 1 + hl, "\r\n", 3);
+	dkim_free(d);
+	*hdr = out;
+	return 0;
+}
+
+void
+dkimsign_sign(const struct dkimsign *ds, const char *msg, size_t head_len,
+    size_t len, unsigned algos, struct dkimsign_result *res)
+{
+	const struct dkimsign_domain *d;
+	struct msgview mv;
+	size_t n = 0;
+	int r;
+
+	memset(res, 0, sizeof *res);
+	if (head_len > len) {
+		res->status = -EINVAL;
+		snprintf(res->why, sizeof res->why,
+		    "unsigned: header length %zu beyond the message's %zu bytes",
+		    head_len, len);
+		return;
+	}
+	msg_split(&mv, msg, head_len, len);
+	if ((r = from_domain(&mv, res->domain, sizeof res->domain, res->why,
+	    sizeof res->why)) < 0) {
+		res->status = r;
+		return;
+	}
+	if ((d = domain_find(ds, res->domain)) == NULL) {
+		res->status = -ENOENT;
+		snprintf(res->why, sizeof res->why,
+		    "unsigned: no DKIM key for %.220s", res->domain);
+		return;
+	}
+	for (size_t i = 0; i < d->nkey; i++)
+		n += (d->key[i].algo & algos) != 0;
+	if (n == 0) {
+		res->status = -ENOENT;
+		snprintf(res->why, sizeof res->why,
+		    "unsigned: no DKIM key for %.180s of an algorithm the destination takes",
+		    res->domain);
+		return;
+	}
+	res->sig = xcalloc(n, sizeof *res->sig);
+	for (size_t i = 0; i < d->nkey; i++) {
+		const struct dkimsign_key *k = &d->key[i];
+
+		if ((k->algo & algos) == 0)
+			continue;
+		r = sign_one(ds, k, d->name, &mv, &res->sig[res->nsig].header,
+		    res->why, sizeof res->why);
+		if (r < 0) {
+			char why[sizeof res->why], dom[sizeof res->domain];
+
+			memcpy(why, res->why, sizeof why);
+			memcpy(dom, res->domain, sizeof dom);
+			dkimsign_result_free(res);
+			memcpy(res->why, why, sizeof why);
+			memcpy(res->domain, dom, sizeof dom);
+			res->status = r;
+			return;
+		}
+		res->sig[res->nsig++].algo = k->algo;
+	}
+}
+
+void
+dkimsign_result_free(struct dkimsign_result *res)
+{
+	for (size_t i = 0; i < res->nsig; i++)
+		free(res->sig[i].header);
+	free(res->sig);
+	memset(res, 0, sizeof *res);
+}
