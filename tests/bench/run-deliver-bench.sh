@@ -47,10 +47,8 @@
 #   RUNS          the runs, in order (postfix postfix_dkim kurier
 #                 kurier_rsa kurier_ed25519)
 #   SESSIONS      concurrent submission sessions (50)
-#   MESSAGES      messages submitted per run (20000), MESSAGES / SESSIONS
-#                 per session; the load stops when the first session is
-#                 done, so a few dozen fewer may be sent: the sink waits
-#                 for as many as were accepted
+#   MESSAGES      messages submitted per run (20000; smtpload -n): the
+#                 sink waits for as many as were accepted
 #   MSG_SIZE      message size in bytes (5120)
 #   SINK_TLS      1: the sink offers STARTTLS and both MTAs use it (1)
 #   CPUS          CPUs to run on (2): with more in the machine, every
@@ -92,7 +90,6 @@ PF_TEMPLATES=tests/bench/postfix-dkim
 DOMAIN=bench.example      # the sending domain, signed by both
 SELECTOR=s1
 FROM=bench@$DOMAIN
-PER_SESSION=$(((MESSAGES + SESSIONS - 1) / SESSIONS))
 
 BENCH_TMP=
 RESULTS=
@@ -277,6 +274,12 @@ print("%.1f %d %d %d %d" % (sum(procs[p][1] for p in members) * 1000.0 / hz,
 PY
 }
 
+# host_busy_ms - CPU ms the whole machine spent busy (user, nice, system,
+# irq, softirq: /proc/stat), summed over its CPUs.
+host_busy_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", ($2 + $3 + $4 + $7 + $8) * 1000 / hz }' /proc/stat
+}
+
 # --- figures ----------------------------------------------------------------
 
 fig() {
@@ -358,15 +361,17 @@ sink_wait() {
 measure() {
 	local name=$1 want=$2 alg=$3 labels=$4 rc=0 lrc lb st t0 n got
 	local cpu=0 hwm=0 pss=0 c0 c1 h1 r1 p1 procs first last sink_cpu bad ok algn
+	local busy0 busy1 t1 load_cpu
 	shift 4
 	declare -A before
 	for lb in $labels; do
 		before[$lb]=$(tree_stat "${lb#*=}")
 	done
-	echo "# $name: smtpload -c $SESSIONS -m $PER_SESSION -s $MSG_SIZE -f $FROM $*"
+	echo "# $name: smtpload -c $SESSIONS -n $MESSAGES -s $MSG_SIZE -f $FROM $*"
+	busy0=$(host_busy_ms)
 	t0=$(now_ms)
 	timeout --kill-after=10 "$DRAIN_TIMEOUT" ${RUNAS[@]+"${RUNAS[@]}"} "$SMTPLOAD" -N "${name}_submit" \
-		-c "$SESSIONS" -m "$PER_SESSION" -d 86400 -W 0 -t "$DRAIN_TIMEOUT" -s "$MSG_SIZE" \
+		-c "$SESSIONS" -n "$MESSAGES" -d 86400 -W 0 -t "$DRAIN_TIMEOUT" -s "$MSG_SIZE" \
 		-f "$FROM" "$@" 2> >(sed "s/^/# $name: /" >&2) |
 		grep -E '_(rate|lat_p50|lat_p99|accepted_total|refused_total|session_errors|self_cpu_per_msg) ' |
 		tee -a "$RESULTS"
@@ -385,6 +390,8 @@ measure() {
 		fail "$name" "the sink got $(sink_get messages) of $n messages"
 		rc=1
 	fi
+	busy1=$(host_busy_ms)
+	t1=$(now_ms)
 	for lb in $labels; do
 		st=$(tree_stat "${lb#*=}")
 		read -r c0 _ <<<"${before[$lb]}"
@@ -419,16 +426,22 @@ measure() {
 		done
 		emit "${name}_sink_cpu_per_msg" "$(calc "printf \"%.4f\", $sink_cpu / $got")" ms
 	fi
+	# How busy the machine was, and with what else: busy time that is neither
+	# the servers', the sink's nor smtpload's (in % of one CPU, over the run).
+	load_cpu=$(calc "printf \"%.0f\", ${n:-0} * $(fig "${name}_submit_self_cpu_per_msg" || echo 0)")
+	emit "${name}_host_cpu_util" "$(calc "printf \"%.0f\", ($busy1 - $busy0) * 100 / ($t1 - $t0)")" %
+	emit "${name}_other_cpu_util" "$(calc "v = ($busy1 - $busy0 - $cpu - ${sink_cpu:-0} - $load_cpu) * 100 / ($t1 - $t0);
+		printf \"%.0f\", (v > 0 ? v : 0)")" %
 	emit "${name}_peak_rss" "$(calc "printf \"%.1f\", $hwm / 1024")" MiB
 	emit "${name}_pss" "$(calc "printf \"%.1f\", $pss / 1024")" MiB
 	# Every message must carry exactly the signatures of the run.
 	ok=$(sink_get dkim_ok)
 	bad=$(sink_get dkim_bad)
-	emit "${name}_dkim_ok" "${ok:-0}" count
-	emit "${name}_dkim_bad" "${bad:-0}" count
+	emit "${name}_sig_ok" "${ok:-0}" count
+	emit "${name}_sig_bad" "${bad:-0}" count
 	if [ "$alg" != - ]; then
 		algn=$(sink_get "dkim_$alg")
-		emit "${name}_dkim_${alg}_signatures" "${algn:-0}" count
+		emit "${name}_sig_${alg}" "${algn:-0}" count
 		if [ "${algn:-0}" != "${got:-0}" ]; then
 			fail "$name" "$got messages but ${algn:-0} $alg signatures"
 			rc=1
@@ -717,7 +730,7 @@ echo "# kurier delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $NCPU CPUs, ${cpu:-unknown CPU}, $mem, $(uname -sr)"
 [ "${#RUNAS[@]}" -gt 0 ] && echo "# every process runs under: ${RUNAS[*]}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# load: $SESSIONS sessions x $PER_SESSION messages of $MSG_SIZE B, STARTTLS, From: $FROM;" \
+echo "# load: $MESSAGES messages of $MSG_SIZE B over $SESSIONS sessions, STARTTLS, From: $FROM;" \
 	"sink: sinkmx, STARTTLS $([ "$SINK_TLS" = 1 ] && echo offered || echo off)"
 echo "# runs: $RUNS"
 echo
@@ -757,7 +770,7 @@ row() {
 	printf '| %s | %s | %s | %s | %s (%s) | %s | %s / %s | %s of %s |\n' "$1" "$(fig "${p}_rate")" \
 		"$(fig "${p}_e2e_rate")" "$(fig "${p}_submit_rate")" "$(fig "${p}_cpu_per_msg")" "$parts" \
 		"$(fig "${p}_sink_cpu_per_msg")" "$(fig "${p}_peak_rss")" "$(fig "${p}_pss")" \
-		"$(fig "${p}_dkim_ok")" "$(fig "${p}_delivered")"
+		"$(fig "${p}_sig_ok")" "$(fig "${p}_delivered")"
 }
 
 echo "## Delivery, end to end ($SESSIONS sessions, $MESSAGES messages of $MSG_SIZE B, one sink)"

@@ -3,7 +3,7 @@
  * (tests/bench/run-smtp-bench.sh runs it against kurierd and Postfix).
  *
  *   smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]
- *            [-c SESSIONS] [-m MESSAGES] [-d SECONDS] [-W SECONDS]
+ *            [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]
  *            [-s SIZE] [-f FROM] [-N NAME] [-P LABEL=PID]... [-t SECONDS]
  *   smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]
  *            [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]
@@ -17,6 +17,9 @@
  *   -c      concurrent sessions (50)
  *   -m      messages per session; the window (and the run) ends when the
  *           first session has sent them; 0: no limit, -d decides (0)
+ *   -n      messages in all: sessions start messages until TOTAL have been
+ *           started, and the window (and the run) ends when the last of
+ *           them is answered, so exactly TOTAL are sent; 0: no limit (0)
  *   -d      seconds of the measured window (10)
  *   -W      warm-up seconds before the window opens (2)
  *   -s      message size in bytes, header section included (5120)
@@ -166,6 +169,7 @@ struct load {
 	uint16_t port;
 	unsigned nsess, window;
 	uint64_t per_session, duration_ms, warmup_ms, deadline_ms, hold_ms;
+	uint64_t total, started, done;   /* -n: messages to send, started, answered */
 	unsigned idle_want;
 	char *msg;                 /* the message, dot-stuffed, with ".\r\n" */
 	size_t msg_len, msg_size;
@@ -535,6 +539,16 @@ next_message(struct sess *s)
 
 	if (l->per_session > 0 && s->sent >= l->per_session)
 		window_close(l);   /* the first session done ends the steady part */
+	if (l->total > 0) {
+		if (s->sent > 0)
+			l->done++;
+		if (l->done >= l->total) {
+			window_close(l);   /* the last of -n answered ends the run */
+		} else if (l->started >= l->total) {
+			sess_enter_state(s, S_QUIT);   /* nothing left to start */
+			return;
+		}
+	}
 	if (l->stop)
 		sess_enter_state(s, S_QUIT);
 	else
@@ -558,6 +572,9 @@ sess_fail(struct sess *s, const char *why, int code)
 	sess_enter_state(s, S_DONE);
 	if (was < S_READY)
 		setup_over(s, false);
+	/* A message of -n given up counts as answered, or the run would wait for it. */
+	if (l->total > 0 && was >= S_MAIL && was <= S_RSET && ++l->done >= l->total)
+		window_close(l);
 }
 
 /* sess_enter_state - the one place that changes s->state; sends what the new state sends. */
@@ -595,6 +612,7 @@ sess_enter_state(struct sess *s, enum sess_state st)
 	case S_MAIL:
 		s->rcpt = l->rcpt_seq++;
 		s->sent++;
+		l->started++;
 		s->group_ok = true;
 		s->got354 = false;
 		if (s->pipelining) {
@@ -1180,8 +1198,8 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]\n"
-	    "                [-c SESSIONS] [-m MESSAGES] [-d SECONDS] [-W SECONDS] [-s SIZE]\n"
-	    "                [-f FROM] [-N NAME] [-P LABEL=PID]... [-t SECONDS]\n"
+	    "                [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]\n"
+	    "                [-s SIZE] [-f FROM] [-N NAME] [-P LABEL=PID]... [-t SECONDS]\n"
 	    "       smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]\n"
 	    "                [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]\n");
 }
@@ -1281,7 +1299,7 @@ main(int argc, char **argv)
 	l.msg_size = 5120;
 	l.from = "bench@shop.example";
 	l.prefix = "load";
-	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:d:W:s:f:N:P:t:i:k:C:")) != -1) {
+	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:n:d:W:s:f:N:P:t:i:k:C:")) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_num(optarg, c, 1, 65535, &v) < 0)
@@ -1316,6 +1334,10 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			if (parse_num(optarg, c, 0, UINT32_MAX, &l.per_session) < 0)
+				return 2;
+			break;
+		case 'n':
+			if (parse_num(optarg, c, 0, UINT32_MAX, &l.total) < 0)
 				return 2;
 			break;
 		case 'd':
