@@ -130,7 +130,7 @@ dnsmasq_start(struct dnsmasq *m, unsigned ttl, const char *const *extra)
 	ck_assert_ptr_nonnull(gr);
 	for (int attempt = 0; attempt < 5; attempt++) {
 		char port[32], upstream[64], user[64], group[64], localttl[32];
-		const char *argv[64];
+		const char *argv[96];
 		size_t argc = 0;
 		pid_t parent = getpid(), pid;
 		uint16_t p = free_port(), dead = free_port();
@@ -549,6 +549,39 @@ START_TEST(test_mx_equal_shuffled)
 	}
 	for (size_t k = 0; k < 3; k++)
 		ck_assert_msg(first[k] > 0, "%s never first in 60 calls", eq[k]);
+	h_close(&h);
+}
+END_TEST
+
+/*
+ * 40 MX records do not fit in 512 bytes: dnsmasq truncates, c-ares asks
+ * again over TCP.  The DNS_MX_MAX best are kept.
+ */
+START_TEST(test_mx_tcp)
+{
+	const char *extra[41];
+	char args[40][96];
+	struct h h;
+	struct mxr r;
+	char want[96];
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(args[i], sizeof args[i],
+		    "--mx-host=big.test,a-rather-long-mail-exchanger-name-%02d.big.test,%d",
+		    39 - i, 40 - i);
+		extra[i] = args[i];
+	}
+	extra[40] = NULL;
+	dnsmasq_start(&dm, 300, extra);
+	h_open(&h, dm.server, 2000);
+	mx_sync(&h, "big.test", &r);
+	ck_assert_int_eq(r.st, DNS_OK);
+	ck_assert_uint_eq(r.n, DNS_MX_MAX);
+	for (unsigned i = 0; i < DNS_MX_MAX; i++) {
+		snprintf(want, sizeof want, "a-rather-long-mail-exchanger-name-%02u.big.test", i);
+		ck_assert_str_eq(r.mx[i].host, want);
+		ck_assert_uint_eq(r.mx[i].pref, i + 1);
+	}
 	h_close(&h);
 }
 END_TEST
@@ -1069,6 +1102,7 @@ dns_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mx_order);
 	tcase_add_test(tc, test_mx_equal_shuffled);
+	tcase_add_test(tc, test_mx_tcp);
 	tcase_add_test(tc, test_null_mx);
 	tcase_add_test(tc, test_nxdomain_nodata);
 	tcase_add_test(tc, test_addr_families);
