@@ -13,11 +13,11 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
-PKGS     := libuv hiredis inih openssl
+PKGS     := libuv hiredis inih openssl libcares opendkim
 FUZZ_SECONDS ?= 60
 
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lcrypt
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -59,10 +59,21 @@ RELAY_SRCS := \
 	relay/smtpd_cmd.c \
 	relay/smtpd_msg.c
 
+DELIVER_SRCS := \
+	deliver/deliver.c \
+	deliver/dkimkey.c \
+	deliver/dkimsign.c \
+	deliver/dns.c \
+	deliver/route.c \
+	deliver/smtpc.c \
+	deliver/smtpreply.c \
+	deliver/spfcheck.c \
+	deliver/verp.c
+
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 GEN_SRCS  := build/gen/queue_lua.c
 
-LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(RELAY_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS)
 
 UNIT_SRCS := \
 	tests/unit/check_main.c \
@@ -85,7 +96,18 @@ QTEST_SRCS := \
 PTEST_SRCS := \
 	tests/policy/check_auth.c
 
-FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data
+DTEST_SRCS := \
+	tests/deliver/check_main.c \
+	tests/deliver/test_dkimsign.c \
+	tests/deliver/test_dns.c \
+	tests/deliver/test_route.c \
+	tests/deliver/test_smtpc.c \
+	tests/deliver/test_smtpreply.c \
+	tests/deliver/test_spfcheck.c \
+	tests/deliver/test_verp.c
+
+FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
+	fuzz_smtp_reply fuzz_dns_answer
 
 .PHONY: all run check check-build bench fuzz install clean deps format
 all: bin/kurierd bin/kurierctl
@@ -135,6 +157,18 @@ build/$(1)/tests/check_policy: $$(patsubst %.c,build/$(1)/%.o,$(PTEST_SRCS)) bui
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
 
+build/$(1)/tests/check_deliver: $$(patsubst %.c,build/$(1)/%.o,$(DTEST_SRCS)) build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
+
+build/$(1)/tests/dkimsign_tool: build/$(1)/tests/tools/dkimsign_tool.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/sinkmx: build/$(1)/tests/bench/sinkmx.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qload: build/$(1)/tests/tools/qload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
@@ -155,15 +189,18 @@ bin/%: build/release/bin/%
 	cp $< $@
 
 TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
-	build/release/tests/check_policy build/release/tests/qload \
+	build/release/tests/check_policy build/release/tests/check_deliver \
+	build/release/tests/qload build/release/tests/dkimsign_tool \
 	build/asan/tests/check_unit build/asan/tests/check_queue \
-	build/asan/tests/check_policy build/asan/bin/kurierd build/asan/bin/kurierctl
+	build/asan/tests/check_policy build/asan/tests/check_deliver \
+	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
-	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c
+	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
+	deliver/verp.c deliver/smtpreply.c deliver/dns.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
@@ -184,7 +221,8 @@ run: deps
 
 bench: deps
 	@deploy/install-deps.sh --bench
-	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload
+	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
+		build/release/tests/sinkmx
 	@tests/bench/run-bench.sh
 
 fuzz: deps

@@ -47,6 +47,7 @@
 #include "core/xmalloc.h"
 #include "policy/auth.h"
 #include "queue/envelope.h"
+#include "deliver/dkimkey.h"
 #include "queue/qid.h"
 #include "queue/queue.h"
 
@@ -126,6 +127,8 @@ struct ctl {
 	enum auth_enable enable;
 	char password[AUTH_PASSWORD_MAX + 2]; /* wiped in main() */
 	size_t pwlen;
+	const char *selector;   /* dkim: --selector, NULL = default */
+	const char *algo;       /* dkim keygen: --algo */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */
@@ -145,6 +148,9 @@ static int check_flush(struct ctl *c, int argc, char **argv);
 static int check_user_add(struct ctl *c, int argc, char **argv);
 static int check_user_name(struct ctl *c, int argc, char **argv);
 static int check_user_set(struct ctl *c, int argc, char **argv);
+static int check_dkim(struct ctl *c, int argc, char **argv);
+static int run_dkim_keygen(struct ctl *c);
+static int run_dkim_record(struct ctl *c);
 static int run_check(struct ctl *c);
 static int run_list(struct ctl *c);
 static int run_show(struct ctl *c);
@@ -176,6 +182,12 @@ static const struct command commands[] = {
 	{ "user", "set", "NAME [--domains LIST] [--enable|--disable]",
 	    "change a user's domains, or let it log in or not", check_user_set, run_user_set,
 	    NEED_AUTH },
+	{ "dkim", "keygen", "DOMAIN [--selector S] [--algo rsa|ed25519]",
+	    "make a DKIM key in data_dir/dkim (rsa: 2048 bits, selector s1;\n"
+	    "ed25519: selector e1) and print the DNS record to publish",
+	    check_dkim, run_dkim_keygen, 0 },
+	{ "dkim", "record", "DOMAIN [--selector S]",
+	    "print the DNS record of an existing DKIM key", check_dkim, run_dkim_record, 0 },
 	{ "queue", "list", "[--state active|deferred|done|corrupt] [--domain D] [--limit N]",
 	    "messages, oldest first", check_list, run_list, NEED_QUEUE },
 	{ "queue", "show", "ID", "everything about one message", check_one_id, run_show,
@@ -705,6 +717,83 @@ run_check(struct ctl *c)
 	    cfg->deliver.retry_ms[cfg->deliver.nretry - 1]));
 	printf("  lifetime         %s\n", str_duration(d, sizeof d, cfg->deliver.lifetime_ms));
 	printf("  kept when done   %s\n", str_duration(d, sizeof d, cfg->queue.retention_ms));
+	return CTL_OK;
+}
+
+/* --- dkim keygen, dkim record ------------------------------------------------------- */
+
+/* dkim keygen DOMAIN [--selector S] [--algo rsa|ed25519]; dkim record DOMAIN [--selector S]. */
+static int
+check_dkim(struct ctl *c, int argc, char **argv)
+{
+	bool keygen = strcmp(c->cmd->name, "keygen") == 0;
+
+	if (argc == 0)
+		return usage_error(c, "needs a DOMAIN", NULL,
+		    keygen ? "kurierctl dkim keygen example.com --algo rsa" :
+		    "kurierctl dkim record example.com --selector s1");
+	if (argv[0][0] == '-')
+		return usage_error(c, "the DOMAIN comes first", argv[0],
+		    "kurierctl dkim keygen example.com --selector s1");
+	if (strlen(argv[0]) > DOMAIN_ARG_MAX)
+		return usage_error(c, "domain too long", NULL, "a domain has at most 255 characters");
+	c->domain = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--selector") == 0 && i + 1 < argc) {
+			c->selector = argv[++i];
+		} else if (keygen && strcmp(argv[i], "--algo") == 0 && i + 1 < argc) {
+			c->algo = argv[++i];
+			if (strcmp(c->algo, "rsa") != 0 && strcmp(c->algo, "ed25519") != 0)
+				return usage_error(c, "--algo is rsa or ed25519", c->algo,
+				    "rsa (2048 bits) is read by every receiver; ed25519 (RFC 8463) is small and fast");
+		} else {
+			return usage_error(c, "unknown or incomplete option", argv[i],
+			    keygen ? "use --selector S and --algo rsa|ed25519" : "use --selector S");
+		}
+	}
+	if (c->algo == NULL)
+		c->algo = "rsa";
+	if (c->selector == NULL)
+		c->selector = strcmp(c->algo, "ed25519") == 0 ? "e1" : "s1";
+	return CTL_OK;
+}
+
+static int
+run_dkim_keygen(struct ctl *c)
+{
+	char err[512], *txt = NULL;
+	const struct config_domain *dom = config_domain_find(&c->cfg, c->domain);
+	bool listed = false;
+
+	if (dkimkey_generate(c->cfg.server.data_dir, c->domain, c->selector, c->algo, &txt,
+	    err, sizeof err) < 0) {
+		fprintf(stderr, "kurierctl: %s\n", err);
+		return CTL_FAIL;
+	}
+	printf("; %s key for %s, selector %s: publish this record in DNS\n", c->algo,
+	    c->domain, c->selector);
+	printf("%s\n", txt);
+	free(txt);
+	for (unsigned i = 0; dom != NULL && i < dom->nselector; i++)
+		if (strcasecmp(dom->selector[i], c->selector) == 0)
+			listed = true;
+	if (!listed)
+		fprintf(stderr, "kurierctl: note: add it to %s:\n  [domain %s]\n  dkim_selector = %s\n"
+		    "then restart kurierd\n", c->conf_path, c->domain, c->selector);
+	return CTL_OK;
+}
+
+static int
+run_dkim_record(struct ctl *c)
+{
+	char err[512], *txt = NULL;
+
+	if (dkimkey_record(c->cfg.server.data_dir, c->domain, c->selector, &txt, err, sizeof err) < 0) {
+		fprintf(stderr, "kurierctl: %s\n", err);
+		return CTL_FAIL;
+	}
+	printf("%s\n", txt);
+	free(txt);
 	return CTL_OK;
 }
 

@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "policy/auth.h"
+#include "deliver/deliver.h"
 #include "queue/queue.h"
 #include "relay/smtpd.h"
 
@@ -46,11 +47,13 @@ struct kurier {
 	struct queue *queue;
 	struct auth *auth;            /* relay role */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
+	struct deliver *deliver;      /* deliver role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
 	uv_timer_t grace;
 	unsigned inflight;            /* queue calls not answered yet */
 	bool stopping;
+	bool grace_expired;
 	bool redis_seen_up;
 };
 
@@ -156,13 +159,28 @@ on_smtpd_stopped(void *arg)
 }
 
 static void
+on_deliver_stopped(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->deliver = NULL;
+	if (k->grace_expired)
+		finish_stop(k);
+	else
+		kurier_stop(k, NULL);
+}
+
+static void
 on_grace(uv_timer_t *t)
 {
 	struct kurier *k = t->data;
 
 	log_warn("kurierd", "grace_expired", "pending=%u hint=\"work in flight is cancelled; leases return it to the queue\"",
 	    k->inflight);
-	finish_stop(k);
+	k->grace_expired = true;
+	/* The workers end on their own clock (they hold the queue until then). */
+	if (k->deliver == NULL)
+		finish_stop(k);
 }
 
 /*
@@ -183,8 +201,10 @@ kurier_stop(struct kurier *k, const char *why)
 		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms + 1000, 0);
 		if (k->smtpd != NULL)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
+		if (k->deliver != NULL)
+			deliver_stop(k->deliver, k->cfg.server.shutdown_grace_ms, on_deliver_stopped, k);
 	}
-	if (k->inflight == 0 && k->smtpd == NULL)
+	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL)
 		finish_stop(k);
 }
 
@@ -387,6 +407,12 @@ main(int argc, char **argv)
 			    log_quotes(q, sizeof q, err), k.config_path);
 		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",
 		    k.cfg.relay.submission.n, k.cfg.relay.submissions.n);
+	}
+
+	if (k.cfg.server.roles & ROLE_DELIVER) {
+		if (deliver_open(&k.deliver, k.loop, &k.cfg, k.queue, err, sizeof err) < 0)
+			log_fatal("kurierd", "deliver", "error=%s hint=\"fix [deliver] or [domain] in %s\"",
+			    log_quotes(q, sizeof q, err), k.config_path);
 	}
 
 	uv_signal_init(k.loop, &k.sig_term);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-checks.sh - every test of `make check`, after the build:
 #   1. unit suites (Check), release and ASan+UBSan builds
-#   2. the queue suite against a real redis-server, both builds
+#   2. the queue and policy suites against a real redis-server, and the
+#      delivery suites (they start their own dnsmasq), both builds
 #   3. end-to-end scripts (tests/e2e/*.sh) with the ASan+UBSan binaries
 #   4. each fuzz target for a short run over its seeds
 # A redis-server for 2 is started here on a free loopback port in a temp
@@ -77,12 +78,14 @@ run "queue (release)" build/release/tests/check_queue
 run "queue (asan+ubsan)" build/asan/tests/check_queue
 run "policy (release)" build/release/tests/check_policy
 run "policy (asan+ubsan)" build/asan/tests/check_policy
+run "deliver (release)" build/release/tests/check_deliver
+run "deliver (asan+ubsan)" build/asan/tests/check_deliver
 
 export KURIER_BIN=$PWD/build/asan/bin
 export KURIER_TOOLS=$PWD/build/release/tests
 export KURIER_REDIS_CONF=$PWD/deploy/redis.conf
 for t in tests/e2e/*.sh; do
-	[ "$(basename "$t")" = lib.sh ] && continue
+	case "$(basename "$t")" in lib.sh | *_lib.sh) continue ;; esac
 	run "e2e $(basename "$t" .sh)" bash "$t"
 done
 

@@ -1,0 +1,62 @@
+/*
+ * deliver - kurier's delivery workers: drain the queue to each
+ * recipient domain's mail servers.
+ *
+ * A worker claims jobs (one message x one recipient domain) in batches
+ * and, for each, finds where the domain's mail goes (deliver/route: a
+ * configured route, else MX, else the domain's address), signs the
+ * message with DKIM once (deliver/dkimsign, on libuv's thread pool; the
+ * signatures are kept with the message in the queue), checks that the
+ * receiver's SPF check would pass (deliver/spfcheck), and sends one SMTP
+ * transaction for all the job's pending recipients (deliver/smtpc) with a
+ * signed VERP return path (deliver/verp).  Each recipient's outcome goes
+ * back to the queue: 2xx delivered, 4xx deferred (retried on the
+ * schedule), 5xx bounced, past the lifetime expired.
+ *
+ * Connections are pooled per server (MX host name and address): a
+ * connection that finished a transaction serves the next job due for the
+ * same server (RSET), up to [deliver] max_messages_per_connection, and is
+ * closed after [deliver] idle_timeout without work.  At most [deliver]
+ * concurrency connections are open in all and per_destination to one
+ * server; jobs wait in line for a free one.
+ *
+ * Every attempt is logged in one line (component "deliver"): queue id,
+ * recipients, server name and address, TLS version and whether the
+ * certificate verified, the reply, the delay.
+ */
+#ifndef KURIER_DELIVER_DELIVER_H
+#define KURIER_DELIVER_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "queue/queue.h"
+
+struct deliver;
+
+/*
+ * deliver_open - start the workers on loop, claiming from q (which must
+ * outlive them).  cfg is copied.  Loads the DKIM keys of every [domain],
+ * the VERP secret, the client TLS context and the resolver; an error
+ * (a key that cannot be read, say) is a sentence in err naming what to
+ * fix, and nothing is started.  Returns 0 or a negative errno.
+ */
+int deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
+    struct queue *q, char *err, size_t errsz);
+
+/*
+ * deliver_stop - stop claiming.  Jobs not yet in a transaction are given
+ * back to the queue at once; transactions under way get grace_ms to end,
+ * after which their connections are cut and their jobs given back (the
+ * message may then be delivered twice: at-least-once).  When every job
+ * is back and every connection closed, d is freed and cb(arg) runs.
+ */
+void deliver_stop(struct deliver *d, uint64_t grace_ms, void (*cb)(void *arg),
+    void *arg);
+
+/* deliver_inflight - jobs held now (claimed and not yet completed). */
+unsigned deliver_inflight(const struct deliver *d);
+
+#endif
