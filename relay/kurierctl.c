@@ -717,6 +717,28 @@ run_check(struct ctl *c)
 	    cfg->deliver.retry_ms[cfg->deliver.nretry - 1]));
 	printf("  lifetime         %s\n", str_duration(d, sizeof d, cfg->deliver.lifetime_ms));
 	printf("  kept when done   %s\n", str_duration(d, sizeof d, cfg->queue.retention_ms));
+	printf("  resolver         %s\n", cfg->deliver.dns_server_set ?
+	    config_endpoint_str(&cfg->deliver.dns_server, addr, sizeof addr) : "system (/etc/resolv.conf)");
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		printf("  route            %s -> %s%s\n", cfg->routes[i].domain,
+		    config_endpoint_str(&cfg->routes[i].ep, addr, sizeof addr),
+		    cfg->deliver.smarthost_user[0] ? " (AUTH over TLS)" : "");
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		const struct config_domain *dom = &cfg->domains[i];
+
+		printf("  domain           %s: return path b+...@%s, DKIM", dom->name, dom->return_path);
+		for (unsigned k = 0; k < dom->nselector; k++) {
+			char path[PATH_MAX], e[256];
+
+			if (dkimkey_path(path, sizeof path, cfg->server.data_dir, dom->name,
+			    dom->selector[k], e, sizeof e) < 0 || access(path, R_OK) != 0)
+				printf(" %s (no key: kurierctl dkim keygen %s --selector %s)", dom->selector[k],
+				    dom->name, dom->selector[k]);
+			else
+				printf(" %s", dom->selector[k]);
+		}
+		printf("\n");
+	}
 	return CTL_OK;
 }
 
