@@ -27,8 +27,24 @@
 #include "core/xmalloc.h"
 #include "deliver/dkimkey.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DKIMSIGN_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DKIMSIGN_LSAN 1
+#endif
+#endif
+#ifdef DKIMSIGN_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define SIG_PREFIX "DKIM-Signature: "
 #define COMMENT_DEPTH_MAX 32
+/*
+ * libopendkim canonicalises a header field into a buffer of at most
+ * 64 KiB and silently signs a truncated copy of a longer one; stay below.
+ */
+#define SIGNED_FIELD_MAX 64000
 
 /*
  * Header fields signed when present (RFC 6376 5.4.1 lists these among
@@ -498,12 +514,33 @@ from_parse(struct fparse *fp, const char *f, size_t fl)
 	}
 }
 
+/* Whether field f is one of sign_headers. */
+static bool
+field_signed(const char *f, size_t fl)
+{
+	for (size_t i = 0; sign_headers[i] != NULL; i++)
+		if (field_is(f, fl, sign_headers[i]))
+			return true;
+	return false;
+}
+
+/* Field f's name, for messages. */
+static int
+field_name_len(const char *f, size_t fl)
+{
+	const char *colon = field_colon(f, fl);
+	size_t n = colon != NULL ? (size_t)(colon - f) : fl;
+
+	return n > 40 ? 40 : (int)n;
+}
+
 /*
- * The signing domain: the one From field's one mailbox.  0 with domain
- * set, or -EINVAL with why.
+ * Check the header section and find the signing domain: the one From
+ * field's one mailbox.  0 with domain set, or -EINVAL / -EMSGSIZE with
+ * why.
  */
 static int
-from_domain(const struct msgview *mv, char *domain, size_t dsize, char *why,
+header_check(const struct msgview *mv, char *domain, size_t dsize, char *why,
     size_t whysz)
 {
 	struct hdrscan s = { mv->msg, mv->msg + mv->hend, NULL };
@@ -513,11 +550,15 @@ from_domain(const struct msgview *mv, char *domain, size_t dsize, char *why,
 
 	domain[0] = '\0';
 	while (hdr_next(&s, &f, &fl)) {
-		if (field_is(f, fl, "From")) {
-			if (nfrom++ == 0) {
-				from = f;
-				froml = fl;
-			}
+		if (field_is(f, fl, "From") && nfrom++ == 0) {
+			from = f;
+			froml = fl;
+		}
+		if (fl > SIGNED_FIELD_MAX && field_signed(f, fl)) {
+			snprintf(why, whysz,
+			    "unsigned: the %.*s field is %zu bytes, more than kurier signs (%d)",
+			    field_name_len(f, fl), f, fl, SIGNED_FIELD_MAX);
+			return -EMSGSIZE;
 		}
 	}
 	if (nfrom == 0) {
@@ -861,7 +902,22 @@ sign_one(const struct dkimsign *ds, const struct dkimsign_key *k,
 	if (mv->body_len > 0 && (st = dkim_body(d,
 	    (unsigned char *)(uintptr_t)mv->body, mv->body_len)) != DKIM_STAT_OK)
 		return sign_fail(d, st, "body", domain, k, why, whysz);
-	if ((st = dkim_eom(d, NULL)) != DKIM_STAT_OK)
+	/*
+	 * dkim_eom() decodes the key.  libopendkim 2.11.0~beta2 never frees
+	 * an Ed25519 key so decoded (see dkimsign.h); under LeakSanitizer
+	 * that known leak is declared, for this call only, so that any other
+	 * leak still fails the sanitizer builds.
+	 */
+#ifdef DKIMSIGN_LSAN
+	if (k->alg == DKIM_SIGN_ED25519SHA256)
+		__lsan_disable();
+#endif
+	st = dkim_eom(d, NULL);
+#ifdef DKIMSIGN_LSAN
+	if (k->alg == DKIM_SIGN_ED25519SHA256)
+		__lsan_enable();
+#endif
+	if (st != DKIM_STAT_OK)
 		return sign_fail(d, st, "signature", domain, k, why, whysz);
 	if ((st = dkim_getsighdr_d(d, sizeof SIG_PREFIX - 1, &h, &hl)) !=
 	    DKIM_STAT_OK)
@@ -893,7 +949,7 @@ dkimsign_sign(const struct dkimsign *ds, const char *msg, size_t head_len,
 		return;
 	}
 	msg_split(&mv, msg, head_len, len);
-	if ((r = from_domain(&mv, res->domain, sizeof res->domain, res->why,
+	if ((r = header_check(&mv, res->domain, sizeof res->domain, res->why,
 	    sizeof res->why)) < 0) {
 		res->status = r;
 		return;
