@@ -895,6 +895,40 @@ dns_fill_query(struct dns_query *q, int status, const unsigned char *abuf,
 	}
 }
 
+/*
+ * Whether abuf is an answer to the question asked: one question, for
+ * name, of type, class IN.  c-ares versions differ on whether they check
+ * this under ARES_FLAG_NOCHECKRESP (1.18.1 does), and an answer to
+ * another question, an NXDOMAIN above all, must never decide where mail
+ * goes or that it bounces.
+ */
+static bool
+dns_answer_matches(const unsigned char *abuf, int alen, const char *name,
+    enum dns_qtype qtype)
+{
+	static const unsigned types[] = {
+		[DNS_Q_MX] = DNS_TYPE_MX,
+		[DNS_Q_A] = DNS_TYPE_A,
+		[DNS_Q_AAAA] = DNS_TYPE_AAAA,
+	};
+	const unsigned char *p;
+	char *qname;
+	long enclen;
+	bool ok;
+
+	if (abuf == NULL || alen < 12 || abuf[4] != 0 || abuf[5] != 1)
+		return false;
+	if (ares_expand_name(abuf + 12, abuf, alen, &qname, &enclen) != ARES_SUCCESS)
+		return false;
+	ok = strcasecmp(qname, name) == 0 && enclen > 0 && enclen <= alen - 12 - 4;
+	ares_free_string(qname);
+	if (!ok)
+		return false;
+	p = abuf + 12 + enclen;
+	return ((unsigned)p[0] << 8 | p[1]) == types[qtype] &&
+	    ((unsigned)p[2] << 8 | p[3]) == DNS_CLASS_IN;
+}
+
 /* c-ares's answer to one query; may run inside ares_query() itself. */
 static void
 dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
@@ -905,6 +939,10 @@ dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 	struct dns *d = r->d;
 
 	(void)timeouts;
+	if ((status == ARES_SUCCESS || status == ARES_ENODATA ||
+	    status == ARES_ENOTFOUND) &&
+	    !dns_answer_matches(abuf, alen, r->name, q->qtype))
+		status = ARES_EBADRESP;
 	dns_fill_query(q, status, abuf, alen);
 	if (!d->closing)
 		dns_cache_put(d, q, r->name);
