@@ -1248,8 +1248,10 @@ spfcheck_eval(struct spfcheck *s, const char *ip, const char *domain,
 
 	if (s->closing)
 		return -ECANCELED;
-	if (ip == NULL || domain == NULL || helo == NULL || cb == NULL ||
-	    !domain_ok(domain) || !domain_ok(helo))
+	if (helo == NULL || helo[0] == '\0')
+		helo = "unknown";
+	if (ip == NULL || domain == NULL || cb == NULL || !domain_ok(domain) ||
+	    !domain_ok(helo))
 		return -EINVAL;
 	if (inet_pton(AF_INET, ip, &a.v4) == 1)
 		family = AF_INET;

@@ -89,12 +89,13 @@ typedef void spfcheck_cb(void *arg, enum spfcheck_verdict v, const char *why);
 /*
  * spfcheck_eval - evaluate SPF for MAIL FROM domain sent from ip (our
  * outbound address, IPv4 or IPv6 text) with helo as the EHLO name (used
- * only by %{h} macros).  cb(arg, ...) runs exactly once, later, on the
- * loop thread, never inside this call, a cached answer included.
- * The domain's case and a trailing dot do not matter.  Strings are
- * copied.  Returns 0, or -EINVAL (ip not an address, domain
- * or helo empty or longer than 255) or -ECANCELED (after
- * spfcheck_close()), cb then never running.
+ * only by %{h} macros; NULL or "" reads as "unknown").  cb(arg, ...)
+ * runs exactly once, later, on the loop thread, never inside this call,
+ * a cached answer included.  The domain's case and a trailing dot do
+ * not matter.  Strings are copied.  Returns 0, or -EINVAL (ip not an address; domain empty;
+ * domain or helo longer than 255 octets or holding spaces, controls or
+ * '@'; cb NULL) or -ECANCELED (after spfcheck_close()), cb then never
+ * running.
  */
 int spfcheck_eval(struct spfcheck *s, const char *ip, const char *domain,
     const char *helo, spfcheck_cb *cb, void *arg);

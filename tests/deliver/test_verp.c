@@ -18,10 +18,9 @@
 #include <unistd.h>
 
 #include "deliver/verp.h"
+#include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-Suite *verp_suite(void);
 
 static const uint8_t key1[VERP_KEY_LEN] = {
 	0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
