@@ -114,6 +114,8 @@ enum task_state {
 	T_DONE,
 };
 
+enum { P_OPEN, P_SENT, P_DONE, P_AGAIN };
+
 static const char *const task_state_names[] = {
 	"route", "sign", "wait", "connect", "spf", "txn", "done",
 };
@@ -133,6 +135,13 @@ struct task {
 	bool renewing;
 	size_t *pend;               /* indices into job->st.r still to try */
 	size_t npend;
+	/*
+	 * Per pend entry: P_OPEN (no outcome yet), P_SENT (in the running
+	 * transaction), P_DONE (outcome set), P_AGAIN (452 "too many
+	 * recipients" in a transaction that made progress: the next one
+	 * on the same connection takes it).
+	 */
+	unsigned char *pst;
 	struct route_result *route;
 	size_t hop;
 	struct host *host;          /* the server being tried */
@@ -149,6 +158,7 @@ struct task {
 	/* The transaction's recipients (indices into pend) and their args. */
 	size_t *txn_idx;
 	size_t ntxn;
+	struct iovec iov[2];        /* the message's pieces: smtpc reads them until on_txn */
 	struct smtpc_rcpt *txn_rcpt;
 	bool released;              /* given back without an attempt */
 };
@@ -517,12 +527,27 @@ log_attempt(struct task *t, const char *what, const char *reply, size_t ndeliver
 
 /* --- ending a task -------------------------------------------------------------------- */
 
-/* set_all - the same outcome for every pending recipient. */
+/* set_all - the same outcome for every recipient still without one. */
 static void
 set_all(struct task *t, enum rcpt_state st, const char *reply)
 {
-	for (size_t i = 0; i < t->npend; i++)
+	for (size_t i = 0; i < t->npend; i++) {
+		if (t->pst[i] == P_DONE)
+			continue;
 		queue_job_set(t->job, t->pend[i], st, reply);
+		t->pst[i] = P_DONE;
+	}
+}
+
+/* open_count - recipients without an outcome. */
+static size_t
+open_count(const struct task *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->npend; i++)
+		n += t->pst[i] != P_DONE;
+	return n;
 }
 
 static void
@@ -542,6 +567,7 @@ task_free(struct task *t)
 	queue_job_free(t->job);
 	buf_free(&t->sigs);
 	free(t->pend);
+	free(t->pst);
 	free(t->txn_idx);
 	free(t->txn_rcpt);
 	free(t);
@@ -616,16 +642,20 @@ task_release(struct task *t)
 static void
 task_defer_all(struct task *t, const char *reply)
 {
+	size_t n = open_count(t);
+
 	set_all(t, RCPT_DEFERRED, reply);
-	log_attempt(t, "deferred", reply, 0, t->npend, 0);
+	log_attempt(t, "deferred", reply, 0, n, 0);
 	task_finish(t);
 }
 
 static void
 task_bounce_all(struct task *t, const char *reply)
 {
+	size_t n = open_count(t);
+
 	set_all(t, RCPT_BOUNCED, reply);
-	log_attempt(t, "bounced", reply, 0, 0, t->npend);
+	log_attempt(t, "bounced", reply, 0, 0, n);
 	task_finish(t);
 }
 
@@ -645,6 +675,7 @@ task_start(struct deliver *d, struct queue_job *job)
 	list_push(&d->tasks, &t->all);
 	d->active++;
 	t->pend = xcalloc(job->st.n ? job->st.n : 1, sizeof *t->pend);
+	t->pst = xcalloc(job->st.n ? job->st.n : 1, sizeof *t->pst);
 	for (size_t i = 0; i < job->st.n; i++)
 		if (!rcpt_state_final(job->st.r[i].state))
 			t->pend[t->npend++] = i;
@@ -662,6 +693,7 @@ task_start(struct deliver *d, struct queue_job *job)
 			say(reply, sizeof reply, "4.4.7 delivery time expired%s%s",
 			    r->reply ? "; last reply: " : "", r->reply ? r->reply : "");
 			queue_job_set(job, t->pend[i], RCPT_EXPIRED, reply);
+			t->pst[i] = P_DONE;
 		}
 		log_attempt(t, "expired", "4.4.7 delivery time expired", 0, 0, 0);
 		task_finish(t);
@@ -1213,7 +1245,6 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	struct task *t = arg;
 	size_t ndel = 0, ndef = 0, nbou = 0;
 	char reply[700], mailr[700], why[700];
-	bool retry_452 = false;
 
 	(void)c;
 	if (res->status < 0 && res->connection_lost && res->stage >= SMTPC_DATA) {
@@ -1249,6 +1280,7 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 		const struct smtpc_reply *rr = &res->rcpt[k];
 		const struct smtpc_reply *final;
 
+		t->pst[i] = P_DONE;
 		if (rr->code == 0) {
 			say(reply, sizeof reply, "451 4.4.2 %s[%s]: no reply to RCPT (%s)",
 			    t->host->name, t->host->ip, res->error[0] ? res->error : "transaction ended");
@@ -1275,8 +1307,9 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 			nbou++;
 			break;
 		default:
+			/* RFC 5321 4.5.3.1.10: 452 too many recipients, send the rest anew. */
 			if (final == rr && rr->code == 452)
-				retry_452 = true;
+				t->pst[i] = P_AGAIN;
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			break;
@@ -1289,39 +1322,55 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	else
 		say(reply, sizeof reply, "no recipient accepted");
 	log_attempt(t, ndel == t->ntxn ? "delivered" : "attempt", reply, ndel, ndef, nbou);
-	(void)retry_452;
 	if (res->connection_lost && t->conn != NULL)
 		t->conn->closing = true;
+	/*
+	 * More to send: recipients past the first SMTPC_RCPT_MAX, and those
+	 * refused with 452 when others got through.  Without progress, 452s
+	 * stay deferred.
+	 */
+	for (size_t i = 0; i < t->npend; i++)
+		if (t->pst[i] == P_AGAIN)
+			t->pst[i] = ndel + nbou > 0 ? P_OPEN : P_DONE;
+	if (open_count(t) > 0 && t->conn != NULL && !t->conn->closing &&
+	    smtpc_usable(t->conn->c) && !t->d->stopping) {
+		task_txn(t);
+		return;
+	}
+	if (open_count(t) > 0)
+		set_all(t, RCPT_DEFERRED, t->conn == NULL || t->conn->closing ?
+		    "451 4.4.2 not sent: the connection ended first" : "451 4.5.3 not sent yet");
 	task_finish(t);
 }
 
 static void
 task_txn(struct task *t)
 {
-	struct deliver *d = t->d;
 	struct smtpc_txn txn;
-	struct iovec iov[2];
+	struct iovec *iov = t->iov;
 	size_t n = t->npend;
 	int rc;
 
 	t->state = T_TXN;
-	if (n > SMTPC_RCPT_MAX)
-		n = SMTPC_RCPT_MAX;    /* the rest next time round, soon */
 	free(t->txn_idx);
 	free(t->txn_rcpt);
-	t->txn_idx = xcalloc(n, sizeof *t->txn_idx);
-	t->txn_rcpt = xcalloc(n, sizeof *t->txn_rcpt);
-	t->ntxn = n;
-	for (size_t k = 0; k < n; k++) {
-		const struct env_rcpt *er = &t->job->env.rcpt[t->job->st.r[t->pend[k]].idx];
+	t->txn_idx = xcalloc(n ? n : 1, sizeof *t->txn_idx);
+	t->txn_rcpt = xcalloc(n ? n : 1, sizeof *t->txn_rcpt);
+	n = 0;
+	for (size_t i = 0; i < t->npend && n < SMTPC_RCPT_MAX; i++) {
+		const struct env_rcpt *er;
 
-		t->txn_idx[k] = k;
-		t->txn_rcpt[k].addr = er->addr;
-		t->txn_rcpt[k].orcpt = er->orcpt;
-		t->txn_rcpt[k].notify = er->notify;
+		if (t->pst[i] != P_OPEN)
+			continue;
+		er = &t->job->env.rcpt[t->job->st.r[t->pend[i]].idx];
+		t->pst[i] = P_SENT;
+		t->txn_idx[n] = i;
+		t->txn_rcpt[n].addr = er->addr;
+		t->txn_rcpt[n].orcpt = er->orcpt;
+		t->txn_rcpt[n].notify = er->notify;
+		n++;
 	}
-	if (n < t->npend)
-		t->npend = n;  /* only these get an outcome now; the others stay queued */
+	t->ntxn = n;
 	memset(&txn, 0, sizeof txn);
 	txn.mail_from = t->mail_from;
 	txn.size = t->sigs.len + t->job->msg_len;
@@ -1347,7 +1396,6 @@ task_txn(struct task *t)
 		smtpc_abort(t->conn->c);
 		task_defer_all(t, why);
 	}
-	(void)d;
 }
 
 /* --- sweep: leases and idle connections ---------------------------------------------------- */
