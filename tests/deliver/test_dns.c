@@ -34,7 +34,7 @@
 
 #include "deliver/dns.h"
 
-Suite *dns_suite(void);
+#include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define DNSMASQ "/usr/sbin/dnsmasq"

@@ -30,7 +30,7 @@
 #include "deliver/dns.h"
 #include "deliver/route.h"
 
-Suite *route_suite(void);
+#include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define DNSMASQ "/usr/sbin/dnsmasq"
