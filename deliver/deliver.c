@@ -1502,6 +1502,12 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 		str_copy(d->rules[i].domain, d->cfg.routes[i].domain, sizeof d->rules[i].domain);
 		str_copy(d->rules[i].host, d->cfg.routes[i].ep.host, sizeof d->rules[i].host);
 		d->rules[i].port = d->cfg.routes[i].ep.port;
+		if (!dns_valid_name(d->rules[i].host) && !dns_parse_literal(d->rules[i].host, NULL)) {
+			say(err, errsz, "[deliver] route.%s: \"%s\" is neither a host name nor an IP address",
+			    d->rules[i].domain, d->rules[i].host);
+			rc = -EINVAL;
+			goto fail;
+		}
 	}
 	if ((rc = verp_load_key(d->cfg.deliver.verp_secret, d->cfg.server.data_dir, d->verp_key,
 	    err, errsz)) < 0)
