@@ -28,8 +28,12 @@
 #   main   MX routing, bounces, retries, TLS, DKIM, VERP, the newsletter
 #   smart  route.* = 127.0.0.9 with AUTH over TLS
 #   spf    spf_preflight = defer
-# Every wait is bounded (see deliver_lib.sh): a kurierd that does not
-# deliver makes the checks fail, never the script hang.
+# The messages of a run are submitted in one session, then checked one
+# scenario after the other.  Every wait is bounded (see deliver_lib.sh):
+# a kurierd that does not deliver makes the checks fail, never the script
+# hang.  Environment: KURIER_BIN (default bin/), DELIVER_WAIT (seconds a
+# message may take, default 30), KURIER_E2E_KEEP=DIR (keep the logs,
+# configs, messages and the sink's spool in DIR).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/deliver_lib.sh"
 e2e_init
@@ -227,22 +231,37 @@ mkmsg() {
 
 declare -A mid      # scenario -> queue id
 declare -A mfile    # scenario -> submitted message file
-# send CONF_NAME SCENARIO FROM RCPTS [HEADER...] - submit, remember the id.
+batch=()            # scenarios to submit with send_batch
+# send SCENARIO FROM RCPTS [HEADER...] - write the scenario's message and
+# add it to the next batch.
 send() {
-	local name=$1 sc=$2 from=$3 rcpts=$4 port_var=${1}_port id first
-	shift 4
+	local sc=$1 from=$2 rcpts=$3 first
+	shift 3
 	first=${rcpts%%,*}
 	[ "${rcpts:0:1}" = @ ] && first="undisclosed-recipients"
 	mfile[$sc]=$E2E_TMP/msg-$sc.eml
+	mid[$sc]=""
 	mkmsg "${mfile[$sc]}" "$from" "$first" "$sc-$RANDOM$RANDOM" "$@"
-	id=$(submit "${!port_var}" "$user" "$password" "$from" "$rcpts" "${mfile[$sc]}" 2>"$E2E_TMP/submit-$sc.err")
-	if [ -n "$id" ]; then
-		mid[$sc]=$id
-		pass "$sc: submitted"
-	else
-		mid[$sc]=""
-		fail "$sc: submitted" "$(cat "$E2E_TMP/submit-$sc.err")"
-	fi
+	printf '%s\t%s\t%s\t%s\n' "$sc" "$from" "$rcpts" "${mfile[$sc]}" >>"$E2E_TMP/batch"
+	batch+=("$sc")
+}
+
+# send_batch CONF_NAME - submit the batch in one session; remember the ids.
+send_batch() {
+	local port_var=${1}_port sc tag id rest out=$E2E_TMP/submit-$1.out
+	submit "${!port_var}" "$user" "$password" "$E2E_TMP/batch" >"$out" 2>&1
+	while read -r tag id rest; do
+		[ -n "${mfile[$tag]:-}" ] && [ "$id" != ERROR ] && mid[$tag]=$id
+	done <"$out"
+	for sc in "${batch[@]}"; do
+		if [ -n "${mid[$sc]}" ]; then
+			pass "$sc: submitted"
+		else
+			fail "$sc: submitted" "$(grep "^$sc " "$out" || tail -3 "$out")"
+		fi
+	done
+	batch=()
+	rm -f "$E2E_TMP/batch"
 }
 
 # show SCENARIO CONF_NAME - kurierctl queue show of the scenario's message.
@@ -293,25 +312,26 @@ run_group() {
 # ============================================================================================
 if run_group main; then
 	from=alice@example.com
-	send main mxorder $from u@mxorder.test
-	send main mxfail $from u@mxfail.test
-	send main mxdown $from u@mxdown.test
-	send main afallback $from u@afallback.test
-	send main nullmx $from u@nullmx.test
-	send main nxdomain $from u@nx.test
-	send main servfail $from u@broken.test
-	send main tempfail $from u@tempfail.test
-	send main tempfail-rcpt $from u@tempfail-rcpt.test
-	send main partial $from a@partial.test,bad@partial.test,c@partial.test
-	send main drop $from u@drop.test
-	send main tls $from u@tls.test
-	send main dkim $from u@dkim.test
-	send main rsa-only $from u@rsa-only.test
-	for i in 1 2 3; do send main verp$i $from "v$i@verp.test"; done
+	send mxorder $from u@mxorder.test
+	send mxfail $from u@mxfail.test
+	send mxdown $from u@mxdown.test
+	send afallback $from u@afallback.test
+	send nullmx $from u@nullmx.test
+	send nxdomain $from u@nx.test
+	send servfail $from u@broken.test
+	send tempfail $from u@tempfail.test
+	send tempfail-rcpt $from u@tempfail-rcpt.test
+	send partial $from a@partial.test,bad@partial.test,c@partial.test
+	send drop $from u@drop.test
+	send tls $from u@tls.test
+	send dkim $from u@dkim.test
+	send rsa-only $from u@rsa-only.test
+	for i in 1 2 3; do send verp$i $from "v$i@verp.test"; done
 	rcpts=$E2E_TMP/news.rcpts
 	for d in 1 2 3 4 5; do for i in $(seq 200); do echo "r$i@news$d.test"; done; done >"$rcpts"
-	send main news news@letters.example "@$rcpts" \
+	send news news@letters.example "@$rcpts" \
 		"List-Unsubscribe: <mailto:unsubscribe@letters.example>"
+	send_batch main
 
 	# --- MX ordering ---
 	settled mxorder main
@@ -497,8 +517,9 @@ fi
 # smart: every delivery through the smarthost, AUTH over TLS
 # ============================================================================================
 if run_group smart; then
-	send smart smart1 alice@example.com u@anywhere.test
-	send smart smart2 alice@example.com u2@mxorder.test
+	send smart1 alice@example.com u@anywhere.test
+	send smart2 alice@example.com u2@mxorder.test
+	send_batch smart
 	for sc in smart1 smart2; do
 		settled "$sc" smart
 	done
@@ -521,8 +542,9 @@ fi
 # spf: spf_preflight = defer
 # ============================================================================================
 if run_group spf; then
-	send spf spfpass alice@example.com u@spfpass.test
-	send spf spfheld x@spffail.example u@spfheld.test
+	send spfpass alice@example.com u@spfpass.test
+	send spfheld x@spffail.example u@spfheld.test
+	send_batch spf
 	settled spfpass spf
 	check_state spfpass spf u@spfpass.test delivered
 	check_eq "spfpass: SPF of bounces.example.com passes: accepted once" \

@@ -14,8 +14,9 @@
 #   make_cert DIR            a self-signed certificate DIR/cert.pem, DIR/key.pem
 #   start_kurierd NAME CONF  kurierd --roles relay,deliver; log in $E2E_TMP/NAME.log
 #   stop_kurierd NAME        SIGTERM; checks the exit status and the log
-#   submit PORT USER PASS FROM RCPTS MSGFILE
-#                            STARTTLS + AUTH + one transaction; prints the id
+#   submit PORT USER PASS SPECFILE
+#                            one session (STARTTLS + AUTH), a transaction
+#                            per line; prints "TAG ID" per message
 #   rcpt_field TEXT ADDR FIELD   a recipient's field in `queue show` output
 #   wait_until SECS CMD...   until CMD succeeds, at most SECS of wall time
 #   wait_settled CONF ID     until every recipient of ID is final
@@ -331,42 +332,61 @@ keep_artifacts() {
 
 SUBMIT_PY='
 import smtplib, ssl, sys
-port, user, password, sender, rcpts, path = sys.argv[1:7]
-if rcpts.startswith("@"):
-    with open(rcpts[1:]) as f:
-        rcpts = [l.strip() for l in f if l.strip()]
-else:
-    rcpts = rcpts.split(",")
-with open(path, "rb") as f:
-    msg = f.read()
+port, user, password, spec = sys.argv[1:5]
+jobs = []
+with open(spec) as f:
+    for line in f:
+        if line.strip():
+            jobs.append(line.rstrip("\n").split("\t"))
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
-try:
-    s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="deliver-test.example", timeout=60)
-    s.starttls(context=ctx)
-    s.ehlo("deliver-test.example")
-    s.login(user, password)
-    code, text = s.mail(sender)
-    if code != 250:
-        sys.exit("MAIL: %d %s" % (code, text.decode()))
-    for r in rcpts:
-        code, text = s.rcpt(r)
+s = None
+for tag, sender, rcpts, path in jobs:
+    if rcpts.startswith("@"):
+        with open(rcpts[1:]) as f:
+            rcpts = [l.strip() for l in f if l.strip()]
+    else:
+        rcpts = rcpts.split(",")
+    with open(path, "rb") as f:
+        msg = f.read()
+    try:
+        if s is None:
+            s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="deliver-test.example", timeout=60)
+            s.starttls(context=ctx)
+            s.ehlo("deliver-test.example")
+            s.login(user, password)
+        code, text = s.mail(sender)
         if code != 250:
-            sys.exit("RCPT %s: %d %s" % (r, code, text.decode()))
-    code, text = s.data(msg)
+            raise ValueError("MAIL: %d %s" % (code, text.decode()))
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code != 250:
+                raise ValueError("RCPT %s: %d %s" % (r, code, text.decode()))
+        code, text = s.data(msg)
+        text = text.decode()
+        if code != 250 or "queued as " not in text:
+            raise ValueError("DATA: %d %s" % (code, text))
+        print(tag, text.rsplit("queued as ", 1)[1].split()[0], flush=True)
+    except ValueError as e:
+        print(tag, "ERROR", e, flush=True)
+        try:
+            s.rset()
+        except (OSError, smtplib.SMTPException):
+            s = None
+    except (OSError, smtplib.SMTPException) as e:
+        print(tag, "ERROR", "submission failed: %s" % e, flush=True)
+        s = None
+if s is not None:
     s.quit()
-except (OSError, smtplib.SMTPException) as e:
-    sys.exit("submission failed: %s" % e)
-text = text.decode()
-if code != 250 or "queued as " not in text:
-    sys.exit("DATA: %d %s" % (code, text))
-print(text.rsplit("queued as ", 1)[1].split()[0])
 '
 
-# submit PORT USER PASS FROM RCPTS MSGFILE - submit MSGFILE's bytes (CRLF
-# lines) to RCPTS (comma-separated, or @FILE with one per line) over
-# STARTTLS with AUTH; prints the queue id, or an error on stderr (exit 1).
+# submit PORT USER PASS SPECFILE - one submission session (STARTTLS, AUTH)
+# with one transaction per line of SPECFILE, "TAG<tab>FROM<tab>RCPTS<tab>
+# MSGFILE" (RCPTS comma-separated, or @FILE with one per line; MSGFILE's
+# bytes are sent as they are, CRLF lines).  Prints "TAG ID" per queued
+# message, "TAG ERROR why" per refused one; reconnects after a broken
+# connection.
 submit() {
 	"$SINK_PY" -c "$SUBMIT_PY" "$@"
 }
