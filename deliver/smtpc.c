@@ -544,7 +544,8 @@ txn_done(struct smtpc *c, int status, enum smtpc_stage stage, enum shut_how how)
 	x->cb = NULL;
 	res.status = status;
 	res.stage = stage;
-	res.connection_lost = c->state == ST_CLOSED || c->state == ST_QUIT;
+	res.connection_lost = c->state == ST_CLOSED || c->state == ST_QUIT ||
+	    c->conn == NULL || conn_is_closing(c->conn);
 	res.elapsed_ms = uv_now(c->loop) - x->start_ms;
 	if (status == 0)
 		res.error[0] = '\0';
@@ -1121,17 +1122,23 @@ body_fill(struct smtpc *c)
 }
 
 /*
- * body_pump - hand chunks to the conn while little is queued; on_drain
- * calls again.  Each call is progress: the data block timer restarts.
+ * body_pump - hand chunks to the conn while little is queued, at most
+ * SMTPC_HIGH_WATER bytes a call so that one fast peer does not hold the
+ * loop (the kernel may take megabytes at once); on_drain calls again
+ * once the conn has written them.  Each call is progress: the data block
+ * timer restarts.
  */
 static void
 body_pump(struct smtpc *c)
 {
+	size_t budget = SMTPC_HIGH_WATER;
+
 	arm(c, c->data_block_ms);
-	while (c->state == ST_BODY && c->conn != NULL &&
+	while (c->state == ST_BODY && c->conn != NULL && budget > 0 &&
 	    conn_pending(c->conn) < SMTPC_HIGH_WATER) {
 		bool end = body_fill(c);
 
+		budget -= c->out.len < budget ? c->out.len : budget;
 		if (conn_write(c->conn, c->out.data, c->out.len) < 0) {
 			/* The conn is closing: on_close reports it. */
 			buf_reset(&c->out);

@@ -15,9 +15,14 @@
  * freed by smtpc itself, in the loop's close phase, after the closed
  * callback (smtpc_on_close) ran; that happens exactly once whichever way
  * it ends: quit, abort, a failed ready, a timeout, the peer closing an
- * idle connection.  The pointer must not be used after the closed
- * callback, nor after a failed ready (the smtpc is then closing and
- * frees itself; the closed callback, if set, still runs).
+ * idle connection.  Until then the pointer stays valid, and smtpc_quit(),
+ * smtpc_abort(), smtpc_info() and smtpc_usable() may be called even on a
+ * smtpc that is closing (a transaction reported connection_lost); it
+ * must not be used once the closed callback ran.  After a failed ready
+ * the smtpc is closing and frees itself: the owner may use c inside the
+ * ready callback (smtpc_abort() is allowed and changes nothing) but
+ * should forget it when the callback returns, unless it waits for the
+ * closed callback, which still runs if set.
  *
  * Callbacks (ready, txn, closed) always run from the loop, never from
  * inside an smtpc_* call; any smtpc_* call may be made from inside them
@@ -144,7 +149,8 @@ const char *smtpc_stage_name(enum smtpc_stage s);
 
 /*
  * ready - the set-up ended.  status 0: c is idle and usable, smtpc_info()
- * is filled.  Else a negative errno (see the top), the stage where it
+ * is filled; stage is SMTPC_AUTH with AUTH's 235, else SMTPC_EHLO with
+ * the EHLO (or HELO) reply.  Else a negative errno (see the top), the stage where it
  * stopped and the reply behind it (code 0 when none, e.g. -ETIMEDOUT,
  * -EPROTO of a handshake, -ECONNRESET).  Refusals: a greeting other than
  * 220 (-EREMOTEIO at SMTPC_GREETING), EHLO and then HELO refused
@@ -153,8 +159,10 @@ const char *smtpc_stage_name(enum smtpc_stage s);
  * offered with require_tls (-EPROTONOSUPPORT at SMTPC_STARTTLS), no TLS
  * or no usable mechanism for AUTH (-EPROTONOSUPPORT at SMTPC_AUTH), AUTH
  * refused (-EACCES at SMTPC_AUTH).  After a failed ready the smtpc is
- * already closing (QUIT first when the dialogue is still in step) and
- * frees itself: do not use c again.  reply is valid during the call.
+ * already closing (QUIT first when the dialogue is still in step, a
+ * plain close after a 421, an abort after a timeout or a malformed
+ * reply) and frees itself (see the top of this file).  reply is valid
+ * during the call.
  */
 typedef void smtpc_ready_cb(void *arg, struct smtpc *c, int status,
     enum smtpc_stage stage, const struct smtpc_reply *reply);
@@ -240,15 +248,16 @@ struct smtpc_txn {
  *                     (permanent for this server)
  *   -EPROTONOSUPPORT  8BITMIME or SMTPUTF8 lacking, see smtpc_txn
  *   -EREMOTEIO        the server refused RSET (stage SMTPC_RSET, its
- *                     reply in mail; the connection is then closed),
- *                     MAIL (SMTPC_MAIL, mail), or DATA (SMTPC_DATA, data
- *                     holds the reply that came instead of 354, or a
- *                     reply that came while the data was being sent)
+ *                     reply in mail; the connection is then quit), MAIL
+ *                     (SMTPC_MAIL, mail) or DATA (SMTPC_DATA, data holds
+ *                     the reply that came instead of 354, or one that
+ *                     came while the data was being sent: the connection
+ *                     is then aborted), or said 421 (the stage where)
  *   -ENOENT           no RCPT got a 2xx: stage SMTPC_RCPT, the replies in
  *                     rcpt[]; DATA is not sent, or (pipelined) answered
  *                     by the server's refusal or, after a 354 it should
- *                     not have given, by a lone dot.  No RSET now: the
- *                     next smtpc_send starts with one
+ *                     not have given, by a lone dot; data stays code 0.
+ *                     No RSET now: the next smtpc_send starts with one
  *   -ETIMEDOUT, -ECONNRESET, -EPROTO
  *                     the connection failed at stage; connection_lost.
  *                     At SMTPC_DOT the message may have been delivered
@@ -282,8 +291,9 @@ typedef void smtpc_txn_cb(void *arg, struct smtpc *c,
  * MAIL was already sent on this connection.  With PIPELINING, RSET, MAIL,
  * every RCPT and DATA go in one write (RFC 2920 3.1) and the replies
  * are matched in order; without it, lock-step.  DATA is sent (lock-step)
- * only when at least one RCPT got a 2xx.  A 421 reply to anything makes
- * smtpc close the connection after reporting it.
+ * only when at least one RCPT got a 2xx.  A 421 reply to anything ends
+ * the transaction there (RFC 5321 3.8) and smtpc closes the connection
+ * (connection_lost).
  * Returns 0; -EBUSY when c is not idle (set-up under way, a transaction
  * running, closing); -EINVAL for a bad t (no recipients, a control
  * character in an address, ENVID or ORCPT, an ORCPT without ';', an

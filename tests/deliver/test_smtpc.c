@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1527,6 +1528,41 @@ START_TEST(test_auth_login)
 }
 END_TEST
 
+/*
+ * Credentials too long for an initial response within 512 bytes (RFC
+ * 4954 4): "AUTH PLAIN" alone, the response after the 334.
+ */
+START_TEST(test_auth_plain_long)
+{
+	static char user[201], pass[256], msg[2 + sizeof user + sizeof pass];
+	static char b64[2 * sizeof msg];
+	const struct step script[] = {
+		GREET,
+		EHLO_TLS,
+		STARTTLS_OK,
+		{ "EHLO " HELO, "250-" HOSTNAME "\r\n250 AUTH PLAIN LOGIN\r\n", 0 },
+		{ "AUTH PLAIN", "334 \r\n", 0 },
+		{ b64, "235 2.7.0 ok\r\n", 0 },
+	};
+	size_t ul = sizeof user - 1, pl = sizeof pass - 1;
+
+	memset(user, 'u', ul);
+	memset(pass, 'p', pl);
+	msg[0] = '\0';
+	memcpy(msg + 1, user, ul);
+	msg[1 + ul] = '\0';
+	memcpy(msg + 2 + ul, pass, pl);
+	ck_assert_int_gt(EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)msg,
+	    (int)(ul + pl + 2)), 500);
+	H->o.tls = cctx;
+	H->o.auth_user = user;
+	H->o.auth_pass = pass;
+	play(script, NELEM(script));
+	ck_assert_int_eq(H->cli.ready_status, 0);
+	ck_assert(H->cli.info.authenticated);
+}
+END_TEST
+
 START_TEST(test_auth_refused)
 {
 	static const struct step script[] = {
@@ -2261,6 +2297,7 @@ smtpc_suite(void)
 	tcase_add_test(tc, test_tls_handshake_fails);
 	tcase_add_test(tc, test_auth_plain);
 	tcase_add_test(tc, test_auth_login);
+	tcase_add_test(tc, test_auth_plain_long);
 	tcase_add_test(tc, test_auth_refused);
 	tcase_add_test(tc, test_auth_needs_tls);
 	tcase_add_test(tc, test_auth_no_mechanism);
