@@ -42,8 +42,7 @@
 #include "core/tlsctx.h"
 #include "deliver/smtpc.h"
 #include "queue/envelope.h"
-
-Suite *smtpc_suite(void);
+#include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mx.test.example"

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "deliver/smtpreply.h"
-
-Suite *smtpreply_suite(void);
+#include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define M(s) s, sizeof(s) - 1
