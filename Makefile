@@ -184,9 +184,10 @@ endef
 $(eval $(call variant,release))
 $(eval $(call variant,asan))
 
+# Replaced by rename, so a running bin/kurierd does not make the copy fail.
 bin/%: build/release/bin/%
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
 	build/release/tests/check_policy build/release/tests/check_deliver \
