@@ -21,20 +21,23 @@
  *     "From" once more than present, so a From added in transit breaks
  *     the signature (RFC 6376 8.15).
  *
- * Costs (measured on the 2-core EPYC the project runs on, 5 KB message,
- * CPU time of one thread; see the report in the commit that added this):
- * libopendkim takes the private key as text in dkim_sign() and decodes
- * it for every signature; it offers no way to hand it a parsed key.  With
- * OpenSSL 3.0 the decode alone costs about 330-370 us whatever the form
- * (PEM or base64 DER, PKCS#1 or PKCS#8, RSA or Ed25519), and an RSA key
- * decoded afresh signs in about 500 us instead of 260 us (its Montgomery
- * and blinding set-up is not reused).  So one RSA-2048 signature costs
- * about 0.9 ms of CPU (about 1,100 per second per core) and one Ed25519
- * signature about 0.43 ms (about 2,300 per second per core).  Keys are
- * kept in memory in the cheapest form measured: RSA as PKCS#1 PEM ("RSA
- * PRIVATE KEY", some 4% cheaper to decode than PKCS#8), Ed25519 as PKCS#8
- * PEM (libopendkim 2.11.0 recognises base64 DER only by the "MII" prefix
- * of RSA keys).  The key text is wiped when the struct is closed.
+ * Costs (2-core AMD EPYC, OpenSSL 3.0, 5 KB message, CPU time): the
+ * library takes the private key as text in dkim_sign() and decodes it
+ * for every signature; it offers no way to hand it a parsed key.  The
+ * decode alone costs 330-370 us whatever the form (PEM or base64 DER,
+ * PKCS#1 or PKCS#8, RSA or Ed25519), and an RSA key decoded afresh signs
+ * in about 500 us instead of 260 us (its Montgomery and blinding set-up
+ * is redone).  So one RSA-2048 signature costs about 0.95 ms of CPU
+ * (1,050-1,100 per second per core) and one Ed25519 signature about
+ * 0.45 ms (1,900-2,200 per second per core).  Decoding also takes
+ * OpenSSL 3.0's provider locks, so it scales badly across threads: two
+ * threads signing at once cost up to 20% (RSA) and 50% (Ed25519) more
+ * CPU per signature than one.  Callers gain nothing from running more
+ * signatures at once than there are cores.  Keys are kept in memory in
+ * the cheapest form measured: RSA as PKCS#1 PEM ("RSA PRIVATE KEY",
+ * about 4% cheaper to decode than PKCS#8), Ed25519 as PKCS#8 PEM
+ * (libopendkim 2.11.0 recognises base64 DER only by the "MII" prefix of
+ * RSA keys).  The key text is wiped when the struct is closed.
  *
  * Known defect of the library: libopendkim 2.11.0~beta2 (Debian 12)
  * never frees an Ed25519 signing key (its dkim_free() frees key data of
@@ -135,8 +138,9 @@ struct dkimsign_result {
  *   -EMSGSIZE  a field to be signed is longer than 64,000 octets (the
  *            library would sign a truncated copy of it: a signature no
  *            verifier accepts; RFC 5322 lines stop at 998 octets);
- *   -EBADMSG, -ENOMEM, -ENOTSUP, -EIO   libopendkim failed (why has its
- *            detail).
+ *   -EBADMSG  libopendkim refused a header field (a control character
+ *            in its name, say);
+ *   -ENOMEM, -ENOTSUP, -EIO   libopendkim failed (why has its detail).
  * On failure no signature is returned, even if some key succeeded.
  * msg is only read.  Thread-safe (see above).
  */

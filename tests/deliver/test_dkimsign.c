@@ -1161,6 +1161,16 @@ START_TEST(test_sign_odd_messages)
 	ck_assert_msg(res.status == 0, "%s", res.why);
 	dkimsign_result_free(&res);
 
+	/* A field name libopendkim refuses: an error, no signature. */
+	sign_str("From: joe@example.com\r\nX-\x01ctl: y\r\n\r\nbody\r\n",
+	    DKIMSIGN_ALL, &res);
+	ck_assert_int_eq(res.status, -EBADMSG);
+	ck_assert_uint_eq(res.nsig, 0);
+	ck_assert_ptr_null(res.sig);
+	ck_assert_ptr_nonnull(strstr(res.why, "Syntax error"));
+	ck_assert_str_eq(res.domain, "example.com");
+	dkimsign_result_free(&res);
+
 	/* NUL bytes and a header section with no line end at all. */
 	{
 		static const char nul[] =

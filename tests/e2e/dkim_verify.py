@@ -74,7 +74,11 @@ def main(argv):
         key = name.decode("ascii", "replace").rstrip(".").lower()
         return records.get(key)
 
-    headers, _ = dkim.rfc822_parse(message)
+    try:
+        headers, _ = dkim.rfc822_parse(message)
+    except dkim.DKIMException as e:
+        print("fail: cannot parse the message (%s)" % e)
+        return 1
     sigs = [v for k, v in headers if k.lower() == b"dkim-signature"]
     if not sigs:
         print("fail: no DKIM-Signature")
