@@ -41,6 +41,8 @@
 #define MSG_MAX (64u << 20)
 #define SELECTORS_MAX 8
 
+static void usage(void) __attribute__((noreturn));
+
 static void
 usage(void)
 {
