@@ -216,6 +216,7 @@ struct deliver {
 	unsigned handles_open;
 	bool claiming;
 	bool last_claim_full;
+	bool full;                  /* a claim was due while every slot was taken */
 	unsigned active;            /* tasks */
 	unsigned nconns;            /* connections open or being set up */
 	struct link tasks;
@@ -572,8 +573,10 @@ task_free(struct task *t)
 	free(t->txn_rcpt);
 	free(t);
 	d->active--;
-	if (!d->stopping && !d->claiming && d->last_claim_full)
+	if (!d->stopping && !d->claiming && (d->last_claim_full || d->full)) {
+		d->full = false;
 		claim_soon(d, 0);
+	}
 	maybe_stopped(d);
 }
 
@@ -770,8 +773,10 @@ on_claim_timer(uv_timer_t *h)
 	if (d->stopping || d->claiming)
 		return;
 	room = d->cfg.deliver.concurrency > d->active ? d->cfg.deliver.concurrency - d->active : 0;
-	if (room == 0)
-		return;        /* task_free() calls again */
+	if (room == 0) {
+		d->full = true;    /* task_free() claims again */
+		return;
+	}
 	if (room > CLAIM_BATCH)
 		room = CLAIM_BATCH;
 	rc = queue_claim(d->q, room, on_claimed, d);
