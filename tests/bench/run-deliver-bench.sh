@@ -26,7 +26,8 @@
 #
 # Figures per run ("name value unit" lines, then Markdown tables):
 #   delivered msg/s  at the sink, (messages - 1) / (last - first message)
-#   end-to-end msg/s messages / (first submission to last delivery)
+#   end-to-end msg/s messages / (start of the load, once smtpload's
+#                    sessions are set up, to the last delivery)
 #   CPU per message  utime+stime (/proc/PID/stat, reaped children
 #                    included) from the start of the load until the sink
 #                    has every message: kurierd + redis-server, or every
@@ -361,7 +362,7 @@ sink_wait() {
 measure() {
 	local name=$1 want=$2 alg=$3 labels=$4 rc=0 lrc lb st t0 n got
 	local cpu=0 hwm=0 pss=0 c0 c1 h1 r1 p1 procs first last sink_cpu bad ok algn
-	local busy0 busy1 t1 load_cpu
+	local busy0 busy1 t1 ts load_cpu
 	shift 4
 	declare -A before
 	for lb in $labels; do
@@ -373,7 +374,7 @@ measure() {
 	timeout --kill-after=10 "$DRAIN_TIMEOUT" ${RUNAS[@]+"${RUNAS[@]}"} "$SMTPLOAD" -N "${name}_submit" \
 		-c "$SESSIONS" -n "$MESSAGES" -d 86400 -W 0 -t "$DRAIN_TIMEOUT" -s "$MSG_SIZE" \
 		-f "$FROM" "$@" 2> >(sed "s/^/# $name: /" >&2) |
-		grep -E '_(rate|lat_p50|lat_p99|accepted_total|refused_total|session_errors|self_cpu_per_msg) ' |
+		grep -E '_(setup_seconds|rate|lat_p50|lat_p99|accepted_total|refused_total|session_errors|self_cpu_per_msg) ' |
 		tee -a "$RESULTS"
 	lrc=${PIPESTATUS[0]}
 	if [ "$lrc" != 0 ]; then
@@ -415,10 +416,14 @@ measure() {
 	emit "${name}_delivered" "${got:-0}" count
 	emit "${name}_sink_connections" "$(sink_get connections)" count
 	emit "${name}_sink_messages_tls" "$(sink_get messages_tls)" count
+	# The load starts once smtpload's sessions are set up (TLS, AUTH).
+	ts=$(calc "printf \"%.0f\", $t0 + $(fig "${name}_submit_setup_seconds" || echo 0) * 1000")
 	if [ "${got:-0}" -ge 2 ]; then
 		emit "${name}_rate" "$(calc "printf \"%.0f\", ($got - 1) * 1000 / ($last - $first)")" msg/s
-		emit "${name}_e2e_rate" "$(calc "printf \"%.0f\", $got * 1000 / ($last - $t0)")" msg/s
-		emit "${name}_e2e_seconds" "$(calc "printf \"%.1f\", ($last - $t0) / 1000")" s
+		emit "${name}_e2e_rate" "$(calc "printf \"%.0f\", $got * 1000 / ($last - $ts)")" msg/s
+		emit "${name}_e2e_seconds" "$(calc "printf \"%.1f\", ($last - $ts) / 1000")" s
+		# From the start of the load to the first delivery: how soon mail moves.
+		emit "${name}_first_delivery" "$(calc "printf \"%.0f\", $first - $ts")" ms
 		emit "${name}_cpu_per_msg" "$(calc "printf \"%.3f\", $cpu / $got")" ms
 		for lb in $labels; do
 			emit "${name}_${lb%%=*}_cpu_per_msg" \
