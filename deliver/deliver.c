@@ -47,6 +47,13 @@
 #include "deliver/verp.h"
 
 #define CLAIM_BATCH 64          /* jobs asked for at a time */
+/*
+ * Messages signed at once.  libopendkim decodes the private key for every
+ * signature, and OpenSSL 3.0's decoders serialise on shared locks: a
+ * second signing thread adds 5 % for a whole core (docs/bench-deliver.md).
+ * One thread signs; the other core is left to the loop and Redis.
+ */
+#define SIGN_PARALLEL 1
 #define IDLE_POLL_MS 500        /* claim again after an empty claim */
 #define SWEEP_MS 1000
 #define HOST_BUCKETS 1024
@@ -193,6 +200,7 @@ struct signjob {
 	char id[QID_SIZE];
 	struct queue_job *job;      /* of the first waiter (it stays while signing) */
 	struct link waiters;        /* task.wait */
+	bool started;               /* on the thread pool (else waiting its turn) */
 	struct dkimsign_result res;
 };
 
@@ -222,7 +230,8 @@ struct deliver {
 	struct link tasks;
 	struct link conns;
 	struct link waiting;        /* tasks held back by concurrency */
-	struct link signing;
+	struct link signing;        /* signjob.link: running and waiting */
+	unsigned nsigning;          /* running */
 	struct host *hosts[HOST_BUCKETS];
 
 	bool stopping;
@@ -927,6 +936,29 @@ task_after_sign(struct task *t)
 	task_next_hop(t);
 }
 
+static void sign_done(uv_work_t *req, int status);
+
+/* sign_next - start waiting signings while there is room. */
+static void
+sign_next(struct deliver *d)
+{
+	for (struct link *l = d->signing.next; l != &d->signing && d->nsigning < SIGN_PARALLEL;
+	    l = l->next) {
+		struct signjob *sj = LINK_OWNER(l, struct signjob, link);
+
+		if (sj->started)
+			continue;
+		sj->started = true;
+		d->nsigning++;
+		if (uv_queue_work(d->loop, &sj->req, sign_work, sign_done) != 0) {
+			sj->res.status = -EAGAIN;
+			str_copy(sj->res.why, "thread pool refused the work", sizeof sj->res.why);
+			sign_done(&sj->req, -EAGAIN);
+			return;
+		}
+	}
+}
+
 static void
 sign_done(uv_work_t *req, int status)
 {
@@ -938,6 +970,7 @@ sign_done(uv_work_t *req, int status)
 	char q[600];
 
 	list_del(&sj->link);
+	d->nsigning--;
 	if (status == 0 && sj->res.status == 0) {
 		for (size_t i = 0; i < sj->res.nsig; i++)
 			buf_append(&all, sj->res.sig[i].header, strlen(sj->res.sig[i].header));
@@ -967,6 +1000,7 @@ sign_done(uv_work_t *req, int status)
 	buf_free(&all);
 	dkimsign_result_free(&sj->res);
 	free(sj);
+	sign_next(d);
 	maybe_stopped(d);
 }
 
@@ -1001,11 +1035,7 @@ task_sign(struct task *t)
 	list_init(&sj->waiters);
 	list_push(&sj->waiters, &t->wait);
 	list_push(&d->signing, &sj->link);
-	if (uv_queue_work(d->loop, &sj->req, sign_work, sign_done) != 0) {
-		sj->res.status = -EAGAIN;
-		str_copy(sj->res.why, "thread pool refused the work", sizeof sj->res.why);
-		sign_done(&sj->req, -EAGAIN);
-	}
+	sign_next(d);
 }
 
 /* --- WAIT / CONNECT ------------------------------------------------------------------------------- */
