@@ -141,4 +141,13 @@ if [ "${SMTP_BENCH:-1}" != 0 ]; then
 	src=$?
 	[ "$rc" = 0 ] && rc=$src
 fi
+# Last, mail end to end from submission to a sink, with and without DKIM,
+# side by side with Postfix and Postfix + OpenDKIM (docs/bench-deliver.md).
+# DELIVER_BENCH=0 skips it.
+if [ "${DELIVER_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-deliver-bench.sh
+	drc=$?
+	[ "$rc" = 0 ] && rc=$drc
+fi
 exit "$rc"
