@@ -145,6 +145,9 @@ fi
 # side by side with Postfix and Postfix + OpenDKIM (docs/bench-deliver.md).
 # DELIVER_BENCH=0 skips it.
 if [ "${DELIVER_BENCH:-1}" != 0 ]; then
+	cleanup
+	REDIS_PID=
+	BENCH_TMP=
 	echo
 	tests/bench/run-deliver-bench.sh
 	drc=$?
