@@ -49,12 +49,20 @@
 #define CLAIM_BATCH 64          /* jobs asked for at a time */
 /*
  * Messages signed at once.  libopendkim decodes the private key for every
- * signature, and OpenSSL 3.0's decoders serialise on shared locks: a
- * second signing thread adds 5 % for a whole core (docs/bench-deliver.md).
- * One thread signs; the other core is left to the loop and Redis.
+ * signature, and OpenSSL 3.0's decoders serialise on shared locks, so
+ * more signing threads add little (docs/bench-deliver.md: 620 msg/s end
+ * to end with one, 735 with two).  Two leave libuv's other two pool
+ * threads to AUTH password checks.
  */
-#define SIGN_PARALLEL 1
+#define SIGN_PARALLEL 2
 #define IDLE_POLL_MS 500        /* claim again after an empty claim */
+/*
+ * With work waiting, a freed slot claims again once CLAIM_MIN slots are
+ * free, or after CLAIM_GATHER_MS: a claim per finished job would cost a
+ * claim script per message.
+ */
+#define CLAIM_MIN 16
+#define CLAIM_GATHER_MS 20
 #define SWEEP_MS 1000
 #define HOST_BUCKETS 1024
 #define LOG_RCPTS_MAX 900       /* bytes of recipients in one log line */
@@ -583,8 +591,13 @@ task_free(struct task *t)
 	free(t);
 	d->active--;
 	if (!d->stopping && !d->claiming && (d->last_claim_full || d->full)) {
+		unsigned room = d->cfg.deliver.concurrency - d->active;
+
 		d->full = false;
-		claim_soon(d, 0);
+		if (room >= CLAIM_MIN || d->active == 0)
+			claim_soon(d, 0);
+		else if (!uv_is_active((uv_handle_t *)&d->claim_timer))
+			claim_soon(d, CLAIM_GATHER_MS);
 	}
 	maybe_stopped(d);
 }
