@@ -1236,21 +1236,26 @@ on_spf(void *arg, enum spfcheck_verdict v, const char *why)
 {
 	struct task *t = arg;
 	struct deliver *d = t->d;
-	char reply[700], q[600];
+	char reply[700], q[600], ip[64];
 
 	if (d->stopping) {
 		task_release(t);
 		return;
 	}
+	if (t->conn == NULL) {
+		/* The server closed the connection meanwhile: another one. */
+		task_connect(t);
+		return;
+	}
+	str_copy(ip, d->cfg.deliver.outbound_ip[0] ? d->cfg.deliver.outbound_ip :
+	    smtpc_info(t->conn->c)->local_ip, sizeof ip);
 	if (v == SPFCHECK_PASS) {
 		task_txn(t);
 		return;
 	}
 	if (d->cfg.deliver.spf_preflight == CONFIG_SPF_DEFER && spf_defers(v)) {
 		say(reply, sizeof reply, "451 4.7.23 SPF preflight: %s for %s from %s: %s; publish an SPF record that allows this server, or set [deliver] spf_preflight = warn",
-		    spfcheck_verdict_name(v), t->rp_domain,
-		    d->cfg.deliver.outbound_ip[0] ? d->cfg.deliver.outbound_ip :
-		    smtpc_info(t->conn->c)->local_ip, why);
+		    spfcheck_verdict_name(v), t->rp_domain, ip, why);
 		task_defer_all(t, reply);
 		return;
 	}
@@ -1717,7 +1722,8 @@ on_grace(uv_timer_t *h)
 		struct task *t = LINK_OWNER(l, struct task, all);
 
 		next = l->next;
-		if (t->state == T_TXN || t->state == T_CONNECT || t->state == T_SPF) {
+		/* (SPF: its answer comes anyway and gives the job back.) */
+		if (t->state == T_TXN || t->state == T_CONNECT) {
 			struct dconn *dc = t->conn;
 
 			log_warn("deliver", "cut_off", "id=%s domain=%s state=%s effect=\"given back to the queue; may be delivered twice\"",
