@@ -17,6 +17,7 @@ same port).  The options after a --listen apply to that address only:
     --reject-rcpt ADDR    550 5.1.1 to RCPT TO:<ADDR> (repeatable)
     --drop-after-data     the first time only: receive the data, then close
                           the connection without a reply
+    --delay-data SECS     answer the data only after SECS seconds
     --greet CODE          refuse every session with CODE in the greeting
     --starttls CERT KEY   offer STARTTLS with this certificate
     --auth USER:PASS      require AUTH PLAIN or LOGIN, offered over TLS only
@@ -90,6 +91,7 @@ class Listener:
         self.tempfail_at = "data"
         self.reject = set()
         self.drop_after_data = False
+        self.delay_data = 0.0
         self.greet = None
         self.cert = None
         self.key = None
@@ -185,6 +187,12 @@ def serve(argv):
             cur().reject.add(arg().lower())
         elif a == "--drop-after-data":
             cur().drop_after_data = True
+        elif a == "--delay-data":
+            v = arg()
+            try:
+                cur().delay_data = float(v)
+            except ValueError:
+                die("--delay-data wants seconds")
         elif a == "--greet":
             v = arg()
             if not (len(v) == 3 and v.isdigit()):
@@ -350,6 +358,11 @@ def serve(argv):
                 tr.abort()
                 # connection_lost() cancels this task: no reply is sent.
                 await asyncio.sleep(3600)
+            if lst.delay_data > 0:
+                # A slow server: the reply to the data comes late.  A client
+                # that gives up meanwhile cancels this task (status aborted).
+                log("%s delaying the data reply %.1fs" % (lst.addr, lst.delay_data))
+                await asyncio.sleep(lst.delay_data)
             if lst.tempfail_at == "data" and lst.datas <= lst.tempfail_first:
                 reply = "451 4.3.0 Try again later (sink, data %d of %d refused)" % (
                     lst.datas, lst.tempfail_first)
