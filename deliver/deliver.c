@@ -819,6 +819,36 @@ claim_soon(struct deliver *d, uint64_t ms)
 
 /* --- ROUTE --------------------------------------------------------------------------------- */
 
+/*
+ * prune_self - RFC 5321 5.1: an MX host that is this server, and every MX
+ * host of equal or less preference, is dropped (else mail for a domain
+ * whose backup MX we are would come back to us).  Routes are taken as
+ * given.  Returns the hops left.
+ */
+static size_t
+prune_self(const struct deliver *d, struct route_result *res)
+{
+	const char *me = d->cfg.server.hostname;
+	bool found = false;
+	unsigned cut = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < res->nhops; i++) {
+		if (!res->hops[i].relay && strcasecmp(res->hops[i].name, me) == 0 &&
+		    (!found || res->hops[i].pref < cut)) {
+			cut = res->hops[i].pref;
+			found = true;
+		}
+	}
+	if (!found)
+		return res->nhops;
+	for (size_t i = 0; i < res->nhops; i++)
+		if (res->hops[i].relay || res->hops[i].pref < cut)
+			res->hops[n++] = res->hops[i];
+	res->nhops = n;
+	return n;
+}
+
 static void
 on_route(void *arg, struct route_result *res)
 {
@@ -835,6 +865,14 @@ on_route(void *arg, struct route_result *res)
 	}
 	if (res->status < 0 || res->nhops == 0) {
 		task_defer_all(t, res->reply[0] ? res->reply : "451 4.4.3 no route to the destination");
+		return;
+	}
+	if (prune_self(t->d, res) == 0) {
+		char reply[400];
+
+		say(reply, sizeof reply, "554 5.4.6 mail for %s loops back to this server (%s is its best MX)",
+		    t->job->domain, t->d->cfg.server.hostname);
+		task_bounce_all(t, reply);
 		return;
 	}
 	task_sign(t);

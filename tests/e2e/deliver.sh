@@ -71,6 +71,12 @@ mx mxfail.test 20 mx2.mxfail.test 127.0.0.5
 mx mxdown.test 10 mx1.mxdown.test 127.0.0.13
 mx mxdown.test 20 mx2.mxdown.test 127.0.0.5
 dns+=("--host-record=afallback.test,127.0.0.6")
+# kurier.test is the hostname of the kurierd under test: MX records naming
+# it are dropped with every less preferred one (RFC 5321 5.1).
+dns+=("--host-record=kurier.test,127.0.0.5")
+dns+=("--mx-host=loop.test,kurier.test,10")
+mx loopbackup.test 10 mx1.loopbackup.test 127.0.0.13
+dns+=("--mx-host=loopbackup.test,kurier.test,20")
 dns+=("--mx-host=nullmx.test,.,0")
 mx tempfail.test 10 mx.tempfail.test 127.0.0.7
 mx tempfail-rcpt.test 10 mx.tempfail-rcpt.test 127.0.0.15
@@ -316,6 +322,8 @@ if run_group main; then
 	send mxfail $from u@mxfail.test
 	send mxdown $from u@mxdown.test
 	send afallback $from u@afallback.test
+	send loop $from u@loop.test
+	send loopbackup $from u@loopbackup.test
 	send nullmx $from u@nullmx.test
 	send nxdomain $from u@nx.test
 	send servfail $from u@broken.test
@@ -361,6 +369,20 @@ if run_group main; then
 	check_state afallback main u@afallback.test delivered
 	check_eq "afallback: no MX, accepted once at the A record (127.0.0.6)" \
 		"$(sink_q --listen 127.0.0.6 --rcpt u@afallback.test --status accepted --count)" 1
+
+	# --- our own name among the MX hosts (RFC 5321 5.1) ---
+	settled loop main
+	check_state loop main u@loop.test bounced
+	check_match "loop: last reply says the mail loops back (5.4.6)" \
+		"$(rcpt_field "$(show loop main)" u@loop.test "last reply")" '5\.4\.6.*loops back'
+	if wait_rcpt "$E2E_TMP/main.conf" "${mid[loopbackup]}" u@loopbackup.test 'state +deferred$'; then
+		pass "loopbackup: MX 10 down and MX 20 is us: deferred"
+	else
+		fail "loopbackup: MX 10 down and MX 20 is us: deferred" "$(show loopbackup main | grep -A5 '^recipient')"
+	fi
+	check_eq "loop, loopbackup: nothing reached a server" \
+		"$(sink_q --rcpt u@loop.test --count)$(sink_q --rcpt u@loopbackup.test --count)" 00
+	check_exit "loopbackup: queue delete" 0 kctl "$E2E_TMP/main.conf" queue delete "${mid[loopbackup]}"
 
 	# --- null MX, NXDOMAIN, SERVFAIL ---
 	settled nullmx main
@@ -505,7 +527,7 @@ if run_group main; then
 		"$(sink_q --status accepted,tempfailed,dropped,aborted --field ehlo | sort -u)" kurier.test
 	st=$(kctl "$E2E_TMP/main.conf" queue stats 2>&1)
 	check_match "main: queue stats: 1015 delivered" "$st" '^  delivered +1015$'
-	check_match "main: queue stats: 3 bounced" "$st" '^  bounced +3$'
+	check_match "main: queue stats: 4 bounced" "$st" '^  bounced +4$'
 	check_match "main: queue stats: nothing active" "$st" '^  active +0$'
 	check_match "main: queue stats: no destination has work" "$st" 'none: nothing queued or in flight'
 	check_eq "main: SPF of bounces.example.com and bounces.letters.example passes (no spf_preflight warning)" \
