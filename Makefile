@@ -98,6 +98,7 @@ PTEST_SRCS := \
 
 DTEST_SRCS := \
 	tests/deliver/check_main.c \
+	tests/deliver/dnsmasq.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
 	tests/deliver/test_route.c \

@@ -30,10 +30,10 @@
 #include "deliver/dns.h"
 #include "deliver/route.h"
 
+#include "tests/deliver/dnsmasq.h"
 #include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define DNSMASQ "/usr/sbin/dnsmasq"
 #define GUARD_MS 5000
 #define MX_PORT 2525
 
@@ -83,168 +83,8 @@ static const char *const ZONE[] = {
 	NULL,
 };
 
-/* dnsmasq, started and stopped by PID. */
-
-struct dnsmasq {
-	pid_t pid;
-	uint16_t port;
-	char server[32]; /* "127.0.0.1:port" for dns_open() */
-};
-
+/* dnsmasq (tests/deliver/dnsmasq.h), started and stopped by PID. */
 static struct dnsmasq dm;
-
-/* A port on 127.0.0.1 free for both UDP and TCP right now. */
-static uint16_t
-free_port(void)
-{
-	for (int attempt = 0; attempt < 20; attempt++) {
-		struct sockaddr_in sin = { .sin_family = AF_INET };
-		socklen_t len = sizeof sin;
-		int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-		uint16_t port = 0;
-
-		ck_assert(u >= 0 && t >= 0);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (bind(u, (struct sockaddr *)&sin, sizeof sin) == 0 &&
-		    getsockname(u, (struct sockaddr *)&sin, &len) == 0 &&
-		    bind(t, (struct sockaddr *)&sin, sizeof sin) == 0)
-			port = ntohs(sin.sin_port);
-		close(u);
-		close(t);
-		if (port != 0)
-			return port;
-	}
-	ck_abort_msg("no free port");
-	return 0;
-}
-
-/* Whether something answers DNS on 127.0.0.1:port (20 ms, blocking). */
-static bool
-dns_probe(uint16_t port)
-{
-	static const unsigned char q[] = {
-		0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-		5, 'p', 'r', 'o', 'b', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1,
-	};
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct timeval tv = { 0, 20000 };
-	unsigned char r[512];
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	ssize_t n;
-
-	ck_assert(fd >= 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	sendto(fd, q, sizeof q, 0, (struct sockaddr *)&sin, sizeof sin);
-	n = recv(fd, r, sizeof r, 0);
-	close(fd);
-	return n >= 12 && r[0] == 0x12 && r[1] == 0x34;
-}
-
-/*
- * Start dnsmasq with ZONE, answers of ours carrying TTL ttl, and
- * extra[] (more options, NULL-terminated; may be NULL).
- * It dies with this process (PR_SET_PDEATHSIG; --user and --group keep
- * it from changing credentials, which would clear that).
- */
-static void
-dnsmasq_start(struct dnsmasq *m, unsigned ttl, const char *const *extra)
-{
-	struct passwd *pw = getpwuid(getuid());
-	struct group *gr = getgrgid(getgid());
-
-	ck_assert_ptr_nonnull(pw);
-	ck_assert_ptr_nonnull(gr);
-	for (int attempt = 0; attempt < 5; attempt++) {
-		char port[32], upstream[64], user[64], group[64], localttl[32];
-		const char *argv[96];
-		size_t argc = 0;
-		pid_t parent = getpid(), pid;
-		uint16_t p = free_port(), dead = free_port();
-
-		snprintf(port, sizeof port, "--port=%u", p);
-		snprintf(upstream, sizeof upstream, "--server=/broken.test/127.0.0.1#%u", dead);
-		snprintf(user, sizeof user, "--user=%s", pw->pw_name);
-		snprintf(group, sizeof group, "--group=%s", gr->gr_name);
-		snprintf(localttl, sizeof localttl, "--local-ttl=%u", ttl);
-		argv[argc++] = DNSMASQ;
-		argv[argc++] = "-C";
-		argv[argc++] = "/dev/null";
-		argv[argc++] = "--keep-in-foreground";
-		argv[argc++] = "--no-resolv";
-		argv[argc++] = "--no-hosts";
-		argv[argc++] = "--bind-interfaces";
-		argv[argc++] = "--listen-address=127.0.0.1";
-		argv[argc++] = port;
-		argv[argc++] = "--pid-file=";
-		argv[argc++] = "--log-facility=-";
-		argv[argc++] = user;
-		argv[argc++] = group;
-		argv[argc++] = localttl;
-		argv[argc++] = "--local=/test/";
-		argv[argc++] = upstream;
-		argv[argc++] = "--server=/refused.test/#";
-		for (size_t i = 0; ZONE[i] != NULL; i++)
-			argv[argc++] = ZONE[i];
-		for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-			argv[argc++] = extra[i];
-		argv[argc] = NULL;
-		ck_assert_uint_lt(argc, NELEM(argv));
-
-		fflush(NULL);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			int null = open("/dev/null", O_RDWR);
-
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent)
-				_exit(127);
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			execv(DNSMASQ, (char *const *)argv);
-			_exit(127);
-		}
-		for (int i = 0; i < 250; i++) {
-			int status;
-
-			if (waitpid(pid, &status, WNOHANG) == pid) {
-				pid = 0;
-				break;
-			}
-			if (dns_probe(p)) {
-				m->pid = pid;
-				m->port = p;
-				snprintf(m->server, sizeof m->server, "127.0.0.1:%u", p);
-				return;
-			}
-		}
-		if (pid != 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-	}
-	ck_abort_msg("dnsmasq did not start");
-}
-
-static void
-dnsmasq_stop(struct dnsmasq *m)
-{
-	if (m->pid <= 0)
-		return;
-	kill(m->pid, SIGTERM);
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
-			m->pid = 0;
-			return;
-		}
-		usleep(10000);
-	}
-	kill(m->pid, SIGKILL);
-	waitpid(m->pid, NULL, 0);
-	m->pid = 0;
-}
 
 static void
 teardown(void)
@@ -454,7 +294,7 @@ START_TEST(test_mx_hops)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "mx.test", &r);
 	check_hops(&r, want, NELEM(want));
@@ -472,7 +312,7 @@ START_TEST(test_implicit_mx)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "implicit.test", &r);
 	check_hops(&r, want, NELEM(want));
@@ -492,7 +332,7 @@ START_TEST(test_null_mx)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "nullmx.test", &r);
 	check_fail(&r, -ENOENT, "556 5.1.10 nullmx.test has a null MX (RFC 7505)", "accepts no mail");
@@ -508,7 +348,7 @@ START_TEST(test_permanent)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "nx.test", &r);
 	check_fail(&r, -ENOENT, "550 5.1.2 nx.test", "does not exist");
@@ -531,7 +371,7 @@ START_TEST(test_temporary)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 300);
 	route_sync(&h, NULL, 0, "x.broken.test", &r);
 	check_fail(&r, -EAGAIN, "451 4.4.3 x.broken.test", "(timeout)");
@@ -553,7 +393,7 @@ START_TEST(test_hop_cap)
 	struct rr r = { 0 };
 	char name[32], addr[32], buf[80];
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "cap.test", &r);
 	ck_assert_int_eq(r.res->status, 0);
@@ -580,7 +420,7 @@ START_TEST(test_literal_mx_target)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	route_sync(&h, NULL, 0, "litmx.test", &r);
 	check_hops(&r, want, NELEM(want));
@@ -660,7 +500,7 @@ START_TEST(test_rules)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 2000);
 	/* Null MX and NXDOMAIN do not matter: the MX is never asked. */
 	route_sync(&h, rules, NELEM(rules), "nullmx.test", &r);
@@ -689,7 +529,7 @@ START_TEST(test_rule_host_failures)
 	struct h h;
 	struct rr r = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 300);
 	route_sync(&h, rules, NELEM(rules), "a.test", &r);
 	check_fail(&r, -ENOENT, "550 5.4.4 relay host nohost.test for a.test", "NXDOMAIN");
@@ -732,7 +572,7 @@ START_TEST(test_cancel)
 	struct h h;
 	struct rr mxwait = { 0 }, addrwait = { 0 }, lit = { 0 }, late = { 0 };
 
-	dnsmasq_start(&dm, 300, NULL);
+	dnsmasq_start(&dm, 300, false, ZONE, NULL);
 	h_open(&h, dm.server, 5000);
 	ck_assert_int_eq(ask(&h, NULL, 0, "alltemp.test", &addrwait), 0);
 	/*

@@ -38,10 +38,10 @@
 
 #include "core/log.h"
 #include "deliver/spfcheck.h"
+#include "tests/deliver/dnsmasq.h"
 #include "tests/deliver/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define DNSMASQ_BIN "/usr/sbin/dnsmasq"
 #define GUARD_MS 10000
 
 static const char *const RECORDS[] = {
@@ -121,199 +121,13 @@ static const char *const RECORDS[] = {
 
 /* --- dnsmasq ------------------------------------------------------------- */
 
-struct dnsmasq {
-	pid_t pid;
-	char server[32]; /* "127.0.0.1:port" */
-	char dir[64];    /* mkdtemp: the query log */
-	char log[96];
-};
-
+/* (tests/deliver/dnsmasq.h) */
 static struct dnsmasq suite_dm;
-
-/* free_port - a 127.0.0.1 port free for UDP and TCP at this moment. */
-static uint16_t
-free_port(void)
-{
-	for (int i = 0; i < 50; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		socklen_t alen = sizeof a;
-		int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-		uint16_t port = 0;
-
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
-		    getsockname(u, (struct sockaddr *)&a, &alen) == 0 &&
-		    bind(t, (struct sockaddr *)&a, sizeof a) == 0)
-			port = ntohs(a.sin_port);
-		if (u >= 0)
-			close(u);
-		if (t >= 0)
-			close(t);
-		if (port != 0)
-			return port;
-	}
-	ck_abort_msg("no free port on 127.0.0.1");
-	return 0;
-}
-
-/* answers - whether a DNS server replies on 127.0.0.1:port within 100 ms. */
-static bool
-answers(uint16_t port)
-{
-	static const unsigned char query[] = {
-		0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-		2, 'u', 'p', 4, 't', 'e', 's', 't', 0, 0x00, 0x01, 0x00, 0x01,
-	};
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
-	unsigned char reply[512];
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-	if (fd < 0)
-		return false;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	(void)sendto(fd, query, sizeof query, 0, (struct sockaddr *)&a, sizeof a);
-	n = recv(fd, reply, sizeof reply, 0);
-	close(fd);
-	return n >= 12 && reply[0] == 0xab && reply[1] == 0xcd;
-}
-
-/*
- * dnsmasq_start - run dnsmasq with records on a free port, logging its
- * queries to a file in a fresh temporary directory.  It keeps our user
- * and group (so PR_SET_PDEATHSIG holds: it dies with us).
- */
-static void
-dnsmasq_start(struct dnsmasq *m, const char *const *records)
-{
-	struct passwd *pw = getpwuid(getuid());
-	struct group *gr = getgrgid(getgid());
-
-	ck_assert_ptr_nonnull(pw);
-	ck_assert_ptr_nonnull(gr);
-	memset(m, 0, sizeof *m);
-	strcpy(m->dir, "/tmp/kurier-spf-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(m->dir));
-	snprintf(m->log, sizeof m->log, "%s/queries.log", m->dir);
-
-	for (int attempt = 0; attempt < 5; attempt++) {
-		char port[32], dead[64], user[80], group[80], logf[128];
-		const char *argv[128];
-		size_t argc = 0;
-		uint16_t p = free_port();
-		pid_t parent = getpid(), pid;
-
-		snprintf(port, sizeof port, "--port=%u", p);
-		snprintf(dead, sizeof dead, "--server=/broken.test/127.0.0.1#%u", free_port());
-		snprintf(user, sizeof user, "--user=%s", pw->pw_name);
-		snprintf(group, sizeof group, "--group=%s", gr->gr_name);
-		snprintf(logf, sizeof logf, "--log-facility=%s", m->log);
-		argv[argc++] = DNSMASQ_BIN;
-		argv[argc++] = "-C";
-		argv[argc++] = "/dev/null";
-		argv[argc++] = "--no-resolv";
-		argv[argc++] = "--no-hosts";
-		argv[argc++] = "--listen-address=127.0.0.1";
-		argv[argc++] = "--bind-interfaces";
-		argv[argc++] = port;
-		argv[argc++] = "--keep-in-foreground";
-		argv[argc++] = "--pid-file=";
-		argv[argc++] = user;
-		argv[argc++] = group;
-		argv[argc++] = "--log-queries";
-		argv[argc++] = logf;
-		argv[argc++] = "--local=/test/";
-		argv[argc++] = dead;
-		for (size_t i = 0; records[i] != NULL; i++)
-			argv[argc++] = records[i];
-		argv[argc] = NULL;
-		ck_assert_uint_lt(argc, NELEM(argv));
-
-		fflush(NULL);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			int null = open("/dev/null", O_RDWR);
-
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent)
-				_exit(127);
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			execv(DNSMASQ_BIN, (char *const *)argv);
-			_exit(127);
-		}
-		for (int i = 0; i < 50; i++) {
-			if (waitpid(pid, NULL, WNOHANG) == pid) {
-				pid = 0;
-				break;
-			}
-			if (answers(p)) {
-				m->pid = pid;
-				snprintf(m->server, sizeof m->server, "127.0.0.1:%u", p);
-				return;
-			}
-		}
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-	}
-	ck_abort_msg("dnsmasq did not start");
-}
-
-/* dnsmasq_stop - end it by PID (bounded), keep the log for reading. */
-static void
-dnsmasq_stop(struct dnsmasq *m)
-{
-	if (m->pid <= 0)
-		return;
-	kill(m->pid, SIGTERM);
-	for (int i = 0; i < 200 && waitpid(m->pid, NULL, WNOHANG) != m->pid; i++)
-		usleep(10000);
-	if (kill(m->pid, 0) == 0) {
-		kill(m->pid, SIGKILL);
-		waitpid(m->pid, NULL, 0);
-	}
-	m->pid = 0;
-}
-
-/* dnsmasq_clean - stop it and remove its directory. */
-static void
-dnsmasq_clean(struct dnsmasq *m)
-{
-	dnsmasq_stop(m);
-	if (m->dir[0] != '\0') {
-		unlink(m->log);
-		rmdir(m->dir);
-		m->dir[0] = '\0';
-	}
-}
-
-/* log_count - lines of m's query log that contain needle. */
-static int
-log_count(const struct dnsmasq *m, const char *needle)
-{
-	char line[1024];
-	FILE *f = fopen(m->log, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
 
 static void
 suite_setup(void)
 {
-	dnsmasq_start(&suite_dm, RECORDS);
+	dnsmasq_start(&suite_dm, 0, true, RECORDS, NULL);
 }
 
 static void
@@ -505,13 +319,13 @@ START_TEST(test_verdicts)
 	close_all(&loop, s);
 
 	/* The queries reached dnsmasq, and type SPF (99) was never asked. */
-	ck_assert_int_ge(log_count(&suite_dm, "query[TXT] ip4.test from 127.0.0.1"), 1);
-	ck_assert_int_ge(log_count(&suite_dm, "query[PTR] 14.2.0.192.in-addr.arpa"), 1);
-	ck_assert_int_ge(log_count(&suite_dm, "query[AAAA] v6a.test"), 1);
-	ck_assert_int_eq(log_count(&suite_dm, "query[type=99]"), 0);
-	ck_assert_int_eq(log_count(&suite_dm, "query[SPF]"), 0);
+	ck_assert_int_ge(dnsmasq_log_count(&suite_dm, "query[TXT] ip4.test from 127.0.0.1"), 1);
+	ck_assert_int_ge(dnsmasq_log_count(&suite_dm, "query[PTR] 14.2.0.192.in-addr.arpa"), 1);
+	ck_assert_int_ge(dnsmasq_log_count(&suite_dm, "query[AAAA] v6a.test"), 1);
+	ck_assert_int_eq(dnsmasq_log_count(&suite_dm, "query[type=99]"), 0);
+	ck_assert_int_eq(dnsmasq_log_count(&suite_dm, "query[SPF]"), 0);
 	/* A permerror'd chain stops at the 11th term: c11 is never asked. */
-	ck_assert_int_eq(log_count(&suite_dm, "query[TXT] c11.chain.test"), 1);
+	ck_assert_int_eq(dnsmasq_log_count(&suite_dm, "query[TXT] c11.chain.test"), 1);
 }
 END_TEST
 
@@ -558,7 +372,7 @@ START_TEST(test_cache_hit)
 	struct result r[5];
 	struct spfcheck_stats st;
 
-	dnsmasq_start(&m, recs);
+	dnsmasq_start(&m, 0, true, recs, NULL);
 	s = open_on(&loop, m.server, 1000);
 	memset(r, 0, sizeof r);
 	ck_assert_int_eq(spfcheck_eval(s, "192.0.2.40", "cached.test", "h.test",
@@ -566,7 +380,7 @@ START_TEST(test_cache_hit)
 	wait_calls(&loop, r, 1, GUARD_MS);
 	ck_assert_msg(r[0].v == SPFCHECK_PASS, "%s", r[0].why);
 	dnsmasq_stop(&m);
-	ck_assert_int_eq(log_count(&m, "query[TXT] cached.test"), 1);
+	ck_assert_int_eq(dnsmasq_log_count(&m, "query[TXT] cached.test"), 1);
 
 	ck_assert_int_eq(spfcheck_eval(s, "192.0.2.40", "CACHED.test.", "other.test",
 	    on_result, &r[1]), 0);
@@ -708,7 +522,7 @@ START_TEST(test_close_pending)
 		usleep(20000);
 	}
 	/* Two evaluations hold pool threads; the other ten wait, unasked. */
-	ck_assert_int_eq(log_count(&suite_dm, "query[TXT] pending"), 2);
+	ck_assert_int_eq(dnsmasq_log_count(&suite_dm, "query[TXT] pending"), 2);
 	t0 = uv_hrtime();
 	spfcheck_close(s, on_closed, &closed);
 	ck_assert_int_eq(spfcheck_eval(s, "192.0.2.10", "ip4.test", "h.test",
