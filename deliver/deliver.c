@@ -175,7 +175,6 @@ struct task {
 	size_t ntxn;
 	struct iovec iov[2];        /* the message's pieces: smtpc reads them until on_txn */
 	struct smtpc_rcpt *txn_rcpt;
-	bool released;              /* given back without an attempt */
 };
 
 struct host {
@@ -617,26 +616,30 @@ on_completed(void *arg, int status)
 	task_free(t);
 }
 
+/* task_drop_conn - the task is done with its connection, if it has one. */
+static void
+task_drop_conn(struct task *t)
+{
+	struct dconn *dc = t->conn;
+
+	if (dc != NULL) {
+		t->conn = NULL;
+		conn_release(dc);
+	}
+}
+
 /* task_finish - write the outcomes set on the job and let it go. */
 static void
 task_finish(struct task *t)
 {
 	int rc;
+	char mta[300] = "";
 
 	t->state = T_DONE;
-	if (t->conn != NULL) {
-		struct dconn *dc = t->conn;
-
-		t->conn = NULL;
-		conn_release(dc);
-	}
-	queue_job_set_mta(t->job, t->host ? t->host->name : "");
-	if (t->host != NULL) {
-		char mta[300];
-
+	task_drop_conn(t);
+	if (t->host != NULL)
 		say(mta, sizeof mta, "%s[%s]", t->host->name, t->host->ip);
-		queue_job_set_mta(t->job, mta);
-	}
+	queue_job_set_mta(t->job, mta);
 	rc = queue_complete(t->d->q, t->job, on_completed, t);
 	if (rc < 0)
 		on_completed(t, rc);
@@ -649,15 +652,9 @@ task_release(struct task *t)
 	int rc;
 
 	t->state = T_DONE;
-	t->released = true;
 	if (!list_empty(&t->wait))
 		list_del(&t->wait);
-	if (t->conn != NULL) {
-		struct dconn *dc = t->conn;
-
-		t->conn = NULL;
-		conn_release(dc);
-	}
+	task_drop_conn(t);
 	rc = queue_release(t->d->q, t->job, on_completed, t);
 	if (rc < 0)
 		on_completed(t, rc);
