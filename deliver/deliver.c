@@ -215,6 +215,7 @@ struct deliver {
 	uv_loop_t *loop;
 	struct config cfg;
 	struct queue *q;
+	struct policy *pol;         /* borrowed; NULL: no suppression, no shared throttling */
 	struct dns *dns;
 	struct spfcheck *spf;
 	struct dkimsign *dkim;
@@ -1561,7 +1562,7 @@ load_dkim(struct deliver *d, char *err, size_t errsz)
 
 int
 deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
-    struct queue *q, char *err, size_t errsz)
+    struct queue *q, struct policy *pol, char *err, size_t errsz)
 {
 	struct deliver *d = xcalloc(1, sizeof *d);
 	char server[CONFIG_HOST_MAX + 16] = "";
@@ -1570,6 +1571,7 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 	*out = NULL;
 	d->loop = loop;
 	d->q = q;
+	d->pol = pol;
 	config_copy(&d->cfg, cfg);
 	list_init(&d->tasks);
 	list_init(&d->conns);

@@ -32,19 +32,22 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "policy/policy.h"
 #include "queue/queue.h"
 
 struct deliver;
 
 /*
  * deliver_open - start the workers on loop, claiming from q (which must
- * outlive them).  cfg is copied.  Loads the DKIM keys of every [domain],
+ * outlive them).  pol (borrowed, outliving the workers too) holds the
+ * suppression list and the throttled destinations shared by every node;
+ * NULL delivers without either.  cfg is copied.  Loads the DKIM keys of every [domain],
  * the VERP secret, the client TLS context and the resolver; an error
  * (a key that cannot be read, say) is a sentence in err naming what to
  * fix, and nothing is started.  Returns 0 or a negative errno.
  */
 int deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
-    struct queue *q, char *err, size_t errsz);
+    struct queue *q, struct policy *pol, char *err, size_t errsz);
 
 /*
  * deliver_stop - stop claiming.  Jobs not yet in a transaction are given
