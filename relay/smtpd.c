@@ -558,7 +558,8 @@ on_accept(void *arg, uv_stream_t *server)
 
 int
 smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    struct queue *q, struct auth *auth, char *err, size_t errsz)
+    struct queue *q, struct auth *auth, struct policy *pol, char *err,
+    size_t errsz)
 {
 	struct smtpd *srv = xcalloc(1, sizeof *srv);
 	const struct config_listen *ls[2] = { &cfg->relay.submission, &cfg->relay.submissions };
@@ -568,6 +569,7 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 	srv->cfg = cfg;
 	srv->queue = q;
 	srv->auth = auth;
+	srv->policy = pol;
 	srv->ipcounts = xcalloc(IPCOUNT_BUCKETS, sizeof(struct smtpd_ipcount *));
 	if ((rc = tlsctx_server(&srv->tls, cfg, err, errsz)) < 0) {
 		free(srv->ipcounts);

@@ -4,9 +4,9 @@
  * listeners, AUTH PLAIN/LOGIN before MAIL, and a 250 only once the
  * message is durable in the queue.
  *
- * The server borrows the queue and the user store (their owner closes
- * them after smtpd_stop() finished) and owns its listeners, its TLS
- * context and every session.
+ * The server borrows the queue, the user store and the policy module
+ * (their owner closes them after smtpd_stop() finished) and owns its
+ * listeners, its TLS context and every session.
  */
 #ifndef KURIER_RELAY_SMTPD_H
 #define KURIER_RELAY_SMTPD_H
@@ -19,6 +19,7 @@
 struct smtpd;
 struct queue;
 struct auth;
+struct policy;
 
 /*
  * smtpd_open - bind the [relay] listeners and load the TLS certificate
@@ -26,7 +27,8 @@ struct auth;
  * err saying what failed ("0.0.0.0:587: address already in use").
  */
 int smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    struct queue *q, struct auth *auth, char *err, size_t errsz);
+    struct queue *q, struct auth *auth, struct policy *pol, char *err,
+    size_t errsz);
 /*
  * smtpd_reload_tls - load the certificate and key again (SIGHUP): new
  * handshakes use them, sessions in progress keep theirs.  0 or negative

@@ -66,6 +66,7 @@ struct smtpd {
 	const struct config *cfg;
 	struct queue *queue;
 	struct auth *auth;
+	struct policy *policy;
 	SSL_CTX *tls;
 	struct listener *listeners[2];
 	unsigned nlisteners_open;
