@@ -38,6 +38,10 @@ enum key_type {
 	K_OPTENDPOINT, /* [deliver] dns_server: endpoint, empty = unset */
 	K_SPF,       /* enum config_spf */
 	K_IP,        /* an IPv4/IPv6 address or empty, in a char array */
+	K_RATES,     /* struct config_rates */
+	K_NETS,      /* struct config_nets */
+	K_BOOL,      /* bool: yes/no */
+	K_SUPPRESSED, /* enum config_suppressed */
 };
 
 struct key_def {
@@ -74,6 +78,8 @@ static const struct key_def keys[] = {
 	{ "relay", "max_connections_per_ip", K_UINT, F(relay.max_connections_per_ip), 1, 1000000 },
 	{ "relay", "command_timeout", K_DURATION, F(relay.command_timeout_ms), 1000, 3600000 },
 	{ "relay", "data_timeout", K_DURATION, F(relay.data_timeout_ms), 1000, 3600000 },
+	{ "relay", "trusted_networks", K_NETS, F(relay.trusted_networks), 0, 0 },
+	{ "relay", "trusted_user", K_STR, F(relay.trusted_user), 0, 0 },
 	{ "queue", "lease", K_DURATION, F(queue.lease_ms), 1000, DAY },
 	{ "queue", "retention", K_DURATION, F(queue.retention_ms), 1000, 365 * DAY },
 	{ "queue", "events_max", K_U64, F(queue.events_max), 100, 100000000 },
@@ -98,15 +104,26 @@ static const struct key_def keys[] = {
 	{ "deliver", "max_messages_per_connection", K_UINT, F(deliver.max_messages_per_connection), 1, 100000 },
 	{ "deliver", "idle_timeout", K_DURATION, F(deliver.idle_timeout_ms), 0, 3600000 },
 	{ "deliver", "verp_secret", K_STR, F(deliver.verp_secret), 0, 0 },
+	{ "policy", "rate", K_RATES, F(policy.rate), 0, 0 },
+	{ "policy", "rcpt_rate", K_RATES, F(policy.rcpt_rate), 0, 0 },
+	{ "policy", "suppressed", K_SUPPRESSED, F(policy.suppressed), 0, 0 },
+	{ "policy", "suppress_bounces", K_BOOL, F(policy.suppress_bounces), 0, 0 },
+	{ "policy", "auth_fail_limit", K_UINT, F(policy.auth_fail_limit), 1, 1000000 },
+	{ "policy", "auth_fail_window", K_DURATION, F(policy.auth_fail_window_ms), 1000, DAY },
+	{ "policy", "auth_lockout", K_DURATION, F(policy.auth_lockout_ms), 1000, 30 * DAY },
+	{ "policy", "max_errors", K_UINT, F(policy.max_errors), 1, 100000 },
+	{ "policy", "max_junk_commands", K_UINT, F(policy.max_junk_commands), 1, 1000000 },
+	{ "policy", "throttle_backoff_min", K_DURATION, F(policy.throttle_backoff_min_ms), 1000, DAY },
+	{ "policy", "throttle_backoff_max", K_DURATION, F(policy.throttle_backoff_max_ms), 1000, 7 * DAY },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = { "server", "redis", "tls", "relay", "queue", "deliver" };
-#define SECTIONS_KNOWN "server, redis, tls, relay, queue, deliver, domain NAME, destination NAME"
+static const char *const sections[] = { "server", "redis", "tls", "relay", "queue", "deliver",
+	"policy" };
+#define SECTIONS_KNOWN "server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME"
 
 /* Keys of the named sections; seen bits are per entry. */
 enum { DOM_SELECTOR = 1 << 0, DOM_RETURN_PATH = 1 << 1 };
-enum { DEST_DKIM = 1 << 0 };
 
 /* Longest line accepted, the line end not counted. */
 #define CONFIG_LINE_MAX 4096
@@ -166,6 +183,15 @@ config_defaults(struct config *cfg)
 	cfg->deliver.data_end_timeout_ms = 10 * 60000;
 	cfg->deliver.max_messages_per_connection = 100;
 	cfg->deliver.idle_timeout_ms = 5000;
+	cfg->policy.suppressed = CONFIG_SUPPRESSED_REJECT;
+	cfg->policy.suppress_bounces = true;
+	cfg->policy.auth_fail_limit = 5;
+	cfg->policy.auth_fail_window_ms = 10 * 60000;
+	cfg->policy.auth_lockout_ms = 30 * 60000;
+	cfg->policy.max_errors = 20;
+	cfg->policy.max_junk_commands = 100;
+	cfg->policy.throttle_backoff_min_ms = 60000;
+	cfg->policy.throttle_backoff_max_ms = 3600000;
 }
 
 void
@@ -262,6 +288,252 @@ valid_hostname(const char *s)
 		label++;
 	}
 	return true;
+}
+
+/* valid_username - as auth_name_valid(): 1-64 of [A-Za-z0-9._@+-]. */
+static bool
+valid_username(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("._@+-", *s) != NULL))
+			return false;
+	return true;
+}
+
+/* --- rates and networks ----------------------------------------------------- */
+
+/* parse_window - "h", "hour", "min", "d", "day", "s", "sec", or "10s", "2h". */
+static int
+parse_window(const char *w, uint64_t *ms)
+{
+	static const struct {
+		const char *name;
+		uint64_t ms;
+	} names[] = {
+		{ "s", 1000 }, { "sec", 1000 }, { "second", 1000 },
+		{ "m", 60000 }, { "min", 60000 }, { "minute", 60000 },
+		{ "h", 3600000 }, { "hour", 3600000 },
+		{ "d", 86400000 }, { "day", 86400000 },
+	};
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcmp(w, names[i].name) == 0) {
+			*ms = names[i].ms;
+			return 0;
+		}
+	}
+	if (w[0] < '0' || w[0] > '9')
+		return -EINVAL;
+	/* "10min" reads as the duration 10m. */
+	if (strlen(w) > 3 && strcmp(w + strlen(w) - 3, "min") == 0) {
+		char tmp[32];
+
+		if (str_copy(tmp, w, sizeof tmp) < 0)
+			return -EINVAL;
+		tmp[strlen(tmp) - 2] = '\0';
+		return str_to_duration_ms(tmp, ms);
+	}
+	return str_to_duration_ms(w, ms);
+}
+
+int
+config_parse_rates(const char *s, struct config_rates *out, const char **why)
+{
+	char tmp[256], *p, *tok, *slash;
+	uint64_t n, w;
+
+	memset(out, 0, sizeof *out);
+	if (str_copy(tmp, s, sizeof tmp) < 0) {
+		*why = "the list is too long";
+		return -EINVAL;
+	}
+	p = str_trim(tmp);
+	if (p[0] == '\0' || strcmp(p, "none") == 0)
+		return 0;
+	while (p != NULL) {
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
+		tok = str_trim(tok);
+		if (tok[0] == '\0') {
+			*why = "empty entry in the list";
+			return -EINVAL;
+		}
+		slash = strchr(tok, '/');
+		if (slash == NULL) {
+			*why = "a rate is COUNT/WINDOW, like 500/h, 20/min, 10000/d or 3/10s";
+			return -EINVAL;
+		}
+		*slash = '\0';
+		if (str_to_u64(str_trim(tok), &n) < 0 || n < 1 || n > 1000000000) {
+			*why = "the count of a rate must be a whole number from 1 to 1000000000";
+			return -EINVAL;
+		}
+		if (parse_window(str_trim(slash + 1), &w) < 0) {
+			*why = "the window of a rate must be s, min, h, d, or a duration like 10s or 2h";
+			return -EINVAL;
+		}
+		if (w < 1000 || w > 31 * DAY) {
+			*why = "the window of a rate must be from 1s to 31d";
+			return -EINVAL;
+		}
+		if (out->n == CONFIG_RATES_MAX) {
+			*why = "at most 4 rates in a list";
+			return -EINVAL;
+		}
+		for (unsigned i = 0; i < out->n; i++) {
+			if (out->r[i].window_ms == w) {
+				*why = "two rates with the same window";
+				return -EINVAL;
+			}
+		}
+		out->r[out->n].limit = n;
+		out->r[out->n].window_ms = w;
+		out->n++;
+	}
+	return 0;
+}
+
+const char *
+config_rates_str(const struct config_rates *r, char *dst, size_t size)
+{
+	size_t len = 0;
+
+	if (size == 0)
+		return dst;
+	dst[0] = '\0';
+	if (r->n == 0) {
+		str_copy(dst, "none", size);
+		return dst;
+	}
+	for (unsigned i = 0; i < r->n && len < size; i++) {
+		uint64_t w = r->r[i].window_ms;
+		char win[32];
+		int n;
+
+		if (w == 1000)
+			str_copy(win, "s", sizeof win);
+		else if (w == 60000)
+			str_copy(win, "min", sizeof win);
+		else if (w == 3600000)
+			str_copy(win, "h", sizeof win);
+		else if (w == DAY)
+			str_copy(win, "d", sizeof win);
+		else if (w % 60000 == 0 && w % 3600000 != 0)
+			snprintf(win, sizeof win, "%" PRIu64 "min", w / 60000);
+		else
+			str_duration(win, sizeof win, w);
+		n = snprintf(dst + len, size - len, "%s%" PRIu64 "/%s", i ? ", " : "",
+		    r->r[i].limit, win);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	return dst;
+}
+
+int
+config_parse_nets(const char *s, struct config_nets *out, const char **why)
+{
+	char tmp[CONFIG_LINE_MAX + 1], *p, *tok, *slash;
+
+	memset(out, 0, sizeof *out);
+	if (str_copy(tmp, s, sizeof tmp) < 0) {
+		*why = "the list is too long";
+		return -EINVAL;
+	}
+	p = str_trim(tmp);
+	if (p[0] == '\0')
+		return 0;
+	while (p != NULL) {
+		struct config_net net;
+		unsigned maxbits;
+		uint64_t bits;
+
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
+		tok = str_trim(tok);
+		memset(&net, 0, sizeof net);
+		if (tok[0] == '\0') {
+			*why = "empty entry in the list";
+			return -EINVAL;
+		}
+		slash = strchr(tok, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if (inet_pton(AF_INET, tok, net.addr) == 1) {
+			net.family = AF_INET;
+			maxbits = 32;
+		} else if (inet_pton(AF_INET6, tok, net.addr) == 1) {
+			net.family = AF_INET6;
+			maxbits = 128;
+		} else {
+			*why = "an entry is not an IPv4 or IPv6 address (write networks as 192.0.2.0/24 or 2001:db8::/32)";
+			return -EINVAL;
+		}
+		bits = maxbits;
+		if (slash != NULL && (str_to_u64(slash + 1, &bits) < 0 || bits > maxbits)) {
+			*why = "a prefix length must be 0-32 for IPv4 and 0-128 for IPv6";
+			return -EINVAL;
+		}
+		net.prefix = (unsigned)bits;
+		for (unsigned b = net.prefix; b < maxbits; b++) {
+			if (net.addr[b / 8] & (0x80 >> (b % 8))) {
+				*why = "an entry has host bits set after its prefix (write the network address, like 10.0.0.0/8)";
+				return -EINVAL;
+			}
+		}
+		if (out->n == CONFIG_NETS_MAX) {
+			*why = "at most 32 networks";
+			return -EINVAL;
+		}
+		out->net[out->n++] = net;
+	}
+	return 0;
+}
+
+bool
+config_nets_match(const struct config_nets *nets, const char *ip)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned char a[16];
+	int family;
+
+	if (nets->n == 0)
+		return false;
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, ip, a) == 1) {
+		family = AF_INET6;
+		/* An IPv4-mapped address ("::ffff:192.0.2.1") matches IPv4 networks. */
+		if (memcmp(a, mapped, sizeof mapped) == 0) {
+			memmove(a, a + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (unsigned i = 0; i < nets->n; i++) {
+		const struct config_net *n = &nets->net[i];
+		unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+		if (n->family != family)
+			continue;
+		if (memcmp(a, n->addr, full) != 0)
+			continue;
+		if (rest != 0 && ((a[full] ^ n->addr[full]) & (0xff00 >> rest) & 0xff) != 0)
+			continue;
+		return true;
+	}
+	return false;
 }
 
 int
@@ -643,6 +915,31 @@ set_value(struct parse_state *ps, const struct key_def *k, const char *v)
 			return fail(ps, "[%s] %s must be warn, defer or off, not \"%s\"",
 			    k->section, k->name, v);
 		return 1;
+	case K_RATES:
+		if (config_parse_rates(v, (struct config_rates *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: \"%s\": %s", k->section, k->name, v, why);
+		return 1;
+	case K_NETS:
+		if (config_parse_nets(v, (struct config_nets *)(void *)field, &why) < 0)
+			return fail(ps, "[%s] %s: %s", k->section, k->name, why);
+		return 1;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0)
+			*(bool *)(void *)field = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "off") == 0)
+			*(bool *)(void *)field = false;
+		else
+			return fail(ps, "[%s] %s must be yes or no, not \"%s\"", k->section, k->name, v);
+		return 1;
+	case K_SUPPRESSED:
+		if (strcmp(v, "reject") == 0)
+			ps->cfg->policy.suppressed = CONFIG_SUPPRESSED_REJECT;
+		else if (strcmp(v, "drop") == 0)
+			ps->cfg->policy.suppressed = CONFIG_SUPPRESSED_DROP;
+		else
+			return fail(ps, "[%s] %s must be reject or drop, not \"%s\"",
+			    k->section, k->name, v);
+		return 1;
 	case K_IP: {
 		unsigned char a6[16];
 
@@ -715,27 +1012,118 @@ set_domain_key(struct parse_state *ps, const char *name, const char *v)
 	return 1;
 }
 
+/* dest_list - a comma-separated list of at most max entries of len bytes. */
+static int
+dest_list(struct parse_state *ps, struct config_destination *d, const char *key,
+    const char *v, char *out, size_t len, unsigned max, unsigned *n, bool mx)
+{
+	char tmp[CONFIG_LINE_MAX + 1], *p, *tok;
+
+	str_copy(tmp, v, sizeof tmp);
+	*n = 0;
+	for (p = tmp; p != NULL; ) {
+		tok = p;
+		p = strchr(p, ',');
+		if (p != NULL)
+			*p++ = '\0';
+		tok = str_trim(tok);
+		if (tok[0] == '\0')
+			return fail(ps, "[destination %s] %s: empty entry in the list", d->name, key);
+		if (*n == max)
+			return fail(ps, "[destination %s] %s: at most %u entries", d->name, key, max);
+		if (mx) {
+			/* ".google.com" (any host under it) or one host name. */
+			if (!valid_hostname(tok[0] == '.' ? tok + 1 : tok))
+				return fail(ps, "[destination %s] mx: \"%s\" is neither a host name nor .domain (a suffix)",
+				    d->name, tok);
+			str_lower(tok);
+		} else {
+			for (const char *c = tok; *c; c++)
+				if (*c <= ' ' || *c >= 0x7f)
+					return fail(ps, "[destination %s] throttle: \"%s\": a reply code or word, printable ASCII without spaces",
+					    d->name, tok);
+		}
+		if (str_copy(out + (size_t)*n * len, tok, len) < 0)
+			return fail(ps, "[destination %s] %s: \"%s\" is too long (%zu bytes at most)",
+			    d->name, key, tok, len - 1);
+		(*n)++;
+	}
+	return 1;
+}
+
 static int
 set_destination_key(struct parse_state *ps, const char *name, const char *v)
 {
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} dkeys[] = {
+		{ "dkim", CONFIG_DEST_DKIM },
+		{ "require_tls", CONFIG_DEST_REQUIRE_TLS },
+		{ "max_connections", CONFIG_DEST_MAX_CONNECTIONS },
+		{ "max_messages_per_connection", CONFIG_DEST_MAX_MSGS_CONN },
+		{ "max_messages_per_minute", CONFIG_DEST_MAX_MSGS_MIN },
+		{ "mx", CONFIG_DEST_MX },
+		{ "throttle", CONFIG_DEST_THROTTLE },
+	};
 	struct config_destination *d = &ps->cfg->destinations[ps->named_idx];
+	unsigned bit = 0, *num = NULL;
+	uint64_t n;
 
-	if (strcmp(name, "dkim") != 0)
-		return fail(ps, "unknown key \"%s\" in [destination %s] (known: dkim)", name, d->name);
-	if (d->seen & DEST_DKIM)
-		return fail(ps, "[destination %s] dkim is set twice", d->name);
-	d->seen |= DEST_DKIM;
-	if (strcmp(v, "all") == 0)
-		d->dkim = CONFIG_DKIM_ALL;
-	else if (strcmp(v, "rsa") == 0)
-		d->dkim = CONFIG_DKIM_RSA;
-	else if (strcmp(v, "ed25519") == 0)
-		d->dkim = CONFIG_DKIM_ED25519;
-	else if (strcmp(v, "none") == 0)
-		d->dkim = 0;
-	else
-		return fail(ps, "[destination %s] dkim must be all, rsa, ed25519 or none, not \"%s\"",
-		    d->name, v);
+	for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+		if (strcmp(name, dkeys[i].name) == 0)
+			bit = dkeys[i].bit;
+	if (bit == 0)
+		return fail(ps, "unknown key \"%s\" in [destination %s] (known: dkim, require_tls, max_connections, max_messages_per_connection, max_messages_per_minute, mx, throttle)",
+		    name, d->name);
+	if (d->seen & bit)
+		return fail(ps, "[destination %s] %s is set twice", d->name, name);
+	d->seen |= bit;
+	switch (bit) {
+	case CONFIG_DEST_DKIM:
+		if (strcmp(v, "all") == 0)
+			d->dkim = CONFIG_DKIM_ALL;
+		else if (strcmp(v, "rsa") == 0)
+			d->dkim = CONFIG_DKIM_RSA;
+		else if (strcmp(v, "ed25519") == 0)
+			d->dkim = CONFIG_DKIM_ED25519;
+		else if (strcmp(v, "none") == 0)
+			d->dkim = 0;
+		else
+			return fail(ps, "[destination %s] dkim must be all, rsa, ed25519 or none, not \"%s\"",
+			    d->name, v);
+		return 1;
+	case CONFIG_DEST_REQUIRE_TLS:
+		if (strcmp(v, "no") == 0)
+			d->require_tls = CONFIG_TLS_OPTIONAL;
+		else if (strcmp(v, "yes") == 0)
+			d->require_tls = CONFIG_TLS_REQUIRED;
+		else if (strcmp(v, "verify") == 0)
+			d->require_tls = CONFIG_TLS_VERIFY;
+		else
+			return fail(ps, "[destination %s] require_tls must be no, yes or verify, not \"%s\"",
+			    d->name, v);
+		return 1;
+	case CONFIG_DEST_MX:
+		return dest_list(ps, d, "mx", v, &d->mx[0][0], CONFIG_HOST_MAX, CONFIG_MX_MAX,
+		    &d->nmx, true);
+	case CONFIG_DEST_THROTTLE:
+		return dest_list(ps, d, "throttle", v, &d->throttle[0][0], CONFIG_THROTTLE_LEN,
+		    CONFIG_THROTTLE_MAX, &d->nthrottle, false);
+	case CONFIG_DEST_MAX_CONNECTIONS:
+		num = &d->max_connections;
+		break;
+	case CONFIG_DEST_MAX_MSGS_CONN:
+		num = &d->max_messages_per_connection;
+		break;
+	default:
+		num = &d->max_messages_per_minute;
+		break;
+	}
+	if (str_to_u64(v, &n) < 0 || n < 1 || n > 1000000)
+		return fail(ps, "[destination %s] %s must be a whole number from 1 to 1000000, not \"%s\"",
+		    d->name, name, v);
+	*num = (unsigned)n;
 	return 1;
 }
 
@@ -972,6 +1360,21 @@ validate(struct parse_state *ps)
 	}
 	if (cfg->deliver.smarthost_user[0] != '\0' && cfg->nroutes == 0) {
 		snprintf(ps->err, ps->errsz, "%s: [deliver] smarthost_user is set but no route.* or route.DOMAIN names a smarthost",
+		    ps->name);
+		return -EINVAL;
+	}
+	if (cfg->relay.trusted_networks.n > 0 && cfg->relay.trusted_user[0] == '\0') {
+		snprintf(ps->err, ps->errsz, "%s: [relay] trusted_networks is set but trusted_user is not: name the user trusted clients act as",
+		    ps->name);
+		return -EINVAL;
+	}
+	if (cfg->relay.trusted_user[0] != '\0' && !valid_username(cfg->relay.trusted_user)) {
+		snprintf(ps->err, ps->errsz, "%s: [relay] trusted_user \"%s\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)",
+		    ps->name, cfg->relay.trusted_user);
+		return -EINVAL;
+	}
+	if (cfg->policy.throttle_backoff_min_ms > cfg->policy.throttle_backoff_max_ms) {
+		snprintf(ps->err, ps->errsz, "%s: [policy] throttle_backoff_min is longer than throttle_backoff_max",
 		    ps->name);
 		return -EINVAL;
 	}

@@ -24,6 +24,11 @@
 #define CONFIG_LISTEN_MAX 8
 #define CONFIG_SELECTOR_MAX 4   /* DKIM selectors per sending domain */
 #define CONFIG_SELECTOR_LEN 64
+#define CONFIG_RATES_MAX 4      /* limits in one rate list ("20/min, 500/h") */
+#define CONFIG_NETS_MAX 32      /* networks in [relay] trusted_networks */
+#define CONFIG_MX_MAX 8         /* MX host patterns of one [destination] */
+#define CONFIG_THROTTLE_MAX 8   /* throttling reply patterns of one [destination] */
+#define CONFIG_THROTTLE_LEN 32
 
 enum config_role {
 	ROLE_RELAY = 1 << 0,
@@ -51,6 +56,46 @@ enum {
 	CONFIG_DKIM_ALL = CONFIG_DKIM_RSA | CONFIG_DKIM_ED25519,
 };
 
+/*
+ * One rate limit: at most limit events in any window_ms (a sliding window;
+ * see policy/policy.h).  Written "500/h", "20/min", "10000/d", "3/10s".
+ */
+struct config_rate {
+	uint64_t limit;
+	uint64_t window_ms;
+};
+
+/* A list of rate limits; n 0 = unlimited. */
+struct config_rates {
+	unsigned n;
+	struct config_rate r[CONFIG_RATES_MAX];
+};
+
+/* One network of [relay] trusted_networks: "192.0.2.0/24", "::1/128". */
+struct config_net {
+	int family;                 /* AF_INET or AF_INET6 */
+	unsigned char addr[16];     /* network address, host bits zero */
+	unsigned prefix;            /* bits */
+};
+
+struct config_nets {
+	unsigned n;
+	struct config_net net[CONFIG_NETS_MAX];
+};
+
+/* [policy] suppressed: what RCPT does with a suppressed recipient. */
+enum config_suppressed {
+	CONFIG_SUPPRESSED_REJECT,   /* 550 5.7.1 recipient suppressed (...) */
+	CONFIG_SUPPRESSED_DROP,     /* 250, and the recipient is not delivered */
+};
+
+/* [destination D] require_tls. */
+enum config_require_tls {
+	CONFIG_TLS_OPTIONAL,        /* no: STARTTLS when offered (the default) */
+	CONFIG_TLS_REQUIRED,        /* yes: encrypted, certificate not checked */
+	CONFIG_TLS_VERIFY,          /* verify: encrypted and the certificate verified */
+};
+
 /* [deliver] route.DOMAIN = host:port; domain "*" routes everything. */
 struct config_route {
 	char domain[CONFIG_HOST_MAX];
@@ -66,11 +111,37 @@ struct config_domain {
 	unsigned seen;                       /* keys set (parser bookkeeping) */
 };
 
-/* [destination D]: rules for one recipient domain. */
+/*
+ * [destination D]: rules for one recipient domain, or for every domain
+ * whose MX hosts match mx (a group: "mx = .google.com" puts every domain
+ * hosted at Google in it).  Shaping limits of 0 are unset: the built-in
+ * rule of the same name (policy/dest.h) or the [deliver] value applies.
+ */
 struct config_destination {
 	char name[CONFIG_HOST_MAX];          /* lower case */
 	unsigned dkim;                       /* CONFIG_DKIM_* bits; 0 = none */
-	unsigned seen;
+	enum config_require_tls require_tls;
+	unsigned max_connections;            /* across the group; 0 = unset */
+	unsigned max_messages_per_connection;/* 0 = unset */
+	unsigned max_messages_per_minute;    /* across the group, per node; 0 = unset */
+	/* MX host patterns: ".google.com" is a suffix, "mx.example.net" one host. */
+	char mx[CONFIG_MX_MAX][CONFIG_HOST_MAX];
+	unsigned nmx;
+	/* Replies that mean "slow down": "4.7.28", "TSS04", "4.7.5*" (prefix). */
+	char throttle[CONFIG_THROTTLE_MAX][CONFIG_THROTTLE_LEN];
+	unsigned nthrottle;
+	unsigned seen;                       /* CONFIG_DEST_* keys set */
+};
+
+/* Bits of config_destination.seen: which keys the file set. */
+enum {
+	CONFIG_DEST_DKIM = 1 << 0,
+	CONFIG_DEST_REQUIRE_TLS = 1 << 1,
+	CONFIG_DEST_MAX_CONNECTIONS = 1 << 2,
+	CONFIG_DEST_MAX_MSGS_CONN = 1 << 3,
+	CONFIG_DEST_MAX_MSGS_MIN = 1 << 4,
+	CONFIG_DEST_MX = 1 << 5,
+	CONFIG_DEST_THROTTLE = 1 << 6,
 };
 
 /* A list of listening endpoints, "0.0.0.0:587, [::]:587"; n 0 = off. */
@@ -109,7 +180,22 @@ struct config {
 		unsigned max_connections_per_ip;
 		uint64_t command_timeout_ms;       /* waiting for a command */
 		uint64_t data_timeout_ms;          /* the whole DATA phase */
+		struct config_nets trusted_networks; /* submit without TLS/AUTH; n 0 = none */
+		char trusted_user[65];             /* whom trusted clients act as */
 	} relay;
+	struct {
+		struct config_rates rate;          /* messages per user (default for all users) */
+		struct config_rates rcpt_rate;     /* recipients per user */
+		enum config_suppressed suppressed;
+		bool suppress_bounces;             /* a hard bounce adds the recipient */
+		unsigned auth_fail_limit;          /* AUTH failures per address ... */
+		uint64_t auth_fail_window_ms;      /* ... in this window lock it out ... */
+		uint64_t auth_lockout_ms;          /* ... this long (454 4.7.0) */
+		unsigned max_errors;               /* protocol errors per session, then 421 */
+		unsigned max_junk_commands;        /* NOOP/RSET/VRFY/HELP/EHLO between messages, then 421 */
+		uint64_t throttle_backoff_min_ms;  /* first suspension of a throttling destination */
+		uint64_t throttle_backoff_max_ms;  /* longest one */
+	} policy;
 	struct {
 		uint64_t lease_ms;
 		uint64_t retention_ms;
@@ -189,6 +275,23 @@ int config_parse_endpoint(const char *s, bool allow_unix,
  * CONFIG_LISTEN_MAX; empty = none).  0 or -EINVAL with a reason in why.
  */
 int config_parse_listen(const char *s, struct config_listen *out, const char **why);
+/*
+ * config_parse_rates - "500/h, 20/min" (comma-separated, at most
+ * CONFIG_RATES_MAX; empty or "none" = no limit).  A window is s, sec,
+ * min, m, h, hour, d, day, or a duration with a number ("10s", "2h");
+ * limits 1 to 10^9, windows 1 s to 31 days.  0 or -EINVAL with why.
+ */
+int config_parse_rates(const char *s, struct config_rates *out, const char **why);
+/* config_rates_str - "500/h, 20/min", or "none" for an empty list. */
+const char *config_rates_str(const struct config_rates *r, char *dst, size_t size);
+/*
+ * config_parse_nets - "127.0.0.1/32, ::1/128, 10.0.0.0/8" (an address
+ * without "/N" is one host).  Host bits must be zero.  0 or -EINVAL.
+ */
+int config_parse_nets(const char *s, struct config_nets *out, const char **why);
+/* config_nets_match - whether the address text ip lies in one of nets. */
+bool config_nets_match(const struct config_nets *nets, const char *ip);
+
 /* config_parse_roles - "relay,deliver" -> ROLE_* bits; 0 or -EINVAL. */
 int config_parse_roles(const char *s, unsigned *roles, const char **why);
 /* config_roles_str - ROLE_* bits as "relay,deliver,mailbox". */

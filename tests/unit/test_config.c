@@ -273,11 +273,11 @@ static const struct err_case {
 	{ "hostname = a\n",
 	    NAME ":1: \"hostname\" comes before any [section]" },
 	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
-	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
+	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
 	{ "[Server]\nhostname = a\n",
-	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
+	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
 	{ "[server]\nhostname = a\n\n  [bogus]  \n",
-	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
+	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
 	{ "[server]\n = 7\n",
 	    NAME ":2: syntax error: no key name before \"=\"" },
 	{ "[server]\nnope = 1\n",
@@ -421,7 +421,7 @@ static const struct err_case {
 	{ "[domain ex ample.com]\n",
 	    NAME ":1: [domain ex ample.com]: not a domain name" },
 	{ "[domainexample.com]\n",
-	    NAME ":1: unknown section [domainexample.com] (known: server, redis, tls, relay, queue, deliver, domain NAME, destination NAME)" },
+	    NAME ":1: unknown section [domainexample.com] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
 	{ "[domain example.com]\ndkim_key = x\n",
 	    NAME ":2: unknown key \"dkim_key\" in [domain example.com] (known: dkim_selector, return_path)" },
 	{ "[domain example.com]\ndkim_selector = s1\n[domain Example.COM]\ndkim_selector = s2\n",
@@ -439,7 +439,61 @@ static const struct err_case {
 	{ "[destination gmail.com]\ndkim = dual\n",
 	    NAME ":2: [destination gmail.com] dkim must be all, rsa, ed25519 or none, not \"dual\"" },
 	{ "[destination gmail.com]\nrate = 5\n",
-	    NAME ":2: unknown key \"rate\" in [destination gmail.com] (known: dkim)" },
+	    NAME ":2: unknown key \"rate\" in [destination gmail.com] (known: dkim, require_tls, max_connections, max_messages_per_connection, max_messages_per_minute, mx, throttle)" },
+	{ "[destination gmail.com]\nrequire_tls = always\n",
+	    NAME ":2: [destination gmail.com] require_tls must be no, yes or verify, not \"always\"" },
+	{ "[destination gmail.com]\nmax_connections = 0\n",
+	    NAME ":2: [destination gmail.com] max_connections must be a whole number from 1 to 1000000, not \"0\"" },
+	{ "[destination gmail.com]\nmax_messages_per_minute = 1000001\n",
+	    NAME ":2: [destination gmail.com] max_messages_per_minute must be a whole number from 1 to 1000000, not \"1000001\"" },
+	{ "[destination gmail.com]\nmax_connections = 2\nmax_connections = 3\n",
+	    NAME ":3: [destination gmail.com] max_connections is set twice" },
+	{ "[destination g]\nmx = .google.com, bad_host\n",
+	    NAME ":2: [destination g] mx: \"bad_host\" is neither a host name nor .domain (a suffix)" },
+	{ "[destination g]\nmx = a, b, c, d, e, f, g, h, i\n",
+	    NAME ":2: [destination g] mx: at most 8 entries" },
+	{ "[destination g]\nmx = .google.com,\n",
+	    NAME ":2: [destination g] mx: empty entry in the list" },
+	{ "[destination g]\nthrottle = 4.7.28, TS\x01\n",
+	    NAME ":2: [destination g] throttle: \"TS\x01\": a reply code or word, printable ASCII without spaces" },
+	{ "[destination g]\nthrottle = 0123456789012345678901234567890123456789\n",
+	    NAME ":2: [destination g] throttle: \"0123456789012345678901234567890123456789\" is too long (31 bytes at most)" },
+	{ "[policy]\nrate = 500\n",
+	    NAME ":2: [policy] rate: \"500\": a rate is COUNT/WINDOW, like 500/h, 20/min, 10000/d or 3/10s" },
+	{ "[policy]\nrate = 0/h\n",
+	    NAME ":2: [policy] rate: \"0/h\": the count of a rate must be a whole number from 1 to 1000000000" },
+	{ "[policy]\nrate = 5/fortnight\n",
+	    NAME ":2: [policy] rate: \"5/fortnight\": the window of a rate must be s, min, h, d, or a duration like 10s or 2h" },
+	{ "[policy]\nrcpt_rate = 5/500ms\n",
+	    NAME ":2: [policy] rcpt_rate: \"5/500ms\": the window of a rate must be from 1s to 31d" },
+	{ "[policy]\nrate = 1/h, 2/h\n",
+	    NAME ":2: [policy] rate: \"1/h, 2/h\": two rates with the same window" },
+	{ "[policy]\nrate = 1/s, 2/min, 3/h, 4/d, 5/w\n",
+	    NAME ":2: [policy] rate: \"1/s, 2/min, 3/h, 4/d, 5/w\": the window of a rate must be s, min, h, d, or a duration like 10s or 2h" },
+	{ "[policy]\nrate = 1/s, 2/min, 3/h, 4/d, 5/2d\n",
+	    NAME ":2: [policy] rate: \"1/s, 2/min, 3/h, 4/d, 5/2d\": at most 4 rates in a list" },
+	{ "[policy]\nsuppressed = bounce\n",
+	    NAME ":2: [policy] suppressed must be reject or drop, not \"bounce\"" },
+	{ "[policy]\nsuppress_bounces = maybe\n",
+	    NAME ":2: [policy] suppress_bounces must be yes or no, not \"maybe\"" },
+	{ "[policy]\nauth_fail_limit = 0\n",
+	    NAME ":2: [policy] auth_fail_limit must be a whole number from 1 to 1000000, not \"0\"" },
+	{ "[policy]\nbogus = 1\n",
+	    NAME ":2: unknown key \"bogus\" in [policy]" },
+	{ "[relay]\ntrusted_networks = 127.0.0.1/33\ntrusted_user = web\n",
+	    NAME ":2: [relay] trusted_networks: a prefix length must be 0-32 for IPv4 and 0-128 for IPv6" },
+	{ "[relay]\ntrusted_networks = 10.0.0.1/8\ntrusted_user = web\n",
+	    NAME ":2: [relay] trusted_networks: an entry has host bits set after its prefix (write the network address, like 10.0.0.0/8)" },
+	{ "[relay]\ntrusted_networks = localhost\ntrusted_user = web\n",
+	    NAME ":2: [relay] trusted_networks: an entry is not an IPv4 or IPv6 address (write networks as 192.0.2.0/24 or 2001:db8::/32)" },
+	{ "[relay]\ntrusted_networks = 127.0.0.1/32, , ::1\n",
+	    NAME ":2: [relay] trusted_networks: empty entry in the list" },
+	{ "[relay]\ntrusted_networks = 127.0.0.1/32\n",
+	    NAME ": [relay] trusted_networks is set but trusted_user is not: name the user trusted clients act as" },
+	{ "[relay]\ntrusted_user = web site\n",
+	    NAME ": [relay] trusted_user \"web site\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)" },
+	{ "[policy]\nthrottle_backoff_min = 2h\n",
+	    NAME ": [policy] throttle_backoff_min is longer than throttle_backoff_max" },
 	/* Cross-key checks: no line, the whole file is at fault. */
 	{ "[deliver]\nsmarthost_user = u\nroute.* = 127.0.0.1:2525\n",
 	    NAME ": [deliver] smarthost_user and smarthost_password go together: set both, or neither" },
@@ -456,6 +510,124 @@ static const struct err_case {
 	{ "[deliver]\nretry = 2h, 1h\nlifetime = 1h\n",
 	    NAME ": [deliver] lifetime is shorter than the first retry interval" },
 };
+
+START_TEST(test_policy_keys)
+{
+	char err[CONFIG_ERR_MAX], buf[128];
+	struct config cfg;
+	int rc;
+
+	/* Defaults. */
+	rc = load(&cfg, "", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.policy.rate.n, 0);
+	ck_assert_uint_eq(cfg.policy.rcpt_rate.n, 0);
+	ck_assert_int_eq(cfg.policy.suppressed, CONFIG_SUPPRESSED_REJECT);
+	ck_assert(cfg.policy.suppress_bounces);
+	ck_assert_uint_eq(cfg.policy.auth_fail_limit, 5);
+	ck_assert_uint_eq(cfg.policy.auth_fail_window_ms, 600000);
+	ck_assert_uint_eq(cfg.policy.auth_lockout_ms, 1800000);
+	ck_assert_uint_eq(cfg.policy.max_errors, 20);
+	ck_assert_uint_eq(cfg.policy.max_junk_commands, 100);
+	ck_assert_uint_eq(cfg.policy.throttle_backoff_min_ms, 60000);
+	ck_assert_uint_eq(cfg.policy.throttle_backoff_max_ms, 3600000);
+	ck_assert_uint_eq(cfg.relay.trusted_networks.n, 0);
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "127.0.0.1"));
+	config_free(&cfg);
+
+	rc = load(&cfg, "[policy]\nrate = 20/min, 500/h,10000/d, 3/10s\nrcpt_rate = 5000/day\n"
+	    "suppressed = drop\nsuppress_bounces = no\nauth_fail_limit = 3\n"
+	    "auth_fail_window = 1m\nauth_lockout = 2h\nmax_errors = 5\nmax_junk_commands = 7\n"
+	    "throttle_backoff_min = 2s\nthrottle_backoff_max = 10m\n"
+	    "[relay]\ntrusted_networks = 127.0.0.1/32, 10.0.0.0/8 ,::1, 2001:db8::/32\n"
+	    "trusted_user = web\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.policy.rate.n, 4);
+	ck_assert_uint_eq(cfg.policy.rate.r[0].limit, 20);
+	ck_assert_uint_eq(cfg.policy.rate.r[0].window_ms, 60000);
+	ck_assert_uint_eq(cfg.policy.rate.r[1].window_ms, 3600000);
+	ck_assert_uint_eq(cfg.policy.rate.r[2].limit, 10000);
+	ck_assert_uint_eq(cfg.policy.rate.r[2].window_ms, 86400000);
+	ck_assert_uint_eq(cfg.policy.rate.r[3].limit, 3);
+	ck_assert_uint_eq(cfg.policy.rate.r[3].window_ms, 10000);
+	ck_assert_str_eq(config_rates_str(&cfg.policy.rate, buf, sizeof buf),
+	    "20/min, 500/h, 10000/d, 3/10s");
+	ck_assert_str_eq(config_rates_str(&cfg.policy.rcpt_rate, buf, sizeof buf), "5000/d");
+	ck_assert_int_eq(cfg.policy.suppressed, CONFIG_SUPPRESSED_DROP);
+	ck_assert(!cfg.policy.suppress_bounces);
+	ck_assert_uint_eq(cfg.policy.auth_fail_limit, 3);
+	ck_assert_uint_eq(cfg.policy.auth_lockout_ms, 7200000);
+	ck_assert_uint_eq(cfg.policy.max_errors, 5);
+	ck_assert_uint_eq(cfg.policy.max_junk_commands, 7);
+	ck_assert_uint_eq(cfg.policy.throttle_backoff_min_ms, 2000);
+	ck_assert_str_eq(cfg.relay.trusted_user, "web");
+	ck_assert_uint_eq(cfg.relay.trusted_networks.n, 4);
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "127.0.0.1"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "127.0.0.2"));
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "10.255.255.255"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "11.0.0.0"));
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "::1"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "::2"));
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "2001:db8:ffff::1"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "2001:db9::1"));
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "::ffff:10.1.2.3"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "not an address"));
+	config_free(&cfg);
+
+	/* Prefix boundaries that are not byte-aligned. */
+	rc = load(&cfg, "[relay]\ntrusted_networks = 192.168.4.0/22, 0.0.0.0/0\ntrusted_user = w\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	config_free(&cfg);
+	rc = load(&cfg, "[relay]\ntrusted_networks = 192.168.4.0/22\ntrusted_user = w\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert(config_nets_match(&cfg.relay.trusted_networks, "192.168.7.255"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "192.168.8.0"));
+	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "192.168.3.255"));
+	config_free(&cfg);
+
+	/* "none" and empty clear a rate list. */
+	rc = load(&cfg, "[policy]\nrate = none\nrcpt_rate =\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.policy.rate.n, 0);
+	ck_assert_str_eq(config_rates_str(&cfg.policy.rate, buf, sizeof buf), "none");
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_destination_policy_keys)
+{
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+	const struct config_destination *d;
+	int rc;
+
+	rc = load(&cfg, "[destination shop.example]\nrequire_tls = verify\nmax_connections = 3\n"
+	    "max_messages_per_connection = 10\nmax_messages_per_minute = 60\n"
+	    "mx = .mx.example, MX1.Other.example\nthrottle = 4.7.28, TSS04, 4.7.5*\n"
+	    "[destination b.example]\nrequire_tls = yes\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	d = config_destination_find(&cfg, "shop.example");
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(d->require_tls, CONFIG_TLS_VERIFY);
+	ck_assert_uint_eq(d->max_connections, 3);
+	ck_assert_uint_eq(d->max_messages_per_connection, 10);
+	ck_assert_uint_eq(d->max_messages_per_minute, 60);
+	ck_assert_uint_eq(d->nmx, 2);
+	ck_assert_str_eq(d->mx[0], ".mx.example");
+	ck_assert_str_eq(d->mx[1], "mx1.other.example");
+	ck_assert_uint_eq(d->nthrottle, 3);
+	ck_assert_str_eq(d->throttle[2], "4.7.5*");
+	ck_assert_uint_eq(d->seen, CONFIG_DEST_REQUIRE_TLS | CONFIG_DEST_MAX_CONNECTIONS |
+	    CONFIG_DEST_MAX_MSGS_CONN | CONFIG_DEST_MAX_MSGS_MIN | CONFIG_DEST_MX | CONFIG_DEST_THROTTLE);
+	ck_assert_uint_eq(d->dkim, CONFIG_DKIM_ALL);
+	d = config_destination_find(&cfg, "b.example");
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(d->require_tls, CONFIG_TLS_REQUIRED);
+	ck_assert_uint_eq(d->max_connections, 0);
+	ck_assert_uint_eq(d->seen, CONFIG_DEST_REQUIRE_TLS);
+	config_free(&cfg);
+}
+END_TEST
 
 START_TEST(test_errors)
 {
@@ -966,6 +1138,8 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(err_cases));
 	tcase_add_test(tc, test_cross_key_boundaries);
 	tcase_add_test(tc, test_delivery_keys);
+	tcase_add_test(tc, test_policy_keys);
+	tcase_add_test(tc, test_destination_policy_keys);
 	tcase_add_test(tc, test_long_section_name);
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_small_err_buffer);
