@@ -1,0 +1,245 @@
+/*
+ * policy - every "may this happen?" of kurier that needs shared state:
+ * per-user sending rates, AUTH-failure lock-outs per client address, the
+ * suppression list, throttled destinations, and the count of refusals by
+ * rule.  The state lives in Redis so that every kurierd node sees the
+ * same counters and a restart keeps them.  The pure decisions (header
+ * checks, message limits, destination rules) are in policy/check.h and
+ * policy/dest.h.
+ *
+ * Call convention (as auth.h and queue.h): every call returning 0 calls
+ * its callback exactly once, later, from the loop; a call returning a
+ * negative errno (-ENOTCONN while Redis is down, -EINVAL for bad
+ * arguments) never does.  Arguments are borrowed for the call only.
+ * Callback statuses: 0, -ECONNRESET (the connection broke), -EIO (Redis
+ * refused; logged), -ECANCELED (policy_close() ran first).
+ *
+ * Redis keys (under the [redis] prefix P):
+ *   P rl:u:NAME:m:WMS:SLOT   string  messages of user NAME in window slot
+ *   P rl:u:NAME:r:WMS:SLOT   string  recipients, likewise
+ *   P af:IP:SLOT             string  AUTH failures of address IP
+ *   P lock:IP                string  "until_ms failures"; PX = lock-out
+ *   P sup:SCOPE              hash    address -> "reason ms text"; SCOPE is a
+ *                                    lower-case sending domain, or "*" (global)
+ *   P sup:scopes             set     every SCOPE with entries, for listing
+ *   P throttle               hash    group -> "until_ms level reply"
+ *   P refusals               hash    rule -> count (since the data was made)
+ *
+ * Rate windows are sliding, estimated from two fixed slots: with slot
+ * length W (the rate's window) and now at fraction f into the current
+ * slot, the count is cur + prev * (1 - f).  A limit N/W refuses when
+ * count + increment > N.  So N events are always allowed in a fresh
+ * window, the (N+1)th is refused, and the allowance comes back smoothly
+ * over the next W (fully after 2W without traffic).  The clock is Redis's
+ * (TIME), so nodes with skewed clocks still agree.
+ */
+#ifndef KURIER_POLICY_POLICY_H
+#define KURIER_POLICY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+
+struct policy;
+
+/* A verdict and the exact SMTP reply to give (no CRLF). */
+enum policy_verdict {
+	POLICY_OK = 0,
+	POLICY_TEMPFAIL,     /* 4xx: try later */
+	POLICY_REJECT,       /* 5xx */
+	POLICY_DROP,         /* accept with 250, never deliver (suppressed = drop) */
+};
+
+struct policy_result {
+	enum policy_verdict verdict;
+	const char *rule;    /* static: "rate.messages", "suppressed", ...; NULL when OK */
+	char reply[256];     /* "450 4.7.1 ..."; "" when OK */
+};
+
+/* The rates that apply to one user: its overrides, else [policy] defaults. */
+struct policy_user {
+	char name[65];
+	struct config_rates rate;        /* messages */
+	struct config_rates rcpt_rate;   /* recipients */
+};
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/*
+ * policy_open - connect to [redis] of cfg (copied); name tags the
+ * connection in logs.  Reconnects by itself.  0 or a negative errno.
+ */
+int policy_open(struct policy **out, uv_loop_t *loop, const struct config *cfg,
+    const char *name);
+/* policy_close - as auth_close(): pending calls get -ECANCELED, then closed(arg). */
+void policy_close(struct policy *p, void (*closed)(void *arg), void *arg);
+bool policy_is_up(const struct policy *p);
+/* policy_set_config - a reloaded configuration (copied); counters stay. */
+void policy_set_config(struct policy *p, const struct config *cfg);
+
+typedef void policy_result_cb(void *arg, int status, const struct policy_result *res);
+typedef void policy_status_cb(void *arg, int status);
+
+/* --- refusals ------------------------------------------------------------- */
+
+/*
+ * policy_refused - log one refusal ("policy refused rule=R reply=\"...\"
+ * " followed by ctx, e.g. "sid=3 client=192.0.2.1 user=shop") at warn
+ * level and count it by rule, in this process and in P refusals.  Fire and
+ * forget: Redis being down loses only the shared count.
+ */
+void policy_refused(struct policy *p, const struct policy_result *res,
+    const char *ctx);
+/* policy_refusals_local - this process's count for rule (tests, metrics). */
+uint64_t policy_refusals_local(const struct policy *p, const char *rule);
+
+/* --- per-user rates ----------------------------------------------------------- */
+
+/*
+ * policy_user_init - the effective rates of user name: overrides (the
+ * user's stored "rate" / "rcpt_rate" text, "" = none) else the [policy]
+ * defaults.  A stored text that does not parse falls back to the default
+ * and is logged.  Synchronous.
+ */
+void policy_user_init(const struct policy *p, struct policy_user *u,
+    const char *name, const char *rate, const char *rcpt_rate);
+
+/*
+ * policy_rcpt - may user u (sending from sender_domain) add one more
+ * recipient rcpt to a transaction that has nrcpt already?  One Redis
+ * round trip checks, without counting anything:
+ *   suppression: rcpt in P sup:* or P sup:SENDER_DOMAIN ->
+ *     REJECT "550 5.7.1 recipient suppressed (hard bounce on 2026-11-22)"
+ *     (rule "suppressed"), or DROP under [policy] suppressed = drop;
+ *   messages: the user's message count is at a limit ->
+ *     TEMPFAIL "450 4.7.1 ..." naming the limit and when to retry
+ *     (rule "rate.messages");
+ *   recipients: count + nrcpt + 1 over a limit -> TEMPFAIL "450 4.7.1 ..."
+ *     (rule "rate.recipients").
+ */
+int policy_rcpt(struct policy *p, const struct policy_user *u,
+    const char *sender_domain, const char *rcpt, size_t nrcpt,
+    policy_result_cb *cb, void *arg);
+
+/*
+ * policy_commit - at the end of DATA, before the message is queued:
+ * atomically check every limit of u for one more message with nrcpt
+ * recipients and, when all pass, count them.  TEMPFAIL "451 4.7.1 ..."
+ * (rule "rate.messages" / "rate.recipients") when one would be exceeded
+ * (two sessions raced past policy_rcpt); nothing is counted then.
+ */
+int policy_commit(struct policy *p, const struct policy_user *u, size_t nrcpt,
+    policy_result_cb *cb, void *arg);
+/* policy_uncommit - give back a commit whose message could not be queued. */
+int policy_uncommit(struct policy *p, const struct policy_user *u, size_t nrcpt,
+    policy_status_cb *cb, void *arg);
+
+/* --- AUTH failures per client address --------------------------------------- */
+
+/*
+ * policy_auth_check - is ip locked out?  TEMPFAIL "454 4.7.0 Too many
+ * failed authentications from your address; try again in N minutes"
+ * (rule "auth.lockout") or OK.
+ */
+int policy_auth_check(struct policy *p, const char *ip, policy_result_cb *cb,
+    void *arg);
+/*
+ * policy_auth_failed - count one failure of ip.  When it reaches
+ * [policy] auth_fail_limit within auth_fail_window the address is locked
+ * for auth_lockout: res is then TEMPFAIL as above, and only the call that
+ * locked it logs ("policy auth_lockout client=IP failures=N until=...").
+ */
+int policy_auth_failed(struct policy *p, const char *ip, policy_result_cb *cb,
+    void *arg);
+
+/* --- the suppression list ------------------------------------------------------- */
+
+enum policy_sup_reason {
+	POLICY_SUP_HARD_BOUNCE,
+	POLICY_SUP_COMPLAINT,
+	POLICY_SUP_MANUAL,
+};
+const char *policy_sup_reason_name(enum policy_sup_reason r); /* "hard-bounce", ... */
+int policy_sup_reason_parse(const char *s, enum policy_sup_reason *out);
+
+struct policy_sup_entry {
+	char scope[256];     /* sending domain, or "*" */
+	char addr[512];      /* lower case */
+	enum policy_sup_reason reason;
+	uint64_t added_ms;
+	char text[256];      /* the bounce reply, or the operator's note */
+};
+
+typedef void policy_sup_cb(void *arg, int status,
+    const struct policy_sup_entry *entries, size_t n);
+
+/*
+ * policy_suppress - add addr (lower-cased) to scope (a sending domain, or
+ * NULL / "*" for global) with reason and text; an entry that exists is
+ * replaced.  -EINVAL for an address without '@' or longer than 511 bytes.
+ */
+int policy_suppress(struct policy *p, const char *scope, const char *addr,
+    enum policy_sup_reason reason, const char *text, policy_status_cb *cb,
+    void *arg);
+/* policy_unsuppress - remove addr from scope (NULL / "*": global); cb -ENOENT if absent. */
+int policy_unsuppress(struct policy *p, const char *scope, const char *addr,
+    policy_status_cb *cb, void *arg);
+/*
+ * policy_sup_check - the entries for addr under global and scope (scope
+ * NULL: under every scope), 0 to n of them.
+ */
+int policy_sup_check(struct policy *p, const char *scope, const char *addr,
+    policy_sup_cb *cb, void *arg);
+/* policy_sup_list - every entry of scope (NULL: all scopes), sorted by scope then address. */
+int policy_sup_list(struct policy *p, const char *scope, policy_sup_cb *cb,
+    void *arg);
+/*
+ * policy_sup_filter - for delivery: which of addrs[0..n) are suppressed
+ * for sender_domain (global or that scope).  cb gets a bool per address
+ * and the matching entries' reasons/dates as a reply text
+ * ("recipient suppressed (hard bounce on 2026-11-22)").
+ */
+typedef void policy_filter_cb(void *arg, int status, const bool *suppressed,
+    char *const *why, size_t n);
+int policy_sup_filter(struct policy *p, const char *sender_domain,
+    const char *const *addrs, size_t n, policy_filter_cb *cb, void *arg);
+
+/* --- throttled destinations ---------------------------------------------------- */
+
+struct policy_throttle {
+	char group[256];     /* the destination group ("gmail.com") */
+	uint64_t until_ms;   /* suspended until (Redis clock, ms since the epoch) */
+	unsigned level;      /* consecutive throttles: 1, 2, ... */
+	char reply[256];     /* the reply that throttled it */
+};
+
+typedef void policy_throttle_cb(void *arg, int status,
+    const struct policy_throttle *t, size_t n);
+
+/*
+ * policy_throttle_hit - group answered with a throttling reply: suspend it
+ * for backoff_min * 2^(level-1), capped at backoff_max, where level is one
+ * more than the stored one (1 if none or the last suspension ended more
+ * than backoff_max ago).  cb gets the new entry.
+ */
+int policy_throttle_hit(struct policy *p, const char *group, const char *reply,
+    policy_throttle_cb *cb, void *arg);
+/* policy_throttle_clear - a delivery to group succeeded: forget its level. */
+int policy_throttle_clear(struct policy *p, const char *group,
+    policy_status_cb *cb, void *arg);
+/* policy_throttle_list - every entry, suspended or not yet forgotten. */
+int policy_throttle_list(struct policy *p, policy_throttle_cb *cb, void *arg);
+
+/* policy_refusal_totals - P refusals: rule/count pairs, sorted by rule. */
+struct policy_count {
+	char rule[64];
+	uint64_t n;
+};
+typedef void policy_counts_cb(void *arg, int status, const struct policy_count *c,
+    size_t n);
+int policy_refusal_totals(struct policy *p, policy_counts_cb *cb, void *arg);
+
+#endif
