@@ -50,7 +50,8 @@ QUEUE_SRCS := \
 	queue/schedule.c
 
 POLICY_SRCS := \
-	policy/auth.c
+	policy/auth.c \
+	policy/policy.c
 
 RELAY_SRCS := \
 	relay/smtp_data.c \
@@ -71,7 +72,8 @@ DELIVER_SRCS := \
 	deliver/verp.c
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
-GEN_SRCS  := build/gen/queue_lua.c
+POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
+GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
 
 LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS)
 
@@ -120,6 +122,10 @@ deps:
 build/gen/queue_lua.c: $(QUEUE_LUA) queue/lua/embed.sh
 	@mkdir -p $(@D)
 	sh queue/lua/embed.sh $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
+
+build/gen/policy_lua.c: $(POLICY_LUA) policy/lua/embed.sh
+	@mkdir -p $(@D)
+	sh policy/lua/embed.sh $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant
