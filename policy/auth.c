@@ -5,7 +5,7 @@
  * Every call is one struct auth_req on a's list of pending requests.  A
  * verify goes HMGET (loop) -> crypt(3) (thread pool) -> callback (loop);
  * an add or passwd goes hash (thread pool) -> script (loop) -> callback;
- * del, set and list are one script each.  The list lets auth_cancel()
+ * a get is one HMGET; del, set, set_policy and list are one script each.  The list lets auth_cancel()
  * find a verify by id and auth_close() cancel hashes not yet started; a
  * is freed only once the Redis connection is closed and the list is
  * empty, since a hash running on the pool cannot be stopped.
@@ -54,6 +54,16 @@ static const char lua_set[] =
     "if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'enabled', ARGV[4]) end\n"
     "redis.call('HSET', KEYS[1], 'changed', ARGV[1])\n"
     "return 1\n";
+/* ARGV: now, then field/value pairs; an empty value removes the field. */
+static const char lua_set_policy[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "for i = 2, #ARGV - 1, 2 do\n"
+    "  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])\n"
+    "  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'changed', ARGV[1])\n"
+    "return 1\n";
+/* Per user: its name, then the USER_FIELDS in order (false for absent ones). */
 static const char lua_list[] =
     "local names = redis.call('SMEMBERS', KEYS[1])\n"
     "table.sort(names)\n"
@@ -61,22 +71,33 @@ static const char lua_list[] =
     "for _, n in ipairs(names) do\n"
     "  local k = ARGV[1] .. n\n"
     "  if redis.call('EXISTS', k) == 1 then\n"
-    "    local v = redis.call('HMGET', k, 'enabled', 'domains')\n"
+    "    local v = redis.call('HMGET', k, 'enabled', 'domains', 'rate',\n"
+    "        'rcpt_rate', 'rcpt_domains', 'created', 'changed')\n"
     "    out[#out + 1] = n\n"
-    "    out[#out + 1] = v[1] or '0'\n"
-    "    out[#out + 1] = v[2] or ''\n"
+    "    for i = 1, 7 do out[#out + 1] = v[i] end\n"
     "  end\n"
     "end\n"
     "return out\n";
+
+/*
+ * The fields of a user other than its hash, in the order HMGET and the
+ * list script return them (fill_user() reads them so).
+ */
+static const char *const user_fields[] = {
+	"enabled", "domains", "rate", "rcpt_rate", "rcpt_domains", "created",
+	"changed",
+};
+#define USER_FIELDS (sizeof user_fields / sizeof user_fields[0])
 
 static struct rdb_script s_add = { "user_add", lua_add, "" };
 static struct rdb_script s_passwd = { "user_passwd", lua_passwd, "" };
 static struct rdb_script s_del = { "user_del", lua_del, "" };
 static struct rdb_script s_set = { "user_set", lua_set, "" };
+static struct rdb_script s_set_policy = { "user_set_policy", lua_set_policy, "" };
 static struct rdb_script s_list = { "user_list", lua_list, "" };
 
 static struct rdb_script *const scripts[] = {
-	&s_add, &s_passwd, &s_del, &s_set, &s_list,
+	&s_add, &s_passwd, &s_del, &s_set, &s_set_policy, &s_list,
 	NULL,
 };
 
@@ -86,7 +107,16 @@ enum req_kind {
 	REQ_PASSWD,
 	REQ_DEL,
 	REQ_SET,
+	REQ_SET_POLICY,
+	REQ_GET,
 	REQ_LIST,
+};
+
+/* Which policy fields a set_policy request changes (auth_req.changes). */
+enum {
+	CHANGE_RATE = 1 << 0,
+	CHANGE_RCPT_RATE = 1 << 1,
+	CHANGE_RCPT_DOMAINS = 1 << 2,
 };
 
 struct auth_req {
@@ -112,6 +142,8 @@ struct auth_req {
 	size_t pwlen;
 	bool set_domains;
 	enum auth_enable enable;
+	unsigned changes;      /* set_policy: CHANGE_* */
+	bool any_state;        /* get: a disabled user is an answer too */
 };
 
 struct auth {
@@ -187,6 +219,61 @@ copy_domains(char *dst, size_t size, const char *src, size_t len)
 	while (len > 0 && src[len] != ' ')
 		len--;
 	str_copyn(dst, src, len, size);
+}
+
+/* A stored rate text; one too long for the field is not cut (cut, it could still parse). */
+static void
+copy_rate(const char *user, const char *field, char *dst, size_t size,
+    const redisReply *v)
+{
+	char q[160];
+
+	dst[0] = '\0';
+	if (v->type != REDIS_REPLY_STRING)
+		return;
+	if (v->len >= size || memchr(v->str, '\0', v->len) != NULL) {
+		log_warn("auth", "stored_rate_unusable", "user=%s field=%s value=%s hint=\"set it again: kurierctl user set %s\"",
+		    user, field, log_quote(q, sizeof q, v->str, v->len), user);
+		return;
+	}
+	str_copyn(dst, v->str, v->len, size);
+}
+
+static uint64_t
+reply_u64(const redisReply *v)
+{
+	uint64_t n = 0;
+
+	if (v->type == REDIS_REPLY_STRING && str_to_u64n(v->str, v->len, &n) == 0)
+		return n;
+	return 0;
+}
+
+/*
+ * fill_user - u (whose name is set) from the USER_FIELDS values v[0..),
+ * as HMGET returns them.  Whether any field was present.
+ */
+static bool
+fill_user(struct auth_user *u, redisReply *const *v)
+{
+	const redisReply *e = v[0], *d = v[1], *rd = v[4];
+	bool any = false;
+
+	for (size_t i = 0; i < USER_FIELDS; i++)
+		if (v[i]->type == REDIS_REPLY_STRING)
+			any = true;
+	u->enabled = e->type == REDIS_REPLY_STRING && e->len == 1 && e->str[0] == '1';
+	u->domains[0] = '\0';
+	if (d->type == REDIS_REPLY_STRING)
+		copy_domains(u->domains, sizeof u->domains, d->str, d->len);
+	copy_rate(u->name, "rate", u->rate, sizeof u->rate, v[2]);
+	copy_rate(u->name, "rcpt_rate", u->rcpt_rate, sizeof u->rcpt_rate, v[3]);
+	u->rcpt_domains[0] = '\0';
+	if (rd->type == REDIS_REPLY_STRING)
+		copy_domains(u->rcpt_domains, sizeof u->rcpt_domains, rd->str, rd->len);
+	u->created_ms = reply_u64(v[5]);
+	u->changed_ms = reply_u64(v[6]);
+	return any;
 }
 
 /* --- requests ------------------------------------------------------------------ */
@@ -451,13 +538,14 @@ static void
 on_user_fetched(void *arg, int status, redisReply *r)
 {
 	struct auth_req *req = arg;
-	const redisReply *h, *d, *e;
+	const redisReply *h;
 
 	if (req->cancelled) {
 		req_free(req);
 		return;
 	}
-	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 3))
+	if (status == 0 && (r->type != REDIS_REPLY_ARRAY ||
+	    r->elements != 1 + USER_FIELDS))
 		status = -EIO;
 	if (status < 0) {
 		log_redis_error("verify", status, r);
@@ -466,8 +554,6 @@ on_user_fetched(void *arg, int status, redisReply *r)
 		return;
 	}
 	h = r->element[0];
-	d = r->element[1];
-	e = r->element[2];
 	if (h->type == REDIS_REPLY_STRING) {
 		bool usable = h->len < sizeof req->hash &&
 		    memchr(h->str, '\0', h->len) == NULL;
@@ -483,10 +569,7 @@ on_user_fetched(void *arg, int status, redisReply *r)
 			log_warn("auth", "unusable_hash", "user=%s hint=\"set a new password: kurierctl user passwd %s\"",
 			    req->user.name, req->user.name);
 		}
-		if (d->type == REDIS_REPLY_STRING)
-			copy_domains(req->user.domains, sizeof req->user.domains, d->str, d->len);
-		req->user.enabled = e->type == REDIS_REPLY_STRING && e->len == 1 &&
-		    e->str[0] == '1';
+		fill_user(&req->user, r->element + 1);
 		req->known = usable && req->user.enabled && !req->bad_password;
 	}
 	if (verify_hash(req) < 0) {
@@ -502,9 +585,9 @@ auth_verify(struct auth *a, const char *user, const char *password,
 {
 	struct auth_req *req;
 	char key[KEY_MAX];
-	const char *argv[5];
-	size_t lens[5];
-	int rc;
+	const char *argv[3 + USER_FIELDS];
+	size_t lens[3 + USER_FIELDS];
+	int rc, n = 0;
 
 	if (a->closing || !rdb_is_up(a->db))
 		return -ENOTCONN;
@@ -530,14 +613,14 @@ auth_verify(struct auth *a, const char *user, const char *password,
 	}
 	str_copy(req->user.name, user, sizeof req->user.name);
 	user_key(a, user, key, sizeof key);
-	argv[0] = "HMGET";
-	argv[1] = key;
-	argv[2] = "hash";
-	argv[3] = "domains";
-	argv[4] = "enabled";
-	for (int i = 0; i < 5; i++)
+	argv[n++] = "HMGET";
+	argv[n++] = key;
+	argv[n++] = "hash";
+	for (size_t i = 0; i < USER_FIELDS; i++)
+		argv[n++] = user_fields[i];
+	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
-	if ((rc = rdb_cmd(a->db, on_user_fetched, req, 5, argv, lens)) < 0) {
+	if ((rc = rdb_cmd(a->db, on_user_fetched, req, n, argv, lens)) < 0) {
 		req->cancelled = true;
 		req_free(req);
 		return rc;
@@ -569,6 +652,71 @@ auth_user_may_send_as(const struct auth_user *u, const char *domain)
 	if (dlen > 0 && domain[dlen - 1] == '.')
 		dlen--;
 	return list_has(u->domains, domain, dlen);
+}
+
+static void
+on_user_got(void *arg, int status, redisReply *r)
+{
+	struct auth_req *req = arg;
+	bool found = false;
+
+	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != USER_FIELDS))
+		status = -EIO;
+	if (status == 0)
+		found = fill_user(&req->user, r->element);
+	else
+		log_redis_error("user_get", status, r);
+	if (status == 0 && (!found || (!req->user.enabled && !req->any_state)))
+		status = -ENOENT;
+	if (!req->cancelled)
+		req->cb.verify(req->arg, status, status == 0 ? &req->user : NULL);
+	req_free(req);
+}
+
+/* auth_user_get and auth_user_info: one HMGET of the user's fields. */
+static int
+user_get(struct auth *a, const char *name, bool any_state, auth_verify_cb *cb,
+    void *arg)
+{
+	struct auth_req *req;
+	char key[KEY_MAX];
+	const char *argv[2 + USER_FIELDS];
+	size_t lens[2 + USER_FIELDS];
+	int rc, n = 0;
+
+	if (!auth_name_valid(name))
+		return -EINVAL;
+	if (a->closing || !rdb_is_up(a->db))
+		return -ENOTCONN;
+	req = req_new(a, REQ_GET);
+	req->cb.verify = cb;
+	req->arg = arg;
+	req->any_state = any_state;
+	str_copy(req->user.name, name, sizeof req->user.name);
+	user_key(a, name, key, sizeof key);
+	argv[n++] = "HMGET";
+	argv[n++] = key;
+	for (size_t i = 0; i < USER_FIELDS; i++)
+		argv[n++] = user_fields[i];
+	for (int i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]);
+	if ((rc = rdb_cmd(a->db, on_user_got, req, n, argv, lens)) < 0) {
+		req->cancelled = true;
+		req_free(req);
+	}
+	return rc;
+}
+
+int
+auth_user_get(struct auth *a, const char *name, auth_verify_cb *cb, void *arg)
+{
+	return user_get(a, name, false, cb, arg);
+}
+
+int
+auth_user_info(struct auth *a, const char *name, auth_verify_cb *cb, void *arg)
+{
+	return user_get(a, name, true, cb, arg);
 }
 
 /* --- administration ----------------------------------------------------------- */
@@ -664,8 +812,9 @@ on_status_reply(void *arg, int status, redisReply *r)
 	static const char *const what[] = {
 		[REQ_ADD] = "user_add", [REQ_PASSWD] = "user_passwd",
 		[REQ_DEL] = "user_del", [REQ_SET] = "user_set",
+		[REQ_SET_POLICY] = "user_set_policy",
 	};
-	char q[160];
+	char q[160], v1[AUTH_RATE_MAX + 8], v2[AUTH_RATE_MAX + 8], v3[300];
 
 	if (status == 0 && r->type != REDIS_REPLY_INTEGER)
 		status = -EIO;
@@ -682,6 +831,19 @@ on_status_reply(void *arg, int status, redisReply *r)
 			break;
 		case REQ_DEL:
 			log_info("auth", "user_deleted", "user=%s", q);
+			break;
+		case REQ_SET_POLICY:
+			/* What changed, as stored ("" = back to the default). */
+			log_info("auth", "user_policy_changed", "user=%s%s%s%s%s%s%s", q,
+			    req->changes & CHANGE_RATE ? " rate=" : "",
+			    req->changes & CHANGE_RATE ?
+			    log_quotes(v1, sizeof v1, req->user.rate) : "",
+			    req->changes & CHANGE_RCPT_RATE ? " rcpt_rate=" : "",
+			    req->changes & CHANGE_RCPT_RATE ?
+			    log_quotes(v2, sizeof v2, req->user.rcpt_rate) : "",
+			    req->changes & CHANGE_RCPT_DOMAINS ? " rcpt_domains=" : "",
+			    req->changes & CHANGE_RCPT_DOMAINS ?
+			    log_quotes(v3, sizeof v3, req->user.rcpt_domains) : "");
 			break;
 		default:
 			log_info("auth", "user_changed", "user=%s", q);
@@ -877,6 +1039,78 @@ auth_user_set(struct auth *a, const char *name, const char *domains,
 	return write_now(req, &s_set, false, 4, argv);
 }
 
+/*
+ * A rate text for the store: "" stays "" (the default), anything else
+ * must parse and is stored as config_rates_str() writes it.
+ */
+static int
+rate_normalise(const char *text, char *out, size_t size)
+{
+	struct config_rates r;
+	const char *why = "";
+	char tmp[AUTH_RATE_MAX * 2];
+
+	if (text[0] == '\0') {
+		out[0] = '\0';
+		return 0;
+	}
+	if (config_parse_rates(text, &r, &why) < 0)
+		return -EINVAL;
+	config_rates_str(&r, tmp, sizeof tmp);
+	if (str_copy(out, tmp, size) < 0)
+		return -E2BIG;
+	return 0;
+}
+
+int
+auth_user_set_policy(struct auth *a, const char *name, const char *rate,
+    const char *rcpt_rate, const char *rcpt_domains, auth_status_cb *cb, void *arg)
+{
+	struct auth_req *req;
+	struct auth_user u;
+	char now[24];
+	const char *argv[7];
+	int n = 0;
+
+	if (!auth_name_valid(name) || (rate == NULL && rcpt_rate == NULL &&
+	    rcpt_domains == NULL))
+		return -EINVAL;
+	memset(&u, 0, sizeof u);
+	if (rate != NULL && rate_normalise(rate, u.rate, sizeof u.rate) < 0)
+		return -EINVAL;
+	if (rcpt_rate != NULL &&
+	    rate_normalise(rcpt_rate, u.rcpt_rate, sizeof u.rcpt_rate) < 0)
+		return -EINVAL;
+	if (rcpt_domains != NULL && auth_domains_parse(rcpt_domains, u.rcpt_domains,
+	    sizeof u.rcpt_domains, NULL, 0) < 0)
+		return -EINVAL;
+	if (a->closing || !rdb_is_up(a->db))
+		return -ENOTCONN;
+	req = req_new(a, REQ_SET_POLICY);
+	req->user = u;
+	str_copy(req->user.name, name, sizeof req->user.name);
+	req->cb.status = cb;
+	req->arg = arg;
+	snprintf(now, sizeof now, "%" PRIu64, wall_ms());
+	argv[n++] = now;
+	if (rate != NULL) {
+		req->changes |= CHANGE_RATE;
+		argv[n++] = "rate";
+		argv[n++] = req->user.rate;
+	}
+	if (rcpt_rate != NULL) {
+		req->changes |= CHANGE_RCPT_RATE;
+		argv[n++] = "rcpt_rate";
+		argv[n++] = req->user.rcpt_rate;
+	}
+	if (rcpt_domains != NULL) {
+		req->changes |= CHANGE_RCPT_DOMAINS;
+		argv[n++] = "rcpt_domains";
+		argv[n++] = req->user.rcpt_domains;
+	}
+	return write_now(req, &s_set_policy, false, n, argv);
+}
+
 static void
 on_listed(void *arg, int status, redisReply *r)
 {
@@ -884,22 +1118,19 @@ on_listed(void *arg, int status, redisReply *r)
 	struct auth_user *users = NULL;
 	size_t n = 0;
 
-	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0))
+	if (status == 0 && (r->type != REDIS_REPLY_ARRAY ||
+	    r->elements % (1 + USER_FIELDS) != 0))
 		status = -EIO;
 	if (status == 0) {
-		users = xcalloc(r->elements / 3 + 1, sizeof *users);
-		for (size_t i = 0; i + 2 < r->elements; i += 3) {
-			const redisReply *nm = r->element[i], *en = r->element[i + 1],
-			    *dm = r->element[i + 2];
+		users = xcalloc(r->elements / (1 + USER_FIELDS) + 1, sizeof *users);
+		for (size_t i = 0; i + USER_FIELDS < r->elements; i += 1 + USER_FIELDS) {
+			const redisReply *nm = r->element[i];
 			struct auth_user *u = &users[n];
 
 			if (nm->type != REDIS_REPLY_STRING)
 				continue;
 			str_copyn(u->name, nm->str, nm->len, sizeof u->name);
-			u->enabled = en->type == REDIS_REPLY_STRING && en->len == 1 &&
-			    en->str[0] == '1';
-			if (dm->type == REDIS_REPLY_STRING)
-				copy_domains(u->domains, sizeof u->domains, dm->str, dm->len);
+			fill_user(u, r->element + i + 1);
 			n++;
 		}
 	} else {

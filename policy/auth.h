@@ -7,6 +7,12 @@
  *                           enabled  "1" or "0" (anything but "1" is disabled)
  *                           created  ms since the epoch
  *                           changed  ms since the epoch
+ *                           rate     messages per window, "500/h, 20/min"
+ *                                    (config_rates_str() form; "none" = no
+ *                                    limit); absent = the [policy] rate
+ *                           rcpt_rate    recipients, likewise ([policy] rcpt_rate)
+ *                           rcpt_domains the only recipient domains allowed,
+ *                                    space-separated, lower case; absent = any
  *   PREFIX users      set   every NAME, for listing
  * A name is 1-64 characters of [A-Za-z0-9._@+-] and case-sensitive; a
  * domain list is at most AUTH_DOMAINS_MAX - 1 bytes once stored.
@@ -44,10 +50,18 @@
 
 struct auth;
 
+#define AUTH_RATE_MAX 128       /* bytes of a stored rate text, NUL included */
+
 struct auth_user {
 	char name[AUTH_NAME_MAX + 1];
 	char domains[AUTH_DOMAINS_MAX];  /* "a.example b.example" */
 	bool enabled;
+	/* Per-user policy overrides; "" = the [policy] default. */
+	char rate[AUTH_RATE_MAX];        /* messages: "500/h, 20/min" */
+	char rcpt_rate[AUTH_RATE_MAX];   /* recipients: "5000/d" */
+	char rcpt_domains[AUTH_DOMAINS_MAX]; /* allowed recipient domains; "" = any */
+	uint64_t created_ms;             /* 0 when not stored */
+	uint64_t changed_ms;
 };
 
 /*
@@ -128,6 +142,16 @@ void auth_cancel(struct auth *a, auth_req_id id);
  */
 bool auth_user_may_send_as(const struct auth_user *u, const char *domain);
 
+/*
+ * auth_user_get - fetch user name without a password (the [relay]
+ * trusted_user a trusted client acts as).  cb: 0 with the user (every
+ * field of struct auth_user); -ENOENT when it does not exist or is
+ * disabled; the statuses above.  Returns -EINVAL for a malformed name.
+ */
+int auth_user_get(struct auth *a, const char *name, auth_verify_cb *cb, void *arg);
+/* auth_user_info - as auth_user_get(), but a disabled user is returned too (kurierctl). */
+int auth_user_info(struct auth *a, const char *name, auth_verify_cb *cb, void *arg);
+
 /* --- administration (kurierctl) --------------------------------------------- */
 
 /* auth_name_valid - 1-64 characters of [A-Za-z0-9._@+-]. */
@@ -173,7 +197,19 @@ enum auth_enable {
  */
 int auth_user_set(struct auth *a, const char *name, const char *domains,
     enum auth_enable enable, auth_status_cb *cb, void *arg);
-/* auth_user_list - every user, sorted by name (byte order). */
+/*
+ * auth_user_set_policy - change a user's policy overrides; for each, NULL
+ * keeps it and "" clears it back to the [policy] default.  rate and
+ * rcpt_rate are rate lists as config_parse_rates() reads them ("500/h,
+ * 20/min"; "none" = no limit for this user), stored as config_rates_str()
+ * writes them; rcpt_domains is a domain list as for auth_domains_parse()
+ * (the only recipient domains the user may send to; "" = any).  -EINVAL
+ * for a bad name or value, or when all three are NULL; -ENOTCONN when
+ * Redis is down.  cb: 0, -ENOENT if absent, or the statuses above.
+ */
+int auth_user_set_policy(struct auth *a, const char *name, const char *rate,
+    const char *rcpt_rate, const char *rcpt_domains, auth_status_cb *cb, void *arg);
+/* auth_user_list - every user with every field, sorted by name (byte order). */
 int auth_user_list(struct auth *a, auth_list_cb *cb, void *arg);
 
 /*

@@ -251,6 +251,74 @@ at_set(struct at *t, const char *name, const char *domains, enum auth_enable en)
 	return r.status;
 }
 
+static int
+at_set_policy(struct at *t, const char *name, const char *rate, const char *rcpt_rate,
+    const char *rcpt_domains)
+{
+	struct res r = { 0 };
+	int rc = auth_user_set_policy(t->a, name, rate, rcpt_rate, rcpt_domains,
+	    on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	return r.status;
+}
+
+/* at_get - auth_user_get (info false) or auth_user_info; *out on success. */
+static int
+at_get(struct at *t, const char *name, bool info, struct auth_user *out)
+{
+	struct res r = { 0 };
+	int rc = info ? auth_user_info(t->a, name, on_verify, &r) :
+	    auth_user_get(t->a, name, on_verify, &r);
+
+	if (rc < 0)
+		return rc;
+	at_wait(t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert(r.have_user == (r.status == 0));
+	if (out != NULL && r.status == 0)
+		*out = r.user;
+	return r.status;
+}
+
+/* at_list_user - the entry of name in auth_user_list(); false if not listed. */
+static bool
+at_list_user(struct at *t, const char *name, struct auth_user *out)
+{
+	struct res r = { 0 };
+	bool found = false;
+
+	ck_assert_int_eq(auth_user_list(t->a, on_list, &r), 0);
+	at_wait(t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	for (size_t i = 0; i < r.n; i++) {
+		if (strcmp(r.users[i].name, name) == 0) {
+			*out = r.users[i];
+			found = true;
+		}
+	}
+	free(r.users);
+	return found;
+}
+
+/* at_hexists - whether user name's hash has field. */
+static bool
+at_hexists(struct at *t, const char *name, const char *field)
+{
+	char k[128];
+	redisReply *r;
+	bool yes;
+
+	snprintf(k, sizeof k, "user:%s", name);
+	r = at_cmd(t, "HEXISTS %s %s", at_key(t, k), field);
+	yes = r->integer == 1;
+	freeReplyObject(r);
+	return yes;
+}
+
 /* at_verify - the status; *out filled on success; *ns the time taken. */
 static int
 at_verify2(struct at *t, const char *name, const char *pw, size_t pwlen,
@@ -505,6 +573,213 @@ START_TEST(set_domains)
 	ck_assert(auth_user_may_send_as(&u, "A.EXAMPLE"));
 	ck_assert(!auth_user_may_send_as(&u, "shop.example"));
 	ck_assert_int_eq(auth_user_set(t.a, "shop", "bad..example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(policy_overrides_stored_and_returned)
+{
+	struct at t;
+	struct auth_user u;
+	char f[AUTH_DOMAINS_MAX], changed[32], changed2[32];
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	/* A new user has no overrides: the [policy] defaults apply. */
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.rate, "");
+	ck_assert_str_eq(u.rcpt_rate, "");
+	ck_assert_str_eq(u.rcpt_domains, "");
+	ck_assert(!at_hexists(&t, "shop", "rate"));
+
+	at_field(&t, "shop", "changed", changed, sizeof changed);
+	usleep(2000);
+	ck_assert_int_eq(at_set_policy(&t, "shop", "500/h,20/min", " 5000/day ",
+	    "B.example, a.example,b.example"), 0);
+	/* Stored normalised. */
+	at_field(&t, "shop", "rate", f, sizeof f);
+	ck_assert_str_eq(f, "500/h, 20/min");
+	at_field(&t, "shop", "rcpt_rate", f, sizeof f);
+	ck_assert_str_eq(f, "5000/d");
+	at_field(&t, "shop", "rcpt_domains", f, sizeof f);
+	ck_assert_str_eq(f, "b.example a.example");
+	at_field(&t, "shop", "changed", changed2, sizeof changed2);
+	ck_assert_uint_gt(strtoull(changed2, NULL, 10), strtoull(changed, NULL, 10));
+
+	/* verify, get, info and list all carry them. */
+	memset(&u, 0, sizeof u);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.rate, "500/h, 20/min");
+	ck_assert_str_eq(u.rcpt_rate, "5000/d");
+	ck_assert_str_eq(u.rcpt_domains, "b.example a.example");
+	ck_assert_str_eq(u.domains, "shop.example");
+	memset(&u, 0, sizeof u);
+	ck_assert_int_eq(at_get(&t, "shop", false, &u), 0);
+	ck_assert_str_eq(u.name, "shop");
+	ck_assert_str_eq(u.domains, "shop.example");
+	ck_assert(u.enabled);
+	ck_assert_str_eq(u.rate, "500/h, 20/min");
+	ck_assert_str_eq(u.rcpt_rate, "5000/d");
+	ck_assert_str_eq(u.rcpt_domains, "b.example a.example");
+	ck_assert_uint_gt(u.created_ms, 1700000000000ULL);
+	ck_assert_uint_eq(u.changed_ms, strtoull(changed2, NULL, 10));
+	memset(&u, 0, sizeof u);
+	ck_assert(at_list_user(&t, "shop", &u));
+	ck_assert_str_eq(u.rate, "500/h, 20/min");
+	ck_assert_str_eq(u.rcpt_rate, "5000/d");
+	ck_assert_str_eq(u.rcpt_domains, "b.example a.example");
+	ck_assert_str_eq(u.domains, "shop.example");
+	ck_assert(u.enabled);
+
+	/* NULL keeps; "none" is an override of its own (no limit). */
+	ck_assert_int_eq(at_set_policy(&t, "shop", "none", NULL, NULL), 0);
+	ck_assert_int_eq(at_get(&t, "shop", false, &u), 0);
+	ck_assert_str_eq(u.rate, "none");
+	ck_assert_str_eq(u.rcpt_rate, "5000/d");
+	ck_assert_str_eq(u.rcpt_domains, "b.example a.example");
+
+	/* "" clears back to the default: the field is gone. */
+	ck_assert_int_eq(at_set_policy(&t, "shop", "", "", NULL), 0);
+	ck_assert(!at_hexists(&t, "shop", "rate"));
+	ck_assert(!at_hexists(&t, "shop", "rcpt_rate"));
+	ck_assert(at_hexists(&t, "shop", "rcpt_domains"));
+	ck_assert_int_eq(at_set_policy(&t, "shop", NULL, NULL, ""), 0);
+	ck_assert(!at_hexists(&t, "shop", "rcpt_domains"));
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.rate, "");
+	ck_assert_str_eq(u.rcpt_rate, "");
+	ck_assert_str_eq(u.rcpt_domains, "");
+	/* The password and the other fields were not touched. */
+	ck_assert_str_eq(u.domains, "shop.example");
+
+	/* auth_user_set leaves the overrides alone. */
+	ck_assert_int_eq(at_set_policy(&t, "shop", "3/10s", NULL, NULL), 0);
+	ck_assert_int_eq(at_set(&t, "shop", "other.example", AUTH_ENABLE_KEEP), 0);
+	ck_assert_int_eq(at_get(&t, "shop", false, &u), 0);
+	ck_assert_str_eq(u.rate, "3/10s");
+	ck_assert_str_eq(u.domains, "other.example");
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(policy_bad_values_refused)
+{
+	static const struct {
+		const char *rate, *rcpt_rate, *rcpt_domains;
+	} bad[] = {
+		{ "500/x", NULL, NULL },
+		{ "500", NULL, NULL },
+		{ "0/h", NULL, NULL },
+		{ "1000000001/h", NULL, NULL },       /* N+1 over the largest count */
+		{ "5/500ms", NULL, NULL },            /* window under 1 s */
+		{ "5/32d", NULL, NULL },              /* window over 31 days */
+		{ "1/s,2/min,3/h,4/d,5/10s", NULL, NULL }, /* five rates */
+		{ "500/h,20/h", NULL, NULL },
+		{ "500/h,,20/min", NULL, NULL },
+		{ NULL, "ten/d", NULL },
+		{ NULL, NULL, "a.example,bad..example" },
+		{ NULL, NULL, "*.example" },
+		{ NULL, NULL, NULL },                 /* nothing to change */
+	};
+	struct at t;
+	struct auth_user u;
+	char f[64];
+	redisReply *r;
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	at_field(&t, "shop", "changed", f, sizeof f);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(auth_user_set_policy(t.a, "shop", bad[i].rate, bad[i].rcpt_rate,
+		    bad[i].rcpt_domains, on_status, NULL) == -EINVAL, "case %zu accepted", i);
+	ck_assert_int_eq(auth_user_set_policy(t.a, "bad name", "5/h", NULL, NULL, on_status,
+	    NULL), -EINVAL);
+	/* Nothing was written, not even the change time. */
+	ck_assert(!at_hexists(&t, "shop", "rate"));
+	ck_assert(!at_hexists(&t, "shop", "rcpt_rate"));
+	ck_assert(!at_hexists(&t, "shop", "rcpt_domains"));
+	{
+		char f2[64];
+
+		at_field(&t, "shop", "changed", f2, sizeof f2);
+		ck_assert_str_eq(f, f2);
+	}
+	/* The boundaries themselves are accepted. */
+	ck_assert_int_eq(at_set_policy(&t, "shop", "1000000000/31d,1/s,2/min,3/h", "1/1s",
+	    NULL), 0);
+	ck_assert_int_eq(at_get(&t, "shop", false, &u), 0);
+	ck_assert_str_eq(u.rate, "1000000000/31d, 1/s, 2/min, 3/h");
+	ck_assert_str_eq(u.rcpt_rate, "1/s");
+
+	/* An unknown user is not created on the way. */
+	ck_assert_int_eq(at_set_policy(&t, "nobody", "5/h", NULL, NULL), -ENOENT);
+	r = at_cmd(&t, "EXISTS %s", at_key(&t, "user:nobody"));
+	ck_assert_int_eq(r->integer, 0);
+	freeReplyObject(r);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(user_get_without_password)
+{
+	struct at t;
+	struct auth_user u;
+
+	at_open(&t);
+	ck_assert_int_eq(at_get(&t, "trusted", false, NULL), -ENOENT);
+	ck_assert_int_eq(at_get(&t, "trusted", true, NULL), -ENOENT);
+	ck_assert_int_eq(at_get(&t, "bad name", false, NULL), -EINVAL);
+	ck_assert_int_eq(at_get(&t, "bad name", true, NULL), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "trusted", PW, "app.example"), 0);
+	memset(&u, 0, sizeof u);
+	ck_assert_int_eq(at_get(&t, "trusted", false, &u), 0);
+	ck_assert_str_eq(u.name, "trusted");
+	ck_assert_str_eq(u.domains, "app.example");
+	ck_assert(u.enabled);
+	ck_assert(auth_user_may_send_as(&u, "app.example"));
+	/* Names are case-sensitive here too. */
+	ck_assert_int_eq(at_get(&t, "Trusted", false, NULL), -ENOENT);
+
+	/* Disabled: not a user to act as; still one to show. */
+	ck_assert_int_eq(at_set(&t, "trusted", NULL, AUTH_ENABLE_OFF), 0);
+	ck_assert_int_eq(at_get(&t, "trusted", false, NULL), -ENOENT);
+	memset(&u, 0, sizeof u);
+	ck_assert_int_eq(at_get(&t, "trusted", true, &u), 0);
+	ck_assert(!u.enabled);
+	ck_assert_str_eq(u.domains, "app.example");
+	ck_assert_int_eq(at_set(&t, "trusted", NULL, AUTH_ENABLE_ON), 0);
+	ck_assert_int_eq(at_get(&t, "trusted", false, &u), 0);
+
+	/* Gone after del. */
+	ck_assert_int_eq(at_del(&t, "trusted"), 0);
+	ck_assert_int_eq(at_get(&t, "trusted", false, NULL), -ENOENT);
+	ck_assert_int_eq(at_get(&t, "trusted", true, NULL), -ENOENT);
+	at_close(&t);
+}
+END_TEST
+
+START_TEST(stored_rate_too_long_not_cut)
+{
+	struct at t;
+	struct auth_user u;
+	char big[AUTH_RATE_MAX + 16];
+
+	at_open(&t);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
+	/* A hand-edited value longer than the field: read as no override. */
+	memset(big, '9', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	memcpy(big + sizeof big - 4, "/h", 3);
+	freeReplyObject(at_cmd(&t, "HSET %s rate %s rcpt_rate %s", at_key(&t, "user:shop"),
+	    big, "7/h"));
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.rate, "");
+	ck_assert_str_eq(u.rcpt_rate, "7/h");
+	ck_assert_int_eq(at_get(&t, "shop", false, &u), 0);
+	ck_assert_str_eq(u.rate, "");
+	ck_assert(at_list_user(&t, "shop", &u));
+	ck_assert_str_eq(u.rate, "");
+	ck_assert_str_eq(u.rcpt_rate, "7/h");
 	at_close(&t);
 }
 END_TEST
@@ -901,6 +1176,10 @@ START_TEST(down_redis_refuses_at_once)
 	ck_assert_int_eq(auth_user_add(a, "shop", PW, strlen(PW), NULL, on_status, NULL), -ENOTCONN);
 	ck_assert_int_eq(auth_user_del(a, "shop", on_status, NULL), -ENOTCONN);
 	ck_assert_int_eq(auth_user_list(a, on_list, NULL), -ENOTCONN);
+	ck_assert_int_eq(auth_user_get(a, "shop", on_verify_forbidden, NULL), -ENOTCONN);
+	ck_assert_int_eq(auth_user_info(a, "shop", on_verify_forbidden, NULL), -ENOTCONN);
+	ck_assert_int_eq(auth_user_set_policy(a, "shop", "5/h", NULL, NULL, on_status, NULL),
+	    -ENOTCONN);
 	uv_close((uv_handle_t *)&tm, NULL);
 	auth_close(a, on_closed, &closed);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -925,6 +1204,10 @@ auth_suite(void)
 	tcase_add_test(tc, del_removes);
 	tcase_add_test(tc, list_sorted);
 	tcase_add_test(tc, set_domains);
+	tcase_add_test(tc, policy_overrides_stored_and_returned);
+	tcase_add_test(tc, policy_bad_values_refused);
+	tcase_add_test(tc, user_get_without_password);
+	tcase_add_test(tc, stored_rate_too_long_not_cut);
 	tcase_add_test(tc, names_and_arguments);
 	tcase_add_test(tc, password_never_stored);
 	tcase_add_test(tc, unusable_hash_refused);
