@@ -39,6 +39,7 @@ CORE_SRCS := \
 	core/log.c \
 	core/mailaddr.c \
 	core/rdb.c \
+	core/rfc5322.c \
 	core/str.c \
 	core/tlsctx.c \
 	core/xmalloc.c
@@ -51,6 +52,7 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/dest.c \
 	policy/policy.c
 
 RELAY_SRCS := \
@@ -101,6 +103,7 @@ PTEST_SRCS := \
 DTEST_SRCS := \
 	tests/deliver/check_main.c \
 	tests/deliver/dnsmasq.c \
+	tests/deliver/test_dest.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
 	tests/deliver/test_route.c \
@@ -208,7 +211,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
-	deliver/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c
+	deliver/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
+	core/rfc5322.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)

@@ -49,6 +49,16 @@ void policy_dest_for(const struct config *cfg, const char *domain,
  */
 bool policy_dest_throttled(const struct policy_dest *d, const char *reply);
 
+/*
+ * policy_hard_bounce - whether a 5xx reply to a recipient says the
+ * address does not exist (so mail to it should stop): enhanced codes
+ * 5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10 and 5.2.1; without an enhanced code,
+ * 550/551/553 with "user unknown", "no such user", "does not exist" or
+ * the like.  Never a policy refusal (5.7.x), a full mailbox (5.2.2) or a
+ * temporary (4xx) reply.
+ */
+bool policy_hard_bounce(const char *reply);
+
 /* What an SPF preflight verdict means for one delivery attempt. */
 enum policy_spf_action {
 	POLICY_SPF_DELIVER,      /* pass, or preflight off */

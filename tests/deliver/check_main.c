@@ -13,6 +13,7 @@ main(void)
 {
 	static Suite *(*const suites[])(void) = {
 		verp_suite,
+		dest_suite,
 		smtpreply_suite,
 		dns_suite,
 		route_suite,

@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+Suite *dest_suite(void);
 Suite *dns_suite(void);
 Suite *route_suite(void);
 Suite *smtpreply_suite(void);
