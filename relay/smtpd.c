@@ -55,6 +55,8 @@ static const char *const state_names[] = {
 	[SMTPD_AUTH_USER] = "auth-user",
 	[SMTPD_AUTH_PASS] = "auth-pass",
 	[SMTPD_AUTH_CHECK] = "auth-check",
+	[SMTPD_USER_FETCH] = "user-fetch",
+	[SMTPD_RCPT_CHECK] = "rcpt-check",
 	[SMTPD_STARTTLS] = "starttls",
 	[SMTPD_CLOSING] = "closing",
 };
@@ -172,6 +174,32 @@ smtpd__flush(struct smtpd_session *s)
 	}
 }
 
+/* --- refusals ------------------------------------------------------------------ */
+
+void
+smtpd__refuse(struct smtpd_session *s, const struct policy_result *res, const char *extra)
+{
+	char ctx[1024];
+
+	snprintf(ctx, sizeof ctx, "sid=%s client=%s user=%s%s%s", s->sid, s->client,
+	    s->has_user ? s->user.name : "-", extra != NULL ? " " : "", extra != NULL ? extra : "");
+	if (s->srv->policy != NULL)
+		policy_refused(s->srv->policy, res, ctx);
+	else
+		log_warn("policy", "refused", "rule=%s reply=\"%s\" %s",
+		    res->rule != NULL ? res->rule : "-", res->reply, ctx);
+	smtpd__reply(s, "%s", res->reply);
+}
+
+void
+smtpd__policy_down(struct smtpd_session *s, const char *what, int status)
+{
+	log_warn("smtpd", "policy_unavailable", "sid=%s client=%s user=%s what=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
+	    s->sid, s->client, s->has_user ? s->user.name : "-", what, uv_strerror(status));
+	/* Never accept what could not be checked. */
+	smtpd__reply(s, "451 4.3.0 Policy service unavailable, try again later");
+}
+
 /* --- life of a session --------------------------------------------------- */
 
 void
@@ -188,8 +216,10 @@ session_free(struct smtpd_session *s)
 	buf_free(&s->in);
 	buf_free(&s->out);
 	buf_free(&s->body);
+	buf_free(&s->dropped);
 	envelope_free(&s->env);
 	explicit_bzero(s->auth_name, sizeof s->auth_name);
+	explicit_bzero(s->auth_pass, sizeof s->auth_pass);
 	free(s);
 	srv->nalive--;
 	maybe_stopped(srv);
@@ -256,6 +286,8 @@ smtpd__reset_transaction(struct smtpd_session *s)
 	memset(&s->from, 0, sizeof s->from);
 	memset(&s->mp, 0, sizeof s->mp);
 	buf_free(&s->body);
+	buf_free(&s->dropped);
+	s->ndropped = 0;
 	s->rcpt_refused = 0;
 }
 
@@ -450,11 +482,17 @@ process_input(struct smtpd_session *s)
 				s->commands++;
 				go = smtpd__command(s, line, len);
 			}
-			if (s->errors >= SMTPD_ERRORS_MAX && s->state != SMTPD_CLOSING) {
+			if (s->errors >= s->srv->cfg->policy.max_errors &&
+			    s->state != SMTPD_CLOSING) {
+				struct policy_result res = { .verdict = POLICY_TEMPFAIL,
+				    .rule = "session.errors" };
+
+				snprintf(res.reply, sizeof res.reply,
+				    "421 4.7.0 %.200s Too many errors, closing connection",
+				    s->srv->cfg->server.hostname);
 				log_info("smtpd", "too_many_errors", "sid=%s client=%s errors=%u", s->sid,
 				    s->client, s->errors);
-				smtpd__reply(s, "421 4.7.0 %s Too many errors, closing connection",
-				    s->srv->cfg->server.hostname);
+				smtpd__refuse(s, &res, NULL);
 				smtpd__close(s);
 				go = false;
 			}
@@ -504,6 +542,7 @@ on_accept(void *arg, uv_stream_t *server)
 		return;
 	}
 	str_copy(s->client, conn_peer_addr(c), sizeof s->client);
+	s->trusted = config_nets_match(&srv->cfg->relay.trusted_networks, s->client);
 	if (srv->nsessions >= srv->cfg->relay.max_connections ||
 	    !ip_take(srv, s->client)) {
 		bool total = srv->nsessions >= srv->cfg->relay.max_connections;
@@ -540,8 +579,9 @@ on_accept(void *arg, uv_stream_t *server)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	log_info("smtpd", "connect", "sid=%s client=%s port=%u listener=%s", s->sid, s->client,
-	    s->client_port, s->kind == SMTPD_SUBMISSIONS ? "submissions" : "submission");
+	log_info("smtpd", "connect", "sid=%s client=%s port=%u listener=%s%s", s->sid, s->client,
+	    s->client_port, s->kind == SMTPD_SUBMISSIONS ? "submissions" : "submission",
+	    s->trusted ? " trusted=yes" : "");
 	if (s->kind == SMTPD_SUBMISSIONS) {
 		smtpd__enter_state(s, SMTPD_TLS_WAIT);
 		smtpd__arm_timer(s, srv->cfg->relay.command_timeout_ms);
@@ -689,6 +729,7 @@ smtpd_stop(struct smtpd *srv, uint64_t grace_ms, void (*done)(void *arg), void *
 		switch (s->state) {
 		case SMTPD_MAIL:
 		case SMTPD_RCPT:
+		case SMTPD_RCPT_CHECK:
 		case SMTPD_DATA:
 		case SMTPD_QUEUING:
 			/* Let the transaction finish; smtpd_msg.c closes after it. */

@@ -20,6 +20,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "policy/check.h"
 
 enum {
 	CMD_NEED_EHLO = 1 << 0,   /* after EHLO/HELO only */
@@ -144,55 +145,215 @@ check_auth(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
+/*
+ * AUTH, after the credentials arrived: is the client's address locked out
+ * (policy_auth_check)?  If not, the password check (auth_verify); on a
+ * wrong password the failure is counted (policy_auth_failed, which locks
+ * the address at [policy] auth_fail_limit) before the 535 goes out, so a
+ * pipelined next attempt already sees the lock.  The session holds a
+ * reference for whichever call is pending; the password is wiped as soon
+ * as it was handed to auth_verify or refused.
+ */
+
+static void
+auth_wipe(struct smtpd_session *s)
+{
+	explicit_bzero(s->auth_name, sizeof s->auth_name);
+	explicit_bzero(s->auth_pass, sizeof s->auth_pass);
+	s->auth_passlen = 0;
+	s->auth_authzid_bad = false;
+}
+
+/* auth_over - the exchange ended (its reply is queued): read commands again. */
+static void
+auth_over(struct smtpd_session *s)
+{
+	auth_wipe(s);
+	smtpd__enter_state(s, SMTPD_READY);
+	smtpd__flush(s);
+	smtpd__resume(s);
+}
+
+/* Whether an answer came for a session that no longer reads commands. */
+static bool
+gone(const struct smtpd_session *s)
+{
+	return s->conn == NULL || s->state == SMTPD_CLOSING;
+}
+
+/* set_user - the session now sends as user u: its rates from policy. */
+static void
+set_user(struct smtpd_session *s, const struct auth_user *u)
+{
+	s->user = *u;
+	s->has_user = true;
+	if (s->srv->policy != NULL) {
+		policy_user_init(s->srv->policy, &s->pu, u->name, u->rate, u->rcpt_rate);
+	} else {
+		memset(&s->pu, 0, sizeof s->pu);
+		str_copy(s->pu.name, u->name, sizeof s->pu.name);
+	}
+}
+
+static void
+on_fail_counted(void *arg, int status, const struct policy_result *res)
+{
+	struct smtpd_session *s = arg;
+
+	if (!gone(s)) {
+		if (status < 0)
+			log_warn("smtpd", "auth_failure_not_counted", "sid=%s client=%s error=\"%s\"",
+			    s->sid, s->client, uv_strerror(status));
+		else if (res->verdict != POLICY_OK)
+			log_debug("smtpd", "auth_locked", "sid=%s client=%s", s->sid, s->client);
+		smtpd__reply(s, "535 5.7.8 Authentication credentials invalid");
+		auth_over(s);
+	}
+	smtpd__unref(s);
+}
+
+/*
+ * auth_failed - the credentials were wrong: count it (a session gets
+ * [policy] max_errors guesses, an address auth_fail_limit) and answer
+ * 535 once policy has counted it.  Takes over the caller's reference.
+ */
+static void
+auth_failed(struct smtpd_session *s)
+{
+	char q[300];
+	int rc;
+
+	s->auth_failures++;
+	s->errors++;
+	log_warn("smtpd", "auth", "sid=%s client=%s user=%s result=failed failures=%u", s->sid,
+	    s->client, log_quotes(q, sizeof q, s->auth_name), s->auth_failures);
+	auth_wipe(s);
+	if (s->srv->policy != NULL) {
+		rc = policy_auth_failed(s->srv->policy, s->client, on_fail_counted, s);
+		if (rc == 0)
+			return;
+		log_warn("smtpd", "auth_failure_not_counted", "sid=%s client=%s error=\"%s\"",
+		    s->sid, s->client, uv_strerror(rc));
+	}
+	smtpd__reply(s, "535 5.7.8 Authentication credentials invalid");
+	auth_over(s);
+	smtpd__unref(s);
+}
+
 static void
 on_verified(void *arg, int status, const struct auth_user *user)
 {
 	struct smtpd_session *s = arg;
 
 	s->auth_pending = false;
+	if (gone(s)) {
+		auth_wipe(s);
+		smtpd__unref(s);
+		return;
+	}
+	if (status == -EACCES) {
+		auth_failed(s);
+		return;
+	}
 	if (status == 0) {
 		s->authed = true;
-		s->user = *user;
+		set_user(s, user);
 		log_info("smtpd", "auth", "sid=%s client=%s user=%s result=ok", s->sid, s->client,
 		    user->name);
 		smtpd__reply(s, "235 2.7.0 Authentication successful");
-	} else if (status == -EACCES) {
-		char q[300];
-
-		/* Counts as an error, so a session gets SMTPD_ERRORS_MAX guesses. */
-		s->auth_failures++;
-		s->errors++;
-		log_warn("smtpd", "auth", "sid=%s client=%s user=%s result=failed failures=%u", s->sid,
-		    s->client, log_quotes(q, sizeof q, s->auth_name), s->auth_failures);
-		smtpd__reply(s, "535 5.7.8 Authentication credentials invalid");
 	} else {
 		log_warn("smtpd", "auth", "sid=%s client=%s result=tempfail error=\"%s\"", s->sid,
 		    s->client, uv_strerror(status));
 		smtpd__reply(s, "454 4.7.0 Temporary authentication failure, try again later");
 	}
-	explicit_bzero(s->auth_name, sizeof s->auth_name);
-	smtpd__enter_state(s, SMTPD_READY);
-	smtpd__flush(s);
-	smtpd__resume(s);
+	auth_over(s);
 	smtpd__unref(s);
 }
 
+/* start_verify - the address is not locked out: check the password.  Takes a reference. */
 static void
-verify(struct smtpd_session *s, const char *user, const char *pass, size_t passlen)
+start_verify(struct smtpd_session *s)
+{
+	int rc;
+
+	smtpd__ref(s);
+	if (s->auth_authzid_bad) {
+		/* Acting for another user (RFC 4616 authzid) is not offered. */
+		auth_failed(s);
+		return;
+	}
+	rc = auth_verify(s->srv->auth, s->auth_name, s->auth_pass, s->auth_passlen, on_verified,
+	    s, &s->auth_req);
+	explicit_bzero(s->auth_pass, sizeof s->auth_pass);
+	s->auth_passlen = 0;
+	if (rc < 0) {
+		log_warn("smtpd", "auth", "sid=%s client=%s result=tempfail error=\"%s\"", s->sid,
+		    s->client, uv_strerror(rc));
+		smtpd__reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		auth_over(s);
+		smtpd__unref(s);
+		return;
+	}
+	s->auth_pending = true;
+}
+
+static void
+on_lock_checked(void *arg, int status, const struct policy_result *res)
+{
+	struct smtpd_session *s = arg;
+
+	if (gone(s)) {
+		auth_wipe(s);
+		smtpd__unref(s);
+		return;
+	}
+	if (status < 0) {
+		log_warn("smtpd", "auth", "sid=%s client=%s result=tempfail error=\"%s\" what=lockout_check",
+		    s->sid, s->client, uv_strerror(status));
+		smtpd__reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		auth_over(s);
+	} else if (res->verdict != POLICY_OK) {
+		/* Locked out: no password check, and a client that keeps on trying is dropped. */
+		s->errors++;
+		smtpd__refuse(s, res, NULL);
+		auth_over(s);
+	} else {
+		start_verify(s);
+	}
+	smtpd__unref(s);
+}
+
+/*
+ * verify - credentials of user arrived (password[0..passlen)): ask policy
+ * whether the address is locked out, then check them.  authzid_bad: the
+ * client asked to act for another user, which fails like a wrong password.
+ */
+static void
+verify(struct smtpd_session *s, const char *user, const char *pass, size_t passlen,
+    bool authzid_bad)
 {
 	int rc;
 
 	str_copy(s->auth_name, user, sizeof s->auth_name);
+	/* A password longer than AUTH_PASSWORD_MAX never verifies: kept as too long. */
+	s->auth_passlen = passlen < sizeof s->auth_pass ? passlen : sizeof s->auth_pass;
+	memcpy(s->auth_pass, pass, s->auth_passlen);
+	s->auth_authzid_bad = authzid_bad;
 	smtpd__enter_state(s, SMTPD_AUTH_CHECK);
-	smtpd__ref(s);
-	rc = auth_verify(s->srv->auth, user, pass, passlen, on_verified, s, &s->auth_req);
-	if (rc < 0) {
-		smtpd__unref(s);
-		smtpd__enter_state(s, SMTPD_READY);
-		smtpd__reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+	if (s->srv->policy == NULL) {
+		start_verify(s);
 		return;
 	}
-	s->auth_pending = true;
+	smtpd__ref(s);
+	rc = policy_auth_check(s->srv->policy, s->client, on_lock_checked, s);
+	if (rc < 0) {
+		smtpd__unref(s);
+		log_warn("smtpd", "auth", "sid=%s client=%s result=tempfail error=\"%s\" what=lockout_check",
+		    s->sid, s->client, uv_strerror(rc));
+		smtpd__reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		auth_wipe(s);
+		smtpd__enter_state(s, SMTPD_READY);
+	}
 }
 
 /* Decode one base64 AUTH response; false (replied) if it is not base64. */
@@ -227,16 +388,8 @@ auth_plain(struct smtpd_session *s, const char *p, size_t len)
 		return;
 	}
 	explicit_bzero(msg, sizeof msg);
-	/* Acting for another user (RFC 4616 authzid) is not offered. */
-	if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0) {
-		explicit_bzero(passwd, sizeof passwd);
-		s->auth_failures++;
-		s->errors++;
-		smtpd__reply(s, "535 5.7.8 Authentication credentials invalid");
-		smtpd__enter_state(s, SMTPD_READY);
-		return;
-	}
-	verify(s, authcid, passwd, strlen(passwd));
+	verify(s, authcid, passwd, strlen(passwd),
+	    authzid[0] != '\0' && strcmp(authzid, authcid) != 0);
 	explicit_bzero(passwd, sizeof passwd);
 }
 
@@ -316,7 +469,7 @@ smtpd__auth_line(struct smtpd_session *s, const char *line, size_t len)
 		if (!auth_decode(s, line, len, dec, sizeof dec - 1, &n))
 			break;
 		str_copy(user, s->auth_name, sizeof user);
-		verify(s, user, (char *)dec, n);
+		verify(s, user, (char *)dec, n, false);
 		explicit_bzero(dec, sizeof dec);
 		break;
 	}
@@ -341,11 +494,71 @@ check_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 		smtpd__reply(s, "503 5.5.1 Nested MAIL command");
 		return false;
 	}
-	if (!s->authed) {
+	/* A client in [relay] trusted_networks may send without TLS or AUTH. */
+	if (!s->authed && !s->trusted) {
 		smtpd__reply(s, "530 5.7.0 Authentication required");
 		return false;
 	}
 	return true;
+}
+
+static bool run_mail(struct smtpd_session *s, const struct smtp_cmd *c);
+
+static void
+on_trusted_user(void *arg, int status, const struct auth_user *user)
+{
+	struct smtpd_session *s = arg;
+	const char *name = s->srv->cfg->relay.trusted_user;
+
+	if (gone(s)) {
+		smtpd__unref(s);
+		return;
+	}
+	smtpd__enter_state(s, SMTPD_READY);
+	if (status == 0) {
+		struct smtp_cmd c = { .verb = SMTP_MAIL, .arg = s->mail_arg, .arglen = s->mail_arglen };
+
+		set_user(s, user);
+		log_info("smtpd", "trusted", "sid=%s client=%s user=%s", s->sid, s->client, user->name);
+		run_mail(s, &c);
+	} else if (status == -ENOENT) {
+		struct policy_result res = { .verdict = POLICY_TEMPFAIL, .rule = "trusted_user" };
+
+		log_error("smtpd", "trusted_user_missing", "sid=%s client=%s user=%s hint=\"[relay] trusted_user names no enabled user: create it (kurierctl user add %s --domains ...) or enable it\"",
+		    s->sid, s->client, name, name);
+		snprintf(res.reply, sizeof res.reply,
+		    "451 4.3.5 Server configuration problem: trusted_user %s does not exist", name);
+		smtpd__refuse(s, &res, NULL);
+	} else {
+		smtpd__policy_down(s, "trusted_user", status);
+	}
+	smtpd__flush(s);
+	smtpd__resume(s);
+	smtpd__unref(s);
+}
+
+/*
+ * fetch_trusted_user - a trusted client's first MAIL: fetch the user it
+ * acts as, then run the MAIL (its argument kept meanwhile).  False when
+ * input must wait for the answer.
+ */
+static bool
+fetch_trusted_user(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	int rc;
+
+	memcpy(s->mail_arg, c->arg, c->arglen);
+	s->mail_arglen = c->arglen;
+	smtpd__enter_state(s, SMTPD_USER_FETCH);
+	smtpd__ref(s);
+	rc = auth_user_get(s->srv->auth, s->srv->cfg->relay.trusted_user, on_trusted_user, s);
+	if (rc < 0) {
+		smtpd__unref(s);
+		smtpd__enter_state(s, SMTPD_READY);
+		smtpd__policy_down(s, "trusted_user", rc);
+		return true;
+	}
+	return false;
 }
 
 static bool
@@ -353,8 +566,17 @@ run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	const struct config *cfg = s->srv->cfg;
 	const char *reply = NULL;
-	char addr[MAILADDR_PATH_MAX * 4];
+	char addr[MAILADDR_PATH_MAX * 4], q[MAILADDR_PATH_MAX * 4 + 16];
+	struct policy_result res;
 
+	if (!s->has_user) {
+		if (c->arglen >= sizeof s->mail_arg) {
+			smtpd__reply(s, "500 5.5.2 Line too long");
+			s->errors++;
+			return true;
+		}
+		return fetch_trusted_user(s, c);
+	}
 	smtpd__reset_transaction(s);
 	if (smtp_parse_mail(c->arg, c->arglen, true, &s->from, &s->mp, &reply) < 0) {
 		smtpd__reply(s, "%s", reply);
@@ -367,32 +589,22 @@ run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 		s->errors++;
 		return true;
 	}
-	if (s->mp.body == SMTP_BODY_BINARYMIME) {
-		/* RFC 3030 3: BINARYMIME needs BDAT, and CHUNKING is not offered. */
-		smtpd__reply(s, "555 5.5.4 BODY=BINARYMIME requires CHUNKING, which is not offered");
-		s->errors++;
-		return true;
-	}
+	mailaddr_format(&s->from, addr, sizeof addr);
+	snprintf(q, sizeof q, "from=");
+	log_quotes(q + 5, sizeof q - 5, addr);
 	if (s->from.null) {
 		/* Bounces come from the MTA, never from a submitting site. */
-		smtpd__reply(s, "550 5.7.1 The null sender is not allowed for submission");
+		res = (struct policy_result){ .verdict = POLICY_REJECT, .rule = "sender.null" };
+		snprintf(res.reply, sizeof res.reply,
+		    "550 5.7.1 The null sender is not allowed for submission");
+		smtpd__refuse(s, &res, q);
 		return true;
 	}
-	if (!auth_user_may_send_as(&s->user, s->from.domain)) {
-		char q[600];
-
-		mailaddr_format(&s->from, addr, sizeof addr);
-		log_warn("smtpd", "sender_refused", "sid=%s user=%s from=%s", s->sid, s->user.name,
-		    log_quotes(q, sizeof q, addr));
-		smtpd__reply(s, "550 5.7.1 Sender address not allowed for this user");
+	if (!policy_check_sender(s->user.domains, s->from.domain, false, &res) ||
+	    (s->mp.have_size && !policy_check_size(cfg, s->mp.size, &res))) {
+		smtpd__refuse(s, &res, q);
 		return true;
 	}
-	if (s->mp.have_size && s->mp.size > cfg->relay.max_message_size) {
-		smtpd__reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%" PRIu64 " bytes)",
-		    cfg->relay.max_message_size);
-		return true;
-	}
-	mailaddr_format(&s->from, addr, sizeof addr);
 	envelope_set(&s->env.sender, addr);
 	envelope_set(&s->env.user, s->user.name);
 	envelope_set(&s->env.client, s->client);
@@ -418,26 +630,87 @@ check_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
-/*
- * rcpt_seen - whether addr is a recipient already: the local part as
- * written (RFC 5321 2.4: it may be case-sensitive), the domain without case.
- */
+/* Whether two addresses are one recipient: the local part as written
+ * (RFC 5321 2.4: it may be case-sensitive), the domain without case. */
 static bool
-rcpt_seen(const struct envelope *env, const char *addr)
+same_rcpt(const char *a, const char *b)
 {
-	const char *at = strrchr(addr, '@');
-	size_t local = at ? (size_t)(at - addr) : strlen(addr);
+	const char *at = strrchr(a, '@'), *bt = strrchr(b, '@');
+	size_t al = at ? (size_t)(at - a) : strlen(a);
+	size_t bl = bt ? (size_t)(bt - b) : strlen(b);
 
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		const char *r = env->rcpt[i].addr;
-		const char *rat = strrchr(r, '@');
-		size_t rlocal = rat ? (size_t)(rat - r) : strlen(r);
+	return al == bl && memcmp(a, b, al) == 0 && (at == NULL) == (bt == NULL) &&
+	    (at == NULL || strcasecmp(at, bt) == 0);
+}
 
-		if (rlocal == local && memcmp(r, addr, local) == 0 &&
-		    (at == NULL) == (rat == NULL) && (at == NULL || strcasecmp(rat, at) == 0))
+/* rcpt_seen - whether addr was accepted already (queued or dropped). */
+static bool
+rcpt_seen(const struct smtpd_session *s, const char *addr)
+{
+	const char *d = s->dropped.data;
+
+	for (size_t i = 0; i < s->env.nrcpt; i++)
+		if (same_rcpt(s->env.rcpt[i].addr, addr))
 			return true;
-	}
+	for (size_t i = 0; i < s->ndropped; i++, d += strlen(d) + 1)
+		if (same_rcpt(d, addr))
+			return true;
 	return false;
+}
+
+/* The state after a RCPT: RCPT once any recipient was accepted. */
+static enum smtpd_state
+rcpt_state(const struct smtpd_session *s)
+{
+	return s->env.nrcpt + s->ndropped > 0 ? SMTPD_RCPT : SMTPD_MAIL;
+}
+
+static void
+rcpt_add(struct smtpd_session *s)
+{
+	const struct smtp_rcpt_params *rp = &s->rcpt_params;
+
+	if (envelope_add_rcpt(&s->env, s->rcpt_addr, rp->have_orcpt ? rp->orcpt : NULL,
+	    rp->notify) < 0) {
+		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
+		s->rcpt_refused++;
+		return;
+	}
+	smtpd__enter_state(s, SMTPD_RCPT);
+	smtpd__reply(s, "250 2.1.5 Ok");
+}
+
+static void
+on_rcpt_checked(void *arg, int status, const struct policy_result *res)
+{
+	struct smtpd_session *s = arg;
+	char q[MAILADDR_PATH_MAX * 4 + 16];
+
+	if (gone(s)) {
+		smtpd__unref(s);
+		return;
+	}
+	smtpd__enter_state(s, rcpt_state(s));
+	if (status < 0) {
+		smtpd__policy_down(s, "rcpt", status);
+		s->rcpt_refused++;
+	} else if (res->verdict == POLICY_OK) {
+		rcpt_add(s);
+	} else if (res->verdict == POLICY_DROP) {
+		/* Accepted for the client, never delivered; logged at the end of DATA. */
+		buf_append(&s->dropped, s->rcpt_addr, strlen(s->rcpt_addr) + 1);
+		s->ndropped++;
+		smtpd__enter_state(s, SMTPD_RCPT);
+		smtpd__reply(s, "250 2.1.5 Ok");
+	} else {
+		snprintf(q, sizeof q, "rcpt=");
+		log_quotes(q + 5, sizeof q - 5, s->rcpt_addr);
+		smtpd__refuse(s, res, q);
+		s->rcpt_refused++;
+	}
+	smtpd__flush(s);
+	smtpd__resume(s);
+	smtpd__unref(s);
 }
 
 static bool
@@ -445,12 +718,14 @@ run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	struct mailaddr to;
 	struct smtp_rcpt_params rp;
+	struct policy_result res;
 	const char *reply = NULL;
-	char addr[MAILADDR_PATH_MAX * 4];
+	char addr[MAILADDR_PATH_MAX * 4], q[MAILADDR_PATH_MAX * 4 + 16];
+	int rc;
 
-	if (s->env.nrcpt >= s->srv->cfg->relay.max_recipients) {
+	if (!policy_check_rcpt_count(s->srv->cfg, s->env.nrcpt + s->ndropped, &res)) {
 		/* RFC 5321 4.5.3.1.10: 452, and the client sends the rest later. */
-		smtpd__reply(s, "452 4.5.3 Too many recipients");
+		smtpd__refuse(s, &res, NULL);
 		return true;
 	}
 	if (smtp_parse_rcpt(c->arg, c->arglen, s->mp.smtputf8, &to, &rp, &reply) < 0) {
@@ -464,19 +739,37 @@ run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 		s->rcpt_refused++;
 		return true;
 	}
-	if (rcpt_seen(&s->env, addr)) {
+	if (rcpt_seen(s, addr)) {
 		/* Accepted once, delivered once (as Postfix and Exim do). */
 		smtpd__reply(s, "250 2.1.5 Ok (duplicate recipient)");
 		return true;
 	}
-	if (envelope_add_rcpt(&s->env, addr, rp.have_orcpt ? rp.orcpt : NULL, rp.notify) < 0) {
-		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
+	snprintf(q, sizeof q, "rcpt=");
+	log_quotes(q + 5, sizeof q - 5, addr);
+	if (!policy_check_rcpt_domain(s->user.rcpt_domains, to.domain, &res)) {
+		smtpd__refuse(s, &res, q);
 		s->rcpt_refused++;
 		return true;
 	}
-	smtpd__enter_state(s, SMTPD_RCPT);
-	smtpd__reply(s, "250 2.1.5 Ok");
-	return true;
+	str_copy(s->rcpt_addr, addr, sizeof s->rcpt_addr);
+	s->rcpt_params = rp;
+	if (s->srv->policy == NULL) {
+		rcpt_add(s);
+		return true;
+	}
+	/* Suppression and rates: one Redis round trip; input waits for it. */
+	smtpd__enter_state(s, SMTPD_RCPT_CHECK);
+	smtpd__ref(s);
+	rc = policy_rcpt(s->srv->policy, &s->pu, s->from.domain, addr, s->env.nrcpt,
+	    on_rcpt_checked, s);
+	if (rc < 0) {
+		smtpd__unref(s);
+		smtpd__enter_state(s, rcpt_state(s));
+		smtpd__policy_down(s, "rcpt", rc);
+		s->rcpt_refused++;
+		return true;
+	}
+	return false;
 }
 
 static bool
@@ -581,6 +874,30 @@ static const struct smtpd_cmd commands[] = {
 	{ SMTP_BDAT, "BDAT", CMD_LAST, NULL, run_not_offered },
 };
 
+/*
+ * is_junk - commands that move no mail forward: NOOP, RSET, VRFY, HELP,
+ * EXPN, and EHLO/HELO once the client has greeted (a new TLS session
+ * greets anew).  [policy] max_junk_commands of them are answered between
+ * messages; the next one ends the session.
+ */
+static bool
+is_junk(const struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	switch (c->verb) {
+	case SMTP_NOOP:
+	case SMTP_RSET:
+	case SMTP_VRFY:
+	case SMTP_HELP:
+	case SMTP_EXPN:
+		return true;
+	case SMTP_EHLO:
+	case SMTP_HELO:
+		return s->helo[0] != '\0';
+	default:
+		return false;
+	}
+}
+
 bool
 smtpd__command(struct smtpd_session *s, const char *line, size_t len)
 {
@@ -602,6 +919,18 @@ smtpd__command(struct smtpd_session *s, const char *line, size_t len)
 		smtpd__reply(s, "500 5.5.1 Command unrecognized");
 		s->errors++;
 		return true;
+	}
+	if (is_junk(s, &c) && ++s->junk > s->srv->cfg->policy.max_junk_commands) {
+		struct policy_result res = { .verdict = POLICY_TEMPFAIL, .rule = "session.junk" };
+
+		log_info("smtpd", "too_many_junk_commands", "sid=%s client=%s junk=%u", s->sid,
+		    s->client, s->junk - 1);
+		snprintf(res.reply, sizeof res.reply,
+		    "421 4.7.0 %.160s Too many commands without sending mail, closing connection",
+		    s->srv->cfg->server.hostname);
+		smtpd__refuse(s, &res, NULL);
+		smtpd__close(s);
+		return false;
 	}
 	if ((cmd->flags & CMD_NO_ARG) && c.arglen > 0) {
 		smtpd__reply(s, "501 5.5.4 Syntax: %s (no parameters)", cmd->name);

@@ -4,8 +4,13 @@
  * (smtpd__*).  Not for use outside relay/smtpd*.c.
  *
  * A session lives as long as its connection or any of its asynchronous
- * calls (password check, enqueue): refs counts them, smtpd__unref() frees
- * at zero.  Only smtpd__enter_state() writes s->state.
+ * calls (password check, policy question, enqueue): refs counts them,
+ * smtpd__unref() frees at zero.  Only smtpd__enter_state() writes
+ * s->state.
+ *
+ * The listener decides nothing about policy itself: policy/check.h and
+ * policy/policy.h give the verdicts and their replies, and every refusal
+ * goes through smtpd__refuse(), which logs it with its rule and counts it.
  */
 #ifndef KURIER_RELAY_SMTPD_INT_H
 #define KURIER_RELAY_SMTPD_INT_H
@@ -19,6 +24,7 @@
 #include "core/config.h"
 #include "core/mailaddr.h"
 #include "policy/auth.h"
+#include "policy/policy.h"
 #include "queue/envelope.h"
 #include "relay/smtp_data.h"
 #include "relay/smtp_parse.h"
@@ -31,8 +37,6 @@ struct listener;
 #define SMTPD_LINE_MAX (512 + 4 * 256)
 /* RFC 4954 4: an AUTH line may be up to 12288 octets. */
 #define SMTPD_AUTH_LINE_MAX 12288
-/* Protocol errors before the session is dropped with 421. */
-#define SMTPD_ERRORS_MAX 20
 /* Unconsumed input held while a reply is pending (pipelined commands). */
 #define SMTPD_INPUT_MAX (64 * 1024)
 /* Output queued for a client that does not read before it is dropped. */
@@ -49,7 +53,9 @@ enum smtpd_state {
 	SMTPD_AUTH_PLAIN,      /* waiting for the PLAIN response */
 	SMTPD_AUTH_USER,       /* LOGIN: waiting for the user name */
 	SMTPD_AUTH_PASS,       /* LOGIN: waiting for the password */
-	SMTPD_AUTH_CHECK,      /* waiting for the password check */
+	SMTPD_AUTH_CHECK,      /* waiting for the lock-out or password check */
+	SMTPD_USER_FETCH,      /* MAIL of a trusted client: fetching trusted_user */
+	SMTPD_RCPT_CHECK,      /* RCPT: waiting for the policy's verdict */
 	SMTPD_STARTTLS,        /* 220 sent, handshake running */
 	SMTPD_CLOSING,         /* last reply queued; closing */
 };
@@ -99,7 +105,8 @@ struct smtpd_session {
 	struct buf out;                   /* replies not yet handed to conn */
 	bool in_process;                  /* inside process_input(): no re-entry */
 	bool read_paused;
-	unsigned errors;
+	unsigned errors;                  /* protocol errors: [policy] max_errors */
+	unsigned junk;                    /* junk commands since the last message */
 	unsigned commands;
 
 	char client[64];                  /* peer address */
@@ -107,14 +114,26 @@ struct smtpd_session {
 	char helo[256];
 	bool esmtp;                       /* EHLO rather than HELO */
 	bool tls;
+	bool trusted;                     /* client in [relay] trusted_networks */
 
-	/* AUTH */
+	/*
+	 * Who sends: the authenticated user, or for a trusted client that
+	 * did not authenticate, [relay] trusted_user (fetched at its first
+	 * MAIL).  has_user says whether user and pu are set.
+	 */
 	bool authed;
+	bool has_user;
 	struct auth_user user;
-	char auth_name[256];              /* LOGIN: user name until the password comes */
+	struct policy_user pu;            /* the user's effective rates */
+	char auth_name[256];              /* the user name until the password is checked */
+	char auth_pass[AUTH_PASSWORD_MAX + 1]; /* held across the lock-out check; wiped */
+	size_t auth_passlen;
+	bool auth_authzid_bad;            /* PLAIN asked to act for another user */
 	auth_req_id auth_req;
 	bool auth_pending;
 	unsigned auth_failures;
+	char mail_arg[SMTPD_LINE_MAX];    /* MAIL's argument while trusted_user is fetched */
+	size_t mail_arglen;
 
 	/* The transaction. */
 	struct envelope env;
@@ -124,6 +143,12 @@ struct smtpd_session {
 	struct buf body;                  /* the message as received, unstuffed */
 	uint64_t data_started_ms;
 	unsigned rcpt_refused;
+	/* RCPT waiting for policy_rcpt(): the recipient to add on OK. */
+	char rcpt_addr[MAILADDR_PATH_MAX * 4];
+	struct smtp_rcpt_params rcpt_params;
+	/* Recipients accepted with 250 but dropped (suppressed = drop). */
+	struct buf dropped;               /* each address NUL-terminated */
+	size_t ndropped;
 	uint64_t msgs;                    /* messages accepted in this session */
 };
 
@@ -142,6 +167,15 @@ void smtpd__resume(struct smtpd_session *s);
 void smtpd__start_tls(struct smtpd_session *s);
 void smtpd__arm_timer(struct smtpd_session *s, uint64_t ms);
 void smtpd__reset_transaction(struct smtpd_session *s);
+/*
+ * smtpd__refuse - reply res->reply, and log and count the refusal with
+ * its rule (policy_refused) with the session as context ("sid=...
+ * client=... user=..." and extra, e.g. "rcpt=\"...\"", when not NULL).
+ */
+void smtpd__refuse(struct smtpd_session *s, const struct policy_result *res,
+    const char *extra);
+/* smtpd__policy_down - policy could not be asked: 451 4.3.0, logged. */
+void smtpd__policy_down(struct smtpd_session *s, const char *what, int status);
 
 /* smtpd_cmd.c */
 /* smtpd__command - run one command line; false to stop reading input now. */

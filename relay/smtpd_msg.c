@@ -3,10 +3,19 @@
  * trace and the fields a submission server adds (RFC 6409 8), hand the
  * message to the queue, and answer 250 only once it is stored.
  *
+ * Before it is queued, policy has its say: the size, the From header
+ * (policy_check_headers), and the user's rates, which policy_commit()
+ * checks and counts in one step (given back with policy_uncommit() when
+ * the queue then fails).  Recipients dropped at RCPT (suppressed = drop)
+ * are logged here; when all were, nothing is queued and the client still
+ * gets a 250.
+ *
  * The message is otherwise stored byte for byte as received (after
  * dot-unstuffing).  What is added:
  *   Received:    first, with TLS version and cipher and the user (RFC 5321
- *                4.4; "with ESMTPSA" per RFC 3848, UTF8SMTPSA per RFC 6531)
+ *                4.4; "with ESMTPSA" per RFC 3848, UTF8SMTPSA per RFC 6531;
+ *                a trusted client that did not authenticate: "with ESMTP"
+ *                or "ESMTPS" and the user it acts as)
  *   Message-ID:  at the end of the header section, when there is none
  *   Date:        likewise (RFC 6409 8.2, 8.3)
  * The stream: a message with List-Unsubscribe or "Precedence: bulk" or
@@ -24,6 +33,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "policy/check.h"
 #include "queue/qid.h"
 #include "queue/queue.h"
 
@@ -144,6 +154,11 @@ with_protocol(const struct smtpd_session *s)
 {
 	bool utf8 = (s->env.flags & ENV_F_SMTPUTF8) != 0;
 
+	if (!s->authed) {
+		if (s->tls)
+			return utf8 ? "UTF8SMTPS" : "ESMTPS";
+		return utf8 ? "UTF8SMTP" : "ESMTP";
+	}
 	if (s->tls)
 		return utf8 ? "UTF8SMTPSA" : "ESMTPSA";
 	return utf8 ? "UTF8SMTPA" : "ESMTPA";
@@ -164,7 +179,10 @@ build_message(struct smtpd_session *s, struct buf *m, time_t now)
 	if (s->tls && s->conn != NULL)
 		buf_appendf(m, "\r\n\t(version=%s cipher=%s bits=%d)", conn_tls_version(s->conn),
 		    conn_tls_cipher(s->conn), conn_tls_bits(s->conn));
-	buf_appendf(m, "\r\n\t(authenticated user %s)", s->user.name);
+	if (s->authed)
+		buf_appendf(m, "\r\n\t(authenticated user %s)", s->user.name);
+	else
+		buf_appendf(m, "\r\n\t(trusted network, acting as user %s)", s->user.name);
 	if (s->env.nrcpt == 1)
 		buf_appendf(m, "\r\n\tfor <%s>", s->env.rcpt[0].addr);
 	buf_appendf(m, ";\r\n\t%s\r\n", date);
@@ -196,6 +214,41 @@ transaction_over(struct smtpd_session *s)
 	}
 }
 
+/* log_dropped - the recipients dropped at RCPT (suppressed = drop), one line each. */
+static void
+log_dropped(struct smtpd_session *s, const char *id)
+{
+	const char *d = s->dropped.data;
+	char qf[600], qt[600];
+
+	for (size_t i = 0; i < s->ndropped; i++, d += strlen(d) + 1)
+		log_info("smtpd", "dropped", "id=%s sid=%s client=%s user=%s from=%s to=%s reason=suppressed",
+		    id, s->sid, s->client, s->user.name, log_quotes(qf, sizeof qf, s->env.sender),
+		    log_quotes(qt, sizeof qt, d));
+}
+
+static void
+on_uncommitted(void *arg, int status)
+{
+	(void)arg;
+	if (status < 0)
+		log_warn("smtpd", "uncommit_failed", "error=\"%s\" hint=\"the user's rate counters keep one message too many until the window passes\"",
+		    uv_strerror(status));
+}
+
+/* uncommit - the message counted by policy_commit() was not queued: give it back. */
+static void
+uncommit(struct smtpd_session *s)
+{
+	int rc;
+
+	if (s->srv->policy == NULL)
+		return;
+	rc = policy_uncommit(s->srv->policy, &s->pu, s->env.nrcpt, on_uncommitted, NULL);
+	if (rc < 0)
+		on_uncommitted(NULL, rc);
+}
+
 static void
 on_queued(void *arg, int status, const char *id)
 {
@@ -204,10 +257,12 @@ on_queued(void *arg, int status, const char *id)
 
 	if (status == 0) {
 		s->msgs++;
+		s->junk = 0;
 		log_info("smtpd", "queued", "id=%s sid=%s client=%s user=%s from=%s nrcpt=%zu size=%" PRIu64 " stream=%s tls=%s delay_ms=%" PRIu64,
 		    id, s->sid, s->client, s->user.name, log_quotes(qf, sizeof qf, s->env.sender),
 		    s->env.nrcpt, s->env.size, stream_name(s->env.stream), s->tls ? "yes" : "no",
 		    uv_now(s->srv->loop) - s->data_started_ms);
+		log_dropped(s, id);
 		if (s->conn != NULL)
 			smtpd__reply(s, "250 2.0.0 Ok: queued as %s", id);
 		else
@@ -216,6 +271,7 @@ on_queued(void *arg, int status, const char *id)
 	} else {
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    id, s->sid, s->client, uv_strerror(status));
+		uncommit(s);
 		if (s->conn != NULL)
 			smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
 	}
@@ -227,43 +283,128 @@ on_queued(void *arg, int status, const char *id)
 	smtpd__unref(s);
 }
 
+/* enqueue - build the message and hand it to the queue.  Takes a reference. */
+static void
+enqueue(struct smtpd_session *s)
+{
+	struct buf m = BUF_INIT;
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	qid_new(s->env.id, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	build_message(s, &m, ts.tv_sec);
+	buf_free(&s->body);
+	rc = queue_enqueue(s->srv->queue, &s->env, m.data, m.len, on_queued, s);
+	buf_free(&m);
+	if (rc < 0) {
+		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
+		    s->env.id, s->sid, s->client, uv_strerror(rc));
+		uncommit(s);
+		smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
+		transaction_over(s);
+		smtpd__flush(s);
+		smtpd__resume(s);
+		smtpd__unref(s);
+	}
+}
+
+static void
+on_committed(void *arg, int status, const struct policy_result *res)
+{
+	struct smtpd_session *s = arg;
+
+	if (status == 0 && res->verdict == POLICY_OK && s->conn == NULL) {
+		/* Cut meanwhile (shutdown grace): the client saw no 250, so nothing is queued. */
+		log_warn("smtpd", "not_queued", "sid=%s client=%s user=%s reason=disconnected", s->sid,
+		    s->client, s->user.name);
+		uncommit(s);
+		transaction_over(s);
+		smtpd__unref(s);
+		return;
+	}
+	if (status == 0 && res->verdict == POLICY_OK) {
+		enqueue(s);
+		return;
+	}
+	if (s->conn != NULL) {
+		if (status < 0)
+			smtpd__policy_down(s, "commit", status);
+		else
+			smtpd__refuse(s, res, NULL);
+	}
+	transaction_over(s);
+	if (s->conn != NULL) {
+		smtpd__flush(s);
+		smtpd__resume(s);
+	}
+	smtpd__unref(s);
+}
+
+/* refuse_data - a refusal of the message with its own reply and rule. */
+static void
+refuse_data(struct smtpd_session *s, const char *rule, const char *reply)
+{
+	struct policy_result res = { .verdict = reply[0] == '4' ? POLICY_TEMPFAIL : POLICY_REJECT,
+	    .rule = rule };
+
+	str_copy(res.reply, reply, sizeof res.reply);
+	smtpd__refuse(s, &res, NULL);
+}
+
 void
 smtpd__data_done(struct smtpd_session *s)
 {
 	const struct smtp_data_result *res = smtp_data_result(&s->data);
-	struct buf m = BUF_INIT;
-	struct timespec ts;
+	struct policy_result pr;
+	char from_domain[256], size[32];
 	const char *refusal = NULL;
 	int rc;
 
-	if (res->too_big)
-		refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
-	else if (res->nul)
+	snprintf(size, sizeof size, "size=%" PRIu64, res->size);
+	if (res->too_big) {
+		if (policy_check_size(s->srv->cfg, res->size, &pr))
+			refuse_data(s, "limit.size", "552 5.3.4 Message size exceeds fixed maximum message size");
+		else
+			smtpd__refuse(s, &pr, size);
+		transaction_over(s);
+		return;
+	}
+	if (res->nul)
 		refusal = "550 5.6.0 Message contains a NUL byte";
 	else if (res->bare_lf || res->bare_cr)
 		refusal = "550 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8): lines must end with CRLF";
 	else if (res->line_too_long)
 		refusal = "550 5.6.0 Message contains a line longer than 998 characters (RFC 5321 4.5.3.1.6)";
 	if (refusal != NULL) {
-		log_info("smtpd", "rejected", "sid=%s client=%s user=%s reason=\"%.3s %.5s\" size=%zu",
-		    s->sid, s->client, s->user.name, refusal, refusal + 4, s->body.len);
-		smtpd__reply(s, "%s", refusal);
+		refuse_data(s, "message.syntax", refusal);
 		transaction_over(s);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	qid_new(s->env.id, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-	build_message(s, &m, ts.tv_sec);
-	buf_free(&s->body);
+	if (!policy_check_headers(s->user.domains, s->body.data ? s->body.data : "", s->body.len,
+	    from_domain, sizeof from_domain, &pr)) {
+		smtpd__refuse(s, &pr, size);
+		transaction_over(s);
+		return;
+	}
+	if (s->env.nrcpt == 0) {
+		/* Every recipient was suppressed and dropped: the client is told it is done. */
+		s->junk = 0;
+		log_dropped(s, "-");
+		smtpd__reply(s, "250 2.0.0 Ok: every recipient is suppressed; nothing was queued");
+		transaction_over(s);
+		return;
+	}
 	smtpd__enter_state(s, SMTPD_QUEUING);
 	smtpd__ref(s);
-	rc = queue_enqueue(s->srv->queue, &s->env, m.data, m.len, on_queued, s);
-	buf_free(&m);
+	if (s->srv->policy == NULL) {
+		enqueue(s);
+		return;
+	}
+	rc = policy_commit(s->srv->policy, &s->pu, s->env.nrcpt, on_committed, s);
 	if (rc < 0) {
 		smtpd__unref(s);
-		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
-		    s->env.id, s->sid, s->client, uv_strerror(rc));
-		smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
+		smtpd__policy_down(s, "commit", rc);
 		transaction_over(s);
 	}
 }
