@@ -212,6 +212,12 @@ policy_is_up(const struct policy *p)
 	return usable(p);
 }
 
+const char *
+policy_last_error(const struct policy *p)
+{
+	return rdb_last_error(p->db);
+}
+
 void
 policy_set_config(struct policy *p, const struct config *cfg)
 {

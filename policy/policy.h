@@ -77,6 +77,8 @@ int policy_open(struct policy **out, uv_loop_t *loop, const struct config *cfg,
 /* policy_close - as auth_close(): pending calls get -ECANCELED, then closed(arg). */
 void policy_close(struct policy *p, void (*closed)(void *arg), void *arg);
 bool policy_is_up(const struct policy *p);
+/* policy_last_error - why the Redis connection last failed ("" when none). */
+const char *policy_last_error(const struct policy *p);
 /* policy_set_config - a reloaded configuration (copied); counters stay. */
 void policy_set_config(struct policy *p, const struct config *cfg);
 
