@@ -5,12 +5,15 @@
  *
  * The commands are a table (commands[]); each has a check, which reads
  * its arguments and touches nothing else, and a run.  "check" runs
- * without the network.  The queue commands open the queue, and the user
- * commands the user store (policy/auth.h); either waits at most [redis]
- * connect_timeout for the connection, starts its first call from the
- * state callback and goes on from each call's callback; the last one
- * calls ctl_finish(), which closes what is open and the timer, so that
- * uv_run() in main() returns and uv_loop_close() finds nothing open.
+ * without the network.  The queue commands open the queue, the user
+ * commands the user store (policy/auth.h), the suppression commands and
+ * queue stats the policy module (policy/policy.h); a command waits at
+ * most [redis] connect_timeout for every connection it needs, starts its
+ * first call once all are up (from a state callback, or for the policy
+ * module, which has none, from a short polling timer) and goes on from
+ * each call's callback; the last one calls ctl_finish(), which closes
+ * what is open and the timers, so that uv_run() in main() returns and
+ * uv_loop_close() finds nothing open.
  *
  * Passwords (user add, user passwd) are read from stdin, never from
  * argv, where any user could see them in ps(1): one line from a pipe, or
@@ -26,6 +29,7 @@
  * esc(), which shows bytes outside printable ASCII as \xNN, so a message
  * can never drive the administrator's terminal.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -43,9 +47,11 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/mailaddr.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "policy/auth.h"
+#include "policy/policy.h"
 #include "queue/envelope.h"
 #include "deliver/dkimkey.h"
 #include "queue/qid.h"
@@ -67,12 +73,17 @@ enum {
 #define REPLY_TIMEOUT_MS 60000  /* a call Redis has not answered by then fails */
 #define NESC 4                  /* esc() results alive at once */
 #define USER_NAME_W 24          /* user list: name column, at least */
+#define POLL_MS 20              /* how often to look whether policy is up */
+#define SUP_SCOPE_W 32          /* suppression list: widest scope column */
+#define SUP_ADDR_W 48           /* suppression list: widest address column */
+#define SUP_NOTE_MAX 255        /* bytes of --note (struct policy_sup_entry text) */
 
 /* What a command needs before it runs (struct command needs). */
 enum {
 	NEED_QUEUE = 1 << 0,    /* the queue's Redis connection */
 	NEED_AUTH = 1 << 1,     /* the user store's Redis connection */
 	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
+	NEED_POLICY = 1 << 3,   /* the policy module's Redis connection */
 };
 
 enum list_state {
@@ -92,9 +103,9 @@ struct command {
 	/* Arguments only: CTL_OK to go on, else the exit status (message printed). */
 	int (*check)(struct ctl *c, int argc, char **argv);
 	/*
-	 * Without NEED_QUEUE or NEED_AUTH: do it all, return the exit status.
-	 * With one: start the first call once Redis is up; 0 or a negative
-	 * errno.
+	 * Without NEED_QUEUE, NEED_AUTH or NEED_POLICY: do it all, return the
+	 * exit status.  With them: start the first call once Redis is up; 0
+	 * or a negative errno.
 	 */
 	int (*run)(struct ctl *c);
 	unsigned needs;         /* NEED_* */
@@ -108,6 +119,9 @@ struct ctl {
 	uv_timer_t timer;       /* connect timeout, then reply timeout */
 	struct queue *q;        /* NEED_QUEUE */
 	struct auth *a;         /* NEED_AUTH */
+	struct policy *p;       /* NEED_POLICY */
+	uv_timer_t poll;        /* NEED_POLICY: until policy_is_up() */
+	bool poll_open;
 	bool started;           /* Redis came up and cmd->run() ran */
 	bool finishing;
 	int status;             /* exit status */
@@ -127,6 +141,19 @@ struct ctl {
 	enum auth_enable enable;
 	char password[AUTH_PASSWORD_MAX + 2]; /* wiped in main() */
 	size_t pwlen;
+	/* user set: policy overrides, as stored ("" = back to the default). */
+	char rate[AUTH_RATE_MAX];
+	bool set_rate;
+	char rcpt_rate[AUTH_RATE_MAX];
+	bool set_rcpt_rate;
+	char rcpt_domains[AUTH_DOMAINS_MAX];
+	bool set_rcpt_domains;
+	/* suppression */
+	char addr[MAILADDR_ADDR_SIZE]; /* ADDRESS, as stored (lower case) */
+	char scope[DOMAIN_ARG_MAX + 1]; /* --domain, lower case; "*" = global */
+	bool has_scope;
+	enum policy_sup_reason reason;
+	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
 	const char *algo;       /* dkim keygen: --algo */
 
@@ -148,6 +175,7 @@ static int check_flush(struct ctl *c, int argc, char **argv);
 static int check_user_add(struct ctl *c, int argc, char **argv);
 static int check_user_name(struct ctl *c, int argc, char **argv);
 static int check_user_set(struct ctl *c, int argc, char **argv);
+static int check_sup(struct ctl *c, int argc, char **argv);
 static int check_dkim(struct ctl *c, int argc, char **argv);
 static int run_dkim_keygen(struct ctl *c);
 static int run_dkim_record(struct ctl *c);
@@ -162,6 +190,11 @@ static int run_user_passwd(struct ctl *c);
 static int run_user_del(struct ctl *c);
 static int run_user_list(struct ctl *c);
 static int run_user_set(struct ctl *c);
+static int run_user_show(struct ctl *c);
+static int run_sup_list(struct ctl *c);
+static int run_sup_add(struct ctl *c);
+static int run_sup_del(struct ctl *c);
+static int run_sup_check(struct ctl *c);
 static int run_help(struct ctl *c);
 static int read_password(struct ctl *c);
 static void on_timer(uv_timer_t *t);
@@ -177,11 +210,32 @@ static const struct command commands[] = {
 	{ "user", "passwd", "NAME", "set a new password, read from stdin", check_user_name,
 	    run_user_passwd, NEED_AUTH | NEED_PASSWORD },
 	{ "user", "del", "NAME", "remove a user", check_user_name, run_user_del, NEED_AUTH },
-	{ "user", "list", "", "users: name, enabled, domains", check_noargs, run_user_list,
+	{ "user", "list", "", "users: name, enabled, domains, rates, recipient domains",
+	    check_noargs, run_user_list, NEED_AUTH },
+	{ "user", "show", "NAME", "everything about one user", check_user_name, run_user_show,
 	    NEED_AUTH },
-	{ "user", "set", "NAME [--domains LIST] [--enable|--disable]",
-	    "change a user's domains, or let it log in or not", check_user_set, run_user_set,
+	{ "user", "set", "NAME [--domains LIST] [--enable|--disable] [--rate R|default]\n"
+	    "[--rcpt-rate R|default] [--rcpt-domains LIST|any]",
+	    "change a user's domains, let it log in or not, or set its own\n"
+	    "limits: R is N/WINDOW[,N/WINDOW...] (500/h,20/min; windows s,\n"
+	    "min, h, d or a duration like 10s) or none (no limit); default\n"
+	    "goes back to [policy]; --rcpt-domains: the only recipient\n"
+	    "domains allowed, any = no restriction", check_user_set, run_user_set,
 	    NEED_AUTH },
+	{ "suppression", "list", "[--domain D]",
+	    "suppressed addresses of every scope, or of one (D, or * for global)",
+	    check_sup, run_sup_list, NEED_POLICY },
+	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|manual]\n"
+	    "[--note TEXT]",
+	    "never deliver to ADDRESS: from every sender (global, the\n"
+	    "default), or from sender domain D; reason manual by default",
+	    check_sup, run_sup_add, NEED_POLICY },
+	{ "suppression", "del", "ADDRESS [--domain D]",
+	    "remove ADDRESS from the global list, or from D's", check_sup, run_sup_del,
+	    NEED_POLICY },
+	{ "suppression", "check", "ADDRESS [--domain D]",
+	    "whether ADDRESS is suppressed: under every scope, or for\n"
+	    "sender domain D (global and D)", check_sup, run_sup_check, NEED_POLICY },
 	{ "dkim", "keygen", "DOMAIN [--selector S] [--algo rsa|ed25519]",
 	    "make a DKIM key in data_dir/dkim (rsa: 2048 bits, selector s1;\n"
 	    "ed25519: selector e1) and print the DNS record to publish",
@@ -198,8 +252,9 @@ static const struct command commands[] = {
 	    run_delete, NEED_QUEUE },
 	{ "queue", "flush", "", "make every queued delivery due now (same as retry --all)",
 	    check_flush, run_retry, NEED_QUEUE },
-	{ "queue", "stats", "", "message counts, totals and work per destination",
-	    check_noargs, run_stats, NEED_QUEUE },
+	{ "queue", "stats", "", "message counts, totals, work per destination, throttled\n"
+	    "destinations and policy refusals by rule",
+	    check_noargs, run_stats, NEED_QUEUE | NEED_POLICY },
 	{ NULL, "help", "", "this text", check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
@@ -342,17 +397,29 @@ help_text(FILE *f, const char *help)
 static void
 usage(FILE *f)
 {
-	char head[128];
+	char head[320];
+	int indent;
 
 	fprintf(f, "usage: kurierctl [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
 	for (const struct command *cmd = commands; cmd->name != NULL; cmd++) {
+		indent = snprintf(head, sizeof head, "%s%s%s ", cmd->group ? cmd->group : "",
+		    cmd->group ? " " : "", cmd->name);
 		snprintf(head, sizeof head, "%s%s%s%s%s", cmd->group ? cmd->group : "",
 		    cmd->group ? " " : "", cmd->name, cmd->synopsis[0] ? " " : "",
 		    cmd->synopsis);
-		if (strlen(head) <= 24)
+		if (strlen(head) <= 24) {
 			fprintf(f, "  %-24s  ", head);
-		else
-			fprintf(f, "  %s\n  %-24s  ", head, "");
+		} else {
+			/* A long synopsis: its own lines, later ones under its arguments. */
+			fputs("  ", f);
+			for (const char *p = head; *p != '\0'; p++) {
+				if (*p == '\n')
+					fprintf(f, "\n  %*s", indent, "");
+				else
+					fputc(*p, f);
+			}
+			fprintf(f, "\n  %-24s  ", "");
+		}
 		help_text(f, cmd->help);
 	}
 	fprintf(f, "\noptions:\n"
@@ -361,6 +428,8 @@ usage(FILE *f)
 	    "  -h, --help                this text\n"
 	    "\npasswords: user add and user passwd read one line from stdin, or at a\n"
 	    "terminal ask twice without echo; never from the command line\n"
+	    "\nsuppression scopes: * (global) applies to mail from every sender;\n"
+	    "a domain D to mail whose sender domain is D\n"
 	    "\nexit status: 0 done, 1 failed, 2 usage error\n", CONFIG_DEFAULT_PATH);
 }
 
@@ -534,16 +603,37 @@ ctl_finish(struct ctl *c, int status)
 	c->status = status;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, NULL);
+	if (c->poll_open) {
+		c->poll_open = false;
+		uv_close((uv_handle_t *)&c->poll, NULL);
+	}
 	if (c->q != NULL)
 		queue_close(c->q, on_backend_closed, c);
 	if (c->a != NULL)
 		auth_close(c->a, on_backend_closed, c);
+	if (c->p != NULL)
+		policy_close(c->p, on_backend_closed, c);
 }
 
+/* Why the first connection that is not up failed ("" when none says). */
 static const char *
 backend_last_error(const struct ctl *c)
 {
-	return c->q != NULL ? queue_last_error(c->q) : auth_last_error(c->a);
+	if (c->q != NULL && !queue_is_up(c->q))
+		return queue_last_error(c->q);
+	if (c->a != NULL && !auth_is_up(c->a))
+		return auth_last_error(c->a);
+	if (c->p != NULL && !policy_is_up(c->p))
+		return policy_last_error(c->p);
+	return "";
+}
+
+/* Whether every connection the command needs is up. */
+static bool
+backends_up(const struct ctl *c)
+{
+	return (c->q == NULL || queue_is_up(c->q)) && (c->a == NULL || auth_is_up(c->a)) &&
+	    (c->p == NULL || policy_is_up(c->p));
 }
 
 static const char *
@@ -627,16 +717,20 @@ on_timer(uv_timer_t *t)
 	call_failed(c, cmd_name(c, what, sizeof what), -ETIMEDOUT);
 }
 
+/* try_start - run the command once every connection it needs is up. */
 static void
-on_state(void *arg, bool up)
+try_start(struct ctl *c)
 {
-	struct ctl *c = arg;
 	char what[64];
 	int rc;
 
-	if (!up || c->started || c->finishing)
+	if (c->started || c->finishing || !backends_up(c))
 		return;
 	c->started = true;
+	if (c->poll_open) {
+		c->poll_open = false;
+		uv_close((uv_handle_t *)&c->poll, NULL);
+	}
 	c->now = c->q != NULL ? queue_now(c->q) : 0;
 	rc = c->cmd->run(c);
 	if (rc < 0)
@@ -645,11 +739,23 @@ on_state(void *arg, bool up)
 		ctl_wait(c);
 }
 
+static void
+on_state(void *arg, bool up)
+{
+	if (up)
+		try_start(arg);
+}
+
+static void
+on_poll(uv_timer_t *t)
+{
+	try_start(t->data);
+}
+
 static int
 run_remote_command(struct ctl *c)
 {
 	int rc;
-	bool up;
 
 	/* Connection attempts are summed up in one message, not logged. */
 	log_set_level(LOG_ERROR);
@@ -667,18 +773,26 @@ run_remote_command(struct ctl *c)
 			exit(CTL_FAIL);
 		}
 		queue_on_state(c->q, on_state, c);
-		up = queue_is_up(c->q);
-	} else {
+	}
+	if (c->cmd->needs & NEED_AUTH) {
 		if ((rc = auth_open(&c->a, &c->loop, &c->cfg, "kurierctl")) < 0) {
 			fprintf(stderr, "kurierctl: cannot open the user store: %s\n", strerror(-rc));
 			exit(CTL_FAIL);
 		}
 		auth_on_state(c->a, on_state, c);
-		up = auth_is_up(c->a);
+	}
+	if (c->cmd->needs & NEED_POLICY) {
+		if ((rc = policy_open(&c->p, &c->loop, &c->cfg, "kurierctl")) < 0) {
+			fprintf(stderr, "kurierctl: cannot open the policy store: %s\n", strerror(-rc));
+			exit(CTL_FAIL);
+		}
+		uv_timer_init(&c->loop, &c->poll);
+		c->poll.data = c;
+		c->poll_open = true;
+		uv_timer_start(&c->poll, on_poll, POLL_MS, POLL_MS);
 	}
 	uv_timer_start(&c->timer, on_timer, c->cfg.redis.connect_timeout_ms, 0);
-	if (up)
-		on_state(c, true);
+	try_start(c);
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	if ((rc = uv_loop_close(&c->loop)) != 0) {
 		fprintf(stderr, "kurierctl: internal error: handles left open at exit (%s)\n",
@@ -698,6 +812,69 @@ no_such_message(struct ctl *c, const char *id)
 }
 
 /* --- check ------------------------------------------------------------------------- */
+
+/* nets_str - "127.0.0.1/32, ::1/128", or "none". */
+static const char *
+nets_str(const struct config_nets *nets, char *dst, size_t size)
+{
+	size_t off = 0;
+
+	dst[0] = '\0';
+	if (nets->n == 0)
+		str_copy(dst, "none", size);
+	for (unsigned i = 0; i < nets->n; i++) {
+		char a[INET6_ADDRSTRLEN];
+		int w;
+
+		if (inet_ntop(nets->net[i].family, nets->net[i].addr, a, sizeof a) == NULL)
+			str_copy(a, "?", sizeof a);
+		w = snprintf(dst + off, size - off, "%s%s/%u", i ? ", " : "", a,
+		    nets->net[i].prefix);
+		if (w < 0 || (size_t)w >= size - off)
+			break;
+		off += (size_t)w;
+	}
+	return dst;
+}
+
+/* rates_text - a [policy] rate list for people: "500/h, 20/min", or "none (no limit)". */
+static const char *
+rates_text(const struct config_rates *r, char *dst, size_t size)
+{
+	char t[AUTH_RATE_MAX];
+
+	config_rates_str(r, t, sizeof t);
+	snprintf(dst, size, "%s%s", t, r->n == 0 ? " (no limit)" : "");
+	return dst;
+}
+
+/* check_policy_summary - the [relay] trust and [policy] lines of check. */
+static void
+check_policy_summary(const struct config *cfg)
+{
+	char nets[CONFIG_NETS_MAX * (INET6_ADDRSTRLEN + 8)], r[AUTH_RATE_MAX + 16];
+	char d1[32], d2[32], d3[32];
+
+	printf("  trusted networks %s", nets_str(&cfg->relay.trusted_networks, nets, sizeof nets));
+	if (cfg->relay.trusted_networks.n > 0)
+		printf(" (no TLS or AUTH needed; they act as user %s)", cfg->relay.trusted_user);
+	printf("\n");
+	printf("  rate             %s per user\n", rates_text(&cfg->policy.rate, r, sizeof r));
+	printf("  rcpt rate        %s per user\n", rates_text(&cfg->policy.rcpt_rate, r, sizeof r));
+	printf("  suppressed       %s; hard bounces %s\n",
+	    cfg->policy.suppressed == CONFIG_SUPPRESSED_DROP ?
+	    "drop (accepted with 250, never delivered)" : "reject (550 5.7.1 at RCPT)",
+	    cfg->policy.suppress_bounces ? "added to the list" : "not added");
+	printf("  auth lock-out    %u failures from one address within %s lock it out for %s\n",
+	    cfg->policy.auth_fail_limit,
+	    str_duration(d1, sizeof d1, cfg->policy.auth_fail_window_ms),
+	    str_duration(d2, sizeof d2, cfg->policy.auth_lockout_ms));
+	printf("  session limits   %u protocol errors, %u junk commands between messages, then 421\n",
+	    cfg->policy.max_errors, cfg->policy.max_junk_commands);
+	printf("  throttle backoff %s, doubling up to %s\n",
+	    str_duration(d3, sizeof d3, cfg->policy.throttle_backoff_min_ms),
+	    str_duration(d1, sizeof d1, cfg->policy.throttle_backoff_max_ms));
+}
 
 static int
 run_check(struct ctl *c)
@@ -739,6 +916,7 @@ run_check(struct ctl *c)
 		}
 		printf("\n");
 	}
+	check_policy_summary(cfg);
 	return CTL_OK;
 }
 
@@ -1403,10 +1581,106 @@ stats_print(struct ctl *c, const struct queue_stats *st)
 	free(d);
 }
 
+/* The refusals counted by rule in Redis (every node, since the data was made). */
+static void
+on_refusals(void *arg, int status, const struct policy_count *cnt, size_t n)
+{
+	struct ctl *c = arg;
+	int rw = 4, nw = 1;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "queue stats", status);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(esc(c, cnt[i].rule, 0));
+
+		if (l > rw)
+			rw = l;
+		if (digits(cnt[i].n) > nw)
+			nw = digits(cnt[i].n);
+	}
+	printf("\npolicy refusals by rule\n");
+	if (n == 0)
+		printf("  (none)\n");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-*s  %*" PRIu64 "\n", rw, esc(c, cnt[i].rule, 0), nw, cnt[i].n);
+	ctl_finish(c, CTL_OK);
+}
+
+/*
+ * throttle_state - "suspended until 2026-11-22 13:54:00 (in 4m30s)", or
+ * "resumed at 2026-11-22 13:54:00" once the suspension has ended (the
+ * level is remembered until backoff_max later).
+ */
+static const char *
+throttle_state(const struct ctl *c, const struct policy_throttle *t, char *dst,
+    size_t size)
+{
+	char tm[32], span[32];
+
+	if (t->until_ms > c->now)
+		snprintf(dst, size, "suspended until %s (in %s)",
+		    fmt_time(tm, sizeof tm, t->until_ms),
+		    fmt_span(span, sizeof span, t->until_ms - c->now));
+	else
+		snprintf(dst, size, "resumed at %s", fmt_time(tm, sizeof tm, t->until_ms));
+	return dst;
+}
+
+/*
+ * The throttled destination groups: suspended ones and those whose
+ * suspension ended but whose level is still remembered.
+ */
+static void
+on_throttles(void *arg, int status, const struct policy_throttle *t, size_t n)
+{
+	struct ctl *c = arg;
+	char when[96];
+	int gw = 5, sw = 11, rc;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "queue stats", status);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(esc(c, t[i].group, STATS_DOMAIN_W));
+
+		if (l > gw)
+			gw = l;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(throttle_state(c, &t[i], when, sizeof when));
+
+		if (l > sw)
+			sw = l;
+	}
+	printf("\nthrottled destinations\n");
+	if (n == 0)
+		printf("  (none)\n");
+	else
+		printf("  %-*s  %5s  %-*s  %s\n", gw, "GROUP", "LEVEL", sw, "STATE (UTC)",
+		    "REPLY");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-*s  %5u  %-*s  %s\n", gw, esc(c, t[i].group, STATS_DOMAIN_W),
+		    t[i].level, sw, throttle_state(c, &t[i], when, sizeof when),
+		    t[i].reply[0] ? esc(c, t[i].reply, 0) : "-");
+	fflush(stdout);
+	if ((rc = policy_refusal_totals(c->p, on_refusals, c)) < 0)
+		call_failed(c, "queue stats", rc);
+	else
+		ctl_wait(c);
+}
+
 static void
 on_stats(void *arg, int status, const struct queue_stats *st)
 {
 	struct ctl *c = arg;
+	int rc;
 
 	if (c->finishing)
 		return;
@@ -1415,7 +1689,11 @@ on_stats(void *arg, int status, const struct queue_stats *st)
 		return;
 	}
 	stats_print(c, st);
-	ctl_finish(c, CTL_OK);
+	fflush(stdout);
+	if ((rc = policy_throttle_list(c->p, on_throttles, c)) < 0)
+		call_failed(c, "queue stats", rc);
+	else
+		ctl_wait(c);
 }
 
 static int
@@ -1638,30 +1916,144 @@ check_domains(struct ctl *c, const char *v)
 	return CTL_OK;
 }
 
+/* Whether s is empty or only blanks. */
+static bool
+blank(const char *s)
+{
+	return s[strspn(s, " \t")] == '\0';
+}
+
 /*
- * The arguments of user add and user set: NAME and options, in any
- * order.  allow_enable: --enable and --disable are accepted.
+ * --rate / --rcpt-rate VALUE into out[size] as stored: "default" is ""
+ * (back to [policy]), "none" no limit, else a rate list, normalised.  A
+ * bad list is refused naming its bad entry and what is wrong with it.
  */
 static int
-check_user_opts(struct ctl *c, int argc, char **argv, bool allow_enable)
+check_rate(struct ctl *c, const char *opt, const char *v, char *out, size_t size)
+{
+	struct config_rates r;
+	const char *why = "";
+	char list[256], eg[96], *p;
+
+	snprintf(eg, sizeof eg, "e.g. %s 500/h,20/min; %s default; %s none = no limit",
+	    opt, opt, opt);
+
+	if (strcmp(v, "default") == 0) {
+		out[0] = '\0';
+		return CTL_OK;
+	}
+	if (blank(v)) {
+		fprintf(stderr, "kurierctl: %s is empty: give N/WINDOW[,N/WINDOW...] (%s)\n", opt, eg);
+		return CTL_USAGE;
+	}
+	if (config_parse_rates(v, &r, &why) == 0) {
+		config_rates_str(&r, out, size);
+		return CTL_OK;
+	}
+	/* Which entry: each alone; if all parse, the list as a whole is wrong. */
+	if (str_copy(list, v, sizeof list) >= 0 && strchr(list, ',') != NULL) {
+		for (p = list; p != NULL;) {
+			char *entry = p;
+			const char *ewhy = "";
+
+			p = strchr(p, ',');
+			if (p != NULL)
+				*p++ = '\0';
+			entry = str_trim(entry);
+			if (entry[0] == '\0') {
+				fprintf(stderr, "kurierctl: bad %s \"%s\": an empty entry (%s)\n", opt,
+				    esc(c, v, 80), eg);
+				return CTL_USAGE;
+			}
+			if (config_parse_rates(entry, &r, &ewhy) < 0 || r.n == 0) {
+				if (r.n == 0 && ewhy[0] == '\0')
+					ewhy = "\"none\" cannot be one entry of a list";
+				fprintf(stderr, "kurierctl: bad %s entry \"%s\" in \"%s\": %s (%s)\n",
+				    opt, esc(c, entry, 40), esc(c, v, 80), ewhy, eg);
+				return CTL_USAGE;
+			}
+		}
+	}
+	fprintf(stderr, "kurierctl: bad %s \"%s\": %s (%s)\n", opt, esc(c, v, 80), why, eg);
+	return CTL_USAGE;
+}
+
+/* --rcpt-domains LIST | any into c->rcpt_domains, in the stored form. */
+static int
+check_rcpt_domains(struct ctl *c, const char *v)
+{
+	char bad[DOMAIN_ARG_MAX + 1];
+	int rc;
+
+	c->set_rcpt_domains = true;
+	if (strcmp(v, "any") == 0) {
+		c->rcpt_domains[0] = '\0';
+		return CTL_OK;
+	}
+	bad[0] = '\0';
+	rc = auth_domains_parse(v, c->rcpt_domains, sizeof c->rcpt_domains, bad, sizeof bad);
+	if (rc == -EINVAL)
+		return usage_error(c, "not a domain name in --rcpt-domains", bad,
+		    "give host names separated by commas, e.g. --rcpt-domains a.example,b.example, or any");
+	if (rc < 0)
+		return usage_error(c, "--rcpt-domains is too long", NULL,
+		    "the stored list holds at most 1023 characters");
+	if (c->rcpt_domains[0] == '\0')
+		return usage_error(c, "--rcpt-domains is empty", NULL,
+		    "give at least one domain, e.g. --rcpt-domains a.example, or any for no restriction");
+	return CTL_OK;
+}
+
+/*
+ * The arguments of user add and user set: NAME and options, in any
+ * order.  allow_set: --enable, --disable, --rate, --rcpt-rate and
+ * --rcpt-domains are accepted.
+ */
+static int
+check_user_opts(struct ctl *c, int argc, char **argv, bool allow_set)
 {
 	const char *name = NULL, *extra = NULL, *v;
-	char hint[160];
+	char hint[320];
 	bool bad;
 	int rc;
 
 	snprintf(hint, sizeof hint, "kurierctl user %s %s", c->cmd->name, c->cmd->synopsis);
+	for (char *p = hint; *p != '\0'; p++)
+		if (*p == '\n')
+			*p = ' ';
 	for (int i = 0; i < argc; i++) {
 		if ((v = opt_value("--domains", argc, argv, &i, &bad)) != NULL) {
 			if ((rc = check_domains(c, v)) != CTL_OK)
 				return rc;
 		} else if (bad) {
 			return usage_error(c, "--domains needs a value", NULL, hint);
-		} else if (allow_enable && strcmp(argv[i], "--enable") == 0) {
+		} else if (allow_set && (v = opt_value("--rate", argc, argv, &i, &bad)) != NULL) {
+			if ((rc = check_rate(c, "--rate", v, c->rate, sizeof c->rate)) != CTL_OK)
+				return rc;
+			c->set_rate = true;
+		} else if (bad) {
+			return usage_error(c, "--rate needs a value", NULL,
+			    "e.g. --rate 500/h,20/min, --rate default or --rate none");
+		} else if (allow_set && (v = opt_value("--rcpt-rate", argc, argv, &i, &bad)) != NULL) {
+			if ((rc = check_rate(c, "--rcpt-rate", v, c->rcpt_rate,
+			    sizeof c->rcpt_rate)) != CTL_OK)
+				return rc;
+			c->set_rcpt_rate = true;
+		} else if (bad) {
+			return usage_error(c, "--rcpt-rate needs a value", NULL,
+			    "e.g. --rcpt-rate 5000/d, --rcpt-rate default or --rcpt-rate none");
+		} else if (allow_set &&
+		    (v = opt_value("--rcpt-domains", argc, argv, &i, &bad)) != NULL) {
+			if ((rc = check_rcpt_domains(c, v)) != CTL_OK)
+				return rc;
+		} else if (bad) {
+			return usage_error(c, "--rcpt-domains needs a value", NULL,
+			    "e.g. --rcpt-domains a.example,b.example, or --rcpt-domains any");
+		} else if (allow_set && strcmp(argv[i], "--enable") == 0) {
 			if (c->enable == AUTH_ENABLE_OFF)
 				return usage_error(c, "--enable and --disable", NULL, "give one of them");
 			c->enable = AUTH_ENABLE_ON;
-		} else if (allow_enable && strcmp(argv[i], "--disable") == 0) {
+		} else if (allow_set && strcmp(argv[i], "--disable") == 0) {
 			if (c->enable == AUTH_ENABLE_ON)
 				return usage_error(c, "--enable and --disable", NULL, "give one of them");
 			c->enable = AUTH_ENABLE_OFF;
@@ -1700,9 +2092,10 @@ check_user_set(struct ctl *c, int argc, char **argv)
 
 	if ((rc = check_user_opts(c, argc, argv, true)) != CTL_OK)
 		return rc;
-	if (!c->set_domains && c->enable == AUTH_ENABLE_KEEP)
+	if (!c->set_domains && c->enable == AUTH_ENABLE_KEEP && !c->set_rate &&
+	    !c->set_rcpt_rate && !c->set_rcpt_domains)
 		return usage_error(c, "user set needs a change", NULL,
-		    "give --domains LIST, --enable or --disable");
+		    "give --domains LIST, --enable, --disable, --rate, --rcpt-rate or --rcpt-domains");
 	return CTL_OK;
 }
 
@@ -1811,36 +2204,117 @@ run_user_del(struct ctl *c)
 	return auth_user_del(c->a, c->user, on_user_del, c);
 }
 
+/*
+ * user_rate - a user's rate for people: its override ("500/h, 20/min",
+ * "none"), or "default (...)" with the [policy] value it follows.
+ */
+static const char *
+user_rate(const char *override, const struct config_rates *def, char *dst, size_t size)
+{
+	char t[AUTH_RATE_MAX];
+
+	if (override[0] != '\0')
+		snprintf(dst, size, "%s", override);
+	else
+		snprintf(dst, size, "default (%s)", config_rates_str(def, t, sizeof t));
+	return dst;
+}
+
+/* After user set: "shop: may send as a.example; enabled; rate 500/h". */
 static void
-on_user_set(void *arg, int status)
+user_set_done(struct ctl *c)
+{
+	char r[AUTH_RATE_MAX + 16];
+	const char *sep = " ";
+
+	printf("%s:", c->user);
+	if (c->set_domains) {
+		printf("%smay send as %s", sep, c->domains);
+		sep = "; ";
+	}
+	if (c->enable != AUTH_ENABLE_KEEP) {
+		printf("%s%s", sep, c->enable == AUTH_ENABLE_ON ? "enabled" : "disabled");
+		sep = "; ";
+	}
+	if (c->set_rate) {
+		printf("%srate %s", sep, user_rate(c->rate, &c->cfg.policy.rate, r, sizeof r));
+		sep = "; ";
+	}
+	if (c->set_rcpt_rate) {
+		printf("%srcpt rate %s", sep, user_rate(c->rcpt_rate, &c->cfg.policy.rcpt_rate,
+		    r, sizeof r));
+		sep = "; ";
+	}
+	if (c->set_rcpt_domains)
+		printf("%srcpt domains %s", sep, c->rcpt_domains[0] ? c->rcpt_domains : "any");
+	printf("\n");
+	ctl_finish(c, CTL_OK);
+}
+
+static void
+on_user_set_policy(void *arg, int status)
 {
 	struct ctl *c = arg;
 
 	if (!user_answer(c, status, "user set"))
 		return;
-	printf("%s:", c->user);
-	if (c->set_domains)
-		printf(" may send as %s%s", c->domains, c->enable != AUTH_ENABLE_KEEP ? ";" : "");
-	if (c->enable == AUTH_ENABLE_ON)
-		printf(" enabled");
-	else if (c->enable == AUTH_ENABLE_OFF)
-		printf(" disabled");
-	printf("\n");
-	ctl_finish(c, CTL_OK);
+	user_set_done(c);
+}
+
+static bool
+user_set_has_policy(const struct ctl *c)
+{
+	return c->set_rate || c->set_rcpt_rate || c->set_rcpt_domains;
+}
+
+static int
+user_set_policy(struct ctl *c)
+{
+	return auth_user_set_policy(c->a, c->user, c->set_rate ? c->rate : NULL,
+	    c->set_rcpt_rate ? c->rcpt_rate : NULL,
+	    c->set_rcpt_domains ? c->rcpt_domains : NULL, on_user_set_policy, c);
+}
+
+/* The domains and enabled flag are written; then the policy overrides, if any. */
+static void
+on_user_set(void *arg, int status)
+{
+	struct ctl *c = arg;
+	int rc;
+
+	if (!user_answer(c, status, "user set"))
+		return;
+	if (!user_set_has_policy(c)) {
+		user_set_done(c);
+		return;
+	}
+	if ((rc = user_set_policy(c)) < 0)
+		call_failed(c, "user set", rc);
+	else
+		ctl_wait(c);
 }
 
 static int
 run_user_set(struct ctl *c)
 {
+	if (!c->set_domains && c->enable == AUTH_ENABLE_KEEP)
+		return user_set_policy(c);
 	return auth_user_set(c->a, c->user, c->set_domains ? c->domains : NULL, c->enable,
 	    on_user_set, c);
 }
+
+/* The columns of user list, made printable. */
+struct user_row {
+	char rate[AUTH_RATE_MAX + 16];
+	char rcpt_rate[AUTH_RATE_MAX + 16];
+};
 
 static void
 on_user_list(void *arg, int status, const struct auth_user *users, size_t n)
 {
 	struct ctl *c = arg;
-	int w = USER_NAME_W;
+	struct user_row *rows;
+	int w = USER_NAME_W, dw = 7, rw = 4, qw = 9;
 
 	if (c->finishing)
 		return;
@@ -1848,25 +2322,356 @@ on_user_list(void *arg, int status, const struct auth_user *users, size_t n)
 		call_failed(c, "user list", status);
 		return;
 	}
+	rows = xcalloc(n ? n : 1, sizeof *rows);
 	for (size_t i = 0; i < n; i++) {
 		int l = (int)strlen(esc(c, users[i].name, 0));
 
 		if (l > w)
 			w = l;
+		l = (int)strlen(users[i].domains[0] ? esc(c, users[i].domains, 0) : "-");
+		if (l > dw)
+			dw = l;
+		user_rate(users[i].rate, &c->cfg.policy.rate, rows[i].rate, sizeof rows[i].rate);
+		user_rate(users[i].rcpt_rate, &c->cfg.policy.rcpt_rate, rows[i].rcpt_rate,
+		    sizeof rows[i].rcpt_rate);
+		l = (int)strlen(esc(c, rows[i].rate, 0));
+		if (l > rw)
+			rw = l;
+		l = (int)strlen(esc(c, rows[i].rcpt_rate, 0));
+		if (l > qw)
+			qw = l;
 	}
-	printf("%-*s  %-7s  %s\n", w, "NAME", "ENABLED", "DOMAINS");
-	for (size_t i = 0; i < n; i++)
-		printf("%-*s  %-7s  %s\n", w, esc(c, users[i].name, 0),
+	printf("%-*s  %-7s  %-*s  %-*s  %-*s  %s\n", w, "NAME", "ENABLED", dw, "DOMAINS",
+	    rw, "RATE", qw, "RCPT RATE", "RCPT DOMAINS");
+	for (size_t i = 0; i < n; i++) {
+		/* Two printf()s: at most NESC esc() results are alive at once. */
+		printf("%-*s  %-7s  %-*s  ", w, esc(c, users[i].name, 0),
 		    users[i].enabled ? "yes" : "no",
-		    users[i].domains[0] ? esc(c, users[i].domains, 0) : "-");
+		    dw, users[i].domains[0] ? esc(c, users[i].domains, 0) : "-");
+		printf("%-*s  %-*s  %s\n", rw, esc(c, rows[i].rate, 0), qw,
+		    esc(c, rows[i].rcpt_rate, 0),
+		    users[i].rcpt_domains[0] ? esc(c, users[i].rcpt_domains, 0) : "any");
+	}
 	printf("%zu %s\n", n, plural(n, "user", "users"));
+	free(rows);
 	ctl_finish(c, CTL_OK);
+}
+
+static void
+on_user_show(void *arg, int status, const struct auth_user *u)
+{
+	struct ctl *c = arg;
+	char r[AUTH_RATE_MAX + 16], t[32];
+
+	if (!user_answer(c, status, "user show"))
+		return;
+	printf("name           %s\n", esc(c, u->name, 0));
+	printf("enabled        %s\n", u->enabled ? "yes" : "no (cannot log in)");
+	printf("domains        %s\n", u->domains[0] ? esc(c, u->domains, 0) : "- (may send as none)");
+	printf("rate           %s\n", esc(c, user_rate(u->rate, &c->cfg.policy.rate, r,
+	    sizeof r), 0));
+	printf("rcpt rate      %s\n", esc(c, user_rate(u->rcpt_rate, &c->cfg.policy.rcpt_rate,
+	    r, sizeof r), 0));
+	printf("rcpt domains   %s\n", u->rcpt_domains[0] ? esc(c, u->rcpt_domains, 0) : "any");
+	printf("created        %s%s\n", u->created_ms ? fmt_time(t, sizeof t, u->created_ms) : "-",
+	    u->created_ms ? " UTC" : "");
+	printf("changed        %s%s\n", u->changed_ms ? fmt_time(t, sizeof t, u->changed_ms) : "-",
+	    u->changed_ms ? " UTC" : "");
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_user_show(struct ctl *c)
+{
+	return auth_user_info(c->a, c->user, on_user_show, c);
 }
 
 static int
 run_user_list(struct ctl *c)
 {
 	return auth_user_list(c->a, on_user_list, c);
+}
+
+/* --- suppression ------------------------------------------------------------------- */
+
+/* scope_name - "*" (global) or the sending domain, for messages. */
+static const char *
+scope_name(const char *scope)
+{
+	return strcmp(scope, "*") == 0 ? "* (every sender)" : scope;
+}
+
+/*
+ * ADDRESS: "user@example.net" or "<user@example.net>", an RFC 5321
+ * mailbox (UTF-8 allowed), into c->addr in lower case as the list keeps
+ * it.  A bad one is a usage error naming what is wrong.
+ */
+static int
+check_address(struct ctl *c, const char *arg)
+{
+	char path[MAILADDR_PATH_MAX + 8];
+	struct mailaddr a;
+	const char *why = "";
+	size_t len = strlen(arg);
+	int n, plen;
+
+	if (arg[0] == '\0')
+		return usage_error(c, "empty ADDRESS", NULL, "give local@domain, e.g. user@example.net");
+	if (len > MAILADDR_PATH_MAX)
+		return usage_error(c, "ADDRESS too long", arg,
+		    "a mail address has at most 254 characters");
+	if (arg[0] == '<')
+		plen = snprintf(path, sizeof path, "%s", arg);
+	else
+		plen = snprintf(path, sizeof path, "<%s>", arg);
+	n = mailaddr_parse_path(&a, path, (size_t)plen, false, true, &why);
+	if (n >= 0 && n != plen)
+		why = "text after the address";
+	if (n < 0 || n != plen) {
+		fprintf(stderr, "kurierctl: not a mail address \"%s\": %s (give local@domain, e.g. user@example.net)\n",
+		    esc(c, arg, 80), why);
+		return CTL_USAGE;
+	}
+	if (mailaddr_format(&a, c->addr, sizeof c->addr) < 0)
+		return usage_error(c, "ADDRESS too long", arg,
+		    "a mail address has at most 254 characters");
+	str_lower(c->addr);
+	return CTL_OK;
+}
+
+/* --domain D: a host name (lower-cased), or "*" for the global scope. */
+static int
+check_scope(struct ctl *c, const char *v)
+{
+	char bad[DOMAIN_ARG_MAX + 1];
+	int rc;
+
+	c->has_scope = true;
+	if (strcmp(v, "*") == 0) {
+		str_copy(c->scope, "*", sizeof c->scope);
+		return CTL_OK;
+	}
+	bad[0] = '\0';
+	rc = auth_domains_parse(v, c->scope, sizeof c->scope, bad, sizeof bad);
+	if (rc == -EINVAL)
+		return usage_error(c, "not a domain name in --domain", bad,
+		    "give one sender domain, e.g. --domain shop.example, or * for global");
+	if (rc < 0 || c->scope[0] == '\0' || strchr(c->scope, ' ') != NULL)
+		return usage_error(c, "bad --domain", v,
+		    "give one sender domain, e.g. --domain shop.example, or * for global");
+	return CTL_OK;
+}
+
+/*
+ * suppression list [--domain D]; add ADDRESS [--domain D] [--reason R]
+ * [--note TEXT]; del ADDRESS [--domain D]; check ADDRESS [--domain D].
+ */
+static int
+check_sup(struct ctl *c, int argc, char **argv)
+{
+	bool is_list = strcmp(c->cmd->name, "list") == 0;
+	bool is_add = strcmp(c->cmd->name, "add") == 0;
+	const char *addr = NULL, *v;
+	char hint[320];
+	bool bad;
+	int rc;
+
+	snprintf(hint, sizeof hint, "kurierctl suppression %s %s", c->cmd->name, c->cmd->synopsis);
+	for (char *p = hint; *p != '\0'; p++)
+		if (*p == '\n')
+			*p = ' ';
+	c->reason = POLICY_SUP_MANUAL;
+	for (int i = 0; i < argc; i++) {
+		if ((v = opt_value("--domain", argc, argv, &i, &bad)) != NULL) {
+			if ((rc = check_scope(c, v)) != CTL_OK)
+				return rc;
+		} else if (bad) {
+			return usage_error(c, "--domain needs a value", NULL, hint);
+		} else if (is_add && (v = opt_value("--reason", argc, argv, &i, &bad)) != NULL) {
+			if (policy_sup_reason_parse(v, &c->reason) < 0)
+				return usage_error(c, "unknown --reason", v,
+				    "use hard-bounce, complaint or manual");
+		} else if (bad) {
+			return usage_error(c, "--reason needs a value", NULL,
+			    "use hard-bounce, complaint or manual");
+		} else if (is_add && (v = opt_value("--note", argc, argv, &i, &bad)) != NULL) {
+			if (strlen(v) > SUP_NOTE_MAX)
+				return usage_error(c, "--note is too long", NULL,
+				    "at most 255 bytes");
+			for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++)
+				if (*p < 0x20 || *p == 0x7f)
+					return usage_error(c, "--note holds a control character", NULL,
+					    "give one line of text");
+			if (!mailaddr_utf8_valid(v, strlen(v)))
+				return usage_error(c, "--note is not UTF-8", NULL, "give one line of text");
+			c->note = v;
+		} else if (bad) {
+			return usage_error(c, "--note needs a value", NULL, hint);
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			return usage_error(c, "unknown option", argv[i], hint);
+		} else if (is_list || addr != NULL) {
+			return usage_error(c, "unexpected argument", argv[i], hint);
+		} else {
+			addr = argv[i];
+		}
+	}
+	if (is_list)
+		return CTL_OK;
+	if (addr == NULL) {
+		char what[64];
+
+		snprintf(what, sizeof what, "suppression %s needs an ADDRESS", c->cmd->name);
+		return usage_error(c, what, NULL, hint);
+	}
+	return check_address(c, addr);
+}
+
+/* The column widths of a set of entries: scope and address, capped. */
+static void
+sup_widths(struct ctl *c, const struct policy_sup_entry *e, size_t n, int *sw, int *aw)
+{
+	*sw = 5;
+	*aw = 7;
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(esc(c, e[i].scope, 0));
+
+		if (l > *sw)
+			*sw = l;
+		l = (int)strlen(esc(c, e[i].addr, 0));
+		if (l > *aw)
+			*aw = l;
+	}
+	if (*sw > SUP_SCOPE_W)
+		*sw = SUP_SCOPE_W;
+	if (*aw > SUP_ADDR_W)
+		*aw = SUP_ADDR_W;
+}
+
+static const char *
+sup_text(struct ctl *c, const struct policy_sup_entry *e)
+{
+	return e->text[0] ? esc(c, e->text, 0) : "-";
+}
+
+/* Entries are printed one line each as they are walked, never gathered into one text. */
+static void
+on_sup_list(void *arg, int status, const struct policy_sup_entry *e, size_t n)
+{
+	struct ctl *c = arg;
+	char t[32];
+	int sw, aw;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "suppression list", status);
+		return;
+	}
+	sup_widths(c, e, n, &sw, &aw);
+	printf("%-*s  %-*s  %-11s  %-19s  %s\n", sw, "SCOPE", aw, "ADDRESS", "REASON",
+	    "ADDED (UTC)", "TEXT");
+	for (size_t i = 0; i < n; i++)
+		printf("%-*s  %-*s  %-11s  %-19s  %s\n", sw, esc(c, e[i].scope, 0), aw,
+		    esc(c, e[i].addr, 0), policy_sup_reason_name(e[i].reason),
+		    fmt_time(t, sizeof t, e[i].added_ms), sup_text(c, &e[i]));
+	printf("%zu %s\n", n, plural(n, "entry", "entries"));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_sup_list(struct ctl *c)
+{
+	return policy_sup_list(c->p, c->has_scope ? c->scope : NULL, on_sup_list, c);
+}
+
+static void
+on_sup_added(void *arg, int status)
+{
+	struct ctl *c = arg;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "suppression add", status);
+		return;
+	}
+	printf("%s: suppressed, scope %s, reason %s\n", c->addr,
+	    scope_name(c->has_scope ? c->scope : "*"), policy_sup_reason_name(c->reason));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_sup_add(struct ctl *c)
+{
+	return policy_suppress(c->p, c->has_scope ? c->scope : NULL, c->addr, c->reason,
+	    c->note != NULL ? c->note : "", on_sup_added, c);
+}
+
+static void
+on_sup_del(void *arg, int status)
+{
+	struct ctl *c = arg;
+	const char *scope = c->has_scope ? c->scope : "*";
+
+	if (c->finishing)
+		return;
+	if (status == -ENOENT) {
+		fprintf(stderr, "kurierctl: %s is not suppressed in scope %s (kurierctl suppression check %s shows every scope)\n",
+		    c->addr, scope_name(scope), c->addr);
+		ctl_finish(c, CTL_FAIL);
+		return;
+	}
+	if (status < 0) {
+		call_failed(c, "suppression del", status);
+		return;
+	}
+	printf("%s: no longer suppressed in scope %s\n", c->addr, scope_name(scope));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_sup_del(struct ctl *c)
+{
+	return policy_unsuppress(c->p, c->has_scope ? c->scope : NULL, c->addr, on_sup_del, c);
+}
+
+static void
+on_sup_check(void *arg, int status, const struct policy_sup_entry *e, size_t n)
+{
+	struct ctl *c = arg;
+	char t[32];
+	int sw, aw;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		call_failed(c, "suppression check", status);
+		return;
+	}
+	if (n == 0) {
+		if (c->has_scope && strcmp(c->scope, "*") != 0)
+			printf("%s: not suppressed (scopes * and %s)\n", c->addr, c->scope);
+		else if (c->has_scope)
+			printf("%s: not suppressed (scope *)\n", c->addr);
+		else
+			printf("%s: not suppressed\n", c->addr);
+		ctl_finish(c, CTL_OK);
+		return;
+	}
+	sup_widths(c, e, n, &sw, &aw);
+	printf("%s: suppressed (%zu %s)\n", c->addr, n, plural(n, "entry", "entries"));
+	printf("  %-*s  %-11s  %-19s  %s\n", sw, "SCOPE", "REASON", "ADDED (UTC)", "TEXT");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-*s  %-11s  %-19s  %s\n", sw, esc(c, e[i].scope, 0),
+		    policy_sup_reason_name(e[i].reason), fmt_time(t, sizeof t, e[i].added_ms),
+		    sup_text(c, &e[i]));
+	ctl_finish(c, CTL_OK);
+}
+
+static int
+run_sup_check(struct ctl *c)
+{
+	return policy_sup_check(c->p, c->has_scope ? c->scope : NULL, c->addr, on_sup_check, c);
 }
 
 /* --- help -------------------------------------------------------------------------- */
@@ -2032,7 +2837,7 @@ main(int argc, char **argv)
 		goto out;
 	if ((c.cmd->needs & NEED_PASSWORD) && (status = read_password(&c)) != CTL_OK)
 		goto out;
-	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH))
+	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH | NEED_POLICY))
 		status = run_remote_command(&c);
 	else
 		status = c.cmd->run(&c);
