@@ -843,10 +843,11 @@ static const char *const stat_names[RCPT_NSTATES] = {
 
 /*
  * Apply the outcomes to job->st, then send it; release = no outcomes,
- * due at once.
+ * due at once.  at (0 = unset): when released, due then; when completed,
+ * deferred recipients are due then instead of on the retry schedule.
  */
 static int
-finish(struct queue *q, struct queue_job *job, bool release,
+finish(struct queue *q, struct queue_job *job, bool release, uint64_t at,
     queue_status_cb *cb, void *arg)
 {
 	struct jobstate st = job->st;
@@ -880,6 +881,8 @@ finish(struct queue *q, struct queue_job *job, bool release,
 		if (o == RCPT_DEFERRED && !schedule_next(&q->sched, job->env.arrival_ms, now,
 		    r->attempts, q->rand(q->rand_arg), &r->next_ms))
 			r->state = RCPT_EXPIRED;
+		else if (o == RCPT_DEFERRED && at > 0)
+			r->next_ms = at;
 		counts[r->state]++;
 		args_adds(&ev, er->addr);
 		args_adds(&ev, rcpt_state_name(r->state));
@@ -894,7 +897,8 @@ finish(struct queue *q, struct queue_job *job, bool release,
 
 		if (rcpt_state_final(rs[i].state))
 			continue;
-		when = rs[i].state == RCPT_DEFERRED && !release ? rs[i].next_ms : now;
+		when = rs[i].state == RCPT_DEFERRED && !release ? rs[i].next_ms :
+		    release && at > now ? at : now;
 		if (when == 0)
 			when = now;
 		if (due == 0 || when < due)
@@ -941,14 +945,28 @@ int
 queue_complete(struct queue *q, struct queue_job *job, queue_status_cb *cb,
     void *arg)
 {
-	return finish(q, job, false, cb, arg);
+	return finish(q, job, false, 0, cb, arg);
+}
+
+int
+queue_complete_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
+    queue_status_cb *cb, void *arg)
+{
+	return finish(q, job, false, due_ms, cb, arg);
 }
 
 int
 queue_release(struct queue *q, struct queue_job *job, queue_status_cb *cb,
     void *arg)
 {
-	return finish(q, job, true, cb, arg);
+	return finish(q, job, true, 0, cb, arg);
+}
+
+int
+queue_release_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
+    queue_status_cb *cb, void *arg)
+{
+	return finish(q, job, true, due_ms, cb, arg);
 }
 
 

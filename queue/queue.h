@@ -160,6 +160,19 @@ int queue_complete(struct queue *q, struct queue_job *job, queue_status_cb *cb,
  */
 int queue_release(struct queue *q, struct queue_job *job, queue_status_cb *cb,
     void *arg);
+/*
+ * queue_release_at - as queue_release, but due at due_ms (queue clock)
+ * rather than at once: a destination that asked us to slow down.
+ */
+int queue_release_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
+    queue_status_cb *cb, void *arg);
+/*
+ * queue_complete_at - as queue_complete, but deferred recipients are due
+ * again at due_ms instead of on the retry schedule (still one attempt
+ * each, still expiring past lifetime).
+ */
+int queue_complete_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
+    queue_status_cb *cb, void *arg);
 /* queue_reap - return jobs whose lease expired; cb gets how many. */
 int queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n),
     void *arg);
