@@ -52,6 +52,7 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/check.c \
 	policy/dest.c \
 	policy/policy.c
 
@@ -98,7 +99,10 @@ QTEST_SRCS := \
 	tests/queue/qtest.c
 
 PTEST_SRCS := \
-	tests/policy/check_auth.c
+	tests/policy/check_auth.c \
+	tests/policy/check_check.c \
+	tests/policy/check_main.c \
+	tests/policy/check_policy.c
 
 DTEST_SRCS := \
 	tests/deliver/check_main.c \
@@ -162,6 +166,10 @@ build/$(1)/tests/check_unit: $$(patsubst %.c,build/$(1)/%.o,$(UNIT_SRCS)) build/
 build/$(1)/tests/check_queue: $$(patsubst %.c,build/$(1)/%.o,$(QTEST_SRCS)) build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
+
+# check_auth.c keeps its own main(); check_main.c runs it after the other suites.
+build/$(1)/tests/policy/check_auth.o: BASE_CFLAGS += -Dmain=check_auth_main -Wno-missing-prototypes
+build/$(1)/tests/policy/check_auth.o: Makefile
 
 build/$(1)/tests/check_policy: $$(patsubst %.c,build/$(1)/%.o,$(PTEST_SRCS)) build/$(1)/libkurier.a
 	@mkdir -p $$(@D)

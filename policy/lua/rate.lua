@@ -95,8 +95,10 @@ if op == 'commit' then
 		if not done[k] and inc[kind] > 0 then
 			done[k] = true
 			local sk = k .. string.format('%d', math.floor(now / w))
-			redis.call('INCRBY', sk, inc[kind])
-			redis.call('PEXPIRE', sk, 2 * w + 60000)
+			-- A new slot gets its expiry; later increments keep it.
+			if redis.call('INCRBY', sk, inc[kind]) == inc[kind] then
+				redis.call('PEXPIRE', sk, 2 * w + 60000)
+			end
 		end
 	end
 end
