@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "policy/auth.h"
+#include "policy/policy.h"
 #include "deliver/deliver.h"
 #include "queue/queue.h"
 #include "relay/smtpd.h"
@@ -46,6 +47,7 @@ struct kurier {
 	unsigned roles_override;      /* from --roles, or 0 */
 	struct queue *queue;
 	struct auth *auth;            /* relay role */
+	struct policy *policy;        /* relay and deliver roles */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -114,6 +116,7 @@ on_queue_state(void *arg, bool up)
 
 /* --- stop ---------------------------------------------------------------- */
 
+/* Nothing to do when the user store or the policy module is closed. */
 static void
 on_auth_closed(void *arg)
 {
@@ -145,6 +148,10 @@ finish_stop(struct kurier *k)
 	if (k->auth != NULL) {
 		auth_close(k->auth, on_auth_closed, k);
 		k->auth = NULL;
+	}
+	if (k->policy != NULL) {
+		policy_close(k->policy, on_auth_closed, k);
+		k->policy = NULL;
 	}
 	queue_close(k->queue, on_queue_closed, k);
 }
@@ -227,7 +234,7 @@ reload(struct kurier *k)
 {
 	struct config *next = malloc(sizeof *next);
 	char err[CONFIG_ERR_MAX], q[CONFIG_ERR_MAX + 8];
-	const char *changed[4];
+	const char *changed[6];
 	size_t n = 0;
 
 	if (next == NULL) {
@@ -251,6 +258,11 @@ reload(struct kurier *k)
 		changed[n++] = "redis";
 	if (memcmp(&next->queue, &k->cfg.queue, sizeof next->queue) != 0)
 		changed[n++] = "queue";
+	/* The certificate is reloaded below; any other [relay] key needs a restart. */
+	if (memcmp(&next->relay, &k->cfg.relay, sizeof next->relay) != 0)
+		changed[n++] = "relay";
+	if (memcmp(&next->policy, &k->cfg.policy, sizeof next->policy) != 0)
+		changed[n++] = "policy";
 	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0 ||
 	    !lists_equal(next, &k->cfg))
 		changed[n++] = "deliver";
@@ -261,10 +273,17 @@ reload(struct kurier *k)
 		else
 			log_info("kurierd", "tls_reloaded", "listeners=submission,submissions");
 	}
-	log_info("kurierd", "reloaded", "config=%s log_level=%s restart_needed_for=\"%s%s%s%s%s%s%s\"",
-	    k->config_path, log_level_name(k->cfg.server.log_level),
-	    n > 0 ? changed[0] : "", n > 1 ? "," : "", n > 1 ? changed[1] : "",
-	    n > 2 ? "," : "", n > 2 ? changed[2] : "", n > 3 ? "," : "", n > 3 ? changed[3] : "");
+	{
+		char list[64] = "";
+
+		for (size_t i = 0; i < n; i++) {
+			if (i > 0)
+				strcat(list, ",");
+			strcat(list, changed[i]);
+		}
+		log_info("kurierd", "reloaded", "config=%s log_level=%s restart_needed_for=\"%s\"",
+		    k->config_path, log_level_name(k->cfg.server.log_level), list);
+	}
 	config_free(next);
 	free(next);
 }
@@ -399,10 +418,14 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
+	if (k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) {
+		if ((rc = policy_open(&k.policy, k.loop, &k.cfg, "kurierd-policy")) < 0)
+			log_fatal("kurierd", "policy_open", "error=\"%s\"", uv_strerror(rc));
+	}
 	if (k.cfg.server.roles & ROLE_RELAY) {
 		if ((rc = auth_open(&k.auth, k.loop, &k.cfg, "kurierd-auth")) < 0)
 			log_fatal("kurierd", "auth_open", "error=\"%s\"", uv_strerror(rc));
-		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, k.queue, k.auth, err, sizeof err) < 0)
+		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, k.queue, k.auth, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "relay", "error=%s hint=\"fix [relay] or [tls] in %s, or stop what holds the port\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
 		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",
@@ -410,7 +433,7 @@ main(int argc, char **argv)
 	}
 
 	if (k.cfg.server.roles & ROLE_DELIVER) {
-		if (deliver_open(&k.deliver, k.loop, &k.cfg, k.queue, err, sizeof err) < 0)
+		if (deliver_open(&k.deliver, k.loop, &k.cfg, k.queue, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "deliver", "error=%s hint=\"fix [deliver] or [domain] in %s\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
 	}
