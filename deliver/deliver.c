@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -45,6 +46,8 @@
 #include "deliver/smtpc.h"
 #include "deliver/spfcheck.h"
 #include "deliver/verp.h"
+#include "policy/dest.h"
+#include "policy/policy.h"
 
 #define CLAIM_BATCH 64          /* jobs asked for at a time */
 /*
@@ -64,6 +67,15 @@
 #define CLAIM_MIN 16
 #define CLAIM_GATHER_MS 20
 #define SWEEP_MS 1000
+#define THROTTLE_POLL_MS 3000   /* how often suspensions made by other nodes are read */
+#define RATE_SLOTS 60           /* one-second slots of the per-minute window */
+/*
+ * Jobs of a group over its per-minute rate wait in memory, up to this
+ * many; the rest go back to the queue, due when their turn comes.
+ */
+#define RATE_HOLD_MAX 32
+#define GROUP_IDLE_MS 120000    /* an unused group is forgotten after this */
+#define SUP_RETRY_MS 10000      /* the suppression list could not be read: again after this */
 #define HOST_BUCKETS 1024
 #define LOG_RCPTS_MAX 900       /* bytes of recipients in one log line */
 
@@ -105,6 +117,16 @@ list_del(struct link *e)
 	e->prev = e->next = e;
 }
 
+static size_t
+list_len(const struct link *l)
+{
+	size_t n = 0;
+
+	for (const struct link *e = l->next; e != l; e = e->next)
+		n++;
+	return n;
+}
+
 static struct link *
 list_pop(struct link *l)
 {
@@ -120,6 +142,7 @@ list_pop(struct link *l)
 /* --- types ------------------------------------------------------------------ */
 
 enum task_state {
+	T_CHECK,
 	T_ROUTE,
 	T_SIGN,
 	T_WAIT,
@@ -132,12 +155,34 @@ enum task_state {
 enum { P_OPEN, P_SENT, P_DONE, P_AGAIN };
 
 static const char *const task_state_names[] = {
-	"route", "sign", "wait", "connect", "spf", "txn", "done",
+	"check", "route", "sign", "wait", "connect", "spf", "txn", "done",
 };
 
 struct host;
 struct dconn;
 struct signjob;
+
+/*
+ * A destination group (policy/dest.h): the hosts of one provider or one
+ * domain, sharing a connection limit, a per-minute message rate, and a
+ * suspension when one of them says "slow down".
+ */
+struct group {
+	struct group *next;         /* d->groups */
+	struct policy_dest rules;
+	unsigned refs;              /* hosts pointing here */
+	unsigned nconns;            /* connections open or being set up, all hosts */
+	struct link waiting;        /* task.wait: for a connection of the group */
+	struct link rate_wait;      /* task.wait: for a slot of the per-minute rate */
+	/* Messages started in each of the last RATE_SLOTS seconds (this node). */
+	uint32_t slot_n[RATE_SLOTS];
+	uint64_t slot_sec[RATE_SLOTS];
+	uint64_t until_ms;          /* suspended until (queue clock); 0 = never was */
+	unsigned level;             /* consecutive throttles known, 0 = none */
+	bool hitting;               /* a throttle is being recorded */
+	struct link hit_waiters;    /* task.wait: throttled tasks waiting for the until */
+	uint64_t used_ms;
+};
 
 struct task {
 	struct deliver *d;
@@ -158,6 +203,8 @@ struct task {
 	 */
 	unsigned char *pst;
 	struct route_result *route;
+	struct policy_dest dest;    /* the domain's rules via its best MX (DKIM choice) */
+	bool rate_ok;               /* counted in its group's per-minute rate */
 	size_t hop;
 	struct host *host;          /* the server being tried */
 	struct dconn *conn;
@@ -179,6 +226,7 @@ struct task {
 
 struct host {
 	struct host *next;          /* bucket chain */
+	struct group *grp;          /* a host is one per group it serves */
 	char name[256];
 	struct sockaddr_storage addr;
 	char ip[64];
@@ -241,6 +289,11 @@ struct deliver {
 	struct link signing;        /* signjob.link: running and waiting */
 	unsigned nsigning;          /* running */
 	struct host *hosts[HOST_BUCKETS];
+	struct group *groups;
+	uv_timer_t throttle_timer;
+	bool listing;               /* a policy_throttle_list is pending */
+	struct policy_throttle *susp;   /* its last answer */
+	size_t nsusp;
 
 	bool stopping;
 	bool grace_over;
@@ -250,6 +303,7 @@ struct deliver {
 };
 
 static void task_route(struct task *t);
+static void task_check(struct task *t);
 static void task_sign(struct task *t);
 static void task_next_hop(struct task *t);
 static void task_connect(struct task *t);
@@ -260,6 +314,7 @@ static void claim_soon(struct deliver *d, uint64_t ms);
 static void conn_release(struct dconn *dc);
 static void maybe_stopped(struct deliver *d);
 static void wake_waiters(struct deliver *d, struct host *h);
+static void task_hold(struct task *t, uint64_t until, const char *why);
 
 /* --- small helpers ------------------------------------------------------------- */
 
@@ -341,16 +396,137 @@ reply_text(const struct smtpc_reply *r, char *dst, size_t size)
 	say(dst, size, "%s", r->text);
 }
 
+/* --- groups --------------------------------------------------------------------- */
+
+/* dest_copy - *dst = *src, with the throttle list pointing into dst. */
+static void
+dest_copy(struct policy_dest *dst, const struct policy_dest *src)
+{
+	memcpy(dst, src, sizeof *dst);
+	for (size_t i = 0; i <= CONFIG_THROTTLE_MAX; i++)
+		dst->throttle_ptr[i] = src->throttle_ptr[i] != NULL ? dst->throttle_buf[i] : NULL;
+	dst->throttle = dst->throttle_ptr;
+}
+
+/* group_get - the group named by rules (rules of the same name are the same). */
+static struct group *
+group_get(struct deliver *d, const struct policy_dest *rules)
+{
+	struct group *g;
+
+	for (g = d->groups; g != NULL; g = g->next)
+		if (strcmp(g->rules.group, rules->group) == 0)
+			break;
+	if (g == NULL) {
+		g = xcalloc(1, sizeof *g);
+		list_init(&g->waiting);
+		list_init(&g->rate_wait);
+		list_init(&g->hit_waiters);
+		g->next = d->groups;
+		d->groups = g;
+		/* Suspended by a node, as last read. */
+		for (size_t i = 0; i < d->nsusp; i++) {
+			if (strcmp(d->susp[i].group, rules->group) == 0) {
+				g->until_ms = d->susp[i].until_ms;
+				g->level = d->susp[i].level;
+			}
+		}
+	}
+	dest_copy(&g->rules, rules);
+	g->used_ms = now_ms(d);
+	return g;
+}
+
+static bool
+group_suspended(const struct deliver *d, const struct group *g)
+{
+	return g->hitting || g->until_ms > queue_now(d->q);
+}
+
+/*
+ * rate_take - count one message in g's per-minute rate if there is room:
+ * at most max_messages_per_minute in any RATE_SLOTS seconds.  Else *free_ms
+ * is when (loop clock) a slot frees.
+ */
+static bool
+rate_take(struct deliver *d, struct group *g, uint64_t *free_ms)
+{
+	uint64_t sec = now_ms(d) / 1000, oldest = UINT64_MAX, n = 0;
+	unsigned max = g->rules.max_messages_per_minute;
+	size_t k = sec % RATE_SLOTS;
+
+	if (max == 0)
+		return true;
+	for (size_t i = 0; i < RATE_SLOTS; i++) {
+		if (g->slot_n[i] == 0 || g->slot_sec[i] + RATE_SLOTS <= sec)
+			continue;
+		n += g->slot_n[i];
+		if (g->slot_sec[i] < oldest)
+			oldest = g->slot_sec[i];
+	}
+	if (n >= max) {
+		*free_ms = (oldest + RATE_SLOTS) * 1000;
+		return false;
+	}
+	if (g->slot_sec[k] != sec) {
+		g->slot_sec[k] = sec;
+		g->slot_n[k] = 0;
+	}
+	g->slot_n[k]++;
+	return true;
+}
+
+static bool
+rate_recent(const struct deliver *d, const struct group *g)
+{
+	uint64_t sec = now_ms(d) / 1000;
+
+	for (size_t i = 0; i < RATE_SLOTS; i++)
+		if (g->slot_n[i] > 0 && g->slot_sec[i] + RATE_SLOTS > sec)
+			return true;
+	return false;
+}
+
+/* group_unused - nothing refers to g and it holds no state worth keeping. */
+static bool
+group_unused(const struct deliver *d, const struct group *g)
+{
+	return g->refs == 0 && g->nconns == 0 && list_empty(&g->waiting) &&
+	    list_empty(&g->rate_wait) && list_empty(&g->hit_waiters) && !g->hitting &&
+	    g->level == 0 && !group_suspended(d, g) && !rate_recent(d, g) &&
+	    now_ms(d) - g->used_ms >= GROUP_IDLE_MS;
+}
+
+/* group_sweep - forget groups nobody used for a while. */
+static void
+group_sweep(struct deliver *d)
+{
+	struct group **pp = &d->groups;
+
+	while (*pp != NULL) {
+		struct group *g = *pp;
+
+		if (group_unused(d, g)) {
+			*pp = g->next;
+			free(g);
+			continue;
+		}
+		pp = &g->next;
+	}
+}
+
 /* --- hosts ------------------------------------------------------------------------ */
 
 static unsigned
-host_hash(const char *name, const struct sockaddr_storage *a)
+host_hash(const char *name, const struct sockaddr_storage *a, const struct group *g)
 {
 	unsigned h = 2166136261u;
 	char ip[64];
 
 	for (const char *p = name; *p; p++)
 		h = (h ^ (unsigned char)(*p | 0x20)) * 16777619u;
+	for (const char *p = g->rules.group; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
 	sockaddr_ip(a, ip, sizeof ip);
 	for (const char *p = ip; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
@@ -359,26 +535,30 @@ host_hash(const char *name, const struct sockaddr_storage *a)
 }
 
 static bool
-host_same(const struct host *h, const char *name, const struct sockaddr_storage *a)
+host_same(const struct host *h, const char *name, const struct sockaddr_storage *a,
+    const struct group *g)
 {
 	char ip[64];
 
-	if (strcasecmp(h->name, name) != 0)
+	if (h->grp != g || strcasecmp(h->name, name) != 0)
 		return false;
 	sockaddr_ip(a, ip, sizeof ip);
 	return strcmp(h->ip, ip) == 0 && sockaddr_port(&h->addr) == sockaddr_port(a);
 }
 
 static struct host *
-host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a)
+host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
+    struct group *g)
 {
-	unsigned b = host_hash(name, a);
+	unsigned b = host_hash(name, a, g);
 	struct host *h;
 
 	for (h = d->hosts[b]; h != NULL; h = h->next)
-		if (host_same(h, name, a))
+		if (host_same(h, name, a, g))
 			return h;
 	h = xcalloc(1, sizeof *h);
+	h->grp = g;
+	g->refs++;
 	str_copy(h->name, name, sizeof h->name);
 	h->addr = *a;
 	sockaddr_ip(a, h->ip, sizeof h->ip);
@@ -397,9 +577,11 @@ host_put(struct deliver *d, struct host *h)
 
 	if (h->refs > 0 || h->nconns > 0 || !list_empty(&h->waiting))
 		return;
-	for (pp = &d->hosts[host_hash(h->name, &h->addr)]; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &d->hosts[host_hash(h->name, &h->addr, h->grp)]; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == h) {
 			*pp = h->next;
+			h->grp->refs--;
+			h->grp->used_ms = now_ms(d);
 			free(h);
 			return;
 		}
@@ -420,6 +602,7 @@ on_conn_closed(void *arg, struct smtpc *c)
 		list_del(&dc->link);
 	list_del(&dc->all);
 	h->nconns--;
+	h->grp->nconns--;
 	d->nconns--;
 	if (dc->task != NULL && dc->task->conn == dc)
 		dc->task->conn = NULL;
@@ -450,18 +633,25 @@ conn_release(struct dconn *dc)
 {
 	struct deliver *d = dc->d;
 	struct host *h = dc->host;
+	struct group *g = h->grp;
 	struct link *w;
 
 	dc->task = NULL;
 	if (dc->closing)
 		return;
-	if (!smtpc_usable(dc->c) || d->stopping ||
-	    smtpc_info(dc->c)->transactions >= d->cfg.deliver.max_messages_per_connection) {
+	if (!smtpc_usable(dc->c) || d->stopping || group_suspended(d, g) ||
+	    smtpc_info(dc->c)->transactions >= g->rules.max_messages_per_connection) {
 		conn_quit(dc);
 		return;
 	}
 	if ((w = list_pop(&h->waiting)) != NULL) {
 		task_on_conn(LINK_OWNER(w, struct task, wait), dc);
+		return;
+	}
+	/* Another host of the group waits for a slot of the group. */
+	if (!list_empty(&g->waiting) && g->rules.max_connections > 0 &&
+	    g->nconns >= g->rules.max_connections) {
+		conn_quit(dc);
 		return;
 	}
 	/* Another server's task waits for a slot this one holds. */
@@ -484,18 +674,25 @@ wake_waiters(struct deliver *d, struct host *h)
 		task_connect(LINK_OWNER(w, struct task, wait));
 		return;
 	}
+	if (h != NULL && (h->grp->rules.max_connections == 0 ||
+	    h->grp->nconns < h->grp->rules.max_connections) &&
+	    (w = list_pop(&h->grp->waiting)) != NULL) {
+		task_connect(LINK_OWNER(w, struct task, wait));
+		return;
+	}
 	if (d->nconns < d->cfg.deliver.concurrency && (w = list_pop(&d->waiting)) != NULL)
 		task_connect(LINK_OWNER(w, struct task, wait));
 }
 
-/* close_one_idle - free a slot held by an idle connection of any server. */
+/* close_one_idle - free a slot held by an idle connection of any server (of group g). */
 static bool
-close_one_idle(struct deliver *d)
+close_one_idle(struct deliver *d, const struct group *g)
 {
 	for (struct link *l = d->conns.next; l != &d->conns; l = l->next) {
 		struct dconn *dc = LINK_OWNER(l, struct dconn, all);
 
-		if (dc->task == NULL && !dc->closing && dc->ready) {
+		if (dc->task == NULL && !dc->closing && dc->ready &&
+		    (g == NULL || dc->host->grp == g)) {
 			conn_quit(dc);
 			return true;
 		}
@@ -629,19 +826,56 @@ task_drop_conn(struct task *t)
 	}
 }
 
-/* task_finish - write the outcomes set on the job and let it go. */
+/*
+ * task_finish_at - write the outcomes set on the job and let it go;
+ * deferred recipients are due at due (queue clock), or on the retry
+ * schedule when due is 0.
+ */
 static void
-task_finish(struct task *t)
+task_finish_at(struct task *t, uint64_t due)
 {
 	int rc;
 	char mta[300] = "";
 
 	t->state = T_DONE;
+	if (!list_empty(&t->wait))
+		list_del(&t->wait);
 	task_drop_conn(t);
 	if (t->host != NULL)
 		say(mta, sizeof mta, "%s[%s]", t->host->name, t->host->ip);
 	queue_job_set_mta(t->job, mta);
-	rc = queue_complete(t->d->q, t->job, on_completed, t);
+	rc = due > 0 ? queue_complete_at(t->d->q, t->job, due, on_completed, t) :
+	    queue_complete(t->d->q, t->job, on_completed, t);
+	if (rc < 0)
+		on_completed(t, rc);
+}
+
+/* task_finish - write the outcomes set on the job and let it go. */
+static void
+task_finish(struct task *t)
+{
+	task_finish_at(t, 0);
+}
+
+/*
+ * task_hold - give the job back without an attempt, due at until (queue
+ * clock): its group is suspended, or over its rate.
+ */
+static void
+task_hold(struct task *t, uint64_t until, const char *why)
+{
+	struct deliver *d = t->d;
+	uint64_t now = queue_now(d->q);
+	int rc;
+
+	t->state = T_DONE;
+	if (!list_empty(&t->wait))
+		list_del(&t->wait);
+	task_drop_conn(t);
+	log_info("deliver", "held", "id=%s domain=%s group=%s reason=%s due_in=%.1f",
+	    t->job->id, t->job->domain, t->host ? t->host->grp->rules.group : "-", why,
+	    until > now ? (double)(until - now) / 1000.0 : 0.0);
+	rc = queue_release_at(d->q, t->job, until, on_completed, t);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -659,6 +893,154 @@ task_release(struct task *t)
 	rc = queue_release(t->d->q, t->job, on_completed, t);
 	if (rc < 0)
 		on_completed(t, rc);
+}
+
+/* --- throttled groups ------------------------------------------------------------------ */
+
+/* group_hold_all - every task of g waiting for a connection or a rate slot goes back. */
+static void
+group_hold_all(struct deliver *d, struct group *g)
+{
+	struct link *l, *next;
+
+	for (l = d->tasks.next; l != &d->tasks; l = next) {
+		struct task *t = LINK_OWNER(l, struct task, all);
+
+		next = l->next;
+		if (t->state == T_WAIT && t->host != NULL && t->host->grp == g)
+			task_hold(t, g->until_ms, "throttled");
+	}
+	/* Idle connections of the group close. */
+	for (l = d->conns.next; l != &d->conns; l = next) {
+		struct dconn *dc = LINK_OWNER(l, struct dconn, all);
+
+		next = l->next;
+		if (dc->task == NULL && dc->ready && !dc->closing && dc->host->grp == g)
+			conn_quit(dc);
+	}
+}
+
+/* fmt_time - ms since the epoch as "2026-11-22T18:05:52.123Z". */
+static const char *
+fmt_time(uint64_t ms, char *dst, size_t size)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&sec, &tm) == NULL) {
+		say(dst, size, "%" PRIu64, ms);
+		return dst;
+	}
+	say(dst, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	return dst;
+}
+
+/* throttle_done - g is suspended until until: say so once, then let its tasks go. */
+static void
+throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level,
+    const char *reply, const char *note)
+{
+	struct link *w;
+	char ts[40], qr[700];
+
+	g->hitting = false;
+	g->until_ms = until;
+	g->level = level;
+	log_warn("deliver", "throttled", "group=%s level=%u until=%s backoff=%.1f reply=%s%s",
+	    g->rules.group, level, fmt_time(until, ts, sizeof ts),
+	    until > queue_now(d->q) ? (double)(until - queue_now(d->q)) / 1000.0 : 0.0,
+	    log_quotes(qr, sizeof qr, reply), note);
+	while ((w = list_pop(&g->hit_waiters)) != NULL)
+		task_finish_at(LINK_OWNER(w, struct task, wait), until);
+	group_hold_all(d, g);
+	maybe_stopped(d);
+}
+
+/* throttle_local - the suspension when Redis cannot record it (as policy_throttle_hit). */
+static void
+throttle_local(struct deliver *d, struct group *g, const char *reply, const char *note)
+{
+	uint64_t now = queue_now(d->q), min = d->cfg.policy.throttle_backoff_min_ms;
+	uint64_t max = d->cfg.policy.throttle_backoff_max_ms, span = min;
+	unsigned level = g->level > 0 && g->until_ms + max >= now ? g->level + 1 : 1;
+
+	if (max < min)
+		max = min;
+	for (unsigned i = 1; i < level && span < max; i++)
+		span *= 2;
+	if (span > max)
+		span = max;
+	throttle_done(d, g, now + span, level, reply, note);
+}
+
+struct hit_req {
+	struct deliver *d;
+	struct group *g;
+	char reply[600];
+};
+
+static void
+on_throttle_hit(void *arg, int status, const struct policy_throttle *pt, size_t n)
+{
+	struct hit_req *hr = arg;
+
+	if (status == 0 && n > 0)
+		throttle_done(hr->d, hr->g, pt[0].until_ms, pt[0].level, hr->reply, "");
+	else
+		throttle_local(hr->d, hr->g, hr->reply, " shared=no");
+	free(hr);
+}
+
+/*
+ * task_throttled - reply from t's server means "slow down": t's open
+ * recipients are deferred with it (this attempt counts, no other), its
+ * connection closes, and the whole group is suspended: t is due again
+ * when the suspension ends, and so are the group's other jobs.
+ */
+static void
+task_throttled(struct task *t, const char *reply)
+{
+	struct deliver *d = t->d;
+	struct group *g = t->host->grp;
+	size_t n = open_count(t);
+	struct hit_req *hr;
+
+	set_all(t, RCPT_DEFERRED, reply);
+	if (n > 0)
+		log_attempt(t, "deferred", reply, 0, n, 0);
+	t->state = T_DONE;
+	if (!g->hitting && group_suspended(d, g)) {
+		/* Already suspended (another connection said it first). */
+		task_finish_at(t, g->until_ms);
+		return;
+	}
+	list_push(&g->hit_waiters, &t->wait);
+	if (g->hitting) {
+		task_drop_conn(t);
+		return;
+	}
+	g->hitting = true;
+	task_drop_conn(t);      /* (closes: the group is suspended) */
+	if (d->pol == NULL) {
+		throttle_local(d, g, reply, "");
+		return;
+	}
+	hr = xcalloc(1, sizeof *hr);
+	hr->d = d;
+	hr->g = g;
+	str_copy(hr->reply, reply, sizeof hr->reply);
+	if (policy_throttle_hit(d->pol, g->rules.group, reply, on_throttle_hit, hr) < 0) {
+		free(hr);
+		throttle_local(d, g, reply, " shared=no");
+	}
+}
+
+static void
+on_throttle_cleared(void *arg, int status)
+{
+	(void)arg;
+	(void)status;
 }
 
 /* task_defer_all - every pending recipient deferred with reply. */
@@ -680,6 +1062,77 @@ task_bounce_all(struct task *t, const char *reply)
 	set_all(t, RCPT_BOUNCED, reply);
 	log_attempt(t, "bounced", reply, 0, 0, n);
 	task_finish(t);
+}
+
+/* --- CHECK: the suppression list ------------------------------------------------------- */
+
+static void
+on_filtered(void *arg, int status, const bool *suppressed, char *const *why, size_t n)
+{
+	struct task *t = arg;
+	struct deliver *d = t->d;
+	char rcpts[LOG_RCPTS_MAX + 64], rq[2 * LOG_RCPTS_MAX + 128], reply[400], qr[900];
+	size_t off = 0, nsup = 0;
+
+	if (d->stopping) {
+		task_release(t);
+		return;
+	}
+	if (status < 0) {
+		log_warn("deliver", "suppression_unknown", "id=%s domain=%s error=\"%s\" effect=\"given back to the queue, due in %u s\"",
+		    t->job->id, t->job->domain, uv_strerror(status), SUP_RETRY_MS / 1000);
+		task_hold(t, queue_now(d->q) + SUP_RETRY_MS, "suppression_unknown");
+		return;
+	}
+	rcpts[0] = reply[0] = '\0';
+	for (size_t i = 0; i < n && i < t->npend; i++) {
+		const char *a;
+
+		if (!suppressed[i])
+			continue;
+		a = t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr;
+		/* The stored text, as a reply a DSN can carry. */
+		say(reply, sizeof reply, "550 5.7.1 %s", why[i] && why[i][0] ? why[i] :
+		    "recipient suppressed");
+		queue_job_set(t->job, t->pend[i], RCPT_SUPPRESSED, reply);
+		t->pst[i] = P_DONE;
+		if (off + strlen(a) + 2 < LOG_RCPTS_MAX)
+			off += (size_t)snprintf(rcpts + off, sizeof rcpts - off, "%s%s", off ? "," : "", a);
+		nsup++;
+	}
+	if (nsup > 0)
+		log_info("deliver", "suppressed", "id=%s domain=%s to=%s rcpts=%zu reply=%s",
+		    t->job->id, t->job->domain, log_quotes(rq, sizeof rq, rcpts), nsup,
+		    log_quotes(qr, sizeof qr, reply));
+	if (open_count(t) == 0) {
+		/* Nobody left: done without a connection. */
+		task_finish(t);
+		return;
+	}
+	task_route(t);
+}
+
+/* task_check - drop the recipients on the suppression list, then route. */
+static void
+task_check(struct task *t)
+{
+	struct deliver *d = t->d;
+	const char *sender = t->job->env.sender ? t->job->env.sender : "";
+	const char **addrs;
+	int rc;
+
+	if (d->pol == NULL) {
+		task_route(t);
+		return;
+	}
+	t->state = T_CHECK;
+	addrs = xcalloc(t->npend, sizeof *addrs);
+	for (size_t i = 0; i < t->npend; i++)
+		addrs[i] = t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr;
+	rc = policy_sup_filter(d->pol, domain_of(sender), addrs, t->npend, on_filtered, t);
+	free(addrs);
+	if (rc < 0)
+		on_filtered(t, rc, NULL, NULL, 0);
 }
 
 /* --- start: claim ----------------------------------------------------------------------- */
@@ -738,7 +1191,7 @@ task_start(struct deliver *d, struct queue_job *job)
 		str_copy(t->mail_from, sender, sizeof t->mail_from);
 		str_copy(t->rp_domain, domain_of(sender), sizeof t->rp_domain);
 	}
-	task_route(t);
+	task_check(t);
 }
 
 static void
@@ -873,6 +1326,9 @@ on_route(void *arg, struct route_result *res)
 		task_bounce_all(t, reply);
 		return;
 	}
+	/* The domain's rules via its best server: the DKIM choice. */
+	policy_dest_for(&t->d->cfg, t->job->domain, res->hops[0].relay ? NULL : res->hops[0].name,
+	    &t->dest);
 	task_sign(t);
 }
 
@@ -929,8 +1385,7 @@ sig_algo(const char *h, size_t n)
 static void
 pick_sigs(struct task *t, const char *all, size_t len)
 {
-	const struct config_destination *dest = config_destination_find(&t->d->cfg, t->job->domain);
-	unsigned want = dest ? dest->dkim : CONFIG_DKIM_ALL;
+	unsigned want = t->dest.dkim;
 	size_t i = 0;
 
 	buf_reset(&t->sigs);
@@ -1106,6 +1561,7 @@ task_next_hop(struct task *t)
 {
 	struct deliver *d = t->d;
 	const struct route_hop *hop;
+	struct policy_dest rules;
 
 	if (t->host != NULL) {
 		str_copy(t->last_mx, t->host->name, sizeof t->last_mx);
@@ -1132,7 +1588,8 @@ task_next_hop(struct task *t)
 		return;
 	}
 	hop = &t->route->hops[t->hop];
-	t->host = host_get(d, hop->name, &hop->addr);
+	policy_dest_for(&d->cfg, t->job->domain, hop->relay ? NULL : hop->name, &rules);
+	t->host = host_get(d, hop->name, &hop->addr, group_get(d, &rules));
 	t->host->refs++;
 	task_connect(t);
 }
@@ -1145,11 +1602,23 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 	struct task *t = dc->task;
 	char why[700], rt[600];
 
-	(void)c;
 	if (status == 0) {
+		const struct smtpc_info *si = smtpc_info(c);
+
 		dc->ready = true;
 		if (t == NULL) {
 			conn_release(dc);
+			return;
+		}
+		if (t->host->grp->rules.require_tls == CONFIG_TLS_VERIFY && !si->tls_verified) {
+			say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: certificate not verified (%s)",
+			    t->job->domain, t->host->name, t->host->ip,
+			    si->tls_verify_error[0] ? si->tls_verify_error : "no TLS");
+			dc->task = NULL;
+			t->conn = NULL;
+			conn_quit(dc);
+			log_attempt(t, "server_failed", why, 0, 0, 0);
+			hop_failed(t, why, false);
 			return;
 		}
 		task_on_conn(t, dc);
@@ -1165,7 +1634,16 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 		reply_text(reply, rt, sizeof rt);
 		say(why, sizeof why, "%s (%s[%s] at %s)", rt, t->host->name, t->host->ip,
 		    smtpc_stage_name(stage));
-	} else {
+		if (policy_dest_throttled(&t->host->grp->rules, rt)) {
+			task_throttled(t, why);
+			return;
+		}
+	}
+	if (t->host->grp->rules.require_tls != CONFIG_TLS_OPTIONAL &&
+	    (stage == SMTPC_STARTTLS || stage == SMTPC_TLS)) {
+		say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: %s", t->job->domain,
+		    t->host->name, t->host->ip, reply->text[0] ? reply->text : uv_strerror(status));
+	} else if (reply->code == 0) {
 		say(why, sizeof why, "451 4.4.1 %s[%s]:%u: %s at %s", t->host->name,
 		    t->host->ip, sockaddr_port(&t->host->addr), uv_strerror(status),
 		    smtpc_stage_name(stage));
@@ -1192,7 +1670,7 @@ conn_open(struct task *t)
 	o.host = hop->name;
 	o.helo = d->cfg.server.hostname;
 	o.tls = d->tls;
-	o.require_tls = smarthost;
+	o.require_tls = smarthost || t->host->grp->rules.require_tls != CONFIG_TLS_OPTIONAL;
 	o.auth_user = smarthost ? d->cfg.deliver.smarthost_user : NULL;
 	o.auth_pass = smarthost ? d->cfg.deliver.smarthost_password : NULL;
 	o.connect_ms = d->cfg.deliver.connect_timeout_ms;
@@ -1214,6 +1692,7 @@ conn_open(struct task *t)
 	smtpc_on_close(dc->c, on_conn_closed, dc);
 	list_push(&d->conns, &dc->all);
 	t->host->nconns++;
+	t->host->grp->nconns++;
 	d->nconns++;
 	t->conn = dc;
 	t->state = T_CONNECT;
@@ -1225,7 +1704,9 @@ task_connect(struct task *t)
 {
 	struct deliver *d = t->d;
 	struct host *h = t->host;
+	struct group *g = h->grp;
 	struct link *l;
+	uint64_t free_ms = 0;
 	int rc;
 
 	if (d->stopping) {
@@ -1233,6 +1714,33 @@ task_connect(struct task *t)
 		return;
 	}
 	t->state = T_WAIT;
+	if (!list_empty(&t->wait))
+		list_del(&t->wait);
+	/* The group said "slow down": wait for the record, or back to the queue. */
+	if (g->hitting) {
+		list_push(&g->waiting, &t->wait);
+		return;
+	}
+	if (group_suspended(d, g)) {
+		task_hold(t, g->until_ms, "throttled");
+		return;
+	}
+	if (!t->rate_ok && g->rules.max_messages_per_minute > 0) {
+		size_t waiting = list_len(&g->rate_wait);
+
+		if (waiting == 0 && rate_take(d, g, &free_ms)) {
+			t->rate_ok = true;
+		} else if (waiting < RATE_HOLD_MAX) {
+			/* In line here; the sweep lets it go when a slot frees. */
+			list_push(&g->rate_wait, &t->wait);
+			return;
+		} else {
+			/* Its turn comes after those waiting here: due about then. */
+			task_hold(t, queue_now(d->q) + (uint64_t)60000 * (waiting + 1) /
+			    g->rules.max_messages_per_minute, "rate");
+			return;
+		}
+	}
 	if ((l = list_pop(&h->idle)) != NULL) {
 		task_on_conn(t, LINK_OWNER(l, struct dconn, link));
 		return;
@@ -1241,8 +1749,14 @@ task_connect(struct task *t)
 		list_push(&h->waiting, &t->wait);
 		return;
 	}
+	if (g->rules.max_connections > 0 && g->nconns >= g->rules.max_connections) {
+		/* An idle connection to another host of the group gives its slot up. */
+		close_one_idle(d, g);
+		list_push(&g->waiting, &t->wait);
+		return;
+	}
 	if (d->nconns >= d->cfg.deliver.concurrency) {
-		close_one_idle(d);
+		close_one_idle(d, NULL);
 		list_push(&d->waiting, &t->wait);
 		return;
 	}
@@ -1260,19 +1774,13 @@ task_connect(struct task *t)
 
 static void task_txn(struct task *t);
 
-static bool
-spf_defers(enum spfcheck_verdict v)
-{
-	return v == SPFCHECK_FAIL || v == SPFCHECK_SOFTFAIL || v == SPFCHECK_PERMERROR ||
-	    v == SPFCHECK_TEMPERROR || v == SPFCHECK_NONE;
-}
-
 static void
 on_spf(void *arg, enum spfcheck_verdict v, const char *why)
 {
 	struct task *t = arg;
 	struct deliver *d = t->d;
 	char reply[700], q[600], ip[64];
+	enum policy_spf_action action;
 
 	if (d->stopping) {
 		task_release(t);
@@ -1285,11 +1793,12 @@ on_spf(void *arg, enum spfcheck_verdict v, const char *why)
 	}
 	str_copy(ip, d->cfg.deliver.outbound_ip[0] ? d->cfg.deliver.outbound_ip :
 	    smtpc_info(t->conn->c)->local_ip, sizeof ip);
-	if (v == SPFCHECK_PASS) {
+	action = policy_spf_decide(&d->cfg, spfcheck_verdict_name(v));
+	if (action == POLICY_SPF_DELIVER) {
 		task_txn(t);
 		return;
 	}
-	if (d->cfg.deliver.spf_preflight == CONFIG_SPF_DEFER && spf_defers(v)) {
+	if (action == POLICY_SPF_DEFER) {
 		say(reply, sizeof reply, "451 4.7.23 SPF preflight: %s for %s from %s: %s; publish an SPF record that allows this server, or set [deliver] spf_preflight = warn",
 		    spfcheck_verdict_name(v), t->rp_domain, ip, why);
 		task_defer_all(t, reply);
@@ -1328,12 +1837,61 @@ task_on_conn(struct task *t, struct dconn *dc)
 		on_spf(t, SPFCHECK_TEMPERROR, uv_strerror(rc));
 }
 
+struct sup_req {
+	char id[QID_SIZE];
+	char scope[CONFIG_HOST_MAX];
+	char addr[SMTPC_ADDR_MAX];
+	char reply[600];
+};
+
+static void
+on_sup_added(void *arg, int status)
+{
+	struct sup_req *sr = arg;
+	char qa[1100], qr[1300];
+
+	if (status == 0)
+		log_info("deliver", "suppression_added", "id=%s scope=%s to=%s reason=hard-bounce reply=%s",
+		    sr->id, sr->scope, log_quotes(qa, sizeof qa, sr->addr),
+		    log_quotes(qr, sizeof qr, sr->reply));
+	else
+		log_warn("deliver", "suppression_failed", "id=%s scope=%s to=%s error=\"%s\"",
+		    sr->id, sr->scope, log_quotes(qa, sizeof qa, sr->addr), uv_strerror(status));
+	free(sr);
+}
+
+/*
+ * sup_add - addr answered with a hard bounce: no more mail to it from the
+ * envelope sender's domain ([policy] suppress_bounces).
+ */
+static void
+sup_add(struct task *t, const char *addr, const char *reply)
+{
+	struct deliver *d = t->d;
+	const char *sender = t->job->env.sender ? t->job->env.sender : "";
+	struct sup_req *sr;
+	int rc;
+
+	if (d->pol == NULL || !d->cfg.policy.suppress_bounces || domain_of(sender)[0] == '\0')
+		return;
+	sr = xcalloc(1, sizeof *sr);
+	memcpy(sr->id, t->job->id, QID_SIZE);
+	str_copy(sr->scope, domain_of(sender), sizeof sr->scope);
+	str_lower(sr->scope);
+	str_copy(sr->addr, addr, sizeof sr->addr);
+	str_copy(sr->reply, reply, sizeof sr->reply);
+	rc = policy_suppress(d->pol, sr->scope, addr, POLICY_SUP_HARD_BOUNCE, reply, on_sup_added, sr);
+	if (rc < 0)
+		on_sup_added(sr, rc);
+}
+
 static void
 on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 {
 	struct task *t = arg;
+	struct group *g = t->host->grp;
 	size_t ndel = 0, ndef = 0, nbou = 0;
-	char reply[700], mailr[700], why[700];
+	char reply[700], mailr[700], why[700], thr[700] = "";
 
 	(void)c;
 	if (res->status < 0 && res->connection_lost && res->stage >= SMTPC_DATA) {
@@ -1358,6 +1916,10 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 		say(why, sizeof why, "%s (%s[%s])", mailr, t->host->name, t->host->ip);
 		if (res->connection_lost && t->conn != NULL)
 			t->conn->closing = true;
+		if (res->mail.code != 0 && policy_dest_throttled(&t->host->grp->rules, mailr)) {
+			task_throttled(t, why);
+			return;
+		}
 		if (reply_class(res->mail.code) == 5)
 			task_bounce_all(t, why);
 		else
@@ -1394,8 +1956,12 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 		case 5:
 			queue_job_set(t->job, t->pend[i], RCPT_BOUNCED, reply);
 			nbou++;
+			if (policy_hard_bounce(reply))
+				sup_add(t, t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr, reply);
 			break;
 		default:
+			if (thr[0] == '\0' && policy_dest_throttled(&t->host->grp->rules, reply))
+				say(thr, sizeof thr, "%s (%s[%s])", reply, t->host->name, t->host->ip);
 			/* RFC 5321 4.5.3.1.10: 452 too many recipients, send the rest anew. */
 			if (final == rr && rr->code == 452)
 				t->pst[i] = P_AGAIN;
@@ -1413,6 +1979,17 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	log_attempt(t, ndel == t->ntxn ? "delivered" : "attempt", reply, ndel, ndef, nbou);
 	if (res->connection_lost && t->conn != NULL)
 		t->conn->closing = true;
+	if (thr[0] != '\0') {
+		task_throttled(t, thr);
+		return;
+	}
+	if (ndel > 0 && g->level > 0 && !g->hitting) {
+		/* Delivering again: the next throttle starts from the shortest back-off. */
+		g->level = 0;
+		if (t->d->pol != NULL)
+			policy_throttle_clear(t->d->pol, g->rules.group, on_throttle_cleared, NULL);
+		log_info("deliver", "throttle_cleared", "group=%s id=%s", g->rules.group, t->job->id);
+	}
 	/*
 	 * More to send: recipients past the first SMTPC_RCPT_MAX, and those
 	 * refused with 452 when others got through.  Without progress, 452s
@@ -1528,6 +2105,76 @@ on_sweep(uv_timer_t *h)
 		    now - dc->idle_since >= d->cfg.deliver.idle_timeout_ms)
 			conn_quit(dc);
 	}
+	/* Jobs waiting for their group's per-minute rate whose turn came. */
+	for (struct group *g = d->groups; g != NULL; g = g->next) {
+		struct link *w;
+		uint64_t free_ms;
+
+		while (!list_empty(&g->rate_wait) && !group_suspended(d, g) &&
+		    rate_take(d, g, &free_ms)) {
+			struct task *t;
+
+			w = list_pop(&g->rate_wait);
+			t = LINK_OWNER(w, struct task, wait);
+			t->rate_ok = true;
+			task_connect(t);
+		}
+	}
+	group_sweep(d);
+}
+
+/* --- suspensions made by other nodes -------------------------------------------------------- */
+
+static void
+on_throttle_list(void *arg, int status, const struct policy_throttle *pt, size_t n)
+{
+	struct deliver *d = arg;
+	uint64_t now;
+
+	d->listing = false;
+	if (d->stopping || status < 0) {
+		maybe_stopped(d);
+		return;
+	}
+	now = queue_now(d->q);
+	free(d->susp);
+	d->susp = xcalloc(n ? n : 1, sizeof *d->susp);
+	memcpy(d->susp, pt, n * sizeof *pt);
+	d->nsusp = n;
+	for (struct group *g = d->groups; g != NULL; g = g->next) {
+		const struct policy_throttle *e = NULL;
+
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(pt[i].group, g->rules.group) == 0)
+				e = &pt[i];
+		if (g->hitting)
+			continue;
+		if (e == NULL) {
+			g->level = 0;     /* cleared by a delivery elsewhere */
+			continue;
+		}
+		g->level = e->level;
+		if (e->until_ms > now && e->until_ms > g->until_ms) {
+			char ts[40], qr[600];
+
+			g->until_ms = e->until_ms;
+			log_info("deliver", "throttle_seen", "group=%s level=%u until=%s reply=%s",
+			    g->rules.group, e->level, fmt_time(e->until_ms, ts, sizeof ts),
+			    log_quotes(qr, sizeof qr, e->reply));
+			group_hold_all(d, g);
+		}
+	}
+}
+
+static void
+on_throttle_timer(uv_timer_t *h)
+{
+	struct deliver *d = h->data;
+
+	if (d->stopping || d->listing || d->pol == NULL || !policy_is_up(d->pol))
+		return;
+	if (policy_throttle_list(d->pol, on_throttle_list, d) == 0)
+		d->listing = true;
 }
 
 /* --- open and stop ---------------------------------------------------------------------------- */
@@ -1619,9 +2266,12 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 	uv_timer_init(loop, &d->claim_timer);
 	uv_timer_init(loop, &d->sweep_timer);
 	uv_timer_init(loop, &d->grace_timer);
+	uv_timer_init(loop, &d->throttle_timer);
 	d->claim_timer.data = d->sweep_timer.data = d->grace_timer.data = d;
-	d->handles_open = 3;
+	d->throttle_timer.data = d;
+	d->handles_open = 4;
 	uv_timer_start(&d->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
+	uv_timer_start(&d->throttle_timer, on_throttle_timer, THROTTLE_POLL_MS, THROTTLE_POLL_MS);
 	claim_soon(d, 0);
 	log_info("deliver", "start", "concurrency=%u per_destination=%u routes=%zu domains=%zu dns=%s spf_preflight=%s",
 	    d->cfg.deliver.concurrency, d->cfg.deliver.per_destination, d->nrules,
@@ -1685,7 +2335,8 @@ maybe_stopped(struct deliver *d)
 	void (*cb)(void *arg);
 	void *arg;
 
-	if (!d->stopping || d->active > 0 || d->claiming || !list_empty(&d->signing))
+	if (!d->stopping || d->active > 0 || d->claiming || d->listing ||
+	    !list_empty(&d->signing))
 		return;
 	/* Idle connections: QUIT them; wait for them to close. */
 	for (struct link *l = d->conns.next; l != &d->conns; l = l->next) {
@@ -1718,10 +2369,11 @@ maybe_stopped(struct deliver *d)
 	}
 	if (!d->dns_closed || !d->spf_closed)
 		return;
-	if (d->handles_open == 3 && !uv_is_closing((uv_handle_t *)&d->claim_timer)) {
+	if (d->handles_open == 4 && !uv_is_closing((uv_handle_t *)&d->claim_timer)) {
 		uv_close((uv_handle_t *)&d->claim_timer, on_handle_closed);
 		uv_close((uv_handle_t *)&d->sweep_timer, on_handle_closed);
 		uv_close((uv_handle_t *)&d->grace_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d->throttle_timer, on_handle_closed);
 	}
 	if (d->handles_open > 0)
 		return;
@@ -1739,6 +2391,13 @@ maybe_stopped(struct deliver *d)
 			free(h);
 		}
 	}
+	while (d->groups != NULL) {
+		struct group *g = d->groups;
+
+		d->groups = g->next;
+		free(g);
+	}
+	free(d->susp);
 	config_free(&d->cfg);
 	explicit_bzero(d->verp_key, sizeof d->verp_key);
 	log_info("deliver", "stopped", "status=0");
@@ -1789,6 +2448,7 @@ deliver_stop(struct deliver *d, uint64_t grace_ms, void (*cb)(void *arg), void *
 	d->stopped_arg = arg;
 	uv_timer_stop(&d->claim_timer);
 	uv_timer_stop(&d->sweep_timer);
+	uv_timer_stop(&d->throttle_timer);
 	log_info("deliver", "stopping", "jobs=%u connections=%u grace_ms=%" PRIu64,
 	    d->active, d->nconns, grace_ms);
 	/* Waiting jobs go back now. */
