@@ -24,6 +24,16 @@ same port).  The options after a --listen apply to that address only:
                           (needs --starttls): a smarthost
     --no-8bitmime         do not offer 8BITMIME; MAIL with BODY=8BITMIME
                           gets 555 5.5.4
+    --throttle-first N REPLY
+                          the first N transactions get REPLY (e.g. "421
+                          4.7.28 ...") to MAIL; a 421 then closes the
+                          connection.  Recorded with status "throttled"
+    --reply-rcpt ADDR REPLY   REPLY (e.g. "450 4.2.1 ...") to RCPT TO:<ADDR>
+                          (repeatable)
+    --stats FILE          (global) JSON counters, rewritten at every
+                          connection change: per listener and in all,
+                          connections accepted, open now and the most
+                          open at once
 
 Every transaction is written to the spool as one JSON file (NNNNNNN.json,
 written to a temp name and renamed, so a reader never sees half a record)
@@ -97,6 +107,12 @@ class Listener:
         self.key = None
         self.auth = None
         self.no_8bitmime = False
+        self.throttle_first = 0
+        self.throttle_reply = None
+        self.throttled = 0
+        self.replies = {}
+        self.open = 0
+        self.max_open = 0
         self.conns = 0
         self.mails = 0   # transactions started (MAIL accepted)
         self.datas = 0   # data phases completed
@@ -147,6 +163,7 @@ def serve(argv):
     global LOGF
     spool_dir = None
     ready = None
+    stats_file = None
     listeners = []
     i = 0
 
@@ -207,6 +224,19 @@ def serve(argv):
             cur().auth = tuple(v.split(":", 1))
         elif a == "--no-8bitmime":
             cur().no_8bitmime = True
+        elif a == "--throttle-first":
+            n, reply = arg(2)
+            if not n.isdigit() or not (len(reply) > 4 and reply[:3].isdigit()):
+                die("--throttle-first wants a count and a reply such as \"421 4.7.28 slow down\"")
+            cur().throttle_first = int(n)
+            cur().throttle_reply = reply
+        elif a == "--reply-rcpt":
+            addr, reply = arg(2)
+            if not (len(reply) > 4 and reply[:3].isdigit()):
+                die("--reply-rcpt wants an address and a reply such as \"450 4.2.1 busy\"")
+            cur().replies[addr.lower()] = reply
+        elif a == "--stats":
+            stats_file = arg()
         else:
             die("unknown option %r (see the top of sink.py)" % a)
         i += 1
@@ -221,6 +251,27 @@ def serve(argv):
 
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     spool = Spool(spool_dir)
+    totals = {"open": 0, "max_open": 0, "conns": 0}
+
+    def write_stats():
+        if stats_file is None:
+            return
+        out = {"all": dict(totals)}
+        for lst in listeners:
+            out[lst.addr] = {"conns": lst.conns, "open": lst.open, "max_open": lst.max_open}
+        tmp = stats_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(out, f)
+        os.replace(tmp, stats_file)
+
+    def conn_change(lst, delta):
+        lst.open += delta
+        totals["open"] += delta
+        if delta > 0:
+            totals["conns"] += 1
+        lst.max_open = max(lst.max_open, lst.open)
+        totals["max_open"] = max(totals["max_open"], totals["open"])
+        write_stats()
 
     class SinkSMTP(SMTP):
         """aiosmtpd's SMTP with one open transaction tracked per connection."""
@@ -231,7 +282,14 @@ def serve(argv):
             self.conn_no = lst.conns
             self.txn = None
             self.ehlo_name = None
+            self.counted = False
             super().__init__(Handler(), **kw)
+
+        def connection_made(self, transport):
+            if not self.counted:
+                self.counted = True
+                conn_change(self.lst, 1)
+            super().connection_made(transport)
 
         def _getparams(self, params):
             # MAIL FROM:<a> AUTH=<b> (RFC 4954 5) is allowed where AUTH is offered.
@@ -242,6 +300,9 @@ def serve(argv):
 
         def connection_lost(self, error):
             finish_open(self, "connection closed")
+            if self.counted:
+                self.counted = False
+                conn_change(self.lst, -1)
             super().connection_lost(error)
 
     def tls_info(server):
@@ -311,6 +372,18 @@ def serve(argv):
             if lst.no_8bitmime and "BODY=8BITMIME" in [o.upper() for o in options]:
                 return "555 5.5.4 BODY=8BITMIME was not offered"
             finish_open(server, "MAIL")
+            if lst.throttled < lst.throttle_first:
+                lst.throttled += 1
+                reply = lst.throttle_reply
+                txn = new_txn(server, address, options)
+                txn["status"] = "throttled"
+                txn["reply"] = reply
+                txn.pop("_tempfail", None)
+                spool.write(txn)
+                if reply.startswith("421"):
+                    # The reply, then the connection closes (RFC 5321 3.8).
+                    loop.call_later(0.05, server.transport.close)
+                return reply
             lst.mails += 1
             envelope.mail_from = address
             envelope.mail_options.extend(options)
@@ -323,6 +396,10 @@ def serve(argv):
             txn = server.txn
             if address.lower() in lst.reject:
                 reply = "550 5.1.1 <%s>: recipient unknown (sink)" % address
+                txn["rcpt_refused"].append({"addr": address, "reply": reply})
+                return reply
+            if address.lower() in lst.replies:
+                reply = lst.replies[address.lower()]
                 txn["rcpt_refused"].append({"addr": address, "reply": reply})
                 return reply
             if lst.tempfail_at == "rcpt" and txn["_mail_no"] <= lst.tempfail_first:
@@ -476,6 +553,10 @@ def describe(lst):
         parts.append("auth %s" % lst.auth[0])
     if lst.no_8bitmime:
         parts.append("no 8bitmime")
+    if lst.throttle_first:
+        parts.append("throttle first %d: %s" % (lst.throttle_first, lst.throttle_reply))
+    for a, r in sorted(lst.replies.items()):
+        parts.append("%s -> %s" % (a, r))
     return (": " + ", ".join(parts)) if parts else ": accept"
 
 
