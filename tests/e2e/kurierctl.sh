@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# kurierctl.sh - end-to-end test of kurierctl: "check" without a network,
-# then every queue command against a real redis-server on a free port,
-# with messages enqueued by qload.  Corruption is made with redis-cli on
-# the key layout of queue/lua/*.lua (PREFIX m:ID hash, active/corrupt
-# sorted sets).
+# kurierctl.sh - end-to-end test of kurierctl: "check" without a network
+# (including its [relay]/[policy] summary), then every queue command
+# against a real redis-server on a free port, with messages enqueued by
+# qload.  Corruption is made with redis-cli on the key layout of
+# queue/lua/*.lua (PREFIX m:ID hash, active/corrupt sorted sets); the
+# throttle and refusal records queue stats shows, on that of
+# policy/policy.h (PREFIX throttle, PREFIX refusals).
 #
 # Environment: KURIER_BIN (kurierctl), KURIER_TOOLS (qload),
 # KURIER_REDIS_CONF (deploy/redis.conf); see lib.sh.
@@ -45,6 +47,33 @@ check_match "check: summary names the redis address and prefix" "$E2E_OUT" \
 	"127\.0\.0\.1:$PORT \(prefix \"e2e:\""
 check_match "check: summary gives the retry schedule" "$E2E_OUT" "retry +5m, 10m, 30m"
 check_exit "check: -c after the command" 0 "$CTL" check -c "$CONF"
+check_match "check: no trusted networks by default" "$E2E_OUT" "trusted networks +none$"
+check_match "check: default rates" "$E2E_OUT" "rate +none \(no limit\) per user$"
+check_match "check: default suppressed mode" "$E2E_OUT" "suppressed +reject \(550 5\.7\.1 at RCPT\); hard bounces added to the list$"
+check_match "check: default lock-out" "$E2E_OUT" "auth lock-out +5 failures from one address within 10m lock it out for 30m$"
+
+POLCONF=$E2E_TMP/policy.conf
+write_conf "$POLCONF" "$PORT" "
+[relay]
+trusted_networks = 127.0.0.1/32, 10.1.0.0/16, ::1
+trusted_user = app
+
+[policy]
+rate = 500/h, 20/min
+rcpt_rate = 5000/d
+suppressed = drop
+suppress_bounces = no
+auth_fail_limit = 3
+auth_fail_window = 5m
+auth_lockout = 1h"
+check_exit "check: policy config exits 0" 0 "$CTL" -c "$POLCONF" check
+check_match "check: trusted networks and the user they act as" "$E2E_OUT" \
+	"trusted networks +127\.0\.0\.1/32, 10\.1\.0\.0/16, ::1/128 \(no TLS or AUTH needed; they act as user app\)$"
+check_match "check: [policy] rate" "$E2E_OUT" "^  rate +500/h, 20/min per user$"
+check_match "check: [policy] rcpt_rate" "$E2E_OUT" "^  rcpt rate +5000/d per user$"
+check_match "check: suppressed = drop, bounces not added" "$E2E_OUT" \
+	"suppressed +drop \(accepted with 250, never delivered\); hard bounces not added$"
+check_match "check: lock-out settings" "$E2E_OUT" "auth lock-out +3 failures from one address within 5m lock it out for 1h$"
 
 BAD=$E2E_TMP/badkey.conf
 printf '[server]\nhostname = kurier.test\nfrobnicate = yes\n' >"$BAD"
@@ -124,6 +153,28 @@ check_match "queue stats: alpha.example row" "$E2E_OUT" "alpha\.example +transac
 check_match "queue stats: beta.example row" "$E2E_OUT" "beta\.example +transactional +5 +0 +0$"
 check_match "queue stats: busiest destination first" \
 	"$(printf '%s\n' "$E2E_OUT" | grep -A1 'DOMAIN' | tail -1)" "^  beta\.example "
+check_eq "queue stats: no throttled destination yet" \
+	"$(printf '%s\n' "$E2E_OUT" | grep -A1 '^throttled destinations$' | tail -1)" "  (none)"
+check_eq "queue stats: no refusal yet" \
+	"$(printf '%s\n' "$E2E_OUT" | grep -A1 '^policy refusals by rule$' | tail -1)" "  (none)"
+
+# A group suspended for 5 more minutes, one whose suspension ended (its
+# level still remembered), and refusals counted by rule, as the policy
+# module stores them (the Redis clock: TIME).
+NOW=$(redis-cli -p "$PORT" time | { read -r s; read -r us; echo $((s * 1000 + us / 1000)); })
+redis-cli -p "$PORT" hset e2e:throttle gmail.com "$((NOW + 300000)) 2 421 4.7.28 unusual rate of mail" \
+	yahoo.com "$((NOW - 60000)) 1 421 4.7.0 [TSS04] temporarily deferred" >/dev/null
+redis-cli -p "$PORT" hset e2e:refusals rate.messages 12 auth.lockout 3 suppressed 1 >/dev/null
+check_exit "queue stats with throttles and refusals exits 0" 0 "$CTL" -c "$CONF" queue stats
+check_match "queue stats: throttled header" "$E2E_OUT" "^  GROUP +LEVEL +STATE \(UTC\) +REPLY$"
+check_match "queue stats: suspended group, level, until, reply" "$E2E_OUT" \
+	"^  gmail\.com +2 +suspended until 20[0-9-]+ [0-9:]+ \(in (5m|4m[0-9]+s)\) +421 4\.7\.28 unusual rate of mail$"
+check_match "queue stats: resumed group" "$E2E_OUT" \
+	"^  yahoo\.com +1 +resumed at 20[0-9-]+ [0-9:]+ +421 4\.7\.0 \[TSS04\] temporarily deferred$"
+check_eq "queue stats: refusals by rule, sorted, after their header" \
+	"$(printf '%s\n' "$E2E_OUT" | sed -n '/^policy refusals by rule$/,$p' | tr -s ' ' | tr '\n' ';')" \
+	"policy refusals by rule; auth.lockout 3; rate.messages 12; suppressed 1;"
+redis-cli -p "$PORT" del e2e:throttle e2e:refusals >/dev/null
 
 check_exit "queue list exits 0" 0 "$CTL" -c "$CONF" queue list
 check_eq "queue list: the 5 enqueued ids" "$(ids "$E2E_OUT")" "$ALL"
