@@ -19,7 +19,9 @@
 #
 # Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Then
 # tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
-# environment is described there).  Exit status is qbench's, else the SMTP
+# environment is described there), then run-deliver-bench.sh
+# (DELIVER_BENCH=0 skips it) and run-policy-bench.sh (POLICY_BENCH=0).
+# Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
 set -u
@@ -152,5 +154,13 @@ if [ "${DELIVER_BENCH:-1}" != 0 ]; then
 	tests/bench/run-deliver-bench.sh
 	drc=$?
 	[ "$rc" = 0 ] && rc=$drc
+fi
+# What the policy checks add to a submission: this tree against the last
+# revision without them (docs/policy.md).  POLICY_BENCH=0 skips it.
+if [ "${POLICY_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-policy-bench.sh
+	prc=$?
+	[ "$rc" = 0 ] && rc=$prc
 fi
 exit "$rc"

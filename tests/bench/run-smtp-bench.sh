@@ -46,6 +46,11 @@
 #                 Postfix fsyncs the queue file before its 250 in all.
 #   POSTFIX_HOLD_RUN  0: skip the postfix_tls_hold run
 #   SKIP_POSTFIX  1: kurier only
+#   BENCH_USER_SET  options for `kurierctl user set bench` after the user
+#                 is added, e.g. "--rate 100000000/min --rcpt-rate
+#                 1000000000/d" (none); run-policy-bench.sh uses it
+#   BENCH_SUPPRESS  entries put on shop.example's suppression list before
+#                 the runs (0), so RCPT lookups hit a populated hash
 #   NICE          run every server and smtpload with nice -n NICE (0);
 #                 on a machine shared with other work, a negative value
 #                 (root only) keeps that work from skewing the figures,
@@ -361,6 +366,18 @@ BENCH_PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf '%s\n' "$BENCH_PASS" | timeout 30 "$KURIERCTL" -c "$BENCH_TMP/kurier.conf" \
 	user add "$BENCH_USER" --domains shop.example >"$BENCH_TMP/kurierctl.out" 2>&1 ||
 	{ cat "$BENCH_TMP/kurierctl.out" >&2; die "kurierctl user add failed"; }
+if [ -n "${BENCH_USER_SET:-}" ]; then
+	# shellcheck disable=SC2086 # options split at spaces on purpose
+	timeout 30 "$KURIERCTL" -c "$BENCH_TMP/kurier.conf" user set "$BENCH_USER" $BENCH_USER_SET \
+		>"$BENCH_TMP/kurierctl.out" 2>&1 ||
+		{ cat "$BENCH_TMP/kurierctl.out" >&2; die "kurierctl user set $BENCH_USER_SET failed"; }
+fi
+if [ "${BENCH_SUPPRESS:-0}" -gt 0 ]; then
+	# The documented entry format (docs/policy.md), written in one script.
+	redis-cli -p "$RPORT" eval "for i = 1, tonumber(ARGV[1]) do redis.call('HSET', KEYS[1], 'gone' .. i .. '@example.net', 'manual 0 bench') end redis.call('SADD', KEYS[2], 'shop.example') return 1" \
+		2 bench:sup:shop.example bench:sup:scopes "$BENCH_SUPPRESS" >/dev/null ||
+		die "could not fill the suppression list"
+fi
 if ! start_kurierd; then
 	tail -20 "$BENCH_TMP/kurierd.log" >&2
 	die "kurierd did not start on 127.0.0.1:$KPORT"
