@@ -780,11 +780,16 @@ def message_id_date(c):
 @case()
 def no_blank_line(c):
     s = c.authed()
+    # A message must have a From field (policy_check_headers): none at all is refused.
+    out = transaction(s, "alice@shop.example", ["bob@example.org"],
+                      ("Hello %s\r\nsecond line\r\n" % c.marker("noblank")).encode())
+    starts("no header section (so no From): 550 5.6.0", out[-1], "550 5.6.0")
     for label, msg, head_want, body_want in (
-            ("no header section", "Hello %s\r\nsecond line\r\n", "", "Hello %s\r\nsecond line\r\n"),
-            ("header then text without a blank line", "Subject: x\r\n\tfolded\r\nHello %s\r\n",
-             "Subject: x\r\n\tfolded\r\n", "Hello %s\r\n"),
-            ("only a header section", "Subject: %s\r\n", "Subject: %s\r\n", "")):
+            ("header then text without a blank line",
+             "From: alice@shop.example\r\nSubject: x\r\n\tfolded\r\nHello %s\r\n",
+             "From: alice@shop.example\r\nSubject: x\r\n\tfolded\r\n", "Hello %s\r\n"),
+            ("only a header section", "From: alice@shop.example\r\nSubject: %s\r\n",
+             "From: alice@shop.example\r\nSubject: %s\r\n", "")):
         m = c.marker("noblank")
         out = transaction(s, "alice@shop.example", ["bob@example.org"], (msg % m).encode())
         mm = QUEUED.match(out[-1].last)
@@ -945,7 +950,7 @@ def smuggling(c):
     m = c.marker("clean")
     before = c.q.active()
     out = transaction(s, "alice@shop.example", ["bob@example.org"],
-                      ("Subject: clean\r\n\r\nhello %s\r\n.\r\nMAIL FROM:<alice@shop.example>\r\n" % m).encode())
+                      ("From: alice@shop.example\r\nSubject: clean\r\n\r\nhello %s\r\n.\r\nMAIL FROM:<alice@shop.example>\r\n" % m).encode())
     ok("a dot line and a command-like line inside the data: queued once",
        QUEUED.match(out[-1].last) and len(c.q.active() - before) == 1, out[-1].text())
     starts("after the smuggling attempts the session works: NOOP", s.cmd("NOOP"), "250 2.0.0")
