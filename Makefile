@@ -117,7 +117,7 @@ DTEST_SRCS := \
 	tests/deliver/test_verp.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
-	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from
+	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
 
 .PHONY: all run check check-build bench fuzz install clean deps format
 all: bin/kurierd bin/kurierctl
@@ -220,7 +220,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	deliver/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c
+	core/rfc5322.c policy/check.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
