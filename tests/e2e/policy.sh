@@ -294,6 +294,21 @@ out=$(smtp "$a_port" EHLO FOO FOO FOO FOO FOO READ)
 check_eq "errors: 5 errors (max_errors 5) answered 500" "$(printf '%s\n' "$out" | sed -n 2,6p | grep -c '^500 ')" 5
 check_eq "errors: then 421" "$(line 7 "$out")" "421 4.7.0 kurier.test Too many errors, closing connection"
 
+# --- clients that leave while policy is asked -----------------------------------------------------------------------
+steps=(EHLO STARTTLS EHLO "AUTH:hdr:$pw" "SENDQ:MAIL FROM:<hdr@hdr.example>")
+for i in $(seq 30); do steps+=("SENDQ:RCPT TO:<gone$i@example.org>"); done
+out=$(smtp "$a_port" "${steps[@]}" CLOSE)
+check_match "a client closing with RCPTs waiting for policy: sent and closed" "$(printf '%s' "$out" | tail -1)" '^closed$'
+plain=$(printf '\0hdr\0%s' "$pw" | base64 -w0)
+out=$(smtp "$a_port" --src 127.0.0.2 EHLO STARTTLS EHLO "SENDQ:AUTH PLAIN $plain" CLOSE)
+out=$(smtp "$a_port" EHLO STARTTLS EHLO "SENDQ:AUTH PLAIN $(printf '\0hdr\0wrong' | base64 -w0)" CLOSE)
+sleep 1
+out=$( { authed hdr; msgs hdr 1 to@example.org; } | run "$a_port")
+check_match "after those, kurierd (a) still serves: message queued" "$(line 8 "$out")" "$queued"
+sessions_closed() { [ "$(grep -c 'event=connect ' "$1")" = "$(grep -c 'event=disconnect ' "$1")" ]; }
+wait_for 5 sessions_closed "$E2E_TMP/a.log"
+check_eq "every session of kurierd (a) is closed" "$?" 0
+
 # --- a restart keeps the lock-out and the rate counters ----------------------------------------------------------
 stop_k a
 start_k a 2

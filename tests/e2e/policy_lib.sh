@@ -12,6 +12,8 @@
 #   MSG:FILE           the message in FILE (CRLF lines), dot-stuffed and ended
 #   READ               read one more reply without sending anything
 #   SLEEP:SECS         wait (prints "slept")
+#   SENDQ:LINE         send LINE without waiting for its reply (prints "sent")
+#   CLOSE              close the connection at once, replies unread (prints "closed")
 #   anything else      sent as a command line
 # Every socket has a timeout: a server that hangs fails a check, never the test.
 
@@ -73,6 +75,13 @@ for step in args:
             out = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
             send(out + b".\r\n")
             r = reply()
+        elif step.startswith("SENDQ:"):
+            send(step[6:] + "\r\n")
+            r = "sent"
+        elif step == "CLOSE":
+            sock.close()
+            print("closed", flush=True)
+            break
         elif step == "READ":
             r = reply()
         elif step.startswith("SLEEP:"):
