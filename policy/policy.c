@@ -19,8 +19,9 @@
  *   P throttle              hash     group -> "UNTIL_MS LEVEL REPLY"
  *   P refusals              hash     rule -> refusals counted
  *
- * Counter slots expire (PEXPIRE) 2 windows + 60 s after their last
- * increment, so an idle user or address leaves nothing behind.  Two
+ * Counter slots expire (PEXPIRE) 2 windows + 60 s after they were made
+ * (a rate slot gets its expiry at its first increment; an AUTH failure
+ * slot at each one), so an idle user or address leaves nothing behind.  Two
  * limits with the same window share their slot keys (they count the
  * same events).
  *

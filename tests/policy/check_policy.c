@@ -1065,8 +1065,13 @@ START_TEST(cost_per_call)
 	}
 	fprintf(stderr, "policy cost: %d sequential calls: policy_rcpt %.1f us, policy_commit %.1f us per call\n",
 	    n, us[0], us[1]);
-	/* Far inside the 0.2 ms per message budget on loopback; loose for ASan. */
-	ck_assert_msg(us[0] < 1000 && us[1] < 1000, "rcpt %.1f us commit %.1f us", us[0], us[1]);
+	/*
+	 * Loose bounds for a loaded machine and ASan: the RCPT script only
+	 * reads; a commit writes, so under appendfsync always it waits for
+	 * the disk (a fsync per call when the calls are sequential).
+	 */
+	ck_assert_msg(us[0] < 2000, "policy_rcpt %.1f us per call", us[0]);
+	ck_assert_msg(us[1] < 20000, "policy_commit %.1f us per call", us[1]);
 	pt_close(&t);
 }
 END_TEST
