@@ -57,7 +57,7 @@ s.login("shop", "reload-password-1")
 print("ready", flush=True)
 open(fifo).read()            # wait until the reload happened
 code, _ = s.docmd("NOOP")
-s.sendmail("a@shop.example", ["x@example.net"], b"Subject: across reload\r\n\r\nbody\r\n")
+s.sendmail("a@shop.example", ["x@example.net"], b"From: a@shop.example\r\nSubject: across reload\r\n\r\nbody\r\n")
 print("sent", code, flush=True)
 s.quit()
 PY
