@@ -1,8 +1,11 @@
 /*
  * smtpd - the submission server (RFC 6409): SMTP with STARTTLS on the
  * submission listeners and implicit TLS (RFC 8314) on the submissions
- * listeners, AUTH PLAIN/LOGIN before MAIL, and a 250 only once the
- * message is durable in the queue.
+ * listeners, AUTH PLAIN/LOGIN before MAIL (a client in [relay]
+ * trusted_networks may send without, as [relay] trusted_user), the
+ * verdicts of policy/ (rates, lock-outs, suppression, header and domain
+ * rules) enforced, and a 250 only once the message is durable in the
+ * queue.
  *
  * The server borrows the queue, the user store and the policy module
  * (their owner closes them after smtpd_stop() finished) and owns its
