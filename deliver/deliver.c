@@ -648,6 +648,16 @@ conn_release(struct dconn *dc)
 		task_on_conn(LINK_OWNER(w, struct task, wait), dc);
 		return;
 	}
+	/* The first in line for a connection of the group that wants this host. */
+	for (w = g->waiting.next; w != &g->waiting; w = w->next) {
+		struct task *t = LINK_OWNER(w, struct task, wait);
+
+		if (t->host == h) {
+			list_del(w);
+			task_on_conn(t, dc);
+			return;
+		}
+	}
 	/* Another host of the group waits for a slot of the group. */
 	if (!list_empty(&g->waiting) && g->rules.max_connections > 0 &&
 	    g->nconns >= g->rules.max_connections) {
