@@ -666,6 +666,36 @@ policy_commit(struct policy *p, const struct policy_user *u, size_t nrcpt,
 }
 
 static void
+on_count(void *arg, int status, redisReply *r)
+{
+	struct preq *q = arg;
+
+	log_redis_error("count", status, r);
+	if (q->cb.status != NULL)
+		q->cb.status(q->arg, status);
+	free(q);
+}
+
+int
+policy_count(struct policy *p, const struct policy_user *u, size_t nrcpt,
+    policy_status_cb *cb, void *arg)
+{
+	struct preq *q;
+
+	if (!user_ok(u))
+		return -EINVAL;
+	/* Nothing to count, and nobody waiting to be told. */
+	if (cb == NULL && u->rate.n == 0 && u->rcpt_rate.n == 0)
+		return 0;
+	if (!usable(p))
+		return -ENOTCONN;
+	q = preq_new(p, arg);
+	q->cb.status = cb;
+	q->user = *u;
+	return rate_eval(p, q, on_count, "count", 1, nrcpt, NULL, NULL);
+}
+
+static void
 on_uncommit(void *arg, int status, redisReply *r)
 {
 	struct preq *q = arg;

@@ -135,6 +135,21 @@ int policy_rcpt(struct policy *p, const struct policy_user *u,
  */
 int policy_commit(struct policy *p, const struct policy_user *u, size_t nrcpt,
     policy_result_cb *cb, void *arg);
+/*
+ * policy_count - count one message with nrcpt recipients for u without
+ * checking (the message is queued already).  The submission listener
+ * counts this way after the enqueue instead of committing before it:
+ * a commit is a Redis write, and with appendfsync always a write waits
+ * for an fsync, so a commit in front of the enqueue would put a second
+ * fsync between the end of DATA and the 250.  The count goes out right
+ * after the enqueue's answer, on the policy connection, ahead of any
+ * later policy_rcpt of the same process, and nobody waits for it.  The
+ * price: sessions of one user that pass their RCPT checks at the same
+ * moment can together exceed a limit by the messages they have in
+ * flight.  cb may be NULL.
+ */
+int policy_count(struct policy *p, const struct policy_user *u, size_t nrcpt,
+    policy_status_cb *cb, void *arg);
 /* policy_uncommit - give back a commit whose message could not be queued. */
 int policy_uncommit(struct policy *p, const struct policy_user *u, size_t nrcpt,
     policy_status_cb *cb, void *arg);

@@ -3,8 +3,9 @@
 -- KEYS[1], KEYS[2]: the global and the sender domain's suppression hash
 -- (read by 'peek' only).
 -- ARGV[1]: 'peek' (policy_rcpt: suppression, then the limits, nothing
---          counted), 'commit' (check every limit, count when all pass) or
---          'uncommit' (take a commit back)
+--          counted), 'commit' (check every limit, count when all pass),
+--          'count' (count without checking: policy_count, for a message
+--          already queued) or 'uncommit' (take a commit back)
 -- ARGV[2]: key base "P rl:u:NAME:"
 -- ARGV[3], ARGV[4]: messages and recipients the check adds
 -- ARGV[5]: the recipient to look up ('peek'; '' for none)
@@ -57,7 +58,7 @@ if op == 'uncommit' then
 	return {'ok'}
 end
 
-for i = 1, n do
+for i = 1, (op == 'count' and 0 or n) do
 	local kind = i <= nm and 'm' or 'r'
 	local limit = tonumber(ARGV[6 + 2 * i])
 	local w = tonumber(ARGV[7 + 2 * i])
@@ -86,7 +87,7 @@ for i = 1, n do
 	end
 end
 
-if op == 'commit' then
+if op == 'commit' or op == 'count' then
 	local done = {}
 	for i = 1, n do
 		local kind = i <= nm and 'm' or 'r'

@@ -579,6 +579,39 @@ START_TEST(uncommit_gives_back)
 }
 END_TEST
 
+/*
+ * policy_count counts without checking (the message is queued already),
+ * so the next RCPT check sees it; a fire-and-forget count (cb NULL) sent
+ * before a policy_rcpt on the same connection lands first.
+ */
+START_TEST(count_without_check)
+{
+	struct pt t;
+	struct policy_user u;
+	struct res r = { 0 }, q;
+
+	pt_open(&t, "[policy]\nrate = 2/h\nrcpt_rate = 5/h\n");
+	policy_user_init(t.p, &u, "shop", "", "");
+	ASSERT_OK(do_rcpt(&t, t.p, &u, "shop.example", "a@b.example", 0));
+	ck_assert_int_eq(policy_count(t.p, &u, 1, on_status, &r), 0);
+	pt_wait(&t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, 0);
+	/* One message of 2 counted: the second still passes RCPT. */
+	ASSERT_OK(do_rcpt(&t, t.p, &u, "shop.example", "a@b.example", 0));
+	/* Unawaited, and past the recipient limit: counted all the same. */
+	ck_assert_int_eq(policy_count(t.p, &u, 7, NULL, NULL), 0);
+	q = do_rcpt(&t, t.p, &u, "shop.example", "a@b.example", 0);
+	ck_assert_int_eq(q.r.verdict, POLICY_TEMPFAIL);
+	ck_assert_str_eq(q.r.rule, "rate.messages");
+	ck_assert(strncmp(q.r.reply, "450 4.7.1 ", 10) == 0);
+	/* Without limits a fire-and-forget count asks nothing. */
+	policy_user_init(t.p, &u, "other", "none", "none");
+	pt_close(&t);
+	ck_assert_int_eq(policy_count(NULL, &u, 1, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(no_limits_means_none)
 {
 	struct pt t;
@@ -1090,6 +1123,7 @@ policy_suite(void)
 	tcase_add_test(tc, nodes_share_counters);
 	tcase_add_test(tc, commit_race_one_wins);
 	tcase_add_test(tc, uncommit_gives_back);
+	tcase_add_test(tc, count_without_check);
 	tcase_add_test(tc, no_limits_means_none);
 	tcase_add_test(tc, lockout_at_the_limit);
 	tcase_add_test(tc, lockout_minutes);
