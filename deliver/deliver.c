@@ -3,11 +3,13 @@
  *
  * A task is one claimed job on its way through the steps:
  *
+ *   CHECK   the suppression list: suppressed recipients are set aside
  *   ROUTE   route_resolve(): the servers to try, in order
  *   SIGN    the message's DKIM signatures: kept ones from the queue, or
  *           made now on the thread pool (one signing per message even
  *           when several of its jobs are in flight)
- *   WAIT    in line for a connection to the current server
+ *   WAIT    in line: for its group's per-minute rate, for a connection
+ *           slot of its group, of the server, or of all
  *   CONNECT a new connection is being set up
  *   SPF     the SPF preflight, once the local address is known
  *   TXN     the SMTP transaction

@@ -15,10 +15,33 @@
  *
  * Connections are pooled per server (MX host name and address): a
  * connection that finished a transaction serves the next job due for the
- * same server (RSET), up to [deliver] max_messages_per_connection, and is
- * closed after [deliver] idle_timeout without work.  At most [deliver]
+ * same server (RSET), up to max_messages_per_connection, and is closed
+ * after [deliver] idle_timeout without work.  At most [deliver]
  * concurrency connections are open in all and per_destination to one
  * server; jobs wait in line for a free one.
+ *
+ * Destination rules (policy/dest.h) apply per group: the servers of one
+ * provider (or one [destination] section's mx patterns, or one domain).
+ * A group has at most max_connections open across all its servers, sends
+ * at most max_messages_per_connection per connection and, from this node,
+ * at most max_messages_per_minute (jobs over it wait their turn: held in
+ * memory, or given back to the queue due when it comes, never counted as
+ * an attempt).  require_tls yes/verify makes a server without STARTTLS
+ * (or, with verify, without a verified certificate) fail like an
+ * unreachable one; after the last, "451 4.7.10 TLS required ...".
+ *
+ * A reply matching the group's throttle patterns (greeting, MAIL, RCPT,
+ * end of data) suspends the whole group (policy_throttle_hit: shared in
+ * Redis, the back-off doubling per consecutive throttle): that job is
+ * deferred with the reply and due when the suspension ends, and every
+ * other job of the group goes back to the queue due then, without an
+ * attempt.  Other nodes read the suspensions every few seconds.  A
+ * delivery to the group forgets its level.
+ *
+ * Before a transaction, recipients on the suppression list (global, or
+ * of the envelope sender's domain) are set suppressed and never sent; a
+ * recipient refused with a hard bounce (policy_hard_bounce) is added to
+ * its sender domain's list when [policy] suppress_bounces is set.
  *
  * Every attempt is logged in one line (component "deliver"): queue id,
  * recipients, server name and address, TLS version and whether the
