@@ -3,12 +3,14 @@
  * trace and the fields a submission server adds (RFC 6409 8), hand the
  * message to the queue, and answer 250 only once it is stored.
  *
- * Before it is queued, policy has its say: the size, the From header
- * (policy_check_headers), and the user's rates, which policy_commit()
- * checks and counts in one step (given back with policy_uncommit() when
- * the queue then fails).  Recipients dropped at RCPT (suppressed = drop)
- * are logged here; when all were, nothing is queued and the client still
- * gets a 250.
+ * Before it is queued, policy has its say: the size and the From header
+ * (policy_check_headers).  The user's rates were checked at each RCPT;
+ * once the message is queued it is counted (policy_count), unawaited:
+ * a count is a Redis write, and with appendfsync always a write before
+ * the enqueue would put a second fsync between the end of DATA and the
+ * 250 (policy.h says what that trades).  Recipients dropped at RCPT
+ * (suppressed = drop) are logged here; when all were, nothing is queued
+ * and the client still gets a 250.
  *
  * The message is otherwise stored byte for byte as received (after
  * dot-unstuffing).  What is added:
@@ -227,26 +229,21 @@ log_dropped(struct smtpd_session *s, const char *id)
 		    log_quotes(qt, sizeof qt, d));
 }
 
+/*
+ * count - the message is queued: count it against its user's rates.
+ * Nobody waits for the answer; an error reply is logged by policy.
+ */
 static void
-on_uncommitted(void *arg, int status)
-{
-	(void)arg;
-	if (status < 0)
-		log_warn("smtpd", "uncommit_failed", "error=\"%s\" hint=\"the user's rate counters keep one message too many until the window passes\"",
-		    uv_strerror(status));
-}
-
-/* uncommit - the message counted by policy_commit() was not queued: give it back. */
-static void
-uncommit(struct smtpd_session *s)
+count(struct smtpd_session *s)
 {
 	int rc;
 
 	if (s->srv->policy == NULL)
 		return;
-	rc = policy_uncommit(s->srv->policy, &s->pu, s->env.nrcpt, on_uncommitted, NULL);
+	rc = policy_count(s->srv->policy, &s->pu, s->env.nrcpt, NULL, NULL);
 	if (rc < 0)
-		on_uncommitted(NULL, rc);
+		log_warn("smtpd", "count_failed", "sid=%s user=%s error=\"%s\" hint=\"this message is missing from its user's rate counters\"",
+		    s->sid, s->user.name, uv_strerror(rc));
 }
 
 static void
@@ -263,6 +260,7 @@ on_queued(void *arg, int status, const char *id)
 		    s->env.nrcpt, s->env.size, stream_name(s->env.stream), s->tls ? "yes" : "no",
 		    uv_now(s->srv->loop) - s->data_started_ms);
 		log_dropped(s, id);
+		count(s);
 		if (s->conn != NULL)
 			smtpd__reply(s, "250 2.0.0 Ok: queued as %s", id);
 		else
@@ -271,7 +269,6 @@ on_queued(void *arg, int status, const char *id)
 	} else {
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    id, s->sid, s->client, uv_strerror(status));
-		uncommit(s);
 		if (s->conn != NULL)
 			smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
 	}
@@ -300,45 +297,12 @@ enqueue(struct smtpd_session *s)
 	if (rc < 0) {
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    s->env.id, s->sid, s->client, uv_strerror(rc));
-		uncommit(s);
 		smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
 		transaction_over(s);
 		smtpd__flush(s);
 		smtpd__resume(s);
 		smtpd__unref(s);
 	}
-}
-
-static void
-on_committed(void *arg, int status, const struct policy_result *res)
-{
-	struct smtpd_session *s = arg;
-
-	if (status == 0 && res->verdict == POLICY_OK && s->conn == NULL) {
-		/* Cut meanwhile (shutdown grace): the client saw no 250, so nothing is queued. */
-		log_warn("smtpd", "not_queued", "sid=%s client=%s user=%s reason=disconnected", s->sid,
-		    s->client, s->user.name);
-		uncommit(s);
-		transaction_over(s);
-		smtpd__unref(s);
-		return;
-	}
-	if (status == 0 && res->verdict == POLICY_OK) {
-		enqueue(s);
-		return;
-	}
-	if (s->conn != NULL) {
-		if (status < 0)
-			smtpd__policy_down(s, "commit", status);
-		else
-			smtpd__refuse(s, res, NULL);
-	}
-	transaction_over(s);
-	if (s->conn != NULL) {
-		smtpd__flush(s);
-		smtpd__resume(s);
-	}
-	smtpd__unref(s);
 }
 
 /* refuse_data - a refusal of the message with its own reply and rule. */
@@ -359,7 +323,6 @@ smtpd__data_done(struct smtpd_session *s)
 	struct policy_result pr;
 	char from_domain[256], size[32];
 	const char *refusal = NULL;
-	int rc;
 
 	snprintf(size, sizeof size, "size=%" PRIu64, res->size);
 	if (res->too_big) {
@@ -397,14 +360,5 @@ smtpd__data_done(struct smtpd_session *s)
 	}
 	smtpd__enter_state(s, SMTPD_QUEUING);
 	smtpd__ref(s);
-	if (s->srv->policy == NULL) {
-		enqueue(s);
-		return;
-	}
-	rc = policy_commit(s->srv->policy, &s->pu, s->env.nrcpt, on_committed, s);
-	if (rc < 0) {
-		smtpd__unref(s);
-		smtpd__policy_down(s, "commit", rc);
-		transaction_over(s);
-	}
+	enqueue(s);
 }
