@@ -27,6 +27,9 @@
 #                certificate (tlsverify.test): deferred 4.7.10
 #   bounce.test  550 5.1.1 adds the recipient to the suppression list of
 #                the sender's domain; 450 and 550 5.7.1 do not (127.0.0.8)
+#   node         a suspension written by another node (redis-cli, as
+#                policy_throttle_hit writes it) holds this node's jobs
+#                of the group until it ends (127.0.0.10)
 #   supp.test    suppression at delivery: messages queued by a relay-only
 #                kurierd, then recipients suppressed with kurierctl, then
 #                delivered: suppressed ones never reach the sink, and a
@@ -71,6 +74,7 @@ mx tlsok.test 10 mx.tlsok.test 127.0.0.7
 mx tlsverify.test 10 mx.tlsverify.test 127.0.0.7
 mx bounce.test 10 mx.bounce.test 127.0.0.8
 mx supp.test 10 mx.supp.test 127.0.0.9
+mx gmail-hosted2.test 10 alt2.aspmx.l.google.com 127.0.0.10
 start_dns "${dns[@]}" || { fail "dnsmasq starts"; e2e_done; exit 1; }
 check_match "dns: gmail-hosted.test's MX is alt1.aspmx.l.google.com" \
 	"$(dns_query gmail-hosted.test MX)" "MX 10 alt1\.aspmx\.l\.google\.com\.$"
@@ -88,7 +92,8 @@ start_sink sink --stats "$stats" \
 	--listen "127.0.0.8:$sport" --reject-rcpt hard@bounce.test \
 	--reply-rcpt soft@bounce.test "450 4.2.1 mailbox busy, try later (sink)" \
 	--reply-rcpt policy@bounce.test "550 5.7.1 message refused by policy (sink)" \
-	--listen "127.0.0.9:$sport" ||
+	--listen "127.0.0.9:$sport" \
+	--listen "127.0.0.10:$sport" ||
 	{ fail "sink.py starts"; e2e_done; exit 1; }
 
 # stat LISTEN FIELD - a counter of the sink (LISTEN "all" or IP:PORT).
@@ -391,6 +396,33 @@ check_match "rate: the 4th came a minute after the 1st (${span}s)" "$span" "^(59
 for i in 1 2 3 4; do settled "rate$i" 10; done
 check_eq "rate: every recipient delivered with one attempt" \
 	"$(for i in 1 2 3 4; do attempts "rate$i" "r$i@rate.test"; done | tr '\n' ' ')" "1 1 1 1 "
+
+# --- a suspension made by another node -------------------------------------------------------------------
+
+# Another node's throttle of gmail.com, as policy_throttle_hit writes it;
+# this kurierd reads it within THROTTLE_POLL_MS (3 s).
+until_ms=$(( $(date +%s%3N) + 12000 ))
+rcli HSET shape:throttle gmail.com "$until_ms 1 421 4.7.28 from another node (test)" >/dev/null
+sleep 4
+for i in 1 2 3; do msg "node$i" "n$i@gmail-hosted2.test"; done
+send_batch "$sub_port"
+if wait_until 10 bash -c "[ \$(grep -c 'event=held.*domain=gmail-hosted2.test group=gmail.com reason=throttled' '$klog') -ge 3 ]"; then
+	pass "node: the 3 messages for the group suspended elsewhere are held"
+else
+	fail "node: the 3 messages for the group suspended elsewhere are held" "$(grep gmail-hosted2 "$klog" | tail -5)"
+fi
+n=0
+for i in 1 2 3; do settled "node$i" 30 && n=$((n + 1)); done
+check_eq "node: delivered once the suspension ended" "$n" 3
+first=$("$SINK_PY" -c '
+import sys, json, glob, os
+t = [json.load(open(f)) for f in glob.glob(os.path.join(sys.argv[1], "*.json"))]
+t = [r["time"] for r in t if r["listen"].startswith("127.0.0.10:")]
+print("%d" % (min(t) * 1000) if t else 0)' "$SINK_SPOOL")
+check_eq "node: nothing reached the group before the other node's until" \
+	"$([ "$first" -ge "$until_ms" ] && echo yes || echo "no: $(( (until_ms - first) ))ms early")" yes
+check_eq "node: each delivered at the first attempt" \
+	"$(for i in 1 2 3; do attempts "node$i" "n$i@gmail-hosted2.test"; done | tr '\n' ' ')" "1 1 1 "
 
 stop_kurierd shape
 e2e_done
