@@ -27,6 +27,10 @@
 
 #include "core/str.h"
 
+/* The keys that shape a group; a domain section setting one is its own group. */
+#define DEST_SHAPING (CONFIG_DEST_MAX_CONNECTIONS | CONFIG_DEST_MAX_MSGS_CONN | \
+	CONFIG_DEST_MAX_MSGS_MIN | CONFIG_DEST_MX | CONFIG_DEST_THROTTLE)
+
 struct builtin {
 	const char *name;           /* group; the [destination] section that tunes it */
 	const char *mx[3];
@@ -142,11 +146,24 @@ apply_section(struct policy_dest *out, const struct config_destination *s)
 	}
 }
 
+/*
+ * apply_domain_keys - a domain's own section inside a group (an mx section
+ * or a built-in rule): its DKIM choice and TLS requirement, not shaping.
+ */
+static void
+apply_domain_keys(struct policy_dest *out, const struct config_destination *s)
+{
+	if (s->seen & CONFIG_DEST_DKIM)
+		out->dkim = s->dkim;
+	if (s->seen & CONFIG_DEST_REQUIRE_TLS)
+		out->require_tls = s->require_tls;
+}
+
 void
 policy_dest_for(const struct config *cfg, const char *domain,
     const char *mxhost, struct policy_dest *out)
 {
-	const struct config_destination *sec = NULL;
+	const struct config_destination *sec = NULL, *own;
 	const struct builtin *b = NULL;
 
 	memset(out, 0, sizeof *out);
@@ -155,6 +172,10 @@ policy_dest_for(const struct config *cfg, const char *domain,
 	out->max_messages_per_connection = cfg->deliver.max_messages_per_connection;
 	set_throttle(out, NULL, 0);
 
+	/* A domain section that shapes makes the domain a group of its own. */
+	own = domain != NULL ? config_destination_find(cfg, domain) : NULL;
+	if (own != NULL && (own->seen & DEST_SHAPING) != 0)
+		mxhost = NULL;
 	/* 1. A section whose mx patterns match the host. */
 	if (mxhost != NULL && mxhost[0] != '\0') {
 		for (size_t i = 0; i < cfg->ndestinations && sec == NULL; i++)
@@ -164,24 +185,35 @@ policy_dest_for(const struct config *cfg, const char *domain,
 					break;
 				}
 	}
-	/* 2. The section named like the domain. */
-	if (sec == NULL && domain != NULL)
-		sec = config_destination_find(cfg, domain);
+	/* 2. A built-in rule by MX host, tuned by the section of its name. */
+	if (sec == NULL && mxhost != NULL && mxhost[0] != '\0' &&
+	    (b = builtin_for_mx(mxhost)) != NULL) {
+		apply_builtin(out, b);
+		if ((sec = config_destination_find(cfg, b->name)) != NULL)
+			apply_section(out, sec);
+		str_copy(out->group, b->name, sizeof out->group);
+		if (own != NULL && own != sec)
+			apply_domain_keys(out, own);
+		return;
+	}
 	if (sec != NULL) {
+		if ((b = builtin_named(sec->name)) != NULL)
+			apply_builtin(out, b);
+		apply_section(out, sec);
+		str_copy(out->group, sec->name, sizeof out->group);
+		str_lower(out->group);
+		if (own != NULL && own != sec)
+			apply_domain_keys(out, own);
+		return;
+	}
+	/* 3. The section named like the domain. */
+	if ((sec = own) != NULL) {
 		/* Named like a built-in rule: that rule under the section's keys. */
 		if ((b = builtin_named(sec->name)) != NULL)
 			apply_builtin(out, b);
 		apply_section(out, sec);
 		str_copy(out->group, sec->name, sizeof out->group);
 		str_lower(out->group);
-		return;
-	}
-	/* 3. A built-in rule by MX host, tuned by the section of its name. */
-	if (mxhost != NULL && (b = builtin_for_mx(mxhost)) != NULL) {
-		apply_builtin(out, b);
-		if ((sec = config_destination_find(cfg, b->name)) != NULL)
-			apply_section(out, sec);
-		str_copy(out->group, b->name, sizeof out->group);
 		return;
 	}
 	/* 4. The domain alone. */

@@ -5,13 +5,18 @@
  * and what an SPF preflight verdict means for delivery.  Pure functions;
  * deliver/ enforces them.
  *
- * Groups: a [destination D] section whose mx patterns match the MX host
- * wins; then one named like the recipient domain; then a built-in rule
- * (Google: .google.com .googlemail.com; Microsoft: .outlook.com
- * .protection.outlook.com; Yahoo/AOL: .yahoodns.net .aol.com); else the
- * domain alone with the [deliver] defaults.  A section named like a
- * built-in rule ("gmail.com", "outlook.com", "yahoo.com") changes only the
- * keys it sets.
+ * Groups, for a recipient domain delivered through an MX host:
+ *   1. a [destination D] section whose mx patterns match the MX host;
+ *   2. a built-in rule (Google: .google.com .googlemail.com; Microsoft:
+ *      .outlook.com .protection.outlook.com; Yahoo/AOL: .yahoodns.net
+ *      .aol.com), tuned by a section named like it ("gmail.com",
+ *      "outlook.com", "yahoo.com"), which changes only the keys it sets;
+ *   3. the section named like the recipient domain;
+ *   4. else the domain alone, with the [deliver] defaults.
+ * In 1 and 2 a section named like the recipient domain still gives that
+ * domain its dkim and require_tls; if it sets a shaping key
+ * (max_connections, max_messages_per_*, mx, throttle) the domain is a
+ * group of its own (3) instead.
  */
 #ifndef KURIER_POLICY_DEST_H
 #define KURIER_POLICY_DEST_H

@@ -138,10 +138,11 @@ START_TEST(test_mx_section_groups)
 	ck_assert_uint_eq(d.max_messages_per_connection, 100);   /* [deliver] default */
 	ck_assert_str_eq(d.throttle[0], "4.7.99");
 	ck_assert_ptr_null(d.throttle[1]);
-	/* The mx section wins over the section named like the domain. */
+	/* A domain section that shapes (max_connections) is a group of its own. */
 	policy_dest_for(&cfg, "b.test", "two.mx.test", &d);
-	ck_assert_str_eq(d.group, "shared-mx");
-	ck_assert_uint_eq(d.dkim, CONFIG_DKIM_ALL);
+	ck_assert_str_eq(d.group, "b.test");
+	ck_assert_uint_eq(d.dkim, CONFIG_DKIM_RSA);
+	ck_assert_uint_eq(d.max_connections, 4);
 	policy_dest_for(&cfg, "c.test", "MAIL.OTHER.TEST", &d);
 	ck_assert_str_eq(d.group, "shared-mx");
 	/* Exact host pattern: another host of other.test is not in it. */
@@ -183,6 +184,23 @@ START_TEST(test_section_tunes_builtin)
 	ck_assert_str_eq(d.group, "gmail.com");
 	ck_assert_uint_eq(d.max_connections, 5);
 	ck_assert_uint_eq(d.max_messages_per_minute, 3000);
+	/* A domain section without shaping keys stays in the group with its own dkim/TLS. */
+	load("[destination customer.example]\ndkim = rsa\nrequire_tls = yes\n"
+	    "[destination shaped.example]\nmax_connections = 2\n"
+	    "[destination yahoo.com]\nthrottle = TSS09\n");
+	policy_dest_for(&cfg, "customer.example", "aspmx.l.google.com", &d);
+	ck_assert_str_eq(d.group, "gmail.com");
+	ck_assert_uint_eq(d.dkim, CONFIG_DKIM_RSA);
+	ck_assert_int_eq(d.require_tls, CONFIG_TLS_REQUIRED);
+	ck_assert_uint_eq(d.max_connections, 20);
+	ck_assert_str_eq(patterns(&d, pb, sizeof pb), "4.7.28");
+	policy_dest_for(&cfg, "other.example", "aspmx.l.google.com", &d);
+	ck_assert_uint_eq(d.dkim, CONFIG_DKIM_ALL);
+	ck_assert_int_eq(d.require_tls, CONFIG_TLS_OPTIONAL);
+	policy_dest_for(&cfg, "shaped.example", "aspmx.l.google.com", &d);
+	ck_assert_str_eq(d.group, "shaped.example");
+	ck_assert_uint_eq(d.max_connections, 2);
+	ck_assert_ptr_null(d.throttle[0]);
 	/* A throttle list replaces the built-in one; the rest stays. */
 	policy_dest_for(&cfg, "yahoo.com", "mta6.am0.yahoodns.net", &d);
 	ck_assert_str_eq(patterns(&d, pb, sizeof pb), "TSS09");
