@@ -47,6 +47,9 @@
  *                    auth_fail_limit SET the lock key with PX and drop
  *                    the failure slots (counting restarts after the lock)
  *   suppress.lua, unsuppress.lua, sup_get.lua, sup_filter.lua
+ *   sup_page.lua     one page of the list: SMEMBERS of the scopes, sorted,
+ *                    then HSCAN from the cursor's scope on until the page
+ *                    is full, scope after scope
  *   throttle_hit.lua level = stored + 1 unless the last suspension ended
  *                    over backoff_max ago; suspend min * 2^(level-1),
  *                    capped at max
@@ -79,20 +82,21 @@
 
 extern const char policy_lua_rate[], policy_lua_auth_failed[],
     policy_lua_suppress[], policy_lua_unsuppress[], policy_lua_sup_get[],
-    policy_lua_sup_filter[], policy_lua_throttle_hit[], policy_lua_throttle_list[];
+    policy_lua_sup_page[], policy_lua_sup_filter[], policy_lua_throttle_hit[], policy_lua_throttle_list[];
 
 static struct rdb_script s_rate = { "policy_rate", policy_lua_rate, "" };
 static struct rdb_script s_auth_failed = { "policy_auth_failed", policy_lua_auth_failed, "" };
 static struct rdb_script s_suppress = { "policy_suppress", policy_lua_suppress, "" };
 static struct rdb_script s_unsuppress = { "policy_unsuppress", policy_lua_unsuppress, "" };
 static struct rdb_script s_sup_get = { "policy_sup_get", policy_lua_sup_get, "" };
+static struct rdb_script s_sup_page = { "policy_sup_page", policy_lua_sup_page, "" };
 static struct rdb_script s_sup_filter = { "policy_sup_filter", policy_lua_sup_filter, "" };
 static struct rdb_script s_throttle_hit = { "policy_throttle_hit", policy_lua_throttle_hit, "" };
 static struct rdb_script s_throttle_list = { "policy_throttle_list", policy_lua_throttle_list, "" };
 
 static struct rdb_script *const scripts[] = {
 	&s_rate, &s_auth_failed, &s_suppress, &s_unsuppress, &s_sup_get,
-	&s_sup_filter, &s_throttle_hit, &s_throttle_list,
+	&s_sup_page, &s_sup_filter, &s_throttle_hit, &s_throttle_list,
 	NULL,
 };
 
@@ -120,6 +124,7 @@ struct preq {
 		policy_result_cb *result;
 		policy_status_cb *status;
 		policy_sup_cb *sup;
+		policy_page_cb *page;
 		policy_filter_cb *filter;
 		policy_throttle_cb *throttle;
 		policy_counts_cb *counts;
@@ -1028,11 +1033,98 @@ policy_sup_check(struct policy *p, const char *scope, const char *addr,
 	return sup_get(p, scope, addr, true, cb, arg);
 }
 
-int
-policy_sup_list(struct policy *p, const char *scope, policy_sup_cb *cb,
-    void *arg)
+static void
+on_sup_page(void *arg, int status, redisReply *r)
 {
-	return sup_get(p, scope, NULL, false, cb, arg);
+	struct preq *q = arg;
+	struct policy_sup_entry *e = NULL;
+	char next[POLICY_SUP_CURSOR_MAX] = "";
+	size_t n = 0;
+
+	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    str_copyn(next, r->element[0]->str, r->element[0]->len, sizeof next) < 0))
+		status = -EIO;
+	if (status == 0) {
+		e = xcalloc(r->elements / 3 + 1, sizeof *e);
+		for (size_t i = 1; i + 2 < r->elements; i += 3) {
+			const redisReply *sc = r->element[i], *ad = r->element[i + 1],
+			    *v = r->element[i + 2];
+
+			if (sc->type != REDIS_REPLY_STRING || ad->type != REDIS_REPLY_STRING ||
+			    v->type != REDIS_REPLY_STRING || !sup_parse(v->str, v->len, &e[n]))
+				continue;
+			str_copyn(e[n].scope, sc->str, sc->len, sizeof e[n].scope);
+			str_copyn(e[n].addr, ad->str, ad->len, sizeof e[n].addr);
+			n++;
+		}
+		qsort(e, n, sizeof *e, sup_entry_cmp);
+		/* HSCAN may repeat an entry inside one page: keep the first. */
+		if (n > 1) {
+			size_t k = 1;
+
+			for (size_t i = 1; i < n; i++)
+				if (sup_entry_cmp(&e[i], &e[k - 1]) != 0)
+					e[k++] = e[i];
+			n = k;
+		}
+	} else {
+		next[0] = '\0';
+	}
+	log_redis_error("sup_page", status, r);
+	q->cb.page(q->arg, status, e, n, next);
+	free(e);
+	free(q);
+}
+
+/* A cursor we made: "" / "0", or "SCOPE|DIGITS". */
+static bool
+sup_cursor_ok(const char *c)
+{
+	const char *bar;
+	size_t len = strlen(c);
+
+	if (len >= POLICY_SUP_CURSOR_MAX)
+		return false;
+	if (len == 0 || strcmp(c, "0") == 0)
+		return true;
+	bar = strrchr(c, '|');
+	if (bar == NULL || bar == c || bar[1] == '\0' || strlen(bar + 1) > 20)
+		return false;
+	for (const char *d = bar + 1; *d; d++)
+		if (*d < '0' || *d > '9')
+			return false;
+	return true;
+}
+
+int
+policy_sup_page(struct policy *p, const char *scope, const char *cursor,
+    unsigned count, policy_page_cb *cb, void *arg)
+{
+	struct preq *q;
+	char sc[256], k[KEY_MAX], pfx[KEY_MAX], cnt[16];
+	const char *args[5];
+
+	sc[0] = '\0';
+	if (cursor == NULL || strcmp(cursor, "0") == 0)
+		cursor = "";
+	if (count < 1 || count > POLICY_SUP_PAGE_MAX || !sup_cursor_ok(cursor))
+		return -EINVAL;
+	if (scope != NULL && sup_scope(scope, sc, sizeof sc) < 0)
+		return -EINVAL;
+	if (!usable(p))
+		return -ENOTCONN;
+	q = preq_new(p, arg);
+	q->cb.page = cb;
+	key(p, k, sizeof k, "sup:", "scopes");
+	key(p, pfx, sizeof pfx, "sup:", "");
+	snprintf(cnt, sizeof cnt, "%u", count);
+	args[0] = k;
+	args[1] = pfx;
+	args[2] = sc;
+	args[3] = cursor;
+	args[4] = cnt;
+	return eval(p, &s_sup_page, on_sup_page, q, 1, 5, args);
 }
 
 static void

@@ -210,9 +210,33 @@ int policy_unsuppress(struct policy *p, const char *scope, const char *addr,
  */
 int policy_sup_check(struct policy *p, const char *scope, const char *addr,
     policy_sup_cb *cb, void *arg);
-/* policy_sup_list - every entry of scope (NULL: all scopes), sorted by scope then address. */
-int policy_sup_list(struct policy *p, const char *scope, policy_sup_cb *cb,
-    void *arg);
+/*
+ * policy_sup_page - one page of the suppression list of scope (NULL:
+ * every scope), so that a list of millions is walked a page at a time
+ * and never held whole, in Redis's reply or here.
+ *
+ * cursor: NULL, "" or "0" to start; then the next_cursor of the page
+ * before (at most POLICY_SUP_CURSOR_MAX - 1 bytes, "SCOPE|N").  count:
+ * the entries wanted, 1 to POLICY_SUP_PAGE_MAX (else -EINVAL); a page may
+ * hold a few more (Redis's HSCAN works in hash buckets, and gives a small
+ * hash whole) or fewer, even none, with more to come.  cb gets the page
+ * and next_cursor, "0" when the walk is done ("" with a failed status).
+ *
+ * Order: scope by scope in sorted order ("*" first); inside a scope in
+ * HSCAN order, each page sorted by scope then address, so a scope that
+ * fits in one page comes out sorted.  An entry present for the whole
+ * walk is listed at least once; one added or removed meanwhile may or
+ * may not be.  Duplicates within a page are dropped; across pages one
+ * can appear only when a scope's hash was resized between two pages
+ * (entries added or removed during the walk): callers that must count
+ * exactly should list a list that is not being changed.
+ */
+#define POLICY_SUP_PAGE_MAX 10000
+#define POLICY_SUP_CURSOR_MAX 288
+typedef void policy_page_cb(void *arg, int status,
+    const struct policy_sup_entry *entries, size_t n, const char *next_cursor);
+int policy_sup_page(struct policy *p, const char *scope, const char *cursor,
+    unsigned count, policy_page_cb *cb, void *arg);
 /*
  * policy_sup_filter - for delivery: which of addrs[0..n) are suppressed
  * for sender_domain (global or that scope).  cb gets a bool per address

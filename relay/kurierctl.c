@@ -76,6 +76,7 @@ enum {
 #define POLL_MS 20              /* how often to look whether policy is up */
 #define SUP_SCOPE_W 32          /* suppression list: widest scope column */
 #define SUP_ADDR_W 48           /* suppression list: widest address column */
+#define SUP_PAGE 1000           /* suppression list: entries asked per page */
 #define SUP_NOTE_MAX 255        /* bytes of --note (struct policy_sup_entry text) */
 
 /* What a command needs before it runs (struct command needs). */
@@ -152,6 +153,9 @@ struct ctl {
 	char addr[MAILADDR_ADDR_SIZE]; /* ADDRESS, as stored (lower case) */
 	char scope[DOMAIN_ARG_MAX + 1]; /* --domain, lower case; "*" = global */
 	bool has_scope;
+	char sup_cursor[POLICY_SUP_CURSOR_MAX]; /* list: the next page */
+	uint64_t sup_rows;      /* list: rows printed */
+	int sup_sw, sup_aw;     /* list: column widths, from the first page */
 	enum policy_sup_reason reason;
 	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
@@ -2553,13 +2557,19 @@ sup_text(struct ctl *c, const struct policy_sup_entry *e)
 	return e->text[0] ? esc(c, e->text, 0) : "-";
 }
 
-/* Entries are printed one line each as they are walked, never gathered into one text. */
+/*
+ * The list is walked SUP_PAGE entries at a time (policy_sup_page) and each
+ * page printed as it comes, so a list of millions is never held whole.
+ * The column widths are the first page's; a longer scope or address
+ * later only pushes its row's columns right.
+ */
 static void
-on_sup_list(void *arg, int status, const struct policy_sup_entry *e, size_t n)
+on_sup_list(void *arg, int status, const struct policy_sup_entry *e, size_t n,
+    const char *next)
 {
 	struct ctl *c = arg;
 	char t[32];
-	int sw, aw;
+	int rc;
 
 	if (c->finishing)
 		return;
@@ -2567,21 +2577,39 @@ on_sup_list(void *arg, int status, const struct policy_sup_entry *e, size_t n)
 		call_failed(c, "suppression list", status);
 		return;
 	}
-	sup_widths(c, e, n, &sw, &aw);
-	printf("%-*s  %-*s  %-11s  %-19s  %s\n", sw, "SCOPE", aw, "ADDRESS", "REASON",
-	    "ADDED (UTC)", "TEXT");
+	if (c->sup_cursor[0] == '\0') {
+		sup_widths(c, e, n, &c->sup_sw, &c->sup_aw);
+		printf("%-*s  %-*s  %-11s  %-19s  %s\n", c->sup_sw, "SCOPE", c->sup_aw,
+		    "ADDRESS", "REASON", "ADDED (UTC)", "TEXT");
+	}
 	for (size_t i = 0; i < n; i++)
-		printf("%-*s  %-*s  %-11s  %-19s  %s\n", sw, esc(c, e[i].scope, 0), aw,
-		    esc(c, e[i].addr, 0), policy_sup_reason_name(e[i].reason),
+		printf("%-*s  %-*s  %-11s  %-19s  %s\n", c->sup_sw, esc(c, e[i].scope, 0),
+		    c->sup_aw, esc(c, e[i].addr, 0), policy_sup_reason_name(e[i].reason),
 		    fmt_time(t, sizeof t, e[i].added_ms), sup_text(c, &e[i]));
-	printf("%zu %s\n", n, plural(n, "entry", "entries"));
-	ctl_finish(c, CTL_OK);
+	c->sup_rows += n;
+	if (next[0] == '\0' || strcmp(next, "0") == 0) {
+		printf("%" PRIu64 " %s\n", c->sup_rows, plural(c->sup_rows, "entry", "entries"));
+		ctl_finish(c, CTL_OK);
+		return;
+	}
+	fflush(stdout);
+	str_copy(c->sup_cursor, next, sizeof c->sup_cursor);
+	rc = policy_sup_page(c->p, c->has_scope ? c->scope : NULL, c->sup_cursor,
+	    SUP_PAGE, on_sup_list, c);
+	if (rc < 0) {
+		call_failed(c, "suppression list", rc);
+		return;
+	}
+	ctl_wait(c);
 }
 
 static int
 run_sup_list(struct ctl *c)
 {
-	return policy_sup_list(c->p, c->has_scope ? c->scope : NULL, on_sup_list, c);
+	c->sup_cursor[0] = '\0';
+	c->sup_rows = 0;
+	return policy_sup_page(c->p, c->has_scope ? c->scope : NULL, NULL, SUP_PAGE,
+	    on_sup_list, c);
 }
 
 static void

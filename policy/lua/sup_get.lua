@@ -1,7 +1,7 @@
--- sup_get.lua - suppression entries: of one address (check) or all (list).
+-- sup_get.lua - the suppression entries of one address (policy_sup_check).
 -- KEYS[1]: "P sup:scopes"
 -- ARGV[1]: "P sup:", ARGV[2]: scope ('' = every scope),
--- ARGV[3]: address ('' = every address: a listing)
+-- ARGV[3]: address
 -- ARGV[4]: '1' to add the global scope "*" to a named one (check)
 -- Returns a flat list scope, address, entry, ...
 local scopes
@@ -14,21 +14,11 @@ else
 end
 local out = {}
 for _, s in ipairs(scopes) do
-	local k = ARGV[1] .. s
-	if ARGV[3] ~= '' then
-		local e = redis.call('HGET', k, ARGV[3])
-		if e then
-			out[#out + 1] = s
-			out[#out + 1] = ARGV[3]
-			out[#out + 1] = e
-		end
-	else
-		local all = redis.call('HGETALL', k)
-		for i = 1, #all, 2 do
-			out[#out + 1] = s
-			out[#out + 1] = all[i]
-			out[#out + 1] = all[i + 1]
-		end
+	local e = redis.call('HGET', ARGV[1] .. s, ARGV[3])
+	if e then
+		out[#out + 1] = s
+		out[#out + 1] = ARGV[3]
+		out[#out + 1] = e
 	end
 end
 return out

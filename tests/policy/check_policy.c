@@ -333,6 +333,81 @@ do_suppress(struct pt *t, const char *scope, const char *addr,
 	return r.status;
 }
 
+/* A walk of the suppression list, page by page (policy_sup_page). */
+struct walk {
+	struct policy_sup_entry *e;  /* every entry, in the order listed */
+	size_t n, cap;
+	unsigned pages;
+	size_t biggest;              /* entries in the largest page */
+	char next[POLICY_SUP_CURSOR_MAX];
+	int status;
+	bool done;
+};
+
+static void
+on_page(void *arg, int status, const struct policy_sup_entry *e, size_t n,
+    const char *next)
+{
+	struct walk *w = arg;
+
+	w->status = status;
+	w->pages++;
+	if (n > w->biggest)
+		w->biggest = n;
+	if (w->n + n > w->cap) {
+		w->cap = (w->n + n) * 2;
+		w->e = realloc(w->e, w->cap * sizeof *w->e);
+		ck_assert(w->e != NULL);
+	}
+	if (n > 0)
+		memcpy(w->e + w->n, e, n * sizeof *e);
+	w->n += n;
+	ck_assert(next != NULL);
+	str_copy(w->next, next, sizeof w->next);
+	w->done = true;
+}
+
+/* do_list - walk scope's list, count entries asked per page; 0 or the failed status. */
+static int
+do_list(struct pt *t, const char *scope, unsigned count, struct walk *w)
+{
+	memset(w, 0, sizeof *w);
+	do {
+		w->done = false;
+		ck_assert_int_eq(policy_sup_page(t->p, scope, w->next, count, on_page, w), 0);
+		pt_wait(t, &w->done);
+		if (w->status < 0)
+			return w->status;
+		ck_assert_uint_lt(w->pages, 100000);
+	} while (strcmp(w->next, "0") != 0);
+	return 0;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct policy_sup_entry *x = a, *y = b;
+	int c = strcmp(x->scope, y->scope);
+
+	return c != 0 ? c : strcmp(x->addr, y->addr);
+}
+
+/* walk_once - every entry of the walk is there exactly once: n distinct ones. */
+static void
+walk_once(struct walk *w, size_t n)
+{
+	struct policy_sup_entry *e = malloc((w->n + 1) * sizeof *e);
+
+	ck_assert(e != NULL);
+	memcpy(e, w->e, w->n * sizeof *e);
+	qsort(e, w->n, sizeof *e, entry_cmp);
+	for (size_t i = 1; i < w->n; i++)
+		ck_assert_msg(entry_cmp(&e[i - 1], &e[i]) != 0, "listed twice: %s %s",
+		    e[i].scope, e[i].addr);
+	ck_assert_uint_eq(w->n, n);
+	free(e);
+}
+
 static int
 do_unsuppress(struct pt *t, const char *scope, const char *addr)
 {
@@ -774,6 +849,7 @@ START_TEST(suppression_list_check_filter)
 	struct pt t;
 	struct res r = { 0 };
 	const char *addrs[] = { "A@example.net", "b@example.net", "c@example.net", "d@example.net" };
+	struct walk w;
 	char today[16], want[128];
 
 	pt_open(&t, "");
@@ -785,28 +861,28 @@ START_TEST(suppression_list_check_filter)
 	/* Replacing keeps one entry. */
 	ck_assert_int_eq(do_suppress(&t, "a.example", "c@example.net", POLICY_SUP_COMPLAINT, "z2"), 0);
 
-	ck_assert_int_eq(policy_sup_list(t.p, NULL, on_sup, &r), 0);
-	pt_wait(&t, &r.done);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_uint_eq(r.n, 4);
-	ck_assert_str_eq(r.e[0].scope, "*");
-	ck_assert_str_eq(r.e[0].addr, "a@example.net");
-	ck_assert_int_eq(r.e[0].reason, POLICY_SUP_HARD_BOUNCE);
-	ck_assert_str_eq(r.e[0].text, "550 5.1.1 gone");
-	ck_assert_uint_gt(r.e[0].added_ms, 1700000000000ULL);
-	ck_assert_str_eq(r.e[1].scope, "a.example");
-	ck_assert_str_eq(r.e[1].addr, "b@example.net");
-	ck_assert_str_eq(r.e[2].addr, "c@example.net");
-	ck_assert_int_eq(r.e[2].reason, POLICY_SUP_COMPLAINT);
-	ck_assert_str_eq(r.e[2].text, "z2");
-	ck_assert_str_eq(r.e[3].scope, "b.example");
-	free(r.e);
+	/* Small scopes fit in one page: sorted by scope, then address. */
+	ck_assert_int_eq(do_list(&t, NULL, 1000, &w), 0);
+	ck_assert_uint_eq(w.pages, 1);
+	ck_assert_uint_eq(w.n, 4);
+	ck_assert_str_eq(w.e[0].scope, "*");
+	ck_assert_str_eq(w.e[0].addr, "a@example.net");
+	ck_assert_int_eq(w.e[0].reason, POLICY_SUP_HARD_BOUNCE);
+	ck_assert_str_eq(w.e[0].text, "550 5.1.1 gone");
+	ck_assert_uint_gt(w.e[0].added_ms, 1700000000000ULL);
+	ck_assert_str_eq(w.e[1].scope, "a.example");
+	ck_assert_str_eq(w.e[1].addr, "b@example.net");
+	ck_assert_str_eq(w.e[2].addr, "c@example.net");
+	ck_assert_int_eq(w.e[2].reason, POLICY_SUP_COMPLAINT);
+	ck_assert_str_eq(w.e[2].text, "z2");
+	ck_assert_str_eq(w.e[3].scope, "b.example");
+	free(w.e);
 
-	memset(&r, 0, sizeof r);
-	ck_assert_int_eq(policy_sup_list(t.p, "A.EXAMPLE", on_sup, &r), 0);
-	pt_wait(&t, &r.done);
-	ck_assert_uint_eq(r.n, 2);
-	free(r.e);
+	ck_assert_int_eq(do_list(&t, "A.EXAMPLE", 1000, &w), 0);
+	ck_assert_uint_eq(w.n, 2);
+	ck_assert_str_eq(w.e[0].scope, "a.example");
+	ck_assert_str_eq(w.e[1].scope, "a.example");
+	free(w.e);
 
 	/* check: under every scope, or global + one scope. */
 	memset(&r, 0, sizeof r);
@@ -842,11 +918,9 @@ START_TEST(suppression_list_check_filter)
 
 	/* Emptied scopes leave the listing. */
 	ck_assert_int_eq(do_unsuppress(&t, "b.example", "b@example.net"), 0);
-	memset(&r, 0, sizeof r);
-	ck_assert_int_eq(policy_sup_list(t.p, NULL, on_sup, &r), 0);
-	pt_wait(&t, &r.done);
-	ck_assert_uint_eq(r.n, 3);
-	free(r.e);
+	ck_assert_int_eq(do_list(&t, NULL, 1000, &w), 0);
+	ck_assert_uint_eq(w.n, 3);
+	free(w.e);
 	{
 		redisReply *m = pt_cmd(&t, "SISMEMBER %ssup:scopes b.example", t.cfg.redis.prefix);
 
@@ -866,6 +940,108 @@ START_TEST(suppression_list_check_filter)
 END_TEST
 
 /* --- throttle state ------------------------------------------------------------- */
+
+/*
+ * A scope too big for one reply is walked in pages: 2,500 entries through
+ * pages of 1000 give each entry exactly once, page sizes stay near the
+ * count asked, scopes come in sorted order.
+ */
+START_TEST(suppression_list_in_pages)
+{
+	struct pt t;
+	struct walk w;
+	redisReply *x;
+	char k[300], ks[300], want[32];
+
+	pt_open(&t, "");
+	snprintf(k, sizeof k, "%ssup:big.example", t.cfg.redis.prefix);
+	snprintf(ks, sizeof ks, "%ssup:scopes", t.cfg.redis.prefix);
+	x = pt_cmd(&t, "EVAL %s 2 %s %s %s",
+	    "for i = 0, tonumber(ARGV[1]) - 1 do "
+	    "redis.call('HSET', KEYS[1], 'u' .. i .. '@example.net', 'manual 1790000000000 n' .. i) end "
+	    "redis.call('SADD', KEYS[2], 'big.example') return 1",
+	    k, ks, "2500");
+	ck_assert_int_eq(x->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(x);
+	ck_assert_int_eq(do_suppress(&t, NULL, "g1@example.net", POLICY_SUP_MANUAL, ""), 0);
+	ck_assert_int_eq(do_suppress(&t, NULL, "g2@example.net", POLICY_SUP_MANUAL, ""), 0);
+	ck_assert_int_eq(do_suppress(&t, "z.example", "z@example.net", POLICY_SUP_MANUAL, ""), 0);
+
+	/* One scope, pages of 1000. */
+	ck_assert_int_eq(do_list(&t, "big.example", 1000, &w), 0);
+	walk_once(&w, 2500);
+	ck_assert_uint_ge(w.pages, 3);
+	ck_assert_uint_le(w.biggest, 1000 + 16);
+	for (size_t i = 0; i < w.n; i++) {
+		ck_assert_str_eq(w.e[i].scope, "big.example");
+		ck_assert_int_eq(w.e[i].reason, POLICY_SUP_MANUAL);
+		ck_assert_uint_eq(w.e[i].added_ms, 1790000000000ULL);
+		/* u<I>@example.net holds note n<I>: address and entry stay paired. */
+		snprintf(want, sizeof want, "n%.*s",
+		    (int)(strchr(w.e[i].addr, '@') - w.e[i].addr - 1), w.e[i].addr + 1);
+		ck_assert_str_eq(w.e[i].text, want);
+	}
+	free(w.e);
+
+	/* Every scope: "*", then big.example, then z.example, each entry once. */
+	ck_assert_int_eq(do_list(&t, NULL, 1000, &w), 0);
+	walk_once(&w, 2503);
+	ck_assert_uint_le(w.biggest, 1000 + 16);
+	ck_assert_str_eq(w.e[0].scope, "*");
+	ck_assert_str_eq(w.e[1].scope, "*");
+	ck_assert_str_eq(w.e[2].scope, "big.example");
+	ck_assert_str_eq(w.e[w.n - 1].scope, "z.example");
+	for (size_t i = 1; i < w.n; i++)
+		ck_assert_int_le(strcmp(w.e[i - 1].scope, w.e[i].scope), 0);
+	free(w.e);
+
+	/* Small pages cross scope boundaries and lose nothing. */
+	ck_assert_int_eq(do_list(&t, NULL, 7, &w), 0);
+	walk_once(&w, 2503);
+	ck_assert_uint_ge(w.pages, 2503 / (7 + 16));
+	ck_assert_uint_le(w.biggest, 7 + 16);
+	free(w.e);
+
+	/* The largest page allowed takes all; one more is refused. */
+	ck_assert_int_eq(do_list(&t, NULL, POLICY_SUP_PAGE_MAX, &w), 0);
+	ck_assert_uint_eq(w.pages, 1);
+	walk_once(&w, 2503);
+	free(w.e);
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, NULL, POLICY_SUP_PAGE_MAX + 1, on_page, &w), -EINVAL);
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, NULL, 0, on_page, &w), -EINVAL);
+	/* One entry asked: HSCAN still gives a whole hash bucket, a few at most. */
+	ck_assert_int_eq(do_list(&t, NULL, 1, &w), 0);
+	ck_assert_uint_ge(w.pages, 2503 / 16);
+	ck_assert_uint_le(w.biggest, 16);
+	walk_once(&w, 2503);
+	free(w.e);
+
+	/* Cursors kurier did not make are refused. */
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, "big.example", 10, on_page, &w), -EINVAL);
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, "big.example|12a", 10, on_page, &w), -EINVAL);
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, "|12", 10, on_page, &w), -EINVAL);
+
+	/* A cursor of a scope that has gone goes on at the next scope. */
+	memset(&w, 0, sizeof w);
+	ck_assert_int_eq(policy_sup_page(t.p, NULL, "c.example|99", 1000, on_page, &w), 0);
+	pt_wait(&t, &w.done);
+	ck_assert_int_eq(w.status, 0);
+	ck_assert_uint_eq(w.n, 1);
+	ck_assert_str_eq(w.e[0].addr, "z@example.net");
+	ck_assert_str_eq(w.next, "0");
+	free(w.e);
+
+	/* A cursor of another scope, in a one-scope listing: Redis refuses. */
+	memset(&w, 0, sizeof w);
+	ck_assert_int_eq(policy_sup_page(t.p, "big.example", "z.example|0", 10, on_page, &w), 0);
+	pt_wait(&t, &w.done);
+	ck_assert_int_eq(w.status, -EIO);
+	ck_assert_uint_eq(w.n, 0);
+	ck_assert_str_eq(w.next, "");
+	free(w.e);
+	pt_close(&t);
+}
+END_TEST
 
 START_TEST(throttle_levels)
 {
@@ -984,7 +1160,7 @@ START_TEST(redis_down_refuses_at_once)
 	ck_assert_int_eq(policy_suppress(p, NULL, "a@b.example", POLICY_SUP_MANUAL, "", on_status, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_unsuppress(p, NULL, "a@b.example", on_status, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_sup_check(p, NULL, "a@b.example", on_sup, &r), -ENOTCONN);
-	ck_assert_int_eq(policy_sup_list(p, NULL, on_sup, &r), -ENOTCONN);
+	ck_assert_int_eq(policy_sup_page(p, NULL, NULL, 1000, on_page, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_sup_filter(p, "", addrs, 1, on_filter, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_throttle_hit(p, "g", "", on_throttle, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_throttle_clear(p, "g", on_status, &r), -ENOTCONN);
@@ -1130,6 +1306,7 @@ policy_suite(void)
 	tcase_add_test(tc, suppression_rcpt);
 	tcase_add_test(tc, suppression_drop);
 	tcase_add_test(tc, suppression_list_check_filter);
+	tcase_add_test(tc, suppression_list_in_pages);
 	tcase_add_test(tc, throttle_levels);
 	tcase_add_test(tc, throttle_forgotten_after_max);
 	tcase_add_test(tc, refusals_counted);
