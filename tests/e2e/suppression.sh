@@ -210,4 +210,22 @@ check_eq "list at the end: what is left" "$(rows "$E2E_OUT" | awk '{ print $1, $
 	"* a@y.example;* b@x.example;* evil@x.example;other.example long@y.example;"
 check_eq "list at the end: count" "$(printf '%s\n' "$E2E_OUT" | tail -1)" "4 entries"
 
+# A list longer than a page (kurierctl asks 1000 at a time): 3000 entries
+# stored in the documented format, every one printed once, the count last.
+redis-cli -p "$PORT" eval "for i = 1, 3000 do redis.call('HSET', KEYS[1], 'bulk' .. i .. '@example.net', 'manual 1790000000000 row ' .. i) end redis.call('SADD', KEYS[2], 'bulk.example') return 1" \
+	2 e2e:sup:bulk.example e2e:sup:scopes >/dev/null
+check_eq "3000 entries stored" "$(redis-cli -p "$PORT" hlen e2e:sup:bulk.example)" 3000
+check_exit "list of 3000 entries exits 0" 0 ctl suppression list --domain bulk.example
+check_match "list of 3000: header first" "$(printf '%s\n' "$E2E_OUT" | head -1)" "^SCOPE +ADDRESS +REASON"
+check_eq "list of 3000: 3000 rows" "$(rows "$E2E_OUT" | grep -c '^bulk\.example  *bulk[0-9]*@example\.net  *manual ')" 3000
+check_eq "list of 3000: no row twice" "$(rows "$E2E_OUT" | sort | uniq -d | wc -l)" 0
+check_eq "list of 3000: every address" "$(rows "$E2E_OUT" | awk '{ print $2 }' | sort -u | wc -l)" 3000
+check_eq "list of 3000: the count last" "$(printf '%s\n' "$E2E_OUT" | tail -1)" "3000 entries"
+check_exit "list of every scope with 3000 in one exits 0" 0 ctl suppression list
+check_eq "list of every scope: 3004 rows, each once" \
+	"$(rows "$E2E_OUT" | awk '{ print $1, $2 }' | sort -u | wc -l) $(rows "$E2E_OUT" | wc -l)" "3004 3004"
+check_eq "list of every scope: scopes in sorted order" \
+	"$(rows "$E2E_OUT" | awk '{ print $1 }' | uniq | tr '\n' ' ')" "* bulk.example other.example "
+check_eq "list of every scope: the count last" "$(printf '%s\n' "$E2E_OUT" | tail -1)" "3004 entries"
+
 e2e_done
