@@ -5,7 +5,7 @@
  * receive most consumer mail.  None of them publishes connection or
  * message-rate limits for senders; what they publish is the replies that
  * mean "you are sending too fast" (Google: 421 4.7.28 in its SMTP error
- * reference; Microsoft: 451 4.7.500-699 "(ASxxx) Access denied, please try
+ * reference; Microsoft: 451 4.7.500-699 "Access denied, please try
  * again later" and 4.7.650/4.7.651 "temporarily rate limited due to IP
  * reputation" in the Exchange Online NDR reference; Yahoo: the [TSS04],
  * [TS01]-[TS03] deferral tags in its sender hub's SMTP error codes).  The
@@ -49,7 +49,7 @@ static const struct builtin builtins[] = {
 	{
 		"outlook.com", { ".outlook.com", ".protection.outlook.com", NULL },
 		10, 50, 1200,
-		/* 4.7.500-699 (ASxxx), 4.7.650 and 4.7.651 among them. */
+		/* 4.7.500-699 (each tagged with an AS number), 4.7.650 and 4.7.651 among them. */
 		{ "4.7.5*", "4.7.6*", NULL },
 	},
 	{
