@@ -48,13 +48,15 @@ QUEUE_SRCS := \
 	queue/envelope.c \
 	queue/qid.c \
 	queue/queue.c \
-	queue/schedule.c
+	queue/schedule.c \
+	queue/verp.c
 
 POLICY_SRCS := \
 	policy/auth.c \
 	policy/check.c \
 	policy/dest.c \
-	policy/policy.c
+	policy/policy.c \
+	policy/spfcheck.c
 
 RELAY_SRCS := \
 	relay/smtp_data.c \
@@ -70,9 +72,7 @@ DELIVER_SRCS := \
 	deliver/dns.c \
 	deliver/route.c \
 	deliver/smtpc.c \
-	deliver/smtpreply.c \
-	deliver/spfcheck.c \
-	deliver/verp.c
+	deliver/smtpreply.c
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
@@ -80,41 +80,35 @@ GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
 
 LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS)
 
-UNIT_SRCS := \
-	tests/unit/check_main.c \
-	tests/unit/test_buf.c \
-	tests/unit/test_config.c \
-	tests/unit/test_conn.c \
-	tests/unit/test_envelope.c \
-	tests/unit/test_log.c \
-	tests/unit/test_mailaddr.c \
-	tests/unit/test_qid.c \
-	tests/unit/test_schedule.c \
-	tests/unit/test_smtp_data.c \
-	tests/unit/test_smtp_parse.c \
-	tests/unit/test_str.c
-
-QTEST_SRCS := \
-	tests/queue/check_queue.c \
-	tests/queue/qtest.c
-
-PTEST_SRCS := \
-	tests/policy/check_auth.c \
-	tests/policy/check_check.c \
-	tests/policy/check_main.c \
-	tests/policy/check_policy.c
-
-DTEST_SRCS := \
-	tests/deliver/check_main.c \
-	tests/deliver/dnsmasq.c \
-	tests/deliver/test_dest.c \
+# One Check runner (tests/check.c) over every suite, one folder per
+# source folder; `check_kurier GROUP` runs one folder's suites.
+CHECK_SRCS := \
+	tests/check.c \
+	tests/dnsmasq.c \
+	tests/core/test_buf.c \
+	tests/core/test_config.c \
+	tests/core/test_conn.c \
+	tests/core/test_log.c \
+	tests/core/test_mailaddr.c \
+	tests/core/test_str.c \
+	tests/queue/qtest.c \
+	tests/queue/test_envelope.c \
+	tests/queue/test_qid.c \
+	tests/queue/test_queue.c \
+	tests/queue/test_schedule.c \
+	tests/queue/test_verp.c \
+	tests/policy/test_auth.c \
+	tests/policy/test_check.c \
+	tests/policy/test_dest.c \
+	tests/policy/test_policy.c \
+	tests/policy/test_spfcheck.c \
+	tests/relay/test_smtp_data.c \
+	tests/relay/test_smtp_parse.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
-	tests/deliver/test_smtpreply.c \
-	tests/deliver/test_spfcheck.c \
-	tests/deliver/test_verp.c
+	tests/deliver/test_smtpreply.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
@@ -151,31 +145,15 @@ build/$(1)/libkurier.a: $$($(1)_LIB_OBJS)
 	@rm -f $$@
 	$$(AR) rcs $$@ $$^
 
-build/$(1)/bin/kurierd: build/$(1)/relay/main.o build/$(1)/libkurier.a
+build/$(1)/bin/kurierd: build/$(1)/cmd/kurierd.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
-build/$(1)/bin/kurierctl: build/$(1)/relay/kurierctl.o build/$(1)/libkurier.a
+build/$(1)/bin/kurierctl: build/$(1)/cmd/kurierctl.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
-build/$(1)/tests/check_unit: $$(patsubst %.c,build/$(1)/%.o,$(UNIT_SRCS)) build/$(1)/libkurier.a
-	@mkdir -p $$(@D)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
-
-build/$(1)/tests/check_queue: $$(patsubst %.c,build/$(1)/%.o,$(QTEST_SRCS)) build/$(1)/libkurier.a
-	@mkdir -p $$(@D)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
-
-# check_auth.c keeps its own main(); check_main.c runs it after the other suites.
-build/$(1)/tests/policy/check_auth.o: BASE_CFLAGS += -Dmain=check_auth_main -Wno-missing-prototypes
-build/$(1)/tests/policy/check_auth.o: Makefile
-
-build/$(1)/tests/check_policy: $$(patsubst %.c,build/$(1)/%.o,$(PTEST_SRCS)) build/$(1)/libkurier.a
-	@mkdir -p $$(@D)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
-
-build/$(1)/tests/check_deliver: $$(patsubst %.c,build/$(1)/%.o,$(DTEST_SRCS)) build/$(1)/libkurier.a
+build/$(1)/tests/check_kurier: $$(patsubst %.c,build/$(1)/%.o,$(CHECK_SRCS)) build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(PKG_LIBS) -lm
 
@@ -207,11 +185,8 @@ bin/%: build/release/bin/%
 	@mkdir -p bin
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-TEST_BINS := build/release/tests/check_unit build/release/tests/check_queue \
-	build/release/tests/check_policy build/release/tests/check_deliver \
+TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 	build/release/tests/qload build/release/tests/dkimsign_tool \
-	build/asan/tests/check_unit build/asan/tests/check_queue \
-	build/asan/tests/check_policy build/asan/tests/check_deliver \
 	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
@@ -219,7 +194,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
-	deliver/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
+	queue/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)

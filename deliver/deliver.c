@@ -46,8 +46,8 @@
 #include "deliver/dns.h"
 #include "deliver/route.h"
 #include "deliver/smtpc.h"
-#include "deliver/spfcheck.h"
-#include "deliver/verp.h"
+#include "policy/spfcheck.h"
+#include "queue/verp.h"
 #include "policy/dest.h"
 #include "policy/policy.h"
 

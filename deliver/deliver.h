@@ -7,9 +7,9 @@
  * configured route, else MX, else the domain's address), signs the
  * message with DKIM once (deliver/dkimsign, on libuv's thread pool; the
  * signatures are kept with the message in the queue), checks that the
- * receiver's SPF check would pass (deliver/spfcheck), and sends one SMTP
+ * receiver's SPF check would pass (policy/spfcheck), and sends one SMTP
  * transaction for all the job's pending recipients (deliver/smtpc) with a
- * signed VERP return path (deliver/verp).  Each recipient's outcome goes
+ * signed VERP return path (queue/verp).  Each recipient's outcome goes
  * back to the queue: 2xx delivered, 4xx deferred (retried on the
  * schedule), 5xx bounced, past the lifetime expired.
  *

@@ -71,7 +71,7 @@ enum policy_spf_action {
 	POLICY_SPF_DEFER,        /* hold: "451 4.7.23 SPF preflight: ..." */
 };
 /*
- * policy_spf_decide - result is libspf2's verdict name as deliver/spfcheck
+ * policy_spf_decide - result is libspf2's verdict name as policy/spfcheck
  * gives it ("pass", "fail", "softfail", "neutral", "none", "temperror",
  * "permerror"); [deliver] spf_preflight says what a failing one does.
  */

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # run-checks.sh - every test of `make check`, after the build:
-#   1. unit suites (Check), release and ASan+UBSan builds
-#   2. the queue and policy suites against a real redis-server, and the
-#      delivery suites (they start their own dnsmasq), both builds
+#   0. tests/layering.sh: the include rules of docs/design.md
+#   1. the Check suites (tests/check.c, one runner), one source folder at
+#      a time, release and ASan+UBSan builds: core and relay are
+#      hermetic, queue and policy use a real redis-server, deliver and
+#      policy start their own dnsmasq
 #   3. end-to-end scripts (tests/e2e/*.sh) with the ASan+UBSan binaries
 #   4. each fuzz target for a short run over its seeds
 # A redis-server for 2 is started here on a free loopback port in a temp
@@ -64,6 +66,9 @@ run() {
 	result "$name" $rc
 }
 
+run "layering" tests/layering.sh
+run "layering rules" tests/layering_test.sh
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 redis-server deploy/redis.conf --port "$port" --dir "$tmp" --bind 127.0.0.1 --save '' \
 	>"$tmp/redis.log" 2>&1 &
@@ -72,14 +77,10 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "redis-server did not start:"; cat "$tmp/redis.log"; exit 1; }
 export KURIER_TEST_REDIS=127.0.0.1:$port
 
-run "unit (release)" build/release/tests/check_unit
-run "unit (asan+ubsan)" build/asan/tests/check_unit
-run "queue (release)" build/release/tests/check_queue
-run "queue (asan+ubsan)" build/asan/tests/check_queue
-run "policy (release)" build/release/tests/check_policy
-run "policy (asan+ubsan)" build/asan/tests/check_policy
-run "deliver (release)" build/release/tests/check_deliver
-run "deliver (asan+ubsan)" build/asan/tests/check_deliver
+for group in core relay queue policy deliver; do
+	run "$group (release)" build/release/tests/check_kurier "$group"
+	run "$group (asan+ubsan)" build/asan/tests/check_kurier "$group"
+done
 
 export KURIER_BIN=$PWD/build/asan/bin
 export KURIER_TOOLS=$PWD/build/release/tests

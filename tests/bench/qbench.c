@@ -919,7 +919,7 @@ main(int argc, char **argv)
 	double m0, m1, m2;
 	int c, status = 0;
 
-	/* The heap setting kurierd runs with (relay/main.c). */
+	/* The heap setting kurierd runs with (cmd/kurierd.c). */
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	mallopt(M_TOP_PAD, 16 << 20);
 

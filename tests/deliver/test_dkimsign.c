@@ -39,7 +39,7 @@
 #include "core/xmalloc.h"
 #include "deliver/dkimkey.h"
 #include "deliver/dkimsign.h"
-#include "tests/deliver/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -30,8 +30,8 @@
 #include "deliver/dns.h"
 #include "deliver/route.h"
 
-#include "tests/deliver/dnsmasq.h"
-#include "tests/deliver/suites.h"
+#include "tests/dnsmasq.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define GUARD_MS 5000
@@ -83,7 +83,7 @@ static const char *const ZONE[] = {
 	NULL,
 };
 
-/* dnsmasq (tests/deliver/dnsmasq.h), started and stopped by PID. */
+/* dnsmasq (tests/dnsmasq.h), started and stopped by PID. */
 static struct dnsmasq dm;
 
 static void

@@ -42,7 +42,7 @@
 #include "core/tlsctx.h"
 #include "deliver/smtpc.h"
 #include "queue/envelope.h"
-#include "tests/deliver/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mx.test.example"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "deliver/smtpreply.h"
-#include "tests/deliver/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define M(s) s, sizeof(s) - 1

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "deliver/verp.h"
+#include "queue/verp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,7 +1,7 @@
 /*
  * qtest - helpers for the queue suite.  See qtest.h.
  */
-#include "qtest.h"
+#include "tests/queue/qtest.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

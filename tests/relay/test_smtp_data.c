@@ -8,7 +8,7 @@
 
 #include "core/buf.h"
 #include "relay/smtp_data.h"
-#include "tests/unit/smtp_suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define M(s) s, sizeof(s) - 1

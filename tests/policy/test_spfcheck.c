@@ -1,5 +1,5 @@
 /*
- * test_spfcheck - deliver/spfcheck against dnsmasq on loopback.
+ * test_spfcheck - policy/spfcheck against dnsmasq on loopback.
  *
  * The suite's dnsmasq serves RECORDS under .test and nothing else
  * (given as argv, so without the quotes of its config file syntax; a
@@ -37,9 +37,9 @@
 #include <spf2/spf.h>
 
 #include "core/log.h"
-#include "deliver/spfcheck.h"
-#include "tests/deliver/dnsmasq.h"
-#include "tests/deliver/suites.h"
+#include "policy/spfcheck.h"
+#include "tests/dnsmasq.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define GUARD_MS 10000
@@ -121,7 +121,7 @@ static const char *const RECORDS[] = {
 
 /* --- dnsmasq ------------------------------------------------------------- */
 
-/* (tests/deliver/dnsmasq.h) */
+/* (tests/dnsmasq.h) */
 static struct dnsmasq suite_dm;
 
 static void

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "queue/qid.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define QID_TIME_MAX ((1ULL << 50) - 1)  /* 10 characters of 5 bits */

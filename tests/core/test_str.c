@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/str.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/mailaddr.h"
-#include "tests/unit/smtp_suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

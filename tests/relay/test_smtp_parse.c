@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "relay/smtp_parse.h"
-#include "tests/unit/smtp_suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -29,7 +29,7 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/tlsctx.h"
-#include "tests/unit/conn_suite.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mail.test.example"

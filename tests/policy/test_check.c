@@ -1,5 +1,5 @@
 /*
- * check_check - policy/check: the stateless decisions (size, recipient
+ * test_check - policy/check: the stateless decisions (size, recipient
  * count, sender and recipient domains, the header From) and the
  * core/rfc5322 scanner and From parser beneath them.  Every rule is
  * tried at its boundary: the last value allowed and the first refused.
@@ -11,7 +11,7 @@
 #include "core/config.h"
 #include "core/rfc5322.h"
 #include "policy/check.h"
-#include "tests/policy/suites.h"
+#include "tests/suites.h"
 
 static void
 cfg_with(struct config *cfg, const char *text)

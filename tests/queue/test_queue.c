@@ -1,5 +1,5 @@
 /*
- * check_queue - the queue's contract, against a real redis-server
+ * test_queue - the queue's contract, against a real redis-server
  * ($KURIER_TEST_REDIS), with a fake clock.
  */
 #include <check.h>
@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "core/str.h"
-#include "qtest.h"
+#include "tests/queue/qtest.h"
+#include "tests/suites.h"
 
 #define MSG "From: Shop <orders@shop.example>\r\nTo: a@one.example\r\n" \
 	"Subject: Your order\r\n\r\nThanks for your order.\r\n"
@@ -1072,7 +1073,7 @@ START_TEST(down_redis_refuses_at_once)
 }
 END_TEST
 
-static Suite *
+Suite *
 queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -1109,14 +1110,3 @@ queue_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner *sr = srunner_create(queue_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}

@@ -1,7 +1,7 @@
 /*
  * dnsmasq - the delivery suites' DNS server.  See dnsmasq.h.
  */
-#include "tests/deliver/dnsmasq.h"
+#include "tests/dnsmasq.h"
 
 #include <arpa/inet.h>
 #include <check.h>

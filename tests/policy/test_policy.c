@@ -1,5 +1,5 @@
 /*
- * check_policy - policy/policy (rates, AUTH lock-out, suppression,
+ * test_policy - policy/policy (rates, AUTH lock-out, suppression,
  * throttle state, refusal counts) against the real redis-server named by
  * $KURIER_TEST_REDIS (host:port).  Each test has a key prefix of its own,
  * removes its keys, closes every handle and asserts that uv_loop_close()
@@ -22,7 +22,7 @@
 #include "core/config.h"
 #include "core/str.h"
 #include "policy/policy.h"
-#include "tests/policy/suites.h"
+#include "tests/suites.h"
 
 #define WAIT_MS 20000
 

@@ -1,7 +1,7 @@
 /*
  * verp - signed VERP return paths.  See verp.h for the token layout.
  */
-#include "deliver/verp.h"
+#include "queue/verp.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -48,7 +48,7 @@
  * record using the %{p} macro has its PTR lookup counted as a term too:
  * such records (RFC 7208 5.5 says not to) reach the limit one term early.
  */
-#include "deliver/spfcheck.h"
+#include "policy/spfcheck.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

@@ -13,7 +13,7 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "queue/envelope.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -11,7 +11,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 /* A string literal with its length, embedded NULs included. */
 #define S(lit) lit, sizeof(lit) - 1

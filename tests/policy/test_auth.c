@@ -1,5 +1,5 @@
 /*
- * check_auth - the user store and password verification (policy/auth.h)
+ * test_auth - the user store and password verification (policy/auth.h)
  * against the real redis-server named by $KURIER_TEST_REDIS (host:port),
  * with real yescrypt hashing on libuv's thread pool.  Each test has a
  * key prefix of its own, closes every handle and asserts that
@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/str.h"
 #include "policy/auth.h"
+#include "tests/suites.h"
 
 #define PW "correct horse battery"
 #define PW2 "staple-2-Tr0ub4dor"
@@ -1192,7 +1193,7 @@ START_TEST(down_redis_refuses_at_once)
 }
 END_TEST
 
-static Suite *
+Suite *
 auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -1227,14 +1228,3 @@ auth_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	SRunner *sr = srunner_create(auth_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}

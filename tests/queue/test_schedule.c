@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "queue/schedule.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define DAY_MS (86400000ULL)

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "tests/unit/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define DAY_MS (86400000ULL)

@@ -11,7 +11,7 @@
 
 #include "core/config.h"
 #include "policy/dest.h"
-#include "tests/deliver/suites.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

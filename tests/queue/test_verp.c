@@ -1,5 +1,5 @@
 /*
- * test_verp - deliver/verp: signed VERP addresses (round trip, case
+ * test_verp - queue/verp: signed VERP addresses (round trip, case
  * folding, forgery, malformed input) and the key file (creation, mode,
  * reuse, two processes creating it at once, verp_secret parsing).
  */
@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "deliver/verp.h"
-#include "tests/deliver/suites.h"
+#include "queue/verp.h"
+#include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

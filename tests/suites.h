@@ -1,0 +1,58 @@
+/*
+ * suites - every Check suite of kurier, one per module, grouped by the
+ * source folder they test.  tests/check.c is the one runner: it runs the
+ * groups named on its command line (all of them without arguments).
+ * Check owns suite_* and tcase_*, hence the <module>_suite names.
+ *
+ * core and relay suites are hermetic: no network, no Redis, temporary
+ * files only under a mkdtemp() directory that the test removes.  queue
+ * and policy suites use the Redis named by KURIER_TEST_REDIS (host:port);
+ * DNS-using suites start their own dnsmasq (tests/dnsmasq.h).
+ */
+#ifndef KURIER_TESTS_SUITES_H
+#define KURIER_TESTS_SUITES_H
+
+#include <check.h>
+
+/* core/ */
+Suite *buf_suite(void);
+Suite *config_suite(void);
+Suite *conn_suite(void);
+Suite *log_suite(void);
+Suite *mailaddr_suite(void);
+Suite *str_suite(void);
+
+/* queue/ */
+Suite *envelope_suite(void);
+Suite *qid_suite(void);
+Suite *queue_suite(void);
+Suite *schedule_suite(void);
+Suite *verp_suite(void);
+
+/* policy/ */
+Suite *auth_suite(void);
+Suite *check_suite(void);
+Suite *dest_suite(void);
+Suite *policy_suite(void);
+Suite *spfcheck_suite(void);
+
+/* relay/ */
+Suite *smtp_data_suite(void);
+Suite *smtp_parse_suite(void);
+
+/* deliver/ */
+Suite *dkimsign_suite(void);
+Suite *dns_suite(void);
+Suite *route_suite(void);
+Suite *smtpc_suite(void);
+Suite *smtpreply_suite(void);
+
+/*
+ * unit_child_status - run fn(arg) in a child process and return its
+ * waitpid() status, for code that must exit or abort.  fn must not use
+ * ck_assert (a failure would unwind into the child's copy of the runner);
+ * if it returns, the child exits 0.
+ */
+int unit_child_status(void (*fn)(void *), void *arg);
+
+#endif
