@@ -74,6 +74,17 @@ DELIVER_SRCS := \
 	deliver/smtpc.c \
 	deliver/smtpreply.c
 
+# bin/kurierctl: the command table and main, the harness, one file per
+# command group.
+KURIERCTL_SRCS := \
+	cmd/ctl.c \
+	cmd/kurierctl.c \
+	cmd/kurierctl_check.c \
+	cmd/kurierctl_queue.c \
+	cmd/kurierctl_stats.c \
+	cmd/kurierctl_sup.c \
+	cmd/kurierctl_user.c
+
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
 GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
@@ -149,7 +160,7 @@ build/$(1)/bin/kurierd: build/$(1)/cmd/kurierd.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
-build/$(1)/bin/kurierctl: build/$(1)/cmd/kurierctl.o build/$(1)/libkurier.a
+build/$(1)/bin/kurierctl: $$(patsubst %.c,build/$(1)/%.o,$(KURIERCTL_SRCS)) build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
