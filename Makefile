@@ -1,7 +1,8 @@
 # kurier - SMTP relay and transactional-mail gateway.
 #
 #   make            build bin/kurierd and bin/kurierctl
-#   make run        install dependencies, build, start Redis and kurierd
+#   make run        install what running needs, build, start a Redis of its
+#                   own under ./var (port 2679) and kurierd
 #   make check      install dependencies, build, run every test (unit,
 #                   queue against a real Redis, end-to-end, sanitizers, fuzz)
 #   make bench      queue throughput and memory figures
@@ -127,8 +128,11 @@ FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp
 .PHONY: all run check check-build bench fuzz install clean deps format
 all: bin/kurierd bin/kurierctl
 
+# What building and testing need (install-deps.sh --check); `make run`
+# installs only what running needs, `make bench` also what it measures
+# against.
 deps:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh --check
 
 # --- generated sources -------------------------------------------------------
 build/gen/queue_lua.c: $(QUEUE_LUA) queue/lua/embed.sh
@@ -221,11 +225,12 @@ check: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) check-build
 	@tests/run-checks.sh
 
-run: deps
+run:
+	@deploy/install-deps.sh --run
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/run-dev.sh
 
-bench: deps
+bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
 		build/release/tests/sinkmx
