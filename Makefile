@@ -243,11 +243,22 @@ fuzz: deps
 		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus-$$t tests/fuzz/seeds/$$t || exit 1; \
 	done
 
+# The unit is generated from deploy/kurierd.service.in at every install,
+# so that its paths are those of this PREFIX; Documentation= names the
+# README installed beside it.  DESTDIR stages the whole tree.
+SYSCONFDIR ?= /etc
+DOCDIR ?= $(PREFIX)/share/doc/kurier
+UNITDIR ?= /lib/systemd/system
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/kurier $(DESTDIR)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/kurier $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DOCDIR) build
 	install -m 0755 bin/kurierd bin/kurierctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 deploy/kurier.conf.example $(DESTDIR)/etc/kurier/kurier.conf.example
-	install -m 0644 deploy/kurierd.service $(DESTDIR)/lib/systemd/system/kurierd.service
+	install -m 0644 deploy/kurier.conf.example $(DESTDIR)$(SYSCONFDIR)/kurier/kurier.conf.example
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	sed -e '/^#%/d' -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		-e 's|@DOCDIR@|$(DOCDIR)|g' deploy/kurierd.service.in > build/kurierd.service
+	install -m 0644 build/kurierd.service $(DESTDIR)$(UNITDIR)/kurierd.service
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
