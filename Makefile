@@ -8,6 +8,7 @@
 #   make bench      queue throughput and memory figures
 #   make fuzz       run each fuzz target for FUZZ_SECONDS (default 60)
 #   make install    install binaries, example config and units under PREFIX
+#   make format-check  list where the C deviates from .clang-format
 #
 # Objects go to build/<variant>/: release (-O2), asan (AddressSanitizer +
 # UndefinedBehaviorSanitizer) and fuzz (clang + libFuzzer).
@@ -125,7 +126,7 @@ CHECK_SRCS := \
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
 
-.PHONY: all run check check-build bench fuzz install clean deps format
+.PHONY: all run check check-build bench fuzz install clean deps format format-check
 all: bin/kurierd bin/kurierctl
 
 # What building and testing need (install-deps.sh --check); `make run`
@@ -260,8 +261,19 @@ install: all
 		-e 's|@DOCDIR@|$(DOCDIR)|g' deploy/kurierd.service.in > build/kurierd.service
 	install -m 0644 build/kurierd.service $(DESTDIR)$(UNITDIR)/kurierd.service
 
+# Both use .clang-format.  format rewrites the C files git knows in
+# place; format-check writes nothing, prints file:line of each deviation
+# and how many files have one, and fails if any does.
+FORMAT_FILES = $$(git ls-files '*.c' '*.h')
+
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i --style=file $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --style=file $(FORMAT_FILES) 2>&1 | \
+		sed -n 's/^\([^:]*:[0-9]*\):[0-9]*: warning: code should be clang-formatted.*/\1/p' | \
+		awk -F: '{ print; if (!($$1 in f)) { f[$$1]; n++ } } \
+		END { printf "format-check: %d deviations in %d files\n", NR, n; exit NR > 0 }'
 
 clean:
 	rm -rf build bin
