@@ -25,11 +25,6 @@ CTL=$KURIER_BIN/kurierctl
 QLOAD=$KURIER_TOOLS/qload
 UNKNOWN=01M3250V00NTPCQX   # well-formed, from 2021: never in this queue
 
-# ms since the epoch, for timing one command.
-now_ms() {
-	date +%s%3N
-}
-
 # ids IN - the queue ids (first column) of kurierctl queue list output, sorted.
 ids() {
 	printf '%s\n' "$1" | awk 'length($1) == 16 && $1 ~ /^[0-9A-Z]+$/ { print $1 }' | sort
@@ -119,13 +114,12 @@ check_match "malformed id: says what an id is" "$E2E_OUT" \
 
 DEAD=$(free_port)
 write_conf "$E2E_TMP/dead.conf" "$DEAD" "connect_timeout = 500ms"
-t0=$(now_ms)
-check_exit "redis unreachable: exits 1" 1 "$CTL" -c "$E2E_TMP/dead.conf" queue stats
-t1=$(now_ms)
+# Under a 60 s guard: exit 1 (not timeout's 124) means kurierctl gave up
+# by itself instead of retrying, however slow the machine.
+check_exit "redis unreachable: gives up by itself and exits 1" 1 \
+	timeout 60 "$CTL" -c "$E2E_TMP/dead.conf" queue stats
 check_match "redis unreachable: says so, with the cause and the file" "$E2E_OUT" \
 	"^kurierctl: cannot reach Redis at 127\.0\.0\.1:$DEAD \(.+\): is redis-server running\? check \[redis\] address in .*dead\.conf$"
-check_eq "redis unreachable: gives up within 3 s" \
-	"$([ $((t1 - t0)) -lt 3000 ] && echo yes || echo "no: $((t1 - t0)) ms")" yes
 
 # --- queue commands against Redis -----------------------------------------------------
 
