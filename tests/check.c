@@ -33,6 +33,7 @@ static const struct group_suite all[] = {
 	{ "core",    buf_suite,        false },
 	{ "core",    str_suite,        false },
 	{ "core",    config_suite,     false },
+	{ "core",    config_value_suite, false },
 	{ "core",    log_suite,        false },
 	{ "core",    mailaddr_suite,   false },
 	{ "core",    conn_suite,       false },

@@ -17,6 +17,7 @@
 /* core/ */
 Suite *buf_suite(void);
 Suite *config_suite(void);
+Suite *config_value_suite(void);
 Suite *conn_suite(void);
 Suite *log_suite(void);
 Suite *mailaddr_suite(void);
