@@ -259,36 +259,6 @@ config_destination_find(const struct config *cfg, const char *domain)
 	return NULL;
 }
 
-/*
- * valid_hostname - a DNS host name: labels of letters, digits and
- * hyphens (not at either end), 1 to 63 bytes each, 253 in all.
- */
-static bool
-valid_hostname(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		char c = s[i];
-
-		if (c == '.' || c == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-'))
-			return false;
-		if (label == 0 && c == '-')
-			return false;
-		label++;
-	}
-	return true;
-}
-
 /* valid_username - as auth_name_valid(): 1-64 of [A-Za-z0-9._@+-]. */
 static bool
 valid_username(const char *s)
@@ -508,7 +478,7 @@ parse_selectors(struct parse_state *ps, struct config_domain *d, const char *v)
 		tok = str_trim(tok);
 		if (tok[0] == '\0')
 			return fail(ps, "[domain %s] dkim_selector: empty entry in the list", d->name);
-		if (!valid_hostname(tok) || strlen(tok) >= CONFIG_SELECTOR_LEN)
+		if (!str_is_hostname(tok) || strlen(tok) >= CONFIG_SELECTOR_LEN)
 			return fail(ps, "[domain %s] dkim_selector: \"%s\" is not a selector (letters, digits, hyphens and dots, %d bytes at most)",
 			    d->name, tok, CONFIG_SELECTOR_LEN - 1);
 		if (d->nselector == CONFIG_SELECTOR_MAX)
@@ -541,7 +511,7 @@ set_domain_key(struct parse_state *ps, const char *name, const char *v)
 	d->seen |= bit;
 	if (bit == DOM_SELECTOR)
 		return parse_selectors(ps, d, v);
-	if (!valid_hostname(v))
+	if (!str_is_hostname(v))
 		return fail(ps, "[domain %s] return_path: \"%s\" is not a domain name", d->name, v);
 	str_copy(d->return_path, v, sizeof d->return_path);
 	str_lower(d->return_path);
@@ -569,7 +539,7 @@ dest_list(struct parse_state *ps, struct config_destination *d, const char *key,
 			return fail(ps, "[destination %s] %s: at most %u entries", d->name, key, max);
 		if (mx) {
 			/* ".google.com" (any host under it) or one host name. */
-			if (!valid_hostname(tok[0] == '.' ? tok + 1 : tok))
+			if (!str_is_hostname(tok[0] == '.' ? tok + 1 : tok))
 				return fail(ps, "[destination %s] mx: \"%s\" is neither a host name nor .domain (a suffix)",
 				    d->name, tok);
 			str_lower(tok);
@@ -672,7 +642,7 @@ add_route(struct parse_state *ps, const char *domain, const char *v)
 	const char *why = NULL;
 
 	memset(&r, 0, sizeof r);
-	if (strcmp(domain, "*") != 0 && !valid_hostname(domain))
+	if (strcmp(domain, "*") != 0 && !str_is_hostname(domain))
 		return fail(ps, "[deliver] route.%s: \"%s\" is not a domain name (or * for every domain)",
 		    domain, domain);
 	str_copy(r.domain, domain, sizeof r.domain);
@@ -728,7 +698,7 @@ open_named(struct parse_state *ps, enum named_kind kind, const char *what, char 
 		fail(ps, "[%s] needs a domain name: [%s example.com]", what, what);
 		return;
 	}
-	if (!valid_hostname(name)) {
+	if (!str_is_hostname(name)) {
 		fail(ps, "[%s %.64s]: not a domain name", what, name);
 		return;
 	}
@@ -883,7 +853,7 @@ validate(struct parse_state *ps)
 
 		if (d->return_path[0] == '\0' &&
 		    (snprintf(d->return_path, sizeof d->return_path, "bounces.%s", d->name) >=
-		    (int)sizeof d->return_path || !valid_hostname(d->return_path))) {
+		    (int)sizeof d->return_path || !str_is_hostname(d->return_path))) {
 			snprintf(ps->err, ps->errsz, "%s: [domain %s] the default return_path bounces.%s is too long: set return_path",
 			    ps->name, d->name, d->name);
 			return -EINVAL;
