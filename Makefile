@@ -36,6 +36,7 @@ CORE_SRCS := \
 	core/config.c \
 	core/config_value.c \
 	core/conn.c \
+	core/file.c \
 	core/listener.c \
 	core/log.c \
 	core/mailaddr.c \
@@ -90,6 +91,8 @@ CHECK_SRCS := \
 	tests/core/test_config.c \
 	tests/core/test_config_value.c \
 	tests/core/test_conn.c \
+	tests/core/test_file.c \
+	tests/core/test_hash.c \
 	tests/core/test_log.c \
 	tests/core/test_mailaddr.c \
 	tests/core/test_str.c \
