@@ -37,7 +37,9 @@ asan_LDFLAGS := -fsanitize=address,undefined
 CORE_SRCS := \
 	core/buf.c \
 	core/config.c \
+	core/config_value.c \
 	core/conn.c \
+	core/file.c \
 	core/listener.c \
 	core/log.c \
 	core/mailaddr.c \
@@ -101,7 +103,10 @@ CHECK_SRCS := \
 	tests/dnsmasq.c \
 	tests/core/test_buf.c \
 	tests/core/test_config.c \
+	tests/core/test_config_value.c \
 	tests/core/test_conn.c \
+	tests/core/test_file.c \
+	tests/core/test_hash.c \
 	tests/core/test_log.c \
 	tests/core/test_mailaddr.c \
 	tests/core/test_str.c \
@@ -209,7 +214,7 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
+FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c

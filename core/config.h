@@ -15,33 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config_value.h"
 #include "core/log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/kurier/kurier.conf"
-#define CONFIG_RETRY_MAX 32
-#define CONFIG_HOST_MAX 256
 #define CONFIG_ERR_MAX 1024
-#define CONFIG_LISTEN_MAX 8
 #define CONFIG_SELECTOR_MAX 4   /* DKIM selectors per sending domain */
 #define CONFIG_SELECTOR_LEN 64
-#define CONFIG_RATES_MAX 4      /* limits in one rate list ("20/min, 500/h") */
-#define CONFIG_NETS_MAX 32      /* networks in [relay] trusted_networks */
 #define CONFIG_MX_MAX 8         /* MX host patterns of one [destination] */
 #define CONFIG_THROTTLE_MAX 8   /* throttling reply patterns of one [destination] */
 #define CONFIG_THROTTLE_LEN 32
-
-enum config_role {
-	ROLE_RELAY = 1 << 0,
-	ROLE_DELIVER = 1 << 1,
-	ROLE_MAILBOX = 1 << 2,
-};
-#define ROLE_ALL (ROLE_RELAY | ROLE_DELIVER | ROLE_MAILBOX)
-
-struct config_endpoint {
-	char host[CONFIG_HOST_MAX]; /* name or address, without brackets */
-	uint16_t port;
-	char unix_path[108];        /* set instead of host/port for unix: */
-};
 
 enum config_spf {
 	CONFIG_SPF_OFF,
@@ -54,33 +37,6 @@ enum {
 	CONFIG_DKIM_RSA = 1 << 0,
 	CONFIG_DKIM_ED25519 = 1 << 1,
 	CONFIG_DKIM_ALL = CONFIG_DKIM_RSA | CONFIG_DKIM_ED25519,
-};
-
-/*
- * One rate limit: at most limit events in any window_ms (a sliding window;
- * see policy/policy.h).  Written "500/h", "20/min", "10000/d", "3/10s".
- */
-struct config_rate {
-	uint64_t limit;
-	uint64_t window_ms;
-};
-
-/* A list of rate limits; n 0 = unlimited. */
-struct config_rates {
-	unsigned n;
-	struct config_rate r[CONFIG_RATES_MAX];
-};
-
-/* One network of [relay] trusted_networks: "192.0.2.0/24", "::1/128". */
-struct config_net {
-	int family;                 /* AF_INET or AF_INET6 */
-	unsigned char addr[16];     /* network address, host bits zero */
-	unsigned prefix;            /* bits */
-};
-
-struct config_nets {
-	unsigned n;
-	struct config_net net[CONFIG_NETS_MAX];
 };
 
 /* [policy] suppressed: what RCPT does with a suppressed recipient. */
@@ -142,12 +98,6 @@ enum {
 	CONFIG_DEST_MAX_MSGS_MIN = 1 << 4,
 	CONFIG_DEST_MX = 1 << 5,
 	CONFIG_DEST_THROTTLE = 1 << 6,
-};
-
-/* A list of listening endpoints, "0.0.0.0:587, [::]:587"; n 0 = off. */
-struct config_listen {
-	unsigned n;
-	struct config_endpoint ep[CONFIG_LISTEN_MAX];
 };
 
 struct config {
@@ -263,41 +213,5 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errsz);
 /* config_load_string - as config_load over text; name is used in errors. */
 int config_load_string(struct config *cfg, const char *name, const char *text,
     char *err, size_t errsz);
-
-/*
- * config_parse_endpoint - "host:port", "[v6addr]:port" or "unix:/path"
- * (when allow_unix).  0 or -EINVAL with a reason in why.
- */
-int config_parse_endpoint(const char *s, bool allow_unix,
-    struct config_endpoint *ep, const char **why);
-/*
- * config_parse_listen - "host:port, [v6]:port" (comma-separated, at most
- * CONFIG_LISTEN_MAX; empty = none).  0 or -EINVAL with a reason in why.
- */
-int config_parse_listen(const char *s, struct config_listen *out, const char **why);
-/*
- * config_parse_rates - "500/h, 20/min" (comma-separated, at most
- * CONFIG_RATES_MAX; empty or "none" = no limit).  A window is s, sec,
- * min, m, h, hour, d, day, or a duration with a number ("10s", "2h");
- * limits 1 to 10^9, windows 1 s to 31 days.  0 or -EINVAL with why.
- */
-int config_parse_rates(const char *s, struct config_rates *out, const char **why);
-/* config_rates_str - "500/h, 20/min", or "none" for an empty list. */
-const char *config_rates_str(const struct config_rates *r, char *dst, size_t size);
-/*
- * config_parse_nets - "127.0.0.1/32, ::1/128, 10.0.0.0/8" (an address
- * without "/N" is one host).  Host bits must be zero.  0 or -EINVAL.
- */
-int config_parse_nets(const char *s, struct config_nets *out, const char **why);
-/* config_nets_match - whether the address text ip lies in one of nets. */
-bool config_nets_match(const struct config_nets *nets, const char *ip);
-
-/* config_parse_roles - "relay,deliver" -> ROLE_* bits; 0 or -EINVAL. */
-int config_parse_roles(const char *s, unsigned *roles, const char **why);
-/* config_roles_str - ROLE_* bits as "relay,deliver,mailbox". */
-const char *config_roles_str(unsigned roles, char *dst, size_t size);
-/* config_endpoint_str - "host:port", "[v6]:port" or "unix:/path". */
-const char *config_endpoint_str(const struct config_endpoint *ep, char *dst,
-    size_t size);
 
 #endif

@@ -1,10 +1,12 @@
 /*
- * str - fixed-size copies and strict parsing.  See str.h.
+ * str - fixed-size copies, strict parsing, host names, error messages.
+ * See str.h.
  */
 #include "core/str.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -190,4 +192,61 @@ str_duration(char *dst, size_t size, uint64_t ms)
 	}
 	snprintf(dst, size, "%" PRIu64 "ms", ms);
 	return dst;
+}
+
+int
+str_verr(char *err, size_t errsz, int rc, const char *fmt, va_list ap)
+{
+	if (err != NULL && errsz > 0)
+		vsnprintf(err, errsz, fmt, ap);
+	return rc;
+}
+
+int
+str_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = str_verr(err, errsz, rc, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static bool
+is_let_dig(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+bool
+str_is_hostname_n(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > STR_HOSTNAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (c == '-' ? label == 0 : !is_let_dig(c))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	/* label 0 here: a trailing dot. */
+	return label > 0 && s[len - 1] != '-';
+}
+
+bool
+str_is_hostname(const char *s)
+{
+	return str_is_hostname_n(s, strnlen(s, STR_HOSTNAME_MAX + 1));
 }

@@ -1,10 +1,12 @@
 /*
- * str - fixed-size string copies and strict number, size and duration
- * parsing.  No function here allocates.
+ * str - fixed-size string copies, strict number, size and duration
+ * parsing, the host-name check and the error-message formatter that every
+ * "char *err, size_t errsz" API shares.  No function here allocates.
  */
 #ifndef KURIER_CORE_STR_H
 #define KURIER_CORE_STR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,5 +47,31 @@ int str_to_size(const char *s, uint64_t *out);
 int str_to_duration_ms(const char *s, uint64_t *out);
 /* str_duration - format ms as the shortest exact "5d", "90m", "1500ms". */
 const char *str_duration(char *dst, size_t size, uint64_t ms);
+
+/*
+ * str_err - format a message into err[errsz] (cut to fit, always
+ * NUL-terminated) and return rc, so that a failing path reads
+ * "return str_err(err, errsz, -EINVAL, "%s: not a key", path);".
+ * err may be NULL or errsz 0: nothing is written.  Touches no errno.
+ */
+int str_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* str_verr - str_err over a va_list (for formatters of their own). */
+int str_verr(char *err, size_t errsz, int rc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+/* Longest host name in text form, no trailing dot (RFC 1035 2.3.4). */
+#define STR_HOSTNAME_MAX 253
+/*
+ * str_is_hostname - whether s is a DNS host name in LDH form (RFC 1123
+ * 2.1): dot-separated labels of 1 to 63 ASCII letters, digits and
+ * hyphens, no label starting or ending with a hyphen, 1 to
+ * STR_HOSTNAME_MAX bytes in all, no trailing dot.  Case is not checked
+ * (callers lower-case what they keep).  A single label ("localhost",
+ * a DKIM selector) passes.
+ */
+bool str_is_hostname(const char *s);
+/* str_is_hostname_n - as str_is_hostname over s[0..len) (a NUL in it fails). */
+bool str_is_hostname_n(const char *s, size_t len);
 
 #endif

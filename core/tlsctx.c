@@ -16,7 +16,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,22 +38,6 @@
 
 #define SELFSIGNED_DAYS 3650
 #define EXPIRY_WARN_DAYS 30
-
-static int tlsctx_err(char *err, size_t errsz, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Format err, forget OpenSSL's error queue, return rc. */
-static int
-tlsctx_err(char *err, size_t errsz, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-	ERR_clear_error();
-	return rc;
-}
 
 /* The reason of OpenSSL's most recent error, for messages. */
 static const char *
@@ -98,7 +81,7 @@ check_readable(const char *path, char *err, size_t errsz)
 	if (fd < 0) {
 		int e = errno;
 
-		return tlsctx_err(err, errsz, -e, "%s: cannot read: %s", path,
+		return str_err(err, errsz, -e, "%s: cannot read: %s", path,
 		    strerror(e));
 	}
 	close(fd);
@@ -129,10 +112,10 @@ load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 		return r;
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-		return tlsctx_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "%s: not a PEM certificate chain: %s", cert, ossl_reason());
 	if ((b = BIO_new_file(key, "r")) == NULL)
-		return tlsctx_err(err, errsz, -EIO, "%s: cannot read: %s", key,
+		return str_err(err, errsz, -EIO, "%s: cannot read: %s", key,
 		    ossl_reason());
 	pk = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
 	BIO_free(b);
@@ -141,18 +124,18 @@ load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 
 		if (strstr(why, "password") != NULL || strstr(why, "decrypt") != NULL)
 			why = "encrypted keys are not supported (openssl pkey -in KEY -out KEY)";
-		return tlsctx_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "%s: not a PEM private key: %s", key, why);
 	}
 	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pk) != 1) {
 		EVP_PKEY_free(pk);
-		return tlsctx_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "%s, %s: cert and key do not match", cert, key);
 	}
 	r = SSL_CTX_use_PrivateKey(ctx, pk);
 	EVP_PKEY_free(pk);
 	if (r != 1)
-		return tlsctx_err(err, errsz, -EINVAL, "%s: %s", key, ossl_reason());
+		return str_err(err, errsz, -EINVAL, "%s: %s", key, ossl_reason());
 	return 0;
 }
 
@@ -166,12 +149,12 @@ ensure_dir(const char *path, char *err, size_t errsz)
 	if (mkdir(path, 0700) == 0)
 		return 0;
 	if (errno != EEXIST)
-		return tlsctx_err(err, errsz, -errno, "%s: cannot create: %s",
+		return str_err(err, errsz, -errno, "%s: cannot create: %s",
 		    path, strerror(errno));
 	if (stat(path, &st) != 0)
-		return tlsctx_err(err, errsz, -errno, "%s: %s", path, strerror(errno));
+		return str_err(err, errsz, -errno, "%s: %s", path, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return tlsctx_err(err, errsz, -ENOTDIR, "%s: not a directory", path);
+		return str_err(err, errsz, -ENOTDIR, "%s: not a directory", path);
 	return 0;
 }
 
@@ -263,17 +246,17 @@ write_pem(const char *path, mode_t mode, EVP_PKEY *pk, X509 *x, char *err,
 	int fd, ok, e;
 
 	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-		return tlsctx_err(err, errsz, -ENAMETOOLONG, "%s: path too long", path);
+		return str_err(err, errsz, -ENAMETOOLONG, "%s: path too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
-		return tlsctx_err(err, errsz, -errno, "%s: cannot create: %s", tmp,
+		return str_err(err, errsz, -errno, "%s: cannot create: %s", tmp,
 		    strerror(errno));
 	/* A leftover tmp file keeps its old mode through O_TRUNC. */
 	if (fchmod(fd, mode) != 0 || (f = fdopen(fd, "w")) == NULL) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
-		return tlsctx_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
+		return str_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
 	}
 	errno = 0;
 	ok = pk != NULL ? PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) :
@@ -287,13 +270,13 @@ write_pem(const char *path, mode_t mode, EVP_PKEY *pk, X509 *x, char *err,
 		e = errno;
 	if (!ok || e != 0) {
 		unlink(tmp);
-		return tlsctx_err(err, errsz, -e, "%s: cannot write: %s", tmp,
+		return str_err(err, errsz, -e, "%s: cannot write: %s", tmp,
 		    strerror(e));
 	}
 	if (rename(tmp, path) != 0) {
 		e = errno;
 		unlink(tmp);
-		return tlsctx_err(err, errsz, -e, "%s: cannot rename: %s", path,
+		return str_err(err, errsz, -e, "%s: cannot rename: %s", path,
 		    strerror(e));
 	}
 	return 0;
@@ -309,11 +292,11 @@ selfsigned_generate(const char *hostname, const char *crt, const char *key,
 
 	ERR_clear_error();
 	if ((pk = EVP_EC_gen("P-256")) == NULL)
-		return tlsctx_err(err, errsz, -EIO, "cannot generate a P-256 key: %s",
+		return str_err(err, errsz, -EIO, "cannot generate a P-256 key: %s",
 		    ossl_reason());
 	if ((x = selfsigned_cert(pk, hostname)) == NULL) {
 		EVP_PKEY_free(pk);
-		return tlsctx_err(err, errsz, -EIO,
+		return str_err(err, errsz, -EIO,
 		    "cannot build a self-signed certificate for %s: %s", hostname,
 		    ossl_reason());
 	}
@@ -340,17 +323,17 @@ selfsigned(const struct config *cfg, char *crt, char *key, size_t size,
 	if ((size_t)snprintf(dir, sizeof dir, "%s/tls", cfg->server.data_dir) >= sizeof dir ||
 	    (size_t)snprintf(crt, size, "%s/self-signed.crt", dir) >= size ||
 	    (size_t)snprintf(key, size, "%s/self-signed.key", dir) >= size)
-		return tlsctx_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
+		return str_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
 		    cfg->server.data_dir);
 	if ((r = ensure_dir(cfg->server.data_dir, err, errsz)) < 0 ||
 	    (r = ensure_dir(dir, err, errsz)) < 0)
 		return r;
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return tlsctx_err(err, errsz, -errno, "%s: %s", dir, strerror(errno));
+		return str_err(err, errsz, -errno, "%s: %s", dir, strerror(errno));
 	if (flock(dfd, LOCK_EX) != 0) {
 		r = -errno;
 		close(dfd);
-		return tlsctx_err(err, errsz, r, "%s: cannot lock: %s", dir,
+		return str_err(err, errsz, r, "%s: cannot lock: %s", dir,
 		    strerror(-r));
 	}
 	have_crt = stat(crt, &st) == 0;
@@ -397,8 +380,8 @@ log_cert(SSL_CTX *ctx, const char *source, const char *path)
 	ERR_clear_error();
 }
 
-int
-tlsctx_server(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
+static int
+server_ctx(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
 {
 	char crt[PATH_MAX], key[PATH_MAX];
 	const char *source = "config";
@@ -410,7 +393,7 @@ tlsctx_server(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
 		if ((r = selfsigned(cfg, crt, key, sizeof crt, &source, err, errsz)) < 0)
 			return r;
 	} else if (cfg->tls.cert[0] == '\0' || cfg->tls.key[0] == '\0') {
-		return tlsctx_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "[tls] cert and key go together: set both, or neither for a self-signed certificate");
 	} else {
 		str_copy(crt, cfg->tls.cert, sizeof crt);
@@ -418,10 +401,10 @@ tlsctx_server(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
 	}
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
-		return tlsctx_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
+		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_cipher_list(ctx, TLSCTX_CIPHERS_12)) {
-		r = tlsctx_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
+		r = str_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -442,22 +425,22 @@ fail:
 	return r;
 }
 
-int
-tlsctx_client(SSL_CTX **out, char *err, size_t errsz)
+static int
+client_ctx(SSL_CTX **out, char *err, size_t errsz)
 {
 	SSL_CTX *ctx;
 
 	*out = NULL;
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		return tlsctx_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
+		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
 		SSL_CTX_free(ctx);
-		return tlsctx_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
+		return str_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
 	}
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		SSL_CTX_free(ctx);
-		return tlsctx_err(err, errsz, -EIO, "cannot load the system trust store: %s",
+		return str_err(err, errsz, -EIO, "cannot load the system trust store: %s",
 		    ossl_reason());
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
@@ -466,4 +449,27 @@ tlsctx_client(SSL_CTX **out, char *err, size_t errsz)
 	ERR_clear_error();
 	*out = ctx;
 	return 0;
+}
+
+/*
+ * The public calls leave OpenSSL's error queue empty, failed or not:
+ * each failure has been told in err, and a stale entry would be blamed
+ * on the next TLS call of this thread.
+ */
+int
+tlsctx_server(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
+{
+	int r = server_ctx(out, cfg, err, errsz);
+
+	ERR_clear_error();
+	return r;
+}
+
+int
+tlsctx_client(SSL_CTX **out, char *err, size_t errsz)
+{
+	int r = client_ctx(out, err, errsz);
+
+	ERR_clear_error();
+	return r;
 }

@@ -32,7 +32,10 @@ struct group_suite {
 static const struct group_suite all[] = {
 	{ "core",    buf_suite,        false },
 	{ "core",    str_suite,        false },
+	{ "core",    hash_suite,       false },
+	{ "core",    file_suite,       false },
 	{ "core",    config_suite,     false },
+	{ "core",    config_value_suite, false },
 	{ "core",    log_suite,        false },
 	{ "core",    mailaddr_suite,   false },
 	{ "core",    conn_suite,       false },

@@ -17,7 +17,10 @@
 /* core/ */
 Suite *buf_suite(void);
 Suite *config_suite(void);
+Suite *config_value_suite(void);
 Suite *conn_suite(void);
+Suite *file_suite(void);
+Suite *hash_suite(void);
 Suite *log_suite(void);
 Suite *mailaddr_suite(void);
 Suite *str_suite(void);

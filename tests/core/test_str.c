@@ -1,8 +1,9 @@
 /*
- * test_str - core/str: bounded copies and strict number, size and
- * duration parsing.
+ * test_str - core/str: bounded copies, strict number, size and duration
+ * parsing, the host-name check at its boundaries, and str_err.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -332,6 +333,111 @@ START_TEST(test_lower_prefix)
 }
 END_TEST
 
+/* --- host names ----------------------------------------------------------- */
+
+/* Texts of n bytes: labels of 63 'a' joined by dots, the last one cut. */
+static void
+long_name(char *dst, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (i % 64 == 63) ? '.' : 'a';
+	dst[n] = '\0';
+}
+
+static const struct host_case {
+	const char *in;
+	bool ok;
+} host_cases[] = {
+	{ "example.com", true },
+	{ "localhost", true },
+	{ "a", true },
+	{ "1", true },
+	{ "MX1.Example.NET", true },
+	{ "a-b.c-d", true },
+	{ "a--b.example", true },             /* inner double hyphen */
+	{ "xn--bcher-kva.example", true },
+	{ "0.0.0.0", true },                  /* digits are letters here */
+	{ "", false },
+	{ ".", false },
+	{ ".example.com", false },            /* empty first label */
+	{ "example.com.", false },            /* trailing dot */
+	{ "example..com", false },
+	{ "-a.example", false },
+	{ "a-.example", false },
+	{ "example.com-", false },
+	{ "a.-b", false },
+	{ "exa_mple.com", false },
+	{ "exa mple.com", false },
+	{ "example.com\n", false },
+	{ "ex\xc3\xa4mple.com", false },       /* U-label: not LDH */
+	{ "*.example.com", false },
+	{ "[127.0.0.1]", false },
+	{ "host:25", false },
+	/* 63 bytes in a label pass, 64 do not. */
+	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x", true },
+	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x", false },
+	{ "x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false },
+};
+
+START_TEST(test_hostname)
+{
+	const struct host_case *c = &host_cases[_i];
+
+	ck_assert_msg(str_is_hostname(c->in) == c->ok, "\"%s\": want %s", c->in,
+	    c->ok ? "true" : "false");
+	ck_assert(str_is_hostname_n(c->in, strlen(c->in)) == c->ok);
+}
+END_TEST
+
+START_TEST(test_hostname_lengths)
+{
+	char name[STR_HOSTNAME_MAX + 8];
+
+	/* 253 bytes in all pass, 254 do not (and a longer text is not read past). */
+	long_name(name, STR_HOSTNAME_MAX);
+	ck_assert(str_is_hostname(name));
+	ck_assert(str_is_hostname_n(name, STR_HOSTNAME_MAX));
+	long_name(name, STR_HOSTNAME_MAX + 1);
+	ck_assert(!str_is_hostname(name));
+	ck_assert(!str_is_hostname_n(name, STR_HOSTNAME_MAX + 1));
+	long_name(name, STR_HOSTNAME_MAX + 7);
+	ck_assert(!str_is_hostname(name));
+
+	/* _n reads only len bytes, and a NUL inside them fails. */
+	ck_assert(str_is_hostname_n("example.com junk", 11));
+	ck_assert(!str_is_hostname_n("example.com junk", 12));
+	ck_assert(!str_is_hostname_n("exa\0mple", 8));
+	ck_assert(!str_is_hostname_n("example", 0));
+	ck_assert(str_is_hostname_n("example.", 7));
+	ck_assert(!str_is_hostname_n("example.", 8));
+}
+END_TEST
+
+/* --- error messages ------------------------------------------------------- */
+
+START_TEST(test_err)
+{
+	char err[16];
+
+	memset(err, 'x', sizeof err);
+	ck_assert_int_eq(str_err(err, sizeof err, -EINVAL, "%s: %d", "key", 7), -EINVAL);
+	ck_assert_str_eq(err, "key: 7");
+	ck_assert_int_eq(str_err(err, sizeof err, 0, "ok"), 0);
+	ck_assert_str_eq(err, "ok");
+	/* Cut to fit, always terminated. */
+	ck_assert_int_eq(str_err(err, sizeof err, -E2BIG, "%s", "0123456789abcdefghij"), -E2BIG);
+	ck_assert_str_eq(err, "0123456789abcde");
+	/* Nothing to write into: only the code comes back. */
+	ck_assert_int_eq(str_err(NULL, 0, -ENOENT, "%s", "gone"), -ENOENT);
+	err[0] = 'z';
+	ck_assert_int_eq(str_err(err, 0, -EPERM, "%s", "no room"), -EPERM);
+	ck_assert_int_eq(err[0], 'z');
+	errno = 1234;
+	ck_assert_int_eq(str_err(err, sizeof err, -EIO, "%s", "x"), -EIO);
+	ck_assert_int_eq(errno, 1234);
+}
+END_TEST
+
 Suite *
 str_suite(void)
 {
@@ -352,6 +458,12 @@ str_suite(void)
 	tcase_add_loop_test(tc, test_to_duration, 0, (int)NELEM(duration_cases));
 	tcase_add_loop_test(tc, test_duration_format, 0, (int)NELEM(fmt_cases));
 	tcase_add_test(tc, test_duration_round_trip);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("check");
+	tcase_add_loop_test(tc, test_hostname, 0, (int)NELEM(host_cases));
+	tcase_add_test(tc, test_hostname_lengths);
+	tcase_add_test(tc, test_err);
 	suite_add_tcase(s, tc);
 	return s;
 }
