@@ -68,6 +68,7 @@
  */
 #define CLAIM_MIN 16
 #define CLAIM_GATHER_MS 20
+#define LOAD_BUCKETS 256        /* destinations with jobs held by this node */
 #define SWEEP_MS 1000
 #define THROTTLE_POLL_MS 3000   /* how often suspensions made by other nodes are read */
 #define RATE_SLOTS 60           /* one-second slots of the per-minute window */
@@ -261,6 +262,34 @@ struct signjob {
 	struct dkimsign_result res;
 };
 
+/*
+ * The jobs of one destination (recipient domain) this node holds: the
+ * claim script leases at most per_destination of them across all nodes,
+ * so a destination at its cap may have due work that a claim could not
+ * hand out.  When one of its jobs goes back to the queue, a claim is
+ * made at the end of that loop turn to fill the slot.
+ */
+struct load {
+	struct load *next;
+	unsigned n;
+	char domain[];
+};
+
+/* Why a claim was made (its counters, logged at stop). */
+enum claim_why {
+	CLAIM_START,    /* at open */
+	CLAIM_MORE,     /* the last claim returned jobs */
+	CLAIM_ROOM,     /* slots freed after a full claim */
+	CLAIM_REFILL,   /* a destination at its cap gave a job back */
+	CLAIM_POLL,     /* IDLE_POLL_MS after an empty claim */
+	CLAIM_RETRY,    /* IDLE_POLL_MS after a failed claim (Redis down) */
+	CLAIM_NWHY,
+};
+
+static const char *const claim_why_names[CLAIM_NWHY] = {
+	"start", "more", "room", "refill", "poll", "retry",
+};
+
 struct deliver {
 	uv_loop_t *loop;
 	struct config cfg;
@@ -277,12 +306,19 @@ struct deliver {
 	bool have_bind;
 
 	uv_timer_t claim_timer;
+	uv_check_t refill_check;    /* the claim after this loop turn's freed slots */
 	uv_timer_t sweep_timer;
 	uv_timer_t grace_timer;
 	unsigned handles_open;
 	bool claiming;
 	bool last_claim_full;
 	bool full;                  /* a claim was due while every slot was taken */
+	bool refill;                /* a slot at a destination's cap freed */
+	enum claim_why claim_why;   /* of the claim being made */
+	enum claim_why timer_why;   /* of the claim the timer will make */
+	uint64_t claims[CLAIM_NWHY];
+	uint64_t claim_jobs[CLAIM_NWHY];
+	struct load *loads[LOAD_BUCKETS];
 	unsigned active;            /* tasks */
 	unsigned nconns;            /* connections open or being set up */
 	struct link tasks;
@@ -312,7 +348,10 @@ static void task_connect(struct task *t);
 static void task_on_conn(struct task *t, struct dconn *dc);
 static void task_finish(struct task *t);
 static void task_release(struct task *t);
-static void claim_soon(struct deliver *d, uint64_t ms);
+static void claim_soon(struct deliver *d, uint64_t ms, enum claim_why why);
+static void load_put(struct deliver *d, const char *domain);
+static void on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs);
+static void on_refill_check(uv_check_t *h);
 static void conn_release(struct dconn *dc);
 static void maybe_stopped(struct deliver *d);
 static void wake_waiters(struct deliver *d, struct host *h);
@@ -804,9 +843,9 @@ task_free(struct task *t)
 
 		d->full = false;
 		if (room >= CLAIM_MIN || d->active == 0)
-			claim_soon(d, 0);
+			claim_soon(d, 0, CLAIM_ROOM);
 		else if (!uv_is_active((uv_handle_t *)&d->claim_timer))
-			claim_soon(d, CLAIM_GATHER_MS);
+			claim_soon(d, CLAIM_GATHER_MS, CLAIM_ROOM);
 	}
 	maybe_stopped(d);
 }
@@ -858,6 +897,7 @@ task_finish_at(struct task *t, uint64_t due)
 	queue_job_set_mta(t->job, mta);
 	rc = due > 0 ? queue_complete_at(t->d->q, t->job, due, on_completed, t) :
 	    queue_complete(t->d->q, t->job, on_completed, t);
+	load_put(t->d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -888,6 +928,7 @@ task_hold(struct task *t, uint64_t until, const char *why)
 	    t->job->id, t->job->domain, t->host ? t->host->grp->rules.group : "-", why,
 	    until > now ? (double)(until - now) / 1000.0 : 0.0);
 	rc = queue_release_at(d->q, t->job, until, on_completed, t);
+	load_put(d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -903,6 +944,7 @@ task_release(struct task *t)
 		list_del(&t->wait);
 	task_drop_conn(t);
 	rc = queue_release(t->d->q, t->job, on_completed, t);
+	load_put(t->d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -1206,15 +1248,119 @@ task_start(struct deliver *d, struct queue_job *job)
 	task_check(t);
 }
 
+/* load_hash - the bucket of a destination (recipient domains are lower case). */
+static unsigned
+load_hash(const char *domain)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = domain; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h % LOAD_BUCKETS;
+}
+
+/* load_get - one more job of domain held by this node. */
+static void
+load_get(struct deliver *d, const char *domain)
+{
+	struct load **pp = &d->loads[load_hash(domain)];
+	size_t len = strlen(domain);
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->domain, domain) == 0) {
+			(*pp)->n++;
+			return;
+		}
+	}
+	*pp = xcalloc(1, sizeof **pp + len + 1);
+	memcpy((*pp)->domain, domain, len + 1);
+	(*pp)->n = 1;
+}
+
+/*
+ * load_put - a job of domain was given back to the queue (its complete or
+ * release is on the wire).  When the destination was at its cap, the
+ * claim script may have work for the slot: claim after this loop turn,
+ * once for every slot freed in it.  The claim goes out on the queue's
+ * connection after the complete, so Redis counts the slot free first.
+ */
+static void
+load_put(struct deliver *d, const char *domain)
+{
+	struct load **pp = &d->loads[load_hash(domain)];
+	unsigned cap = d->cfg.deliver.per_destination;
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct load *l = *pp;
+
+		if (strcmp(l->domain, domain) != 0)
+			continue;
+		if (cap > 0 && l->n >= cap && !d->stopping) {
+			d->refill = true;
+			uv_check_start(&d->refill_check, on_refill_check);
+		}
+		if (--l->n == 0) {
+			*pp = l->next;
+			free(l);
+		}
+		return;
+	}
+}
+
+static void
+load_free(struct deliver *d)
+{
+	for (size_t b = 0; b < LOAD_BUCKETS; b++) {
+		while (d->loads[b] != NULL) {
+			struct load *l = d->loads[b];
+
+			d->loads[b] = l->next;
+			free(l);
+		}
+	}
+}
+
+/* claim_room - jobs a claim may ask for now. */
+static unsigned
+claim_room(const struct deliver *d)
+{
+	unsigned room = d->cfg.deliver.concurrency > d->active ?
+	    d->cfg.deliver.concurrency - d->active : 0;
+
+	return room > CLAIM_BATCH ? CLAIM_BATCH : room;
+}
+
+/* claim_now - make a claim for why, unless one is under way or nothing fits. */
+static void
+claim_now(struct deliver *d, enum claim_why why)
+{
+	unsigned room;
+	int rc;
+
+	if (d->stopping || d->claiming)
+		return;
+	room = claim_room(d);
+	if (room == 0) {
+		d->full = true;    /* task_free() claims again */
+		return;
+	}
+	rc = queue_claim(d->q, room, on_claimed, d);
+	if (rc < 0) {
+		claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
+		return;
+	}
+	d->claiming = true;
+	d->refill = false;  /* this claim sees every slot freed so far */
+	d->claim_why = why;
+	d->claims[why]++;
+}
+
 static void
 on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 {
 	struct deliver *d = arg;
-	unsigned asked = d->cfg.deliver.concurrency > d->active ?
-	    d->cfg.deliver.concurrency - d->active : 0;
+	unsigned asked = claim_room(d);
 
-	if (asked > CLAIM_BATCH)
-		asked = CLAIM_BATCH;
 	d->claiming = false;
 	if (status < 0) {
 		if (status != -ECANCELED && status != -ENOTCONN)
@@ -1223,12 +1369,14 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 		for (size_t i = 0; i < njobs; i++)
 			queue_job_free(jobs[i]);
 		if (!d->stopping)
-			claim_soon(d, IDLE_POLL_MS);
+			claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
 		maybe_stopped(d);
 		return;
 	}
+	d->claim_jobs[d->claim_why] += njobs;
 	d->last_claim_full = njobs > 0 && njobs >= asked;
 	for (size_t i = 0; i < njobs; i++) {
+		load_get(d, jobs[i]->domain);
 		if (d->stopping) {
 			struct task *t = xcalloc(1, sizeof *t);
 
@@ -1243,40 +1391,48 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 		}
 		task_start(d, jobs[i]);
 	}
-	if (!d->stopping)
-		claim_soon(d, njobs > 0 ? 0 : IDLE_POLL_MS);
+	if (!d->stopping) {
+		if (njobs > 0)
+			claim_soon(d, 0, CLAIM_MORE);
+		else if (d->refill)
+			claim_soon(d, 0, CLAIM_REFILL);
+		else
+			claim_soon(d, IDLE_POLL_MS, CLAIM_POLL);
+	}
 	maybe_stopped(d);
+}
+
+/*
+ * on_refill_check - after a loop turn in which slots of destinations at
+ * their cap were given back: one claim for all of them.  A claim under
+ * way now could not see them; its answer claims again (d->refill).
+ */
+static void
+on_refill_check(uv_check_t *h)
+{
+	struct deliver *d = h->data;
+
+	uv_check_stop(h);
+	if (d->stopping || d->claiming)
+		return;
+	uv_timer_stop(&d->claim_timer);
+	claim_now(d, CLAIM_REFILL);
 }
 
 static void
 on_claim_timer(uv_timer_t *h)
 {
 	struct deliver *d = h->data;
-	unsigned room;
-	int rc;
 
-	if (d->stopping || d->claiming)
-		return;
-	room = d->cfg.deliver.concurrency > d->active ? d->cfg.deliver.concurrency - d->active : 0;
-	if (room == 0) {
-		d->full = true;    /* task_free() claims again */
-		return;
-	}
-	if (room > CLAIM_BATCH)
-		room = CLAIM_BATCH;
-	rc = queue_claim(d->q, room, on_claimed, d);
-	if (rc < 0) {
-		claim_soon(d, IDLE_POLL_MS);
-		return;
-	}
-	d->claiming = true;
+	claim_now(d, d->timer_why);
 }
 
 static void
-claim_soon(struct deliver *d, uint64_t ms)
+claim_soon(struct deliver *d, uint64_t ms, enum claim_why why)
 {
 	if (d->stopping)
 		return;
+	d->timer_why = why;
 	uv_timer_start(&d->claim_timer, on_claim_timer, ms, 0);
 }
 
@@ -2276,15 +2432,16 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 		goto fail;
 	}
 	uv_timer_init(loop, &d->claim_timer);
+	uv_check_init(loop, &d->refill_check);
 	uv_timer_init(loop, &d->sweep_timer);
 	uv_timer_init(loop, &d->grace_timer);
 	uv_timer_init(loop, &d->throttle_timer);
 	d->claim_timer.data = d->sweep_timer.data = d->grace_timer.data = d;
-	d->throttle_timer.data = d;
-	d->handles_open = 4;
+	d->throttle_timer.data = d->refill_check.data = d;
+	d->handles_open = 5;
 	uv_timer_start(&d->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
 	uv_timer_start(&d->throttle_timer, on_throttle_timer, THROTTLE_POLL_MS, THROTTLE_POLL_MS);
-	claim_soon(d, 0);
+	claim_soon(d, 0, CLAIM_START);
 	log_info("deliver", "start", "concurrency=%u per_destination=%u routes=%zu domains=%zu dns=%s spf_preflight=%s",
 	    d->cfg.deliver.concurrency, d->cfg.deliver.per_destination, d->nrules,
 	    d->cfg.ndomains, server[0] ? server : "system",
@@ -2381,8 +2538,9 @@ maybe_stopped(struct deliver *d)
 	}
 	if (!d->dns_closed || !d->spf_closed)
 		return;
-	if (d->handles_open == 4 && !uv_is_closing((uv_handle_t *)&d->claim_timer)) {
+	if (d->handles_open == 5 && !uv_is_closing((uv_handle_t *)&d->claim_timer)) {
 		uv_close((uv_handle_t *)&d->claim_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d->refill_check, on_handle_closed);
 		uv_close((uv_handle_t *)&d->sweep_timer, on_handle_closed);
 		uv_close((uv_handle_t *)&d->grace_timer, on_handle_closed);
 		uv_close((uv_handle_t *)&d->throttle_timer, on_handle_closed);
@@ -2410,6 +2568,7 @@ maybe_stopped(struct deliver *d)
 		free(g);
 	}
 	free(d->susp);
+	load_free(d);
 	config_free(&d->cfg);
 	explicit_bzero(d->verp_key, sizeof d->verp_key);
 	log_info("deliver", "stopped", "status=0");
@@ -2448,6 +2607,26 @@ on_grace(uv_timer_t *h)
 	maybe_stopped(d);
 }
 
+/*
+ * log_claims - how many claims were made for each reason and the jobs
+ * they returned: "poll_jobs" counts jobs that waited for the idle poll.
+ */
+static void
+log_claims(const struct deliver *d)
+{
+	char line[512];
+	size_t off = 0;
+	uint64_t n = 0, jobs = 0;
+
+	for (int w = 0; w < CLAIM_NWHY; w++) {
+		n += d->claims[w];
+		jobs += d->claim_jobs[w];
+		off += (size_t)snprintf(line + off, sizeof line - off, " %s=%" PRIu64 " %s_jobs=%" PRIu64,
+		    claim_why_names[w], d->claims[w], claim_why_names[w], d->claim_jobs[w]);
+	}
+	log_info("deliver", "claims", "claims=%" PRIu64 " jobs=%" PRIu64 "%s", n, jobs, line);
+}
+
 void
 deliver_stop(struct deliver *d, uint64_t grace_ms, void (*cb)(void *arg), void *arg)
 {
@@ -2459,10 +2638,12 @@ deliver_stop(struct deliver *d, uint64_t grace_ms, void (*cb)(void *arg), void *
 	d->stopped_cb = cb;
 	d->stopped_arg = arg;
 	uv_timer_stop(&d->claim_timer);
+	uv_check_stop(&d->refill_check);
 	uv_timer_stop(&d->sweep_timer);
 	uv_timer_stop(&d->throttle_timer);
 	log_info("deliver", "stopping", "jobs=%u connections=%u grace_ms=%" PRIu64,
 	    d->active, d->nconns, grace_ms);
+	log_claims(d);
 	/* Waiting jobs go back now. */
 	for (l = d->tasks.next; l != &d->tasks; l = next) {
 		struct task *t = LINK_OWNER(l, struct task, all);
