@@ -70,6 +70,7 @@ DELIVER_SRCS := \
 	deliver/dkimkey.c \
 	deliver/dkimsign.c \
 	deliver/dns.c \
+	deliver/outcome.c \
 	deliver/route.c \
 	deliver/smtpc.c \
 	deliver/smtpreply.c
@@ -106,6 +107,7 @@ CHECK_SRCS := \
 	tests/relay/test_smtp_parse.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
+	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c

@@ -38,12 +38,14 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/tlsctx.h"
 #include "core/xmalloc.h"
 #include "deliver/dkimsign.h"
 #include "deliver/dns.h"
+#include "deliver/outcome.h"
 #include "deliver/route.h"
 #include "deliver/smtpc.h"
 #include "policy/spfcheck.h"
@@ -81,66 +83,6 @@
 #define SUP_RETRY_MS 10000      /* the suppression list could not be read: again after this */
 #define HOST_BUCKETS 1024
 #define LOG_RCPTS_MAX 900       /* bytes of recipients in one log line */
-
-/* --- intrusive lists ------------------------------------------------------ */
-
-struct link {
-	struct link *prev, *next;
-};
-
-#define LINK_OWNER(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
-
-static void
-list_init(struct link *l)
-{
-	l->prev = l->next = l;
-}
-
-static bool
-list_empty(const struct link *l)
-{
-	return l->next == l;
-}
-
-static void
-list_push(struct link *l, struct link *e)
-{
-	e->prev = l->prev;
-	e->next = l;
-	l->prev->next = e;
-	l->prev = e;
-}
-
-static void
-list_del(struct link *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-	e->prev = e->next = e;
-}
-
-static size_t
-list_len(const struct link *l)
-{
-	size_t n = 0;
-
-	for (const struct link *e = l->next; e != l; e = e->next)
-		n++;
-	return n;
-}
-
-static struct link *
-list_pop(struct link *l)
-{
-	struct link *e;
-
-	if (list_empty(l))
-		return NULL;
-	e = l->next;
-	list_del(e);
-	return e;
-}
 
 /* --- types ------------------------------------------------------------------ */
 
@@ -417,17 +359,6 @@ domain_of(const char *addr)
 	const char *at = strrchr(addr, '@');
 
 	return at ? at + 1 : "";
-}
-
-/* reply_class - 2, 4 or 5 from a reply code; 4 when there is none. */
-static int
-reply_class(int code)
-{
-	if (code >= 200 && code < 300)
-		return 2;
-	if (code >= 500 && code < 600)
-		return 5;
-	return 4;
 }
 
 /* reply_text - a reply as kept by smtpc: the code and the text, or (code 0) what happened. */
@@ -1817,8 +1748,8 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 		    smtpc_stage_name(stage));
 	}
 	log_attempt(t, "server_failed", why, 0, 0, 0);
-	/* A 5xx greeting or refused AUTH is a refusal; the rest may pass later. */
-	hop_failed(t, why, reply->code >= 500 && (stage == SMTPC_GREETING || stage == SMTPC_EHLO));
+	/* A 5xx greeting or EHLO is a refusal; the rest may pass later (outcome.c). */
+	hop_failed(t, why, outcome_setup(stage, reply->code).severity == OUTCOME_PERMANENT);
 }
 
 static int
@@ -2060,35 +1991,38 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	struct group *g = t->host->grp;
 	size_t ndel = 0, ndef = 0, nbou = 0;
 	char reply[700], mailr[700], why[700], thr[700] = "";
+	struct outcome all, *oc;
 
 	(void)c;
-	if (res->status < 0 && res->connection_lost && res->stage >= SMTPC_DATA) {
-		/*
-		 * Lost in the middle: nothing is known of the outcome, try again
-		 * later (at-least-once: the server may have it).
-		 */
-		say(why, sizeof why, "451 4.4.2 %s[%s]: %s at %s", t->host->name, t->host->ip,
-		    res->error[0] ? res->error : "connection lost", smtpc_stage_name(res->stage));
-		if (t->conn != NULL)
-			t->conn->closing = true;
-		task_defer_all(t, why);
-		return;
-	}
-	if (res->stage == SMTPC_MAIL || res->stage == SMTPC_RSET ||
-	    (res->status < 0 && res->stage < SMTPC_RCPT)) {
+	/* Decide (outcome.c), then act here. */
+	oc = xcalloc(t->ntxn ? t->ntxn : 1, sizeof *oc);
+	if (outcome_txn(res, t->ntxn, &all, oc)) {
+		free(oc);
+		if (all.scope == OUTCOME_SESSION) {
+			/*
+			 * Lost in the middle: nothing is known of the outcome, try
+			 * again later (at-least-once: the server may have it).
+			 */
+			say(why, sizeof why, "451 4.4.2 %s[%s]: %s at %s", t->host->name, t->host->ip,
+			    res->error[0] ? res->error : "connection lost", smtpc_stage_name(res->stage));
+			if (t->conn != NULL)
+				t->conn->closing = true;
+			task_defer_all(t, why);
+			return;
+		}
 		/* MAIL refused (or RSET, or no MAIL possible): it speaks for everyone. */
-		if (res->mail.code != 0)
-			reply_text(&res->mail, mailr, sizeof mailr);
+		if (all.reply != NULL)
+			reply_text(all.reply, mailr, sizeof mailr);
 		else
 			say(mailr, sizeof mailr, "451 4.4.2 %s", res->error[0] ? res->error : "transaction failed");
 		say(why, sizeof why, "%s (%s[%s])", mailr, t->host->name, t->host->ip);
 		if (res->connection_lost && t->conn != NULL)
 			t->conn->closing = true;
-		if (res->mail.code != 0 && policy_dest_throttled(&t->host->grp->rules, mailr)) {
+		if (all.reply != NULL && policy_dest_throttled(&t->host->grp->rules, mailr)) {
 			task_throttled(t, why);
 			return;
 		}
-		if (reply_class(res->mail.code) == 5)
+		if (all.severity == OUTCOME_PERMANENT)
 			task_bounce_all(t, why);
 		else
 			task_defer_all(t, why);
@@ -2096,48 +2030,46 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	}
 	for (size_t k = 0; k < t->ntxn; k++) {
 		size_t i = t->txn_idx[k];
-		const struct smtpc_reply *rr = &res->rcpt[k];
-		const struct smtpc_reply *final;
 
 		t->pst[i] = P_DONE;
-		if (rr->code == 0) {
+		if (oc[k].cause == OUTCOME_NO_RCPT_REPLY) {
 			say(reply, sizeof reply, "451 4.4.2 %s[%s]: no reply to RCPT (%s)",
 			    t->host->name, t->host->ip, res->error[0] ? res->error : "transaction ended");
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			continue;
 		}
-		final = reply_class(rr->code) == 2 ? &res->data : rr;
-		if (final == &res->data && res->data.code == 0) {
+		if (oc[k].cause == OUTCOME_NO_DATA_REPLY) {
 			say(reply, sizeof reply, "451 4.4.2 %s[%s]: %s", t->host->name,
 			    t->host->ip, res->error[0] ? res->error : "no reply to the data");
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			continue;
 		}
-		reply_text(final, reply, sizeof reply);
-		switch (reply_class(final->code)) {
-		case 2:
+		reply_text(oc[k].reply, reply, sizeof reply);
+		switch (oc[k].severity) {
+		case OUTCOME_OK:
 			queue_job_set(t->job, t->pend[i], RCPT_DELIVERED, reply);
 			ndel++;
 			break;
-		case 5:
+		case OUTCOME_PERMANENT:
 			queue_job_set(t->job, t->pend[i], RCPT_BOUNCED, reply);
 			nbou++;
 			if (policy_hard_bounce(reply))
 				sup_add(t, t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr, reply);
 			break;
-		default:
+		case OUTCOME_TEMPORARY:
 			if (thr[0] == '\0' && policy_dest_throttled(&t->host->grp->rules, reply))
 				say(thr, sizeof thr, "%s (%s[%s])", reply, t->host->name, t->host->ip);
 			/* RFC 5321 4.5.3.1.10: 452 too many recipients, send the rest anew. */
-			if (final == rr && rr->code == 452)
+			if (oc[k].again)
 				t->pst[i] = P_AGAIN;
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			break;
 		}
 	}
+	free(oc);
 	if (res->data.code != 0)
 		reply_text(&res->data, reply, sizeof reply);
 	else if (res->error[0])
