@@ -1190,22 +1190,20 @@ load_hash(const char *domain)
 	return h % LOAD_BUCKETS;
 }
 
-/* load_get - one more job of domain held by this node. */
-static void
+/* load_get - one more job of domain held by this node; returns how many now. */
+static unsigned
 load_get(struct deliver *d, const char *domain)
 {
 	struct load **pp = &d->loads[load_hash(domain)];
 	size_t len = strlen(domain);
 
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->domain, domain) == 0) {
-			(*pp)->n++;
-			return;
-		}
-	}
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->domain, domain) == 0)
+			return ++(*pp)->n;
 	*pp = xcalloc(1, sizeof **pp + len + 1);
 	memcpy((*pp)->domain, domain, len + 1);
 	(*pp)->n = 1;
+	return 1;
 }
 
 /*
@@ -1290,7 +1288,8 @@ static void
 on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 {
 	struct deliver *d = arg;
-	unsigned asked = claim_room(d);
+	unsigned asked = claim_room(d), cap = d->cfg.deliver.per_destination;
+	bool capped = true;     /* every destination of the batch is at its cap */
 
 	d->claiming = false;
 	if (status < 0) {
@@ -1307,7 +1306,10 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 	d->claim_jobs[d->claim_why] += njobs;
 	d->last_claim_full = njobs > 0 && njobs >= asked;
 	for (size_t i = 0; i < njobs; i++) {
-		load_get(d, jobs[i]->domain);
+		unsigned held = load_get(d, jobs[i]->domain);
+
+		if (cap == 0 || held < cap)
+			capped = false;
 		if (d->stopping) {
 			struct task *t = xcalloc(1, sizeof *t);
 
@@ -1322,8 +1324,15 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 		}
 		task_start(d, jobs[i]);
 	}
+	/*
+	 * Claim again at once after a full batch, or after a short one that
+	 * left a destination below its cap (more may be due beyond the
+	 * destinations the script looked at).  A short batch whose
+	 * destinations are all at their cap says why it was short: their
+	 * freed slots claim again (load_put).
+	 */
 	if (!d->stopping) {
-		if (njobs > 0)
+		if (njobs > 0 && (d->last_claim_full || !capped))
 			claim_soon(d, 0, CLAIM_MORE);
 		else if (d->refill)
 			claim_soon(d, 0, CLAIM_REFILL);
