@@ -43,6 +43,19 @@
  * recipient refused with a hard bounce (policy_hard_bounce) is added to
  * its sender domain's list when [policy] suppress_bounces is set.
  *
+ * Claims are work-conserving.  The claim script leases at most
+ * per_destination jobs of one recipient domain across all nodes, so a
+ * claim can come back short while a destination has due work.  The
+ * worker counts the jobs it holds per destination; when a job of a
+ * destination at its cap goes back to the queue, one claim is made after
+ * that loop turn for all the slots freed in it (never one per job, never
+ * by polling).  The 500 ms idle poll is only for new work and for caps
+ * held by other nodes.  At stop, the claims made per reason and the jobs
+ * they returned are logged (event=claims).
+ *
+ * What each SMTP result means is decided by deliver/outcome (pure: scope
+ * session, host, message or recipient x severity), and acted on here.
+ *
  * Every attempt is logged in one line (component "deliver"): queue id,
  * recipients, server name and address, TLS version and whether the
  * certificate verified, the reply, the delay.
