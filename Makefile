@@ -70,6 +70,7 @@ DELIVER_SRCS := \
 	deliver/dkimkey.c \
 	deliver/dkimsign.c \
 	deliver/dns.c \
+	deliver/dns_answer.c \
 	deliver/outcome.c \
 	deliver/route.c \
 	deliver/smtpc.c \
@@ -196,7 +197,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
-	queue/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
+	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
