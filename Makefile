@@ -72,9 +72,12 @@ DELIVER_SRCS := \
 	deliver/dns.c \
 	deliver/dns_answer.c \
 	deliver/outcome.c \
+	deliver/pool.c \
 	deliver/route.c \
+	deliver/sign.c \
 	deliver/smtpc.c \
-	deliver/smtpreply.c
+	deliver/smtpreply.c \
+	deliver/task.c
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))

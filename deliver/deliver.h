@@ -54,7 +54,17 @@
  * they returned are logged (event=claims).
  *
  * What each SMTP result means is decided by deliver/outcome (pure: scope
- * session, host, message or recipient x severity), and acted on here.
+ * session, host, message or recipient x severity), and acted on by the
+ * task.
+ *
+ * Files: deliver.c (the worker: claims, sweep, open and stop), task.c
+ * (one job's pipeline; task_enter_state() is the one writer of a task's
+ * state), pool.c (groups, hosts, connection slots; a connection freed
+ * for a waiting task is handed over on the next loop turn, after the
+ * finishing task's outcome went to the queue), sign.c (DKIM on the
+ * thread pool), outcome.c (classification), with deliver_int.h for what
+ * they share; route.c, dns.c + dns_answer.c (resolver; answer parsing),
+ * smtpc.c + smtpreply.c (SMTP client), dkimsign.c + dkimkey.c (DKIM).
  *
  * Every attempt is logged in one line (component "deliver"): queue id,
  * recipients, server name and address, TLS version and whether the
