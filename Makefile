@@ -75,9 +75,14 @@ DELIVER_SRCS := \
 	deliver/dkimkey.c \
 	deliver/dkimsign.c \
 	deliver/dns.c \
+	deliver/dns_answer.c \
+	deliver/outcome.c \
+	deliver/pool.c \
 	deliver/route.c \
+	deliver/sign.c \
 	deliver/smtpc.c \
-	deliver/smtpreply.c
+	deliver/smtpreply.c \
+	deliver/task.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -125,6 +130,7 @@ CHECK_SRCS := \
 	tests/relay/test_smtp_parse.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
+	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c
@@ -216,7 +222,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
-	queue/verp.c deliver/smtpreply.c deliver/dns.c deliver/dkimsign.c deliver/dkimkey.c \
+	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)

@@ -43,6 +43,29 @@
  * recipient refused with a hard bounce (policy_hard_bounce) is added to
  * its sender domain's list when [policy] suppress_bounces is set.
  *
+ * Claims are work-conserving.  The claim script leases at most
+ * per_destination jobs of one recipient domain across all nodes, so a
+ * claim can come back short while a destination has due work.  The
+ * worker counts the jobs it holds per destination; when a job of a
+ * destination at its cap goes back to the queue, one claim is made after
+ * that loop turn for all the slots freed in it (never one per job, never
+ * by polling).  The 500 ms idle poll is only for new work and for caps
+ * held by other nodes.  At stop, the claims made per reason and the jobs
+ * they returned are logged (event=claims).
+ *
+ * What each SMTP result means is decided by deliver/outcome (pure: scope
+ * session, host, message or recipient x severity), and acted on by the
+ * task.
+ *
+ * Files: deliver.c (the worker: claims, sweep, open and stop), task.c
+ * (one job's pipeline; task_enter_state() is the one writer of a task's
+ * state), pool.c (groups, hosts, connection slots; a connection freed
+ * for a waiting task is handed over on the next loop turn, after the
+ * finishing task's outcome went to the queue), sign.c (DKIM on the
+ * thread pool), outcome.c (classification), with deliver_int.h for what
+ * they share; route.c, dns.c + dns_answer.c (resolver; answer parsing),
+ * smtpc.c + smtpreply.c (SMTP client), dkimsign.c + dkimkey.c (DKIM).
+ *
  * Every attempt is logged in one line (component "deliver"): queue id,
  * recipients, server name and address, TLS version and whether the
  * certificate verified, the reply, the delay.

@@ -142,6 +142,13 @@ int dns_parse_mx(const unsigned char *abuf, size_t alen, struct dns_mx **out,
     size_t *n, uint32_t *ttl);
 
 /*
+ * dns_shuffle_mx - shuffle each run of equal preferences in mx[n], sorted
+ * by preference (RFC 5321 5.1: equal preferences are tried in random
+ * order).
+ */
+void dns_shuffle_mx(struct dns_mx *mx, size_t n);
+
+/*
  * dns_parse_addr - the A (family AF_INET) or AAAA (AF_INET6) records of a
  * raw DNS answer into out[max], port 0, and the smallest TTL (capped).
  * Returns the number stored, -ENODATA or -EBADMSG.  Exported for the

@@ -56,6 +56,7 @@ static const struct group_suite all[] = {
 	{ "deliver", route_suite,      false },
 	{ "deliver", dkimsign_suite,   false },
 	{ "deliver", smtpc_suite,      false },
+	{ "deliver", outcome_suite,    false },
 };
 
 int

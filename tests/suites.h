@@ -46,6 +46,7 @@ Suite *smtp_parse_suite(void);
 /* deliver/ */
 Suite *dkimsign_suite(void);
 Suite *dns_suite(void);
+Suite *outcome_suite(void);
 Suite *route_suite(void);
 Suite *smtpc_suite(void);
 Suite *smtpreply_suite(void);

@@ -250,7 +250,6 @@ pass "kurierd (relay+deliver) starts"
 klog=$E2E_TMP/shape.log
 
 for i in 1 2 3 4; do msg "rate$i" "r$i@rate.test"; done
-t_rate=$(date +%s.%N)
 for i in 1 2 3 4 5 6; do
 	msg "ga$i" "u$i@a.test"
 	msg "gb$i" "u$i@b.test"
