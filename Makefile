@@ -62,8 +62,10 @@ RELAY_SRCS := \
 	relay/smtp_data.c \
 	relay/smtp_parse.c \
 	relay/smtpd.c \
+	relay/smtpd_auth.c \
 	relay/smtpd_cmd.c \
-	relay/smtpd_msg.c
+	relay/smtpd_msg.c \
+	relay/smtpd_session.c
 
 DELIVER_SRCS := \
 	deliver/deliver.c \
