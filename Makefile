@@ -106,6 +106,7 @@ CHECK_SRCS := \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \
 	tests/relay/test_smtp_parse.c \
+	tests/relay/test_session.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
 	tests/deliver/test_route.c \
