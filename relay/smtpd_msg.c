@@ -6,17 +6,20 @@
  * message to the server's sink, and answer 250 only once it is stored.
  * Calls only the session core.
  *
- * Before it is queued, policy has its say: the size and the From header
+ * Before it is stored, policy has its say: the size and the From header
  * (policy_check_headers).  The user's rates were checked at each RCPT;
- * once the message is queued it is counted (policy_count), unawaited:
+ * once the message is stored it is counted (policy_count), unawaited:
  * a count is a Redis write, and with appendfsync always a write before
  * the store would put a second fsync between the end of DATA and the
  * 250 (policy.h says what that trades).  Recipients dropped at RCPT
- * (suppressed = drop) are logged here; when all were, nothing is queued
+ * (suppressed = drop) are logged here; when all were, nothing is stored
  * and the client still gets a 250.
  *
  * The message is otherwise stored byte for byte as received (after
- * dot-unstuffing).  What is added:
+ * dot-unstuffing), handed over as the header section (with what is
+ * added) and the body apart: the body is never copied again, and the
+ * scan that found where the header section ends (core/rfc5322) is the
+ * only one.  What is added:
  *   Received:    first, with TLS version and cipher and the user (RFC 5321
  *                4.4; "with ESMTPSA" per RFC 3848, UTF8SMTPSA per RFC 6531;
  *                a trusted client that did not authenticate: "with ESMTP"
@@ -41,6 +44,8 @@
 #include "core/str.h"
 #include "policy/check.h"
 #include "queue/qid.h"
+
+/* --- MAIL, RCPT, DATA ---------------------------------------------------------- */
 
 bool
 smtpd__check_mail(struct smtpd_session *s, const struct smtp_cmd *c)

@@ -56,7 +56,7 @@ smtpd__enter_state(struct smtpd_session *s, enum smtpd_state st)
 {
 	/*
 	 * Closing is final: an answer that arrives after the 421 (password
-	 * check, enqueue) must not bring back a state that reads commands.
+	 * check, store) must not bring back a state that reads commands.
 	 */
 	if (s->state == st || s->state == SMTPD_CLOSING)
 		return;
@@ -462,7 +462,7 @@ process_input(struct smtpd_session *s)
 			break;
 		}
 		default:
-			/* Waiting: TLS handshake, password check, enqueue, closing. */
+			/* Waiting: TLS handshake, password check, store, closing. */
 			go = false;
 			break;
 		}
