@@ -12,6 +12,7 @@
  * client's connection is closed and the server has stopped; every handle
  * is closed and uv_loop_close() must return 0.  A 30-second timer only
  * guards against a hang; nothing asserts how long anything took.
+ * SESSION_LOG=1 in the environment shows the server's log (debug level).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,7 @@
 #define GUARD_MS 30000
 
 #define STEP_TLS 1u           /* start TLS once the replies are in */
-#define STEP_CLOSED 2u        /* the server closes after these replies */
+#define STEP_CLOSED 2u        /* the client does not close: the server (or a fake) does */
 
 struct step {
 	const char *send;     /* written in one piece; NULL: nothing */
@@ -88,6 +89,9 @@ struct harness {
 	size_t nrcpt;
 	unsigned nverify, nuser_get, ncancel, pending;
 	auth_req_id next_req, cancelled;
+	bool implicit;              /* connect to the submissions (implicit TLS) listener */
+	bool hold_verify;           /* answer a password check only once cancelled */
+	struct later *held;
 };
 
 static struct harness *H;
@@ -113,7 +117,7 @@ on_later(uv_timer_t *t)
 }
 
 static struct later *
-later(void (*fn)(struct later *))
+later(void (*fn)(struct later *), bool start)
 {
 	struct later *l = calloc(1, sizeof *l);
 
@@ -121,7 +125,8 @@ later(void (*fn)(struct later *))
 	l->fn = fn;
 	uv_timer_init(&H->loop, &l->t);
 	l->t.data = l;
-	uv_timer_start(&l->t, on_later, 0, 0);
+	if (start)
+		uv_timer_start(&l->t, on_later, 0, 0);
 	H->pending++;
 	return l;
 }
@@ -149,7 +154,7 @@ fake_store(void *arg, struct envelope *env, const struct smtpd_message *m,
 	snprintf(H->sender, sizeof H->sender, "%s", env->sender);
 	snprintf(H->id, sizeof H->id, "%s", env->id);
 	H->nrcpt = env->nrcpt;
-	l = later(stored_later);
+	l = later(stored_later, true);
 	l->stored = done;
 	l->arg = done_arg;
 	l->status = H->sink_mode == SINK_OK ? 0 : -EIO;
@@ -180,10 +185,16 @@ static int
 fake_verify(void *arg, const char *user, const char *password, size_t pwlen,
     auth_verify_cb *cb, void *cb_arg, auth_req_id *id)
 {
-	struct later *l = later(verified_later);
+	struct later *l = later(verified_later, !H->hold_verify);
 
 	ck_assert_ptr_eq(arg, H);
 	H->nverify++;
+	if (H->hold_verify) {
+		/* The client leaves while its password is being checked. */
+		H->held = l;
+		if (H->cli != NULL)
+			conn_close(H->cli);
+	}
 	l->verified = cb;
 	l->arg = cb_arg;
 	l->req = ++H->next_req;
@@ -201,12 +212,17 @@ fake_cancel(void *arg, auth_req_id id)
 	(void)arg;
 	H->ncancel++;
 	H->cancelled = id;
+	/* A held check ends now; its answer is dropped as cancelled. */
+	if (H->held != NULL && H->held->req == id) {
+		uv_timer_start(&H->held->t, on_later, 0, 0);
+		H->held = NULL;
+	}
 }
 
 static int
 fake_user_get(void *arg, const char *name, auth_verify_cb *cb, void *cb_arg)
 {
-	struct later *l = later(verified_later);
+	struct later *l = later(verified_later, true);
 
 	(void)arg;
 	H->nuser_get++;
@@ -257,7 +273,9 @@ check_step(void)
 	size_t want = count_final(st->expect), got = 0, pos = H->seen;
 	const char *exp = st->expect;
 
-	/* Enough final lines received? */
+	/* Enough final lines received?  (Nothing may have come yet: in.data NULL.) */
+	if (want > 0 && H->in.len == H->seen)
+		return false;
 	while (got < want) {
 		const char *p = H->in.data + pos;
 		const char *crlf = memmem(p, H->in.len - pos, "\r\n", 2);
@@ -300,7 +318,7 @@ advance(void)
 		}
 		if (flags & STEP_CLOSED) {
 			ck_assert_uint_eq(H->step, H->nsteps);
-			return;   /* the server closes */
+			return;   /* the server, or a fake, closes */
 		}
 		if (H->step == H->nsteps) {
 			conn_close(H->cli);
@@ -334,7 +352,8 @@ c_connect(struct conn *c, int status)
 {
 	(void)c;
 	ck_assert_int_eq(status, 0);
-	send_step();
+	if (!H->tls_pending)
+		send_step();
 }
 
 static void
@@ -402,7 +421,9 @@ setup(void)
 	ck_assert_ptr_nonnull(H);
 	H->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	ck_assert_int_ge(H->devnull, 0);
-	log_set_fd(H->devnull);
+	log_set_fd(getenv("SESSION_LOG") ? STDERR_FILENO : H->devnull);
+	if (getenv("SESSION_LOG"))
+		log_set_level(LOG_DEBUG);
 	ck_assert_int_eq(uv_loop_init(&H->loop), 0);
 	snprintf(H->dir, sizeof H->dir, "/tmp/kurier-session-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(H->dir));
@@ -456,11 +477,16 @@ run(const struct step *steps, size_t nsteps)
 	H->nsteps = nsteps;
 	ck_assert_msg(smtpd_open(&H->srv, &H->loop, &H->cfg, &sink, &users, NULL, err,
 	    sizeof err) == 0, "%s", err);
-	ck_assert_uint_ne(smtpd_port(H->srv, 0, 0), 0);
-	ck_assert_uint_eq(smtpd_port(H->srv, 1, 0), 0);
-	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", smtpd_port(H->srv, 0, 0), &sin), 0);
+	ck_assert_uint_ne(smtpd_port(H->srv, H->implicit, 0), 0);
+	ck_assert_uint_eq(smtpd_port(H->srv, !H->implicit, 0), 0);
+	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", smtpd_port(H->srv, H->implicit, 0), &sin), 0);
 	ck_assert_int_eq(conn_connect(&H->cli, &H->loop, (const struct sockaddr *)&sin, NULL,
 	    &client_ops, H), 0);
+	if (H->implicit) {
+		/* RFC 8314: the handshake first, then the banner. */
+		H->tls_pending = true;
+		ck_assert_int_eq(conn_start_tls(H->cli, H->cctx, false, NULL, false), 0);
+	}
 	uv_timer_init(&H->loop, &H->guard);
 	uv_timer_start(&H->guard, on_guard, GUARD_MS, 0);
 	uv_run(&H->loop, UV_RUN_DEFAULT);
@@ -700,6 +726,51 @@ START_TEST(test_sink_fails_later)
 }
 END_TEST
 
+/* RFC 8314 implicit TLS: AUTH is offered at once, STARTTLS never. */
+START_TEST(test_implicit_tls)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO client.example\r\n", 0, EHLO_TLS, 0 },
+		{ "STARTTLS\r\n", 0, "503 5.5.1 TLS is already active", 0 },
+		{ "AUTH PLAIN AHNob3AAc2VjcmV0\r\n" TRANSACTION, 0, "235 2.7.0\n" TRANSACTION_OK, 0 },
+		{ MESSAGE, 0, "250 2.0.0 Ok: queued as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	H->implicit = true;
+	memcpy(&H->cfg.relay.submissions, &H->cfg.relay.submission, sizeof H->cfg.relay.submissions);
+	memset(&H->cfg.relay.submission, 0, sizeof H->cfg.relay.submission);
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	buf_append(&H->head, "", 1);
+	ck_assert_ptr_nonnull(strstr(H->head.data, "with ESMTPSA id "));
+}
+END_TEST
+
+/*
+ * A client that leaves while its password is being checked: the session
+ * cancels the check (the fake answers only then), and nothing leaks.
+ */
+START_TEST(test_close_during_auth)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO client.example\r\n", 0, EHLO_PLAIN, 0 },
+		{ "STARTTLS\r\n", 0, "220 2.0.0", STEP_TLS },
+		{ "EHLO client.example\r\n", 0, EHLO_TLS, 0 },
+		{ "AUTH PLAIN AHNob3AAc2VjcmV0\r\n", 0, "", STEP_CLOSED },
+	};
+
+	H->hold_verify = true;
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nverify, 1);
+	ck_assert_uint_eq(H->ncancel, 1);
+	ck_assert_uint_eq(H->cancelled, H->next_req);
+	ck_assert_ptr_null(H->held);
+}
+END_TEST
+
 Suite *
 session_suite(void)
 {
@@ -716,6 +787,8 @@ session_suite(void)
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_sink_fails_at_once);
 	tcase_add_test(tc, test_sink_fails_later);
+	tcase_add_test(tc, test_implicit_tls);
+	tcase_add_test(tc, test_close_during_auth);
 	suite_add_tcase(s, tc);
 	return s;
 }
