@@ -240,21 +240,35 @@ extern const struct conn_ops smtpd__conn_ops;
  */
 void smtpd__session_start(struct smtpd *srv, struct conn *c,
     const struct smtpd_proto *proto, enum smtpd_listener_kind kind);
+/*
+ * smtpd__enter_state - the one writer of s->state; logs old -> new at
+ * debug.  CLOSING is final: later calls are ignored.
+ */
 void smtpd__enter_state(struct smtpd_session *s, enum smtpd_state st);
+/* smtpd__strstate - the state's name in log lines; static. */
 const char *smtpd__strstate(enum smtpd_state st);
+/* smtpd__reply - queue one reply line (CRLF added, cut at 1021 octets); sent by smtpd__flush. */
 void smtpd__reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* smtpd__flush - hand the queued replies to the connection; a client that never reads is dropped. */
 void smtpd__flush(struct smtpd_session *s);
 /* smtpd__close - flush the replies, then close the connection. */
 void smtpd__close(struct smtpd_session *s);
 /* smtpd__shutdown - 421 "shutting down", then close. */
 void smtpd__shutdown(struct smtpd_session *s);
+/* smtpd__ref, smtpd__unref - one more or one less holder; the last unref frees the session. */
 void smtpd__ref(struct smtpd_session *s);
 void smtpd__unref(struct smtpd_session *s);
 /* smtpd__resume - an asynchronous step ended: go on with pipelined input. */
 void smtpd__resume(struct smtpd_session *s);
+/*
+ * smtpd__start_tls - the 220 to STARTTLS is queued: flush it, drop the
+ * unread plaintext (RFC 3207 5) and start the server handshake.
+ */
 void smtpd__start_tls(struct smtpd_session *s);
+/* smtpd__arm_timer - (re)start the session's one timer: 421 4.4.2 when it fires. */
 void smtpd__arm_timer(struct smtpd_session *s, uint64_t ms);
+/* smtpd__reset_transaction - forget the envelope, the body and the dropped recipients. */
 void smtpd__reset_transaction(struct smtpd_session *s);
 /* smtpd__in_transaction - MAIL accepted, DATA not begun. */
 bool smtpd__in_transaction(const struct smtpd_session *s);
@@ -272,16 +286,16 @@ void smtpd__refuse(struct smtpd_session *s, const struct policy_result *res,
 /* smtpd__policy_down - policy could not be asked: 451 4.3.0, logged. */
 void smtpd__policy_down(struct smtpd_session *s, const char *what, int status);
 
-/* smtpd_cmd.c */
+/* smtpd_cmd.c: the submission protocol, which smtpd.c serves on both listeners. */
 extern const struct smtpd_proto smtpd__submission;
 
-/* smtpd_auth.c */
+/* smtpd_auth.c: the AUTH row of a command table (check, then run). */
 bool smtpd__check_auth(struct smtpd_session *s, const struct smtp_cmd *c);
 bool smtpd__run_auth(struct smtpd_session *s, const struct smtp_cmd *c);
 /* smtpd__auth_line - a line while an AUTH exchange waits for the client. */
 void smtpd__auth_line(struct smtpd_session *s, const char *line, size_t len);
 
-/* smtpd_msg.c */
+/* smtpd_msg.c: the MAIL, RCPT and DATA rows of a command table (check, then run). */
 bool smtpd__check_mail(struct smtpd_session *s, const struct smtp_cmd *c);
 bool smtpd__run_mail(struct smtpd_session *s, const struct smtp_cmd *c);
 bool smtpd__check_rcpt(struct smtpd_session *s, const struct smtp_cmd *c);
