@@ -40,6 +40,7 @@
 
 #define STEP_TLS 1u           /* start TLS once the replies are in */
 #define STEP_CLOSED 2u        /* the client does not close: the server (or a fake) does */
+#define STEP_STOP 4u          /* smtpd_stop() once the replies are in */
 
 struct step {
 	const char *send;     /* written in one piece; NULL: nothing */
@@ -71,7 +72,7 @@ struct harness {
 	struct config cfg;
 	SSL_CTX *cctx;
 	struct smtpd *srv;
-	bool stopped;
+	bool stop_called, stopped;
 	int devnull;
 
 	struct conn *cli;
@@ -97,6 +98,7 @@ struct harness {
 static struct harness *H;
 
 static void send_step(void);
+static void stop(void);
 
 /* --- fakes --------------------------------------------------------------------- */
 
@@ -316,6 +318,8 @@ advance(void)
 			ck_assert_int_eq(conn_start_tls(H->cli, H->cctx, false, NULL, false), 0);
 			return;
 		}
+		if (flags & STEP_STOP)
+			stop();
 		if (flags & STEP_CLOSED) {
 			ck_assert_uint_eq(H->step, H->nsteps);
 			return;   /* the server, or a fake, closes */
@@ -345,6 +349,15 @@ on_stopped(void *arg)
 	H->stopped = true;
 	H->srv = NULL;
 	uv_close((uv_handle_t *)&H->guard, NULL);
+}
+
+static void
+stop(void)
+{
+	if (!H->stop_called) {
+		H->stop_called = true;
+		smtpd_stop(H->srv, 5000, on_stopped, NULL);
+	}
 }
 
 static void
@@ -381,7 +394,7 @@ c_close(struct conn *c, int status)
 	H->nclose++;
 	H->close_status = status;
 	H->cli = NULL;
-	smtpd_stop(H->srv, 5000, on_stopped, NULL);
+	stop();
 }
 
 static const struct conn_ops client_ops = {
@@ -771,6 +784,26 @@ START_TEST(test_close_during_auth)
 }
 END_TEST
 
+/*
+ * smtpd_stop() during DATA: the transaction finishes (the message is
+ * stored and acknowledged), then 421 4.3.2 and the close.
+ */
+START_TEST(test_stop_lets_transaction_finish)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO client.example\r\n" TRANSACTION, 0, EHLO_PLAIN "\n" TRANSACTION_OK, STEP_STOP },
+		{ MESSAGE, 0, "250 2.0.0 Ok: queued as \n421 4.3.2 " HOSTNAME " Service shutting down",
+		  STEP_CLOSED },
+	};
+
+	trust_loopback();
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_int_eq(H->close_status, UV_EOF);
+}
+END_TEST
+
 Suite *
 session_suite(void)
 {
@@ -789,6 +822,7 @@ session_suite(void)
 	tcase_add_test(tc, test_sink_fails_later);
 	tcase_add_test(tc, test_implicit_tls);
 	tcase_add_test(tc, test_close_during_auth);
+	tcase_add_test(tc, test_stop_lets_transaction_finish);
 	suite_add_tcase(s, tc);
 	return s;
 }
