@@ -67,8 +67,10 @@ RELAY_SRCS := \
 	relay/smtp_data.c \
 	relay/smtp_parse.c \
 	relay/smtpd.c \
+	relay/smtpd_auth.c \
 	relay/smtpd_cmd.c \
-	relay/smtpd_msg.c
+	relay/smtpd_msg.c \
+	relay/smtpd_session.c
 
 DELIVER_SRCS := \
 	deliver/deliver.c \
@@ -128,6 +130,7 @@ CHECK_SRCS := \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \
 	tests/relay/test_smtp_parse.c \
+	tests/relay/test_session.c \
 	tests/deliver/test_dkimsign.c \
 	tests/deliver/test_dns.c \
 	tests/deliver/test_outcome.c \

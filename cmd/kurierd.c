@@ -61,6 +61,43 @@ struct kurier {
 
 static void kurier_stop(struct kurier *k, const char *why);
 
+/* --- what relay is handed: the queue as its sink, policy/auth as its users -- */
+
+static int
+sink_queue_store(void *arg, struct envelope *env, const struct smtpd_message *m,
+    smtpd_stored_cb *done, void *done_arg)
+{
+	return queue_enqueue(arg, env, m->head, m->head_len, m->body, m->body_len, done,
+	    done_arg);
+}
+
+static const struct smtpd_sink_ops sink_queue = { .store = sink_queue_store };
+
+static int
+users_verify(void *arg, const char *user, const char *password, size_t pwlen,
+    auth_verify_cb *cb, void *cb_arg, auth_req_id *id)
+{
+	return auth_verify(arg, user, password, pwlen, cb, cb_arg, id);
+}
+
+static void
+users_cancel(void *arg, auth_req_id id)
+{
+	auth_cancel(arg, id);
+}
+
+static int
+users_get(void *arg, const char *name, auth_verify_cb *cb, void *cb_arg)
+{
+	return auth_user_get(arg, name, cb, cb_arg);
+}
+
+static const struct smtpd_users_ops users_auth = {
+	.verify = users_verify,
+	.cancel = users_cancel,
+	.user_get = users_get,
+};
+
 static void
 usage(FILE *f)
 {
@@ -425,7 +462,10 @@ main(int argc, char **argv)
 	if (k.cfg.server.roles & ROLE_RELAY) {
 		if ((rc = auth_open(&k.auth, k.loop, &k.cfg, "kurierd-auth")) < 0)
 			log_fatal("kurierd", "auth_open", "error=\"%s\"", uv_strerror(rc));
-		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, k.queue, k.auth, k.policy, err, sizeof err) < 0)
+		struct smtpd_sink sink = { &sink_queue, k.queue };
+		struct smtpd_users users = { &users_auth, k.auth };
+
+		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, &sink, &users, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "relay", "error=%s hint=\"fix [relay] or [tls] in %s, or stop what holds the port\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
 		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",

@@ -75,6 +75,32 @@ rfc5322_field_is(const char *f, size_t fl, const char *name)
 	return n == strlen(name) && strncasecmp(f, name, n) == 0;
 }
 
+bool
+rfc5322_is_field(const char *f, size_t fl)
+{
+	size_t i, n;
+
+	for (i = 0; i < fl && f[i] > ' ' && f[i] < 0x7f && f[i] != ':'; i++)
+		;
+	n = i;
+	while (i < fl && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	return n > 0 && i < fl && f[i] == ':';
+}
+
+size_t
+rfc5322_head_len(const char *msg, size_t len)
+{
+	struct rfc5322_scan s;
+	const char *f;
+	size_t fl;
+
+	rfc5322_scan_init(&s, msg, len);
+	while (rfc5322_next(&s, &f, &fl))
+		;
+	return s.body != NULL ? (size_t)(s.body - msg) : len;
+}
+
 /* --- From (RFC 5322 3.4, RFC 6854, RFC 6532) ---------------------------------- */
 
 struct fparse {

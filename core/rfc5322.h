@@ -2,9 +2,9 @@
  * rfc5322 - reading a message's header section (RFC 5322 2.2, 3.6) and
  * its From field (RFC 5322 3.4 and 4.4, RFC 6854 groups, RFC 6532
  * non-ASCII octets).  One scanner and one From parser for everything in
- * kurier that looks at headers: DKIM signing (deliver/dkimsign) and the
- * submission header check (policy/check).  Pure functions over bytes the
- * caller owns; nothing allocates.
+ * kurier that looks at headers: DKIM signing (deliver/dkimsign), the
+ * submission header check (policy/check) and the end of DATA (relay).
+ * Pure functions over bytes the caller owns; nothing allocates.
  */
 #ifndef KURIER_CORE_RFC5322_H
 #define KURIER_CORE_RFC5322_H
@@ -32,6 +32,18 @@ bool rfc5322_next(struct rfc5322_scan *s, const char **field, size_t *flen);
 const char *rfc5322_field_colon(const char *f, size_t fl);
 /* rfc5322_field_is - whether f is named name (ASCII case ignored, WSP before ':' allowed). */
 bool rfc5322_field_is(const char *f, size_t fl, const char *name);
+/*
+ * rfc5322_is_field - whether f starts a header field: a name of printable
+ * ASCII but ':' (RFC 5322 3.6.8), optional white space (4.5's obsolete
+ * syntax), ':'.  A line that is not may only start the body.
+ */
+bool rfc5322_is_field(const char *f, size_t fl);
+/*
+ * rfc5322_head_len - the length of msg[0..len)'s header section with the
+ * empty line that ends it, as the scanner walks it; len when there is no
+ * empty line.
+ */
+size_t rfc5322_head_len(const char *msg, size_t len);
 
 /* What a From field holds. */
 struct rfc5322_from {

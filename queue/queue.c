@@ -424,29 +424,17 @@ on_enqueued(void *arg, int status, redisReply *r)
 	free(req);
 }
 
-/* The header section ends with the first empty line (RFC 5322 2.1). */
-static size_t
-header_len(const char *msg, size_t len)
-{
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
-		return 2;
-	for (size_t i = 0; i + 3 < len; i++)
-		if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' &&
-		    msg[i + 3] == '\n')
-			return i + 4;
-	return len;
-}
-
 int
-queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
-    size_t len, queue_enqueue_cb *cb, void *arg)
+queue_enqueue(struct queue *q, struct envelope *env, const void *head,
+    size_t head_len, const void *body, size_t body_len, queue_enqueue_cb *cb,
+    void *arg)
 {
 	struct enqueue_req *req;
 	struct rdb *db;
 	struct jobstate *jobs;
 	struct buf envrec = BUF_INIT, *jobrec;
 	struct args a;
-	size_t njobs, hlen;
+	size_t njobs;
 	uint64_t now;
 	char st;
 	int rc;
@@ -460,14 +448,13 @@ queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
 	if (!qid_valid(env->id))
 		qid_new(env->id, now);
 	env->arrival_ms = now;
-	env->size = len;
+	env->size = head_len + body_len;
 	if (env->sender == NULL)
 		envelope_set(&env->sender, "");
 	envelope_encode(env, &envrec);
 	jobs = envelope_jobs(env, &njobs);
 	jobrec = xcalloc(njobs, sizeof *jobrec);
 	st = stream_code(env->stream);
-	hlen = header_len(msg, len);
 
 	args_init(&a);
 	args_addf(&a, "%sm:%s", prefix(q), env->id);
@@ -480,8 +467,8 @@ queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
 	args_addf(&a, "%" PRIu64, now);
 	args_add(&a, &st, 1);
 	args_add(&a, envrec.data, envrec.len);
-	args_add(&a, msg, hlen);
-	args_add(&a, (const char *)msg + hlen, len - hlen);
+	args_add(&a, head, head_len);
+	args_add(&a, body, body_len);
 	args_addf(&a, "%zu", njobs);
 	for (size_t i = 0; i < njobs; i++) {
 		jobstate_encode(&jobs[i], &jobrec[i]);

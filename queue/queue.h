@@ -68,16 +68,20 @@ typedef void queue_enqueue_cb(void *arg, int status, const char *id);
  * queue_enqueue - store a message durably.  env holds sender, recipients
  * and the rest; its arrival and size are set here, and its id unless it
  * already holds a valid one made with qid_new() (the id is also passed
- * to cb).  msg[0..len) is the whole message, CRLF line ends, headers
- * first.  cb runs after Redis replied: status 0 means the message is
+ * to cb).  The message comes apart, as the caller found it: head[0..
+ * head_len) is the header section with the empty line that ends it,
+ * body[0..body_len) the body, CRLF line ends; they are stored as the
+ * record's head and body, never scanned here.  Both are borrowed for the
+ * call only.  cb runs after Redis replied: status 0 means the message is
  * stored (with the bundled redis.conf, in the fsynced AOF).  -EINVAL
  * (returned, cb not called): no recipients, or a field longer than
  * ENV_FIELD_MAX; -EIO: Redis refused (out of memory, ...); -ECONNRESET:
  * the connection broke before the reply, so the message may or may not
  * be stored (the submitter must retry: delivery is at-least-once).
  */
-int queue_enqueue(struct queue *q, struct envelope *env, const void *msg,
-    size_t len, queue_enqueue_cb *cb, void *arg);
+int queue_enqueue(struct queue *q, struct envelope *env, const void *head,
+    size_t head_len, const void *body, size_t body_len, queue_enqueue_cb *cb,
+    void *arg);
 
 /* --- delivery ------------------------------------------------------------- */
 

@@ -1,37 +1,107 @@
 /*
- * smtpd - the submission server (RFC 6409): SMTP with STARTTLS on the
+ * smtpd - the SMTP server: listeners, sessions and what a session stores.
+ * Today it serves submission (RFC 6409): SMTP with STARTTLS on the
  * submission listeners and implicit TLS (RFC 8314) on the submissions
  * listeners, AUTH PLAIN/LOGIN before MAIL (a client in [relay]
  * trusted_networks may send without, as [relay] trusted_user), the
  * verdicts of policy/ (rates, lock-outs, suppression, header and domain
- * rules) enforced, and a 250 only once the message is durable in the
- * queue.
+ * rules) enforced, and a 250 only once the sink stored the message.
  *
- * The server borrows the queue, the user store and the policy module
- * (their owner closes them after smtpd_stop() finished) and owns its
- * listeners, its TLS context and every session.
+ * Seams.  A session knows neither the queue nor the user store; its owner
+ * hands it two small ops structs:
+ *   - a sink (struct smtpd_sink) that stores an accepted message: for
+ *     submission cmd/kurierd wires the queue (queue_enqueue); the inbound
+ *     MX for bounce domains will wire the bounce mailbox;
+ *   - a user directory (struct smtpd_users): password checks and the
+ *     trusted_user lookup (cmd/kurierd wires policy/auth).
+ * Inside relay/ the session core dispatches through a const table of
+ * protocol operations (smtpd_int.h: struct smtpd_proto), which submission
+ * fills now and the inbound MX will fill differently.
+ * Policy (rates, lock-outs, suppression) stays a direct call into
+ * policy/policy.h: it is one module with one Redis-backed implementation,
+ * and a NULL policy means "no Redis-backed checks" (the synchronous
+ * checks of policy/check.h still apply), which is what the session unit
+ * test uses.  A fake of the user directory is all a test needs besides.
+ *
+ * Ownership: the server borrows the config, the sink, the user directory
+ * and the policy module (their owner closes them after smtpd_stop()
+ * finished) and owns its listeners, its TLS context and every session.
  */
 #ifndef KURIER_RELAY_SMTPD_H
 #define KURIER_RELAY_SMTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/config.h"
+#include "policy/auth.h"
+#include "queue/envelope.h"
 
 struct smtpd;
-struct queue;
-struct auth;
 struct policy;
 
 /*
+ * A message as a session hands it to its sink: the header section (the
+ * trace and added fields included, ending with its empty line) and the
+ * body, apart, both CRLF line ends.  Both are borrowed for the duration
+ * of the store() call only.
+ */
+struct smtpd_message {
+	const char *head;
+	size_t head_len;
+	const char *body;
+	size_t body_len;
+};
+
+/* done - status 0: stored under id; negative errno: not stored (451). */
+typedef void smtpd_stored_cb(void *arg, int status, const char *id);
+
+struct smtpd_sink_ops {
+	/*
+	 * store - store msg for the envelope env (env->id may already hold
+	 * the id the Received field names; the sink keeps it).  Returns 0
+	 * and calls done(done_arg, status, id) exactly once, later; or a
+	 * negative errno, and done is never called.  env and msg are
+	 * borrowed for the call only.
+	 */
+	int (*store)(void *arg, struct envelope *env, const struct smtpd_message *msg,
+	    smtpd_stored_cb *done, void *done_arg);
+};
+
+struct smtpd_sink {
+	const struct smtpd_sink_ops *ops;
+	void *arg;
+};
+
+/* The user directory: the contracts of policy/auth.h's namesakes. */
+struct smtpd_users_ops {
+	int (*verify)(void *arg, const char *user, const char *password,
+	    size_t pwlen, auth_verify_cb *cb, void *cb_arg, auth_req_id *id);
+	void (*cancel)(void *arg, auth_req_id id);
+	int (*user_get)(void *arg, const char *name, auth_verify_cb *cb, void *cb_arg);
+};
+
+struct smtpd_users {
+	const struct smtpd_users_ops *ops;
+	void *arg;
+};
+
+/*
  * smtpd_open - bind the [relay] listeners and load the TLS certificate
- * (or make a self-signed one in data_dir).  0, or a negative errno with
- * err saying what failed ("0.0.0.0:587: address already in use").
+ * (or make a self-signed one in data_dir).  sink and users are copied
+ * (the structs, not what they point to); pol may be NULL.  0, or a
+ * negative errno with err saying what failed ("0.0.0.0:587: address
+ * already in use").
  */
 int smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    struct queue *q, struct auth *auth, struct policy *pol, char *err,
-    size_t errsz);
+    const struct smtpd_sink *sink, const struct smtpd_users *users,
+    struct policy *pol, char *err, size_t errsz);
+/*
+ * smtpd_port - the port of socket i of listener which (0 submission,
+ * 1 submissions): the kernel's choice for port 0.  0 when there is none.
+ */
+uint16_t smtpd_port(const struct smtpd *s, unsigned which, unsigned i);
 /*
  * smtpd_reload_tls - load the certificate and key again (SIGHUP): new
  * handshakes use them, sessions in progress keep theirs.  0 or negative
@@ -41,7 +111,7 @@ int smtpd_reload_tls(struct smtpd *s, char *err, size_t errsz);
 /*
  * smtpd_stop - stop accepting; sessions between transactions are closed
  * with 421, a transaction in progress is let finish (its DATA and the
- * enqueue) until the grace period, then cut.  done(arg) runs when every
+ * store) until the grace period, then cut.  done(arg) runs when every
  * session and listener is closed; the server is freed then.
  */
 void smtpd_stop(struct smtpd *s, uint64_t grace_ms, void (*done)(void *arg),

@@ -1,10 +1,25 @@
 /*
  * smtpd_int - what the files of the SMTP server share: the server and
- * session structures and the functions each file gives the others
- * (smtpd__*).  Not for use outside relay/smtpd*.c.
+ * session structures, the protocol operations, and the functions each
+ * file gives the others (smtpd__*).  Not for use outside relay/.
+ *
+ * The files, and the one direction their calls go:
+ *   smtpd.c          the server: listeners, accept, connections per address,
+ *                    stop.  Starts sessions (smtpd__session_start).
+ *   smtpd_session.c  the session core: input loop, replies, timers, TLS,
+ *                    close and free, the command dispatch, and the one
+ *                    state writer smtpd__enter_state().  It calls nothing in
+ *                    the files below except through s->proto, and tells the
+ *                    server of a closed or freed session through srv->hooks.
+ *   smtpd_cmd.c      the submission protocol: its command table (check, then
+ *                    run) and the commands with no transaction state.
+ *   smtpd_auth.c     AUTH PLAIN and LOGIN (RFC 4954, 4616).
+ *   smtpd_msg.c      MAIL, RCPT, DATA and the end of DATA: the sink.
+ * smtpd_cmd.c names the handlers of smtpd_auth.c and smtpd_msg.c in its
+ * table; those two call only the session core.
  *
  * A session lives as long as its connection or any of its asynchronous
- * calls (password check, policy question, enqueue): refs counts them,
+ * calls (password check, policy question, store): refs counts them,
  * smtpd__unref() frees at zero.  Only smtpd__enter_state() writes
  * s->state.
  *
@@ -31,6 +46,7 @@
 #include "relay/smtpd.h"
 
 struct conn;
+struct conn_ops;
 struct listener;
 
 /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL/RCPT parameters add to it. */
@@ -49,7 +65,7 @@ enum smtpd_state {
 	SMTPD_MAIL,            /* MAIL accepted: RCPT */
 	SMTPD_RCPT,            /* at least one RCPT: RCPT, DATA */
 	SMTPD_DATA,            /* reading the message */
-	SMTPD_QUEUING,         /* waiting for the queue's answer */
+	SMTPD_QUEUING,         /* waiting for the sink to store the message */
 	SMTPD_AUTH_PLAIN,      /* waiting for the PLAIN response */
 	SMTPD_AUTH_USER,       /* LOGIN: waiting for the user name */
 	SMTPD_AUTH_PASS,       /* LOGIN: waiting for the password */
@@ -67,14 +83,72 @@ enum smtpd_listener_kind {
 
 struct smtpd_session;
 
+/* One row of a protocol's command table: check, then run (STYLE.md 7). */
+enum {
+	CMD_NEED_EHLO = 1 << 0,   /* after EHLO/HELO only */
+	CMD_NO_ARG = 1 << 1,      /* takes no argument */
+	CMD_NO_TRANS = 1 << 2,    /* not inside a mail transaction */
+	CMD_LAST = 1 << 3,        /* RFC 2920 3.1: ends a pipelined group: flush */
+	CMD_JUNK = 1 << 4,        /* moves no mail forward (NOOP, RSET, ...) */
+};
+
+struct smtpd_cmd {
+	enum smtp_verb verb;
+	const char *name;
+	unsigned flags;
+	/*
+	 * check - synchronous, touches no socket: replies and returns false
+	 * when the command may not run now (counted as a protocol error).
+	 * NULL: always runs.
+	 */
+	bool (*check)(struct smtpd_session *, const struct smtp_cmd *);
+	/* run - does it; false when input must pause (an answer is awaited, or the end). */
+	bool (*run)(struct smtpd_session *, const struct smtp_cmd *);
+};
+
+/*
+ * smtpd_proto - what a protocol served by the session core is: which
+ * commands exist and what they accept (the table), what EHLO advertises,
+ * how an AUTH exchange reads its lines and what becomes of a complete
+ * message.  Submission fills it now (smtpd__submission); the inbound MX
+ * for bounce domains will fill it with its own MAIL/RCPT and no AUTH.
+ */
+struct smtpd_proto {
+	const char *name;                 /* in log lines */
+	const struct smtpd_cmd *commands; /* ends with a row whose name is NULL */
+	/* ehlo - the EHLO reply, every line of it. */
+	void (*ehlo)(struct smtpd_session *s);
+	/* auth_line - a line while an AUTH exchange waits (NULL: no AUTH). */
+	void (*auth_line)(struct smtpd_session *s, const char *line, size_t len);
+	/* data_done - the terminating CRLF.CRLF arrived: check, store, reply. */
+	void (*data_done)(struct smtpd_session *s);
+};
+
+/* What the session core tells the server (smtpd.c sets them). */
+struct smtpd_hooks {
+	/* closed - a session's connection is gone (client: its address). */
+	void (*closed)(struct smtpd *srv, const char *client);
+	/* freed - a session was freed. */
+	void (*freed)(struct smtpd *srv);
+};
+
+/* What a listener's accept callback gets: its server and what it serves. */
+struct smtpd_listen {
+	struct smtpd *srv;
+	enum smtpd_listener_kind kind;
+	const struct smtpd_proto *proto;
+};
+
 struct smtpd {
 	uv_loop_t *loop;
 	const struct config *cfg;
-	struct queue *queue;
-	struct auth *auth;
+	struct smtpd_sink sink;
+	struct smtpd_users users;
 	struct policy *policy;
+	struct smtpd_hooks hooks;
 	SSL_CTX *tls;
 	struct listener *listeners[2];
+	struct smtpd_listen listen[2];
 	unsigned nlisteners_open;
 	struct smtpd_session *sessions;   /* doubly linked, for stop */
 	size_t nsessions;                 /* connected */
@@ -93,6 +167,7 @@ struct smtpd_session {
 	struct smtpd *srv;
 	struct smtpd_session *prev, *next;
 	struct conn *conn;
+	const struct smtpd_proto *proto;
 	enum smtpd_listener_kind kind;
 	char sid[20];                     /* session id in log lines */
 	enum smtpd_state state;
@@ -152,21 +227,55 @@ struct smtpd_session {
 	uint64_t msgs;                    /* messages accepted in this session */
 };
 
-/* smtpd.c */
+/* smtpd_session.c: the session core */
+/*
+ * smtpd__conn_ops - the callbacks of a session's conn: the server accepts
+ * with them and NULL data (a refused connection stays NULL: no session).
+ */
+extern const struct conn_ops smtpd__conn_ops;
+/*
+ * smtpd__session_start - serve connection c (accepted by the server,
+ * client already counted) with proto: banner, or the TLS handshake first
+ * on an implicit-TLS listener.  The session owns c from now on.
+ */
+void smtpd__session_start(struct smtpd *srv, struct conn *c,
+    const struct smtpd_proto *proto, enum smtpd_listener_kind kind);
+/*
+ * smtpd__enter_state - the one writer of s->state; logs old -> new at
+ * debug.  CLOSING is final: later calls are ignored.
+ */
 void smtpd__enter_state(struct smtpd_session *s, enum smtpd_state st);
+/* smtpd__strstate - the state's name in log lines; static. */
 const char *smtpd__strstate(enum smtpd_state st);
+/* smtpd__reply - queue one reply line (CRLF added, cut at 1021 octets); sent by smtpd__flush. */
 void smtpd__reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* smtpd__flush - hand the queued replies to the connection; a client that never reads is dropped. */
 void smtpd__flush(struct smtpd_session *s);
 /* smtpd__close - flush the replies, then close the connection. */
 void smtpd__close(struct smtpd_session *s);
+/* smtpd__shutdown - 421 "shutting down", then close. */
+void smtpd__shutdown(struct smtpd_session *s);
+/* smtpd__ref, smtpd__unref - one more or one less holder; the last unref frees the session. */
 void smtpd__ref(struct smtpd_session *s);
 void smtpd__unref(struct smtpd_session *s);
 /* smtpd__resume - an asynchronous step ended: go on with pipelined input. */
 void smtpd__resume(struct smtpd_session *s);
+/*
+ * smtpd__start_tls - the 220 to STARTTLS is queued: flush it, drop the
+ * unread plaintext (RFC 3207 5) and start the server handshake.
+ */
 void smtpd__start_tls(struct smtpd_session *s);
+/* smtpd__arm_timer - (re)start the session's one timer: 421 4.4.2 when it fires. */
 void smtpd__arm_timer(struct smtpd_session *s, uint64_t ms);
+/* smtpd__reset_transaction - forget the envelope, the body and the dropped recipients. */
 void smtpd__reset_transaction(struct smtpd_session *s);
+/* smtpd__in_transaction - MAIL accepted, DATA not begun. */
+bool smtpd__in_transaction(const struct smtpd_session *s);
+/* smtpd__gone - whether an answer came for a session that no longer reads commands. */
+bool smtpd__gone(const struct smtpd_session *s);
+/* smtpd__set_user - the session now sends as user u: its rates from policy. */
+void smtpd__set_user(struct smtpd_session *s, const struct auth_user *u);
 /*
  * smtpd__refuse - reply res->reply, and log and count the refusal with
  * its rule (policy_refused) with the session as context ("sid=...
@@ -177,15 +286,23 @@ void smtpd__refuse(struct smtpd_session *s, const struct policy_result *res,
 /* smtpd__policy_down - policy could not be asked: 451 4.3.0, logged. */
 void smtpd__policy_down(struct smtpd_session *s, const char *what, int status);
 
-/* smtpd_cmd.c */
-/* smtpd__command - run one command line; false to stop reading input now. */
-bool smtpd__command(struct smtpd_session *s, const char *line, size_t len);
+/* smtpd_cmd.c: the submission protocol, which smtpd.c serves on both listeners. */
+extern const struct smtpd_proto smtpd__submission;
+
+/* smtpd_auth.c: the AUTH row of a command table (check, then run). */
+bool smtpd__check_auth(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_auth(struct smtpd_session *s, const struct smtp_cmd *c);
 /* smtpd__auth_line - a line while an AUTH exchange waits for the client. */
 void smtpd__auth_line(struct smtpd_session *s, const char *line, size_t len);
-void smtpd__ehlo_banner(struct smtpd_session *s);
 
-/* smtpd_msg.c */
-/* smtpd__data_done - the terminating CRLF.CRLF arrived: check, queue, reply. */
+/* smtpd_msg.c: the MAIL, RCPT and DATA rows of a command table (check, then run). */
+bool smtpd__check_mail(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_mail(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__check_rcpt(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__check_data(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_data(struct smtpd_session *s, const struct smtp_cmd *c);
+/* smtpd__data_done - the terminating CRLF.CRLF arrived: check, store, reply. */
 void smtpd__data_done(struct smtpd_session *s);
 
 #endif

@@ -1,19 +1,25 @@
 /*
- * smtpd_msg - the end of DATA: refuse what must not be relayed, add the
+ * smtpd_msg - the mail transaction of a submission session: MAIL (and
+ * the trusted_user a trusted client acts as), RCPT with policy's verdict,
+ * DATA, and the end of DATA: refuse what must not be relayed, add the
  * trace and the fields a submission server adds (RFC 6409 8), hand the
- * message to the queue, and answer 250 only once it is stored.
+ * message to the server's sink, and answer 250 only once it is stored.
+ * Calls only the session core.
  *
- * Before it is queued, policy has its say: the size and the From header
+ * Before it is stored, policy has its say: the size and the From header
  * (policy_check_headers).  The user's rates were checked at each RCPT;
- * once the message is queued it is counted (policy_count), unawaited:
+ * once the message is stored it is counted (policy_count), unawaited:
  * a count is a Redis write, and with appendfsync always a write before
- * the enqueue would put a second fsync between the end of DATA and the
+ * the store would put a second fsync between the end of DATA and the
  * 250 (policy.h says what that trades).  Recipients dropped at RCPT
- * (suppressed = drop) are logged here; when all were, nothing is queued
+ * (suppressed = drop) are logged here; when all were, nothing is stored
  * and the client still gets a 250.
  *
  * The message is otherwise stored byte for byte as received (after
- * dot-unstuffing).  What is added:
+ * dot-unstuffing), handed over as the header section (with what is
+ * added) and the body apart: the body is never copied again, and the
+ * scan that found where the header section ends (core/rfc5322) is the
+ * only one.  What is added:
  *   Received:    first, with TLS version and cipher and the user (RFC 5321
  *                4.4; "with ESMTPSA" per RFC 3848, UTF8SMTPSA per RFC 6531;
  *                a trusted client that did not authenticate: "with ESMTP"
@@ -34,62 +40,357 @@
 
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/rfc5322.h"
 #include "core/str.h"
 #include "policy/check.h"
 #include "queue/qid.h"
-#include "queue/queue.h"
 
+/* --- MAIL, RCPT, DATA ---------------------------------------------------------- */
+
+bool
+smtpd__check_mail(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	if (smtpd__in_transaction(s)) {
+		smtpd__reply(s, "503 5.5.1 Nested MAIL command");
+		return false;
+	}
+	/* A client in [relay] trusted_networks may send without TLS or AUTH. */
+	if (!s->authed && !s->trusted) {
+		smtpd__reply(s, "530 5.7.0 Authentication required");
+		return false;
+	}
+	return true;
+}
+
+static void
+on_trusted_user(void *arg, int status, const struct auth_user *user)
+{
+	struct smtpd_session *s = arg;
+	const char *name = s->srv->cfg->relay.trusted_user;
+
+	if (smtpd__gone(s)) {
+		smtpd__unref(s);
+		return;
+	}
+	smtpd__enter_state(s, SMTPD_READY);
+	if (status == 0) {
+		struct smtp_cmd c = { .verb = SMTP_MAIL, .arg = s->mail_arg, .arglen = s->mail_arglen };
+
+		smtpd__set_user(s, user);
+		log_info("smtpd", "trusted", "sid=%s client=%s user=%s", s->sid, s->client, user->name);
+		smtpd__run_mail(s, &c);
+	} else if (status == -ENOENT) {
+		struct policy_result res = { .verdict = POLICY_TEMPFAIL, .rule = "trusted_user" };
+
+		log_error("smtpd", "trusted_user_missing", "sid=%s client=%s user=%s hint=\"[relay] trusted_user names no enabled user: create it (kurierctl user add %s --domains ...) or enable it\"",
+		    s->sid, s->client, name, name);
+		snprintf(res.reply, sizeof res.reply,
+		    "451 4.3.5 Server configuration problem: trusted_user %s does not exist", name);
+		smtpd__refuse(s, &res, NULL);
+	} else {
+		smtpd__policy_down(s, "trusted_user", status);
+	}
+	smtpd__flush(s);
+	smtpd__resume(s);
+	smtpd__unref(s);
+}
+
+/*
+ * fetch_trusted_user - a trusted client's first MAIL: fetch the user it
+ * acts as, then run the MAIL (its argument kept meanwhile).  False when
+ * input must wait for the answer.
+ */
+static bool
+fetch_trusted_user(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	int rc;
+
+	memcpy(s->mail_arg, c->arg, c->arglen);
+	s->mail_arglen = c->arglen;
+	smtpd__enter_state(s, SMTPD_USER_FETCH);
+	smtpd__ref(s);
+	rc = s->srv->users.ops->user_get(s->srv->users.arg, s->srv->cfg->relay.trusted_user,
+	    on_trusted_user, s);
+	if (rc < 0) {
+		smtpd__unref(s);
+		smtpd__enter_state(s, SMTPD_READY);
+		smtpd__policy_down(s, "trusted_user", rc);
+		return true;
+	}
+	return false;
+}
+
+bool
+smtpd__run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	const struct config *cfg = s->srv->cfg;
+	const char *reply = NULL;
+	char addr[MAILADDR_PATH_MAX * 4], q[MAILADDR_PATH_MAX * 4 + 16];
+	struct policy_result res;
+
+	if (!s->has_user) {
+		if (c->arglen >= sizeof s->mail_arg) {
+			smtpd__reply(s, "500 5.5.2 Line too long");
+			s->errors++;
+			return true;
+		}
+		return fetch_trusted_user(s, c);
+	}
+	smtpd__reset_transaction(s);
+	if (smtp_parse_mail(c->arg, c->arglen, true, &s->from, &s->mp, &reply) < 0) {
+		smtpd__reply(s, "%s", reply);
+		s->errors++;
+		return true;
+	}
+	if (s->mp.body == SMTP_BODY_BINARYMIME) {
+		/* RFC 3030 3: BINARYMIME is for BDAT only, and CHUNKING is not offered. */
+		smtpd__reply(s, "555 5.5.4 BODY=BINARYMIME needs CHUNKING, which is not offered");
+		s->errors++;
+		return true;
+	}
+	mailaddr_format(&s->from, addr, sizeof addr);
+	snprintf(q, sizeof q, "from=");
+	log_quotes(q + 5, sizeof q - 5, addr);
+	if (s->from.null) {
+		/* Bounces come from the MTA, never from a submitting site. */
+		res = (struct policy_result){ .verdict = POLICY_REJECT, .rule = "sender.null" };
+		snprintf(res.reply, sizeof res.reply,
+		    "550 5.7.1 The null sender is not allowed for submission");
+		smtpd__refuse(s, &res, q);
+		return true;
+	}
+	if (!policy_check_sender(s->user.domains, s->from.domain, false, &res) ||
+	    (s->mp.have_size && !policy_check_size(cfg, s->mp.size, &res))) {
+		smtpd__refuse(s, &res, q);
+		return true;
+	}
+	envelope_set(&s->env.sender, addr);
+	envelope_set(&s->env.user, s->user.name);
+	envelope_set(&s->env.client, s->client);
+	envelope_set(&s->env.helo, s->helo);
+	if (s->mp.have_envid)
+		envelope_set(&s->env.envid, s->mp.envid);
+	s->env.ret = s->mp.ret;
+	s->env.flags = (s->mp.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
+	    (s->mp.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0);
+	smtpd__enter_state(s, SMTPD_MAIL);
+	smtpd__reply(s, "250 2.1.0 Ok");
+	return true;
+}
+
+bool
+smtpd__check_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	if (!smtpd__in_transaction(s)) {
+		smtpd__reply(s, "503 5.5.1 Need MAIL before RCPT");
+		return false;
+	}
+	return true;
+}
+
+/* Whether two addresses are one recipient: the local part as written
+ * (RFC 5321 2.4: it may be case-sensitive), the domain without case. */
+static bool
+same_rcpt(const char *a, const char *b)
+{
+	const char *at = strrchr(a, '@'), *bt = strrchr(b, '@');
+	size_t al = at ? (size_t)(at - a) : strlen(a);
+	size_t bl = bt ? (size_t)(bt - b) : strlen(b);
+
+	return al == bl && memcmp(a, b, al) == 0 && (at == NULL) == (bt == NULL) &&
+	    (at == NULL || strcasecmp(at, bt) == 0);
+}
+
+/* rcpt_seen - whether addr was accepted already (queued or dropped). */
+static bool
+rcpt_seen(const struct smtpd_session *s, const char *addr)
+{
+	const char *d = s->dropped.data;
+
+	for (size_t i = 0; i < s->env.nrcpt; i++)
+		if (same_rcpt(s->env.rcpt[i].addr, addr))
+			return true;
+	for (size_t i = 0; i < s->ndropped; i++, d += strlen(d) + 1)
+		if (same_rcpt(d, addr))
+			return true;
+	return false;
+}
+
+/* The state after a RCPT: RCPT once any recipient was accepted. */
+static enum smtpd_state
+rcpt_state(const struct smtpd_session *s)
+{
+	return s->env.nrcpt + s->ndropped > 0 ? SMTPD_RCPT : SMTPD_MAIL;
+}
+
+static void
+rcpt_add(struct smtpd_session *s)
+{
+	const struct smtp_rcpt_params *rp = &s->rcpt_params;
+
+	if (envelope_add_rcpt(&s->env, s->rcpt_addr, rp->have_orcpt ? rp->orcpt : NULL,
+	    rp->notify) < 0) {
+		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
+		s->rcpt_refused++;
+		return;
+	}
+	smtpd__enter_state(s, SMTPD_RCPT);
+	smtpd__reply(s, "250 2.1.5 Ok");
+}
+
+static void
+on_rcpt_checked(void *arg, int status, const struct policy_result *res)
+{
+	struct smtpd_session *s = arg;
+	char q[MAILADDR_PATH_MAX * 4 + 16];
+
+	if (smtpd__gone(s)) {
+		smtpd__unref(s);
+		return;
+	}
+	smtpd__enter_state(s, rcpt_state(s));
+	if (status < 0) {
+		smtpd__policy_down(s, "rcpt", status);
+		s->rcpt_refused++;
+	} else if (res->verdict == POLICY_OK) {
+		rcpt_add(s);
+	} else if (res->verdict == POLICY_DROP) {
+		/* Accepted for the client, never delivered; logged at the end of DATA. */
+		buf_append(&s->dropped, s->rcpt_addr, strlen(s->rcpt_addr) + 1);
+		s->ndropped++;
+		smtpd__enter_state(s, SMTPD_RCPT);
+		smtpd__reply(s, "250 2.1.5 Ok");
+	} else {
+		snprintf(q, sizeof q, "rcpt=");
+		log_quotes(q + 5, sizeof q - 5, s->rcpt_addr);
+		smtpd__refuse(s, res, q);
+		s->rcpt_refused++;
+	}
+	smtpd__flush(s);
+	smtpd__resume(s);
+	smtpd__unref(s);
+}
+
+bool
+smtpd__run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	struct mailaddr to;
+	struct smtp_rcpt_params rp;
+	struct policy_result res;
+	const char *reply = NULL;
+	char addr[MAILADDR_PATH_MAX * 4], q[MAILADDR_PATH_MAX * 4 + 16];
+	int rc;
+
+	if (!policy_check_rcpt_count(s->srv->cfg, s->env.nrcpt + s->ndropped, &res)) {
+		/* RFC 5321 4.5.3.1.10: 452, and the client sends the rest later. */
+		smtpd__refuse(s, &res, NULL);
+		return true;
+	}
+	if (smtp_parse_rcpt(c->arg, c->arglen, s->mp.smtputf8, &to, &rp, &reply) < 0) {
+		smtpd__reply(s, "%s", reply);
+		s->errors++;
+		s->rcpt_refused++;
+		return true;
+	}
+	if (mailaddr_format(&to, addr, sizeof addr) < 0) {
+		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
+		s->rcpt_refused++;
+		return true;
+	}
+	if (rcpt_seen(s, addr)) {
+		/* Accepted once, delivered once (as Postfix and Exim do). */
+		smtpd__reply(s, "250 2.1.5 Ok (duplicate recipient)");
+		return true;
+	}
+	snprintf(q, sizeof q, "rcpt=");
+	log_quotes(q + 5, sizeof q - 5, addr);
+	if (!policy_check_rcpt_domain(s->user.rcpt_domains, to.domain, &res)) {
+		smtpd__refuse(s, &res, q);
+		s->rcpt_refused++;
+		return true;
+	}
+	str_copy(s->rcpt_addr, addr, sizeof s->rcpt_addr);
+	s->rcpt_params = rp;
+	if (s->srv->policy == NULL) {
+		rcpt_add(s);
+		return true;
+	}
+	/* Suppression and rates: one Redis round trip; input waits for it. */
+	smtpd__enter_state(s, SMTPD_RCPT_CHECK);
+	smtpd__ref(s);
+	rc = policy_rcpt(s->srv->policy, &s->pu, s->from.domain, addr, s->env.nrcpt,
+	    on_rcpt_checked, s);
+	if (rc < 0) {
+		smtpd__unref(s);
+		smtpd__enter_state(s, rcpt_state(s));
+		smtpd__policy_down(s, "rcpt", rc);
+		s->rcpt_refused++;
+		return true;
+	}
+	return false;
+}
+
+bool
+smtpd__check_data(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	if (s->state == SMTPD_MAIL) {
+		smtpd__reply(s, s->rcpt_refused ? "554 5.5.1 No valid recipients" :
+		    "503 5.5.1 Need RCPT before DATA");
+		return false;
+	}
+	if (s->state != SMTPD_RCPT) {
+		smtpd__reply(s, "503 5.5.1 Need MAIL before DATA");
+		return false;
+	}
+	return true;
+}
+
+bool
+smtpd__run_data(struct smtpd_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	buf_reset(&s->body);
+	smtp_data_init(&s->data, &s->body, s->srv->cfg->relay.max_message_size);
+	s->data_started_ms = uv_now(s->srv->loop);
+	smtpd__enter_state(s, SMTPD_DATA);
+	/* One timer for the whole DATA phase, not one per line. */
+	smtpd__arm_timer(s, s->srv->cfg->relay.data_timeout_ms);
+	smtpd__reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtpd__flush(s);
+	return true;
+}
+
+/* --- the end of DATA ------------------------------------------------------------ */
+
+/*
+ * What the end of DATA needs to know of the header section, read in one
+ * walk with core/rfc5322's scanner.  head_end is where the section ends
+ * (before its empty line, or before the first line that is neither a
+ * field nor a continuation of one: the empty line is missing, RFC 5322
+ * 2.1, and is added there); body_start is where the body begins.
+ */
 struct header_facts {
-	size_t head_end;       /* offset of the empty line ending the header section */
+	size_t head_end;
+	size_t body_start;
 	bool has_blank;        /* the section ends with an empty line */
 	bool message_id;
 	bool date;
 	bool bulk;
 };
 
-/* Whether a header line starts with field name (case-insensitive) and ':'. */
+/* Whether the value of field f (after its colon) holds word, ASCII case ignored. */
 static bool
-field_is(const char *line, size_t len, const char *name)
+value_has(const char *f, size_t fl, const char *word)
 {
-	size_t n = strlen(name);
-
-	if (len <= n || strncasecmp(line, name, n) != 0)
-		return false;
-	for (size_t i = n; i < len; i++) {
-		if (line[i] == ':')
-			return true;
-		if (line[i] != ' ' && line[i] != '\t')
-			return false;
-	}
-	return false;
-}
-
-/*
- * Whether a line starts a header field: a name of printable ASCII but
- * ':', optional white space (RFC 5322 4.5.x obsolete syntax), ':'.
- */
-static bool
-is_field(const char *line, size_t len)
-{
-	size_t i, n;
-
-	for (i = 0; i < len && line[i] > ' ' && line[i] < 0x7f && line[i] != ':'; i++)
-		;
-	n = i;
-	while (i < len && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	return n > 0 && i < len && line[i] == ':';
-}
-
-static bool
-value_has(const char *line, size_t len, const char *word)
-{
-	const char *colon = memchr(line, ':', len);
+	const char *colon = rfc5322_field_colon(f, fl);
 	size_t wl = strlen(word);
 
 	if (colon == NULL)
 		return false;
-	for (const char *p = colon + 1; p + wl <= line + len; p++)
+	for (const char *p = colon + 1; p + wl <= f + fl; p++)
 		if (strncasecmp(p, word, wl) == 0)
 			return true;
 	return false;
@@ -98,42 +399,36 @@ value_has(const char *line, size_t len, const char *word)
 static void
 scan_headers(const char *msg, size_t len, struct header_facts *f)
 {
-	size_t pos = 0;
+	struct rfc5322_scan sc;
+	const char *field, *at;
+	size_t fl;
 
 	memset(f, 0, sizeof *f);
-	f->head_end = len;
-	while (pos < len) {
-		const char *line = msg + pos;
-		const char *lf = memchr(line, '\n', len - pos);
-		size_t ll = lf ? (size_t)(lf - line) : len - pos;
-		size_t text = ll > 0 && line[ll - 1] == '\r' ? ll - 1 : ll;
-
-		if (text == 0) {
-			f->head_end = pos;
-			f->has_blank = true;
+	rfc5322_scan_init(&sc, msg, len);
+	for (;;) {
+		at = sc.p;
+		if (!rfc5322_next(&sc, &field, &fl))
+			break;
+		if (!rfc5322_is_field(field, fl)) {
+			f->head_end = f->body_start = (size_t)(at - msg);
 			return;
 		}
-		/*
-		 * A line that is neither a field nor a continuation (white
-		 * space first) of one starts the body: the blank line is
-		 * missing (RFC 5322 2.1), and is added before it.
-		 */
-		if ((line[0] == ' ' || line[0] == '\t') ? pos == 0 : !is_field(line, text)) {
-			f->head_end = pos;
-			return;
-		}
-		if (line[0] != ' ' && line[0] != '\t') {
-			if (field_is(line, text, "Message-ID"))
-				f->message_id = true;
-			else if (field_is(line, text, "Date"))
-				f->date = true;
-			else if (field_is(line, text, "List-Unsubscribe"))
-				f->bulk = true;
-			else if (field_is(line, text, "Precedence") &&
-			    (value_has(line, text, "bulk") || value_has(line, text, "list")))
-				f->bulk = true;
-		}
-		pos += ll + (lf ? 1 : 0);
+		if (rfc5322_field_is(field, fl, "Message-ID"))
+			f->message_id = true;
+		else if (rfc5322_field_is(field, fl, "Date"))
+			f->date = true;
+		else if (rfc5322_field_is(field, fl, "List-Unsubscribe"))
+			f->bulk = true;
+		else if (rfc5322_field_is(field, fl, "Precedence") &&
+		    (value_has(field, fl, "bulk") || value_has(field, fl, "list")))
+			f->bulk = true;
+	}
+	if (sc.body != NULL) {
+		f->has_blank = true;
+		f->head_end = (size_t)(at - msg);
+		f->body_start = (size_t)(sc.body - msg);
+	} else {
+		f->head_end = f->body_start = len;
 	}
 }
 
@@ -166,38 +461,41 @@ with_protocol(const struct smtpd_session *s)
 	return utf8 ? "UTF8SMTPA" : "ESMTPA";
 }
 
+/*
+ * build_head - the header section to store, in head: the trace field,
+ * the client's header section, the fields it lacks, the empty line.
+ * *body_start: where the body begins in s->body, stored as it is.
+ */
 static void
-build_message(struct smtpd_session *s, struct buf *m, time_t now)
+build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t now)
 {
-	const char *body = s->body.data ? s->body.data : "";
-	size_t len = s->body.len;
+	const char *msg = s->body.data ? s->body.data : "";
 	struct header_facts f;
 	char date[64];
 
-	scan_headers(body, len, &f);
+	scan_headers(msg, s->body.len, &f);
 	rfc5322_date(date, sizeof date, now);
-	buf_appendf(m, "Received: from %s ([%s])\r\n\tby %s (kurier) with %s id %s", s->helo,
+	buf_appendf(head, "Received: from %s ([%s])\r\n\tby %s (kurier) with %s id %s", s->helo,
 	    s->client, s->srv->cfg->server.hostname, with_protocol(s), s->env.id);
 	if (s->tls && s->conn != NULL)
-		buf_appendf(m, "\r\n\t(version=%s cipher=%s bits=%d)", conn_tls_version(s->conn),
+		buf_appendf(head, "\r\n\t(version=%s cipher=%s bits=%d)", conn_tls_version(s->conn),
 		    conn_tls_cipher(s->conn), conn_tls_bits(s->conn));
 	if (s->authed)
-		buf_appendf(m, "\r\n\t(authenticated user %s)", s->user.name);
+		buf_appendf(head, "\r\n\t(authenticated user %s)", s->user.name);
 	else
-		buf_appendf(m, "\r\n\t(trusted network, acting as user %s)", s->user.name);
+		buf_appendf(head, "\r\n\t(trusted network, acting as user %s)", s->user.name);
 	if (s->env.nrcpt == 1)
-		buf_appendf(m, "\r\n\tfor <%s>", s->env.rcpt[0].addr);
-	buf_appendf(m, ";\r\n\t%s\r\n", date);
-	buf_append(m, body, f.head_end);
-	if (!f.has_blank && f.head_end > 0 && body[f.head_end - 1] != '\n')
-		buf_appends(m, "\r\n");
+		buf_appendf(head, "\r\n\tfor <%s>", s->env.rcpt[0].addr);
+	buf_appendf(head, ";\r\n\t%s\r\n", date);
+	buf_append(head, msg, f.head_end);
+	if (!f.has_blank && f.head_end > 0 && msg[f.head_end - 1] != '\n')
+		buf_appends(head, "\r\n");
 	if (!f.message_id)
-		buf_appendf(m, "Message-ID: <%s@%s>\r\n", s->env.id, s->srv->cfg->server.hostname);
+		buf_appendf(head, "Message-ID: <%s@%s>\r\n", s->env.id, s->srv->cfg->server.hostname);
 	if (!f.date)
-		buf_appendf(m, "Date: %s\r\n", date);
-	if (!f.has_blank)
-		buf_appends(m, "\r\n");
-	buf_append(m, body + f.head_end, len - f.head_end);
+		buf_appendf(head, "Date: %s\r\n", date);
+	buf_appends(head, "\r\n");
+	*body_start = f.body_start;
 	s->env.stream = f.bulk ? STREAM_BROADCAST : STREAM_TRANSACTIONAL;
 }
 
@@ -209,11 +507,8 @@ transaction_over(struct smtpd_session *s)
 		return;
 	smtpd__enter_state(s, SMTPD_READY);
 	smtpd__arm_timer(s, s->srv->cfg->relay.command_timeout_ms);
-	if (s->srv->stopping) {
-		smtpd__reply(s, "421 4.3.2 %s Service shutting down, try again later",
-		    s->srv->cfg->server.hostname);
-		smtpd__close(s);
-	}
+	if (s->srv->stopping)
+		smtpd__shutdown(s);
 }
 
 /* log_dropped - the recipients dropped at RCPT (suppressed = drop), one line each. */
@@ -247,7 +542,7 @@ count(struct smtpd_session *s)
 }
 
 static void
-on_queued(void *arg, int status, const char *id)
+on_stored(void *arg, int status, const char *id)
 {
 	struct smtpd_session *s = arg;
 	char qf[600];
@@ -280,20 +575,26 @@ on_queued(void *arg, int status, const char *id)
 	smtpd__unref(s);
 }
 
-/* enqueue - build the message and hand it to the queue.  Takes a reference. */
+/* store - build the header section and hand the message to the sink.  Takes a reference. */
 static void
-enqueue(struct smtpd_session *s)
+store(struct smtpd_session *s)
 {
-	struct buf m = BUF_INIT;
+	struct buf head = BUF_INIT;
+	struct smtpd_message m;
 	struct timespec ts;
+	size_t body_start;
 	int rc;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	qid_new(s->env.id, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-	build_message(s, &m, ts.tv_sec);
+	build_head(s, &head, &body_start, ts.tv_sec);
+	m.head = head.data;
+	m.head_len = head.len;
+	m.body = s->body.data != NULL ? s->body.data + body_start : "";
+	m.body_len = s->body.len - body_start;
+	rc = s->srv->sink.ops->store(s->srv->sink.arg, &s->env, &m, on_stored, s);
+	buf_free(&head);
 	buf_free(&s->body);
-	rc = queue_enqueue(s->srv->queue, &s->env, m.data, m.len, on_queued, s);
-	buf_free(&m);
 	if (rc < 0) {
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    s->env.id, s->sid, s->client, uv_strerror(rc));
@@ -360,5 +661,5 @@ smtpd__data_done(struct smtpd_session *s)
 	}
 	smtpd__enter_state(s, SMTPD_QUEUING);
 	smtpd__ref(s);
-	enqueue(s);
+	store(s);
 }

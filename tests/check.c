@@ -51,6 +51,7 @@ static const struct group_suite all[] = {
 	{ "policy",  auth_suite,       true },
 	{ "relay",   smtp_parse_suite, false },
 	{ "relay",   smtp_data_suite,  false },
+	{ "relay",   session_suite,    false },
 	{ "deliver", smtpreply_suite,  false },
 	{ "deliver", dns_suite,        false },
 	{ "deliver", route_suite,      false },

@@ -40,6 +40,7 @@ Suite *policy_suite(void);
 Suite *spfcheck_suite(void);
 
 /* relay/ */
+Suite *session_suite(void);
 Suite *smtp_data_suite(void);
 Suite *smtp_parse_suite(void);
 

@@ -51,6 +51,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/rfc5322.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
@@ -115,6 +116,7 @@ struct bench {
 	redisContext *rc;          /* synchronous, for INFO and MEMORY only */
 	char *msg;
 	size_t len;
+	size_t head_len;          /* the header section, empty line included */
 	uint64_t n, mem_n;
 	unsigned producers, workers, batch;
 	uint64_t deadline_ms;
@@ -669,7 +671,8 @@ produce(struct client *c)
 	if (envelope_add_rcpt(&env, rcpt, NULL, 0) < 0)
 		log_panic("qbench", "bad_rcpt", "rcpt=%s", rcpt);
 	c->t0 = now_ns();
-	rc = queue_enqueue(c->q, &env, b->msg, b->len, on_enqueued, c);
+	rc = queue_enqueue(c->q, &env, b->msg, b->head_len, b->msg + b->head_len,
+	    b->len - b->head_len, on_enqueued, c);
 	envelope_free(&env);
 	if (rc < 0)
 		bench_fail(b, "enqueue: %s", strerror(-rc));
@@ -989,6 +992,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	b.msg = make_message((size_t)size, &b.len);
+	b.head_len = rfc5322_head_len(b.msg, b.len);
 
 	result(&b, "message_size", (double)b.len, "B", 0);
 	result(&b, "messages", (double)b.n, "count", 0);

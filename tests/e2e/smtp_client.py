@@ -516,14 +516,13 @@ def size_limits(c):
     line = b"x" * 78 + b"\r\n"
     body = simple_msg(m) + line * (1100 * 1024 // len(line))
     before = c.q.active()
-    t0 = time.monotonic()
     s.send(stuff(body))
     r = s.reply()
     starts("a message over the maximum: 552 5.3.4 after the data", r, "552 5.3.4")
     ok("the big message is not queued", not c.q.with_marker(m) and c.q.active() - before == set(),
        "queued: %s" % (c.q.active() - before))
+    # The 552 (not a 421 4.4.2) says the server read it all before data_timeout.
     starts("the session goes on: NOOP", s.cmd("NOOP"), "250 2.0.0")
-    ok("the big message was read in time (%.1fs)" % (time.monotonic() - t0), time.monotonic() - t0 < 3)
     s.close()
 
 
@@ -1201,13 +1200,22 @@ def smtplib_clients(c):
 # --- timeouts (slow: run them in parallel with the rest) -----------------------------
 
 
-def expect_timeout(c, s, label, lo, hi, t0, marker=None):
-    closed, got = s.wait_closed(hi + 2)
+# How long a timeout case waits for the 421 before it calls the session
+# hung.  A guard, not a figure: a loaded machine may be late, and nothing
+# asserts how late.  What is asserted is the reply, the close, and that
+# the timer did not fire before its configured time (a timer cannot fire
+# early on a slow machine; lo leaves half a second for the client's clock
+# starting after the server's).
+HANG_GUARD = 60
+
+
+def expect_timeout(c, s, label, lo, t0, marker=None):
+    closed, got = s.wait_closed(HANG_GUARD)
     took = time.monotonic() - t0
     text = got.decode("utf-8", "replace")
     ok("%s: 421 4.4.2" % label, text.startswith("421 4.4.2"), text[:200])
     ok("%s: connection closed" % label, closed)
-    ok("%s: after %.1fs (want %.1f-%.1fs)" % (label, took, lo, hi), lo <= took <= hi)
+    ok("%s: not before the configured timeout (%.1fs, at least %.1fs)" % (label, took, lo), lo <= took)
     if marker:
         ok("%s: nothing queued" % label, not c.q.with_marker(marker))
     s.close()
@@ -1217,7 +1225,7 @@ def expect_timeout(c, s, label, lo, hi, t0, marker=None):
 def command_timeout(c):
     s = Session(c.port)
     t0 = time.monotonic()
-    expect_timeout(c, s, "command timeout after the banner", 1.5, 3.5, t0)
+    expect_timeout(c, s, "command timeout after the banner", 1.5, t0)
 
 
 @case("slow")
@@ -1227,7 +1235,7 @@ def command_timeout_in_transaction(c):
     s.cmd("RCPT TO:<bob@example.org>")
     s.send("NOOP")   # half a command does not reset the timer
     t0 = time.monotonic()
-    expect_timeout(c, s, "command timeout inside a transaction", 1.5, 3.5, t0)
+    expect_timeout(c, s, "command timeout inside a transaction", 1.5, t0)
 
 
 @case("slow")
@@ -1240,15 +1248,21 @@ def data_timeout(c):
     t0 = time.monotonic()
     s.send("Subject: trickle\r\n\r\n%s\r\n" % m)
     # A line every 0.4 s: each alone is within command_timeout; the whole
-    # DATA phase is not.
-    for i in range(15):
+    # DATA phase is not, so the server cuts the client while it still
+    # trickles (for up to 3x data_timeout: a timer reset by each line
+    # would never fire while it does).
+    cut = False
+    for i in range(23):
         if not s.quiet(0.4):
+            cut = True
             break
         try:
             s.send("line %d\r\n" % i)
         except OSError:
+            cut = True
             break
-    expect_timeout(c, s, "total DATA timeout (trickling client)", 2.5, 4.5, t0, m)
+    ok("total DATA timeout (trickling client): cut while still sending", cut)
+    expect_timeout(c, s, "total DATA timeout (trickling client)", 2.5, t0, m)
 
 
 @case("slow")
@@ -1260,7 +1274,7 @@ def data_stall(c):
     s.cmd("DATA")
     t0 = time.monotonic()
     s.send("Subject: stall\r\n\r\n%s\r\nhalf a li" % m)
-    expect_timeout(c, s, "client stalls mid-DATA", 2.5, 4.5, t0, m)
+    expect_timeout(c, s, "client stalls mid-DATA", 2.5, t0, m)
 
 
 @case("slow")
@@ -1271,7 +1285,7 @@ def auth_stall(c):
     s.ehlo()
     s.cmd("AUTH LOGIN")
     t0 = time.monotonic()
-    expect_timeout(c, s, "client stalls in AUTH", 1.5, 3.5, t0)
+    expect_timeout(c, s, "client stalls in AUTH", 1.5, t0)
 
 
 @case("slow")
@@ -1280,9 +1294,10 @@ def starttls_stall(c):
     s.ehlo()
     starts("STARTTLS then no handshake: 220", s.cmd("STARTTLS"), "220")
     t0 = time.monotonic()
-    closed, got = s.wait_closed(6)
+    closed, got = s.wait_closed(HANG_GUARD)
     took = time.monotonic() - t0
-    ok("STARTTLS then no handshake: closed after %.1fs" % took, closed and 1.5 <= took <= 3.5, got[:100])
+    ok("STARTTLS then no handshake: closed, not before the command timeout (%.1fs)" % took,
+       closed and 1.5 <= took, got[:100])
     s.close()
 
 
@@ -1336,8 +1351,8 @@ def close_unread(c):
     if log_has(c, r"event=connect sid=\w+ client=127\.0\.0\.1 port=%d " % port, 5):
         with open(c.a.log, encoding="utf-8", errors="replace") as f:
             sid = re.search(r"event=connect sid=(\w+) client=127\.0\.0\.1 port=%d " % port, f.read()).group(1)
-    gone = sid is not None and log_has(c, r"event=disconnect sid=%s " % sid, 7)
-    ok("close_unread: the session ends within 2 timeouts though the client reads nothing (%.1fs)" % (time.monotonic() - t0),
+    gone = sid is not None and log_has(c, r"event=disconnect sid=%s " % sid, HANG_GUARD)
+    ok("close_unread: the session ends though the client reads nothing (%.1fs)" % (time.monotonic() - t0),
        gone, "sid %s" % sid)
     s.close()
 
@@ -1346,14 +1361,15 @@ def close_unread(c):
 def tls_stall(c):
     raw = socket.create_connection((HOST, c.sport), timeout=TIMEOUT)
     t0 = time.monotonic()
-    raw.settimeout(6)
+    raw.settimeout(HANG_GUARD)
     closed = False
     try:
         closed = raw.recv(100) == b""
     except (ConnectionResetError, socket.timeout) as e:
         closed = not isinstance(e, socket.timeout)
     took = time.monotonic() - t0
-    ok("no TLS handshake on the implicit port: closed after %.1fs" % took, closed and 1.5 <= took <= 3.5)
+    ok("no TLS handshake on the implicit port: closed, not before the command timeout (%.1fs)" % took,
+       closed and 1.5 <= took)
     raw.close()
 
 

@@ -96,9 +96,9 @@ for name in main limits many; do
 	track "${kpid[$name]}"
 done
 for name in main limits many; do
-	wait_for 15 grep -q "event=relay_listening" "$E2E_TMP/$name.log"
+	wait_for 30 grep -q "event=relay_listening" "$E2E_TMP/$name.log"
 	check_eq "kurierd ($name) listens" "$?" 0
-	wait_for 10 grep -q "event=redis_up client=kurierd " "$E2E_TMP/$name.log"
+	wait_for 30 grep -q "event=redis_up client=kurierd " "$E2E_TMP/$name.log"
 	check_eq "kurierd ($name) reaches Redis" "$?" 0
 done
 nofile=$(awk '/^Max open files/ {print $4}' "/proc/${kpid[many]}/limits" 2>/dev/null)
@@ -274,7 +274,7 @@ check_match "after 1,000 connections a new session works" "$out" "221 2\.0\.0"
 sessions_closed() {
 	[ "$(grep -c 'event=connect ' "$1")" = "$(grep -c 'event=disconnect ' "$1")" ]
 }
-wait_for 5 sessions_closed "$E2E_TMP/many.log"
+wait_for 30 sessions_closed "$E2E_TMP/many.log"
 check_eq "after 1,000 connections every session is closed ($(grep -c 'event=connect ' "$E2E_TMP/many.log") connects)" "$?" 0
 
 # --- the slow cases ------------------------------------------------------------------
@@ -293,7 +293,7 @@ collect "$E2E_TMP/redis.out"
 check_match "the refusal is logged (policy_unavailable or queue_failed)" \
 	"$(grep -E 'event=(policy_unavailable|queue_failed)' "$E2E_TMP/main.log")" "hint="
 start_redis "$E2E_TMP/redis" "$rport"
-wait_for 10 sh -c "[ \$(grep -c 'event=redis_up client=kurierd ' '$E2E_TMP/main.log') -gt $ups ]"
+wait_for 30 sh -c "[ \$(grep -c 'event=redis_up client=kurierd ' '$E2E_TMP/main.log') -gt $ups ]"
 check_eq "kurierd reconnects to Redis" "$?" 0
 "${client[@]}" "${args[@]}" normal >"$E2E_TMP/normal.out" 2>&1
 collect "$E2E_TMP/normal.out"

@@ -39,7 +39,7 @@ log=$E2E_TMP/kurierd.log
 "$KURIER_BIN/kurierd" -c "$conf" >"$log" 2>&1 &
 kpid=$!
 track "$kpid"
-wait_for 10 grep -q "event=relay_listening" "$log"
+wait_for 30 grep -q "event=relay_listening" "$log"
 check_eq "kurierd listens" "$?" 0
 first=$(file_fingerprint)
 check_eq "new sessions get the configured certificate" "$(served_fingerprint)" "$first"
@@ -63,13 +63,13 @@ s.quit()
 PY
 spid=$!
 track "$spid"
-wait_for 10 grep -q ready "$E2E_TMP/session.out"
+wait_for 30 grep -q ready "$E2E_TMP/session.out"
 check_eq "a session is open before the reload" "$?" 0
 
 make_cert second.test
 second=$(file_fingerprint)
 kill -HUP "$kpid"
-wait_for 10 grep -q "event=tls_reloaded" "$log"
+wait_for 30 grep -q "event=tls_reloaded" "$log"
 check_eq "SIGHUP reloads the certificate" "$?" 0
 check_eq "new sessions get the new certificate" "$(served_fingerprint)" "$second"
 [ "$first" != "$second" ]
@@ -84,7 +84,7 @@ check_match "kurierd queued it" "$(grep event=queued "$log")" "nrcpt=1"
 # A broken certificate: reported, and the running one stays.
 echo "not a certificate" >"$tls/cert.pem"
 kill -HUP "$kpid"
-wait_for 10 grep -q "event=tls_reload_failed" "$log"
+wait_for 30 grep -q "event=tls_reload_failed" "$log"
 check_eq "a broken certificate is reported" "$?" 0
 check_match "naming the file" "$(grep event=tls_reload_failed "$log")" "cert.pem"
 check_eq "and new sessions still get the last good one" "$(served_fingerprint)" "$second"

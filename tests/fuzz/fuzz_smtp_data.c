@@ -9,6 +9,12 @@
  * the data ends at the first CR LF "." CR LF (the start counting as
  * after CR LF); before it, the lines split at CR LF lose one leading
  * dot each.  Any disagreement aborts.
+ *
+ * The output then goes where the end of DATA sends it: core/rfc5322's
+ * scanner, which splits it into the header section and the body
+ * (rfc5322_head_len, rfc5322_is_field).  The split must fall inside the
+ * message, right after a line end, and every field it calls one must
+ * have a colon.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +22,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/rfc5322.h"
 #include "relay/smtp_data.h"
 
 #define BYTEWISE_MAX 4096
@@ -135,6 +142,25 @@ model(const struct run *run, const char *in, size_t len, uint64_t max)
 	buf_free(&ref);
 }
 
+/* head_split - the header section as relay's end of DATA finds it. */
+static void
+head_split(const struct buf *out)
+{
+	const char *msg = out->len > 0 ? out->data : "";
+	size_t head = rfc5322_head_len(msg, out->len), fl;
+	struct rfc5322_scan sc;
+	const char *f;
+
+	if (head > out->len || (head < out->len && (head == 0 || msg[head - 1] != '\n')))
+		abort();
+	rfc5322_scan_init(&sc, msg, out->len);
+	while (rfc5322_next(&sc, &f, &fl))
+		if (rfc5322_is_field(f, fl) && rfc5322_field_colon(f, fl) == NULL)
+			abort();
+	if (sc.body != NULL ? sc.body != msg + head : head != out->len)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -159,6 +185,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buf_free(&bytes.out);
 	}
 	model(&whole, in, len, max);
+	head_split(&whole.out);
 	buf_free(&whole.out);
 	buf_free(&split.out);
 	return 0;

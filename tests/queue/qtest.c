@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/rfc5322.h"
 #include "core/str.h"
 
 static unsigned test_seq;
@@ -141,6 +142,7 @@ qt_enqueue(struct qt *t, enum queue_stream stream, const char *sender,
 {
 	struct envelope env;
 	struct result r = { 0 };
+	size_t hlen;
 	int rc;
 
 	envelope_init(&env);
@@ -151,7 +153,8 @@ qt_enqueue(struct qt *t, enum queue_stream stream, const char *sender,
 	envelope_set(&env.helo, "web1.example");
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(envelope_add_rcpt(&env, rcpts[i], NULL, 0), 0);
-	rc = queue_enqueue(t->q, &env, msg, strlen(msg), on_enqueued, &r);
+	hlen = rfc5322_head_len(msg, strlen(msg));
+	rc = queue_enqueue(t->q, &env, msg, hlen, msg + hlen, strlen(msg) - hlen, on_enqueued, &r);
 	envelope_free(&env);
 	if (rc < 0)
 		return rc;
@@ -184,6 +187,7 @@ qt_enqueue_many(struct qt *t, enum queue_stream stream, const char *rcpt, size_t
 {
 	static const char msg[] = "From: a@shop.example\r\nSubject: x\r\n\r\nhello\r\n";
 	struct many m = { n, n == 0, 0 };
+	size_t hlen = rfc5322_head_len(msg, sizeof msg - 1);
 
 	for (size_t i = 0; i < n; i++) {
 		struct envelope env;
@@ -192,7 +196,8 @@ qt_enqueue_many(struct qt *t, enum queue_stream stream, const char *rcpt, size_t
 		env.stream = stream;
 		envelope_set(&env.sender, "a@shop.example");
 		ck_assert_int_eq(envelope_add_rcpt(&env, rcpt, NULL, 0), 0);
-		ck_assert_int_eq(queue_enqueue(t->q, &env, msg, sizeof msg - 1, on_many, &m), 0);
+		ck_assert_int_eq(queue_enqueue(t->q, &env, msg, hlen, msg + hlen,
+		    sizeof msg - 1 - hlen, on_many, &m), 0);
 		envelope_free(&env);
 		/* Keep the pipeline bounded. */
 		if (i % 2000 == 1999)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rfc5322.h"
 #include "core/str.h"
 #include "tests/queue/qtest.h"
 #include "tests/suites.h"
@@ -1063,7 +1064,9 @@ START_TEST(down_redis_refuses_at_once)
 	envelope_init(&env);
 	envelope_set(&env.sender, "s@shop.example");
 	ck_assert_int_eq(envelope_add_rcpt(&env, "x@one.example", NULL, 0), 0);
-	ck_assert_int_eq(queue_enqueue(q, &env, MSG, strlen(MSG), NULL, NULL), -ENOTCONN);
+	ck_assert_int_eq(queue_enqueue(q, &env, MSG, rfc5322_head_len(MSG, strlen(MSG)),
+	    MSG + rfc5322_head_len(MSG, strlen(MSG)),
+	    strlen(MSG) - rfc5322_head_len(MSG, strlen(MSG)), NULL, NULL), -ENOTCONN);
 	envelope_free(&env);
 	uv_close((uv_handle_t *)&tm, NULL);
 	queue_close(q, on_closed, &closed);

@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/rfc5322.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
@@ -37,6 +38,7 @@ struct load {
 	size_t nrcpt;
 	char *msg;
 	size_t len;
+	size_t head_len;          /* the header section, empty line included */
 	enum queue_stream stream;
 	uint64_t want, acked, started, inflight, parallel, failures;
 	bool quiet;
@@ -121,7 +123,8 @@ pump(struct load *l)
 				fprintf(stderr, "qload: bad recipient %s\n", l->rcpts[i]);
 				exit(2);
 			}
-		rc = queue_enqueue(l->q, &env, l->msg, l->len, on_enqueued, l);
+		rc = queue_enqueue(l->q, &env, l->msg, l->head_len, l->msg + l->head_len,
+		    l->len - l->head_len, on_enqueued, l);
 		envelope_free(&env);
 		if (rc < 0) {
 			/* Redis is down: try again shortly. */
@@ -223,6 +226,7 @@ main(int argc, char **argv)
 	if (l.nrcpt == 0)
 		l.rcpts[l.nrcpt++] = "user@example.net";
 	l.msg = make_message((size_t)size, &l.len);
+	l.head_len = rfc5322_head_len(l.msg, l.len);
 	l.loop = uv_default_loop();
 	uv_timer_init(l.loop, &l.retry);
 	uv_timer_init(l.loop, &l.deadline);
