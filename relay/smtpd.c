@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/conn.h"
+#include "core/hash.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -37,11 +38,7 @@ static void maybe_stopped(struct smtpd *srv);
 static unsigned
 ip_hash(const char *ip)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *ip; ip++)
-		h = (h ^ (unsigned char)*ip) * 16777619u;
-	return h % IPCOUNT_BUCKETS;
+	return fnv1a32_str(FNV1A32_INIT, ip) % IPCOUNT_BUCKETS;
 }
 
 /* Count one more connection from ip; false (not counted) over the limit. */
