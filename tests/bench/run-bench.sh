@@ -20,7 +20,8 @@
 # Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Then
 # tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
 # environment is described there), then run-deliver-bench.sh
-# (DELIVER_BENCH=0 skips it) and run-policy-bench.sh (POLICY_BENCH=0).
+# (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0)
+# and run-policy-bench.sh (POLICY_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -154,6 +155,15 @@ if [ "${DELIVER_BENCH:-1}" != 0 ]; then
 	tests/bench/run-deliver-bench.sh
 	drc=$?
 	[ "$rc" = 0 ] && rc=$drc
+fi
+# One destination, the load and sink Postfix's own smtp-source and
+# smtp-sink, kurier against Postfix (docs/bench-deliver.md, "One
+# destination").  ONEDEST_BENCH=0 skips it.
+if [ "${ONEDEST_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-deliver-onedest.sh
+	orc=$?
+	[ "$rc" = 0 ] && rc=$orc
 fi
 # What the policy checks add to a submission: this tree against the last
 # revision without them (docs/policy.md).  POLICY_BENCH=0 skips it.
