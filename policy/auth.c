@@ -159,6 +159,7 @@ struct auth {
 	void *closed_arg;
 	bool closing;
 	bool db_closed;
+	struct auth_hash_stats hashed; /* auth_hash_stats() */
 };
 
 static void maybe_free(struct auth *a);
@@ -502,6 +503,10 @@ verify_done(uv_work_t *w, int status)
 	int rc = req->result;
 
 	req->in_work = false;
+	if (status != UV_ECANCELED) {
+		req->a->hashed.hashes++;
+		auth_hash_cost(req->hash, req->a->hashed.cost, sizeof req->a->hashed.cost);
+	}
 	if (status == UV_ECANCELED || req->a->closing)
 		rc = -ECANCELED;
 	if (rc != 0 && rc != -EACCES && rc != -ECANCELED) {
@@ -628,6 +633,42 @@ auth_verify(struct auth *a, const char *user, const char *password,
 	if (id != NULL)
 		*id = req->id;
 	return 0;
+}
+
+void
+auth_hash_stats(const struct auth *a, struct auth_hash_stats *out)
+{
+	*out = a->hashed;
+}
+
+void
+auth_hash_cost(const char *s, char *out, size_t outsz)
+{
+	static const char *const costed[] = { "y", "gy", "7", "2a", "2b", "2y", NULL };
+	const char *id, *end, *next;
+	bool cost = false;
+	size_t n;
+
+	out[0] = '\0';
+	if (s[0] != '$' || (end = strchr(s + 1, '$')) == NULL)
+		return;
+	id = s + 1;
+	next = end + 1;
+	for (size_t i = 0; costed[i] != NULL; i++)
+		if (strlen(costed[i]) == (size_t)(end - id) &&
+		    memcmp(costed[i], id, (size_t)(end - id)) == 0)
+			cost = true;
+	if (strncmp(next, "rounds=", 7) == 0)
+		cost = true;
+	if (cost) {
+		if ((end = strchr(next, '$')) == NULL)
+			return;
+	}
+	n = (size_t)(end - s) + 1;
+	if (n >= outsz)
+		return;
+	memcpy(out, s, n);
+	out[n] = '\0';
 }
 
 void
