@@ -55,8 +55,12 @@ POLICY_SRCS := \
 	policy/auth.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/lockout.c \
 	policy/policy.c \
-	policy/spfcheck.c
+	policy/rate.c \
+	policy/spfcheck.c \
+	policy/suppress.c \
+	policy/throttle.c
 
 RELAY_SRCS := \
 	relay/smtp_data.c \
