@@ -60,7 +60,8 @@ POLICY_SRCS := \
 	policy/rate.c \
 	policy/spfcheck.c \
 	policy/suppress.c \
-	policy/throttle.c
+	policy/throttle.c \
+	policy/users.c
 
 RELAY_SRCS := \
 	relay/smtp_data.c \
