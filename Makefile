@@ -58,6 +58,7 @@ POLICY_SRCS := \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
+	policy/spf_dns.c \
 	policy/spfcheck.c \
 	policy/suppress.c \
 	policy/throttle.c \
