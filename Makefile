@@ -48,6 +48,7 @@ QUEUE_SRCS := \
 	queue/envelope.c \
 	queue/qid.c \
 	queue/queue.c \
+	queue/queue_admin.c \
 	queue/schedule.c \
 	queue/verp.c
 
