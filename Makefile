@@ -127,13 +127,13 @@ deps:
 	@deploy/install-deps.sh
 
 # --- generated sources -------------------------------------------------------
-build/gen/queue_lua.c: $(QUEUE_LUA) queue/lua/embed.sh
+build/gen/queue_lua.c: $(QUEUE_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
-	sh queue/lua/embed.sh $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
+	sh core/lua_embed.sh queue $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
 
-build/gen/policy_lua.c: $(POLICY_LUA) policy/lua/embed.sh
+build/gen/policy_lua.c: $(POLICY_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
-	sh policy/lua/embed.sh $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
+	sh core/lua_embed.sh policy $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant
