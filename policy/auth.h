@@ -31,6 +31,11 @@
  * -EEXIST, -ENOENT, below); -ENOTCONN (Redis went down between the hash
  * and the write), -ECONNRESET (the connection broke before the reply),
  * -EIO (Redis refused; logged), -ECANCELED (auth_close() ran first).
+ *
+ * Files: auth.c (lifecycle, auth_verify, auth_cancel, auth_user_get and
+ * auth_user_info, auth_hash_password), users.c (administration, the
+ * calls kurierctl user makes: names and domain lists, add, passwd, del,
+ * set, set_policy, list); auth_int.h is what they share.
  */
 #ifndef KURIER_POLICY_AUTH_H
 #define KURIER_POLICY_AUTH_H
