@@ -134,9 +134,10 @@ auth__fill_user(struct auth_user *u, redisReply *const *v)
 	u->rcpt_domains[0] = '\0';
 	if (rd->type == REDIS_REPLY_STRING)
 		copy_domains(u->rcpt_domains, sizeof u->rcpt_domains, rd->str, rd->len);
-	if (!rdb_reply_u64(v[5], &u->created_ms) || v[5]->type != REDIS_REPLY_STRING)
+	/* Times are stored as digits; absent or anything else reads as 0. */
+	if (!rdb_reply_u64(v[5], &u->created_ms))
 		u->created_ms = 0;
-	if (!rdb_reply_u64(v[6], &u->changed_ms) || v[6]->type != REDIS_REPLY_STRING)
+	if (!rdb_reply_u64(v[6], &u->changed_ms))
 		u->changed_ms = 0;
 	return any;
 }
