@@ -2,8 +2,8 @@
  * policy_int.h - what the policy module's files share (policy.c, rate.c,
  * lockout.c, suppress.c, throttle.c); included only inside policy/.
  *
- * struct policy is made and freed by policy.c (policy_open/close); the
- * others only read it, but for refusal counts.  Every call is one struct
+ * struct policy is made and freed by policy.c (policy_open/close), which
+ * alone writes it; the other files read it.  Every call is one struct
  * preq, passed to core/rdb as the reply's arg and freed by the reply's
  * handler (rdb cancels them all, -ECANCELED, on close).
  */
