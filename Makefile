@@ -53,6 +53,7 @@ QUEUE_SRCS := \
 	queue/envelope.c \
 	queue/qid.c \
 	queue/queue.c \
+	queue/queue_admin.c \
 	queue/schedule.c \
 	queue/verp.c
 
@@ -60,8 +61,14 @@ POLICY_SRCS := \
 	policy/auth.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/lockout.c \
 	policy/policy.c \
-	policy/spfcheck.c
+	policy/rate.c \
+	policy/spf_dns.c \
+	policy/spfcheck.c \
+	policy/suppress.c \
+	policy/throttle.c \
+	policy/users.c
 
 RELAY_SRCS := \
 	relay/smtp_data.c \
@@ -151,13 +158,13 @@ deps:
 	@deploy/install-deps.sh --check
 
 # --- generated sources -------------------------------------------------------
-build/gen/queue_lua.c: $(QUEUE_LUA) queue/lua/embed.sh
+build/gen/queue_lua.c: $(QUEUE_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
-	sh queue/lua/embed.sh $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
+	sh core/lua_embed.sh queue $(QUEUE_LUA) > $@.tmp && mv $@.tmp $@
 
-build/gen/policy_lua.c: $(POLICY_LUA) policy/lua/embed.sh
+build/gen/policy_lua.c: $(POLICY_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
-	sh policy/lua/embed.sh $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
+	sh core/lua_embed.sh policy $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant

@@ -757,3 +757,99 @@ rdb_eval(struct rdb *db, struct rdb_script *s, rdb_reply_cb *cb, void *arg,
 		free(req);
 	return rc;
 }
+
+/* --- shared by the modules that own a connection ------------------------------ */
+
+int
+rdb_open_config(struct rdb **out, uv_loop_t *loop, const struct config *cfg,
+    const char *name, struct rdb_script *const *scripts, rdb_state_cb *state_cb,
+    void *state_arg)
+{
+	struct rdb_opts o;
+
+	for (size_t i = 0; scripts != NULL && scripts[i] != NULL; i++)
+		if (scripts[i]->sha[0] == '\0')
+			rdb_script_init(scripts[i]);
+	rdb_opts_from_config(&o, cfg, name, scripts);
+	return rdb_open(out, loop, &o, state_cb, state_arg);
+}
+
+void
+rdb_log_error(const char *component, const char *op, int status,
+    const redisReply *r)
+{
+	char q[300];
+
+	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR)
+		log_error(component, "redis_error", "op=%s error=%s", op,
+		    log_quote(q, sizeof q, r->str, r->len));
+}
+
+int
+rdb_reply_status(int status, const redisReply *r)
+{
+	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR) {
+		if (strncmp(r->str, "ESTALE", 6) == 0)
+			return -ESTALE;
+		if (strncmp(r->str, "EEXIST", 6) == 0)
+			return -EEXIST;
+	}
+	return status;
+}
+
+int64_t
+rdb_reply_int(const redisReply *r)
+{
+	uint64_t v;
+
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING && str_to_u64n(r->str, r->len, &v) == 0)
+		return (int64_t)v;
+	return -1;
+}
+
+bool
+rdb_reply_u64(const redisReply *r, uint64_t *v)
+{
+	char tmp[32];
+	char *end;
+	double d;
+
+	if (r == NULL)
+		return false;
+	if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+		*v = (uint64_t)r->integer;
+		return true;
+	}
+	if (r->type != REDIS_REPLY_STRING)
+		return false;
+	if (str_to_u64n(r->str, r->len, v) == 0)
+		return true;
+	/* ZSCORE returns a float string; scores are whole ms. */
+	if (r->len == 0 || r->len >= sizeof tmp)
+		return false;
+	memcpy(tmp, r->str, r->len);
+	tmp[r->len] = '\0';
+	d = strtod(tmp, &end);
+	if (*end != '\0' || d < 0)
+		return false;
+	*v = (uint64_t)d;
+	return true;
+}
+
+bool
+rdb_reply_str(const redisReply *r, const char **p, size_t *len)
+{
+	if (r == NULL || r->type != REDIS_REPLY_STRING)
+		return false;
+	*p = r->str;
+	*len = r->len;
+	return true;
+}
+
+bool
+rdb_reply_array(const redisReply *r, size_t min)
+{
+	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
+}

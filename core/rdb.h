@@ -90,4 +90,41 @@ int rdb_cmdf(struct rdb *db, rdb_reply_cb *cb, void *arg, const char *fmt, ...);
 int rdb_eval(struct rdb *db, struct rdb_script *s, rdb_reply_cb *cb, void *arg,
     int nkeys, int nargs, const char **args, const size_t *arglens);
 
+/* --- shared by the modules that own a connection (queue, policy, auth) --- */
+
+/*
+ * rdb_open_config - rdb_open() to [redis] of cfg, named name, loading
+ * scripts (NULL-terminated; each one's sha is computed here the first
+ * time).  Borrows cfg and name for the call, scripts for the life of the
+ * connection.  0 or a negative errno (*out is then not set).
+ */
+int rdb_open_config(struct rdb **out, uv_loop_t *loop, const struct config *cfg,
+    const char *name, struct rdb_script *const *scripts, rdb_state_cb *state_cb,
+    void *state_arg);
+
+/*
+ * rdb_log_error - log Redis's error reply to call op as component's
+ * "redis_error" event (text quoted); nothing when status is not -EIO
+ * with an error reply (the connection's own trouble is logged by rdb).
+ */
+void rdb_log_error(const char *component, const char *op, int status,
+    const redisReply *r);
+/*
+ * rdb_reply_status - status, or the errno a script's error reply names
+ * in its first word ("ESTALE ...": -ESTALE, "EEXIST ...": -EEXIST).
+ */
+int rdb_reply_status(int status, const redisReply *r);
+/* rdb_reply_int - an integer reply, or a string of digits; -1 otherwise. */
+int64_t rdb_reply_int(const redisReply *r);
+/*
+ * rdb_reply_u64 - *v from an integer reply >= 0, a string of digits, or
+ * a non-negative number string (ZSCORE's scores, cut to whole units).
+ * false for anything else, NULL included.
+ */
+bool rdb_reply_u64(const redisReply *r, uint64_t *v);
+/* rdb_reply_str - *p, *len of a string reply; false for anything else. */
+bool rdb_reply_str(const redisReply *r, const char **p, size_t *len);
+/* rdb_reply_array - whether r is an array of at least min elements. */
+bool rdb_reply_array(const redisReply *r, size_t min);
+
 #endif

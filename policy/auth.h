@@ -31,6 +31,11 @@
  * -EEXIST, -ENOENT, below); -ENOTCONN (Redis went down between the hash
  * and the write), -ECONNRESET (the connection broke before the reply),
  * -EIO (Redis refused; logged), -ECANCELED (auth_close() ran first).
+ *
+ * Files: auth.c (lifecycle, auth_verify, auth_cancel, auth_user_get and
+ * auth_user_info, auth_hash_password), users.c (administration, the
+ * calls kurierctl user makes: names and domain lists, add, passwd, del,
+ * set, set_policy, list); auth_int.h is what they share.
  */
 #ifndef KURIER_POLICY_AUTH_H
 #define KURIER_POLICY_AUTH_H
@@ -47,6 +52,7 @@
 #define AUTH_PASSWORD_MIN 8     /* bytes; for new passwords only */
 #define AUTH_PASSWORD_MAX 256   /* bytes; longer ones never verify */
 #define AUTH_HASH_MAX 384       /* bytes of a crypt(3) string, NUL included */
+#define AUTH_COST_MAX 32        /* bytes of a hash's scheme and cost, NUL included */
 
 struct auth;
 
@@ -133,6 +139,26 @@ int auth_verify(struct auth *a, const char *user, const char *password,
  * id that finished or is unknown is ignored.  Cost: O(pending verifies).
  */
 void auth_cancel(struct auth *a, auth_req_id id);
+
+/*
+ * auth_hash_stats - what auth_verify() has hashed so far, for tests and
+ * diagnostics: hashes is the number of crypt(3) runs that finished on
+ * the thread pool (one per verify that was not cancelled first, dummies
+ * included); cost is the last one's scheme and cost ("$y$j9T$"), its
+ * salt and hash left out, so a dummy's can be compared with a user's.
+ */
+struct auth_hash_stats {
+	uint64_t hashes;
+	char cost[AUTH_COST_MAX];
+};
+void auth_hash_stats(const struct auth *a, struct auth_hash_stats *out);
+/*
+ * auth_hash_cost - the scheme and cost part of a crypt(3) string or
+ * setting into out[outsz] ("$y$j9T$", "$6$rounds=5000$", "$6$"): the id,
+ * and the next field when it is a cost (yescrypt, bcrypt, "rounds=").
+ * "" when s is not of that form or the part does not fit.
+ */
+void auth_hash_cost(const char *s, char *out, size_t outsz);
 
 /*
  * auth_user_may_send_as - whether u may use domain (the header From or

@@ -32,6 +32,12 @@
  * window, the (N+1)th is refused, and the allowance comes back smoothly
  * over the next W (fully after 2W without traffic).  The clock is Redis's
  * (TIME), so nodes with skewed clocks still agree.
+ *
+ * Files: policy.c (open, close, the Redis connection, refusal counts),
+ * rate.c (policy_user_init, policy_rcpt, policy_commit, policy_count,
+ * policy_uncommit), lockout.c (policy_auth_check, policy_auth_failed),
+ * suppress.c (policy_suppress ... policy_sup_filter), throttle.c
+ * (policy_throttle_*); policy_int.h is what they share.
  */
 #ifndef KURIER_POLICY_POLICY_H
 #define KURIER_POLICY_POLICY_H

@@ -22,31 +22,8 @@
  * counters, which must see every lookup of an evaluation; and the
  * verdict cache here already absorbs repeats of one (ip, domain).
  *
- * DNS: c-ares rather than res_nquery on a private res_state.  c-ares
- * takes "host:port" and "[v6]:port" servers as configured
- * (ares_set_servers_ports_csv) where res_state carries ports and IPv6
- * servers awkwardly, its timeouts are in milliseconds rather than whole
- * seconds, it retries over TCP on truncation, and it parses A, AAAA,
- * MX, TXT and PTR answers for us (deliver/dns uses it too).  Each
- * evaluation has a private channel, driven by a blocking loop of
- * ares_getsock() + poll() + ares_process_fd() in the worker; poll()
- * rather than select() on ares_fds() because a busy kurier holds more
- * than FD_SETSIZE descriptors.  The poll also watches an eventfd that
- * spfcheck_close() signals, so a running evaluation stops at once.
- *
- * RFC 7208 4.6.4 in the layer.  libspf2 1.2.10 counts DNS mechanisms per
- * record (an include starts a fresh count), so a chain of includes is
- * only stopped by its recursion depth of 20, and it has no void lookup
- * limit.  The layer therefore counts per evaluation, from the queries
- * themselves: the first TXT query fetches the record itself; every later
- * TXT query is an include or redirect; an A/AAAA query for the next name
- * of the last MX or PTR answer is that mechanism's address lookup (libspf2
- * makes them in answer order, one after another); any other query is a
- * term of its own (a, mx, ptr, exists).  Type SPF (99) is never asked
- * (RFC 7208 3.1, 14.1).  Past the limit the layer answers TRY_AGAIN, which
- * ends the evaluation at once, and the verdict becomes permerror.  A
- * record using the %{p} macro has its PTR lookup counted as a term too:
- * such records (RFC 7208 5.5 says not to) reach the limit one term early.
+ * The DNS layer libspf2 is given (c-ares, the RFC 7208 4.6.4 counters)
+ * is in spf_dns.c; spfcheck_int.h is what the two share.
  */
 #include "policy/spfcheck.h"
 
@@ -73,138 +50,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-
-#define SPFCHECK_CACHE_MAX 4096
-#define SPFCHECK_TTL_MS (5 * 60 * 1000)
-#define SPFCHECK_TEMP_TTL_MS (30 * 1000)
-#define SPFCHECK_BUCKETS 1024 /* power of two */
-#define SPFCHECK_MAX_TERMS 10 /* RFC 7208 4.6.4 */
-#define SPFCHECK_MAX_VOID 2   /* RFC 7208 4.6.4 */
-#define SPFCHECK_MAX_NAMES 10 /* names looked at per mx or ptr term */
-#define SPFCHECK_EVAL_MS 20000 /* RFC 7208 4.6.4: "at least 20 seconds" */
-/* 1 record + 10 terms of up to 1 + 10 queries, with room: a bug guard. */
-#define SPFCHECK_MAX_QUERIES 150
-#define SPFCHECK_A_MAX 64 /* addresses taken from one A or AAAA answer */
-#define SPFCHECK_DOMAIN_MAX 255
-#define SPFCHECK_KEY_SIZE (INET6_ADDRSTRLEN + 1 + SPFCHECK_DOMAIN_MAX + 1)
-#define SPFCHECK_EDNS_SIZE 1232
-/*
- * Evaluations on the thread pool at once.  A dead resolver holds a
- * worker for up to the evaluation's 20 seconds, and the pool (4 threads
- * by default) also runs password hashing and file work; distinct keys
- * are few (our sending domains times our outbound addresses), so two
- * are plenty and the rest wait their turn here.
- */
-#define SPFCHECK_PARALLEL 2
-
-/* A caller waiting for an evaluation's verdict. */
-struct spf_waiter {
-	struct spf_waiter *next;
-	spfcheck_cb *cb;
-	void *arg;
-};
-
-/* One evaluation in flight, shared by all callers asking the same. */
-struct spf_eval {
-	uv_work_t work;
-	struct spfcheck *s;
-	struct spf_eval *prev, *next; /* s->evals */
-	struct spf_eval *qnext;       /* s->waiting, until started */
-	bool started;                 /* handed to the thread pool */
-	struct spf_waiter *waiters, **wtail;
-	char key[SPFCHECK_KEY_SIZE];  /* "ip domain" */
-	/* Inputs, written before the work is queued. */
-	char ip[INET6_ADDRSTRLEN];
-	int family;
-	unsigned char addr[16];
-	char domain[SPFCHECK_DOMAIN_MAX + 1];
-	char helo[SPFCHECK_DOMAIN_MAX + 1];
-	/* Outputs, read after the work is done. */
-	enum spfcheck_verdict verdict;
-	bool interrupted; /* by spfcheck_close(): not cached */
-	unsigned queries;
-	char why[SPFCHECK_WHY_SIZE];
-};
-
-/* A cached answer on its way to the caller through the loop. */
-struct spf_ready {
-	struct spf_ready *next;
-	spfcheck_cb *cb;
-	void *arg;
-	enum spfcheck_verdict verdict;
-	char why[];
-};
-
-/* A cached verdict; the FIFO is insertion order, the eviction order. */
-struct spf_entry {
-	struct spf_entry *hnext;
-	struct spf_entry *older, *newer;
-	uint64_t expires; /* uv_now() ms */
-	unsigned bucket;
-	enum spfcheck_verdict verdict;
-	char key[SPFCHECK_KEY_SIZE];
-	char why[];
-};
-
-struct spfcheck {
-	uv_loop_t *loop;
-	char server[256];
-	uint64_t timeout_ms;
-	int abort_fd; /* eventfd, readable once closing */
-	uv_timer_t ready_timer;
-	struct spf_ready *ready, **ready_tail;
-	struct spf_eval *evals; /* in flight: waiting or started */
-	struct spf_eval *waiting, **waiting_tail;
-	unsigned inflight, started;
-	struct spf_entry *buckets[SPFCHECK_BUCKETS];
-	struct spf_entry *oldest, *newest;
-	size_t nentries, max_entries;
-	uint64_t ttl_ms, temp_ttl_ms;
-	struct spfcheck_stats stats;
-	bool closing, timer_closing;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-};
-
-/* Why the layer stopped an evaluation early. */
-enum spf_stop {
-	STOP_NONE,
-	STOP_TERMS,     /* more than 10 DNS-querying terms */
-	STOP_VOID,      /* more than 2 void lookups */
-	STOP_QUERIES,   /* SPFCHECK_MAX_QUERIES */
-	STOP_DEADLINE,  /* the evaluation ran out of time */
-	STOP_ABORT,     /* spfcheck_close() */
-};
-
-/* The state of one evaluation's DNS layer, on the worker's stack. */
-struct spf_ctx {
-	struct spf_eval *e;
-	int abort_fd;
-	uint64_t timeout_ms;
-	uint64_t deadline; /* monotonic ms */
-	ares_channel channel;
-	bool record_fetched; /* the first TXT query is done */
-	unsigned terms, voids;
-	enum spf_stop stop;
-	/* Names of the last MX or PTR answer and how many were looked up. */
-	char names[SPFCHECK_MAX_NAMES][NS_MAXDNAME];
-	unsigned nnames, next_name;
-	/* The domain's SPF records: how many, the first one's text. */
-	unsigned nrecords;
-	char record[SPFCHECK_WHY_SIZE];
-	/* The last failed query, for temperror's why. */
-	char dns_error[160];
-};
-
-/* One query's answer, filled in by its c-ares callback. */
-struct spf_query {
-	struct spf_ctx *c;
-	SPF_dns_server_t *layer;
-	const char *name;
-	ns_type type;
-	bool done;
-	SPF_dns_rr_t *rr;
-};
+#include "policy/spfcheck_int.h"
 
 static const char *const verdict_names[] = {
 	[SPFCHECK_NONE] = "none",
@@ -268,8 +114,8 @@ spf_log_setup(void)
 
 /* --- helpers ------------------------------------------------------------- */
 
-static uint64_t
-mono_ms(void)
+uint64_t
+spfcheck__mono_ms(void)
 {
 	struct timespec ts;
 
@@ -278,11 +124,11 @@ mono_ms(void)
 }
 
 /*
- * printable - copy src into dst[size] with bytes outside printable ASCII
+ * spfcheck__printable - copy src into dst[size] with bytes outside printable ASCII
  * as '?', cut with "..." when it does not fit.
  */
-static void
-printable(char *dst, size_t size, const char *src)
+void
+spfcheck__printable(char *dst, size_t size, const char *src)
 {
 	size_t i;
 
@@ -309,363 +155,7 @@ why_set(struct spf_eval *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	printable(e->why, sizeof e->why, raw);
-}
-
-/* --- the DNS layer (worker thread) --------------------------------------- */
-
-/* rr_new - an empty answer of type for name with herrno. */
-static SPF_dns_rr_t *
-rr_new(SPF_dns_server_t *layer, const char *name, ns_type type, int herrno)
-{
-	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(layer, name, type, 0, herrno);
-
-	if (rr == NULL)
-		log_fatal("spfcheck", "out_of_memory", "what=SPF_dns_rr_t");
-	return rr;
-}
-
-/* rr_slot - room for len bytes in rr's entry i. */
-static SPF_dns_rr_data_t *
-rr_slot(SPF_dns_rr_t *rr, int i, size_t len)
-{
-	if (SPF_dns_rr_buf_realloc(rr, i, len) != SPF_E_SUCCESS)
-		log_fatal("spfcheck", "out_of_memory", "what=SPF_dns_rr_t");
-	return rr->rr[i];
-}
-
-/* rr_add_name - append a host name (MX, PTR) to rr. */
-static void
-rr_add_name(SPF_dns_rr_t *rr, const char *name)
-{
-	size_t len = strlen(name);
-	SPF_dns_rr_data_t *d = rr_slot(rr, rr->num_rr, len + 1);
-
-	memcpy(d->mx, name, len + 1); /* mx and ptr share the union's storage */
-	rr->num_rr++;
-}
-
-/* parse_txt - one entry per TXT record, its strings joined (RFC 7208 3.3). */
-static int
-parse_txt(SPF_dns_rr_t *rr, const unsigned char *abuf, int alen)
-{
-	struct ares_txt_ext *head = NULL, *p, *q;
-	int r;
-
-	if ((r = ares_parse_txt_reply_ext(abuf, alen, &head)) != ARES_SUCCESS)
-		return r;
-	for (p = head; p != NULL; p = q) {
-		size_t len = 0, off = 0;
-		SPF_dns_rr_data_t *d;
-		char *dst;
-
-		/* This record: p and the following strings up to the next start. */
-		q = p;
-		do {
-			len += q->length;
-			q = q->next;
-		} while (q != NULL && !q->record_start);
-		/* The union's txt[1] is len + 1 long here. */
-		d = rr_slot(rr, rr->num_rr, len + 1);
-		dst = d->txt;
-		for (struct ares_txt_ext *t = p; t != q; t = t->next) {
-			/* A NUL inside a string would cut the C string libspf2 reads. */
-			for (size_t i = 0; i < t->length; i++)
-				dst[off + i] = t->txt[i] != '\0' ? (char)t->txt[i] : '?';
-			off += t->length;
-		}
-		dst[len] = '\0';
-		rr->num_rr++;
-	}
-	ares_free_data(head);
-	return ARES_SUCCESS;
-}
-
-/* parse_answer - fill q->rr from a successful answer; an ARES_* status. */
-static int
-parse_answer(struct spf_query *q, const unsigned char *abuf, int alen)
-{
-	SPF_dns_rr_t *rr = q->rr;
-	int r, n;
-
-	switch (q->type) {
-	case ns_t_a: {
-		struct ares_addrttl at[SPFCHECK_A_MAX];
-
-		n = SPFCHECK_A_MAX;
-		if ((r = ares_parse_a_reply(abuf, alen, NULL, at, &n)) != ARES_SUCCESS)
-			return r;
-		for (int i = 0; i < n; i++) {
-			rr_slot(rr, i, sizeof(struct in_addr))->a = at[i].ipaddr;
-			rr->num_rr++;
-		}
-		return ARES_SUCCESS;
-	}
-	case ns_t_aaaa: {
-		struct ares_addr6ttl at[SPFCHECK_A_MAX];
-
-		n = SPFCHECK_A_MAX;
-		if ((r = ares_parse_aaaa_reply(abuf, alen, NULL, at, &n)) != ARES_SUCCESS)
-			return r;
-		for (int i = 0; i < n; i++) {
-			memcpy(&rr_slot(rr, i, sizeof(struct in6_addr))->aaaa,
-			    &at[i].ip6addr, sizeof(struct in6_addr));
-			rr->num_rr++;
-		}
-		return ARES_SUCCESS;
-	}
-	case ns_t_mx: {
-		struct ares_mx_reply *head = NULL;
-
-		if ((r = ares_parse_mx_reply(abuf, alen, &head)) != ARES_SUCCESS)
-			return r;
-		for (struct ares_mx_reply *p = head; p != NULL; p = p->next)
-			rr_add_name(rr, p->host);
-		ares_free_data(head);
-		return ARES_SUCCESS;
-	}
-	case ns_t_txt:
-		return parse_txt(rr, abuf, alen);
-	case ns_t_ptr: {
-		struct hostent *h = NULL;
-		struct spf_eval *e = q->c->e;
-
-		/* c-ares lists every PTR name among the aliases. */
-		r = ares_parse_ptr_reply(abuf, alen, e->addr,
-		    e->family == AF_INET ? 4 : 16, e->family, &h);
-		if (r != ARES_SUCCESS)
-			return r;
-		for (char **a = h->h_aliases; a != NULL && *a != NULL; a++)
-			rr_add_name(rr, *a);
-		if (rr->num_rr == 0 && h->h_name != NULL)
-			rr_add_name(rr, h->h_name);
-		ares_free_hostent(h);
-		return ARES_SUCCESS;
-	}
-	default:
-		return ARES_ENODATA;
-	}
-}
-
-/* on_answer - c-ares' callback for one query; runs inside ares_process_fd(). */
-static void
-on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-	struct spf_query *q = arg;
-	int herrno = TRY_AGAIN;
-
-	(void)timeouts;
-	q->done = true;
-	q->rr = rr_new(q->layer, q->name, q->type, NETDB_SUCCESS);
-	if (status == ARES_SUCCESS)
-		status = parse_answer(q, abuf, alen);
-	switch (status) {
-	case ARES_SUCCESS:
-		herrno = q->rr->num_rr > 0 ? NETDB_SUCCESS : NO_DATA;
-		break;
-	case ARES_ENODATA:
-		herrno = NO_DATA;
-		break;
-	case ARES_ENOTFOUND:
-	case ARES_EBADNAME:
-		herrno = HOST_NOT_FOUND;
-		break;
-	default:
-		snprintf(q->c->dns_error, sizeof q->c->dns_error, "%s/%s: %s",
-		    q->name, SPF_strrrtype(q->type), ares_strerror(status));
-		break;
-	}
-	if (herrno != NETDB_SUCCESS)
-		q->rr->num_rr = 0;
-	q->rr->herrno = herrno;
-}
-
-/*
- * dns_query - ask the resolver for name/type and wait, at most the
- * query timeout and never past the evaluation's deadline; an answer
- * with herrno TRY_AGAIN on timeout, error or abort.
- */
-static SPF_dns_rr_t *
-dns_query(struct spf_ctx *c, SPF_dns_server_t *layer, const char *name,
-    ns_type type)
-{
-	struct spf_query q = { .c = c, .layer = layer, .name = name, .type = type };
-	uint64_t now = mono_ms(), qend = now + c->timeout_ms;
-
-	if (qend > c->deadline)
-		qend = c->deadline;
-	c->e->queries++;
-	ares_query(c->channel, name, ns_c_in, type, on_answer, &q);
-	while (!q.done) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM + 1];
-		struct timeval maxtv, tv, *tvp;
-		unsigned bits;
-		int n = 0, ms, r;
-
-		now = mono_ms();
-		if (now >= qend) {
-			if (now >= c->deadline)
-				c->stop = STOP_DEADLINE;
-			ares_cancel(c->channel);
-			snprintf(c->dns_error, sizeof c->dns_error, "%s/%s: timeout",
-			    name, SPF_strrrtype(type));
-			break;
-		}
-		/* Bits as unsigned: ARES_GETSOCK_WRITABLE() shifts 1 into the sign bit. */
-		bits = (unsigned)ares_getsock(c->channel, socks, ARES_GETSOCK_MAXNUM);
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-
-			if (bits & (1u << i))
-				ev |= POLLIN;
-			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (ev != 0)
-				pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
-		}
-		pfd[n] = (struct pollfd){ .fd = c->abort_fd, .events = POLLIN };
-		maxtv.tv_sec = (time_t)((qend - now) / 1000);
-		maxtv.tv_usec = (suseconds_t)((qend - now) % 1000 * 1000);
-		tvp = ares_timeout(c->channel, &maxtv, &tv);
-		ms = (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
-		r = poll(pfd, (nfds_t)n + 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-
-			ares_cancel(c->channel);
-			snprintf(c->dns_error, sizeof c->dns_error, "poll: %s",
-			    strerror(e));
-			break;
-		}
-		if (pfd[n].revents != 0) {
-			c->stop = STOP_ABORT;
-			ares_cancel(c->channel);
-			break;
-		}
-		if (r == 0) {
-			ares_process_fd(c->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-			continue;
-		}
-		for (int i = 0; i < n && !q.done; i++) {
-			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-
-			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-				rfd = pfd[i].fd;
-			if (pfd[i].revents & POLLOUT)
-				wfd = pfd[i].fd;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(c->channel, rfd, wfd);
-		}
-	}
-	/* ares_cancel() ran the callback with ARES_ECANCELLED: TRY_AGAIN. */
-	if (q.rr == NULL)
-		q.rr = rr_new(layer, name, type, TRY_AGAIN);
-	return q.rr;
-}
-
-/* is_spf_record - "v=spf1" alone or followed by a space (RFC 7208 4.5). */
-static bool
-is_spf_record(const char *txt)
-{
-	return strncasecmp(txt, "v=spf1", 6) == 0 && (txt[6] == '\0' || txt[6] == ' ');
-}
-
-/*
- * layer_lookup - libspf2's lookup hook: classify the query for the RFC
- * 7208 counters, then ask the resolver.  Never returns NULL.
- */
-static SPF_dns_rr_t *
-layer_lookup(SPF_dns_server_t *layer, const char *name, ns_type type,
-    int should_cache)
-{
-	struct spf_ctx *c = layer->hook;
-	SPF_dns_rr_t *rr;
-	bool term, record = false;
-
-	(void)should_cache;
-	if (type == ns_t_spf)
-		return rr_new(layer, name, type, NO_DATA);
-	if (type == ns_t_txt) {
-		record = !c->record_fetched;
-		c->record_fetched = true;
-		term = !record;
-		c->nnames = c->next_name = 0;
-	} else if ((type == ns_t_a || type == ns_t_aaaa) &&
-	    c->next_name < c->nnames &&
-	    strcasecmp(name, c->names[c->next_name]) == 0) {
-		c->next_name++;
-		term = false;
-	} else {
-		c->nnames = c->next_name = 0;
-		term = true;
-	}
-	if (c->stop != STOP_NONE)
-		return rr_new(layer, name, type, TRY_AGAIN);
-	if (term && ++c->terms > SPFCHECK_MAX_TERMS) {
-		c->stop = STOP_TERMS;
-		return rr_new(layer, name, type, TRY_AGAIN);
-	}
-	if (c->e->queries >= SPFCHECK_MAX_QUERIES) {
-		c->stop = STOP_QUERIES;
-		return rr_new(layer, name, type, TRY_AGAIN);
-	}
-	rr = dns_query(c, layer, name, type);
-	if (term && (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) &&
-	    ++c->voids > SPFCHECK_MAX_VOID) {
-		c->stop = STOP_VOID;
-		rr->herrno = TRY_AGAIN;
-		return rr;
-	}
-	if ((type == ns_t_mx || type == ns_t_ptr) && rr->herrno == NETDB_SUCCESS) {
-		for (int i = 0; i < rr->num_rr && i < SPFCHECK_MAX_NAMES; i++)
-			str_copy(c->names[i], rr->rr[i]->mx, sizeof c->names[i]);
-		c->nnames = rr->num_rr < SPFCHECK_MAX_NAMES ? (unsigned)rr->num_rr :
-		    SPFCHECK_MAX_NAMES;
-	}
-	if (record && rr->herrno == NETDB_SUCCESS) {
-		for (int i = 0; i < rr->num_rr; i++) {
-			/* The union's txt[1] is longer than declared. */
-			const char *txt = rr->rr[i]->txt;
-
-			if (!is_spf_record(txt))
-				continue;
-			/*
-			 * A bare "v=spf1" is a record with no terms: neutral
-			 * (RFC 7208 4.7).  libspf2 only takes "v=spf1 ".
-			 */
-			if (c->nrecords++ == 0)
-				printable(c->record, sizeof c->record, txt);
-			if (txt[6] == '\0')
-				memcpy(rr_slot(rr, i, 8)->txt, "v=spf1 ", 8);
-		}
-	}
-	return rr;
-}
-
-/*
- * layer_get_exp - libspf2's hook for exp= (RFC 7208 6.2): the preflight
- * has no use for the text, so no query is made.  buf may hold the name.
- */
-static SPF_errcode_t
-layer_get_exp(SPF_server_t *server, const char *domain, char **buf,
-    size_t *buflen)
-{
-	static const char text[] = "explanation not fetched";
-	char *p;
-
-	(void)server;
-	(void)domain;
-	if (*buflen < sizeof text) {
-		if ((p = realloc(*buf, sizeof text)) == NULL)
-			return SPF_E_NO_MEMORY;
-		*buf = p;
-		*buflen = sizeof text;
-	}
-	memcpy(*buf, text, sizeof text);
-	return SPF_E_SUCCESS;
+	spfcheck__printable(e->why, sizeof e->why, raw);
 }
 
 /* --- one evaluation (worker thread) -------------------------------------- */
@@ -681,31 +171,6 @@ first_error(SPF_response_t *resp)
 			return SPF_error_message(m);
 	}
 	return "";
-}
-
-/* channel_open - c->channel for the configured server; an ARES_* status. */
-static int
-channel_open(struct spf_ctx *c, const char *server)
-{
-	struct ares_options o;
-	int r;
-
-	memset(&o, 0, sizeof o);
-	/* Two tries (c-ares doubles the second's wait) within the query timeout. */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
-	o.timeout = (int)(c->timeout_ms / 3 > 50 ? c->timeout_ms / 3 : 50);
-	o.tries = 2;
-	o.ednspsz = SPFCHECK_EDNS_SIZE;
-	r = ares_init_options(&c->channel, &o, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_EDNSPSZ);
-	if (r != ARES_SUCCESS)
-		return r;
-	if (server[0] != '\0' &&
-	    (r = ares_set_servers_ports_csv(c->channel, server)) != ARES_SUCCESS) {
-		ares_destroy(c->channel);
-		return r;
-	}
-	return ARES_SUCCESS;
 }
 
 /* verdict_of - set e->verdict and e->why from libspf2's answer. */
@@ -822,9 +287,9 @@ spf_run(struct spf_eval *e, const char *server, uint64_t timeout_ms, int abort_f
 	c->e = e;
 	c->abort_fd = abort_fd;
 	c->timeout_ms = timeout_ms;
-	c->deadline = mono_ms() + (timeout_ms > SPFCHECK_EVAL_MS ? timeout_ms :
+	c->deadline = spfcheck__mono_ms() + (timeout_ms > SPFCHECK_EVAL_MS ? timeout_ms :
 	    SPFCHECK_EVAL_MS);
-	if ((r = channel_open(c, server)) != ARES_SUCCESS) {
+	if ((r = spfcheck__channel_open(c, server)) != ARES_SUCCESS) {
 		e->verdict = SPFCHECK_TEMPERROR;
 		why_set(e, "%s: resolver: %s", e->domain, ares_strerror(r));
 		free(c);
@@ -835,11 +300,7 @@ spf_run(struct spf_eval *e, const char *server, uint64_t timeout_ms, int abort_f
 	 * alone (destroy_resolver is 0), and a NULL hook says the same to
 	 * SPF_dns_free(); the layer is freed below.
 	 */
-	layer = xcalloc(1, sizeof *layer);
-	layer->lookup = layer_lookup;
-	layer->get_exp = layer_get_exp;
-	layer->name = "kurier";
-	layer->hook = c;
+	layer = spfcheck__layer_new(c);
 	if ((spf = SPF_server_new_dns(layer, 0)) == NULL)
 		log_fatal("spfcheck", "out_of_memory", "what=SPF_server_t");
 	if (SPF_server_set_rec_dom(spf, "unknown") != SPF_E_SUCCESS ||

@@ -1,9 +1,11 @@
 /*
- * queue - the Redis-backed mail queue.  See queue.h for the contract and
- * queue/README.md for the key layout; the atomic steps are the Lua
- * scripts in queue/lua/, and this file builds their arguments, decodes
- * their replies and holds the parts that are policy rather than storage
- * (retry schedule, expiry, outcome counting).
+ * queue - the Redis-backed mail queue, its lifecycle and the worker path:
+ * enqueue, claim, renew, complete, release (queue_admin.c has the
+ * administration: fetch, list, retry, delete, stats).  See queue.h for
+ * the contract and queue/README.md for the key layout; the atomic steps
+ * are the Lua scripts in queue/lua/, and this file builds their
+ * arguments, decodes their replies and holds the parts that are policy
+ * rather than storage (retry schedule, expiry, outcome counting).
  */
 #include "queue/queue.h"
 
@@ -20,11 +22,11 @@
 #include "core/rdb.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "queue/queue_int.h"
 #include "queue/schedule.h"
 
 extern const char queue_lua_enqueue[], queue_lua_claim[], queue_lua_complete[],
-    queue_lua_renew[], queue_lua_quarantine[], queue_lua_retry[], queue_lua_sig[],
-    queue_lua_delete[], queue_lua_fetch[], queue_lua_stats[], queue_lua_list[];
+    queue_lua_renew[], queue_lua_quarantine[], queue_lua_sig[];
 
 static struct rdb_script s_enqueue = { "enqueue", queue_lua_enqueue, "" };
 static struct rdb_script s_claim = { "claim", queue_lua_claim, "" };
@@ -32,148 +34,12 @@ static struct rdb_script s_complete = { "complete", queue_lua_complete, "" };
 static struct rdb_script s_renew = { "renew", queue_lua_renew, "" };
 static struct rdb_script s_sig = { "sig", queue_lua_sig, "" };
 static struct rdb_script s_quarantine = { "quarantine", queue_lua_quarantine, "" };
-static struct rdb_script s_retry = { "retry", queue_lua_retry, "" };
-static struct rdb_script s_delete = { "delete", queue_lua_delete, "" };
-static struct rdb_script s_fetch = { "fetch", queue_lua_fetch, "" };
-static struct rdb_script s_stats = { "stats", queue_lua_stats, "" };
-static struct rdb_script s_list = { "list", queue_lua_list, "" };
 
 static struct rdb_script *const scripts[] = {
-	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &s_retry,
-	&s_delete, &s_fetch, &s_stats, &s_list, &s_sig,
+	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &queue__script_retry,
+	&queue__script_delete, &queue__script_fetch, &queue__script_stats, &queue__script_list, &s_sig,
 	NULL,
 };
-
-struct queue {
-	uv_loop_t *loop;
-	struct config cfg;
-	struct schedule sched;
-	struct rdb *db;                /* everything but enqueues; pool[0] */
-	/*
-	 * Enqueues rotate over [redis] connections.  Redis reads one batch per
-	 * client per event-loop pass and fsyncs once per pass, so several
-	 * connections put more messages behind each fsync: measured 30-50 %
-	 * more accepted messages a second than one connection.
-	 */
-	struct rdb *pool[32];
-	unsigned npool;
-	unsigned next;
-	unsigned closing_conns;        /* connections not yet closed by queue_close */
-	queue_clock_fn *clock;
-	void *clock_arg;
-	queue_rand_fn *rand;
-	void *rand_arg;
-	void (*state_cb)(void *arg, bool up);
-	void *state_arg;
-	queue_closed_cb *closed_cb;
-	void *closed_arg;
-	unsigned internal;     /* writes of our own in flight (quarantine) */
-	bool closing;
-};
-
-/* Arguments of one script call, with the numbers and keys they own. */
-struct args {
-	size_t n, cap;
-	const char **v;
-	size_t *len;
-	struct buf own;        /* owned strings, NUL-separated */
-	size_t *own_off;       /* offsets into own for owned entries, or SIZE_MAX */
-};
-
-static void
-args_init(struct args *a)
-{
-	memset(a, 0, sizeof *a);
-}
-
-static void
-args_free(struct args *a)
-{
-	free(a->v);
-	free(a->len);
-	free(a->own_off);
-	buf_free(&a->own);
-}
-
-static void
-args_grow(struct args *a)
-{
-	if (a->n == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 16;
-		a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
-		a->len = xreallocarray(a->len, a->cap, sizeof *a->len);
-		a->own_off = xreallocarray(a->own_off, a->cap, sizeof *a->own_off);
-	}
-}
-
-/* A borrowed argument: p must outlive the rdb_eval() call. */
-static void
-args_add(struct args *a, const void *p, size_t len)
-{
-	args_grow(a);
-	a->v[a->n] = p;
-	a->len[a->n] = len;
-	a->own_off[a->n] = SIZE_MAX;
-	a->n++;
-}
-
-static void
-args_adds(struct args *a, const char *s)
-{
-	args_add(a, s, strlen(s));
-}
-
-/* An owned argument, formatted; its pointer is fixed in args_finish(). */
-static void args_addf(struct args *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-args_addf(struct args *a, const char *fmt, ...)
-{
-	va_list ap;
-	size_t start = a->own.len;
-	char tmp[512];
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		log_panic("queue", "args_overflow", "fmt=%s", fmt);
-	buf_append(&a->own, tmp, (size_t)n + 1);
-	args_grow(a);
-	a->v[a->n] = NULL;
-	a->len[a->n] = (size_t)n;
-	a->own_off[a->n] = start;
-	a->n++;
-}
-
-static void
-args_finish(struct args *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		if (a->own_off[i] != SIZE_MAX)
-			a->v[i] = a->own.data + a->own_off[i];
-}
-
-static int
-args_eval_on(struct rdb *db, struct rdb_script *s, int nkeys, struct args *a,
-    rdb_reply_cb *cb, void *arg)
-{
-	int rc;
-
-	args_finish(a);
-	rc = rdb_eval(db, s, cb, arg, nkeys, (int)a->n, a->v, a->len);
-	args_free(a);
-	return rc;
-}
-
-static int
-args_eval(struct queue *q, struct rdb_script *s, int nkeys, struct args *a,
-    rdb_reply_cb *cb, void *arg)
-{
-	return args_eval_on(q->db, s, nkeys, a, cb, arg);
-}
 
 /* The next pool connection that is up, or NULL. */
 static struct rdb *
@@ -186,74 +52,6 @@ pool_pick(struct queue *q)
 			return db;
 	}
 	return NULL;
-}
-
-/* --- reply helpers ---------------------------------------------------------- */
-
-static bool
-r_str(const redisReply *r, const char **p, size_t *len)
-{
-	if (r == NULL || r->type != REDIS_REPLY_STRING)
-		return false;
-	*p = r->str;
-	*len = r->len;
-	return true;
-}
-
-static bool
-r_u64(const redisReply *r, uint64_t *v)
-{
-	if (r == NULL)
-		return false;
-	if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
-		*v = (uint64_t)r->integer;
-		return true;
-	}
-	if (r->type == REDIS_REPLY_STRING) {
-		/* ZSCORE returns a float string; scores are whole ms. */
-		char tmp[32];
-		char *end;
-		double d;
-
-		if (r->len == 0 || r->len >= sizeof tmp)
-			return false;
-		memcpy(tmp, r->str, r->len);
-		tmp[r->len] = '\0';
-		d = strtod(tmp, &end);
-		if (*end != '\0' || d < 0)
-			return false;
-		*v = (uint64_t)d;
-		return true;
-	}
-	return false;
-}
-
-static bool
-r_array(const redisReply *r, size_t min)
-{
-	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
-}
-
-static int
-reply_status(int status, const redisReply *r)
-{
-	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR) {
-		if (strncmp(r->str, "ESTALE", 6) == 0)
-			return -ESTALE;
-		if (strncmp(r->str, "EEXIST", 6) == 0)
-			return -EEXIST;
-	}
-	return status;
-}
-
-static void
-log_redis_error(const char *what, int status, const redisReply *r)
-{
-	char q[300];
-
-	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR)
-		log_error("queue", "redis_error", "op=%s error=%s", what,
-		    log_quote(q, sizeof q, r->str, r->len));
 }
 
 /* --- lifecycle ------------------------------------------------------------- */
@@ -293,11 +91,7 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
     const char *name)
 {
 	struct queue *q = xcalloc(1, sizeof *q);
-	struct rdb_opts o;
 
-	for (size_t i = 0; scripts[i] != NULL; i++)
-		if (scripts[i]->sha[0] == '\0')
-			rdb_script_init(scripts[i]);
 	q->loop = loop;
 	config_copy(&q->cfg, cfg);
 	q->sched.retry_ms = q->cfg.deliver.retry_ms;
@@ -310,15 +104,13 @@ queue_open(struct queue **out, uv_loop_t *loop, const struct config *cfg,
 	if (q->npool > sizeof q->pool / sizeof q->pool[0])
 		q->npool = sizeof q->pool / sizeof q->pool[0];
 	/* Only the first reports up/down: the others follow the same Redis. */
-	rdb_opts_from_config(&o, cfg, name, scripts);
-	rdb_open(&q->pool[0], loop, &o, on_state, q);
+	rdb_open_config(&q->pool[0], loop, cfg, name, scripts, on_state, q);
 	for (unsigned i = 1; i < q->npool; i++) {
 		char pname[32];
 
 		/* "kurierd/2": log lines tell the pool's connections apart. */
 		snprintf(pname, sizeof pname, "%s/%u", name ? name : "queue", i + 1);
-		o.name = pname;
-		rdb_open(&q->pool[i], loop, &o, NULL, NULL);
+		rdb_open_config(&q->pool[i], loop, cfg, pname, scripts, NULL, NULL);
 	}
 	q->db = q->pool[0];
 	return 0;
@@ -396,12 +188,6 @@ uint64_t
 queue_now(const struct queue *q)
 {
 	return q->clock(q->clock_arg);
-}
-
-static const char *
-prefix(const struct queue *q)
-{
-	return q->cfg.redis.prefix;
 }
 
 /* --- enqueue -------------------------------------------------------------- */
@@ -581,11 +367,11 @@ decode_job(struct queue *q, const redisReply *e, uint64_t now)
 	struct queue_job *job;
 	const char *why = NULL;
 
-	if (!r_array(e, 9) || !r_str(e->element[0], &id, &idl) ||
-	    !r_str(e->element[1], &dom, &doml) || !r_str(e->element[2], &st, &stl) ||
-	    !r_u64(e->element[3], &token) || !r_str(e->element[4], &env, &envl) ||
-	    !r_str(e->element[5], &head, &headl) || !r_str(e->element[6], &body, &bodyl) ||
-	    !r_str(e->element[7], &js, &jsl) || !r_str(e->element[8], &sig, &sigl)) {
+	if (!rdb_reply_array(e, 9) || !rdb_reply_str(e->element[0], &id, &idl) ||
+	    !rdb_reply_str(e->element[1], &dom, &doml) || !rdb_reply_str(e->element[2], &st, &stl) ||
+	    !rdb_reply_u64(e->element[3], &token) || !rdb_reply_str(e->element[4], &env, &envl) ||
+	    !rdb_reply_str(e->element[5], &head, &headl) || !rdb_reply_str(e->element[6], &body, &bodyl) ||
+	    !rdb_reply_str(e->element[7], &js, &jsl) || !rdb_reply_str(e->element[8], &sig, &sigl)) {
 		log_error("queue", "bad_claim_reply", "hint=\"queue scripts and kurierd versions differ?\"");
 		return NULL;
 	}
@@ -637,8 +423,8 @@ on_claimed(void *arg, int status, redisReply *r)
 	size_t njobs = 0, nreaped = 0;
 	uint64_t now = 0;
 
-	if (status == 0 && (!r_array(r, 2) || !r_u64(r->element[0], &now) ||
-	    !r_array(r->element[1], 0)))
+	if (status == 0 && (!rdb_reply_array(r, 2) || !rdb_reply_u64(r->element[0], &now) ||
+	    !rdb_reply_array(r->element[1], 0)))
 		status = -EPROTO;
 	if (status < 0) {
 		log_redis_error("claim", status, r);
@@ -721,14 +507,6 @@ queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n), void *a
 
 /* --- renew, complete, release ----------------------------------------------- */
 
-struct status_req {
-	queue_status_cb *cb;
-	void *arg;
-	char what[QID_SIZE + 8];
-	char job[300];
-	bool done_log;
-};
-
 static void
 on_status(void *arg, int status, redisReply *r)
 {
@@ -744,8 +522,8 @@ on_status(void *arg, int status, redisReply *r)
 	free(req);
 }
 
-static struct status_req *
-status_req(queue_status_cb *cb, void *arg, const char *what)
+struct status_req *
+queue__status_req(queue_status_cb *cb, void *arg, const char *what)
 {
 	struct status_req *req = xcalloc(1, sizeof *req);
 
@@ -768,7 +546,7 @@ queue_renew(struct queue *q, const struct queue_job *job, queue_status_cb *cb,
 	args_addf(&a, "%s/%s", job->id, job->domain);
 	args_adds(&a, job->token);
 	args_addf(&a, "%" PRIu64, queue_now(q) + q->cfg.queue.lease_ms);
-	req = status_req(cb, arg, "renew");
+	req = queue__status_req(cb, arg, "renew");
 	rc = args_eval(q, &s_renew, 0, &a, on_status, req);
 	if (rc < 0)
 		free(req);
@@ -807,7 +585,7 @@ queue_keep_sig(struct queue *q, const struct queue_job *job, const void *sig,
 	args_adds(&a, job->token);
 	args_adds(&a, job->id);
 	args_add(&a, sig, len);
-	req = status_req(cb, arg, "sig");
+	req = queue__status_req(cb, arg, "sig");
 	rc = args_eval(q, &s_sig, 0, &a, on_status, req);
 	if (rc < 0)
 		free(req);
@@ -916,7 +694,7 @@ finish(struct queue *q, struct queue_job *job, bool release, uint64_t at,
 	for (size_t i = 0; i < ev.n; i++)
 		args_add(&a, ev.v[i], ev.len[i]);
 
-	req = status_req(cb, arg, release ? "release" : "complete");
+	req = queue__status_req(cb, arg, release ? "release" : "complete");
 	str_copy(req->job, job->id, sizeof req->job);
 	req->done_log = true;
 	rc = args_eval(q, &s_complete, 0, &a, on_status, req);
@@ -954,378 +732,4 @@ queue_release_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
     queue_status_cb *cb, void *arg)
 {
 	return finish(q, job, true, due_ms, cb, arg);
-}
-
-
-/* --- administration --------------------------------------------------------- */
-
-void
-queue_info_free(struct queue_info *info)
-{
-	envelope_free(&info->env);
-	for (size_t i = 0; i < info->njobs; i++)
-		jobstate_free(&info->jobs[i].st);
-	free(info->jobs);
-	memset(info, 0, sizeof *info);
-}
-
-struct fetch_req {
-	queue_fetch_cb *cb;
-	void *arg;
-};
-
-static void
-set_corrupt(struct queue_info *info, const char *why)
-{
-	info->corrupt = true;
-	if (info->why[0] == '\0')
-		str_copy(info->why, why, sizeof info->why);
-}
-
-static void
-decode_info(struct queue_info *info, const redisReply *e)
-{
-	const char *p;
-	size_t len;
-	uint64_t v;
-	const redisReply *jobs;
-	bool envelope_ok = true;
-
-	if (!r_array(e, 2) || !r_str(e->element[0], &p, &len))
-		return;
-	str_copyn(info->id, p, len, sizeof info->id);
-	if (!r_u64(e->element[1], &v) || v == 0 || !r_array(e, 10))
-		return;
-	info->exists = true;
-	if (r_str(e->element[4], &p, &len))
-		str_copyn(info->state, p, len, sizeof info->state);
-	if (r_str(e->element[5], &p, &len) && len > 0)
-		str_to_u64n(p, len, &info->done_ms);
-	if (r_str(e->element[6], &p, &len) && len > 0) {
-		str_copyn(info->why, p, len, sizeof info->why);
-		info->corrupt = true;
-	}
-	r_u64(e->element[7], &info->head_len);
-	r_u64(e->element[8], &info->body_len);
-	if (strcmp(info->state, "corrupt") == 0)
-		info->corrupt = true;
-	if (!r_str(e->element[2], &p, &len) || envelope_decode(&info->env, p, len) < 0) {
-		set_corrupt(info, "envelope record unreadable");
-		envelope_ok = false;
-	} else if (strcmp(info->env.id, info->id) != 0) {
-		envelope_free(&info->env);
-		set_corrupt(info, "envelope belongs to another id");
-		envelope_ok = false;
-	}
-	/* The jobs are read even when the envelope is not: domain, due, lease. */
-	jobs = e->element[9];
-	if (!r_array(jobs, 0))
-		return;
-	info->jobs = xcalloc(jobs->elements ? jobs->elements : 1, sizeof *info->jobs);
-	for (size_t i = 0; i < jobs->elements; i++) {
-		const redisReply *j = jobs->element[i];
-		struct queue_jobinfo *ji = &info->jobs[info->njobs];
-		const char *dp;
-		size_t dl;
-
-		if (!r_array(j, 4) || !r_str(j->element[0], &dp, &dl))
-			continue;
-		if (!r_str(j->element[1], &p, &len) || jobstate_decode(&ji->st, p, len) < 0 ||
-		    (envelope_ok && jobstate_check(&ji->st, &info->env) < 0)) {
-			jobstate_free(&ji->st);
-			ji->st.domain = xmemdup0(dp, dl);
-			set_corrupt(info, "recipient state record unreadable");
-		}
-		ji->queued = r_u64(j->element[2], &ji->due_ms);
-		ji->leased = r_u64(j->element[3], &ji->lease_until_ms);
-		info->njobs++;
-	}
-}
-
-static void
-on_fetched(void *arg, int status, redisReply *r)
-{
-	struct fetch_req *req = arg;
-	struct queue_info *infos = NULL;
-	size_t n = 0;
-
-	if (status == 0 && !r_array(r, 0))
-		status = -EPROTO;
-	if (status < 0) {
-		log_redis_error("fetch", status, r);
-		req->cb(req->arg, status, NULL, 0);
-		free(req);
-		return;
-	}
-	n = r->elements;
-	infos = xcalloc(n ? n : 1, sizeof *infos);
-	for (size_t i = 0; i < n; i++)
-		decode_info(&infos[i], r->element[i]);
-	req->cb(req->arg, 0, infos, n);
-	for (size_t i = 0; i < n; i++)
-		queue_info_free(&infos[i]);
-	free(infos);
-	free(req);
-}
-
-int
-queue_fetch(struct queue *q, const char *const *ids, size_t n,
-    queue_fetch_cb *cb, void *arg)
-{
-	struct fetch_req *req;
-	struct args a;
-	int rc;
-
-	args_init(&a);
-	args_adds(&a, prefix(q));
-	for (size_t i = 0; i < n; i++)
-		args_adds(&a, ids[i]);
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
-	rc = args_eval(q, &s_fetch, 0, &a, on_fetched, req);
-	if (rc < 0)
-		free(req);
-	return rc;
-}
-
-struct list_req {
-	queue_list_cb *cb;
-	void *arg;
-};
-
-static void
-on_listed(void *arg, int status, redisReply *r)
-{
-	struct list_req *req = arg;
-	char (*ids)[QID_SIZE] = NULL;
-	struct queue_cursor next;
-	uint64_t total = 0;
-	size_t n = 0;
-
-	memset(&next, 0, sizeof next);
-	if (status == 0 && (!r_array(r, 1) || !r_u64(r->element[0], &total) ||
-	    r->elements % 2 != 1))
-		status = -EPROTO;
-	if (status == 0) {
-		ids = xcalloc(r->elements / 2 + 1, sizeof *ids);
-		for (size_t i = 1; i + 1 < r->elements; i += 2) {
-			const char *p;
-			size_t len;
-			uint64_t score;
-
-			if (!r_str(r->element[i], &p, &len) || len != QID_LEN ||
-			    !r_u64(r->element[i + 1], &score))
-				continue;
-			str_copyn(ids[n++], p, len, QID_SIZE);
-			next.score = score;
-			memcpy(next.id, ids[n - 1], QID_SIZE);
-		}
-	} else {
-		log_redis_error("list", status, r);
-	}
-	req->cb(req->arg, status, total, ids, n, &next);
-	free(ids);
-	free(req);
-}
-
-int
-queue_list(struct queue *q, enum queue_set set, const struct queue_cursor *after,
-    unsigned count, queue_list_cb *cb, void *arg)
-{
-	static const char *const names[] = { "active", "done", "corrupt" };
-	struct list_req *req;
-	struct args a;
-	int rc;
-
-	if ((unsigned)set > QSET_CORRUPT || count == 0)
-		return -EINVAL;
-	args_init(&a);
-	args_adds(&a, prefix(q));
-	args_adds(&a, names[set]);
-	if (after != NULL && after->id[0] != '\0') {
-		args_addf(&a, "%" PRIu64, after->score);
-		args_adds(&a, after->id);
-	} else {
-		args_adds(&a, "");
-		args_adds(&a, "");
-	}
-	args_addf(&a, "%u", count);
-	args_addf(&a, "%" PRIu64, queue_now(q));
-	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
-	rc = args_eval(q, &s_list, 0, &a, on_listed, req);
-	if (rc < 0)
-		free(req);
-	return rc;
-}
-
-struct count_req {
-	queue_count_cb *cb;
-	void *arg;
-};
-
-static void
-on_retried(void *arg, int status, redisReply *r)
-{
-	struct count_req *req = arg;
-	uint64_t n = 0;
-
-	if (status == 0 && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
-		status = -ENOENT;
-	else if (status == 0 && !r_u64(r, &n))
-		status = -EPROTO;
-	if (status < 0 && status != -ENOENT)
-		log_redis_error("retry", status, r);
-	req->cb(req->arg, status, n);
-	free(req);
-}
-
-int
-queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg)
-{
-	struct count_req *req;
-	struct args a;
-	int rc;
-
-	args_init(&a);
-	args_adds(&a, prefix(q));
-	args_addf(&a, "%" PRIu64, queue_now(q));
-	args_adds(&a, id ? id : "");
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
-	rc = args_eval(q, &s_retry, 0, &a, on_retried, req);
-	if (rc < 0)
-		free(req);
-	return rc;
-}
-
-static void
-on_deleted(void *arg, int status, redisReply *r)
-{
-	struct status_req *req = arg;
-
-	if (status == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-		status = -ENOENT;
-	if (status == 0)
-		log_info("queue", "deleted", "id=%s", req->job);
-	else if (status != -ENOENT)
-		log_redis_error("delete", status, r);
-	req->cb(req->arg, status);
-	free(req);
-}
-
-int
-queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg)
-{
-	struct status_req *req;
-	struct args a;
-	int rc;
-
-	if (!qid_valid(id))
-		return -EINVAL;
-	args_init(&a);
-	args_adds(&a, prefix(q));
-	args_adds(&a, id);
-	req = status_req(cb, arg, "delete");
-	str_copy(req->job, id, sizeof req->job);
-	rc = args_eval(q, &s_delete, 0, &a, on_deleted, req);
-	if (rc < 0)
-		free(req);
-	return rc;
-}
-
-struct stats_req {
-	queue_stats_cb *cb;
-	void *arg;
-};
-
-static void
-on_stats(void *arg, int status, redisReply *r)
-{
-	struct stats_req *req = arg;
-	struct queue_stats st;
-	static const struct {
-		const char *name;
-		size_t off;
-	} counters[] = {
-		{ "enqueued", offsetof(struct queue_stats, enqueued) },
-		{ "recipients", offsetof(struct queue_stats, recipients) },
-		{ "delivered", offsetof(struct queue_stats, delivered) },
-		{ "deferred", offsetof(struct queue_stats, deferred) },
-		{ "bounced", offsetof(struct queue_stats, bounced) },
-		{ "suppressed", offsetof(struct queue_stats, suppressed) },
-		{ "expired", offsetof(struct queue_stats, expired) },
-		{ "deleted", offsetof(struct queue_stats, deleted) },
-		{ "corrupt", offsetof(struct queue_stats, quarantined) },
-	};
-
-	memset(&st, 0, sizeof st);
-	if (status == 0 && (!r_array(r, 5) || !r_u64(r->element[0], &st.active) ||
-	    !r_u64(r->element[1], &st.done) || !r_u64(r->element[2], &st.corrupt) ||
-	    !r_u64(r->element[3], &st.leased) || !r_array(r->element[4], 0)))
-		status = -EPROTO;
-	if (status < 0) {
-		log_redis_error("stats", status, r);
-		req->cb(req->arg, status, NULL);
-		free(req);
-		return;
-	}
-	for (size_t i = 0; i + 1 < r->element[4]->elements; i += 2) {
-		const char *p;
-		size_t len;
-
-		if (!r_str(r->element[4]->element[i], &p, &len))
-			continue;
-		for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
-			if (strlen(counters[k].name) == len && memcmp(counters[k].name, p, len) == 0)
-				r_u64(r->element[4]->element[i + 1],
-				    (uint64_t *)(void *)((char *)&st + counters[k].off));
-		}
-	}
-	st.dest = xcalloc(r->elements, sizeof *st.dest);
-	for (size_t i = 5; i < r->elements; i++) {
-		const redisReply *d = r->element[i];
-		struct queue_dest_stats *ds = &st.dest[st.ndest];
-		const char *sp, *dp;
-		size_t sl, dl;
-
-		if (!r_array(d, 5) || !r_str(d->element[0], &sp, &sl) || sl != 1 ||
-		    !r_str(d->element[1], &dp, &dl))
-			continue;
-		ds->stream = sp[0];
-		ds->domain = xmemdup0(dp, dl);
-		r_u64(d->element[2], &ds->due);
-		r_u64(d->element[3], &ds->later);
-		r_u64(d->element[4], &ds->inflight);
-		st.ndest++;
-	}
-	req->cb(req->arg, 0, &st);
-	for (size_t i = 0; i < st.ndest; i++)
-		free(st.dest[i].domain);
-	free(st.dest);
-	free(req);
-}
-
-int
-queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
-{
-	struct stats_req *req;
-	struct args a;
-	int rc;
-
-	args_init(&a);
-	args_adds(&a, prefix(q));
-	args_addf(&a, "%" PRIu64, queue_now(q));
-	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
-	rc = args_eval(q, &s_stats, 0, &a, on_stats, req);
-	if (rc < 0)
-		free(req);
-	return rc;
 }

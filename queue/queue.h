@@ -16,6 +16,8 @@
  * errno (-ENOTCONN while Redis is down, -EINVAL for bad arguments) never
  * does.  Arguments are borrowed for the duration of the call only.
  * Key layout and which script touches which keys: queue/README.md.
+ * Files: queue.c (lifecycle and the worker path), queue_admin.c (fetch,
+ * list, retry, delete, stats); queue_int.h is what they share.
  */
 #ifndef KURIER_QUEUE_QUEUE_H
 #define KURIER_QUEUE_QUEUE_H

@@ -12,6 +12,7 @@
 #   MSG:FILE           the message in FILE (CRLF lines), dot-stuffed and ended
 #   READ               read one more reply without sending anything
 #   SLEEP:SECS         wait (prints "slept")
+#   PAUSE:HERE:GO      create file HERE, then wait until file GO exists (prints "paused")
 #   SENDQ:LINE         send LINE without waiting for its reply (prints "sent")
 #   CLOSE              close the connection at once, replies unread (prints "closed")
 #   anything else      sent as a command line
@@ -84,6 +85,17 @@ for step in args:
             break
         elif step == "READ":
             r = reply()
+        elif step.startswith("PAUSE:"):
+            # PAUSE:HERE:GO - say "here" (create file HERE), then wait
+            # until file GO exists (at most 120 s).
+            import os, time
+            here, go = step[6:].split(":", 1)
+            open(here, "w").close()
+            for _ in range(1200):
+                if os.path.exists(go):
+                    break
+                time.sleep(0.1)
+            r = "paused"
         elif step.startswith("SLEEP:"):
             import time
             time.sleep(float(step[6:]))
