@@ -224,7 +224,7 @@ bin/%: build/release/bin/%
 	cp $< $@.tmp && mv -f $@.tmp $@
 
 TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
-	build/release/tests/qload build/release/tests/dkimsign_tool \
+	build/release/tests/qload build/release/tests/dkimsign_tool build/release/tests/sinkmx \
 	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
