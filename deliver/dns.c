@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -150,12 +151,8 @@ dns_elem_size(enum dns_qtype qtype)
 static size_t
 dns_cache_bucket(enum dns_qtype qtype, const char *name)
 {
-	uint32_t h = 2166136261u;
-
-	h = (h ^ (uint32_t)qtype) * 16777619u;
-	for (const char *p = name; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % DNS_CACHE_BUCKETS;
+	return fnv1a32_str(fnv1a32_step(FNV1A32_INIT, (uint32_t)qtype), name) %
+	    DNS_CACHE_BUCKETS;
 }
 
 static void
