@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -116,11 +117,7 @@ reply_text(const struct smtpc_reply *r, char *dst, size_t size)
 static unsigned
 load_hash(const char *domain)
 {
-	unsigned h = 2166136261u;
-
-	for (const char *p = domain; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % LOAD_BUCKETS;
+	return fnv1a32_str(FNV1A32_INIT, domain) % LOAD_BUCKETS;
 }
 
 /* load_get - one more job of domain held by this node; returns how many now. */

@@ -19,9 +19,11 @@
  * discloses nothing.
  *
  * Errors are 0 or a negative errno, with err holding a message that names
- * the file and what to do ("data/dkim/example.com.s1.key: cannot read:
+ * the file and what to do ("data/dkim/example.com.s1.key: cannot open:
  * No such file or directory (run kurierctl dkim keygen example.com
- * --selector s1)").  These calls read and write files and generate keys:
+ * --selector s1)").  A key file is read as core/file reads any secret
+ * (regular file, at most DKIMKEY_FILE_MAX bytes, zeroed once parsed).
+ * OpenSSL's error queue is left empty on return.  These calls read and write files and generate keys:
  * call them from kurierctl or at start-up, never on the loop.
  */
 #ifndef KURIER_DELIVER_DKIMKEY_H

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
 #include <openssl/encoder.h>
@@ -197,23 +196,6 @@ header_check(const struct msgview *mv, char *domain, size_t dsize, char *why,
 
 /* --- keys ------------------------------------------------------------------------ */
 
-static int dkimsign_err(char *err, size_t errsz, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-dkimsign_err(char *err, size_t errsz, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	ERR_clear_error();
-	return rc;
-}
-
 static int
 domain_cmp(const void *a, const void *b)
 {
@@ -303,7 +285,7 @@ key_load(struct dkimsign *ds, struct dkimsign_key *k, const char *domain,
 	r = key_text(k, pk);
 	EVP_PKEY_free(pk);
 	if (r < 0)
-		return dkimsign_err(err, errsz, r, "%s: cannot re-encode the key",
+		return str_err(err, errsz, r, "%s: cannot re-encode the key",
 		    path);
 
 	/* One signature now, so a key libopendkim cannot use stops start-up. */
@@ -312,7 +294,7 @@ key_load(struct dkimsign *ds, struct dkimsign_key *k, const char *domain,
 	r = sign_one(ds, k, domain, &mv, &hdr, why, sizeof why);
 	if (r < 0) {
 		key_wipe(k);
-		return dkimsign_err(err, errsz, r, "%s: %s", path, why);
+		return str_err(err, errsz, r, "%s: %s", path, why);
 	}
 	free(hdr);
 	if (k->algo == DKIMSIGN_RSA && k->bits < DKIMKEY_RSA_BITS)
@@ -334,9 +316,9 @@ key_load(struct dkimsign *ds, struct dkimsign_key *k, const char *domain,
 	return 0;
 }
 
-int
-dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
-    size_t errsz)
+/* lib_open - dkimsign_open without clearing OpenSSL's error queue. */
+static int
+lib_open(struct dkimsign **out, const char *data_dir, char *err, size_t errsz)
 {
 	struct dkimsign *ds;
 	unsigned flags = DKIM_LIBFLAGS_FIXCRLF;
@@ -344,14 +326,14 @@ dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
 
 	*out = NULL;
 	if (data_dir == NULL || *data_dir == '\0')
-		return dkimsign_err(err, errsz, -EINVAL, "no data_dir");
+		return str_err(err, errsz, -EINVAL, "no data_dir");
 	if ((lib = dkim_init(NULL, NULL)) == NULL)
-		return dkimsign_err(err, errsz, -ENOMEM, "dkim_init failed");
+		return str_err(err, errsz, -ENOMEM, "dkim_init failed");
 	if (!dkim_libfeature(lib, DKIM_FEATURE_SHA256) ||
 	    !dkim_libfeature(lib, DKIM_FEATURE_ED25519) ||
 	    !dkim_libfeature(lib, DKIM_FEATURE_OVERSIGN)) {
 		dkim_close(lib);
-		return dkimsign_err(err, errsz, -ENOTSUP,
+		return str_err(err, errsz, -ENOTSUP,
 		    "libopendkim lacks rsa-sha256, ed25519-sha256 or over-signing");
 	}
 	/*
@@ -365,7 +347,7 @@ dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
 	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
 	    sizeof flags) != DKIM_STAT_OK) {
 		dkim_close(lib);
-		return dkimsign_err(err, errsz, -EIO, "cannot set libopendkim options");
+		return str_err(err, errsz, -EIO, "cannot set libopendkim options");
 	}
 	ds = xcalloc(1, sizeof *ds);
 	ds->lib = lib;
@@ -375,34 +357,45 @@ dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
 }
 
 int
-dkimsign_add_domain(struct dkimsign *ds, const char *domain,
+dkimsign_open(struct dkimsign **out, const char *data_dir, char *err,
+    size_t errsz)
+{
+	int r = lib_open(out, data_dir, err, errsz);
+
+	ERR_clear_error();
+	return r;
+}
+
+/* add_domain - dkimsign_add_domain without clearing OpenSSL's error queue. */
+static int
+add_domain(struct dkimsign *ds, const char *domain,
     const char *const *selectors, size_t nsel, char *err, size_t errsz)
 {
 	struct dkimsign_domain d;
 	int r;
 
 	if (!dkimkey_domain_valid(domain))
-		return dkimsign_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "\"%s\" is not a domain name", domain != NULL ? domain : "");
 	if (nsel == 0)
-		return dkimsign_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "domain %s: no DKIM selector", domain);
 	if (domain_find(ds, domain) != NULL)
-		return dkimsign_err(err, errsz, -EEXIST,
+		return str_err(err, errsz, -EEXIST,
 		    "domain %s: keys loaded already", domain);
 	memset(&d, 0, sizeof d);
 	str_copy(d.name, domain, sizeof d.name);
 	str_lower(d.name);
 	for (size_t i = 0; i < nsel; i++) {
 		if (!dkimkey_selector_valid(selectors[i])) {
-			r = dkimsign_err(err, errsz, -EINVAL,
+			r = str_err(err, errsz, -EINVAL,
 			    "domain %s: \"%s\" is not a DKIM selector", domain,
 			    selectors[i] != NULL ? selectors[i] : "");
 			goto fail;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcasecmp(selectors[i], selectors[j]) == 0) {
-				r = dkimsign_err(err, errsz, -EINVAL,
+				r = str_err(err, errsz, -EINVAL,
 				    "domain %s: selector %s given twice", domain,
 				    selectors[i]);
 				goto fail;
@@ -424,6 +417,16 @@ fail:
 	for (size_t i = 0; i < d.nkey; i++)
 		key_wipe(&d.key[i]);
 	free(d.key);
+	return r;
+}
+
+int
+dkimsign_add_domain(struct dkimsign *ds, const char *domain,
+    const char *const *selectors, size_t nsel, char *err, size_t errsz)
+{
+	int r = add_domain(ds, domain, selectors, nsel, err, errsz);
+
+	ERR_clear_error();
 	return r;
 }
 

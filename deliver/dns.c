@@ -12,6 +12,7 @@
 #include "deliver/dns.h"
 
 #include <ares.h>
+#include <ares_nameser.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -29,20 +31,18 @@
 #define DNS_TRIES 2
 #define DNS_CACHE_BUCKETS 8192
 
-/* RFC 1035 §3.2.2-3.2.4 numbers. */
-enum {
-	DNS_CLASS_IN = 1,
-	DNS_TYPE_A = 1,
-	DNS_TYPE_CNAME = 5,
-	DNS_TYPE_MX = 15,
-	DNS_TYPE_AAAA = 28,
-};
-
 /* What a query asks and a cache entry holds. */
 enum dns_qtype {
 	DNS_Q_MX,
 	DNS_Q_A,
 	DNS_Q_AAAA,
+};
+
+/* Each one's type on the wire (RFC 1035 3.2.2, RFC 3596). */
+static const int qtype_wire[] = {
+	[DNS_Q_MX] = ns_t_mx,
+	[DNS_Q_A] = ns_t_a,
+	[DNS_Q_AAAA] = ns_t_aaaa,
 };
 
 enum dns_kind {
@@ -150,12 +150,8 @@ dns_elem_size(enum dns_qtype qtype)
 static size_t
 dns_cache_bucket(enum dns_qtype qtype, const char *name)
 {
-	uint32_t h = 2166136261u;
-
-	h = (h ^ (uint32_t)qtype) * 16777619u;
-	for (const char *p = name; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % DNS_CACHE_BUCKETS;
+	return fnv1a32_str(fnv1a32_step(FNV1A32_INIT, (uint32_t)qtype), name) %
+	    DNS_CACHE_BUCKETS;
 }
 
 static void
@@ -621,11 +617,6 @@ static bool
 dns_answer_matches(const unsigned char *abuf, int alen, const char *name,
     enum dns_qtype qtype)
 {
-	static const unsigned types[] = {
-		[DNS_Q_MX] = DNS_TYPE_MX,
-		[DNS_Q_A] = DNS_TYPE_A,
-		[DNS_Q_AAAA] = DNS_TYPE_AAAA,
-	};
 	const unsigned char *p;
 	char *qname;
 	long enclen;
@@ -640,8 +631,8 @@ dns_answer_matches(const unsigned char *abuf, int alen, const char *name,
 	if (!ok)
 		return false;
 	p = abuf + 12 + enclen;
-	return ((unsigned)p[0] << 8 | p[1]) == types[qtype] &&
-	    ((unsigned)p[2] << 8 | p[3]) == DNS_CLASS_IN;
+	return ((unsigned)p[0] << 8 | p[1]) == (unsigned)qtype_wire[qtype] &&
+	    ((unsigned)p[2] << 8 | p[3]) == ns_c_in;
 }
 
 /* c-ares's answer to one query; may run inside ares_query() itself. */
@@ -692,11 +683,6 @@ dns_new_req(struct dns *d, enum dns_kind kind, const char *name, void *arg)
 static void
 dns_send(struct dns *d, struct dns_req *r, bool ask[2])
 {
-	static const int types[] = {
-		[DNS_Q_MX] = DNS_TYPE_MX,
-		[DNS_Q_A] = DNS_TYPE_A,
-		[DNS_Q_AAAA] = DNS_TYPE_AAAA,
-	};
 	size_t nq = r->kind == DNS_KIND_MX ? 1 : 2;
 
 	r->outstanding = 0;
@@ -712,7 +698,7 @@ dns_send(struct dns *d, struct dns_req *r, bool ask[2])
 	r->outstanding++;
 	for (size_t i = 0; i < nq; i++)
 		if (ask[i])
-			ares_query(d->ch, r->name, DNS_CLASS_IN, types[r->q[i].qtype],
+			ares_query(d->ch, r->name, ns_c_in, qtype_wire[r->q[i].qtype],
 			    dns_on_answer, &r->q[i]);
 	if (--r->outstanding == 0) {
 		d->pending--;

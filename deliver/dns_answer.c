@@ -7,6 +7,7 @@
 #include "deliver/dns.h"
 
 #include <ares.h>
+#include <ares_nameser.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -19,15 +20,6 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-
-/* RFC 1035 3.2.2-3.2.4 numbers. */
-enum {
-	DNS_CLASS_IN = 1,
-	DNS_TYPE_A = 1,
-	DNS_TYPE_CNAME = 5,
-	DNS_TYPE_MX = 15,
-	DNS_TYPE_AAAA = 28,
-};
 
 const char *
 dns_status_name(enum dns_status st)
@@ -179,7 +171,7 @@ dns_answer_ttl(const unsigned char *abuf, size_t alen, unsigned want,
 			t = 0;
 		if (type == want)
 			found = true;
-		if ((type == want || type == DNS_TYPE_CNAME) && t < min)
+		if ((type == want || type == ns_t_cname) && t < min)
 			min = t;
 	}
 	if (!found)
@@ -253,7 +245,7 @@ dns_parse_mx(const unsigned char *abuf, size_t alen, struct dns_mx **out,
 		k++;
 	}
 	ares_free_data(head);
-	if (k == 0 || dns_answer_ttl(abuf, alen, DNS_TYPE_MX, ttl) < 0) {
+	if (k == 0 || dns_answer_ttl(abuf, alen, ns_t_mx, ttl) < 0) {
 		free(mx);
 		return -EBADMSG;
 	}

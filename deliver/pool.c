@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -145,16 +146,14 @@ group_sweep(struct deliver *d)
 static unsigned
 host_hash(const char *name, const struct sockaddr_storage *a, const struct group *g)
 {
-	unsigned h = 2166136261u;
+	uint32_t h = FNV1A32_INIT;
 	char ip[64];
 
 	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)(*p | 0x20)) * 16777619u;
-	for (const char *p = g->rules.group; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+		h = fnv1a32_step(h, (unsigned char)(*p | 0x20));
+	h = fnv1a32_str(h, g->rules.group);
 	sockaddr_ip(a, ip, sizeof ip);
-	for (const char *p = ip; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = fnv1a32_str(h, ip);
 	h ^= sockaddr_port(a);
 	return h % HOST_BUCKETS;
 }

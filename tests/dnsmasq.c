@@ -164,6 +164,8 @@ dnsmasq_stop(struct dnsmasq *m)
 	if (m->pid <= 0)
 		return;
 	kill(m->pid, SIGTERM);
+	/* A paused server takes the signal once it runs again. */
+	kill(m->pid, SIGCONT);
 	for (int i = 0; i < 200; i++) {
 		if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
 			m->pid = 0;
@@ -174,6 +176,17 @@ dnsmasq_stop(struct dnsmasq *m)
 	kill(m->pid, SIGKILL);
 	waitpid(m->pid, NULL, 0);
 	m->pid = 0;
+}
+
+void
+dnsmasq_pause(struct dnsmasq *m)
+{
+	int st;
+
+	ck_assert_int_gt(m->pid, 0);
+	ck_assert_int_eq(kill(m->pid, SIGSTOP), 0);
+	ck_assert_int_eq(waitpid(m->pid, &st, WUNTRACED), m->pid);
+	ck_assert_msg(WIFSTOPPED(st), "dnsmasq ended instead of pausing");
 }
 
 void

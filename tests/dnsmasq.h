@@ -41,6 +41,14 @@ void dnsmasq_start(struct dnsmasq *m, unsigned ttl, bool log_queries,
     const char *const *records, const char *const *extra);
 /* dnsmasq_stop - end it by PID (bounded); the query log stays. */
 void dnsmasq_stop(struct dnsmasq *m);
+/*
+ * dnsmasq_pause - stop it answering, for good: SIGSTOP, and wait until it
+ * is stopped.  Its sockets stay bound, so no other server can take the
+ * port and answer there (as one could once the port is freed, on a
+ * shared machine); every later query to it times out.  dnsmasq_stop
+ * ends a paused server as any other.
+ */
+void dnsmasq_pause(struct dnsmasq *m);
 /* dnsmasq_clean - stop it and remove its query log and directory. */
 void dnsmasq_clean(struct dnsmasq *m);
 /* dnsmasq_log_count - lines of the query log that contain needle. */

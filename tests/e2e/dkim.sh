@@ -92,7 +92,7 @@ check_eq "refused keygens wrote nothing" "$(ls "$DATA/dkim" | sort | tr '\n' ' '
 
 check_exit "sign without a key: names the fix" 1 "$TOOL" "$DATA" example.org s1 </dev/null
 check_match "sign without a key: names the fix" "$E2E_OUT" \
-	'example\.org\.s1\.key: cannot read: No such file or directory \(run kurierctl dkim keygen example\.org --selector s1\)'
+	'example\.org\.s1\.key: cannot open: No such file or directory \(run kurierctl dkim keygen example\.org --selector s1\)'
 chmod 644 "$DATA/dkim/example.com.e1.key"
 check_exit "a world-readable key is refused" 1 "$TOOL" "$DATA" example.com e1 </dev/null
 check_match "a world-readable key is refused: says chmod" "$E2E_OUT" 'chmod 600'
