@@ -96,7 +96,7 @@ file_read_secret(struct file_secret *out, const char *path, size_t max,
 		close(fd);
 		return str_err(err, errsz, -EINVAL, "%s: not a regular file", path);
 	}
-	if ((st.st_mode & 0777 & ~allowed) != 0) {
+	if (!(flags & FILE_SECRET_ANY_MODE) && (st.st_mode & 0777 & ~allowed) != 0) {
 		close(fd);
 		return str_err(err, errsz, -EPERM,
 		    "%s: mode %04o lets %s read the secret: chmod 600 %s", path,

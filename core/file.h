@@ -31,6 +31,8 @@ enum {
 	FILE_SECRET_GROUP_READ = 1 << 0,  /* mode 0640 passes (not group write) */
 	FILE_SECRET_NOFOLLOW = 1 << 1,    /* a symbolic link is refused (ELOOP) */
 	FILE_SECRET_TRIM = 1 << 2,        /* drop one trailing "\n" or "\r\n" (text secrets) */
+	FILE_SECRET_ANY_MODE = 1 << 3,    /* no mode check: for a reader that uses
+					     only the public half (kurierctl dns) */
 };
 
 /*

@@ -103,65 +103,6 @@ no_password(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/*
- * read_unchecked - the bytes of the key file at path, with core/file's
- * checks and messages except the mode: dkimkey_record prints only the
- * public half, and file_read_secret always checks the mode.
- */
-static int
-read_unchecked(struct file_secret *out, const char *path, char *err,
-    size_t errsz)
-{
-	struct stat st;
-	size_t n = 0;
-	ssize_t r;
-	char *p;
-	int fd, e;
-
-	out->data = NULL;
-	out->len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		e = errno;
-		return str_err(err, errsz, -e, "%s: cannot open: %s", path,
-		    strerror(e));
-	}
-	if (fstat(fd, &st) != 0) {
-		e = errno;
-		close(fd);
-		return str_err(err, errsz, -e, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return str_err(err, errsz, -EINVAL, "%s: not a regular file", path);
-	}
-	if (st.st_size > DKIMKEY_FILE_MAX) {
-		close(fd);
-		return str_err(err, errsz, -EFBIG, "%s: larger than %d bytes",
-		    path, DKIMKEY_FILE_MAX);
-	}
-	p = xmalloc((size_t)st.st_size + 1);
-	while (n < (size_t)st.st_size) {
-		r = read(fd, p + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			e = errno;
-			close(fd);
-			OPENSSL_clear_free(p, n);
-			return str_err(err, errsz, -e, "%s: cannot read: %s", path,
-			    strerror(e));
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	p[n] = '\0';
-	out->data = p;
-	out->len = n;
-	return 0;
-}
-
 /* Whether pk is a key DKIM signs with; err says why not. */
 static int
 check_key(EVP_PKEY *pk, const char *path, char *err, size_t errsz)
@@ -202,11 +143,9 @@ load(EVP_PKEY **out, const char *data_dir, const char *domain,
 	if ((r = dkimkey_path(path, sizeof path, data_dir, domain, selector,
 	    err, errsz)) < 0)
 		return r;
-	if (check_mode)
-		r = file_read_secret(&text, path, DKIMKEY_FILE_MAX,
-		    FILE_SECRET_GROUP_READ, err, errsz);
-	else
-		r = read_unchecked(&text, path, err, errsz);
+	r = file_read_secret(&text, path, DKIMKEY_FILE_MAX,
+	    check_mode ? FILE_SECRET_GROUP_READ : FILE_SECRET_ANY_MODE, err,
+	    errsz);
 	if (r == -ENOENT && err != NULL && errsz > 0) {
 		n = strlen(err);
 		str_err(err + n, errsz - n, r,

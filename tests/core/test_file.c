@@ -121,6 +121,15 @@ START_TEST(test_mode_refused)
 	put("ox.key", "secret", 6, 0601, path, sizeof path);
 	ck_assert_int_eq(file_read_secret(&s, path, 64, FILE_SECRET_GROUP_READ, err,
 	    sizeof err), -EPERM);
+
+	/* FILE_SECRET_ANY_MODE reads it whatever the mode; the other checks stay. */
+	put("world.key", "public", 6, 0644, path, sizeof path);
+	ck_assert_int_eq(file_read_secret(&s, path, 64, FILE_SECRET_ANY_MODE, err,
+	    sizeof err), 0);
+	ck_assert_str_eq(s.data, "public");
+	file_secret_free(&s);
+	ck_assert_int_eq(file_read_secret(&s, path, 3, FILE_SECRET_ANY_MODE, err,
+	    sizeof err), -EFBIG);
 }
 END_TEST
 
