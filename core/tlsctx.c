@@ -39,9 +39,8 @@
 #define SELFSIGNED_DAYS 3650
 #define EXPIRY_WARN_DAYS 30
 
-/* The reason of OpenSSL's most recent error, for messages. */
-static const char *
-ossl_reason(void)
+const char *
+tlsctx_ossl_reason(void)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -113,14 +112,14 @@ load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return str_err(err, errsz, -EINVAL,
-		    "%s: not a PEM certificate chain: %s", cert, ossl_reason());
+		    "%s: not a PEM certificate chain: %s", cert, tlsctx_ossl_reason());
 	if ((b = BIO_new_file(key, "r")) == NULL)
 		return str_err(err, errsz, -EIO, "%s: cannot read: %s", key,
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 	pk = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
 	BIO_free(b);
 	if (pk == NULL) {
-		const char *why = ossl_reason();
+		const char *why = tlsctx_ossl_reason();
 
 		if (strstr(why, "password") != NULL || strstr(why, "decrypt") != NULL)
 			why = "encrypted keys are not supported (openssl pkey -in KEY -out KEY)";
@@ -135,7 +134,7 @@ load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	r = SSL_CTX_use_PrivateKey(ctx, pk);
 	EVP_PKEY_free(pk);
 	if (r != 1)
-		return str_err(err, errsz, -EINVAL, "%s: %s", key, ossl_reason());
+		return str_err(err, errsz, -EINVAL, "%s: %s", key, tlsctx_ossl_reason());
 	return 0;
 }
 
@@ -293,12 +292,12 @@ selfsigned_generate(const char *hostname, const char *crt, const char *key,
 	ERR_clear_error();
 	if ((pk = EVP_EC_gen("P-256")) == NULL)
 		return str_err(err, errsz, -EIO, "cannot generate a P-256 key: %s",
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 	if ((x = selfsigned_cert(pk, hostname)) == NULL) {
 		EVP_PKEY_free(pk);
 		return str_err(err, errsz, -EIO,
 		    "cannot build a self-signed certificate for %s: %s", hostname,
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 	}
 	if ((r = write_pem(key, 0600, pk, NULL, err, errsz)) == 0)
 		r = write_pem(crt, 0644, NULL, x, err, errsz);
@@ -401,10 +400,10 @@ server_ctx(SSL_CTX **out, const struct config *cfg, char *err, size_t errsz)
 	}
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
-		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
+		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", tlsctx_ossl_reason());
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_cipher_list(ctx, TLSCTX_CIPHERS_12)) {
-		r = str_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
+		r = str_err(err, errsz, -EINVAL, "TLS settings: %s", tlsctx_ossl_reason());
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -433,15 +432,15 @@ client_ctx(SSL_CTX **out, char *err, size_t errsz)
 	*out = NULL;
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", ossl_reason());
+		return str_err(err, errsz, -ENOMEM, "SSL_CTX_new: %s", tlsctx_ossl_reason());
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
 		SSL_CTX_free(ctx);
-		return str_err(err, errsz, -EINVAL, "TLS settings: %s", ossl_reason());
+		return str_err(err, errsz, -EINVAL, "TLS settings: %s", tlsctx_ossl_reason());
 	}
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		SSL_CTX_free(ctx);
 		return str_err(err, errsz, -EIO, "cannot load the system trust store: %s",
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -69,4 +69,11 @@ int tlsctx_client(SSL_CTX **out, char *err, size_t errsz);
  */
 const char *tlsctx_fingerprint(SSL_CTX *ctx, char *dst, size_t size);
 
+/*
+ * tlsctx_ossl_reason - the reason text of OpenSSL's most recent error on
+ * this thread's error queue (peeked, not removed), for error messages;
+ * "unknown OpenSSL error" when the queue is empty.  A static string.
+ */
+const char *tlsctx_ossl_reason(void);
+
 #endif

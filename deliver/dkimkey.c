@@ -21,19 +21,10 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/str.h"
+#include "core/tlsctx.h"
 #include "core/xmalloc.h"
 
 #define TXT_STRING_MAX 255   /* RFC 1035 3.3.14: one character-string */
-
-/* The reason of OpenSSL's most recent error, for messages. */
-static const char *
-ossl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	return r != NULL ? r : "unknown OpenSSL error";
-}
 
 bool
 dkimkey_domain_valid(const char *domain)
@@ -163,7 +154,7 @@ load(EVP_PKEY **out, const char *data_dir, const char *domain,
 	if (pk == NULL)
 		return str_err(err, errsz, -EINVAL,
 		    "%s: not an unencrypted PEM private key (%s)", path,
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 	if ((r = check_key(pk, path, err, errsz)) < 0) {
 		EVP_PKEY_free(pk);
 		return r;
@@ -327,7 +318,7 @@ new_key(const char *algo, char *err, size_t errsz)
 		pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (pk == NULL)
 		str_err(err, errsz, -EIO, "cannot generate an %s key: %s",
-		    algo, ossl_reason());
+		    algo, tlsctx_ossl_reason());
 	return pk;
 }
 
@@ -373,7 +364,7 @@ generate(const char *data_dir, const char *domain, const char *selector,
 	    !PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL) ||
 	    (pemlen = BIO_get_mem_data(bio, &pem)) <= 0) {
 		r = str_err(err, errsz, -EIO, "cannot encode the key: %s",
-		    ossl_reason());
+		    tlsctx_ossl_reason());
 		goto fail;
 	}
 
