@@ -11,13 +11,13 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/mailaddr.h"
+#include "core/str.h"
 
 #define VERP_MAC_CHARS 10
 #define VERP_MAC_LABEL "kurier-verp-1"
@@ -27,23 +27,6 @@
 #define VERP_SECRET_MAX 1024
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-static int verp_err(char *err, size_t errsz, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* verp_err - format the reason into err and return code. */
-static int
-verp_err(char *err, size_t errsz, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* digit - the value of one base32 digit, either case, or -1. */
 static int
@@ -255,7 +238,7 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 	int r = 0, d;
 
 	if (len > VERP_SECRET_MAX)
-		return verp_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "verp_secret: longer than %d characters", VERP_SECRET_MAX);
 	for (i = 0; i < len && hex; i++)
 		if (hexval((unsigned char)s[i]) < 0)
@@ -279,12 +262,12 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 		}
 		if (i != len || len % 4 != 0 || (pad == 1 && s[len - 1] != '=') ||
 		    (d = EVP_DecodeBlock(raw, (const unsigned char *)s, (int)len)) < 0)
-			return verp_err(err, errsz, -EINVAL,
+			return str_err(err, errsz, -EINVAL,
 			    "verp_secret: neither hex nor padded base64");
 		n = (size_t)d - pad;
 	}
 	if (n < VERP_KEY_LEN)
-		r = verp_err(err, errsz, -EINVAL,
+		r = str_err(err, errsz, -EINVAL,
 		    "verp_secret: %zu bytes, at least %d needed", n, VERP_KEY_LEN);
 	else if (n == VERP_KEY_LEN)
 		memcpy(key, raw, VERP_KEY_LEN);
@@ -311,21 +294,21 @@ key_read(const char *path, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		e = errno;
-		return verp_err(err, errsz, -e, "%s: cannot open: %s", path,
+		return str_err(err, errsz, -e, "%s: cannot open: %s", path,
 		    strerror(e));
 	}
 	if (fstat(fd, &st) != 0) {
 		e = errno;
 		close(fd);
-		return verp_err(err, errsz, -e, "%s: %s", path, strerror(e));
+		return str_err(err, errsz, -e, "%s: %s", path, strerror(e));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return verp_err(err, errsz, -EINVAL, "%s: not a regular file", path);
+		return str_err(err, errsz, -EINVAL, "%s: not a regular file", path);
 	}
 	if ((st.st_mode & 077) != 0) {
 		close(fd);
-		return verp_err(err, errsz, -EPERM,
+		return str_err(err, errsz, -EPERM,
 		    "%s: mode %03o lets others read the key; chmod 600 it", path,
 		    (unsigned)(st.st_mode & 0777));
 	}
@@ -337,7 +320,7 @@ key_read(const char *path, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 			e = errno;
 			close(fd);
 			OPENSSL_cleanse(buf, sizeof buf);
-			return verp_err(err, errsz, -e, "%s: cannot read: %s", path,
+			return str_err(err, errsz, -e, "%s: cannot read: %s", path,
 			    strerror(e));
 		}
 		if (n == 0)
@@ -347,7 +330,7 @@ key_read(const char *path, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 	close(fd);
 	if (got != VERP_KEY_LEN) {
 		OPENSSL_cleanse(buf, sizeof buf);
-		return verp_err(err, errsz, -EINVAL, "%s: %s%zu bytes, %d expected",
+		return str_err(err, errsz, -EINVAL, "%s: %s%zu bytes, %d expected",
 		    path, got > VERP_KEY_LEN ? "more than " : "", got > VERP_KEY_LEN ?
 		    (size_t)VERP_KEY_LEN : got, VERP_KEY_LEN);
 	}
@@ -373,26 +356,26 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 		uint32_t r;
 
 		if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-			return verp_err(err, errsz, -EIO,
+			return str_err(err, errsz, -EIO,
 			    "%s: no random bytes from OpenSSL", path);
 		if (snprintf(tmp, sizeof tmp, "%s/.verp.key.%ld.%08x", dir,
 		    (long)getpid(), r) >= (int)sizeof tmp)
-			return verp_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
+			return str_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
 			    path);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		    0600);
 		if (fd < 0 && errno != EEXIST) {
 			e = errno;
-			return verp_err(err, errsz, -e, "%s: cannot create: %s", tmp,
+			return str_err(err, errsz, -e, "%s: cannot create: %s", tmp,
 			    strerror(e));
 		}
 	}
 	if (fd < 0)
-		return verp_err(err, errsz, -EEXIST, "%s: no free temporary name",
+		return str_err(err, errsz, -EEXIST, "%s: no free temporary name",
 		    path);
 	if (RAND_bytes(key, sizeof key) != 1) {
 		e = EIO;
-		verp_err(err, errsz, -e, "%s: no random bytes from OpenSSL", path);
+		str_err(err, errsz, -e, "%s: no random bytes from OpenSSL", path);
 		goto fail;
 	}
 	while (off < sizeof key) {
@@ -402,7 +385,7 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 			continue;
 		if (n <= 0) {
 			e = n < 0 ? errno : EIO;
-			verp_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
+			str_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
 			goto fail;
 		}
 		off += (size_t)n;
@@ -411,13 +394,13 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 	/* umask may only have narrowed 0600; say it once more. */
 	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
 		e = errno;
-		verp_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
+		str_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
 		goto fail;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
 		e = errno;
-		verp_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
+		str_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
 		goto fail;
 	}
 	fd = -1;
@@ -426,7 +409,7 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 		unlink(tmp);
 		if (e == EEXIST)
 			return -EEXIST;
-		return verp_err(err, errsz, -e, "%s: cannot create: %s", path,
+		return str_err(err, errsz, -e, "%s: cannot create: %s", path,
 		    strerror(e));
 	}
 	unlink(tmp);
@@ -456,10 +439,10 @@ verp_load_key(const char *conf_secret, const char *data_dir,
 	if (conf_secret != NULL && conf_secret[0] != '\0')
 		return secret_parse(conf_secret, key, err, errsz);
 	if (data_dir == NULL || data_dir[0] == '\0')
-		return verp_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "verp.key: no verp_secret and no data_dir");
 	if (snprintf(path, sizeof path, "%s/verp.key", data_dir) >= (int)sizeof path)
-		return verp_err(err, errsz, -ENAMETOOLONG, "%s/verp.key: path too long",
+		return str_err(err, errsz, -ENAMETOOLONG, "%s/verp.key: path too long",
 		    data_dir);
 	r = key_read(path, key, err, errsz);
 	if (r != -ENOENT)
