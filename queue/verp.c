@@ -42,36 +42,16 @@ digit(unsigned char c)
 }
 
 /*
- * domain_lc - check that s[0..len) is an LDH host name (labels of 1..63
- * letters, digits and inner hyphens, no empty label, no trailing dot)
+ * domain_lc - check that s[0..len) is a host name (str_is_hostname_n)
  * and copy it lower-cased into out[outsz].  Returns its length or -EINVAL.
  */
 static int
 domain_lc(const char *s, size_t len, char *out, size_t outsz)
 {
-	size_t i, label = 0;
-
-	if (len == 0 || len > MAILADDR_DOMAIN_MAX || len >= outsz)
+	if (len >= outsz || !str_is_hostname_n(s, len))
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return -EINVAL;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    (c >= 'A' && c <= 'Z') || c == '-') {
-			if (c == '-' && label == 0)
-				return -EINVAL;
-			if (++label > 63)
-				return -EINVAL;
-		} else
-			return -EINVAL;
-		out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	if (label == 0 || s[len - 1] == '-')
-		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
 	out[len] = '\0';
 	return (int)len;
 }
