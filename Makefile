@@ -230,7 +230,7 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/log.c core/mailaddr.c core/str.c \
+FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c

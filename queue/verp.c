@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/mailaddr.h"
 #include "core/str.h"
 
@@ -259,63 +260,32 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 
 /*
  * key_read - read path, which must be a regular file of exactly
- * VERP_KEY_LEN bytes that only its owner may access.  Returns 0,
- * -ENOENT (err set too) when it does not exist, or another negative errno.
+ * VERP_KEY_LEN bytes that only its owner may access and not a symbolic
+ * link (core/file_read_secret, whose messages these are but for the
+ * length).  Returns 0, -ENOENT (err set too) when it does not exist, or
+ * another negative errno.
  */
 static int
 key_read(const char *path, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 {
-	uint8_t buf[VERP_KEY_LEN + 1];
-	struct stat st;
-	size_t got = 0;
-	ssize_t n;
-	int fd, e;
+	struct file_secret s;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		e = errno;
-		return str_err(err, errsz, -e, "%s: cannot open: %s", path,
-		    strerror(e));
+	r = file_read_secret(&s, path, VERP_KEY_LEN, FILE_SECRET_NOFOLLOW, err,
+	    errsz);
+	if (r == -EFBIG)
+		return str_err(err, errsz, -EINVAL, "%s: more than %d bytes, %d expected",
+		    path, VERP_KEY_LEN, VERP_KEY_LEN);
+	if (r < 0)
+		return r;
+	if (s.len != VERP_KEY_LEN) {
+		r = str_err(err, errsz, -EINVAL, "%s: %zu bytes, %d expected", path,
+		    s.len, VERP_KEY_LEN);
+		file_secret_free(&s);
+		return r;
 	}
-	if (fstat(fd, &st) != 0) {
-		e = errno;
-		close(fd);
-		return str_err(err, errsz, -e, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return str_err(err, errsz, -EINVAL, "%s: not a regular file", path);
-	}
-	if ((st.st_mode & 077) != 0) {
-		close(fd);
-		return str_err(err, errsz, -EPERM,
-		    "%s: mode %03o lets others read the key; chmod 600 it", path,
-		    (unsigned)(st.st_mode & 0777));
-	}
-	while (got < sizeof buf) {
-		n = read(fd, buf + got, sizeof buf - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			close(fd);
-			OPENSSL_cleanse(buf, sizeof buf);
-			return str_err(err, errsz, -e, "%s: cannot read: %s", path,
-			    strerror(e));
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got != VERP_KEY_LEN) {
-		OPENSSL_cleanse(buf, sizeof buf);
-		return str_err(err, errsz, -EINVAL, "%s: %s%zu bytes, %d expected",
-		    path, got > VERP_KEY_LEN ? "more than " : "", got > VERP_KEY_LEN ?
-		    (size_t)VERP_KEY_LEN : got, VERP_KEY_LEN);
-	}
-	memcpy(key, buf, VERP_KEY_LEN);
-	OPENSSL_cleanse(buf, sizeof buf);
+	memcpy(key, s.data, VERP_KEY_LEN);
+	file_secret_free(&s);
 	return 0;
 }
 
