@@ -185,10 +185,11 @@ bool auth_name_valid(const char *name);
 /*
  * auth_domains_parse - "a.example, B.example" (commas and/or spaces) into
  * the stored form "a.example b.example": lower case, duplicates dropped,
- * each a host name of letters, digits, '-' and '.' (no empty label, at
- * most 253 characters; a trailing dot is dropped).  out[outsz].  0,
- * -EINVAL with the offending entry's text in bad[badsz] (bad may be
- * NULL), or -E2BIG when the result does not fit.  An empty list gives "".
+ * each a host name as str_is_hostname() (RFC 1123 2.1: labels of
+ * letters, digits and inner '-', none empty, at most 253 characters; a
+ * trailing dot is dropped).  out[outsz].  0, -EINVAL with the offending
+ * entry's text in bad[badsz] (bad may be NULL), or -E2BIG when the
+ * result does not fit.  An empty list gives "".
  */
 int auth_domains_parse(const char *list, char *out, size_t outsz, char *bad,
     size_t badsz);

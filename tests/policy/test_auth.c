@@ -616,6 +616,11 @@ START_TEST(set_domains)
 	ck_assert(auth_user_may_send_as(&u, "A.EXAMPLE"));
 	ck_assert(!auth_user_may_send_as(&u, "shop.example"));
 	ck_assert_int_eq(auth_user_set(t.a, "shop", "bad..example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	/* A label may not start or end with a hyphen (RFC 1123 2.1). */
+	ck_assert_int_eq(auth_user_set(t.a, "shop", "-shop.example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	ck_assert_int_eq(auth_user_set(t.a, "shop", "shop-.example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.domains, "b.example a.example");
 	at_close(&t);
 }
 END_TEST
@@ -876,6 +881,12 @@ START_TEST(domains_parse)
 		{ ".example", NULL, -EINVAL, ".example" },
 		{ "a.example;b.example", NULL, -EINVAL, "a.example;b.example" },
 		{ "*.example", NULL, -EINVAL, "*.example" },
+		/* RFC 1123 2.1: no label starts or ends with a hyphen. */
+		{ "-shop.example", NULL, -EINVAL, "-shop.example" },
+		{ "shop-.example", NULL, -EINVAL, "shop-.example" },
+		{ "a.example,shop.-x.example", NULL, -EINVAL, "shop.-x.example" },
+		{ "shop.example-", NULL, -EINVAL, "shop.example-" },
+		{ "s-hop.example", "s-hop.example", 0, NULL },
 	};
 	char out[AUTH_DOMAINS_MAX], bad[64];
 
@@ -927,6 +938,8 @@ START_TEST(names_and_arguments)
 	ck_assert_int_eq(at_add(&t, "shop", "short", "a.example"), -EINVAL);
 	ck_assert_int_eq(at_add(&t, "shop", "", "a.example"), -EINVAL);
 	ck_assert_int_eq(at_add(&t, "shop", PW, "a..example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "-shop.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop-.example"), -EINVAL);
 	ck_assert_int_eq(auth_user_add(t.a, "shop", PW "\0x", sizeof PW + 1, "a.example",
 	    on_status, NULL), -EINVAL);
 	ck_assert_int_eq(at_passwd(&t, "shop", "1234567"), -EINVAL);
