@@ -84,19 +84,7 @@ struct rdb_script *const auth__scripts[] = {
 bool
 auth_name_valid(const char *name)
 {
-	size_t n = 0;
-
-	for (const char *p = name; *p != '\0'; p++, n++) {
-		char c = *p;
-
-		if (n == AUTH_NAME_MAX)
-			return false;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' ||
-		    c == '+' || c == '-'))
-			return false;
-	}
-	return n > 0;
+	return str_is_username(name);
 }
 
 int
