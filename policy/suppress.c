@@ -342,7 +342,7 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
     const char *const *addrs, size_t n, policy_filter_cb *cb, void *arg)
 {
 	struct preq *q;
-	char k1[KEY_MAX], k2[KEY_MAX], dom[256];
+	char k1[KEY_MAX], k2[KEY_MAX];
 	const char **args;
 	size_t *lens;
 	char **low;
@@ -352,12 +352,7 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
 		return -EINVAL;
 	if (!policy__usable(p))
 		return -ENOTCONN;
-	policy__key(p, k1, sizeof k1, "sup:", "*");
-	if (sender_domain != NULL && sender_domain[0] != '\0' &&
-	    policy__lower_copy(dom, sender_domain, sizeof dom) == 0)
-		policy__key(p, k2, sizeof k2, "sup:", dom);
-	else
-		str_copy(k2, k1, sizeof k2);
+	policy__sup_keys(p, sender_domain, k1, k2);
 	args = xcalloc(n + 2, sizeof *args);
 	lens = xcalloc(n + 2, sizeof *lens);
 	low = xcalloc(n + 1, sizeof *low);
@@ -383,6 +378,20 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
 	return rc;
 }
 
+
+void
+policy__sup_keys(const struct policy *p, const char *sender_domain,
+    char k1[KEY_MAX], char k2[KEY_MAX])
+{
+	char dom[256];
+
+	policy__key(p, k1, KEY_MAX, "sup:", "*");
+	if (sender_domain != NULL && sender_domain[0] != '\0' &&
+	    policy__lower_copy(dom, sender_domain, sizeof dom) == 0)
+		policy__key(p, k2, KEY_MAX, "sup:", dom);
+	else
+		str_copy(k2, k1, KEY_MAX);
+}
 
 /* Reply text of an entry "REASON MS TEXT": "recipient suppressed (hard bounce on D)". */
 bool
