@@ -1316,31 +1316,6 @@ START_TEST(down_redis_refuses_at_once)
 }
 END_TEST
 
-static void
-pool_noop(uv_work_t *w)
-{
-	(void)w;
-}
-
-/*
- * pool_fresh - checked fixture: start libuv's thread pool in the forked
- * test process.  At exit libuv 1.44 joins the pool's threads; in a
- * process forked from a runner whose in-process suites had started the
- * pool, those are the parent's threads (which a child does not have)
- * unless the child started a pool of its own.
- */
-static void
-pool_fresh(void)
-{
-	uv_loop_t loop;
-	uv_work_t w;
-
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(uv_queue_work(&loop, &w, pool_noop, NULL), 0);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
 Suite *
 auth_suite(void)
 {
@@ -1349,8 +1324,8 @@ auth_suite(void)
 	TCase *pure = tcase_create("pure");
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, pool_fresh, NULL);
-	tcase_add_checked_fixture(pure, pool_fresh, NULL);
+	tcase_add_checked_fixture(tc, unit_pool_fresh, NULL);
+	tcase_add_checked_fixture(pure, unit_pool_fresh, NULL);
 	tcase_add_test(tc, add_then_verify);
 	tcase_add_test(tc, wrong_password_refused);
 	tcase_add_test(tc, unknown_user_costs_the_same);
