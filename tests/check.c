@@ -40,6 +40,7 @@ static const struct group_suite all[] = {
 	{ "core",    config_value_suite, false },
 	{ "core",    log_suite,        false },
 	{ "core",    mailaddr_suite,   false },
+	{ "core",    rdb_suite,        false },
 	{ "core",    conn_suite,       false },
 	{ "queue",   qid_suite,        false },
 	{ "queue",   schedule_suite,   false },

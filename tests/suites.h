@@ -23,6 +23,7 @@ Suite *file_suite(void);
 Suite *hash_suite(void);
 Suite *log_suite(void);
 Suite *mailaddr_suite(void);
+Suite *rdb_suite(void);
 Suite *str_suite(void);
 
 /* queue/ */
