@@ -123,6 +123,7 @@ CHECK_SRCS := \
 	tests/core/test_hash.c \
 	tests/core/test_log.c \
 	tests/core/test_mailaddr.c \
+	tests/core/test_rdb.c \
 	tests/core/test_str.c \
 	tests/queue/qtest.c \
 	tests/queue/test_envelope.c \

@@ -259,21 +259,6 @@ config_destination_find(const struct config *cfg, const char *domain)
 	return NULL;
 }
 
-/* valid_username - as auth_name_valid(): 1-64 of [A-Za-z0-9._@+-]. */
-static bool
-valid_username(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || strchr("._@+-", *s) != NULL))
-			return false;
-	return true;
-}
-
 enum named_kind {
 	NAMED_NONE,
 	NAMED_DOMAIN,
@@ -874,7 +859,7 @@ validate(struct parse_state *ps)
 		    ps->name);
 		return -EINVAL;
 	}
-	if (cfg->relay.trusted_user[0] != '\0' && !valid_username(cfg->relay.trusted_user)) {
+	if (cfg->relay.trusted_user[0] != '\0' && !str_is_username(cfg->relay.trusted_user)) {
 		snprintf(ps->err, ps->errsz, "%s: [relay] trusted_user \"%s\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)",
 		    ps->name, cfg->relay.trusted_user);
 		return -EINVAL;

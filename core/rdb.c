@@ -832,7 +832,8 @@ rdb_reply_u64(const redisReply *r, uint64_t *v)
 	memcpy(tmp, r->str, r->len);
 	tmp[r->len] = '\0';
 	d = strtod(tmp, &end);
-	if (*end != '\0' || d < 0)
+	/* 2^64 and up (inf too) do not convert; NaN fails both tests. */
+	if (*end != '\0' || !(d >= 0 && d < 18446744073709551616.0))
 		return false;
 	*v = (uint64_t)d;
 	return true;

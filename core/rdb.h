@@ -118,8 +118,8 @@ int rdb_reply_status(int status, const redisReply *r);
 int64_t rdb_reply_int(const redisReply *r);
 /*
  * rdb_reply_u64 - *v from an integer reply >= 0, a string of digits, or
- * a non-negative number string (ZSCORE's scores, cut to whole units).
- * false for anything else, NULL included.
+ * a non-negative number string below 2^64 (ZSCORE's scores, cut to
+ * whole units).  false for anything else, NULL included.
  */
 bool rdb_reply_u64(const redisReply *r, uint64_t *v);
 /* rdb_reply_str - *p, *len of a string reply; false for anything else. */

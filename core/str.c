@@ -1,6 +1,6 @@
 /*
- * str - fixed-size copies, strict parsing, host names, error messages.
- * See str.h.
+ * str - fixed-size copies, strict parsing, host and user names, error
+ * messages.  See str.h.
  */
 #include "core/str.h"
 
@@ -249,4 +249,21 @@ bool
 str_is_hostname(const char *s)
 {
 	return str_is_hostname_n(s, strnlen(s, STR_HOSTNAME_MAX + 1));
+}
+
+bool
+str_is_username(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		char c = s[n];
+
+		if (n == STR_USERNAME_MAX)
+			return false;
+		if (!is_let_dig(c) && c != '.' && c != '_' && c != '@' && c != '+' &&
+		    c != '-')
+			return false;
+	}
+	return n > 0;
 }

@@ -1,7 +1,8 @@
 /*
  * str - fixed-size string copies, strict number, size and duration
- * parsing, the host-name check and the error-message formatter that every
- * "char *err, size_t errsz" API shares.  No function here allocates.
+ * parsing, the host-name and user-name checks and the error-message
+ * formatter that every "char *err, size_t errsz" API shares.  No
+ * function here allocates.
  */
 #ifndef KURIER_CORE_STR_H
 #define KURIER_CORE_STR_H
@@ -73,5 +74,15 @@ int str_verr(char *err, size_t errsz, int rc, const char *fmt, va_list ap)
 bool str_is_hostname(const char *s);
 /* str_is_hostname_n - as str_is_hostname over s[0..len) (a NUL in it fails). */
 bool str_is_hostname_n(const char *s, size_t len);
+
+/* Longest user name ([relay] trusted_user, kurierctl user NAME). */
+#define STR_USERNAME_MAX 64
+/*
+ * str_is_username - whether s is a kurier user name: 1 to
+ * STR_USERNAME_MAX ASCII letters, digits and "._@+-" (an address such
+ * as "shop@example.com" passes).  Reads at most STR_USERNAME_MAX + 1
+ * bytes of s.
+ */
+bool str_is_username(const char *s);
 
 #endif

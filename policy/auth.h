@@ -46,8 +46,9 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "core/str.h"
 
-#define AUTH_NAME_MAX 64        /* characters in a user name */
+#define AUTH_NAME_MAX STR_USERNAME_MAX /* 64 characters in a user name */
 #define AUTH_DOMAINS_MAX 1024   /* bytes of the stored domain list, NUL included */
 #define AUTH_PASSWORD_MIN 8     /* bytes; for new passwords only */
 #define AUTH_PASSWORD_MAX 256   /* bytes; longer ones never verify */
@@ -180,15 +181,19 @@ int auth_user_info(struct auth *a, const char *name, auth_verify_cb *cb, void *a
 
 /* --- administration (kurierctl) --------------------------------------------- */
 
-/* auth_name_valid - 1-64 characters of [A-Za-z0-9._@+-]. */
+/*
+ * auth_name_valid - 1-64 characters of [A-Za-z0-9._@+-]: core/str's
+ * str_is_username(), the rule [relay] trusted_user is checked by too.
+ */
 bool auth_name_valid(const char *name);
 /*
  * auth_domains_parse - "a.example, B.example" (commas and/or spaces) into
  * the stored form "a.example b.example": lower case, duplicates dropped,
- * each a host name of letters, digits, '-' and '.' (no empty label, at
- * most 253 characters; a trailing dot is dropped).  out[outsz].  0,
- * -EINVAL with the offending entry's text in bad[badsz] (bad may be
- * NULL), or -E2BIG when the result does not fit.  An empty list gives "".
+ * each a host name as str_is_hostname() (RFC 1123 2.1: labels of
+ * letters, digits and inner '-', none empty, at most 253 characters; a
+ * trailing dot is dropped).  out[outsz].  0, -EINVAL with the offending
+ * entry's text in bad[badsz] (bad may be NULL), or -E2BIG when the
+ * result does not fit.  An empty list gives "".
  */
 int auth_domains_parse(const char *list, char *out, size_t outsz, char *bad,
     size_t badsz);

@@ -21,7 +21,6 @@
 #include "policy/auth.h"
 
 #define KEY_MAX (sizeof ((struct config *)0)->redis.prefix + 8 + AUTH_NAME_MAX)
-#define DOMAIN_MAX 253
 
 /* The fields of a user other than its hash (auth__user_fields). */
 #define AUTH__USER_FIELDS 7

@@ -93,6 +93,14 @@ void policy__result_ok(struct policy_result *res);
 /* policy__usable - not closing and Redis is up. */
 bool policy__usable(const struct policy *p);
 /*
+ * policy__sup_keys - the two suppression sets a recipient is looked up
+ * in: the global one ("sup:*") into k1, the sender domain's
+ * ("sup:DOMAIN", lower-cased) into k2, or k1 again when sender_domain is
+ * NULL, empty or too long.
+ */
+void policy__sup_keys(const struct policy *p, const char *sender_domain,
+    char k1[KEY_MAX], char k2[KEY_MAX]);
+/*
  * policy__sup_parse - a stored suppression entry "REASON MS TEXT" into
  * *e; false when malformed.  policy__sup_why - its reply text:
  * "recipient suppressed (hard bounce on 2026-11-22)".

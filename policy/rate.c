@@ -138,7 +138,7 @@ rate_eval(struct policy *p, struct preq *q, rdb_reply_cb *cb, const char *op,
 {
 	const struct policy_user *u = &q->user;
 	char k1[KEY_MAX], k2[KEY_MAX], base[KEY_MAX], num[2 + 2 * 2 * CONFIG_RATES_MAX + 2][24];
-	char rc_lower[SUP_ADDR_MAX + 1], dom[256];
+	char rc_lower[SUP_ADDR_MAX + 1];
 	const char *args[2 + 7 + 4 * CONFIG_RATES_MAX];
 	int n = 0, m = 0;
 
@@ -147,12 +147,7 @@ rate_eval(struct policy *p, struct preq *q, rdb_reply_cb *cb, const char *op,
 		rc_lower[0] = '\0';
 	else if (rcpt == NULL)
 		rc_lower[0] = '\0';
-	policy__key(p, k1, sizeof k1, "sup:", "*");
-	if (sender_domain != NULL && sender_domain[0] != '\0' &&
-	    policy__lower_copy(dom, sender_domain, sizeof dom) == 0)
-		policy__key(p, k2, sizeof k2, "sup:", dom);
-	else
-		str_copy(k2, k1, sizeof k2);
+	policy__sup_keys(p, sender_domain, k1, k2);
 	snprintf(base, sizeof base, "%srl:u:%s:", p->prefix, u->name);
 	args[n++] = k1;
 	args[n++] = k2;

@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -362,11 +363,7 @@ work_cb(uv_work_t *w)
 static unsigned
 key_bucket(const char *key)
 {
-	uint32_t h = 2166136261u;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-		h = (h ^ *p) * 16777619u;
-	return h & (SPFCHECK_BUCKETS - 1);
+	return fnv1a32_str(FNV1A32_INIT, key) & (SPFCHECK_BUCKETS - 1);
 }
 
 static void

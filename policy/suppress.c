@@ -143,6 +143,32 @@ sup_entry_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->addr, y->addr);
 }
 
+/*
+ * sup_entries - the (scope, address, entry) triples of array reply r
+ * from element first on, malformed ones skipped, sorted by scope and
+ * address; *n of them in a new array (at least one slot, caller frees).
+ */
+static struct policy_sup_entry *
+sup_entries(const redisReply *r, size_t first, size_t *n)
+{
+	struct policy_sup_entry *e = xcalloc(r->elements / 3 + 1, sizeof *e);
+
+	*n = 0;
+	for (size_t i = first; i + 2 < r->elements; i += 3) {
+		const redisReply *sc = r->element[i], *ad = r->element[i + 1],
+		    *v = r->element[i + 2];
+
+		if (sc->type != REDIS_REPLY_STRING || ad->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING || !policy__sup_parse(v->str, v->len, &e[*n]))
+			continue;
+		str_copyn(e[*n].scope, sc->str, sc->len, sizeof e[*n].scope);
+		str_copyn(e[*n].addr, ad->str, ad->len, sizeof e[*n].addr);
+		(*n)++;
+	}
+	qsort(e, *n, sizeof *e, sup_entry_cmp);
+	return e;
+}
+
 static void
 on_sup_get(void *arg, int status, redisReply *r)
 {
@@ -152,21 +178,8 @@ on_sup_get(void *arg, int status, redisReply *r)
 
 	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0))
 		status = -EIO;
-	if (status == 0) {
-		e = xcalloc(r->elements / 3 + 1, sizeof *e);
-		for (size_t i = 0; i + 2 < r->elements; i += 3) {
-			const redisReply *sc = r->element[i], *ad = r->element[i + 1],
-			    *v = r->element[i + 2];
-
-			if (sc->type != REDIS_REPLY_STRING || ad->type != REDIS_REPLY_STRING ||
-			    v->type != REDIS_REPLY_STRING || !policy__sup_parse(v->str, v->len, &e[n]))
-				continue;
-			str_copyn(e[n].scope, sc->str, sc->len, sizeof e[n].scope);
-			str_copyn(e[n].addr, ad->str, ad->len, sizeof e[n].addr);
-			n++;
-		}
-		qsort(e, n, sizeof *e, sup_entry_cmp);
-	}
+	if (status == 0)
+		e = sup_entries(r, 0, &n);
 	rdb_log_error("policy", "sup_get", status, r);
 	q->cb.sup(q->arg, status, e, n);
 	free(e);
@@ -223,19 +236,7 @@ on_sup_page(void *arg, int status, redisReply *r)
 	    str_copyn(next, r->element[0]->str, r->element[0]->len, sizeof next) < 0))
 		status = -EIO;
 	if (status == 0) {
-		e = xcalloc(r->elements / 3 + 1, sizeof *e);
-		for (size_t i = 1; i + 2 < r->elements; i += 3) {
-			const redisReply *sc = r->element[i], *ad = r->element[i + 1],
-			    *v = r->element[i + 2];
-
-			if (sc->type != REDIS_REPLY_STRING || ad->type != REDIS_REPLY_STRING ||
-			    v->type != REDIS_REPLY_STRING || !policy__sup_parse(v->str, v->len, &e[n]))
-				continue;
-			str_copyn(e[n].scope, sc->str, sc->len, sizeof e[n].scope);
-			str_copyn(e[n].addr, ad->str, ad->len, sizeof e[n].addr);
-			n++;
-		}
-		qsort(e, n, sizeof *e, sup_entry_cmp);
+		e = sup_entries(r, 1, &n);
 		/* HSCAN may repeat an entry inside one page: keep the first. */
 		if (n > 1) {
 			size_t k = 1;
@@ -341,7 +342,7 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
     const char *const *addrs, size_t n, policy_filter_cb *cb, void *arg)
 {
 	struct preq *q;
-	char k1[KEY_MAX], k2[KEY_MAX], dom[256];
+	char k1[KEY_MAX], k2[KEY_MAX];
 	const char **args;
 	size_t *lens;
 	char **low;
@@ -351,12 +352,7 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
 		return -EINVAL;
 	if (!policy__usable(p))
 		return -ENOTCONN;
-	policy__key(p, k1, sizeof k1, "sup:", "*");
-	if (sender_domain != NULL && sender_domain[0] != '\0' &&
-	    policy__lower_copy(dom, sender_domain, sizeof dom) == 0)
-		policy__key(p, k2, sizeof k2, "sup:", dom);
-	else
-		str_copy(k2, k1, sizeof k2);
+	policy__sup_keys(p, sender_domain, k1, k2);
 	args = xcalloc(n + 2, sizeof *args);
 	lens = xcalloc(n + 2, sizeof *lens);
 	low = xcalloc(n + 1, sizeof *low);
@@ -382,6 +378,20 @@ policy_sup_filter(struct policy *p, const char *sender_domain,
 	return rc;
 }
 
+
+void
+policy__sup_keys(const struct policy *p, const char *sender_domain,
+    char k1[KEY_MAX], char k2[KEY_MAX])
+{
+	char dom[256];
+
+	policy__key(p, k1, KEY_MAX, "sup:", "*");
+	if (sender_domain != NULL && sender_domain[0] != '\0' &&
+	    policy__lower_copy(dom, sender_domain, sizeof dom) == 0)
+		policy__key(p, k2, KEY_MAX, "sup:", dom);
+	else
+		str_copy(k2, k1, KEY_MAX);
+}
 
 /* Reply text of an entry "REASON MS TEXT": "recipient suppressed (hard bounce on D)". */
 bool

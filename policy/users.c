@@ -84,45 +84,7 @@ struct rdb_script *const auth__scripts[] = {
 bool
 auth_name_valid(const char *name)
 {
-	size_t n = 0;
-
-	for (const char *p = name; *p != '\0'; p++, n++) {
-		char c = *p;
-
-		if (n == AUTH_NAME_MAX)
-			return false;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' ||
-		    c == '+' || c == '-'))
-			return false;
-	}
-	return n > 0;
-}
-
-/* A host name: labels of letters, digits and '-', none empty or over 63. */
-static bool
-domain_valid(const char *d, size_t len)
-{
-	size_t label = 0;
-
-	if (len == 0 || len > DOMAIN_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = d[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-'))
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0;
+	return str_is_username(name);
 }
 
 int
@@ -145,7 +107,7 @@ auth_domains_parse(const char *list, char *out, size_t outsz, char *bad,
 			break;
 		if (n > 1 && p[n - 1] == '.')
 			n--;
-		if (!domain_valid(p, n)) {
+		if (!str_is_hostname_n(p, n)) {
 			if (bad != NULL)
 				str_copyn(bad, p, entry, badsz);
 			return -EINVAL;

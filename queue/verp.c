@@ -11,13 +11,14 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/mailaddr.h"
+#include "core/str.h"
 
 #define VERP_MAC_CHARS 10
 #define VERP_MAC_LABEL "kurier-verp-1"
@@ -27,23 +28,6 @@
 #define VERP_SECRET_MAX 1024
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-static int verp_err(char *err, size_t errsz, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* verp_err - format the reason into err and return code. */
-static int
-verp_err(char *err, size_t errsz, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* digit - the value of one base32 digit, either case, or -1. */
 static int
@@ -59,36 +43,16 @@ digit(unsigned char c)
 }
 
 /*
- * domain_lc - check that s[0..len) is an LDH host name (labels of 1..63
- * letters, digits and inner hyphens, no empty label, no trailing dot)
+ * domain_lc - check that s[0..len) is a host name (str_is_hostname_n)
  * and copy it lower-cased into out[outsz].  Returns its length or -EINVAL.
  */
 static int
 domain_lc(const char *s, size_t len, char *out, size_t outsz)
 {
-	size_t i, label = 0;
-
-	if (len == 0 || len > MAILADDR_DOMAIN_MAX || len >= outsz)
+	if (len >= outsz || !str_is_hostname_n(s, len))
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return -EINVAL;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    (c >= 'A' && c <= 'Z') || c == '-') {
-			if (c == '-' && label == 0)
-				return -EINVAL;
-			if (++label > 63)
-				return -EINVAL;
-		} else
-			return -EINVAL;
-		out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	if (label == 0 || s[len - 1] == '-')
-		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
 	out[len] = '\0';
 	return (int)len;
 }
@@ -255,7 +219,7 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 	int r = 0, d;
 
 	if (len > VERP_SECRET_MAX)
-		return verp_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "verp_secret: longer than %d characters", VERP_SECRET_MAX);
 	for (i = 0; i < len && hex; i++)
 		if (hexval((unsigned char)s[i]) < 0)
@@ -279,12 +243,12 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 		}
 		if (i != len || len % 4 != 0 || (pad == 1 && s[len - 1] != '=') ||
 		    (d = EVP_DecodeBlock(raw, (const unsigned char *)s, (int)len)) < 0)
-			return verp_err(err, errsz, -EINVAL,
+			return str_err(err, errsz, -EINVAL,
 			    "verp_secret: neither hex nor padded base64");
 		n = (size_t)d - pad;
 	}
 	if (n < VERP_KEY_LEN)
-		r = verp_err(err, errsz, -EINVAL,
+		r = str_err(err, errsz, -EINVAL,
 		    "verp_secret: %zu bytes, at least %d needed", n, VERP_KEY_LEN);
 	else if (n == VERP_KEY_LEN)
 		memcpy(key, raw, VERP_KEY_LEN);
@@ -296,63 +260,32 @@ secret_parse(const char *s, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 
 /*
  * key_read - read path, which must be a regular file of exactly
- * VERP_KEY_LEN bytes that only its owner may access.  Returns 0,
- * -ENOENT (err set too) when it does not exist, or another negative errno.
+ * VERP_KEY_LEN bytes that only its owner may access and not a symbolic
+ * link (core/file_read_secret, whose messages these are but for the
+ * length).  Returns 0, -ENOENT (err set too) when it does not exist, or
+ * another negative errno.
  */
 static int
 key_read(const char *path, uint8_t key[VERP_KEY_LEN], char *err, size_t errsz)
 {
-	uint8_t buf[VERP_KEY_LEN + 1];
-	struct stat st;
-	size_t got = 0;
-	ssize_t n;
-	int fd, e;
+	struct file_secret s;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		e = errno;
-		return verp_err(err, errsz, -e, "%s: cannot open: %s", path,
-		    strerror(e));
+	r = file_read_secret(&s, path, VERP_KEY_LEN, FILE_SECRET_NOFOLLOW, err,
+	    errsz);
+	if (r == -EFBIG)
+		return str_err(err, errsz, -EINVAL, "%s: more than %d bytes, %d expected",
+		    path, VERP_KEY_LEN, VERP_KEY_LEN);
+	if (r < 0)
+		return r;
+	if (s.len != VERP_KEY_LEN) {
+		r = str_err(err, errsz, -EINVAL, "%s: %zu bytes, %d expected", path,
+		    s.len, VERP_KEY_LEN);
+		file_secret_free(&s);
+		return r;
 	}
-	if (fstat(fd, &st) != 0) {
-		e = errno;
-		close(fd);
-		return verp_err(err, errsz, -e, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return verp_err(err, errsz, -EINVAL, "%s: not a regular file", path);
-	}
-	if ((st.st_mode & 077) != 0) {
-		close(fd);
-		return verp_err(err, errsz, -EPERM,
-		    "%s: mode %03o lets others read the key; chmod 600 it", path,
-		    (unsigned)(st.st_mode & 0777));
-	}
-	while (got < sizeof buf) {
-		n = read(fd, buf + got, sizeof buf - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			close(fd);
-			OPENSSL_cleanse(buf, sizeof buf);
-			return verp_err(err, errsz, -e, "%s: cannot read: %s", path,
-			    strerror(e));
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got != VERP_KEY_LEN) {
-		OPENSSL_cleanse(buf, sizeof buf);
-		return verp_err(err, errsz, -EINVAL, "%s: %s%zu bytes, %d expected",
-		    path, got > VERP_KEY_LEN ? "more than " : "", got > VERP_KEY_LEN ?
-		    (size_t)VERP_KEY_LEN : got, VERP_KEY_LEN);
-	}
-	memcpy(key, buf, VERP_KEY_LEN);
-	OPENSSL_cleanse(buf, sizeof buf);
+	memcpy(key, s.data, VERP_KEY_LEN);
+	file_secret_free(&s);
 	return 0;
 }
 
@@ -373,26 +306,26 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 		uint32_t r;
 
 		if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-			return verp_err(err, errsz, -EIO,
+			return str_err(err, errsz, -EIO,
 			    "%s: no random bytes from OpenSSL", path);
 		if (snprintf(tmp, sizeof tmp, "%s/.verp.key.%ld.%08x", dir,
 		    (long)getpid(), r) >= (int)sizeof tmp)
-			return verp_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
+			return str_err(err, errsz, -ENAMETOOLONG, "%s: path too long",
 			    path);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		    0600);
 		if (fd < 0 && errno != EEXIST) {
 			e = errno;
-			return verp_err(err, errsz, -e, "%s: cannot create: %s", tmp,
+			return str_err(err, errsz, -e, "%s: cannot create: %s", tmp,
 			    strerror(e));
 		}
 	}
 	if (fd < 0)
-		return verp_err(err, errsz, -EEXIST, "%s: no free temporary name",
+		return str_err(err, errsz, -EEXIST, "%s: no free temporary name",
 		    path);
 	if (RAND_bytes(key, sizeof key) != 1) {
 		e = EIO;
-		verp_err(err, errsz, -e, "%s: no random bytes from OpenSSL", path);
+		str_err(err, errsz, -e, "%s: no random bytes from OpenSSL", path);
 		goto fail;
 	}
 	while (off < sizeof key) {
@@ -402,7 +335,7 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 			continue;
 		if (n <= 0) {
 			e = n < 0 ? errno : EIO;
-			verp_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
+			str_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
 			goto fail;
 		}
 		off += (size_t)n;
@@ -411,13 +344,13 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 	/* umask may only have narrowed 0600; say it once more. */
 	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
 		e = errno;
-		verp_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
+		str_err(err, errsz, -e, "%s: %s", tmp, strerror(e));
 		goto fail;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
 		e = errno;
-		verp_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
+		str_err(err, errsz, -e, "%s: cannot write: %s", tmp, strerror(e));
 		goto fail;
 	}
 	fd = -1;
@@ -426,7 +359,7 @@ key_create(const char *dir, const char *path, char *err, size_t errsz)
 		unlink(tmp);
 		if (e == EEXIST)
 			return -EEXIST;
-		return verp_err(err, errsz, -e, "%s: cannot create: %s", path,
+		return str_err(err, errsz, -e, "%s: cannot create: %s", path,
 		    strerror(e));
 	}
 	unlink(tmp);
@@ -456,10 +389,10 @@ verp_load_key(const char *conf_secret, const char *data_dir,
 	if (conf_secret != NULL && conf_secret[0] != '\0')
 		return secret_parse(conf_secret, key, err, errsz);
 	if (data_dir == NULL || data_dir[0] == '\0')
-		return verp_err(err, errsz, -EINVAL,
+		return str_err(err, errsz, -EINVAL,
 		    "verp.key: no verp_secret and no data_dir");
 	if (snprintf(path, sizeof path, "%s/verp.key", data_dir) >= (int)sizeof path)
-		return verp_err(err, errsz, -ENAMETOOLONG, "%s/verp.key: path too long",
+		return str_err(err, errsz, -ENAMETOOLONG, "%s/verp.key: path too long",
 		    data_dir);
 	r = key_read(path, key, err, errsz);
 	if (r != -ENOENT)

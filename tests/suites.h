@@ -23,6 +23,7 @@ Suite *file_suite(void);
 Suite *hash_suite(void);
 Suite *log_suite(void);
 Suite *mailaddr_suite(void);
+Suite *rdb_suite(void);
 Suite *str_suite(void);
 
 /* queue/ */
@@ -59,5 +60,16 @@ Suite *smtpreply_suite(void);
  * if it returns, the child exits 0.
  */
 int unit_child_status(void (*fn)(void *), void *arg);
+
+/*
+ * unit_pool_fresh - checked fixture for forked suites: start libuv's
+ * thread pool in the test's own process.  At exit libuv 1.44 joins the
+ * pool's threads; in a process forked from a runner whose in-process
+ * suites had started the pool, those are the parent's (which the child
+ * does not have) unless the child started a pool of its own.  The
+ * runner forks its suites before any in-process one starts the pool;
+ * this fixture holds even if that order changes.
+ */
+void unit_pool_fresh(void);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * test_str - core/str: bounded copies, strict number, size and duration
- * parsing, the host-name check at its boundaries, and str_err.
+ * parsing, the host-name and user-name checks at their boundaries, and
+ * str_err.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -413,6 +414,38 @@ START_TEST(test_hostname_lengths)
 }
 END_TEST
 
+static const struct user_case {
+	const char *in;
+	bool ok;
+} user_cases[] = {
+	{ "shop", true },
+	{ "a", true },
+	{ "Shop-1", true },
+	{ "a.b_c@d+e-f.example", true },
+	{ "shop@example.com", true },
+	{ "-", true },                        /* no rule on where '-' may stand */
+	{ "", false },
+	{ "a b", false },
+	{ "a:b", false },
+	{ "a*", false },
+	{ "a/b", false },
+	{ "a\tb", false },
+	{ "shop\n", false },
+	{ "na\xc3\xafve", false },             /* ASCII only */
+	/* 64 characters pass, 65 do not. */
+	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", true },
+	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false },
+};
+
+START_TEST(test_username)
+{
+	const struct user_case *c = &user_cases[_i];
+
+	ck_assert_msg(str_is_username(c->in) == c->ok, "\"%s\": want %s", c->in,
+	    c->ok ? "true" : "false");
+}
+END_TEST
+
 /* --- error messages ------------------------------------------------------- */
 
 START_TEST(test_err)
@@ -463,6 +496,7 @@ str_suite(void)
 	tc = tcase_create("check");
 	tcase_add_loop_test(tc, test_hostname, 0, (int)NELEM(host_cases));
 	tcase_add_test(tc, test_hostname_lengths);
+	tcase_add_loop_test(tc, test_username, 0, (int)NELEM(user_cases));
 	tcase_add_test(tc, test_err);
 	suite_add_tcase(s, tc);
 	return s;

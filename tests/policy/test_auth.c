@@ -616,6 +616,11 @@ START_TEST(set_domains)
 	ck_assert(auth_user_may_send_as(&u, "A.EXAMPLE"));
 	ck_assert(!auth_user_may_send_as(&u, "shop.example"));
 	ck_assert_int_eq(auth_user_set(t.a, "shop", "bad..example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	/* A label may not start or end with a hyphen (RFC 1123 2.1). */
+	ck_assert_int_eq(auth_user_set(t.a, "shop", "-shop.example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	ck_assert_int_eq(auth_user_set(t.a, "shop", "shop-.example", AUTH_ENABLE_KEEP, on_status, NULL), -EINVAL);
+	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
+	ck_assert_str_eq(u.domains, "b.example a.example");
 	at_close(&t);
 }
 END_TEST
@@ -876,6 +881,12 @@ START_TEST(domains_parse)
 		{ ".example", NULL, -EINVAL, ".example" },
 		{ "a.example;b.example", NULL, -EINVAL, "a.example;b.example" },
 		{ "*.example", NULL, -EINVAL, "*.example" },
+		/* RFC 1123 2.1: no label starts or ends with a hyphen. */
+		{ "-shop.example", NULL, -EINVAL, "-shop.example" },
+		{ "shop-.example", NULL, -EINVAL, "shop-.example" },
+		{ "a.example,shop.-x.example", NULL, -EINVAL, "shop.-x.example" },
+		{ "shop.example-", NULL, -EINVAL, "shop.example-" },
+		{ "s-hop.example", "s-hop.example", 0, NULL },
 	};
 	char out[AUTH_DOMAINS_MAX], bad[64];
 
@@ -927,6 +938,8 @@ START_TEST(names_and_arguments)
 	ck_assert_int_eq(at_add(&t, "shop", "short", "a.example"), -EINVAL);
 	ck_assert_int_eq(at_add(&t, "shop", "", "a.example"), -EINVAL);
 	ck_assert_int_eq(at_add(&t, "shop", PW, "a..example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "-shop.example"), -EINVAL);
+	ck_assert_int_eq(at_add(&t, "shop", PW, "shop-.example"), -EINVAL);
 	ck_assert_int_eq(auth_user_add(t.a, "shop", PW "\0x", sizeof PW + 1, "a.example",
 	    on_status, NULL), -EINVAL);
 	ck_assert_int_eq(at_passwd(&t, "shop", "1234567"), -EINVAL);
@@ -1303,31 +1316,6 @@ START_TEST(down_redis_refuses_at_once)
 }
 END_TEST
 
-static void
-pool_noop(uv_work_t *w)
-{
-	(void)w;
-}
-
-/*
- * pool_fresh - checked fixture: start libuv's thread pool in the forked
- * test process.  At exit libuv 1.44 joins the pool's threads; in a
- * process forked from a runner whose in-process suites had started the
- * pool, those are the parent's threads (which a child does not have)
- * unless the child started a pool of its own.
- */
-static void
-pool_fresh(void)
-{
-	uv_loop_t loop;
-	uv_work_t w;
-
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(uv_queue_work(&loop, &w, pool_noop, NULL), 0);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
 Suite *
 auth_suite(void)
 {
@@ -1336,8 +1324,8 @@ auth_suite(void)
 	TCase *pure = tcase_create("pure");
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, pool_fresh, NULL);
-	tcase_add_checked_fixture(pure, pool_fresh, NULL);
+	tcase_add_checked_fixture(tc, unit_pool_fresh, NULL);
+	tcase_add_checked_fixture(pure, unit_pool_fresh, NULL);
 	tcase_add_test(tc, add_then_verify);
 	tcase_add_test(tc, wrong_password_refused);
 	tcase_add_test(tc, unknown_user_costs_the_same);

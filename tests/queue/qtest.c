@@ -58,24 +58,6 @@ on_up(void *arg, bool up)
 		*(bool *)arg = true;
 }
 
-static void
-pool_noop(uv_work_t *w)
-{
-	(void)w;
-}
-
-void
-qt_pool_fresh(void)
-{
-	uv_loop_t loop;
-	uv_work_t w;
-
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(uv_queue_work(&loop, &w, pool_noop, NULL), 0);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
 void
 qt_open(struct qt *t, void (*tweak)(struct config *cfg))
 {

@@ -25,14 +25,6 @@ struct qt {
 };
 
 /* qt_open - a queue on a fresh prefix; cfg tweaks may be made in tweak. */
-/*
- * qt_pool_fresh - checked fixture for forked tests: start libuv's thread
- * pool in the test's own process.  At exit libuv 1.44 joins the pool's
- * threads; in a process forked from a runner whose in-process suites had
- * started the pool, those are the parent's (which the child does not
- * have) unless the child started a pool of its own.
- */
-void qt_pool_fresh(void);
 void qt_open(struct qt *t, void (*tweak)(struct config *cfg));
 void qt_close(struct qt *t);
 /* qt_wait - run the loop until *done, failing the test after 10 s. */

@@ -1087,7 +1087,7 @@ queue_suite(void)
 	TCase *tc = tcase_create("redis");
 
 	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, qt_pool_fresh, NULL);
+	tcase_add_checked_fixture(tc, unit_pool_fresh, NULL);
 	tcase_add_test(tc, enqueue_claim_deliver);
 	tcase_add_test(tc, events_carry_outcome);
 	tcase_add_test(tc, signatures_kept_with_the_message);
