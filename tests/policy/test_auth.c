@@ -9,7 +9,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "core/config.h"
 #include "core/str.h"
 #include "policy/auth.h"
+#include "tests/redis_test.h"
 #include "tests/suites.h"
 
 #define PW "correct horse battery"
@@ -45,68 +45,28 @@ struct res {
 	uint64_t start_ns, took_ns;
 };
 
-static unsigned test_seq;
-
-static void
-on_timeout(uv_timer_t *h)
-{
-	*(bool *)h->data = true;
-}
-
 /* at_wait - run the loop until *done, failing the test after WAIT_MS. */
 static void
 at_wait(struct at *t, const bool *done)
 {
-	uv_timer_t timer;
-	bool expired = false;
-
-	uv_timer_init(&t->loop, &timer);
-	timer.data = &expired;
-	uv_timer_start(&timer, on_timeout, WAIT_MS, 0);
-	while (!*done && !expired)
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&timer, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
-	ck_assert_msg(*done, "timed out waiting for auth");
-}
-
-static void
-on_up(void *arg, bool up)
-{
-	if (up)
-		*(bool *)arg = true;
+	redis_test_wait(&t->loop, done, WAIT_MS, "auth");
 }
 
 static void
 at_open(struct at *t)
 {
-	const char *addr = getenv("KURIER_TEST_REDIS");
-	const char *why = "";
-	struct timeval tv = { 5, 0 };
 	bool up = false;
 
-	ck_assert_msg(addr != NULL, "KURIER_TEST_REDIS (host:port) is not set");
 	memset(t, 0, sizeof *t);
 	config_defaults(&t->cfg);
-	ck_assert_msg(config_parse_endpoint(addr, false, &t->cfg.redis.address, &why) == 0,
-	    "KURIER_TEST_REDIS: %s", why);
-	snprintf(t->cfg.redis.prefix, sizeof t->cfg.redis.prefix, "ka:%d:%u:",
-	    (int)getpid(), ++test_seq);
+	redis_test_config(&t->cfg, "ka");
 	ck_assert_int_eq(uv_loop_init(&t->loop), 0);
 	ck_assert_int_eq(auth_open(&t->a, &t->loop, &t->cfg, "test"), 0);
-	auth_on_state(t->a, on_up, &up);
+	auth_on_state(t->a, redis_test_on_up, &up);
 	at_wait(t, &up);
 	auth_on_state(t->a, NULL, NULL);
 	ck_assert(auth_is_up(t->a));
-	t->sync = redisConnectWithTimeout(t->cfg.redis.address.host,
-	    t->cfg.redis.address.port, tv);
-	ck_assert(t->sync != NULL && t->sync->err == 0);
-}
-
-static void
-on_closed(void *arg)
-{
-	*(bool *)arg = true;
+	t->sync = redis_test_connect(&t->cfg);
 }
 
 /* at_close - drop the test's keys, close auth, and the loop must be empty. */
@@ -114,39 +74,18 @@ static void
 at_close(struct at *t)
 {
 	bool closed = false;
-	redisReply *r;
 
-	r = redisCommand(t->sync, "EVAL %s 0 %s",
-	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
-	    t->cfg.redis.prefix);
-	freeReplyObject(r);
-	redisFree(t->sync);
-	auth_close(t->a, on_closed, &closed);
+	redis_test_disconnect(t->sync, t->cfg.redis.prefix);
+	auth_close(t->a, redis_test_on_closed, &closed);
 	at_wait(t, &closed);
 	uv_run(&t->loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(uv_loop_close(&t->loop), 0);
 }
 
-static redisReply *
-at_cmd(struct at *t, const char *fmt, ...)
-{
-	va_list ap;
-	redisReply *r;
-
-	va_start(ap, fmt);
-	r = redisvCommand(t->sync, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "redis: %s", t->sync->errstr);
-	return r;
-}
-
 static const char *
 at_key(struct at *t, const char *suffix)
 {
-	static char key[256];
-
-	snprintf(key, sizeof key, "%s%s", t->cfg.redis.prefix, suffix);
-	return key;
+	return redis_test_key(t->cfg.redis.prefix, suffix);
 }
 
 /* The stored field of user name, copied into dst ("" when absent). */
@@ -157,7 +96,7 @@ at_field(struct at *t, const char *name, const char *field, char *dst, size_t si
 	redisReply *r;
 
 	snprintf(k, sizeof k, "user:%s", name);
-	r = at_cmd(t, "HGET %s %s", at_key(t, k), field);
+	r = redis_test_cmd(t->sync, "HGET %s %s", at_key(t, k), field);
 	if (r->type == REDIS_REPLY_STRING)
 		str_copyn(dst, r->str, r->len, size);
 	else
@@ -315,7 +254,7 @@ at_hexists(struct at *t, const char *name, const char *field)
 	bool yes;
 
 	snprintf(k, sizeof k, "user:%s", name);
-	r = at_cmd(t, "HEXISTS %s %s", at_key(t, k), field);
+	r = redis_test_cmd(t->sync, "HEXISTS %s %s", at_key(t, k), field);
 	yes = r->integer == 1;
 	freeReplyObject(r);
 	return yes;
@@ -378,7 +317,7 @@ START_TEST(add_then_verify)
 	ck_assert_uint_gt(strtoull(f, NULL, 10), 1700000000000ULL);
 	at_field(&t, "shop@site.example", "changed", f, sizeof f);
 	ck_assert_uint_gt(strtoull(f, NULL, 10), 1700000000000ULL);
-	r = at_cmd(&t, "SISMEMBER %s %s", at_key(&t, "users"), "shop@site.example");
+	r = redis_test_cmd(t.sync, "SISMEMBER %s %s", at_key(&t, "users"), "shop@site.example");
 	ck_assert_int_eq(r->integer, 1);
 	freeReplyObject(r);
 
@@ -512,7 +451,7 @@ START_TEST(disabled_user_refused)
 	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
 	ck_assert(u.enabled);
 	/* Only "1" is enabled: a hand-edited value fails closed. */
-	freeReplyObject(at_cmd(&t, "HSET %s enabled yes", at_key(&t, "user:shop")));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s enabled yes", at_key(&t, "user:shop")));
 	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
 	at_close(&t);
 }
@@ -554,10 +493,10 @@ START_TEST(del_removes)
 	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
 	ck_assert_int_eq(at_del(&t, "shop"), 0);
 	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
-	r = at_cmd(&t, "EXISTS %s", at_key(&t, "user:shop"));
+	r = redis_test_cmd(t.sync, "EXISTS %s", at_key(&t, "user:shop"));
 	ck_assert_int_eq(r->integer, 0);
 	freeReplyObject(r);
-	r = at_cmd(&t, "SISMEMBER %s shop", at_key(&t, "users"));
+	r = redis_test_cmd(t.sync, "SISMEMBER %s shop", at_key(&t, "users"));
 	ck_assert_int_eq(r->integer, 0);
 	freeReplyObject(r);
 	ck_assert_int_eq(at_del(&t, "shop"), -ENOENT);
@@ -761,7 +700,7 @@ START_TEST(policy_bad_values_refused)
 
 	/* An unknown user is not created on the way. */
 	ck_assert_int_eq(at_set_policy(&t, "nobody", "5/h", NULL, NULL), -ENOENT);
-	r = at_cmd(&t, "EXISTS %s", at_key(&t, "user:nobody"));
+	r = redis_test_cmd(t.sync, "EXISTS %s", at_key(&t, "user:nobody"));
 	ck_assert_int_eq(r->integer, 0);
 	freeReplyObject(r);
 	at_close(&t);
@@ -818,7 +757,7 @@ START_TEST(stored_rate_too_long_not_cut)
 	memset(big, '9', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
 	memcpy(big + sizeof big - 4, "/h", 3);
-	freeReplyObject(at_cmd(&t, "HSET %s rate %s rcpt_rate %s", at_key(&t, "user:shop"),
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s rate %s rcpt_rate %s", at_key(&t, "user:shop"),
 	    big, "7/h"));
 	ck_assert_int_eq(at_verify(&t, "shop", PW, &u), 0);
 	ck_assert_str_eq(u.rate, "");
@@ -946,7 +885,7 @@ START_TEST(names_and_arguments)
 	ck_assert_int_eq(at_del(&t, "*"), -EINVAL);
 	/* Nothing was written. */
 	{
-		redisReply *r = at_cmd(&t, "KEYS %s*", t.cfg.redis.prefix);
+		redisReply *r = redis_test_cmd(t.sync, "KEYS %s*", t.cfg.redis.prefix);
 
 		ck_assert_uint_eq(r->elements, 0);
 		freeReplyObject(r);
@@ -979,16 +918,16 @@ START_TEST(password_never_stored)
 	ck_assert_int_eq(at_add(&t, "news", PW2, "news.example"), 0);
 	ck_assert_int_eq(at_passwd(&t, "shop", PW2 "!"), 0);
 	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
-	keys = at_cmd(&t, "KEYS %s*", t.cfg.redis.prefix);
+	keys = redis_test_cmd(t.sync, "KEYS %s*", t.cfg.redis.prefix);
 	ck_assert_uint_eq(keys->elements, 3);
 	for (size_t i = 0; i < keys->elements; i++) {
 		const char *k = keys->element[i]->str;
-		redisReply *type = at_cmd(&t, "TYPE %s", k), *v;
+		redisReply *type = redis_test_cmd(t.sync, "TYPE %s", k), *v;
 
 		if (strcmp(type->str, "hash") == 0)
-			v = at_cmd(&t, "HGETALL %s", k);
+			v = redis_test_cmd(t.sync, "HGETALL %s", k);
 		else
-			v = at_cmd(&t, "SMEMBERS %s", k);
+			v = redis_test_cmd(t.sync, "SMEMBERS %s", k);
 		ck_assert(!reply_contains(v, PW));
 		ck_assert(!reply_contains(v, PW2));
 		ck_assert(!reply_contains(v, "horse"));
@@ -1011,13 +950,13 @@ START_TEST(unusable_hash_refused)
 	at_open(&t);
 	ck_assert_int_eq(at_add(&t, "shop", PW, "shop.example"), 0);
 	/* A locked account, as shadow(5) writes it, and plain garbage. */
-	freeReplyObject(at_cmd(&t, "HSET %s hash !locked", at_key(&t, "user:shop")));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s hash !locked", at_key(&t, "user:shop")));
 	ck_assert_int_eq(at_verify2(&t, "shop", "!locked", 7, NULL, &ns), -EACCES);
 	ck_assert_uint_gt(ns, 2000000);   /* still a full dummy hash */
-	freeReplyObject(at_cmd(&t, "HSET %s hash %s", at_key(&t, "user:shop"), PW));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s hash %s", at_key(&t, "user:shop"), PW));
 	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
 	/* A hash key without a hash field. */
-	freeReplyObject(at_cmd(&t, "HDEL %s hash", at_key(&t, "user:shop")));
+	freeReplyObject(redis_test_cmd(t.sync, "HDEL %s hash", at_key(&t, "user:shop")));
 	ck_assert_int_eq(at_verify(&t, "shop", PW, NULL), -EACCES);
 	at_close(&t);
 }
@@ -1091,11 +1030,11 @@ START_TEST(cancel_then_close)
 	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify_forbidden, NULL, &id1), 0);
 	auth_cancel(t.a, id1);
 	uv_close((uv_handle_t *)&tm, NULL);
-	freeReplyObject(at_cmd(&t, "EVAL %s 0 %s",
+	freeReplyObject(redis_test_cmd(t.sync, "EVAL %s 0 %s",
 	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
 	    t.cfg.redis.prefix));
 	redisFree(t.sync);
-	auth_close(t.a, on_closed, &closed);
+	auth_close(t.a, redis_test_on_closed, &closed);
 	uv_run(&t.loop, UV_RUN_DEFAULT);
 	ck_assert(closed);
 	ck_assert_int_eq(uv_loop_close(&t.loop), 0);
@@ -1121,11 +1060,11 @@ START_TEST(close_ends_pending_verifies)
 	uv_close((uv_handle_t *)&tm, NULL);
 	ck_assert_int_eq(auth_verify(t.a, "shop", PW, strlen(PW), on_verify, &fetching, NULL), 0);
 	ck_assert_int_eq(auth_user_add(t.a, "news", PW, strlen(PW), NULL, on_status, &added), 0);
-	freeReplyObject(at_cmd(&t, "EVAL %s 0 %s",
+	freeReplyObject(redis_test_cmd(t.sync, "EVAL %s 0 %s",
 	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
 	    t.cfg.redis.prefix));
 	redisFree(t.sync);
-	auth_close(t.a, on_closed, &closed);
+	auth_close(t.a, redis_test_on_closed, &closed);
 	/* Nothing runs inside auth_close(). */
 	ck_assert_int_eq(fetching.calls + hashing.calls + added.calls, 0);
 	uv_run(&t.loop, UV_RUN_DEFAULT);
@@ -1309,7 +1248,7 @@ START_TEST(down_redis_refuses_at_once)
 	ck_assert_int_eq(auth_user_set_policy(a, "shop", "5/h", NULL, NULL, on_status, NULL),
 	    -ENOTCONN);
 	uv_close((uv_handle_t *)&tm, NULL);
-	auth_close(a, on_closed, &closed);
+	auth_close(a, redis_test_on_closed, &closed);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert(closed);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);

@@ -12,7 +12,6 @@
 #include <check.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "core/config.h"
 #include "core/str.h"
 #include "policy/policy.h"
+#include "tests/redis_test.h"
 #include "tests/suites.h"
 
 #define WAIT_MS 20000
@@ -49,45 +49,18 @@ struct res {
 	char why[8][300];
 };
 
-static unsigned test_seq;
-
-static void
-on_timeout(uv_timer_t *h)
-{
-	*(bool *)h->data = true;
-}
-
 /* pt_wait - run the loop until *done, failing the test after WAIT_MS. */
 static void
 pt_wait(struct pt *t, const bool *done)
 {
-	uv_timer_t timer;
-	bool expired = false;
-
-	uv_timer_init(&t->loop, &timer);
-	timer.data = &expired;
-	uv_timer_start(&timer, on_timeout, WAIT_MS, 0);
-	while (!*done && !expired)
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&timer, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
-	ck_assert_msg(*done, "timed out waiting for policy");
+	redis_test_wait(&t->loop, done, WAIT_MS, "policy");
 }
 
 /* pt_sleep - run the loop for ms. */
 static void
 pt_sleep(struct pt *t, uint64_t ms)
 {
-	uv_timer_t timer;
-	bool expired = false;
-
-	uv_timer_init(&t->loop, &timer);
-	timer.data = &expired;
-	uv_timer_start(&timer, on_timeout, ms, 0);
-	while (!expired)
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&timer, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
+	redis_test_sleep(&t->loop, ms);
 }
 
 /* pt_up - wait for p's connection. */
@@ -103,31 +76,16 @@ pt_up(struct pt *t, struct policy *p)
 static void
 pt_open(struct pt *t, const char *conf)
 {
-	const char *addr = getenv("KURIER_TEST_REDIS");
-	const char *why = "";
 	char err[CONFIG_ERR_MAX];
-	struct timeval tv = { 5, 0 };
 
-	ck_assert_msg(addr != NULL, "KURIER_TEST_REDIS (host:port) is not set");
 	memset(t, 0, sizeof *t);
 	ck_assert_msg(config_load_string(&t->cfg, "test", conf, err, sizeof err) == 0,
 	    "config: %s", err);
-	ck_assert_msg(config_parse_endpoint(addr, false, &t->cfg.redis.address, &why) == 0,
-	    "KURIER_TEST_REDIS: %s", why);
-	snprintf(t->cfg.redis.prefix, sizeof t->cfg.redis.prefix, "kp:%d:%u:",
-	    (int)getpid(), ++test_seq);
+	redis_test_config(&t->cfg, "kp");
 	ck_assert_int_eq(uv_loop_init(&t->loop), 0);
 	ck_assert_int_eq(policy_open(&t->p, &t->loop, &t->cfg, "test"), 0);
 	pt_up(t, t->p);
-	t->sync = redisConnectWithTimeout(t->cfg.redis.address.host,
-	    t->cfg.redis.address.port, tv);
-	ck_assert(t->sync != NULL && t->sync->err == 0);
-}
-
-static void
-on_closed(void *arg)
-{
-	*(bool *)arg = true;
+	t->sync = redis_test_connect(&t->cfg);
 }
 
 static void
@@ -135,7 +93,7 @@ pt_close_policy(struct pt *t, struct policy *p)
 {
 	bool closed = false;
 
-	policy_close(p, on_closed, &closed);
+	policy_close(p, redis_test_on_closed, &closed);
 	pt_wait(t, &closed);
 }
 
@@ -143,37 +101,18 @@ pt_close_policy(struct pt *t, struct policy *p)
 static void
 pt_close(struct pt *t)
 {
-	redisReply *r;
-
-	r = redisCommand(t->sync, "EVAL %s 0 %s",
-	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
-	    t->cfg.redis.prefix);
-	freeReplyObject(r);
-	redisFree(t->sync);
+	redis_test_disconnect(t->sync, t->cfg.redis.prefix);
 	pt_close_policy(t, t->p);
 	uv_run(&t->loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(uv_loop_close(&t->loop), 0);
 	config_free(&t->cfg);
 }
 
-static redisReply *
-pt_cmd(struct pt *t, const char *fmt, ...)
-{
-	va_list ap;
-	redisReply *r;
-
-	va_start(ap, fmt);
-	r = redisvCommand(t->sync, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "redis: %s", t->sync->errstr);
-	return r;
-}
-
 /* Today (Redis's clock, UTC) as YYYY-MM-DD. */
 static void
 pt_today(struct pt *t, char *dst, size_t size)
 {
-	redisReply *r = pt_cmd(t, "TIME");
+	redisReply *r = redis_test_cmd(t->sync, "TIME");
 	time_t s = (time_t)strtoll(r->element[0]->str, NULL, 10);
 	struct tm tm;
 
@@ -434,7 +373,7 @@ do_throttle_hit(struct pt *t, const char *group)
 static uint64_t
 redis_now_ms(struct pt *t)
 {
-	redisReply *r = pt_cmd(t, "TIME");
+	redisReply *r = redis_test_cmd(t->sync, "TIME");
 	uint64_t ms = (uint64_t)strtoull(r->element[0]->str, NULL, 10) * 1000 +
 	    (uint64_t)strtoull(r->element[1]->str, NULL, 10) / 1000;
 
@@ -555,10 +494,10 @@ START_TEST(window_slides_back)
 	ck_assert_msg(strstr(r.r.reply, "2 messages per 2 seconds; try again in ") != NULL &&
 	    strstr(r.r.reply, " second") != NULL, "%s", r.r.reply);
 	/* Counter keys expire: 2 windows + 60 s at most. */
-	k = pt_cmd(&t, "KEYS %srl:u:shop:m:2000:*", t.cfg.redis.prefix);
+	k = redis_test_cmd(t.sync, "KEYS %srl:u:shop:m:2000:*", t.cfg.redis.prefix);
 	ck_assert_uint_ge(k->elements, 1);
 	for (size_t i = 0; i < k->elements; i++) {
-		redisReply *ttl = pt_cmd(&t, "PTTL %s", k->element[i]->str);
+		redisReply *ttl = redis_test_cmd(t.sync, "PTTL %s", k->element[i]->str);
 
 		ck_assert_int_gt(ttl->integer, 0);
 		ck_assert_int_le(ttl->integer, 64000);
@@ -923,7 +862,7 @@ START_TEST(suppression_list_check_filter)
 	ck_assert_uint_eq(w.n, 3);
 	free(w.e);
 	{
-		redisReply *m = pt_cmd(&t, "SISMEMBER %ssup:scopes b.example", t.cfg.redis.prefix);
+		redisReply *m = redis_test_cmd(t.sync, "SISMEMBER %ssup:scopes b.example", t.cfg.redis.prefix);
 
 		ck_assert_int_eq(m->integer, 0);
 		freeReplyObject(m);
@@ -957,7 +896,7 @@ START_TEST(suppression_list_in_pages)
 	pt_open(&t, "");
 	snprintf(k, sizeof k, "%ssup:big.example", t.cfg.redis.prefix);
 	snprintf(ks, sizeof ks, "%ssup:scopes", t.cfg.redis.prefix);
-	x = pt_cmd(&t, "EVAL %s 2 %s %s %s",
+	x = redis_test_cmd(t.sync, "EVAL %s 2 %s %s %s",
 	    "for i = 0, tonumber(ARGV[1]) - 1 do "
 	    "redis.call('HSET', KEYS[1], 'u' .. i .. '@example.net', 'manual 1790000000000 n' .. i) end "
 	    "redis.call('SADD', KEYS[2], 'big.example') return 1",
@@ -1178,7 +1117,7 @@ START_TEST(redis_down_refuses_at_once)
 		ck_assert_uint_eq(policy_refusals_local(p, "limit.size"), 1);
 	}
 	ck_assert_int_eq(r.calls, 0);
-	policy_close(p, on_closed, &closed);
+	policy_close(p, redis_test_on_closed, &closed);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert(closed);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
@@ -1199,7 +1138,7 @@ START_TEST(close_cancels_pending)
 	policy_user_init(b, &u, "shop", "", "");
 	ck_assert_int_eq(policy_rcpt(b, &u, "", "a@b.example", 0, on_result, &r1), 0);
 	ck_assert_int_eq(policy_auth_check(b, "192.0.2.1", on_result, &r2), 0);
-	policy_close(b, on_closed, &closed);
+	policy_close(b, redis_test_on_closed, &closed);
 	ck_assert_int_eq(r1.calls, 0);    /* never from inside policy_close() */
 	pt_wait(&t, &closed);
 	ck_assert_int_eq(r1.calls, 1);
@@ -1254,7 +1193,7 @@ bench_next(struct bench *b)
 static long
 scripts_run(struct pt *t)
 {
-	redisReply *r = pt_cmd(t, "INFO commandstats");
+	redisReply *r = redis_test_cmd(t->sync, "INFO commandstats");
 	static const char *const names[] = { "cmdstat_evalsha:calls=", "cmdstat_eval:calls=", NULL };
 	long n = 0;
 	const char *p;
@@ -1287,7 +1226,7 @@ START_TEST(cost_per_call)
 		b.commit = k == 1;
 		b.left = n;
 		b.done = false;
-		freeReplyObject(pt_cmd(&t, "CONFIG RESETSTAT"));
+		freeReplyObject(redis_test_cmd(t.sync, "CONFIG RESETSTAT"));
 		t0 = uv_hrtime();
 		bench_next(&b);
 		pt_wait(&t, &b.done);

@@ -4,7 +4,6 @@
 #include "tests/queue/qtest.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +11,7 @@
 
 #include "core/rfc5322.h"
 #include "core/str.h"
-
-static unsigned test_seq;
+#include "tests/redis_test.h"
 
 static uint64_t
 fake_clock(void *arg)
@@ -27,52 +25,20 @@ fake_rand(void *arg)
 	return ((struct qt *)arg)->rnd;
 }
 
-static void
-on_timeout(uv_timer_t *h)
-{
-	bool *expired = h->data;
-
-	*expired = true;
-}
-
 void
 qt_wait(struct qt *t, const bool *done)
 {
-	uv_timer_t timer;
-	bool expired = false;
-
-	uv_timer_init(&t->loop, &timer);
-	timer.data = &expired;
-	uv_timer_start(&timer, on_timeout, 10000, 0);
-	while (!*done && !expired)
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&timer, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
-	ck_assert_msg(*done, "timed out waiting for the queue");
-}
-
-static void
-on_up(void *arg, bool up)
-{
-	if (up)
-		*(bool *)arg = true;
+	redis_test_wait(&t->loop, done, 10000, "the queue");
 }
 
 void
 qt_open(struct qt *t, void (*tweak)(struct config *cfg))
 {
-	const char *addr = getenv("KURIER_TEST_REDIS");
-	const char *why = "";
 	bool up = false;
-	struct timeval tv = { 5, 0 };
 
-	ck_assert_msg(addr != NULL, "KURIER_TEST_REDIS (host:port) is not set: run via tests/run-checks.sh");
 	memset(t, 0, sizeof *t);
 	config_defaults(&t->cfg);
-	ck_assert_msg(config_parse_endpoint(addr, false, &t->cfg.redis.address, &why) == 0,
-	    "KURIER_TEST_REDIS: %s", why);
-	snprintf(t->cfg.redis.prefix, sizeof t->cfg.redis.prefix, "kt:%d:%u:",
-	    (int)getpid(), ++test_seq);
+	redis_test_config(&t->cfg, "kt");
 	if (tweak != NULL)
 		tweak(&t->cfg);
 	ck_assert_int_eq(uv_loop_init(&t->loop), 0);
@@ -81,33 +47,20 @@ qt_open(struct qt *t, void (*tweak)(struct config *cfg))
 	ck_assert_int_eq(queue_open(&t->q, &t->loop, &t->cfg, "test"), 0);
 	queue_set_clock(t->q, fake_clock, t);
 	queue_set_rand(t->q, fake_rand, t);
-	queue_on_state(t->q, on_up, &up);
+	queue_on_state(t->q, redis_test_on_up, &up);
 	qt_wait(t, &up);
 	queue_on_state(t->q, NULL, NULL);
-	t->sync = redisConnectWithTimeout(t->cfg.redis.address.host,
-	    t->cfg.redis.address.port, tv);
-	ck_assert(t->sync != NULL && t->sync->err == 0);
-}
-
-static void
-on_closed(void *arg)
-{
-	*(bool *)arg = true;
+	t->sync = redis_test_connect(&t->cfg);
 }
 
 void
 qt_close(struct qt *t)
 {
 	bool closed = false;
-	redisReply *r;
 
 	/* Drop this test's keys. */
-	r = redisCommand(t->sync, "EVAL %s 0 %s",
-	    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do redis.call('DEL', k) end return 1",
-	    t->cfg.redis.prefix);
-	freeReplyObject(r);
-	redisFree(t->sync);
-	queue_close(t->q, on_closed, &closed);
+	redis_test_disconnect(t->sync, t->cfg.redis.prefix);
+	queue_close(t->q, redis_test_on_closed, &closed);
 	qt_wait(t, &closed);
 	uv_run(&t->loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(uv_loop_close(&t->loop), 0);
@@ -425,24 +378,8 @@ qt_dest(struct qt *t, const char *domain, struct queue_dest_stats *out)
 	return r.status;
 }
 
-redisReply *
-qt_cmd(struct qt *t, const char *fmt, ...)
-{
-	va_list ap;
-	redisReply *r;
-
-	va_start(ap, fmt);
-	r = redisvCommand(t->sync, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(r != NULL, "redis: %s", t->sync->errstr);
-	return r;
-}
-
 const char *
 qt_key(struct qt *t, const char *suffix)
 {
-	static char key[256];
-
-	snprintf(key, sizeof key, "%s%s", t->cfg.redis.prefix, suffix);
-	return key;
+	return redis_test_key(t->cfg.redis.prefix, suffix);
 }

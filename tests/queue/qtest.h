@@ -52,8 +52,6 @@ int qt_delete(struct qt *t, const char *id);
 int qt_stats(struct qt *t, struct queue_stats *out);
 /* qt_dest - inflight/due/later of one destination from a fresh stats call. */
 int qt_dest(struct qt *t, const char *domain, struct queue_dest_stats *out);
-/* qt_cmd - a synchronous command on the inspection connection. */
-redisReply *qt_cmd(struct qt *t, const char *fmt, ...);
 /* qt_key - the test's prefix + suffix into a static buffer. */
 const char *qt_key(struct qt *t, const char *suffix);
 

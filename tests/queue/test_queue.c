@@ -10,6 +10,7 @@
 #include "core/rfc5322.h"
 #include "core/str.h"
 #include "tests/queue/qtest.h"
+#include "tests/redis_test.h"
 #include "tests/suites.h"
 
 #define MSG "From: Shop <orders@shop.example>\r\nTo: a@one.example\r\n" \
@@ -42,7 +43,7 @@ set_all(struct queue_job *job, enum rcpt_state st, const char *reply)
 static long long
 xlen_events(struct qt *t)
 {
-	redisReply *r = qt_cmd(t, "XLEN %s", qt_key(t, "events"));
+	redisReply *r = redis_test_cmd(t->sync, "XLEN %s", qt_key(t, "events"));
 	long long n = r->integer;
 
 	freeReplyObject(r);
@@ -124,7 +125,7 @@ START_TEST(enqueue_claim_deliver)
 		redisReply *r;
 
 		snprintf(key, sizeof key, "m:%s", id);
-		r = qt_cmd(&t, "PTTL %s", qt_key(&t, key));
+		r = redis_test_cmd(t.sync, "PTTL %s", qt_key(&t, key));
 		/* The retention, less at most the time since the completion was sent. */
 		ck_assert_int_ge(r->integer, (long long)t.cfg.queue.retention_ms -
 		    (long long)((uv_hrtime() - completed_ns) / 1000000) - 1);
@@ -159,7 +160,7 @@ START_TEST(events_carry_outcome)
 	queue_job_set_mta(jobs[0], "mx.one.example[192.0.2.7]");
 	ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
 	qt_free_jobs(jobs, n);
-	r = qt_cmd(&t, "XRANGE %s - +", qt_key(&t, "events"));
+	r = redis_test_cmd(t.sync, "XRANGE %s - +", qt_key(&t, "events"));
 	ck_assert_uint_eq(r->elements, 1);
 	{
 		redisReply *f = r->element[0]->element[1];
@@ -226,7 +227,7 @@ START_TEST(signatures_kept_with_the_message)
 		char key[128];
 
 		snprintf(key, sizeof key, "m:%s", id);
-		r = qt_cmd(&t, "HEXISTS %s sig", qt_key(&t, key));
+		r = redis_test_cmd(t.sync, "HEXISTS %s sig", qt_key(&t, key));
 		ck_assert_int_eq(r->integer, 0);
 		freeReplyObject(r);
 	}
@@ -700,7 +701,7 @@ START_TEST(corrupt_record_is_quarantined)
 	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rg, 1, MSG, good), 0);
 	snprintf(key, sizeof key, "m:%s", bad);
 	/* A record cut short, as a partial write or a bad edit would leave it. */
-	freeReplyObject(qt_cmd(&t, "HSET %s env %b", qt_key(&t, key), "E1i16:01ABC", (size_t)11));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s env %b", qt_key(&t, key), "E1i16:01ABC", (size_t)11));
 
 	jobs = qt_claim(&t, 10, &n);
 	ck_assert_uint_eq(n, 1);
@@ -712,7 +713,7 @@ START_TEST(corrupt_record_is_quarantined)
 	ck_assert(info.corrupt);
 	if (strcmp(info.state, "corrupt") != 0) {
 		/* Tell apart "not quarantined yet" from "misread". */
-		redisReply *now = qt_cmd(&t, "HGET %s state", qt_key(&t, key));
+		redisReply *now = redis_test_cmd(t.sync, "HGET %s state", qt_key(&t, key));
 
 		ck_abort_msg("fetch saw state %s; Redis holds %s now", info.state,
 		    now->str ? now->str : "(nil)");
@@ -746,7 +747,7 @@ START_TEST(corrupt_job_state_is_quarantined)
 	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 1, MSG, id), 0);
 	snprintf(key, sizeof key, "m:%s", id);
 	/* Index 7 does not exist in a one-recipient envelope. */
-	freeReplyObject(qt_cmd(&t, "HSET %s j:one.example %s", qt_key(&t, key), "J1d11:one.exampleR1:7S1:0.0:"));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s j:one.example %s", qt_key(&t, key), "J1d11:one.exampleR1:7S1:0.0:"));
 	jobs = qt_claim(&t, 10, &n);
 	ck_assert_uint_eq(n, 0);
 	qt_free_jobs(jobs, n);
@@ -939,7 +940,7 @@ START_TEST(corrupt_envelope_keeps_its_jobs_visible)
 	qt_open(&t, NULL);
 	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 2, MSG, id), 0);
 	snprintf(key, sizeof key, "m:%s", id);
-	freeReplyObject(qt_cmd(&t, "HSET %s env garbage", qt_key(&t, key)));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s env garbage", qt_key(&t, key)));
 	ck_assert_int_eq(qt_fetch(&t, id, &info), 0);
 	ck_assert(info.corrupt);
 	ck_assert_uint_eq(info.njobs, 2);
@@ -966,7 +967,7 @@ START_TEST(close_lets_quarantine_finish)
 	qt_open(&t, NULL);
 	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", rc, 1, MSG, id), 0);
 	snprintf(key, sizeof key, "m:%s", id);
-	freeReplyObject(qt_cmd(&t, "HSET %s env garbage", qt_key(&t, key)));
+	freeReplyObject(redis_test_cmd(t.sync, "HSET %s env garbage", qt_key(&t, key)));
 	jobs = qt_claim(&t, 1, &n);
 	ck_assert_uint_eq(n, 0);
 	qt_free_jobs(jobs, n);
@@ -1006,7 +1007,7 @@ START_TEST(thousand_recipients_stored_once)
 	qt_open(&t, NULL);
 	ck_assert_int_eq(qt_enqueue(&t, STREAM_BROADCAST, "news@shop.example", rc, 1000, MSG, id), 0);
 	snprintf(key, sizeof key, "m:%s", id);
-	r = qt_cmd(&t, "HSTRLEN %s body", qt_key(&t, key));
+	r = redis_test_cmd(t.sync, "HSTRLEN %s body", qt_key(&t, key));
 	ck_assert_int_eq(r->integer, (long long)strlen(strstr(MSG, "\r\n\r\n") + 4));
 	freeReplyObject(r);
 	jobs = qt_claim(&t, 10, &n);
