@@ -115,6 +115,7 @@ LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SR
 CHECK_SRCS := \
 	tests/check.c \
 	tests/dnsmasq.c \
+	tests/logcap.c \
 	tests/redis_test.c \
 	tests/core/test_buf.c \
 	tests/core/test_config.c \

@@ -15,46 +15,19 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "tests/logcap.h"
 #include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define S(lit) lit, sizeof(lit) - 1
 
-static int pipefd[2] = { -1, -1 };
 static time_t started;   /* before the test logged anything */
 
 static void
 capture_setup(void)
 {
 	started = time(NULL);
-	ck_assert_int_eq(pipe(pipefd), 0);
-	ck_assert_int_eq(fcntl(pipefd[0], F_SETFL, O_NONBLOCK), 0);
-	log_set_fd(pipefd[1]);
-	log_set_level(LOG_INFO);
-}
-
-static void
-capture_teardown(void)
-{
-	log_set_fd(STDERR_FILENO);
-	log_set_level(LOG_INFO);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	pipefd[0] = pipefd[1] = -1;
-}
-
-/* Everything logged since the last call, NUL-terminated. */
-static size_t
-captured(char *dst, size_t size)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while (len < size - 1 &&
-	    (n = read(pipefd[0], dst + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	dst[len] = '\0';
-	return len;
+	logcap_setup();
 }
 
 static size_t
@@ -103,7 +76,7 @@ START_TEST(test_line_fields)
 
 	log_info("queue", "enqueued", "id=%s size=%d to=%s", "0ABC", 512,
 	    "<a@b>");
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_gt(len, 0);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 1);
 	ck_assert_int_eq(out[len - 1], '\n');
@@ -120,7 +93,7 @@ START_TEST(test_one_line_per_event)
 
 	log_warn("relay", "tls_failed", "peer=%s", "1.2.3.4");
 	log_error("deliver", "deferred", "id=%s", "X");
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 2);
 	nl = strchr(out, '\n');
 	ck_assert_ptr_nonnull(nl);
@@ -141,25 +114,25 @@ START_TEST(test_level_filter)
 	ck_assert_int_eq(log_get_level(), LOG_WARN);
 	log_debug("c", "e1", "n=%d", 1);
 	log_info("c", "e2", "n=%d", 2);
-	ck_assert_uint_eq(captured(out, sizeof out), 0);
+	ck_assert_uint_eq(logcap_read(out, sizeof out), 0);
 	log_warn("c", "e3", "n=%d", 3);
 	log_error("c", "e4", "n=%d", 4);
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 2);
 	ck_assert_ptr_nonnull(strstr(out, "level=warn component=c event=e3 n=3\n"));
 	ck_assert_ptr_nonnull(strstr(out, "level=error component=c event=e4 n=4\n"));
 
 	log_set_level(LOG_DEBUG);
 	log_debug("c", "e5", "n=%d", 5);
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 1);
 	ck_assert_str_eq(after_time(out), "level=debug component=c event=e5 n=5\n");
 
 	log_set_level(LOG_ERROR);
 	log_warn("c", "e6", "n=%d", 6);
-	ck_assert_uint_eq(captured(out, sizeof out), 0);
+	ck_assert_uint_eq(logcap_read(out, sizeof out), 0);
 	log_msg(LOG_ERROR, "c", "e7", "n=%d", 7);
-	ck_assert_uint_gt(captured(out, sizeof out), 0);
+	ck_assert_uint_gt(logcap_read(out, sizeof out), 0);
 	ck_assert_ptr_nonnull(strstr(out, "level=error component=c event=e7 n=7\n"));
 }
 END_TEST
@@ -170,7 +143,7 @@ START_TEST(test_newlines_never_split)
 	size_t len;
 
 	log_info("smtpd", "cmd", "text=%s tail=%d", "a\nb\r\nc\rd\n", 9);
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 1);
 	ck_assert_uint_eq(count_char(out, len, '\r'), 0);
 	ck_assert_str_eq(after_time(out),
@@ -189,7 +162,7 @@ START_TEST(test_long_line_cut)
 	big[3 * LOG_LINE_MAX - 1] = '\0';
 	log_info("c", "big", "v=%s", big);
 	free(big);
-	len = captured(out, sizeof out);
+	len = logcap_read(out, sizeof out);
 	ck_assert_uint_le(len, LOG_LINE_MAX);
 	ck_assert_uint_gt(len, LOG_LINE_MAX - 8);
 	ck_assert_uint_eq(count_char(out, len, '\n'), 1);
@@ -205,7 +178,7 @@ START_TEST(test_quoted_value_in_line)
 
 	log_info("smtpd", "helo", "name=%s",
 	    log_quote(q, sizeof q, S("evil\r\nlevel=error \"x\"")));
-	captured(out, sizeof out);
+	logcap_read(out, sizeof out);
 	ck_assert_str_eq(after_time(out),
 	    "level=info component=smtpd event=helo name=\"evil\\r\\nlevel=error \\\"x\\\"\"\n");
 }
@@ -233,7 +206,7 @@ START_TEST(test_fatal_exits)
 	status = unit_child_status(do_fatal, "0.0.0.0:25");
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 1);
-	captured(out, sizeof out);
+	logcap_read(out, sizeof out);
 	ck_assert_str_eq(after_time(out),
 	    "level=fatal component=core event=bind_failed addr=0.0.0.0:25\n");
 }
@@ -248,7 +221,7 @@ START_TEST(test_panic_aborts)
 	status = unit_child_status(do_panic, &x);
 	ck_assert(WIFSIGNALED(status));
 	ck_assert_int_eq(WTERMSIG(status), SIGABRT);
-	captured(out, sizeof out);
+	logcap_read(out, sizeof out);
 	ck_assert_str_eq(after_time(out), "level=panic component=core event=bug x=7\n");
 }
 END_TEST
@@ -389,7 +362,7 @@ log_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("lines");
-	tcase_add_checked_fixture(tc, capture_setup, capture_teardown);
+	tcase_add_checked_fixture(tc, capture_setup, logcap_teardown);
 	tcase_add_test(tc, test_line_fields);
 	tcase_add_test(tc, test_one_line_per_event);
 	tcase_add_test(tc, test_level_filter);

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/rdb.h"
+#include "tests/logcap.h"
 #include "tests/suites.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -259,41 +260,6 @@ END_TEST
 
 /* --- rdb_log_error ---------------------------------------------------------- */
 
-static int pipefd[2] = { -1, -1 };
-
-static void
-capture_setup(void)
-{
-	ck_assert_int_eq(pipe(pipefd), 0);
-	ck_assert_int_eq(fcntl(pipefd[0], F_SETFL, O_NONBLOCK), 0);
-	log_set_fd(pipefd[1]);
-	log_set_level(LOG_INFO);
-}
-
-static void
-capture_teardown(void)
-{
-	log_set_fd(STDERR_FILENO);
-	log_set_level(LOG_INFO);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	pipefd[0] = pipefd[1] = -1;
-}
-
-/* Everything logged since the last call, NUL-terminated. */
-static size_t
-captured(char *dst, size_t size)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while (len < size - 1 &&
-	    (n = read(pipefd[0], dst + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	dst[len] = '\0';
-	return len;
-}
-
 START_TEST(test_log_error)
 {
 	char out[1024];
@@ -302,7 +268,7 @@ START_TEST(test_log_error)
 	/* An error reply with -EIO: one line, its text quoted. */
 	r = reply("-ERR wrong \"type\"\r\n");
 	rdb_log_error("queue", "claim", -EIO, r);
-	captured(out, sizeof out);
+	logcap_read(out, sizeof out);
 	ck_assert_msg(strstr(out, "level=error") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "component=queue") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "event=redis_error") != NULL, "%s", out);
@@ -312,7 +278,7 @@ START_TEST(test_log_error)
 	/* The same reply under another status: not Redis's error to log. */
 	rdb_log_error("queue", "claim", 0, r);
 	rdb_log_error("queue", "claim", -ECONNRESET, r);
-	ck_assert_uint_eq(captured(out, sizeof out), 0);
+	ck_assert_uint_eq(logcap_read(out, sizeof out), 0);
 	freeReplyObject(r);
 
 	/* Not an error reply, or none at all: nothing. */
@@ -324,7 +290,7 @@ START_TEST(test_log_error)
 	freeReplyObject(r);
 	rdb_log_error("policy", "rate", -EIO, NULL);
 	rdb_log_error("policy", "rate", -ECANCELED, NULL);
-	ck_assert_uint_eq(captured(out, sizeof out), 0);
+	ck_assert_uint_eq(logcap_read(out, sizeof out), 0);
 }
 END_TEST
 
@@ -344,7 +310,7 @@ rdb_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("log");
-	tcase_add_checked_fixture(tc, capture_setup, capture_teardown);
+	tcase_add_checked_fixture(tc, logcap_setup, logcap_teardown);
 	tcase_add_test(tc, test_log_error);
 	suite_add_tcase(s, tc);
 	return s;
