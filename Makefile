@@ -117,6 +117,7 @@ CHECK_SRCS := \
 	tests/dnsmasq.c \
 	tests/logcap.c \
 	tests/redis_test.c \
+	tests/tmpdir.c \
 	tests/core/test_buf.c \
 	tests/core/test_config.c \
 	tests/core/test_config_value.c \

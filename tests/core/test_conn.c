@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
@@ -30,6 +29,7 @@
 #include "core/log.h"
 #include "core/tlsctx.h"
 #include "tests/suites.h"
+#include "tests/tmpdir.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mail.test.example"
@@ -152,15 +152,6 @@ logged(void)
 	return H->log;
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 setup(void)
 {
@@ -176,8 +167,7 @@ setup(void)
 	ck_assert_int_eq(uv_loop_init(&H->loop), 0);
 	ck_assert_int_eq(uv_timer_init(&H->loop, &H->timer), 0);
 	H->timer.data = H;
-	snprintf(H->dir, sizeof H->dir, "/tmp/kurier-conn-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(H->dir));
+	tmpdir_make(H->dir, sizeof H->dir, "conn");
 	config_defaults(&H->cfg);
 	snprintf(H->cfg.server.hostname, sizeof H->cfg.server.hostname, "%s", HOSTNAME);
 	snprintf(H->cfg.server.data_dir, sizeof H->cfg.server.data_dir, "%s", H->dir);
@@ -197,7 +187,7 @@ teardown(void)
 	SSL_CTX_free(H->cctx);
 	buf_free(&H->srv.in);
 	buf_free(&H->cli.in);
-	nftw(H->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(H->dir);
 	log_set_fd(STDERR_FILENO);
 	close(H->logpipe[0]);
 	close(H->logpipe[1]);

@@ -21,7 +21,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -43,6 +42,7 @@
 #include "deliver/smtpc.h"
 #include "queue/envelope.h"
 #include "tests/suites.h"
+#include "tests/tmpdir.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mx.test.example"
@@ -152,15 +152,6 @@ static void maybe_done(void);
 
 /* --- suite fixture: certificate and contexts ------------------------------- */
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 suite_setup(void)
 {
@@ -169,8 +160,7 @@ suite_setup(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	ck_assert_ptr_nonnull(cfg);
-	snprintf(suite_dir, sizeof suite_dir, "/tmp/kurier-smtpc-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(suite_dir));
+	tmpdir_make(suite_dir, sizeof suite_dir, "smtpc");
 	config_defaults(cfg);
 	snprintf(cfg->server.hostname, sizeof cfg->server.hostname, "%s", HOSTNAME);
 	snprintf(cfg->server.data_dir, sizeof cfg->server.data_dir, "%s", suite_dir);
@@ -192,7 +182,7 @@ suite_teardown(void)
 	SSL_CTX_free(cctx);
 	SSL_CTX_free(cctx_trust);
 	sctx = cctx = cctx_trust = NULL;
-	nftw(suite_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(suite_dir);
 }
 
 /* --- the fake server ----------------------------------------------------------- */

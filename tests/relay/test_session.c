@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,6 +32,7 @@
 #include "core/tlsctx.h"
 #include "relay/smtpd.h"
 #include "tests/suites.h"
+#include "tests/tmpdir.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HOSTNAME "mail.test.example"
@@ -415,15 +415,6 @@ on_guard(uv_timer_t *t)
 
 /* --- the harness ------------------------------------------------------------------ */
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 setup(void)
 {
@@ -438,8 +429,7 @@ setup(void)
 	if (getenv("SESSION_LOG"))
 		log_set_level(LOG_DEBUG);
 	ck_assert_int_eq(uv_loop_init(&H->loop), 0);
-	snprintf(H->dir, sizeof H->dir, "/tmp/kurier-session-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(H->dir));
+	tmpdir_make(H->dir, sizeof H->dir, "session");
 	config_defaults(&H->cfg);
 	snprintf(H->cfg.server.hostname, sizeof H->cfg.server.hostname, "%s", HOSTNAME);
 	snprintf(H->cfg.server.data_dir, sizeof H->cfg.server.data_dir, "%s", H->dir);
@@ -462,7 +452,7 @@ teardown(void)
 	buf_free(&H->head);
 	buf_free(&H->body);
 	config_free(&H->cfg);
-	nftw(H->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(H->dir);
 	log_set_fd(STDERR_FILENO);
 	close(H->devnull);
 	free(H);
