@@ -54,7 +54,7 @@ static const char *const claim_why_names[CLAIM_NWHY] = {
 };
 
 void
-say(char *dst, size_t size, const char *fmt, ...)
+deliver__say(char *dst, size_t size, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -64,7 +64,7 @@ say(char *dst, size_t size, const char *fmt, ...)
 }
 
 bool
-has_8bit(const char *p, size_t n)
+deliver__has_8bit(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)p[i] & 0x80)
@@ -73,7 +73,7 @@ has_8bit(const char *p, size_t n)
 }
 
 const char *
-domain_of(const char *addr)
+deliver__domain_of(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
@@ -81,13 +81,13 @@ domain_of(const char *addr)
 }
 
 uint64_t
-now_ms(const struct deliver *d)
+deliver__now_ms(const struct deliver *d)
 {
 	return uv_now(d->loop);
 }
 
 void
-sockaddr_ip(const struct sockaddr_storage *ss, char *dst, size_t size)
+deliver__sockaddr_ip(const struct sockaddr_storage *ss, char *dst, size_t size)
 {
 	dst[0] = '\0';
 	if (ss->ss_family == AF_INET)
@@ -97,7 +97,7 @@ sockaddr_ip(const struct sockaddr_storage *ss, char *dst, size_t size)
 }
 
 uint16_t
-sockaddr_port(const struct sockaddr_storage *ss)
+deliver__sockaddr_port(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
@@ -106,11 +106,11 @@ sockaddr_port(const struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* reply_text - a reply as kept by smtpc: the code and the text, or (code 0) what happened. */
+/* deliver__reply_text - a reply as kept by smtpc: the code and the text, or (code 0) what happened. */
 void
-reply_text(const struct smtpc_reply *r, char *dst, size_t size)
+deliver__reply_text(const struct smtpc_reply *r, char *dst, size_t size)
 {
-	say(dst, size, "%s", r->text);
+	deliver__say(dst, size, "%s", r->text);
 }
 
 /* load_hash - the bucket of a destination (recipient domains are lower case). */
@@ -120,9 +120,9 @@ load_hash(const char *domain)
 	return fnv1a32_str(FNV1A32_INIT, domain) % LOAD_BUCKETS;
 }
 
-/* load_get - one more job of domain held by this node; returns how many now. */
+/* deliver__load_get - one more job of domain held by this node; returns how many now. */
 unsigned
-load_get(struct deliver *d, const char *domain)
+deliver__load_get(struct deliver *d, const char *domain)
 {
 	struct load **pp = &d->loads[load_hash(domain)];
 	size_t len = strlen(domain);
@@ -137,14 +137,14 @@ load_get(struct deliver *d, const char *domain)
 }
 
 /*
- * load_put - a job of domain was given back to the queue (its complete or
+ * deliver__load_put - a job of domain was given back to the queue (its complete or
  * release is on the wire).  When the destination was at its cap, the
  * claim script may have work for the slot: claim after this loop turn,
  * once for every slot freed in it.  The claim goes out on the queue's
  * connection after the complete, so Redis counts the slot free first.
  */
 void
-load_put(struct deliver *d, const char *domain)
+deliver__load_put(struct deliver *d, const char *domain)
 {
 	struct load **pp = &d->loads[load_hash(domain)];
 	unsigned cap = d->cfg.deliver.per_destination;
@@ -205,7 +205,7 @@ claim_now(struct deliver *d, enum claim_why why)
 	}
 	rc = queue_claim(d->q, room, on_claimed, d);
 	if (rc < 0) {
-		claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
+		deliver__claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
 		return;
 	}
 	d->claiming = true;
@@ -229,14 +229,14 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 		for (size_t i = 0; i < njobs; i++)
 			queue_job_free(jobs[i]);
 		if (!d->stopping)
-			claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
-		maybe_stopped(d);
+			deliver__claim_soon(d, IDLE_POLL_MS, CLAIM_RETRY);
+		deliver__maybe_stopped(d);
 		return;
 	}
 	d->claim_jobs[d->claim_why] += njobs;
 	d->last_claim_full = njobs > 0 && njobs >= asked;
 	for (size_t i = 0; i < njobs; i++) {
-		unsigned held = load_get(d, jobs[i]->domain);
+		unsigned held = deliver__load_get(d, jobs[i]->domain);
 
 		if (cap == 0 || held < cap)
 			capped = false;
@@ -259,17 +259,17 @@ on_claimed(void *arg, int status, struct queue_job **jobs, size_t njobs)
 	 * left a destination below its cap (more may be due beyond the
 	 * destinations the script looked at).  A short batch whose
 	 * destinations are all at their cap says why it was short: their
-	 * freed slots claim again (load_put).
+	 * freed slots claim again (deliver__load_put).
 	 */
 	if (!d->stopping) {
 		if (njobs > 0 && (d->last_claim_full || !capped))
-			claim_soon(d, 0, CLAIM_MORE);
+			deliver__claim_soon(d, 0, CLAIM_MORE);
 		else if (d->refill)
-			claim_soon(d, 0, CLAIM_REFILL);
+			deliver__claim_soon(d, 0, CLAIM_REFILL);
 		else
-			claim_soon(d, IDLE_POLL_MS, CLAIM_POLL);
+			deliver__claim_soon(d, IDLE_POLL_MS, CLAIM_POLL);
 	}
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 /*
@@ -298,7 +298,7 @@ on_claim_timer(uv_timer_t *h)
 }
 
 void
-claim_soon(struct deliver *d, uint64_t ms, enum claim_why why)
+deliver__claim_soon(struct deliver *d, uint64_t ms, enum claim_why why)
 {
 	if (d->stopping)
 		return;
@@ -321,7 +321,7 @@ static void
 on_sweep(uv_timer_t *h)
 {
 	struct deliver *d = h->data;
-	uint64_t now = now_ms(d);
+	uint64_t now = deliver__now_ms(d);
 	uint64_t third = d->cfg.queue.lease_ms / 3;
 	struct link *l, *next;
 
@@ -343,15 +343,15 @@ on_sweep(uv_timer_t *h)
 		next = l->next;
 		if (dc->task == NULL && dc->ready && !dc->closing &&
 		    now - dc->idle_since >= d->cfg.deliver.idle_timeout_ms)
-			conn_quit(dc);
+			deliver__conn_quit(dc);
 	}
 	/* Jobs waiting for their group's per-minute rate whose turn came. */
 	for (struct group *g = d->groups; g != NULL; g = g->next) {
 		struct link *w;
 		uint64_t free_ms;
 
-		while (!list_empty(&g->rate_wait) && !group_suspended(d, g) &&
-		    rate_take(d, g, &free_ms)) {
+		while (!list_empty(&g->rate_wait) && !deliver__group_suspended(d, g) &&
+		    deliver__rate_take(d, g, &free_ms)) {
 			struct task *t;
 
 			w = list_pop(&g->rate_wait);
@@ -360,7 +360,7 @@ on_sweep(uv_timer_t *h)
 			task_connect(t);
 		}
 	}
-	group_sweep(d);
+	deliver__group_sweep(d);
 }
 
 static void
@@ -371,7 +371,7 @@ on_throttle_list(void *arg, int status, const struct policy_throttle *pt, size_t
 
 	d->listing = false;
 	if (d->stopping || status < 0) {
-		maybe_stopped(d);
+		deliver__maybe_stopped(d);
 		return;
 	}
 	now = queue_now(d->q);
@@ -397,9 +397,9 @@ on_throttle_list(void *arg, int status, const struct policy_throttle *pt, size_t
 
 			g->until_ms = e->until_ms;
 			log_info("deliver", "throttle_seen", "group=%s level=%u until=%s reply=%s",
-			    g->rules.group, e->level, fmt_time(e->until_ms, ts, sizeof ts),
+			    g->rules.group, e->level, deliver__fmt_time(e->until_ms, ts, sizeof ts),
 			    log_quotes(qr, sizeof qr, e->reply));
-			group_hold_all(d, g);
+			deliver__group_hold_all(d, g);
 		}
 	}
 }
@@ -464,7 +464,7 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 	if (d->cfg.deliver.outbound_ip[0] != '\0') {
 		if (uv_ip4_addr(d->cfg.deliver.outbound_ip, 0, (struct sockaddr_in *)&d->bind_addr) != 0 &&
 		    uv_ip6_addr(d->cfg.deliver.outbound_ip, 0, (struct sockaddr_in6 *)&d->bind_addr) != 0) {
-			say(err, errsz, "[deliver] outbound_ip %s is not an address", d->cfg.deliver.outbound_ip);
+			deliver__say(err, errsz, "[deliver] outbound_ip %s is not an address", d->cfg.deliver.outbound_ip);
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -477,7 +477,7 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 		str_copy(d->rules[i].host, d->cfg.routes[i].ep.host, sizeof d->rules[i].host);
 		d->rules[i].port = d->cfg.routes[i].ep.port;
 		if (!dns_valid_name(d->rules[i].host) && !dns_parse_literal(d->rules[i].host, NULL)) {
-			say(err, errsz, "[deliver] route.%s: \"%s\" is neither a host name nor an IP address",
+			deliver__say(err, errsz, "[deliver] route.%s: \"%s\" is neither a host name nor an IP address",
 			    d->rules[i].domain, d->rules[i].host);
 			rc = -EINVAL;
 			goto fail;
@@ -511,7 +511,7 @@ deliver_open(struct deliver **out, uv_loop_t *loop, const struct config *cfg,
 	d->handles_open = 6;
 	uv_timer_start(&d->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
 	uv_timer_start(&d->throttle_timer, on_throttle_timer, THROTTLE_POLL_MS, THROTTLE_POLL_MS);
-	claim_soon(d, 0, CLAIM_START);
+	deliver__claim_soon(d, 0, CLAIM_START);
 	log_info("deliver", "start", "concurrency=%u per_destination=%u routes=%zu domains=%zu dns=%s spf_preflight=%s",
 	    d->cfg.deliver.concurrency, d->cfg.deliver.per_destination, d->nrules,
 	    d->cfg.ndomains, server[0] ? server : "system",
@@ -543,7 +543,7 @@ on_handle_closed(uv_handle_t *h)
 	struct deliver *d = h->data;
 
 	d->handles_open--;
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 static void
@@ -552,7 +552,7 @@ on_dns_closed(void *arg)
 	struct deliver *d = arg;
 
 	d->dns_closed = true;
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 static void
@@ -561,15 +561,15 @@ on_spf_closed(void *arg)
 	struct deliver *d = arg;
 
 	d->spf_closed = true;
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 /*
- * maybe_stopped - once stopping and every task, signing and connection
+ * deliver__maybe_stopped - once stopping and every task, signing and connection
  * is gone, close the resolver, the timers, and free.
  */
 void
-maybe_stopped(struct deliver *d)
+deliver__maybe_stopped(struct deliver *d)
 {
 	void (*cb)(void *arg);
 	void *arg;
@@ -583,7 +583,7 @@ maybe_stopped(struct deliver *d)
 
 		if (!dc->closing) {
 			if (dc->ready && dc->task == NULL)
-				conn_quit(dc);
+				deliver__conn_quit(dc);
 			else {
 				dc->closing = true;
 				smtpc_abort(dc->c);
@@ -675,7 +675,7 @@ on_grace(uv_timer_t *h)
 			task_release(t);
 		}
 	}
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 /*
@@ -730,8 +730,8 @@ deliver_stop(struct deliver *d, uint64_t grace_ms, void (*cb)(void *arg), void *
 
 		next = l->next;
 		if (dc->task == NULL && dc->ready && !dc->closing)
-			conn_quit(dc);
+			deliver__conn_quit(dc);
 	}
 	uv_timer_start(&d->grace_timer, on_grace, grace_ms, 0);
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }

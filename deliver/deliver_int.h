@@ -19,6 +19,11 @@
  * (d->signing).  A task owns its queue job, its route and its buffers; a
  * connection is lent to one task at a time (dconn.task, task.conn).
  * Everything runs on the loop thread except sign_work().
+ *
+ * What one file calls in another is named deliver__* (task.c's pipeline
+ * steps keep its task_* prefix), so nothing here can be mistaken for, or
+ * collide at link time with, a name of another folder (core/conn's
+ * conn_*, policy's rates and throttles).
  */
 #ifndef KURIER_DELIVER_DELIVER_INT_H
 #define KURIER_DELIVER_DELIVER_INT_H
@@ -262,7 +267,7 @@ struct deliver {
 	void *stopped_arg;
 };
 
-/* A throttle being recorded in Redis (task_throttled -> on_throttle_hit). */
+/* A throttle being recorded in Redis (task_throttled -> deliver__on_throttle_hit). */
 struct hit_req {
 	struct deliver *d;
 	struct group *g;
@@ -272,30 +277,30 @@ struct hit_req {
 /* --- deliver.c: helpers, held jobs, lifecycle ----------------------------------------- */
 
 /*
- * say - snprintf for reply and log texts that may be cut: a long server
+ * deliver__say - snprintf for reply and log texts that may be cut: a long server
  * name or reply is cut at the buffer's end, which is what we want.
  */
-void say(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-bool has_8bit(const char *p, size_t n);
-const char *domain_of(const char *addr);
-uint64_t now_ms(const struct deliver *d);
-void sockaddr_ip(const struct sockaddr_storage *ss, char *dst, size_t size);
-uint16_t sockaddr_port(const struct sockaddr_storage *ss);
-void reply_text(const struct smtpc_reply *r, char *dst, size_t size);
-unsigned load_get(struct deliver *d, const char *domain);
-void load_put(struct deliver *d, const char *domain);
-void maybe_stopped(struct deliver *d);
-void claim_soon(struct deliver *d, uint64_t ms, enum claim_why why);
+void deliver__say(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool deliver__has_8bit(const char *p, size_t n);
+const char *deliver__domain_of(const char *addr);
+uint64_t deliver__now_ms(const struct deliver *d);
+void deliver__sockaddr_ip(const struct sockaddr_storage *ss, char *dst, size_t size);
+uint16_t deliver__sockaddr_port(const struct sockaddr_storage *ss);
+void deliver__reply_text(const struct smtpc_reply *r, char *dst, size_t size);
+unsigned deliver__load_get(struct deliver *d, const char *domain);
+void deliver__load_put(struct deliver *d, const char *domain);
+void deliver__maybe_stopped(struct deliver *d);
+void deliver__claim_soon(struct deliver *d, uint64_t ms, enum claim_why why);
 
 /* --- task.c: one job's pipeline ----------------------------------------------------------- */
 
 /* task_enter_state - the one writer of t->state; logs old -> new (debug). */
 void task_enter_state(struct task *t, enum task_state st);
 const char *task_state_name(enum task_state st);
-void log_attempt(struct task *t, const char *what, const char *reply, size_t ndelivered,
+void deliver__log_attempt(struct task *t, const char *what, const char *reply, size_t ndelivered,
     size_t ndeferred, size_t nbounced);
-void set_all(struct task *t, enum rcpt_state st, const char *reply);
-size_t open_count(const struct task *t);
+void deliver__set_all(struct task *t, enum rcpt_state st, const char *reply);
+size_t deliver__open_count(const struct task *t);
 void task_free(struct task *t);
 void task_finish_at(struct task *t, uint64_t due);
 void task_finish(struct task *t);
@@ -307,33 +312,33 @@ void task_bounce_all(struct task *t, const char *reply);
 void task_check(struct task *t);
 void task_start(struct deliver *d, struct queue_job *job);
 void task_route(struct task *t);
-void hop_failed(struct task *t, const char *why, bool permanent);
+void deliver__hop_failed(struct task *t, const char *why, bool permanent);
 void task_next_hop(struct task *t);
 void task_on_conn(struct task *t, struct dconn *dc);
 
 /* --- pool.c: groups, hosts, connections --------------------------------------------------- */
 
-/* pool_on_check - hands freed connections to the tasks they were kept for (next loop turn). */
-void pool_on_check(uv_check_t *h);
-struct group *group_get(struct deliver *d, const struct policy_dest *rules);
-bool group_suspended(const struct deliver *d, const struct group *g);
-bool rate_take(struct deliver *d, struct group *g, uint64_t *free_ms);
-void group_sweep(struct deliver *d);
-struct host *host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
+/* deliver__pool_on_check - hands freed connections to the tasks they were kept for (next loop turn). */
+void deliver__pool_on_check(uv_check_t *h);
+struct group *deliver__group_get(struct deliver *d, const struct policy_dest *rules);
+bool deliver__group_suspended(const struct deliver *d, const struct group *g);
+bool deliver__rate_take(struct deliver *d, struct group *g, uint64_t *free_ms);
+void deliver__group_sweep(struct deliver *d);
+struct host *deliver__host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
     struct group *g);
-void host_put(struct deliver *d, struct host *h);
-void conn_quit(struct dconn *dc);
-void conn_release(struct dconn *dc);
-bool close_one_idle(struct deliver *d, const struct group *g);
-void group_hold_all(struct deliver *d, struct group *g);
-const char *fmt_time(uint64_t ms, char *dst, size_t size);
-void throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level,
+void deliver__host_put(struct deliver *d, struct host *h);
+void deliver__conn_quit(struct dconn *dc);
+void deliver__conn_release(struct dconn *dc);
+bool deliver__close_one_idle(struct deliver *d, const struct group *g);
+void deliver__group_hold_all(struct deliver *d, struct group *g);
+const char *deliver__fmt_time(uint64_t ms, char *dst, size_t size);
+void deliver__throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level,
     const char *reply, const char *note);
-void throttle_local(struct deliver *d, struct group *g, const char *reply, const char *note);
-void on_throttle_hit(void *arg, int status, const struct policy_throttle *pt, size_t n);
-void on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
+void deliver__throttle_local(struct deliver *d, struct group *g, const char *reply, const char *note);
+void deliver__on_throttle_hit(void *arg, int status, const struct policy_throttle *pt, size_t n);
+void deliver__on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
     const struct smtpc_reply *reply);
-int conn_open(struct task *t);
+int deliver__conn_open(struct task *t);
 void task_connect(struct task *t);
 
 /* --- sign.c: DKIM ------------------------------------------------------------------------- */

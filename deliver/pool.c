@@ -5,7 +5,7 @@
  * address) of one group; a connection is open to one host and lent to
  * one task at a time.  A connection a finishing task gives back to a task
  * that waits for its host is handed over on the next loop turn
- * (pool_on_check), never inside the finishing task's own callback.
+ * (deliver__pool_on_check), never inside the finishing task's own callback.
  */
 #include <arpa/inet.h>
 #include <time.h>
@@ -36,9 +36,9 @@ dest_copy(struct policy_dest *dst, const struct policy_dest *src)
 	dst->throttle = dst->throttle_ptr;
 }
 
-/* group_get - the group named by rules (rules of the same name are the same). */
+/* deliver__group_get - the group named by rules (rules of the same name are the same). */
 struct group *
-group_get(struct deliver *d, const struct policy_dest *rules)
+deliver__group_get(struct deliver *d, const struct policy_dest *rules)
 {
 	struct group *g;
 
@@ -61,25 +61,25 @@ group_get(struct deliver *d, const struct policy_dest *rules)
 		}
 	}
 	dest_copy(&g->rules, rules);
-	g->used_ms = now_ms(d);
+	g->used_ms = deliver__now_ms(d);
 	return g;
 }
 
 bool
-group_suspended(const struct deliver *d, const struct group *g)
+deliver__group_suspended(const struct deliver *d, const struct group *g)
 {
 	return g->hitting || g->until_ms > queue_now(d->q);
 }
 
 /*
- * rate_take - count one message in g's per-minute rate if there is room:
+ * deliver__rate_take - count one message in g's per-minute rate if there is room:
  * at most max_messages_per_minute in any RATE_SLOTS seconds.  Else *free_ms
  * is when (loop clock) a slot frees.
  */
 bool
-rate_take(struct deliver *d, struct group *g, uint64_t *free_ms)
+deliver__rate_take(struct deliver *d, struct group *g, uint64_t *free_ms)
 {
-	uint64_t sec = now_ms(d) / 1000, oldest = UINT64_MAX, n = 0;
+	uint64_t sec = deliver__now_ms(d) / 1000, oldest = UINT64_MAX, n = 0;
 	unsigned max = g->rules.max_messages_per_minute;
 	size_t k = sec % RATE_SLOTS;
 
@@ -107,7 +107,7 @@ rate_take(struct deliver *d, struct group *g, uint64_t *free_ms)
 static bool
 rate_recent(const struct deliver *d, const struct group *g)
 {
-	uint64_t sec = now_ms(d) / 1000;
+	uint64_t sec = deliver__now_ms(d) / 1000;
 
 	for (size_t i = 0; i < RATE_SLOTS; i++)
 		if (g->slot_n[i] > 0 && g->slot_sec[i] + RATE_SLOTS > sec)
@@ -121,13 +121,13 @@ group_unused(const struct deliver *d, const struct group *g)
 {
 	return g->refs == 0 && g->nconns == 0 && list_empty(&g->waiting) &&
 	    list_empty(&g->rate_wait) && list_empty(&g->hit_waiters) && !g->hitting &&
-	    g->level == 0 && !group_suspended(d, g) && !rate_recent(d, g) &&
-	    now_ms(d) - g->used_ms >= GROUP_IDLE_MS;
+	    g->level == 0 && !deliver__group_suspended(d, g) && !rate_recent(d, g) &&
+	    deliver__now_ms(d) - g->used_ms >= GROUP_IDLE_MS;
 }
 
-/* group_sweep - forget groups nobody used for a while. */
+/* deliver__group_sweep - forget groups nobody used for a while. */
 void
-group_sweep(struct deliver *d)
+deliver__group_sweep(struct deliver *d)
 {
 	struct group **pp = &d->groups;
 
@@ -152,9 +152,9 @@ host_hash(const char *name, const struct sockaddr_storage *a, const struct group
 	for (const char *p = name; *p; p++)
 		h = fnv1a32_step(h, (unsigned char)(*p | 0x20));
 	h = fnv1a32_str(h, g->rules.group);
-	sockaddr_ip(a, ip, sizeof ip);
+	deliver__sockaddr_ip(a, ip, sizeof ip);
 	h = fnv1a32_str(h, ip);
-	h ^= sockaddr_port(a);
+	h ^= deliver__sockaddr_port(a);
 	return h % HOST_BUCKETS;
 }
 
@@ -166,12 +166,12 @@ host_same(const struct host *h, const char *name, const struct sockaddr_storage 
 
 	if (h->grp != g || strcasecmp(h->name, name) != 0)
 		return false;
-	sockaddr_ip(a, ip, sizeof ip);
-	return strcmp(h->ip, ip) == 0 && sockaddr_port(&h->addr) == sockaddr_port(a);
+	deliver__sockaddr_ip(a, ip, sizeof ip);
+	return strcmp(h->ip, ip) == 0 && deliver__sockaddr_port(&h->addr) == deliver__sockaddr_port(a);
 }
 
 struct host *
-host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
+deliver__host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
     struct group *g)
 {
 	unsigned b = host_hash(name, a, g);
@@ -185,7 +185,7 @@ host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
 	g->refs++;
 	str_copy(h->name, name, sizeof h->name);
 	h->addr = *a;
-	sockaddr_ip(a, h->ip, sizeof h->ip);
+	deliver__sockaddr_ip(a, h->ip, sizeof h->ip);
 	list_init(&h->idle);
 	list_init(&h->waiting);
 	h->next = d->hosts[b];
@@ -193,9 +193,9 @@ host_get(struct deliver *d, const char *name, const struct sockaddr_storage *a,
 	return h;
 }
 
-/* host_put - drop a host nobody uses any more. */
+/* deliver__host_put - drop a host nobody uses any more. */
 void
-host_put(struct deliver *d, struct host *h)
+deliver__host_put(struct deliver *d, struct host *h)
 {
 	struct host **pp;
 
@@ -205,7 +205,7 @@ host_put(struct deliver *d, struct host *h)
 		if (*pp == h) {
 			*pp = h->next;
 			h->grp->refs--;
-			h->grp->used_ms = now_ms(d);
+			h->grp->used_ms = deliver__now_ms(d);
 			free(h);
 			return;
 		}
@@ -235,13 +235,13 @@ on_conn_closed(void *arg, struct smtpc *c)
 	if (t != NULL)
 		task_connect(t);
 	wake_waiters(d, h);
-	host_put(d, h);
-	maybe_stopped(d);
+	deliver__host_put(d, h);
+	deliver__maybe_stopped(d);
 }
 
-/* conn_quit - close an idle connection politely. */
+/* deliver__conn_quit - close an idle connection politely. */
 void
-conn_quit(struct dconn *dc)
+deliver__conn_quit(struct dconn *dc)
 {
 	if (dc->closing)
 		return;
@@ -253,7 +253,7 @@ conn_quit(struct dconn *dc)
 
 /*
  * conn_hand_over - keep dc for t, which waited for its host, and give it
- * over on the next loop turn (pool_on_check): the task that gave dc back
+ * over on the next loop turn (deliver__pool_on_check): the task that gave dc back
  * is finishing, and its outcome goes to the queue before t's transaction
  * starts.  Until then t waits (T_WAIT, on no list) with dc as its
  * connection; stopping, a suspension or dc closing undo it.
@@ -267,11 +267,11 @@ conn_hand_over(struct dconn *dc, struct task *t)
 	dc->handoff = true;
 	t->conn = dc;
 	list_push(&d->handoffs, &dc->link);
-	uv_check_start(&d->handoff_check, pool_on_check);
+	uv_check_start(&d->handoff_check, deliver__pool_on_check);
 }
 
 void
-pool_on_check(uv_check_t *h)
+deliver__pool_on_check(uv_check_t *h)
 {
 	struct deliver *d = h->data;
 	struct link *l;
@@ -288,11 +288,11 @@ pool_on_check(uv_check_t *h)
 }
 
 /*
- * conn_release - a task is done with dc.  It serves the next task
+ * deliver__conn_release - a task is done with dc.  It serves the next task
  * waiting for its server, or waits idle, or closes when spent.
  */
 void
-conn_release(struct dconn *dc)
+deliver__conn_release(struct dconn *dc)
 {
 	struct deliver *d = dc->d;
 	struct host *h = dc->host;
@@ -307,9 +307,9 @@ conn_release(struct dconn *dc)
 	}
 	if (dc->closing)
 		return;
-	if (!smtpc_usable(dc->c) || d->stopping || group_suspended(d, g) ||
+	if (!smtpc_usable(dc->c) || d->stopping || deliver__group_suspended(d, g) ||
 	    smtpc_info(dc->c)->transactions >= g->rules.max_messages_per_connection) {
-		conn_quit(dc);
+		deliver__conn_quit(dc);
 		return;
 	}
 	if ((w = list_pop(&h->waiting)) != NULL) {
@@ -329,15 +329,15 @@ conn_release(struct dconn *dc)
 	/* Another host of the group waits for a slot of the group. */
 	if (!list_empty(&g->waiting) && g->rules.max_connections > 0 &&
 	    g->nconns >= g->rules.max_connections) {
-		conn_quit(dc);
+		deliver__conn_quit(dc);
 		return;
 	}
 	/* Another server's task waits for a slot this one holds. */
 	if (!list_empty(&d->waiting) && d->nconns >= d->cfg.deliver.concurrency) {
-		conn_quit(dc);
+		deliver__conn_quit(dc);
 		return;
 	}
-	dc->idle_since = now_ms(d);
+	dc->idle_since = deliver__now_ms(d);
 	list_push(&h->idle, &dc->link);
 }
 
@@ -362,25 +362,25 @@ wake_waiters(struct deliver *d, struct host *h)
 		task_connect(LINK_OWNER(w, struct task, wait));
 }
 
-/* close_one_idle - free a slot held by an idle connection of any server (of group g). */
+/* deliver__close_one_idle - free a slot held by an idle connection of any server (of group g). */
 bool
-close_one_idle(struct deliver *d, const struct group *g)
+deliver__close_one_idle(struct deliver *d, const struct group *g)
 {
 	for (struct link *l = d->conns.next; l != &d->conns; l = l->next) {
 		struct dconn *dc = LINK_OWNER(l, struct dconn, all);
 
 		if (dc->task == NULL && !dc->closing && dc->ready &&
 		    (g == NULL || dc->host->grp == g)) {
-			conn_quit(dc);
+			deliver__conn_quit(dc);
 			return true;
 		}
 	}
 	return false;
 }
 
-/* group_hold_all - every task of g waiting for a connection or a rate slot goes back. */
+/* deliver__group_hold_all - every task of g waiting for a connection or a rate slot goes back. */
 void
-group_hold_all(struct deliver *d, struct group *g)
+deliver__group_hold_all(struct deliver *d, struct group *g)
 {
 	struct link *l, *next;
 
@@ -397,29 +397,29 @@ group_hold_all(struct deliver *d, struct group *g)
 
 		next = l->next;
 		if (dc->task == NULL && dc->ready && !dc->closing && dc->host->grp == g)
-			conn_quit(dc);
+			deliver__conn_quit(dc);
 	}
 }
 
-/* fmt_time - ms since the epoch as "2026-11-22T18:05:52.123Z". */
+/* deliver__fmt_time - ms since the epoch as "2026-11-22T18:05:52.123Z". */
 const char *
-fmt_time(uint64_t ms, char *dst, size_t size)
+deliver__fmt_time(uint64_t ms, char *dst, size_t size)
 {
 	time_t sec = (time_t)(ms / 1000);
 	struct tm tm;
 
 	if (gmtime_r(&sec, &tm) == NULL) {
-		say(dst, size, "%" PRIu64, ms);
+		deliver__say(dst, size, "%" PRIu64, ms);
 		return dst;
 	}
-	say(dst, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	deliver__say(dst, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
 	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
 	return dst;
 }
 
-/* throttle_done - g is suspended until until: say so once, then let its tasks go. */
+/* deliver__throttle_done - g is suspended until until: say so once, then let its tasks go. */
 void
-throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level,
+deliver__throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level,
     const char *reply, const char *note)
 {
 	struct link *w;
@@ -429,18 +429,18 @@ throttle_done(struct deliver *d, struct group *g, uint64_t until, unsigned level
 	g->until_ms = until;
 	g->level = level;
 	log_warn("deliver", "throttled", "group=%s level=%u until=%s backoff=%.1f reply=%s%s",
-	    g->rules.group, level, fmt_time(until, ts, sizeof ts),
+	    g->rules.group, level, deliver__fmt_time(until, ts, sizeof ts),
 	    until > queue_now(d->q) ? (double)(until - queue_now(d->q)) / 1000.0 : 0.0,
 	    log_quotes(qr, sizeof qr, reply), note);
 	while ((w = list_pop(&g->hit_waiters)) != NULL)
 		task_finish_at(LINK_OWNER(w, struct task, wait), until);
-	group_hold_all(d, g);
-	maybe_stopped(d);
+	deliver__group_hold_all(d, g);
+	deliver__maybe_stopped(d);
 }
 
-/* throttle_local - the suspension when Redis cannot record it (as policy_throttle_hit). */
+/* deliver__throttle_local - the suspension when Redis cannot record it (as policy_throttle_hit). */
 void
-throttle_local(struct deliver *d, struct group *g, const char *reply, const char *note)
+deliver__throttle_local(struct deliver *d, struct group *g, const char *reply, const char *note)
 {
 	uint64_t now = queue_now(d->q), min = d->cfg.policy.throttle_backoff_min_ms;
 	uint64_t max = d->cfg.policy.throttle_backoff_max_ms, span = min;
@@ -452,23 +452,23 @@ throttle_local(struct deliver *d, struct group *g, const char *reply, const char
 		span *= 2;
 	if (span > max)
 		span = max;
-	throttle_done(d, g, now + span, level, reply, note);
+	deliver__throttle_done(d, g, now + span, level, reply, note);
 }
 
 void
-on_throttle_hit(void *arg, int status, const struct policy_throttle *pt, size_t n)
+deliver__on_throttle_hit(void *arg, int status, const struct policy_throttle *pt, size_t n)
 {
 	struct hit_req *hr = arg;
 
 	if (status == 0 && n > 0)
-		throttle_done(hr->d, hr->g, pt[0].until_ms, pt[0].level, hr->reply, "");
+		deliver__throttle_done(hr->d, hr->g, pt[0].until_ms, pt[0].level, hr->reply, "");
 	else
-		throttle_local(hr->d, hr->g, hr->reply, " shared=no");
+		deliver__throttle_local(hr->d, hr->g, hr->reply, " shared=no");
 	free(hr);
 }
 
 void
-on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
+deliver__on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
     const struct smtpc_reply *reply)
 {
 	struct dconn *dc = arg;
@@ -480,18 +480,18 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 
 		dc->ready = true;
 		if (t == NULL) {
-			conn_release(dc);
+			deliver__conn_release(dc);
 			return;
 		}
 		if (t->host->grp->rules.require_tls == CONFIG_TLS_VERIFY && !si->tls_verified) {
-			say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: certificate not verified (%s)",
+			deliver__say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: certificate not verified (%s)",
 			    t->job->domain, t->host->name, t->host->ip,
 			    si->tls_verify_error[0] ? si->tls_verify_error : "no TLS");
 			dc->task = NULL;
 			t->conn = NULL;
-			conn_quit(dc);
-			log_attempt(t, "server_failed", why, 0, 0, 0);
-			hop_failed(t, why, false);
+			deliver__conn_quit(dc);
+			deliver__log_attempt(t, "server_failed", why, 0, 0, 0);
+			deliver__hop_failed(t, why, false);
 			return;
 		}
 		task_on_conn(t, dc);
@@ -504,8 +504,8 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 		return;
 	t->conn = NULL;
 	if (reply->code != 0) {
-		reply_text(reply, rt, sizeof rt);
-		say(why, sizeof why, "%s (%s[%s] at %s)", rt, t->host->name, t->host->ip,
+		deliver__reply_text(reply, rt, sizeof rt);
+		deliver__say(why, sizeof why, "%s (%s[%s] at %s)", rt, t->host->name, t->host->ip,
 		    smtpc_stage_name(stage));
 		if (policy_dest_throttled(&t->host->grp->rules, rt)) {
 			task_throttled(t, why);
@@ -514,20 +514,20 @@ on_ready(void *arg, struct smtpc *c, int status, enum smtpc_stage stage,
 	}
 	if (t->host->grp->rules.require_tls != CONFIG_TLS_OPTIONAL &&
 	    (stage == SMTPC_STARTTLS || stage == SMTPC_TLS)) {
-		say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: %s", t->job->domain,
+		deliver__say(why, sizeof why, "451 4.7.10 TLS required for %s: %s[%s]: %s", t->job->domain,
 		    t->host->name, t->host->ip, reply->text[0] ? reply->text : uv_strerror(status));
 	} else if (reply->code == 0) {
-		say(why, sizeof why, "451 4.4.1 %s[%s]:%u: %s at %s", t->host->name,
-		    t->host->ip, sockaddr_port(&t->host->addr), uv_strerror(status),
+		deliver__say(why, sizeof why, "451 4.4.1 %s[%s]:%u: %s at %s", t->host->name,
+		    t->host->ip, deliver__sockaddr_port(&t->host->addr), uv_strerror(status),
 		    smtpc_stage_name(stage));
 	}
-	log_attempt(t, "server_failed", why, 0, 0, 0);
+	deliver__log_attempt(t, "server_failed", why, 0, 0, 0);
 	/* A 5xx greeting or EHLO is a refusal; the rest may pass later (outcome.c). */
-	hop_failed(t, why, outcome_setup(stage, reply->code).severity == OUTCOME_PERMANENT);
+	deliver__hop_failed(t, why, outcome_setup(stage, reply->code).severity == OUTCOME_PERMANENT);
 }
 
 int
-conn_open(struct task *t)
+deliver__conn_open(struct task *t)
 {
 	struct deliver *d = t->d;
 	const struct route_hop *hop = &t->route->hops[t->hop];
@@ -557,7 +557,7 @@ conn_open(struct task *t)
 	dc->host = t->host;
 	dc->task = t;
 	list_init(&dc->link);
-	rc = smtpc_open(&dc->c, &o, on_ready, dc);
+	rc = smtpc_open(&dc->c, &o, deliver__on_ready, dc);
 	if (rc < 0) {
 		free(dc);
 		return rc;
@@ -594,14 +594,14 @@ task_connect(struct task *t)
 		list_push(&g->waiting, &t->wait);
 		return;
 	}
-	if (group_suspended(d, g)) {
+	if (deliver__group_suspended(d, g)) {
 		task_hold(t, g->until_ms, "throttled");
 		return;
 	}
 	if (!t->rate_ok && g->rules.max_messages_per_minute > 0) {
 		size_t waiting = list_len(&g->rate_wait);
 
-		if (waiting == 0 && rate_take(d, g, &free_ms)) {
+		if (waiting == 0 && deliver__rate_take(d, g, &free_ms)) {
 			t->rate_ok = true;
 		} else if (waiting < RATE_HOLD_MAX) {
 			/* In line here; the sweep lets it go when a slot frees. */
@@ -624,21 +624,21 @@ task_connect(struct task *t)
 	}
 	if (g->rules.max_connections > 0 && g->nconns >= g->rules.max_connections) {
 		/* An idle connection to another host of the group gives its slot up. */
-		close_one_idle(d, g);
+		deliver__close_one_idle(d, g);
 		list_push(&g->waiting, &t->wait);
 		return;
 	}
 	if (d->nconns >= d->cfg.deliver.concurrency) {
-		close_one_idle(d, NULL);
+		deliver__close_one_idle(d, NULL);
 		list_push(&d->waiting, &t->wait);
 		return;
 	}
-	rc = conn_open(t);
+	rc = deliver__conn_open(t);
 	if (rc < 0) {
 		char why[600];
 
-		say(why, sizeof why, "451 4.4.1 %s[%s]:%u: %s", h->name, h->ip,
-		    sockaddr_port(&h->addr), uv_strerror(rc));
-		hop_failed(t, why, false);
+		deliver__say(why, sizeof why, "451 4.4.1 %s[%s]:%u: %s", h->name, h->ip,
+		    deliver__sockaddr_port(&h->addr), uv_strerror(rc));
+		deliver__hop_failed(t, why, false);
 	}
 }

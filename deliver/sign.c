@@ -163,7 +163,7 @@ sign_done(uv_work_t *req, int status)
 	dkimsign_result_free(&sj->res);
 	free(sj);
 	sign_next(d);
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 void

@@ -40,14 +40,14 @@ task_enter_state(struct task *t, enum task_state st)
 }
 
 void
-log_attempt(struct task *t, const char *what, const char *reply, size_t ndelivered,
+deliver__log_attempt(struct task *t, const char *what, const char *reply, size_t ndelivered,
     size_t ndeferred, size_t nbounced)
 {
 	struct deliver *d = t->d;
 	const struct smtpc_info *si = t->conn && t->conn->c ? smtpc_info(t->conn->c) : NULL;
 	char rcpts[LOG_RCPTS_MAX + 64], rq[2 * LOG_RCPTS_MAX + 128], qr[1300], qm[300];
 	size_t off = 0, shown = 0;
-	double delay = (double)(now_ms(d) - t->start_ms) / 1000.0;
+	double delay = (double)(deliver__now_ms(d) - t->start_ms) / 1000.0;
 	double age = (double)(queue_now(d->q) - t->job->env.arrival_ms) / 1000.0;
 
 	rcpts[0] = '\0';
@@ -65,7 +65,7 @@ log_attempt(struct task *t, const char *what, const char *reply, size_t ndeliver
 		shown++;
 	}
 	if (shown < t->npend)
-		say(rcpts + off, sizeof rcpts - off, ",+%zu more", t->npend - shown);
+		deliver__say(rcpts + off, sizeof rcpts - off, ",+%zu more", t->npend - shown);
 	log_info("deliver", what,
 	    "id=%s domain=%s to=%s rcpts=%zu mx=%s ip=%s tls=%s verified=%s delivered=%zu deferred=%zu bounced=%zu reply=%s delay=%.2f age=%.1f",
 	    t->job->id, t->job->domain, log_quotes(rq, sizeof rq, rcpts), t->npend,
@@ -77,9 +77,9 @@ log_attempt(struct task *t, const char *what, const char *reply, size_t ndeliver
 	    ndelivered, ndeferred, nbounced, log_quotes(qr, sizeof qr, reply), delay, age);
 }
 
-/* set_all - the same outcome for every recipient still without one. */
+/* deliver__set_all - the same outcome for every recipient still without one. */
 void
-set_all(struct task *t, enum rcpt_state st, const char *reply)
+deliver__set_all(struct task *t, enum rcpt_state st, const char *reply)
 {
 	for (size_t i = 0; i < t->npend; i++) {
 		if (t->pst[i] == P_DONE)
@@ -89,9 +89,9 @@ set_all(struct task *t, enum rcpt_state st, const char *reply)
 	}
 }
 
-/* open_count - recipients without an outcome. */
+/* deliver__open_count - recipients without an outcome. */
 size_t
-open_count(const struct task *t)
+deliver__open_count(const struct task *t)
 {
 	size_t n = 0;
 
@@ -110,7 +110,7 @@ task_free(struct task *t)
 		list_del(&t->wait);
 	if (t->host != NULL) {
 		t->host->refs--;
-		host_put(d, t->host);
+		deliver__host_put(d, t->host);
 	}
 	if (t->route != NULL)
 		route_result_free(t->route);
@@ -127,11 +127,11 @@ task_free(struct task *t)
 
 		d->full = false;
 		if (room >= CLAIM_MIN || d->active == 0)
-			claim_soon(d, 0, CLAIM_ROOM);
+			deliver__claim_soon(d, 0, CLAIM_ROOM);
 		else if (!uv_is_active((uv_handle_t *)&d->claim_timer))
-			claim_soon(d, CLAIM_GATHER_MS, CLAIM_ROOM);
+			deliver__claim_soon(d, CLAIM_GATHER_MS, CLAIM_ROOM);
 	}
-	maybe_stopped(d);
+	deliver__maybe_stopped(d);
 }
 
 static void
@@ -157,7 +157,7 @@ task_drop_conn(struct task *t)
 
 	if (dc != NULL) {
 		t->conn = NULL;
-		conn_release(dc);
+		deliver__conn_release(dc);
 	}
 }
 
@@ -177,11 +177,11 @@ task_finish_at(struct task *t, uint64_t due)
 		list_del(&t->wait);
 	task_drop_conn(t);
 	if (t->host != NULL)
-		say(mta, sizeof mta, "%s[%s]", t->host->name, t->host->ip);
+		deliver__say(mta, sizeof mta, "%s[%s]", t->host->name, t->host->ip);
 	queue_job_set_mta(t->job, mta);
 	rc = due > 0 ? queue_complete_at(t->d->q, t->job, due, on_completed, t) :
 	    queue_complete(t->d->q, t->job, on_completed, t);
-	load_put(t->d, t->job->domain);
+	deliver__load_put(t->d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -212,7 +212,7 @@ task_hold(struct task *t, uint64_t until, const char *why)
 	    t->job->id, t->job->domain, t->host ? t->host->grp->rules.group : "-", why,
 	    until > now ? (double)(until - now) / 1000.0 : 0.0);
 	rc = queue_release_at(d->q, t->job, until, on_completed, t);
-	load_put(d, t->job->domain);
+	deliver__load_put(d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -228,7 +228,7 @@ task_release(struct task *t)
 		list_del(&t->wait);
 	task_drop_conn(t);
 	rc = queue_release(t->d->q, t->job, on_completed, t);
-	load_put(t->d, t->job->domain);
+	deliver__load_put(t->d, t->job->domain);
 	if (rc < 0)
 		on_completed(t, rc);
 }
@@ -244,14 +244,14 @@ task_throttled(struct task *t, const char *reply)
 {
 	struct deliver *d = t->d;
 	struct group *g = t->host->grp;
-	size_t n = open_count(t);
+	size_t n = deliver__open_count(t);
 	struct hit_req *hr;
 
-	set_all(t, RCPT_DEFERRED, reply);
+	deliver__set_all(t, RCPT_DEFERRED, reply);
 	if (n > 0)
-		log_attempt(t, "deferred", reply, 0, n, 0);
+		deliver__log_attempt(t, "deferred", reply, 0, n, 0);
 	task_enter_state(t, T_DONE);
-	if (!g->hitting && group_suspended(d, g)) {
+	if (!g->hitting && deliver__group_suspended(d, g)) {
 		/* Already suspended (another connection said it first). */
 		task_finish_at(t, g->until_ms);
 		return;
@@ -264,16 +264,16 @@ task_throttled(struct task *t, const char *reply)
 	g->hitting = true;
 	task_drop_conn(t);      /* (closes: the group is suspended) */
 	if (d->pol == NULL) {
-		throttle_local(d, g, reply, "");
+		deliver__throttle_local(d, g, reply, "");
 		return;
 	}
 	hr = xcalloc(1, sizeof *hr);
 	hr->d = d;
 	hr->g = g;
 	str_copy(hr->reply, reply, sizeof hr->reply);
-	if (policy_throttle_hit(d->pol, g->rules.group, reply, on_throttle_hit, hr) < 0) {
+	if (policy_throttle_hit(d->pol, g->rules.group, reply, deliver__on_throttle_hit, hr) < 0) {
 		free(hr);
-		throttle_local(d, g, reply, " shared=no");
+		deliver__throttle_local(d, g, reply, " shared=no");
 	}
 }
 
@@ -288,20 +288,20 @@ on_throttle_cleared(void *arg, int status)
 void
 task_defer_all(struct task *t, const char *reply)
 {
-	size_t n = open_count(t);
+	size_t n = deliver__open_count(t);
 
-	set_all(t, RCPT_DEFERRED, reply);
-	log_attempt(t, "deferred", reply, 0, n, 0);
+	deliver__set_all(t, RCPT_DEFERRED, reply);
+	deliver__log_attempt(t, "deferred", reply, 0, n, 0);
 	task_finish(t);
 }
 
 void
 task_bounce_all(struct task *t, const char *reply)
 {
-	size_t n = open_count(t);
+	size_t n = deliver__open_count(t);
 
-	set_all(t, RCPT_BOUNCED, reply);
-	log_attempt(t, "bounced", reply, 0, 0, n);
+	deliver__set_all(t, RCPT_BOUNCED, reply);
+	deliver__log_attempt(t, "bounced", reply, 0, 0, n);
 	task_finish(t);
 }
 
@@ -331,7 +331,7 @@ on_filtered(void *arg, int status, const bool *suppressed, char *const *why, siz
 			continue;
 		a = t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr;
 		/* The stored text, as a reply a DSN can carry. */
-		say(reply, sizeof reply, "550 5.7.1 %s", why[i] && why[i][0] ? why[i] :
+		deliver__say(reply, sizeof reply, "550 5.7.1 %s", why[i] && why[i][0] ? why[i] :
 		    "recipient suppressed");
 		queue_job_set(t->job, t->pend[i], RCPT_SUPPRESSED, reply);
 		t->pst[i] = P_DONE;
@@ -343,7 +343,7 @@ on_filtered(void *arg, int status, const bool *suppressed, char *const *why, siz
 		log_info("deliver", "suppressed", "id=%s domain=%s to=%s rcpts=%zu reply=%s",
 		    t->job->id, t->job->domain, log_quotes(rq, sizeof rq, rcpts), nsup,
 		    log_quotes(qr, sizeof qr, reply));
-	if (open_count(t) == 0) {
+	if (deliver__open_count(t) == 0) {
 		/* Nobody left: done without a connection. */
 		task_finish(t);
 		return;
@@ -368,7 +368,7 @@ task_check(struct task *t)
 	addrs = xcalloc(t->npend, sizeof *addrs);
 	for (size_t i = 0; i < t->npend; i++)
 		addrs[i] = t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr;
-	rc = policy_sup_filter(d->pol, domain_of(sender), addrs, t->npend, on_filtered, t);
+	rc = policy_sup_filter(d->pol, deliver__domain_of(sender), addrs, t->npend, on_filtered, t);
 	free(addrs);
 	if (rc < 0)
 		on_filtered(t, rc, NULL, NULL, 0);
@@ -383,7 +383,7 @@ task_start(struct deliver *d, struct queue_job *job)
 
 	t->d = d;
 	t->job = job;
-	t->start_ms = t->renewed_ms = now_ms(d);
+	t->start_ms = t->renewed_ms = deliver__now_ms(d);
 	list_init(&t->wait);
 	list_push(&d->tasks, &t->all);
 	d->active++;
@@ -403,22 +403,22 @@ task_start(struct deliver *d, struct queue_job *job)
 		for (size_t i = 0; i < t->npend; i++) {
 			const struct rcpt_status *r = &job->st.r[t->pend[i]];
 
-			say(reply, sizeof reply, "4.4.7 delivery time expired%s%s",
+			deliver__say(reply, sizeof reply, "4.4.7 delivery time expired%s%s",
 			    r->reply ? "; last reply: " : "", r->reply ? r->reply : "");
 			queue_job_set(job, t->pend[i], RCPT_EXPIRED, reply);
 			t->pst[i] = P_DONE;
 		}
-		log_attempt(t, "expired", "4.4.7 delivery time expired", 0, 0, 0);
+		deliver__log_attempt(t, "expired", "4.4.7 delivery time expired", 0, 0, 0);
 		task_finish(t);
 		return;
 	}
-	t->body8bit = (job->env.flags & ENV_F_8BITMIME) || has_8bit(job->msg, job->msg_len);
+	t->body8bit = (job->env.flags & ENV_F_8BITMIME) || deliver__has_8bit(job->msg, job->msg_len);
 	/*
 	 * The return path: a signed VERP address on the sending domain's
 	 * return-path domain; the sender as given when its domain is not
 	 * one of ours; the null path stays null.
 	 */
-	dom = sender[0] ? config_domain_find(&d->cfg, domain_of(sender)) : NULL;
+	dom = sender[0] ? config_domain_find(&d->cfg, deliver__domain_of(sender)) : NULL;
 	if (dom != NULL) {
 		if (verp_encode(d->verp_key, job->id, job->st.r[t->pend[0]].idx, t->npend > 1,
 		    dom->return_path, t->mail_from, sizeof t->mail_from) < 0)
@@ -426,7 +426,7 @@ task_start(struct deliver *d, struct queue_job *job)
 		str_copy(t->rp_domain, dom->return_path, sizeof t->rp_domain);
 	} else {
 		str_copy(t->mail_from, sender, sizeof t->mail_from);
-		str_copy(t->rp_domain, domain_of(sender), sizeof t->rp_domain);
+		str_copy(t->rp_domain, deliver__domain_of(sender), sizeof t->rp_domain);
 	}
 	task_check(t);
 }
@@ -482,7 +482,7 @@ on_route(void *arg, struct route_result *res)
 	if (prune_self(t->d, res) == 0) {
 		char reply[400];
 
-		say(reply, sizeof reply, "554 5.4.6 mail for %s loops back to this server (%s is its best MX)",
+		deliver__say(reply, sizeof reply, "554 5.4.6 mail for %s loops back to this server (%s is its best MX)",
 		    t->job->domain, t->d->cfg.server.hostname);
 		task_bounce_all(t, reply);
 		return;
@@ -506,12 +506,12 @@ task_route(struct task *t)
 		char reply[400];
 
 		if (rc == -EINVAL) {
-			say(reply, sizeof reply, "550 5.1.2 %s is not a valid domain name",
+			deliver__say(reply, sizeof reply, "550 5.1.2 %s is not a valid domain name",
 			    t->job->domain);
 			task_bounce_all(t, reply);
 			return;
 		}
-		say(reply, sizeof reply, "451 4.4.3 cannot look up %s: %s", t->job->domain,
+		deliver__say(reply, sizeof reply, "451 4.4.3 cannot look up %s: %s", t->job->domain,
 		    uv_strerror(rc));
 		task_defer_all(t, reply);
 	}
@@ -519,7 +519,7 @@ task_route(struct task *t)
 
 /* Remember why a server failed and go on to the next one. */
 void
-hop_failed(struct task *t, const char *why, bool permanent)
+deliver__hop_failed(struct task *t, const char *why, bool permanent)
 {
 	str_copy(t->last_reply, why, sizeof t->last_reply);
 	t->hop_fail++;
@@ -540,7 +540,7 @@ task_next_hop(struct task *t)
 		str_copy(t->last_mx, t->host->name, sizeof t->last_mx);
 		str_copy(t->last_ip, t->host->ip, sizeof t->last_ip);
 		t->host->refs--;
-		host_put(d, t->host);
+		deliver__host_put(d, t->host);
 		t->host = NULL;
 	}
 	if (d->stopping) {
@@ -555,14 +555,14 @@ task_next_hop(struct task *t)
 			task_bounce_all(t, t->last_reply);
 			return;
 		}
-		say(reply, sizeof reply, "%s", t->last_reply[0] ? t->last_reply :
+		deliver__say(reply, sizeof reply, "%s", t->last_reply[0] ? t->last_reply :
 		    "451 4.4.1 no server could be reached");
 		task_defer_all(t, reply);
 		return;
 	}
 	hop = &t->route->hops[t->hop];
 	policy_dest_for(&d->cfg, t->job->domain, hop->relay ? NULL : hop->name, &rules);
-	t->host = host_get(d, hop->name, &hop->addr, group_get(d, &rules));
+	t->host = deliver__host_get(d, hop->name, &hop->addr, deliver__group_get(d, &rules));
 	t->host->refs++;
 	task_connect(t);
 }
@@ -592,7 +592,7 @@ on_spf(void *arg, enum spfcheck_verdict v, const char *why)
 		return;
 	}
 	if (action == POLICY_SPF_DEFER) {
-		say(reply, sizeof reply, "451 4.7.23 SPF preflight: %s for %s from %s: %s; publish an SPF record that allows this server, or set [deliver] spf_preflight = warn",
+		deliver__say(reply, sizeof reply, "451 4.7.23 SPF preflight: %s for %s from %s: %s; publish an SPF record that allows this server, or set [deliver] spf_preflight = warn",
 		    spfcheck_verdict_name(v), t->rp_domain, ip, why);
 		task_defer_all(t, reply);
 		return;
@@ -665,11 +665,11 @@ sup_add(struct task *t, const char *addr, const char *reply)
 	struct sup_req *sr;
 	int rc;
 
-	if (d->pol == NULL || !d->cfg.policy.suppress_bounces || domain_of(sender)[0] == '\0')
+	if (d->pol == NULL || !d->cfg.policy.suppress_bounces || deliver__domain_of(sender)[0] == '\0')
 		return;
 	sr = xcalloc(1, sizeof *sr);
 	memcpy(sr->id, t->job->id, QID_SIZE);
-	str_copy(sr->scope, domain_of(sender), sizeof sr->scope);
+	str_copy(sr->scope, deliver__domain_of(sender), sizeof sr->scope);
 	str_lower(sr->scope);
 	str_copy(sr->addr, addr, sizeof sr->addr);
 	str_copy(sr->reply, reply, sizeof sr->reply);
@@ -697,7 +697,7 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 			 * Lost in the middle: nothing is known of the outcome, try
 			 * again later (at-least-once: the server may have it).
 			 */
-			say(why, sizeof why, "451 4.4.2 %s[%s]: %s at %s", t->host->name, t->host->ip,
+			deliver__say(why, sizeof why, "451 4.4.2 %s[%s]: %s at %s", t->host->name, t->host->ip,
 			    res->error[0] ? res->error : "connection lost", smtpc_stage_name(res->stage));
 			if (t->conn != NULL)
 				t->conn->closing = true;
@@ -706,10 +706,10 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 		}
 		/* MAIL refused (or RSET, or no MAIL possible): it speaks for everyone. */
 		if (all.reply != NULL)
-			reply_text(all.reply, mailr, sizeof mailr);
+			deliver__reply_text(all.reply, mailr, sizeof mailr);
 		else
-			say(mailr, sizeof mailr, "451 4.4.2 %s", res->error[0] ? res->error : "transaction failed");
-		say(why, sizeof why, "%s (%s[%s])", mailr, t->host->name, t->host->ip);
+			deliver__say(mailr, sizeof mailr, "451 4.4.2 %s", res->error[0] ? res->error : "transaction failed");
+		deliver__say(why, sizeof why, "%s (%s[%s])", mailr, t->host->name, t->host->ip);
 		if (res->connection_lost && t->conn != NULL)
 			t->conn->closing = true;
 		if (all.reply != NULL && policy_dest_throttled(&t->host->grp->rules, mailr)) {
@@ -727,20 +727,20 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 
 		t->pst[i] = P_DONE;
 		if (oc[k].cause == OUTCOME_NO_RCPT_REPLY) {
-			say(reply, sizeof reply, "451 4.4.2 %s[%s]: no reply to RCPT (%s)",
+			deliver__say(reply, sizeof reply, "451 4.4.2 %s[%s]: no reply to RCPT (%s)",
 			    t->host->name, t->host->ip, res->error[0] ? res->error : "transaction ended");
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			continue;
 		}
 		if (oc[k].cause == OUTCOME_NO_DATA_REPLY) {
-			say(reply, sizeof reply, "451 4.4.2 %s[%s]: %s", t->host->name,
+			deliver__say(reply, sizeof reply, "451 4.4.2 %s[%s]: %s", t->host->name,
 			    t->host->ip, res->error[0] ? res->error : "no reply to the data");
 			queue_job_set(t->job, t->pend[i], RCPT_DEFERRED, reply);
 			ndef++;
 			continue;
 		}
-		reply_text(oc[k].reply, reply, sizeof reply);
+		deliver__reply_text(oc[k].reply, reply, sizeof reply);
 		switch (oc[k].severity) {
 		case OUTCOME_OK:
 			queue_job_set(t->job, t->pend[i], RCPT_DELIVERED, reply);
@@ -754,7 +754,7 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 			break;
 		case OUTCOME_TEMPORARY:
 			if (thr[0] == '\0' && policy_dest_throttled(&t->host->grp->rules, reply))
-				say(thr, sizeof thr, "%s (%s[%s])", reply, t->host->name, t->host->ip);
+				deliver__say(thr, sizeof thr, "%s (%s[%s])", reply, t->host->name, t->host->ip);
 			/* RFC 5321 4.5.3.1.10: 452 too many recipients, send the rest anew. */
 			if (oc[k].again)
 				t->pst[i] = P_AGAIN;
@@ -765,12 +765,12 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	}
 	free(oc);
 	if (res->data.code != 0)
-		reply_text(&res->data, reply, sizeof reply);
+		deliver__reply_text(&res->data, reply, sizeof reply);
 	else if (res->error[0])
-		say(reply, sizeof reply, "%s", res->error);
+		deliver__say(reply, sizeof reply, "%s", res->error);
 	else
-		say(reply, sizeof reply, "no recipient accepted");
-	log_attempt(t, ndel == t->ntxn ? "delivered" : "attempt", reply, ndel, ndef, nbou);
+		deliver__say(reply, sizeof reply, "no recipient accepted");
+	deliver__log_attempt(t, ndel == t->ntxn ? "delivered" : "attempt", reply, ndel, ndef, nbou);
 	if (res->connection_lost && t->conn != NULL)
 		t->conn->closing = true;
 	if (thr[0] != '\0') {
@@ -792,13 +792,13 @@ on_txn(void *arg, struct smtpc *c, const struct smtpc_result *res)
 	for (size_t i = 0; i < t->npend; i++)
 		if (t->pst[i] == P_AGAIN)
 			t->pst[i] = ndel + nbou > 0 ? P_OPEN : P_DONE;
-	if (open_count(t) > 0 && t->conn != NULL && !t->conn->closing &&
+	if (deliver__open_count(t) > 0 && t->conn != NULL && !t->conn->closing &&
 	    smtpc_usable(t->conn->c) && !t->d->stopping) {
 		task_txn(t);
 		return;
 	}
-	if (open_count(t) > 0)
-		set_all(t, RCPT_DEFERRED, t->conn == NULL || t->conn->closing ?
+	if (deliver__open_count(t) > 0)
+		deliver__set_all(t, RCPT_DEFERRED, t->conn == NULL || t->conn->closing ?
 		    "451 4.4.2 not sent: the connection ended first" : "451 4.5.3 not sent yet");
 	task_finish(t);
 }
@@ -850,7 +850,7 @@ task_txn(struct task *t)
 	if (rc < 0) {
 		char why[600];
 
-		say(why, sizeof why, "451 4.3.0 cannot send to %s[%s]: %s", t->host->name,
+		deliver__say(why, sizeof why, "451 4.3.0 cannot send to %s[%s]: %s", t->host->name,
 		    t->host->ip, uv_strerror(rc));
 		t->conn->closing = true;
 		smtpc_abort(t->conn->c);
