@@ -73,10 +73,19 @@ check_eq "reaper logs the expired lease with the job" "$?" 0
 # The reaper queues it again; this kurierd's own delivery workers may have
 # claimed it since (a new lease), or even finished it (dead.example does
 # not resolve here): any of these is right, the dead worker's lease is not.
-tok=$(redis-cli -p "$port" hget e2e:lease "$id/dead.example")
-queued=$(redis-cli -p "$port" zscore e2e:q:t:dead.example "$id" | grep -c .)
-infl=$(redis-cli -p "$port" hget e2e:inflight dead.example)
-mstate=$(redis-cli -p "$port" hget "e2e:m:$id" state)
+# One script reads all four at one instant: read one by one, a worker
+# finishing in between would pair a lease with an in-flight count of zero.
+snap=$(redis-cli -p "$port" --no-raw eval "
+local t = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+local q = redis.call('ZSCORE', KEYS[2], ARGV[2]) and '1' or '0'
+local i = redis.call('HGET', KEYS[3], 'dead.example') or ''
+local m = redis.call('HGET', KEYS[4], 'state') or ''
+return t .. '|' .. q .. '|' .. i .. '|' .. m" 4 \
+    e2e:lease e2e:q:t:dead.example e2e:inflight "e2e:m:$id" \
+    "$id/dead.example" "$id" | tr -d '"')
+IFS='|' read -r tok queued infl mstate <<EOS
+$snap
+EOS
 check_eq "the dead worker's lease is gone" "$([ "$tok" != 999 ] && echo gone)" gone
 if [ -n "$tok" ]; then
 	check_eq "held by a live worker: in-flight count is its one job" "$infl" 1
