@@ -16,7 +16,7 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
-PKGS     := libuv hiredis inih openssl libcares opendkim
+PKGS     := libuv hiredis inih openssl libcares opendkim gmime-3.0
 FUZZ_SECONDS ?= 60
 
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -93,6 +93,9 @@ DELIVER_SRCS := \
 	deliver/smtpreply.c \
 	deliver/task.c
 
+# mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
+MAILBOX_SRCS :=
+
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
 KURIERCTL_SRCS := \
@@ -108,7 +111,7 @@ QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
 GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
 
-LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS) $(MAILBOX_SRCS)
 
 # One Check runner (tests/check.c) over every suite, one folder per
 # source folder; `check_kurier GROUP` runs one folder's suites.

@@ -44,6 +44,7 @@ enum key_type {
 	K_NETS,      /* struct config_nets */
 	K_BOOL,      /* bool: yes/no */
 	K_SUPPRESSED, /* enum config_suppressed */
+	K_SPF_FAIL,  /* enum config_spf_fail */
 };
 
 struct key_def {
@@ -74,6 +75,7 @@ static const struct key_def keys[] = {
 	{ "tls", "key", K_STR, F(tls.key), 0, 0 },
 	{ "relay", "submission", K_LISTEN, F(relay.submission), 0, 0 },
 	{ "relay", "submissions", K_LISTEN, F(relay.submissions), 0, 0 },
+	{ "relay", "inbound", K_LISTEN, F(relay.inbound), 0, 0 },
 	{ "relay", "max_message_size", K_SIZE, F(relay.max_message_size), 1024, 1ULL << 30 },
 	{ "relay", "max_recipients", K_UINT, F(relay.max_recipients), 1, 100000 },
 	{ "relay", "max_connections", K_UINT, F(relay.max_connections), 1, 1000000 },
@@ -106,6 +108,15 @@ static const struct key_def keys[] = {
 	{ "deliver", "max_messages_per_connection", K_UINT, F(deliver.max_messages_per_connection), 1, 100000 },
 	{ "deliver", "idle_timeout", K_DURATION, F(deliver.idle_timeout_ms), 0, 3600000 },
 	{ "deliver", "verp_secret", K_STR, F(deliver.verp_secret), 0, 0 },
+	{ "mailbox", "retention", K_DURATION, F(mailbox.retention_ms), 60000, 3650 * DAY },
+	{ "mailbox", "max_messages", K_UINT, F(mailbox.max_messages), 1, 10000000 },
+	{ "mailbox", "delay_warning", K_DURATION, F(mailbox.delay_warning_ms), 0, 365 * DAY },
+	{ "mailbox", "dsn_to_sender", K_BOOL, F(mailbox.dsn_to_sender), 0, 0 },
+	{ "mailbox", "postmaster", K_STR, F(mailbox.postmaster), 0, 0 },
+	{ "mailbox", "spf_fail", K_SPF_FAIL, F(mailbox.spf_fail), 0, 0 },
+	{ "mailbox", "max_bounce_size", K_SIZE, F(mailbox.max_bounce_size), 1024, 1ULL << 30 },
+	{ "mailbox", "soft_bounce_limit", K_UINT, F(mailbox.soft_bounce_limit), 0, 1000000 },
+	{ "mailbox", "soft_bounce_window", K_DURATION, F(mailbox.soft_bounce_window_ms), 60000, 365 * DAY },
 	{ "policy", "rate", K_RATES, F(policy.rate), 0, 0 },
 	{ "policy", "rcpt_rate", K_RATES, F(policy.rcpt_rate), 0, 0 },
 	{ "policy", "suppressed", K_SUPPRESSED, F(policy.suppressed), 0, 0 },
@@ -121,8 +132,9 @@ static const struct key_def keys[] = {
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 static const char *const sections[] = { "server", "redis", "tls", "relay", "queue", "deliver",
-	"policy" };
-#define SECTIONS_KNOWN "server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME"
+	"policy", "mailbox" };
+#define SECTIONS_KNOWN "server, redis, tls, relay, queue, deliver, policy, mailbox, domain NAME, " \
+	"destination NAME"
 
 /* Keys of the named sections; seen bits are per entry. */
 enum { DOM_SELECTOR = 1 << 0, DOM_RETURN_PATH = 1 << 1 };
@@ -154,6 +166,7 @@ config_defaults(struct config *cfg)
 	cfg->redis.connections = 4;
 	config_parse_listen("0.0.0.0:587", &cfg->relay.submission, &why);
 	config_parse_listen("0.0.0.0:465", &cfg->relay.submissions, &why);
+	config_parse_listen("0.0.0.0:25", &cfg->relay.inbound, &why);
 	cfg->relay.max_message_size = 25 * 1024 * 1024;
 	cfg->relay.max_recipients = 1000;
 	cfg->relay.max_connections = 10000;
@@ -182,6 +195,13 @@ config_defaults(struct config *cfg)
 	cfg->deliver.data_end_timeout_ms = 10 * 60000;
 	cfg->deliver.max_messages_per_connection = 100;
 	cfg->deliver.idle_timeout_ms = 5000;
+	cfg->mailbox.retention_ms = 30 * DAY;
+	cfg->mailbox.max_messages = 10000;
+	cfg->mailbox.delay_warning_ms = 4 * 3600000;
+	cfg->mailbox.spf_fail = CONFIG_SPF_FAIL_MARK;
+	cfg->mailbox.max_bounce_size = 10 * 1024 * 1024;
+	cfg->mailbox.soft_bounce_limit = 5;
+	cfg->mailbox.soft_bounce_window_ms = 30 * DAY;
 	cfg->policy.suppressed = CONFIG_SUPPRESSED_REJECT;
 	cfg->policy.suppress_bounces = true;
 	cfg->policy.auth_fail_limit = 5;
@@ -429,6 +449,15 @@ set_value(struct parse_state *ps, const struct key_def *k, const char *v)
 			ps->cfg->policy.suppressed = CONFIG_SUPPRESSED_DROP;
 		else
 			return fail(ps, "[%s] %s must be reject or drop, not \"%s\"",
+			    k->section, k->name, v);
+		return 1;
+	case K_SPF_FAIL:
+		if (strcmp(v, "mark") == 0)
+			ps->cfg->mailbox.spf_fail = CONFIG_SPF_FAIL_MARK;
+		else if (strcmp(v, "reject") == 0)
+			ps->cfg->mailbox.spf_fail = CONFIG_SPF_FAIL_REJECT;
+		else
+			return fail(ps, "[%s] %s must be mark or reject, not \"%s\"",
 			    k->section, k->name, v);
 		return 1;
 	case K_IP: {
@@ -862,6 +891,11 @@ validate(struct parse_state *ps)
 	if (cfg->relay.trusted_user[0] != '\0' && !str_is_username(cfg->relay.trusted_user)) {
 		snprintf(ps->err, ps->errsz, "%s: [relay] trusted_user \"%s\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)",
 		    ps->name, cfg->relay.trusted_user);
+		return -EINVAL;
+	}
+	if (cfg->mailbox.postmaster[0] != '\0' && !str_is_username(cfg->mailbox.postmaster)) {
+		snprintf(ps->err, ps->errsz, "%s: [mailbox] postmaster \"%s\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)",
+		    ps->name, cfg->mailbox.postmaster);
 		return -EINVAL;
 	}
 	if (cfg->policy.throttle_backoff_min_ms > cfg->policy.throttle_backoff_max_ms) {

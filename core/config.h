@@ -45,6 +45,12 @@ enum config_suppressed {
 	CONFIG_SUPPRESSED_DROP,     /* 250, and the recipient is not delivered */
 };
 
+/* [mailbox] spf_fail: what the inbound MX does with a return whose SPF fails. */
+enum config_spf_fail {
+	CONFIG_SPF_FAIL_MARK,       /* accept, record Received-SPF: fail (the default) */
+	CONFIG_SPF_FAIL_REJECT,     /* 550 5.7.23 at the end of DATA */
+};
+
 /* [destination D] require_tls. */
 enum config_require_tls {
 	CONFIG_TLS_OPTIONAL,        /* no: STARTTLS when offered (the default) */
@@ -124,6 +130,7 @@ struct config {
 	struct {
 		struct config_listen submission;   /* STARTTLS, AUTH required */
 		struct config_listen submissions;  /* implicit TLS */
+		struct config_listen inbound;      /* port 25: returns for bounce domains only */
 		uint64_t max_message_size;
 		unsigned max_recipients;
 		unsigned max_connections;
@@ -176,6 +183,17 @@ struct config {
 		uint64_t idle_timeout_ms;
 		char verp_secret[256];              /* "" = data_dir/verp.key */
 	} deliver;
+	struct {
+		uint64_t retention_ms;              /* returns kept this long per user */
+		unsigned max_messages;              /* per user; past it the oldest go */
+		uint64_t delay_warning_ms;          /* report a delay after this; 0 = never */
+		bool dsn_to_sender;                 /* reports also to the envelope sender */
+		char postmaster[65];                /* user who gets postmaster@/abuse@; "" = none */
+		enum config_spf_fail spf_fail;
+		uint64_t max_bounce_size;           /* inbound MX's SIZE */
+		unsigned soft_bounce_limit;         /* soft bounces ... 0 = off */
+		uint64_t soft_bounce_window_ms;     /* ... in this window suppress the address */
+	} mailbox;
 	/*
 	 * Lists of any length, on the heap: config_free() releases them and
 	 * config_copy() duplicates them.

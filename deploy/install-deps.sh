@@ -21,7 +21,7 @@ set -eu
 # What building and running kurierd needs, and nothing more.
 run_pkgs="build-essential pkg-config
 libuv1-dev libssl-dev libhiredis-dev libinih-dev libc-ares-dev
-libopendkim-dev libspf2-dev
+libopendkim-dev libspf2-dev libgmime-3.0-dev
 redis-server redis-tools openssl"
 
 # The unit, end-to-end and fuzz tests.

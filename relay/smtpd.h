@@ -57,6 +57,20 @@ struct smtpd_message {
 /* done - status 0: stored under id; negative errno: not stored (451). */
 typedef void smtpd_stored_cb(void *arg, int status, const char *id);
 
+/*
+ * What the inbound MX's sink says of a recipient: SMTPD_RCPT_OK (250),
+ * SMTPD_RCPT_UNKNOWN (a VERP address of a bounce domain with a bad MAC
+ * or an unknown message: 550 5.1.1), SMTPD_RCPT_RELAY (not a bounce
+ * domain: 550 5.7.1 relay denied), SMTPD_RCPT_TEMP (451 4.3.0).
+ */
+enum smtpd_rcpt_verdict {
+	SMTPD_RCPT_OK,
+	SMTPD_RCPT_UNKNOWN,
+	SMTPD_RCPT_RELAY,
+	SMTPD_RCPT_TEMP,
+};
+typedef void smtpd_rcpt_cb(void *arg, enum smtpd_rcpt_verdict verdict);
+
 struct smtpd_sink_ops {
 	/*
 	 * store - store msg for the envelope env (env->id may already hold
@@ -67,6 +81,13 @@ struct smtpd_sink_ops {
 	 */
 	int (*store)(void *arg, struct envelope *env, const struct smtpd_message *msg,
 	    smtpd_stored_cb *done, void *done_arg);
+	/*
+	 * rcpt - the inbound MX's question whether addr (lower-cased, no
+	 * brackets) is a recipient this sink takes; NULL for submission.
+	 * Returns 0 and calls done(done_arg, verdict) exactly once, later;
+	 * or a negative errno (451 4.3.0) and done is never called.
+	 */
+	int (*rcpt)(void *arg, const char *addr, smtpd_rcpt_cb *done, void *done_arg);
 };
 
 struct smtpd_sink {

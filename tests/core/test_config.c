@@ -140,6 +140,55 @@ START_TEST(test_empty_texts)
 }
 END_TEST
 
+START_TEST(test_mailbox_keys)
+{
+	static const char text[] =
+	    "[relay]\n"
+	    "inbound = 127.0.0.1:2525, [::1]:2525\n"
+	    "[mailbox]\n"
+	    "retention = 7d\n"
+	    "max_messages = 500\n"
+	    "delay_warning = 0\n"
+	    "dsn_to_sender = yes\n"
+	    "postmaster = admin\n"
+	    "spf_fail = reject\n"
+	    "max_bounce_size = 2M\n"
+	    "soft_bounce_limit = 0\n"
+	    "soft_bounce_window = 10d\n";
+	char err[CONFIG_ERR_MAX];
+	struct config cfg;
+
+	config_defaults(&cfg);
+	ck_assert_uint_eq(cfg.relay.inbound.n, 1);
+	ck_assert_uint_eq(cfg.relay.inbound.ep[0].port, 25);
+	ck_assert_uint_eq(cfg.mailbox.retention_ms, 30 * DAY_MS);
+	ck_assert_uint_eq(cfg.mailbox.max_messages, 10000);
+	ck_assert_uint_eq(cfg.mailbox.delay_warning_ms, 4 * 3600000);
+	ck_assert(!cfg.mailbox.dsn_to_sender);
+	ck_assert_str_eq(cfg.mailbox.postmaster, "");
+	ck_assert_int_eq(cfg.mailbox.spf_fail, CONFIG_SPF_FAIL_MARK);
+	ck_assert_uint_eq(cfg.mailbox.max_bounce_size, 10 * 1024 * 1024);
+	ck_assert_uint_eq(cfg.mailbox.soft_bounce_limit, 5);
+	ck_assert_uint_eq(cfg.mailbox.soft_bounce_window_ms, 30 * DAY_MS);
+
+	ck_assert_int_eq(load(&cfg, text, err), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_uint_eq(cfg.relay.inbound.n, 2);
+	ck_assert_uint_eq(cfg.relay.inbound.ep[1].port, 2525);
+	ck_assert_uint_eq(cfg.mailbox.retention_ms, 7 * DAY_MS);
+	ck_assert_uint_eq(cfg.mailbox.max_messages, 500);
+	ck_assert_uint_eq(cfg.mailbox.delay_warning_ms, 0);
+	ck_assert(cfg.mailbox.dsn_to_sender);
+	ck_assert_str_eq(cfg.mailbox.postmaster, "admin");
+	ck_assert_int_eq(cfg.mailbox.spf_fail, CONFIG_SPF_FAIL_REJECT);
+	ck_assert_uint_eq(cfg.mailbox.max_bounce_size, 2 * 1024 * 1024);
+	ck_assert_uint_eq(cfg.mailbox.soft_bounce_limit, 0);
+	ck_assert_uint_eq(cfg.mailbox.soft_bounce_window_ms, 10 * DAY_MS);
+	ck_assert_int_eq(load(&cfg, "[relay]\ninbound =\n", err), 0);
+	ck_assert_uint_eq(cfg.relay.inbound.n, 0);
+}
+END_TEST
+
 START_TEST(test_every_key)
 {
 	static const char text[] =
@@ -274,11 +323,11 @@ static const struct err_case {
 	{ "hostname = a\n",
 	    NAME ":1: \"hostname\" comes before any [section]" },
 	{ "[server]\nhostname = a\n[bogus]\nx = 1\n",
-	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
+	    NAME ":3: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, mailbox, domain NAME, destination NAME)" },
 	{ "[Server]\nhostname = a\n",
-	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
+	    NAME ":1: unknown section [Server] (known: server, redis, tls, relay, queue, deliver, policy, mailbox, domain NAME, destination NAME)" },
 	{ "[server]\nhostname = a\n\n  [bogus]  \n",
-	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
+	    NAME ":4: unknown section [bogus] (known: server, redis, tls, relay, queue, deliver, policy, mailbox, domain NAME, destination NAME)" },
 	{ "[server]\n = 7\n",
 	    NAME ":2: syntax error: no key name before \"=\"" },
 	{ "[server]\nnope = 1\n",
@@ -405,6 +454,14 @@ static const struct err_case {
 	    NAME ":2: [deliver] mx_port must be a port from 1 to 65535, not \"0\"" },
 	{ "[deliver]\ndns_server = 127.0.0.1\n",
 	    NAME ":2: [deliver] dns_server: \"127.0.0.1\": expected host:port" },
+	{ "[mailbox]\nspf_fail = drop\n",
+	    NAME ":2: [mailbox] spf_fail must be mark or reject, not \"drop\"" },
+	{ "[mailbox]\npostmaster = a b\n",
+	    NAME ": [mailbox] postmaster \"a b\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ + -)" },
+	{ "[mailbox]\nmax_messages = 0\n",
+	    NAME ":2: [mailbox] max_messages must be a whole number from 1 to 10000000, not \"0\"" },
+	{ "[relay]\ninbound = 127.0.0.1\n",
+	    NAME ":2: [relay] inbound: \"127.0.0.1\": expected host:port" },
 	{ "[deliver]\nspf_preflight = strict\n",
 	    NAME ":2: [deliver] spf_preflight must be warn, defer or off, not \"strict\"" },
 	{ "[deliver]\noutbound_ip = mail.example.com\n",
@@ -422,7 +479,7 @@ static const struct err_case {
 	{ "[domain ex ample.com]\n",
 	    NAME ":1: [domain ex ample.com]: not a domain name" },
 	{ "[domainexample.com]\n",
-	    NAME ":1: unknown section [domainexample.com] (known: server, redis, tls, relay, queue, deliver, policy, domain NAME, destination NAME)" },
+	    NAME ":1: unknown section [domainexample.com] (known: server, redis, tls, relay, queue, deliver, policy, mailbox, domain NAME, destination NAME)" },
 	{ "[domain example.com]\ndkim_key = x\n",
 	    NAME ":2: unknown key \"dkim_key\" in [domain example.com] (known: dkim_selector, return_path)" },
 	{ "[domain example.com]\ndkim_selector = s1\n[domain Example.COM]\ndkim_selector = s2\n",
@@ -979,6 +1036,7 @@ config_suite(void)
 	tcase_add_test(tc, test_relay_and_tls_keys);
 	tcase_add_test(tc, test_empty_texts);
 	tcase_add_test(tc, test_every_key);
+	tcase_add_test(tc, test_mailbox_keys);
 	tcase_add_test(tc, test_more_forms);
 	tcase_add_test(tc, test_retry_max);
 	tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(err_cases));
