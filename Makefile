@@ -94,7 +94,9 @@ DELIVER_SRCS := \
 	deliver/task.c
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
-MAILBOX_SRCS :=
+MAILBOX_SRCS := \
+	mailbox/store.c \
+	mailbox/store_ops.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -109,7 +111,10 @@ KURIERCTL_SRCS := \
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
-GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
+# mailbox/lua/lib.lua (shared helpers) is put in front of every other
+# mailbox script, so each runs alone as one atomic script.
+MAILBOX_LUA := $(sort $(filter-out mailbox/lua/lib.lua,$(wildcard mailbox/lua/*.lua)))
+GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c build/gen/mailbox_lua.c
 
 LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS) $(MAILBOX_SRCS)
 
@@ -150,7 +155,8 @@ CHECK_SRCS := \
 	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
-	tests/deliver/test_smtpreply.c
+	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_store.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
@@ -172,6 +178,14 @@ build/gen/queue_lua.c: $(QUEUE_LUA) core/lua_embed.sh
 build/gen/policy_lua.c: $(POLICY_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
 	sh core/lua_embed.sh policy $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox/%.lua: mailbox/lua/lib.lua mailbox/lua/%.lua
+	@mkdir -p $(@D)
+	cat $^ > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox_lua.c: $(patsubst mailbox/lua/%,build/gen/mailbox/%,$(MAILBOX_LUA)) core/lua_embed.sh
+	@mkdir -p $(@D)
+	sh core/lua_embed.sh mailbox $(filter %.lua,$^) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant
