@@ -23,7 +23,7 @@
 extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folders[],
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
-    mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[];
+    mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[];
 
 struct rdb_script mbox__s_append = { "mbox_append", mailbox_lua_append, "" };
 struct rdb_script mbox__s_status = { "mbox_status", mailbox_lua_status, "" };
@@ -38,11 +38,12 @@ struct rdb_script mbox__s_rename = { "mbox_rename", mailbox_lua_rename, "" };
 struct rdb_script mbox__s_delete = { "mbox_delete", mailbox_lua_delete, "" };
 struct rdb_script mbox__s_trim = { "mbox_trim", mailbox_lua_trim, "" };
 struct rdb_script mbox__s_stats = { "mbox_stats", mailbox_lua_stats, "" };
+struct rdb_script mbox__s_vanished = { "mbox_vanished", mailbox_lua_vanished, "" };
 
 static struct rdb_script *const scripts[] = {
 	&mbox__s_append, &mbox__s_status, &mbox__s_folders, &mbox__s_list, &mbox__s_fetch,
 	&mbox__s_flags, &mbox__s_copy, &mbox__s_expunge, &mbox__s_create, &mbox__s_rename,
-	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats,
+	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished,
 	NULL,
 };
 

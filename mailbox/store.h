@@ -264,6 +264,15 @@ int mbox_expunge(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, bool force, mbox_uids_cb *done,
     void *arg);
 void mbox_uids_free(struct mbox_uids *res);
+/*
+ * mbox_vanished - the UIDs in the ranges (nranges 0: all) expunged from
+ * folder at a MODSEQ above since (RFC 7162 VANISHED (EARLIER)); res->modseq
+ * is the folder's vanished floor: expunges at or below it are forgotten,
+ * so for since below it the list may be incomplete.
+ */
+int mbox_vanished(struct mbox_store *st, const char *user, const char *folder,
+    uint64_t since, const struct mbox_range *ranges, size_t nranges, mbox_uids_cb *done,
+    void *arg);
 
 typedef void mbox_done_cb(void *arg, int status);
 /*

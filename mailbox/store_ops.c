@@ -238,6 +238,30 @@ mbox_expunge(struct mbox_store *st, const char *user, const char *folder,
 	return mbox__eval(st, &mbox__s_expunge, &a, on_expunge, req);
 }
 
+int
+mbox_vanished(struct mbox_store *st, const char *user, const char *folder,
+    uint64_t since, const struct mbox_range *ranges, size_t nranges, mbox_uids_cb *done,
+    void *arg)
+{
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if ((rc = mbox__check(user, folder)) < 0)
+		return rc;
+	if (nranges > 0 && ranges == NULL)
+		return -EINVAL;
+	req = mbox__req_new(st, user, arg);
+	req->cb.uids = done;
+	mbox__args_init(&a, st);
+	mbox__args(&a, user);
+	mbox__args(&a, mbox__folder(folder));
+	mbox__argu(&a, since);
+	mbox__arg_ranges(&a, ranges, nranges);
+	/* The same reply shape as expunge's: { floor, uid... }. */
+	return mbox__eval(st, &mbox__s_vanished, &a, on_expunge, req);
+}
+
 /* --- folders ---------------------------------------------------------------------- */
 
 static void

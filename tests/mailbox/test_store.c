@@ -670,6 +670,31 @@ START_TEST(move_expunges_and_remembers)
 		ck_assert_str_eq(r->element[2]->str, "3");
 		freeReplyObject(r);
 	}
+	/* QRESYNC: what vanished since a MODSEQ, within a range. */
+	{
+		struct res v = { 0 };
+		struct mbox_range rg = { 3, 10 };
+
+		ck_assert_int_eq(mbox_vanished(t.st, "shop", "INBOX", 4, NULL, 0, on_uids, &v), 0);
+		mt_wait(&t, &v.done);
+		ck_assert_int_eq(v.status, 0);
+		ck_assert_uint_eq(v.uids->modseq, 0);
+		ck_assert_uint_eq(v.uids->n, 2);
+		ck_assert_uint_eq(v.uids->v[0], 2);
+		ck_assert_uint_eq(v.uids->v[1], 3);
+		mbox_uids_free(v.uids);
+		memset(&v, 0, sizeof v);
+		ck_assert_int_eq(mbox_vanished(t.st, "shop", "INBOX", 4, &rg, 1, on_uids, &v), 0);
+		mt_wait(&t, &v.done);
+		ck_assert_uint_eq(v.uids->n, 1);
+		ck_assert_uint_eq(v.uids->v[0], 3);
+		mbox_uids_free(v.uids);
+		memset(&v, 0, sizeof v);
+		ck_assert_int_eq(mbox_vanished(t.st, "shop", "INBOX", 5, NULL, 0, on_uids, &v), 0);
+		mt_wait(&t, &v.done);
+		ck_assert_uint_eq(v.uids->n, 0);
+		mbox_uids_free(v.uids);
+	}
 	/* Blobs were moved, not copied. */
 	ck_assert_int_eq(blob_keys(&t), 4);
 	mt_close(&t);
