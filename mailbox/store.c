@@ -366,6 +366,12 @@ mbox_is_up(const struct mbox_store *st)
 	return rdb_is_up(st->db);
 }
 
+const char *
+mbox_last_error(const struct mbox_store *st)
+{
+	return rdb_last_error(st->db);
+}
+
 void
 mbox_on_state(struct mbox_store *st, void (*cb)(void *arg, bool up), void *arg)
 {
@@ -545,8 +551,10 @@ mbox_msgs_free(struct mbox_msgs *list)
 {
 	if (list == NULL)
 		return;
-	for (size_t i = 0; i < list->n; i++)
+	for (size_t i = 0; i < list->n; i++) {
 		free(list->v[i].flags);
+		free(list->v[i].head);
+	}
 	free(list->v);
 	free(list);
 }
@@ -559,6 +567,8 @@ msg_from(const redisReply *e, struct mbox_msg *m)
 	    !mbox__u64(e, 2, &m->date_ms) || !mbox__u64(e, 3, &m->size))
 		return false;
 	m->flags = mbox__strdup(e, 4, NULL);
+	if (e->elements > 5)
+		m->head = mbox__strdup(e, 5, &m->head_len);
 	return true;
 }
 
@@ -591,10 +601,10 @@ on_list(void *arg, int status, redisReply *r)
 	free(req);
 }
 
-int
-mbox_list(struct mbox_store *st, const char *user, const char *folder,
+static int
+list(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
-    mbox_msgs_cb *done, void *arg)
+    size_t head_max, mbox_msgs_cb *done, void *arg)
 {
 	struct mbox__args a;
 	struct mbox__req *req;
@@ -610,8 +620,27 @@ mbox_list(struct mbox_store *st, const char *user, const char *folder,
 	mbox__args(&a, user);
 	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, changedsince);
+	mbox__argu(&a, head_max);
 	mbox__arg_ranges(&a, ranges, nranges);
 	return mbox__eval(st, &mbox__s_list, &a, on_list, req);
+}
+
+int
+mbox_list(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
+    mbox_msgs_cb *done, void *arg)
+{
+	return list(st, user, folder, ranges, nranges, changedsince, 0, done, arg);
+}
+
+int
+mbox_list_heads(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, size_t head_max, mbox_msgs_cb *done,
+    void *arg)
+{
+	if (head_max == 0 || head_max > 65536)
+		return -EINVAL;
+	return list(st, user, folder, ranges, nranges, 0, head_max, done, arg);
 }
 
 void

@@ -158,6 +158,8 @@ struct mbox_msg {
 	uint64_t date_ms;         /* internal date */
 	uint64_t size;            /* bytes of the raw message */
 	char *flags;              /* space-separated, "" for none */
+	char *head;               /* mbox_list_heads: the message's first bytes; else NULL */
+	size_t head_len;
 };
 
 struct mbox_msgs {
@@ -176,6 +178,13 @@ typedef void mbox_msgs_cb(void *arg, int status, struct mbox_msgs *list);
 int mbox_list(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
     mbox_msgs_cb *done, void *arg);
+/*
+ * mbox_list_heads - mbox_list, each message with its first head_max
+ * bytes (at most 64 KiB; enough for the header fields a listing shows).
+ */
+int mbox_list_heads(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, size_t head_max, mbox_msgs_cb *done,
+    void *arg);
 void mbox_msgs_free(struct mbox_msgs *list);
 
 struct mbox_body {
@@ -323,6 +332,8 @@ void mbox_stats_free(struct mbox_stats *s);
 
 /* mbox_is_up - whether the store's Redis connection is up. */
 bool mbox_is_up(const struct mbox_store *st);
+/* mbox_last_error - why the connection is down ("" when it is up or none says). */
+const char *mbox_last_error(const struct mbox_store *st);
 /* mbox_on_state - cb(arg, up) on every change of the connection (NULL: none). */
 void mbox_on_state(struct mbox_store *st, void (*cb)(void *arg, bool up), void *arg);
 /* mbox_channel - the channel user's changes are published on, into dst. */

@@ -33,7 +33,8 @@ local uid, modseq = add_message(user, mid, flags, date, #data, blob)
 if not uid then
 	return fail('ENOSPC', 'UIDs exhausted')
 end
-redis.call('HSET', key('r', blob), 'd', data, 'n', 1)
+redis.call('SET', key('r', blob), data)
+redis.call('HSET', key('rc'), blob, 1)
 local uv = tonumber(redis.call('HGET', key('b', mid), 'uidvalidity'))
 if dk then
 	if retention > 0 then

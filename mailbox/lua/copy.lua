@@ -27,7 +27,7 @@ if src ~= dst or not move then
 		if not nu then
 			return fail('ENOSPC', 'UIDs exhausted')
 		end
-		redis.call('HINCRBY', key('r', m[4]), 'n', 1)
+		redis.call('HINCRBY', key('rc'), m[4], 1)
 		pairs_out[#pairs_out + 1] = { uid, nu }
 		added[#added + 1] = nu
 	end

@@ -9,6 +9,6 @@ local m = redis.call('HMGET', key('m', mid, ARGV[4]), 'modseq', 'date', 'size', 
 if not m[1] then
 	return fail('ENOENT', 'no such message')
 end
-local data = redis.call('HGET', key('r', m[5]), 'd') or ''
+local data = redis.call('GET', key('r', m[5])) or ''
 return { tonumber(redis.call('HGET', key('b', mid), 'uidvalidity')), tonumber(ARGV[4]),
 	tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), m[4], data }

@@ -119,9 +119,9 @@ local function add_message(user, mid, flags, date, size, blob)
 end
 
 local function blob_unref(blob)
-	local k = key('r', blob)
-	if redis.call('HINCRBY', k, 'n', -1) <= 0 then
-		redis.call('DEL', k)
+	if redis.call('HINCRBY', key('rc'), blob, -1) <= 0 then
+		redis.call('HDEL', key('rc'), blob)
+		redis.call('DEL', key('r', blob))
 	end
 end
 

@@ -28,7 +28,7 @@ if old == 'INBOX' then
 	for _, uid in ipairs(uids) do
 		local m = redis.call('HMGET', key('m', mid, uid), 'flags', 'date', 'size', 'blob')
 		local nu = add_message(user, dst, m[1], tonumber(m[2]), tonumber(m[3]), m[4])
-		redis.call('HINCRBY', key('r', m[4]), 'n', 1)
+		redis.call('HINCRBY', key('rc'), m[4], 1)
 		added[#added + 1] = nu
 	end
 	if #added > 0 then

@@ -441,6 +441,20 @@ START_TEST(append_assigns_uids_and_modseq)
 	ck_assert_uint_eq(l->uidvalidity, s.uidvalidity);
 	ck_assert_uint_eq(l->highestmodseq, 4);
 	mbox_msgs_free(l);
+	/* With the heads: the first bytes of each message. */
+	{
+		struct res h = { 0 };
+
+		ck_assert_int_eq(mbox_list_heads(t.st, "shop", "INBOX", NULL, 0, 10, on_msgs, &h), 0);
+		mt_wait(&t, &h.done);
+		ck_assert_int_eq(h.status, 0);
+		ck_assert_uint_eq(h.msgs->n, 3);
+		ck_assert_uint_eq(h.msgs->v[1].head_len, 10);
+		ck_assert_mem_eq(h.msgs->v[1].head, MSG2, 10);
+		mbox_msgs_free(h.msgs);
+		ck_assert_int_eq(mbox_list_heads(t.st, "shop", "INBOX", NULL, 0, 0, on_msgs, &h),
+		    -EINVAL);
+	}
 	/* CHANGEDSINCE: only what changed after MODSEQ 3. */
 	l = t_list(&t, "shop", "INBOX", NULL, 0, 3, &status);
 	ck_assert_uint_eq(l->n, 1);
@@ -598,7 +612,7 @@ START_TEST(copy_shares_the_raw_bytes)
 	ck_assert_uint_eq(c->expunge_modseq, 0);
 	mbox_copy_result_free(c);
 	ck_assert_int_eq(blob_keys(&t), 2);
-	ck_assert_int_eq(mt_int(&t, "HGET %s n", "mbx:r:1"), 2);
+	ck_assert_int_eq(mt_int(&t, "HGET %s 1", "mbx:rc"), 2);
 	/* A copy keeps its flags. */
 	b = t_fetch(&t, "shop", "Archive", 1, &status);
 	ck_assert_str_eq(b->m.flags, "\\Seen");
@@ -609,7 +623,7 @@ START_TEST(copy_shares_the_raw_bytes)
 	ck_assert_uint_eq(u->n, 1);
 	ck_assert_uint_eq(u->v[0], 1);
 	mbox_uids_free(u);
-	ck_assert_int_eq(mt_int(&t, "HGET %s n", "mbx:r:1"), 1);
+	ck_assert_int_eq(mt_int(&t, "HGET %s 1", "mbx:rc"), 1);
 	b = t_fetch(&t, "shop", "Archive", 1, &status);
 	ck_assert_int_eq(status, 0);
 	ck_assert_mem_eq(b->data, MSG1, strlen(MSG1));
@@ -618,6 +632,7 @@ START_TEST(copy_shares_the_raw_bytes)
 	u = t_expunge(&t, "shop", "Archive", 1, 1, true);
 	mbox_uids_free(u);
 	ck_assert_int_eq(mt_int(&t, "EXISTS %s", "mbx:r:1"), 0);
+	ck_assert_int_eq(mt_int(&t, "HEXISTS %s 1", "mbx:rc"), 0);
 	ck_assert_int_eq(blob_keys(&t), 1);
 	/* Copy into a folder that does not exist: TRYCREATE. */
 	c = t_copy(&t, false, "shop", "INBOX", "Nope", 1, UINT32_MAX, &status);
