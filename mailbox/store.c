@@ -701,43 +701,115 @@ mbox_fetch(struct mbox_store *st, const char *user, const char *folder, uint32_t
 
 /* --- limits and stats ------------------------------------------------------------- */
 
+/*
+ * A trim is one SMEMBERS of the users, then one trim script per user, all
+ * sent at once: each script holds Redis only as long as one user's
+ * limits take, never as long as every user's.
+ */
+struct trim {
+	mbox_count_cb *cb;
+	void *arg;
+	uint64_t now;
+	size_t pending;         /* user scripts not answered yet */
+	int64_t count;          /* messages expunged */
+	int status;             /* the first failure */
+};
+
 static void
-on_trim(void *arg, int status, redisReply *r)
+trim_done(struct trim *tr)
+{
+	tr->cb(tr->arg, tr->status < 0 ? tr->status : tr->count);
+	free(tr);
+}
+
+static void
+on_trim_user(void *arg, int status, redisReply *r)
 {
 	struct mbox__req *req = arg;
-	int64_t n = 0;
+	struct trim *tr = req->arg;
 
 	status = mbox__status("trim", status, r);
 	if (status == 0) {
 		for (size_t i = 0; i + 3 < r->elements; i += 4) {
 			redisReply sub = { .type = REDIS_REPLY_ARRAY, .elements = 3,
 				.element = &r->element[i + 1] };
-			const char *u = "";
-			size_t ulen = 0;
-			char user[STR_USERNAME_MAX + 1];
 
-			rdb_reply_str(r->element[i], &u, &ulen);
-			str_copyn(user, u, ulen, sizeof user);
-			n += (int64_t)mbox__log_expired(user, &sub, 0);
+			tr->count += (int64_t)mbox__log_expired(req->user, &sub, 0);
+		}
+	} else if (tr->status == 0) {
+		tr->status = status;
+	}
+	free(req);
+	if (--tr->pending == 0)
+		trim_done(tr);
+}
+
+static int
+trim_user(struct mbox_store *st, struct trim *tr, const char *user)
+{
+	struct mbox__args a;
+	struct mbox__req *req = mbox__req_new(st, user, tr);
+
+	mbox__args_init(&a, st);
+	mbox__argu(&a, tr->now);
+	mbox__argu(&a, st->cfg.mailbox.retention_ms);
+	mbox__argu(&a, st->cfg.mailbox.max_messages);
+	mbox__args(&a, user);
+	return mbox__eval(st, &mbox__s_trim, &a, on_trim_user, req);
+}
+
+static void
+on_trim_users(void *arg, int status, redisReply *r)
+{
+	struct mbox__req *req = arg;
+	struct mbox_store *st = req->st;
+	struct trim *tr = xcalloc(1, sizeof *tr);
+
+	tr->cb = req->cb.count;
+	tr->arg = req->arg;
+	tr->now = req->now;
+	free(req);
+	status = mbox__status("trim", status, r);
+	if (status < 0) {
+		tr->status = status;
+		trim_done(tr);
+		return;
+	}
+	/* One extra count held while sending, so no answer ends it early. */
+	tr->pending = 1;
+	for (size_t i = 0; i < r->elements; i++) {
+		const char *u;
+		size_t len;
+		char user[STR_USERNAME_MAX + 1];
+		int rc;
+
+		if (!rdb_reply_str(r->element[i], &u, &len) ||
+		    str_copyn(user, u, len, sizeof user) < 0 || !str_is_username(user))
+			continue;
+		tr->pending++;
+		if ((rc = trim_user(st, tr, user)) < 0) {
+			tr->pending--;
+			tr->status = rc;
+			break;
 		}
 	}
-	req->cb.count(req->arg, status < 0 ? status : n);
-	free(req);
+	if (--tr->pending == 0)
+		trim_done(tr);
 }
 
 int
 mbox_trim(struct mbox_store *st, uint64_t now_ms, mbox_count_cb *done, void *arg)
 {
-	struct mbox__args a;
 	struct mbox__req *req = mbox__req_new(st, NULL, arg);
+	char key[128];
+	int rc;
 
 	req->cb.count = done;
-	mbox__args_init(&a, st);
-	mbox__argu(&a, now_ms);
-	mbox__argu(&a, st->cfg.mailbox.retention_ms);
-	mbox__argu(&a, st->cfg.mailbox.max_messages);
-	mbox__args(&a, "");
-	return mbox__eval(st, &mbox__s_trim, &a, on_trim, req);
+	req->now = now_ms;
+	snprintf(key, sizeof key, "%smbx:users", st->cfg.redis.prefix);
+	if ((rc = rdb_cmdf(st->db, on_trim_users, req, "SMEMBERS %s", key)) < 0)
+		free(req);
+	return rc;
 }
 
 void

@@ -305,9 +305,10 @@ int mbox_delete(struct mbox_store *st, const char *user, const char *folder,
 
 /*
  * mbox_trim - enforce retention and max_messages over every user (the
- * mailbox role runs it periodically), with now_ms as the time; each
- * message expunged is logged.  done gets the number expunged (0 or
- * more) or a negative errno.
+ * mailbox role runs it periodically), with now_ms as the time: one
+ * script per user, so Redis is never held for all of them at once.  Each
+ * message expunged is logged.  done gets the number expunged (0 or more)
+ * or the first negative errno (the other users were still trimmed).
  */
 typedef void mbox_count_cb(void *arg, int64_t status);
 int mbox_trim(struct mbox_store *st, uint64_t now_ms, mbox_count_cb *done, void *arg);

@@ -55,6 +55,7 @@ struct mbox__req {
 		mbox_stats_cb *stats;
 	} cb;
 	char user[STR_USERNAME_MAX + 1];
+	uint64_t now;          /* trim: the time it enforces the limits at */
 };
 
 /* Arguments of one script call: borrowed strings and owned numbers. */

@@ -1114,6 +1114,80 @@ START_TEST(bad_names_are_refused)
 }
 END_TEST
 
+struct counted {
+	int calls;
+	int status;
+};
+
+static void
+on_counted(void *arg, int status, uint32_t uv, uint32_t uid)
+{
+	struct counted *c = arg;
+
+	(void)uv, (void)uid;
+	c->calls++;
+	c->status = status;
+}
+
+START_TEST(close_answers_what_is_pending)
+{
+	struct mt t;
+	struct mbox_store *st2;
+	struct counted c = { 0, 1 };
+	struct mbox_append a = { .user = "shop", .folder = "INBOX", .data = MSG1,
+		.len = strlen(MSG1), .flags = "" };
+
+	mt_open(&t, NULL);
+	mt_open_on(&t, &st2);
+	ck_assert_int_eq(mbox_append(st2, &a, on_counted, &c), 0);
+	mt_close_store(&t, st2);
+	redis_test_sleep(&t.loop, 50);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert(c.status == 0 || c.status == -ECANCELED);
+	mt_close(&t);
+}
+END_TEST
+
+START_TEST(binary_and_large_messages_round_trip)
+{
+	struct mt t;
+	size_t len = 3 * 1024 * 1024;
+	char *big = malloc(len);
+	struct mbox_append a = { .user = "shop", .folder = "INBOX", .data = big, .len = len,
+		.flags = "" };
+	struct res r = { 0 };
+	struct mbox_body *b;
+	int status;
+
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)(i * 7 + (i >> 9));
+	mt_open(&t, NULL);
+	ck_assert_int_eq(mbox_append(t.st, &a, on_append, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	b = t_fetch(&t, "shop", "INBOX", r.uid, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_uint_eq(b->len, len);
+	ck_assert_uint_eq(b->m.size, len);
+	ck_assert(memcmp(b->data, big, len) == 0);
+	mbox_body_free(b);
+	/* An empty message is a message too. */
+	a.data = NULL;
+	a.len = 0;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(mbox_append(t.st, &a, on_append, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	b = t_fetch(&t, "shop", "INBOX", r.uid, &status);
+	ck_assert_uint_eq(b->len, 0);
+	ck_assert_str_eq(b->data, "");
+	mbox_body_free(b);
+	free(big);
+	mt_close(&t);
+}
+END_TEST
+
 static void
 stop_loop(uv_timer_t *tm)
 {
@@ -1180,6 +1254,8 @@ store_suite(void)
 	tcase_add_test(tc, stats_count_users_messages_bytes);
 	tcase_add_test(tc, bad_names_are_refused);
 	tcase_add_test(tc, down_redis_refuses_at_once);
+	tcase_add_test(tc, close_answers_what_is_pending);
+	tcase_add_test(tc, binary_and_large_messages_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }
