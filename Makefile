@@ -96,6 +96,7 @@ DELIVER_SRCS := \
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
 MAILBOX_SRCS := \
 	mailbox/store.c \
+	mailbox/store_admin.c \
 	mailbox/store_ops.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
