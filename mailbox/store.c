@@ -78,6 +78,8 @@ mbox_valid_flags(const char *flags)
 {
 	const unsigned char *p = (const unsigned char *)flags;
 
+	if (strlen(flags) > MBOX_FLAGS_MAX)
+		return false;
 	while (*p != '\0') {
 		const unsigned char *start;
 

@@ -99,7 +99,13 @@ int mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_
 
 /* mbox_valid_folder - whether name is a folder name this store accepts. */
 bool mbox_valid_folder(const char *name);
-/* mbox_valid_flags - whether flags is a list of storable flags ("" is). */
+/* Longest list of flags a message keeps, in bytes. */
+#define MBOX_FLAGS_MAX 1024
+
+/*
+ * mbox_valid_flags - whether flags is a list of storable flags ("" is),
+ * at most MBOX_FLAGS_MAX bytes.
+ */
 bool mbox_valid_flags(const char *flags);
 
 /* A UID range, both ends included; hi UINT32_MAX stands for IMAP's "*". */
@@ -229,7 +235,8 @@ typedef void mbox_flags_cb(void *arg, int status, struct mbox_flags_result *res)
  * mbox_store_flags - change the flags of the messages in the ranges.
  * Messages whose flags changed get one new MODSEQ (the folder's
  * HIGHESTMODSEQ + 1) and are announced; a message whose MODSEQ is above
- * unchangedsince is left alone and listed in failed.
+ * unchangedsince is left alone and listed in failed.  -EINVAL (nothing
+ * changed) when a message's flags would grow past MBOX_FLAGS_MAX.
  */
 int mbox_store_flags(struct mbox_store *st, const struct mbox_flags_req *r,
     mbox_flags_cb *done, void *arg);

@@ -2,6 +2,8 @@
 -- to each of them, so each still runs as one atomic script).
 -- ARGV[1] is always the key prefix P; key names are in mailbox/README.md.
 local P = ARGV[1]
+-- Longest flag list of a message, in bytes (MBOX_FLAGS_MAX in store.h).
+local FLAGS_MAX = 1024
 
 local function key(...)
 	return P .. 'mbx:' .. table.concat({ ... }, ':')

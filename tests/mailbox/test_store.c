@@ -569,6 +569,29 @@ START_TEST(flags_set_add_remove_unchangedsince)
 	ck_assert_int_eq(t_status(&t, "shop", "INBOX", &s), 0);
 	ck_assert_uint_eq(s.unseen, 2);
 	ck_assert_uint_eq(s.highestmodseq, 8);
+	/* Flags that would grow past the limit: refused, nothing changed. */
+	{
+		char kw[600];
+		struct mbox_range rg = { 1, 3 };
+		struct mbox_flags_req q = { .user = "shop", .folder = "INBOX", .ranges = &rg,
+			.nranges = 1, .op = MBOX_FLAGS_ADD, .flags = kw };
+		struct res r = { 0 };
+
+		memset(kw, 'a', sizeof kw - 1);
+		kw[sizeof kw - 1] = '\0';
+		ck_assert_int_eq(mbox_store_flags(t.st, &q, on_flags, &r), 0);
+		mt_wait(&t, &r.done);
+		ck_assert_int_eq(r.status, 0);
+		mbox_flags_result_free(r.flags);
+		kw[0] = 'b';
+		memset(&r, 0, sizeof r);
+		ck_assert_int_eq(mbox_store_flags(t.st, &q, on_flags, &r), 0);
+		mt_wait(&t, &r.done);
+		ck_assert_int_eq(r.status, -EINVAL);
+		ck_assert_ptr_null(r.flags);
+		ck_assert_int_eq(t_status(&t, "shop", "INBOX", &s), 0);
+		ck_assert_uint_eq(s.highestmodseq, 9);
+	}
 	mt_close(&t);
 }
 END_TEST
@@ -1094,6 +1117,15 @@ START_TEST(bad_names_are_refused)
 		ck_assert_int_eq(mbox_append(t.st, &a, never, NULL), -EINVAL);
 	}
 	ck_assert(mbox_valid_flags(""));
+	{
+		char many[MBOX_FLAGS_MAX + 2];
+
+		memset(many, 'k', sizeof many - 1);
+		many[sizeof many - 1] = '\0';
+		ck_assert(!mbox_valid_flags(many));
+		many[MBOX_FLAGS_MAX] = '\0';
+		ck_assert(mbox_valid_flags(many));
+	}
 	ck_assert(mbox_valid_flags("\\Seen  $Junk NonJunk \\Answered"));
 	ck_assert(mbox_valid_folder("Entw&APw-rfe/Sub folder [x]"));
 	ck_assert(mbox_valid_folder("Ünïcödé"));
