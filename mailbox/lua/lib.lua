@@ -103,7 +103,8 @@ end
 local function add_message(user, mid, flags, date, size, blob)
 	local b = key('b', mid)
 	local uid = tonumber(redis.call('HGET', b, 'uidnext'))
-	if uid > 4294967295 then
+	-- The last UID leaves UIDNEXT a 32-bit number (RFC 3501 2.3.1.1).
+	if uid >= 4294967295 then
 		return nil
 	end
 	local modseq = next_modseq(mid)

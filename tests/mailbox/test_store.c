@@ -476,6 +476,25 @@ START_TEST(append_assigns_uids_and_modseq)
 	ck_assert_int_eq(t_status(&t, "other@x.example", "INBOX", &s2), 0);
 	ck_assert_uint_ne(s2.id, s.id);
 	ck_assert_uint_ne(s2.uidvalidity, s.uidvalidity);
+	/* A folder whose UIDs are used up takes nothing more. */
+	{
+		char k[64];
+		redisReply *rr;
+		uint32_t uid;
+
+		snprintf(k, sizeof k, "mbx:b:%" PRIu64, s2.id);
+		rr = redis_test_cmd(t.sync, "HSET %s uidnext 4294967294",
+		    redis_test_key(t.cfg.redis.prefix, k));
+		freeReplyObject(rr);
+		ck_assert_int_eq(t_append_on(&t, t.st, "other@x.example", "INBOX", MSG1, "", 0, NULL,
+		    &uid), 0);
+		ck_assert_uint_eq(uid, 4294967294u);
+		ck_assert_int_eq(t_append_on(&t, t.st, "other@x.example", "INBOX", MSG1, "", 0, NULL,
+		    &uid), -ENOSPC);
+		ck_assert_int_eq(t_status(&t, "other@x.example", "INBOX", &s2), 0);
+		ck_assert_uint_eq(s2.uidnext, 4294967295u);
+		ck_assert_uint_eq(s2.exists, 2);
+	}
 	/* Appending to a folder that does not exist. */
 	ck_assert_int_eq(t_append_on(&t, t.st, "shop", "Archive", MSG1, "", 0, NULL, NULL),
 	    -ENOENT);
