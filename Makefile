@@ -97,7 +97,8 @@ DELIVER_SRCS := \
 MAILBOX_SRCS := \
 	mailbox/store.c \
 	mailbox/store_admin.c \
-	mailbox/store_ops.c
+	mailbox/store_ops.c \
+	mailbox/watch.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -158,7 +159,8 @@ CHECK_SRCS := \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
-	tests/mailbox/test_store.c
+	tests/mailbox/test_store.c \
+	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check

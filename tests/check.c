@@ -62,6 +62,7 @@ static const struct group_suite all[] = {
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
 	{ "mailbox", store_suite,      true },
+	{ "mailbox", watch_suite,      true },
 };
 
 int
