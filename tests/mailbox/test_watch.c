@@ -95,6 +95,22 @@ on_event(void *arg, const struct mbox_event *ev)
 	s->n++;
 }
 
+/* Counts the watch's state changes: ups and downs. */
+struct updown {
+	unsigned up, down;
+};
+
+static void
+on_updown(void *arg, bool up)
+{
+	struct updown *u = arg;
+
+	if (up)
+		u->up++;
+	else
+		u->down++;
+}
+
 static void
 on_done(void *arg, int status)
 {
@@ -190,6 +206,32 @@ START_TEST(every_change_arrives)
 	    "u2@x.example append 3 2 1 INBOX\n");
 	ck_assert_str_eq(s.text, want);
 	ck_assert_uint_eq(s.n, 4);
+
+	/* The connection killed: the watch says so, subscribes again, goes on. */
+	{
+		struct updown ud = { 0, 0 };
+		redisReply *r;
+
+		mbox_watch_on_state(w, on_updown, &ud);
+		sync = redis_test_connect(&cfg);
+		r = redis_test_cmd(sync, "CLIENT KILL TYPE pubsub");
+		ck_assert_int_ge(r->integer, 1);
+		freeReplyObject(r);
+		redisFree(sync);
+		for (int i = 0; i < 1000 && ud.up == 0; i++)
+			redis_test_sleep(&loop, 10);
+		ck_assert_uint_eq(ud.down, 1);
+		ck_assert_uint_eq(ud.up, 1);
+		done = 0;
+		a.user = "shop";
+		ck_assert_int_eq(mbox_append(st, &a, on_appended, &done), 0);
+		wait_int(&loop, &done);
+		for (int i = 0; i < 500 && s.n < 5; i++)
+			redis_test_sleep(&loop, 10);
+		ck_assert_uint_eq(s.n, 5);
+		ck_assert_ptr_nonnull(strstr(s.text, "\nshop append 1 3 2 INBOX\n"));
+		mbox_watch_on_state(w, NULL, NULL);
+	}
 
 	/* A subscriber connection takes no commands. */
 	{
