@@ -30,7 +30,7 @@
  *
  * Announcements.  Every change is published on the Redis channel
  * "<prefix>mbx:<user>" as one line (mailbox/README.md has the format),
- * so a session on any node learns of it at once.
+ * so a session on any node learns of it at once (mailbox/watch.h listens).
  *
  * Limits.  [mailbox] retention (by internal date) and max_messages (per
  * user, over all folders, oldest internal date first) are enforced by
@@ -52,12 +52,17 @@ struct mbox_store;
 
 /*
  * mbox_store_open - its own Redis connection on loop ([redis] of cfg,
- * scripts loaded on every connect).  Borrows cfg until closed.  0, or a
- * negative errno with err.  Calls fail with -ENOTCONN while Redis is down.
+ * scripts loaded on every connect).  cfg is copied ([redis], [mailbox]
+ * retention and max_messages as they are now).  0, or a negative errno
+ * with err.  Calls fail with -ENOTCONN while Redis is down.
  */
 int mbox_store_open(struct mbox_store **out, uv_loop_t *loop, const struct config *cfg,
     char *err, size_t errsz);
-/* mbox_store_close - cancel what is pending; closed(arg) once freed (may be NULL). */
+/*
+ * mbox_store_close - cancel what is pending (each callback still runs
+ * once, with -ECANCELED unless its answer was in); closed(arg) once
+ * freed (may be NULL).
+ */
 void mbox_store_close(struct mbox_store *st, void (*closed)(void *arg), void *arg);
 
 struct mbox_append {
