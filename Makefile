@@ -95,6 +95,7 @@ DELIVER_SRCS := \
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
 MAILBOX_SRCS := \
+	mailbox/names.c \
 	mailbox/store.c \
 	mailbox/store_admin.c \
 	mailbox/store_ops.c \
@@ -163,7 +164,7 @@ CHECK_SRCS := \
 	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
-	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
+	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -263,7 +264,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c
+	core/rfc5322.c policy/check.c mailbox/names.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)

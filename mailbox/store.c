@@ -47,60 +47,7 @@ static struct rdb_script *const scripts[] = {
 	NULL,
 };
 
-/* --- names ------------------------------------------------------------------- */
-
-bool
-mbox_valid_folder(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > MBOX_FOLDER_MAX || name[0] == '/' || name[n - 1] == '/' ||
-	    strstr(name, "//") != NULL)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-/* RFC 3501 9: atom-specials, and "]" which a flag cannot hold either. */
-static bool
-flag_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
-}
-
-bool
-mbox_valid_flags(const char *flags)
-{
-	const unsigned char *p = (const unsigned char *)flags;
-
-	if (strlen(flags) > MBOX_FLAGS_MAX)
-		return false;
-	while (*p != '\0') {
-		const unsigned char *start;
-
-		if (*p == ' ') {
-			p++;
-			continue;
-		}
-		start = p;
-		if (*p == '\\')
-			p++;
-		if (!flag_char(*p))
-			return false;
-		while (flag_char(*p))
-			p++;
-		if (*p != '\0' && *p != ' ')
-			return false;
-		if (p - start == 7 && strncasecmp((const char *)start, "\\Recent", 7) == 0)
-			return false;
-	}
-	return true;
-}
+/* --- names ---------------------------------------------------------------------- */
 
 const char *
 mbox__folder(const char *folder)
