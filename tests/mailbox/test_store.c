@@ -825,6 +825,24 @@ START_TEST(folders_create_rename_delete)
 	ck_assert_int_eq(t_status(&t, "shop", "c/b", &s), 0);
 	ck_assert_uint_eq(s.uidvalidity, ab.uidvalidity);
 	ck_assert_str_eq(t_uids(&t, "shop", "c/b"), "1");
+	/* A clash below the new name changes nothing. */
+	ck_assert_int_eq(t_create(&t, "shop", "d"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "d/b"), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "c", "d2"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "e/b"), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "d2", "e"), -EEXIST);
+	ck_assert_int_eq(t_status(&t, "shop", "d2", &s), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "d2/b", &s), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "e", &s), -ENOENT);
+	/* Into a level below itself. */
+	ck_assert_int_eq(t_rename(&t, "shop", "d2", "d2/old"), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "d2/old/b", &s), 0);
+	ck_assert_uint_eq(s.uidvalidity, ab.uidvalidity);
+	ck_assert_int_eq(t_rename(&t, "shop", "d2/old", "c"), 0);
+	ck_assert_str_eq(t_uids(&t, "shop", "c/b"), "1");
+	ck_assert_int_eq(t_delete(&t, "shop", "d/b"), 0);
+	ck_assert_int_eq(t_delete(&t, "shop", "d"), 0);
+	ck_assert_int_eq(t_delete(&t, "shop", "e/b"), 0);
 
 	/* Renaming INBOX moves its messages and leaves it empty. */
 	t_append(&t, "shop", "INBOX", MSG1, "\\Seen");
