@@ -59,8 +59,10 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/authres.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/dkimverify.c \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
