@@ -142,6 +142,7 @@ CHECK_SRCS := \
 	tests/policy/test_auth.c \
 	tests/policy/test_check.c \
 	tests/policy/test_dest.c \
+	tests/policy/test_dkimverify.c \
 	tests/policy/test_policy.c \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \

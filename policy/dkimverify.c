@@ -279,6 +279,13 @@ dns_cancel(void *srv, void *qh)
 	return 0;
 }
 
+/* dns_close - libopendkim's resolver shutdown: v is freed by dkimverify_close. */
+static void
+dns_close(void *srv)
+{
+	(void)srv;
+}
+
 /* --- one verification (any thread) ----------------------------------------- */
 
 /*
@@ -383,6 +390,14 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 		s->result = DKIMVERIFY_PASS;
 		return;
 	}
+	/* libopendkim says BADSIG for a body hash mismatch too: tell them apart. */
+	if (bh == DKIM_SIGBH_MISMATCH &&
+	    (err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_BADSIG ||
+	    err == DKIM_SIGERROR_UNKNOWN)) {
+		s->result = DKIMVERIFY_FAIL;
+		str_copy(s->reason, "body hash did not verify", sizeof s->reason);
+		return;
+	}
 	if (err != DKIM_SIGERROR_OK && err != DKIM_SIGERROR_UNKNOWN) {
 		for (size_t i = 0; i < sizeof sigerrs / sizeof sigerrs[0]; i++) {
 			if (sigerrs[i].code == err) {
@@ -395,11 +410,6 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 		snprintf(s->reason, sizeof s->reason, "%s",
 		    dkim_sig_geterrorstr(err) != NULL ? dkim_sig_geterrorstr(err) :
 		    "not verified");
-		return;
-	}
-	if (bh == DKIM_SIGBH_MISMATCH) {
-		s->result = DKIMVERIFY_FAIL;
-		str_copy(s->reason, "body hash did not verify", sizeof s->reason);
 		return;
 	}
 	if ((flags & DKIM_SIGFLAG_PROCESSED) != 0) {
@@ -692,7 +702,16 @@ lib_open(struct dkimverify *v, const struct dkimverify_opts *o, char *err,
 			return str_err(err, errsz, -EIO,
 			    "cannot set libopendkim's key file");
 	}
-	(void)dkim_dns_set_query_service(v->lib, v);
+	/*
+	 * The service handle is v, which libopendkim must neither make
+	 * (init: NULL) nor free (close: ours, a no-op); its stock resolver
+	 * is set up lazily, so no handle of its own exists yet.
+	 */
+	dkim_dns_set_init(v->lib, NULL);
+	dkim_dns_set_close(v->lib, dns_close);
+	if (dkim_dns_set_query_service(v->lib, v) != NULL)
+		return str_err(err, errsz, -EIO,
+		    "libopendkim made a resolver of its own");
 	dkim_dns_set_query_start(v->lib, dns_start);
 	dkim_dns_set_query_waitreply(v->lib, dns_wait);
 	dkim_dns_set_query_cancel(v->lib, dns_cancel);
