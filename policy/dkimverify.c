@@ -30,8 +30,14 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 
-/* libopendkim answers into a buffer of its own of this size (MAXPACKET). */
 #define EDNS_SIZE 1232
+/*
+ * Verifications on the thread pool at once.  A dead key server holds a
+ * worker for up to DKIMVERIFY_MAX_SIGS query timeouts, and the pool (4
+ * threads by default) also runs password hashing, SPF and DKIM signing;
+ * the rest wait their turn here, in order.
+ */
+#define DKIMVERIFY_PARALLEL 2
 
 /* The id libopendkim keeps by pointer for its own logs. */
 static const unsigned char verify_id[] = "kurier-verify";
@@ -41,6 +47,8 @@ struct dkimverify_job {
 	uv_work_t work;
 	struct dkimverify *v;
 	struct dkimverify_job *prev, *next; /* v->jobs */
+	struct dkimverify_job *qnext;       /* v->waiting, until started */
+	bool started;                       /* handed to the thread pool */
 	dkimverify_req id;
 	dkimverify_cb *cb;  /* NULL once cancelled */
 	void *arg;
@@ -60,8 +68,10 @@ struct dkimverify {
 	/* Loop thread only. */
 	uv_loop_t *loop;
 	uv_timer_t close_timer; /* closed last; its callback frees v */
-	struct dkimverify_job *jobs;
+	struct dkimverify_job *jobs; /* every request not yet answered */
 	size_t njobs;
+	struct dkimverify_job *waiting, **waiting_tail; /* FIFO, not started */
+	unsigned running;            /* on the thread pool */
 	dkimverify_req next_id;
 	bool closing;
 	void (*closed)(void *arg);
@@ -518,6 +528,7 @@ dkimverify_run(struct dkimverify *v, const char *head, size_t hlen,
 /* --- requests on the thread pool (loop thread) ----------------------------- */
 
 static void maybe_finish(struct dkimverify *v);
+static void pump(struct dkimverify *v);
 
 static void
 job_work(uv_work_t *w)
@@ -547,6 +558,7 @@ job_done(uv_work_t *w, int status)
 	struct dkimverify_job *j = w->data;
 	struct dkimverify *v = j->v;
 
+	v->running--;
 	job_unlink(j);
 	if (j->cb != NULL) {
 		if (status == 0 && !v->closing)
@@ -556,7 +568,51 @@ job_done(uv_work_t *w, int status)
 	}
 	free(j->head);
 	free(j);
+	pump(v);
 	maybe_finish(v);
+}
+
+/*
+ * job_queue - hand j to the thread pool; false when libuv refused (it
+ * does only for a NULL callback): j is then answered and freed.
+ */
+static bool
+job_queue(struct dkimverify_job *j)
+{
+	struct dkimverify *v = j->v;
+	int r;
+
+	j->started = true;
+	j->work.data = j;
+	if ((r = uv_queue_work(v->loop, &j->work, job_work, job_done)) != 0) {
+		log_error("dkim", "verify_queue_failed", "error=\"%s\"",
+		    uv_strerror(r));
+		job_unlink(j);
+		if (j->cb != NULL)
+			j->cb(j->arg, r, NULL);
+		free(j->head);
+		free(j);
+		return false;
+	}
+	v->running++;
+	return true;
+}
+
+/* pump - start waiting requests while fewer than DKIMVERIFY_PARALLEL run. */
+static void
+pump(struct dkimverify *v)
+{
+	while (v->waiting != NULL &&
+	    (v->running < DKIMVERIFY_PARALLEL || v->closing)) {
+		struct dkimverify_job *j = v->waiting;
+
+		v->waiting = j->qnext;
+		if (v->waiting == NULL)
+			v->waiting_tail = &v->waiting;
+		/* Closing: it must not run; job_done answers -ECANCELED. */
+		if (job_queue(j) && v->closing)
+			(void)uv_cancel((uv_req_t *)&j->work);
+	}
 }
 
 int
@@ -565,7 +621,6 @@ dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
     dkimverify_req *id)
 {
 	struct dkimverify_job *j;
-	int r;
 
 	if (v->closing)
 		return -ECANCELED;
@@ -586,20 +641,17 @@ dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
 	j->hlen = hlen;
 	j->body = j->head + hlen;
 	j->blen = blen;
-	j->work.data = j;
-	if ((r = uv_queue_work(v->loop, &j->work, job_work, job_done)) != 0) {
-		free(j->head);
-		free(j);
-		return r;
-	}
 	j->id = ++v->next_id;
 	j->next = v->jobs;
 	if (v->jobs != NULL)
 		v->jobs->prev = j;
 	v->jobs = j;
 	v->njobs++;
+	*v->waiting_tail = j;
+	v->waiting_tail = &j->qnext;
 	if (id != NULL)
 		*id = j->id;
+	pump(v);
 	return 0;
 }
 
@@ -607,12 +659,27 @@ void
 dkimverify_cancel(struct dkimverify *v, dkimverify_req id)
 {
 	for (struct dkimverify_job *j = v->jobs; j != NULL; j = j->next) {
-		if (j->id == id) {
-			j->cb = NULL;
-			/* Not started yet: it never will (job_done gets UV_ECANCELED). */
-			(void)uv_cancel((uv_req_t *)&j->work);
+		if (j->id != id)
+			continue;
+		j->cb = NULL;
+		if (!j->started) {
+			/* Still waiting its turn: it never runs. */
+			struct dkimverify_job **pp = &v->waiting;
+
+			while (*pp != j)
+				pp = &(*pp)->qnext;
+			*pp = j->qnext;
+			if (v->waiting_tail == &j->qnext)
+				v->waiting_tail = pp;
+			job_unlink(j);
+			free(j->head);
+			free(j);
+			maybe_finish(v);
 			return;
 		}
+		/* Queued on the pool and not picked up: it never runs either. */
+		(void)uv_cancel((uv_req_t *)&j->work);
+		return;
 	}
 }
 
@@ -667,7 +734,10 @@ dkimverify_close(struct dkimverify *v, void (*closed)(void *arg), void *arg)
 	if (write(v->abort_fd, &one, sizeof one) != (ssize_t)sizeof one)
 		log_warn("dkim", "verify_abort_failed", "errno=%d", errno);
 	for (struct dkimverify_job *j = v->jobs; j != NULL; j = j->next)
-		(void)uv_cancel((uv_req_t *)&j->work);
+		if (j->started)
+			(void)uv_cancel((uv_req_t *)&j->work);
+	/* Those waiting their turn are queued and cancelled: answered later. */
+	pump(v);
 	maybe_finish(v);
 }
 
@@ -788,6 +858,7 @@ dkimverify_open(struct dkimverify **out, uv_loop_t *loop,
 		return str_err(err, errsz, r, "uv_timer_init: %s", uv_strerror(r));
 	}
 	v->close_timer.data = v;
+	v->waiting_tail = &v->waiting;
 	*out = v;
 	return 0;
 }

@@ -9,7 +9,10 @@
  * dkimverify_close(), so dkimverify_run() may run on any number of
  * threads at once.  dkimverify_start() runs the same verification on
  * libuv's thread pool and hands the report back on the loop thread:
- * the key lookups (TXT selector._domainkey.domain) block.
+ * the key lookups (TXT selector._domainkey.domain) block.  At most two
+ * verifications hold a pool thread at a time (a dead key server holds
+ * one for up to DKIMVERIFY_MAX_SIGS query timeouts, and the pool also
+ * hashes passwords and signs); the others wait their turn in order.
  *
  * Keys come from DNS or, for tests, from a file (opts.key_file: lines
  * "selector._domainkey.domain TXT-record-content", libopendkim's
@@ -131,7 +134,8 @@ void dkimverify_run(struct dkimverify *v, const char *head, size_t hlen,
 /*
  * dkimverify_cb - a verification's answer: status 0 and the report
  * (valid only during the call: copy what you keep), or -ECANCELED and
- * r NULL when the verifier was closed first.
+ * r NULL when the verifier was closed first (or, never seen in
+ * practice, another negative errno when libuv refused the work).
  */
 typedef void dkimverify_cb(void *arg, int status,
     const struct dkimverify_report *r);
@@ -144,9 +148,8 @@ typedef uint64_t dkimverify_req;
  * are copied, so the caller's buffers may go at once.  cb(arg, ...) runs
  * exactly once, later, on the loop thread, unless dkimverify_cancel()
  * came first.  On 0, *id (if id is not NULL) names the request.
- * Returns 0, -EINVAL (cb NULL), -ECANCELED (after dkimverify_close()),
- * or -ENOMEM / another negative errno when libuv refused the work; cb
- * then never runs.
+ * Returns 0, or -EINVAL (cb NULL; a NULL buffer with a length) or
+ * -ECANCELED (after dkimverify_close()), cb then never running.
  */
 int dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
     const char *body, size_t blen, dkimverify_cb *cb, void *arg,

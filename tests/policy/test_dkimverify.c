@@ -36,6 +36,17 @@
 #include "tests/suites.h"
 #include "tests/tmpdir.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_LSAN 1
+#endif
+#endif
+#ifdef TEST_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define GUARD_MS 20000
 
 struct tkey {
@@ -179,7 +190,19 @@ sign(const struct tkey *k, const char *domain, const char *sel, const char *i,
 	ck_assert_int_eq(dkim_eoh(d), DKIM_STAT_OK);
 	ck_assert_int_eq(dkim_body(d, (unsigned char *)(uintptr_t)body,
 	    strlen(body)), DKIM_STAT_OK);
-	ck_assert_int_eq(dkim_eom(d, NULL), DKIM_STAT_OK);
+	/*
+	 * libopendkim 2.11.0~beta2 never frees an Ed25519 signing key (see
+	 * deliver/dkimsign.h); the signer here is the test's, so its one
+	 * known allocation is declared to LeakSanitizer.
+	 */
+#ifdef TEST_LSAN
+	__lsan_disable();
+#endif
+	st = dkim_eom(d, NULL);
+#ifdef TEST_LSAN
+	__lsan_enable();
+#endif
+	ck_assert_int_eq(st, DKIM_STAT_OK);
 	ck_assert_int_eq(dkim_getsighdr_d(d, 16, &h, &hl), DKIM_STAT_OK);
 	out = xmalloc(hl + 20);
 	snprintf(out, hl + 20, "DKIM-Signature: %.*s\r\n", (int)hl, (char *)h);
