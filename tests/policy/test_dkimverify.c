@@ -739,6 +739,7 @@ START_TEST(test_dns_keys)
 		{ "example.test", "ed", &ed, DKIMVERIFY_PASS, "" },
 		{ "example.test", "nx", &rsa, DKIMVERIFY_PERMERROR, "key not found" },
 		{ "broken.test", "rsa", &rsa, DKIMVERIFY_TEMPERROR, "key query failed" },
+		{ "refused.test", "rsa", &rsa, DKIMVERIFY_TEMPERROR, "key query failed" },
 	};
 	uv_loop_t loop;
 	struct dkimverify *v;
@@ -771,6 +772,54 @@ START_TEST(test_dns_keys)
 	dnsmasq_clean(&m);
 	free(rec1);
 	free(rec2);
+}
+END_TEST
+
+/* Twelve signatures: eight keys asked for, the other four never. */
+START_TEST(test_dns_signature_cap)
+{
+	struct dnsmasq m;
+	const char *records[] = { NULL };
+	struct dkimverify_opts o = { .dns_timeout_ms = 2000 };
+	char *sigs[13], sel[8], err[256], *h;
+	uv_loop_t loop;
+	struct dkimverify *v;
+	struct answer a = { 0 };
+
+	for (int i = 0; i < 12; i++) {
+		snprintf(sel, sizeof sel, "c%d", i);
+		sigs[i] = sign(&rsa, "example.test", sel, NULL, HEAD, BODY);
+	}
+	sigs[12] = NULL;
+	h = head_with((const char *const *)sigs, HEAD);
+	dnsmasq_start(&m, 0, true, records, NULL);
+	o.dns_server = m.server;
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_msg(dkimverify_open(&v, &loop, &o, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(dkimverify_start(v, h, strlen(h), BODY, strlen(BODY),
+	    on_answer, &a, NULL), 0);
+	run_until(&loop, &a.calls);
+	ck_assert_int_eq(a.status, 0);
+	ck_assert_uint_eq(a.r.nsig, 8);
+	ck_assert_uint_eq(a.r.nignored, 4);
+	for (int i = 0; i < 8; i++) {
+		snprintf(sel, sizeof sel, "c%d", i);
+		ck_assert_str_eq(a.r.sig[i].selector, sel);
+		ck_assert_int_eq(a.r.sig[i].result, DKIMVERIFY_PERMERROR);
+		ck_assert_str_eq(a.r.sig[i].reason, "key not found");
+	}
+	close_verifier(v, &loop);
+	ck_assert_int_eq(dnsmasq_log_count(&m, "._domainkey.example.test from"), 8);
+	for (int i = 8; i < 12; i++) {
+		char needle[64];
+
+		snprintf(needle, sizeof needle, " c%d._domainkey", i);
+		ck_assert_int_eq(dnsmasq_log_count(&m, needle), 0);
+	}
+	dnsmasq_clean(&m);
+	for (int i = 0; i < 12; i++)
+		free(sigs[i]);
+	free(h);
 }
 END_TEST
 
@@ -1034,6 +1083,7 @@ dkimverify_suite(void)
 	tcase_add_test(tc, test_async_close_pending);
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_dns_keys);
+	tcase_add_test(tc, test_dns_signature_cap);
 	tcase_add_test(tc, test_dns_close_interrupts);
 	suite_add_tcase(s, tc);
 	tcase_add_test(fmt, test_authres_exact);
