@@ -559,6 +559,7 @@ END_TEST
 /* --- the asynchronous path ----------------------------------------------- */
 
 struct answer {
+	int *total; /* also counted here, if set */
 	int calls;
 	int status;
 	struct dkimverify_report r;
@@ -570,6 +571,8 @@ on_answer(void *arg, int status, const struct dkimverify_report *r)
 	struct answer *a = arg;
 
 	a->calls++;
+	if (a->total != NULL)
+		(*a->total)++;
 	a->status = status;
 	if (r != NULL)
 		a->r = *r;
@@ -582,18 +585,24 @@ on_guard(uv_timer_t *t)
 	ck_abort_msg("the loop did not finish within %d ms", GUARD_MS);
 }
 
-/* run_until - run loop until *flag > 0, under a guard timer. */
+/* run_until_n - run loop until *flag >= n, under a guard timer. */
 static void
-run_until(uv_loop_t *loop, const int *flag)
+run_until_n(uv_loop_t *loop, const int *flag, int n)
 {
 	uv_timer_t guard;
 
 	ck_assert_int_eq(uv_timer_init(loop, &guard), 0);
 	ck_assert_int_eq(uv_timer_start(&guard, on_guard, GUARD_MS, 0), 0);
-	while (*flag == 0)
+	while (*flag < n)
 		uv_run(loop, UV_RUN_ONCE);
 	uv_close((uv_handle_t *)&guard, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void
+run_until(uv_loop_t *loop, const int *flag)
+{
+	run_until_n(loop, flag, 1);
 }
 
 START_TEST(test_async_pass)
@@ -657,6 +666,47 @@ START_TEST(test_async_cancel)
 		ck_assert_int_eq(a[i].calls, 0);
 	free(h);
 	free(sig);
+}
+END_TEST
+
+/* Many at once: two workers share the library handle; every answer is right. */
+START_TEST(test_async_many)
+{
+	uv_loop_t loop;
+	struct dkimverify *v = open_file_verifier(&loop);
+	char *s1 = sign(&ed, "example.test", NULL, NULL, HEAD, BODY);
+	char *s2 = sign(&rsa, "other.test", NULL, NULL, HEAD, BODY);
+	const char *sigs[] = { s1, s2, NULL };
+	char *h = head_with(sigs, HEAD);
+	char body[sizeof BODY];
+	struct answer a[12] = { { 0 } };
+	int done = 0;
+
+	memcpy(body, BODY, sizeof BODY);
+	for (size_t i = 0; i < 12; i++) {
+		a[i].total = &done;
+		/* Every third one with its body changed. */
+		body[0] = i % 3 == 2 ? 'X' : BODY[0];
+		ck_assert_int_eq(dkimverify_start(v, h, strlen(h), body,
+		    strlen(body), on_answer, &a[i], NULL), 0);
+	}
+	ck_assert_uint_eq(dkimverify_pending(v), 12);
+	run_until_n(&loop, &done, 12);
+	ck_assert_int_eq(done, 12);
+	for (size_t i = 0; i < 12; i++) {
+		enum dkimverify_result want = i % 3 == 2 ? DKIMVERIFY_FAIL :
+		    DKIMVERIFY_PASS;
+
+		ck_assert_int_eq(a[i].calls, 1);
+		ck_assert_int_eq(a[i].status, 0);
+		ck_assert_uint_eq(a[i].r.nsig, 2);
+		ck_assert_int_eq(a[i].r.sig[0].result, want);
+		ck_assert_int_eq(a[i].r.sig[1].result, want);
+	}
+	close_verifier(v, &loop);
+	free(h);
+	free(s1);
+	free(s2);
 }
 END_TEST
 
@@ -781,7 +831,7 @@ START_TEST(test_dns_signature_cap)
 	struct dnsmasq m;
 	const char *records[] = { NULL };
 	struct dkimverify_opts o = { .dns_timeout_ms = 2000 };
-	char *sigs[13], sel[8], err[256], *h;
+	char *sigs[13], sel[16], err[256], *h;
 	uv_loop_t loop;
 	struct dkimverify *v;
 	struct answer a = { 0 };
@@ -942,6 +992,22 @@ START_TEST(test_authres_exact)
 	s = ar("mx", NULL, &r);
 	ck_assert_str_eq(s, "Authentication-Results: mx; dkim=none\r\n");
 	free(s);
+
+	/* Every result by its RFC 8601 name; a reason for all but pass. */
+	r.nsig = 1;
+	for (int v = DKIMVERIFY_PASS; v <= DKIMVERIFY_PERMERROR; v++) {
+		char want[64];
+
+		r.sig[0].result = (enum dkimverify_result)v;
+		str_copy(r.sig[0].reason, "why", sizeof r.sig[0].reason);
+		s = ar("mx", NULL, &r);
+		snprintf(want, sizeof want, "mx; dkim=%s%s",
+		    dkimverify_result_name(r.sig[0].result),
+		    v == DKIMVERIFY_PASS ? " header.d=" : " reason=\"why\"");
+		ck_assert_msg(strstr(s, want) != NULL, "%s", s);
+		assert_field_shape(s, 78);
+		free(s);
+	}
 }
 END_TEST
 
@@ -1080,6 +1146,7 @@ dkimverify_suite(void)
 	tcase_add_test(tc, test_hostile_input);
 	tcase_add_test(tc, test_async_pass);
 	tcase_add_test(tc, test_async_cancel);
+	tcase_add_test(tc, test_async_many);
 	tcase_add_test(tc, test_async_close_pending);
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_dns_keys);
