@@ -45,6 +45,22 @@
  * nignored and neither verified nor looked up, so a message of a
  * thousand signatures costs no more than eight.
  *
+ * A signature with l= (a body length) passes when the first l octets of
+ * the canonical body verify, as RFC 6376 3.5 defines it: text appended
+ * after them is not covered by it.
+ *
+ * Wiring (the inbound MX): keys by the same resolver as delivery,
+ *	struct dkimverify_opts o = { .dns_timeout_ms =
+ *	    cfg->deliver.dns_timeout_ms };
+ *	char server[256] = "";
+ *	if (cfg->deliver.dns_server_set)
+ *		config_endpoint_str(&cfg->deliver.dns_server, server,
+ *		    sizeof server);
+ *	o.dns_server = server;
+ * then, per message, dkimverify_start(v, msg->head, msg->head_len,
+ * msg->body, msg->body_len, cb, session, &session->dkim_req), and
+ * dkimverify_cancel(v, session->dkim_req) when the session goes first.
+ *
  * Strings in a report come from the message (d=, s=, i=, a=): they are
  * cut to fit and every byte outside printable ASCII is replaced with
  * '?', so they are safe to log, but they are third-party text, and
