@@ -7,8 +7,8 @@
  */
 #include "policy/dkimverify.h"
 
-#include <arpa/nameser.h>
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -50,9 +50,9 @@ struct dkimverify_job {
 	struct dkimverify_job *qnext;       /* v->waiting, until started */
 	bool started;                       /* handed to the thread pool */
 	dkimverify_req id;
-	dkimverify_cb *cb;  /* NULL once cancelled */
+	dkimverify_cb *cb; /* NULL once cancelled */
 	void *arg;
-	char *head;         /* head and body, copied, one allocation */
+	char *head; /* head and body, copied, one allocation */
 	size_t hlen;
 	const char *body;
 	size_t blen;
