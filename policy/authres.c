@@ -12,8 +12,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
+#include "core/rfc5322.h"
 
 /* Longest value taken from outside, in octets (a domain name's 255). */
 #define VALUE_MAX 255
@@ -335,4 +337,62 @@ authres_received_spf(struct buf *out, const char *receiver,
 	put_prop(&f, &w, "identity", helo_id ? "helo" : "mailfrom", false, true);
 	fold_end(&f);
 	buf_free(&w);
+}
+
+/* skip_cfws - past white space, line breaks and (nested) comments. */
+static const char *
+skip_cfws(const char *p, const char *end)
+{
+	int depth = 0;
+
+	while (p < end) {
+		if (depth > 0 && *p == '\\' && p + 1 < end) {
+			p += 2;
+			continue;
+		}
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' &&
+		    *p != '\n')
+			break;
+		p++;
+	}
+	return p;
+}
+
+bool
+authres_field_is_ours(const char *f, size_t fl, const char *authserv_id)
+{
+	const char *colon, *p, *end = f + fl;
+	char id[VALUE_MAX + 1];
+	size_t n = 0;
+
+	if (authserv_id == NULL || authserv_id[0] == '\0' ||
+	    !rfc5322_field_is(f, fl, "Authentication-Results") ||
+	    (colon = rfc5322_field_colon(f, fl)) == NULL)
+		return false;
+	p = skip_cfws(colon + 1, end);
+	if (p < end && *p == '"') {
+		for (p++; p < end && *p != '"'; p++) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			if (n == VALUE_MAX)
+				return false;
+			id[n++] = *p;
+		}
+		if (p == end)
+			return false;
+	} else {
+		for (; p < end && *p != ';' && *p != '(' && *p != ' ' &&
+		    *p != '\t' && *p != '\r' && *p != '\n'; p++) {
+			if (n == VALUE_MAX)
+				return false;
+			id[n++] = *p;
+		}
+	}
+	id[n] = '\0';
+	return n > 0 && strlen(authserv_id) == n &&
+	    strncasecmp(id, authserv_id, n) == 0;
 }

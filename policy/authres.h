@@ -24,6 +24,9 @@
 #ifndef KURIER_POLICY_AUTHRES_H
 #define KURIER_POLICY_AUTHRES_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "core/buf.h"
 #include "policy/dkimverify.h"
 #include "policy/spfcheck.h"
@@ -63,5 +66,16 @@ void authres_format(struct buf *out, const char *authserv_id,
  */
 void authres_received_spf(struct buf *out, const char *receiver,
     const struct authres_spf *spf);
+
+/*
+ * authres_field_is_ours - whether header field f[0..fl) (as
+ * core/rfc5322's scanner returns it: name, colon, folded value, no final
+ * line end) is an Authentication-Results field whose authserv-id is
+ * authserv_id (ASCII case ignored; comments and folding before it
+ * skipped; a quoted authserv-id unquoted).  RFC 8601 5: such a field
+ * arriving from outside is a forgery of our results, and the inbound MX
+ * deletes it before adding its own.
+ */
+bool authres_field_is_ours(const char *f, size_t fl, const char *authserv_id);
 
 #endif

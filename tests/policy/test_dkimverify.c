@@ -1123,6 +1123,48 @@ START_TEST(test_received_spf_hostile)
 }
 END_TEST
 
+START_TEST(test_authres_is_ours)
+{
+	static const struct {
+		const char *field;
+		bool ours;
+	} cases[] = {
+		{ "Authentication-Results: mx.example.org; spf=pass smtp.helo=a", true },
+		{ "authentication-results:MX.Example.ORG;dkim=pass", true },
+		{ "Authentication-Results: mx.example.org 1; none", true },
+		{ "Authentication-Results : (forged)\r\n\t(twice (nested)) mx.example.org; none", true },
+		{ "Authentication-Results: \"mx.example.org\"; none", true },
+		{ "Authentication-Results: \"mx.exa\\mple.org\"; none", true },
+		{ "Authentication-Results: mx.example.org", true },
+		{ "Authentication-Results: mx.example.org.evil; none", false },
+		{ "Authentication-Results: example.org; none", false },
+		{ "Authentication-Results: other.example; spf=pass smtp.helo=mx.example.org", false },
+		{ "Authentication-Results: \"mx.example.org", false },
+		{ "Authentication-Results: (mx.example.org) x; none", false },
+		{ "Authentication-Results:", false },
+		{ "Authentication-Results: (unterminated", false },
+		{ "X-Authentication-Results: mx.example.org; none", false },
+		{ "Received-SPF: pass (mx.example.org: ...)", false },
+		{ "no colon mx.example.org", false },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		ck_assert_msg(authres_field_is_ours(cases[i].field,
+		    strlen(cases[i].field), "mx.example.org") == cases[i].ours,
+		    "case %zu: %s", i, cases[i].field);
+	ck_assert(!authres_field_is_ours("Authentication-Results: x", 26, ""));
+	ck_assert(!authres_field_is_ours("Authentication-Results: x", 26, NULL));
+	/* A field this module wrote is recognised. */
+	{
+		struct authres_spf spf = { SPFCHECK_PASS, "a@b.example", "h", "192.0.2.1" };
+		char *s = ar("mx.example.org", &spf, NULL);
+
+		ck_assert(authres_field_is_ours(s, strlen(s) - 2, "mx.example.org"));
+		free(s);
+	}
+}
+END_TEST
+
 Suite *
 dkimverify_suite(void)
 {
@@ -1157,6 +1199,7 @@ dkimverify_suite(void)
 	tcase_add_test(fmt, test_authres_hostile);
 	tcase_add_test(fmt, test_received_spf);
 	tcase_add_test(fmt, test_received_spf_hostile);
+	tcase_add_test(fmt, test_authres_is_ours);
 	suite_add_tcase(s, fmt);
 	return s;
 }
