@@ -48,11 +48,14 @@ struct authres_spf {
 /*
  * authres_format - append "Authentication-Results: AUTHSERV-ID; spf=...
  * smtp.mailfrom=...; dkim=... header.d=... header.s=... header.i=...
- * header.a=...\r\n".  authserv_id is our host name ([server] hostname).
+ * header.a=... header.b=...\r\n".  authserv_id is our host name ([server] hostname).
  * spf NULL: no spf resinfo.  dkim NULL: no dkim resinfo; a report with
  * no signature: "dkim=none"; else one resinfo per signature, in header
  * order, with reason="..." unless it passed (RFC 8601 2.2, 2.7.1).
- * header.i only when the signature had an i= tag.  With neither spf
+ * header.i only when the signature had an i= tag; header.b (RFC 6008,
+ * b='s first 8 characters) when it had a b= tag.  Authentication-Results
+ * values are quoted unless they are letters, digits and "-._+" (and one
+ * '@' in an address): RFC 2045 tokens, where '/' and '=' are not.  With neither spf
  * nor dkim the field says "none" (RFC 8601 2.2).
  */
 void authres_format(struct buf *out, const char *authserv_id,

@@ -385,6 +385,7 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 	unsigned flags = dkim_sig_getflags(si);
 	int err = dkim_sig_geterror(si), bh = dkim_sig_getbh(si);
 	unsigned char *tag;
+	size_t n;
 
 	(void)d;
 	copy_printable(s->domain, sizeof s->domain, dkim_sig_getdomain(si));
@@ -393,6 +394,13 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 	copy_printable(s->identity, sizeof s->identity, tag);
 	tag = dkim_sig_gettagvalue(si, false, (u_char *)(uintptr_t)"a");
 	copy_printable(s->algorithm, sizeof s->algorithm, tag);
+	/* b= may be folded: its first 8 characters, white space left out. */
+	tag = dkim_sig_gettagvalue(si, false, (u_char *)(uintptr_t)"b");
+	n = 0;
+	for (; tag != NULL && *tag != '\0' && n + 1 < sizeof s->bprefix; tag++)
+		if (*tag > 0x20 && *tag < 0x7f)
+			s->bprefix[n++] = (char)*tag;
+	s->bprefix[n] = '\0';
 	s->reason[0] = '\0';
 
 	if ((flags & DKIM_SIGFLAG_PASSED) != 0 && bh == DKIM_SIGBH_MATCH &&

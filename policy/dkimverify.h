@@ -103,6 +103,7 @@ struct dkimverify_sig {
 	char selector[64];   /* s= (cut to fit) */
 	char identity[256];  /* i= as written, "" when absent */
 	char algorithm[24];  /* a=, e.g. "rsa-sha256", "ed25519-sha256" */
+	char bprefix[9];     /* b='s first 8 characters, for header.b (RFC 6008) */
 	enum dkimverify_result result;
 	char reason[96];     /* "" on pass; else e.g. "body hash did not verify" */
 };

@@ -267,6 +267,26 @@ run_file(const char *const *sigs, const char *head, const char *body,
 	close_verifier(v, &loop);
 }
 
+/* The first 8 characters of sig's b= tag, white space left out. */
+static void
+b_prefix(const char *sig, char out[9])
+{
+	const char *p = sig;
+	size_t n = 0;
+
+	/* b= is the tag after "; " or folding white space, not bh=. */
+	while ((p = strstr(p, "b=")) != NULL &&
+	    !(p > sig && (p[-1] == ' ' || p[-1] == '\t') &&
+	    (p[-2] == ';' || p[-2] == '\n' || p[-2] == ' ')))
+		p++;
+	ck_assert_ptr_nonnull(p);
+	for (p += 2; *p != '\0' && *p != ';' && n < 8; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			out[n++] = *p;
+	out[n] = '\0';
+	ck_assert_uint_eq(n, 8);
+}
+
 START_TEST(test_result_names)
 {
 	ck_assert_str_eq(dkimverify_result_name(DKIMVERIFY_NONE), "none");
@@ -295,6 +315,12 @@ START_TEST(test_pass_rsa)
 	ck_assert_str_eq(r.sig[0].algorithm, "rsa-sha256");
 	ck_assert_str_eq(r.sig[0].identity, "");
 	ck_assert_str_eq(r.sig[0].reason, "");
+	{
+		char want[9];
+
+		b_prefix(sig, want);
+		ck_assert_str_eq(r.sig[0].bprefix, want);
+	}
 	free(sig);
 }
 END_TEST
@@ -447,6 +473,14 @@ START_TEST(test_two_signatures)
 	ck_assert_int_eq(r.sig[1].result, DKIMVERIFY_PASS);
 	ck_assert_str_eq(r.sig[1].domain, "other.test");
 	ck_assert_str_eq(r.sig[1].algorithm, "rsa-sha256");
+	{
+		char b0[9], b1[9];
+
+		b_prefix(s1, b0);
+		b_prefix(s2, b1);
+		ck_assert_str_eq(r.sig[0].bprefix, b0);
+		ck_assert_str_eq(r.sig[1].bprefix, b1);
+	}
 	/* Each is judged on its own: a good one beside a broken one. */
 	free(s2);
 	s2 = sign(&rsa, "other.test", NULL, NULL, HEAD, "other body\r\n");
@@ -983,6 +1017,18 @@ START_TEST(test_authres_exact)
 	    "\theader.a=rsa-sha256\r\n");
 	assert_field_shape(s, 78);
 	free(s);
+
+	/* header.b (RFC 6008) after header.a; quoted when it holds '/' or '='. */
+	str_copy(r.sig[0].bprefix, "AbCd+123", sizeof r.sig[0].bprefix);
+	str_copy(r.sig[1].bprefix, "x/y=Z0Q9", sizeof r.sig[1].bprefix);
+	s = ar("mx", NULL, &r);
+	ck_assert_str_eq(s, "Authentication-Results: mx; dkim=pass header.d=example.test header.s=s1\r\n"
+	    "\theader.i=@example.test header.a=rsa-sha256 header.b=AbCd+123; dkim=fail\r\n"
+	    "\treason=\"body hash did not verify\" header.d=example.test header.s=s1\r\n"
+	    "\theader.a=rsa-sha256 header.b=\"x/y=Z0Q9\"\r\n");
+	assert_field_shape(s, 78);
+	free(s);
+	r.sig[0].bprefix[0] = r.sig[1].bprefix[0] = '\0';
 
 	/* Nothing checked; DKIM only. */
 	s = ar("mail.example.org", NULL, NULL);
