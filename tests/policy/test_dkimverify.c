@@ -576,8 +576,13 @@ START_TEST(test_hostile_input)
 	buf_appends(&b, "DKIM-Signature: v=1; a=rsa-sha256; d=example.test; s=rsa; h=from; bh=");
 	for (size_t i = 0; i < 200000; i++)
 		buf_appendc(&b, 'A');
-	buf_appends(&b, "; b=AAAA\r\nno colon here\r\nFrom: a\0b@example.test\r\n\r\n");
-	dkimverify_run(v, b.data, b.len + 3, NULL, 0, &r);
+	{
+		static const char tail[] =
+		    "; b=AAAA\r\nno colon here\r\nFrom: a\0b@example.test\r\n\r\n";
+
+		buf_append(&b, tail, sizeof tail - 1);
+	}
+	dkimverify_run(v, b.data, b.len, NULL, 0, &r);
 	ck_assert_uint_le(r.nsig, 1);
 	if (r.nsig == 1)
 		ck_assert_int_ne(r.sig[0].result, DKIMVERIFY_PASS);
