@@ -315,6 +315,13 @@ mbox_is_up(const struct mbox_store *st)
 	return rdb_is_up(st->db);
 }
 
+void
+mbox_set_limits(struct mbox_store *st, uint64_t retention_ms, unsigned max_messages)
+{
+	st->cfg.mailbox.retention_ms = retention_ms;
+	st->cfg.mailbox.max_messages = max_messages;
+}
+
 const char *
 mbox_last_error(const struct mbox_store *st)
 {

@@ -343,6 +343,12 @@ typedef void mbox_stats_cb(void *arg, int status, struct mbox_stats *s);
 int mbox_stats(struct mbox_store *st, mbox_stats_cb *done, void *arg);
 void mbox_stats_free(struct mbox_stats *s);
 
+/*
+ * mbox_set_limits - [mailbox] retention and max_messages from now on (a
+ * reloaded config); calls already sent keep the old ones.
+ */
+void mbox_set_limits(struct mbox_store *st, uint64_t retention_ms, unsigned max_messages);
+
 /* mbox_is_up - whether the store's Redis connection is up. */
 bool mbox_is_up(const struct mbox_store *st);
 /* mbox_last_error - why the connection is down ("" when it is up or none says). */

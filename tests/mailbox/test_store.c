@@ -924,6 +924,15 @@ START_TEST(max_messages_expunges_the_oldest)
 	t_append(&t, "shop", "Later", MSG2, "");
 	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "4,5");
 	ck_assert_str_eq(t_uids(&t, "shop", "Later"), "1");
+	/* A reloaded limit holds from the next call on. */
+	mbox_set_limits(t.st, t.cfg.mailbox.retention_ms, 2);
+	t_append(&t, "shop", "Later", MSG2, "");
+	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "");
+	ck_assert_str_eq(t_uids(&t, "shop", "Later"), "1,2");
+	mbox_set_limits(t.st, t.cfg.mailbox.retention_ms, 0);
+	for (int i = 0; i < 4; i++)
+		t_append(&t, "shop", "INBOX", MSG1, "");
+	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "6,7,8,9");
 	mt_close(&t);
 }
 END_TEST
