@@ -104,6 +104,7 @@ MAILBOX_SRCS := \
 KURIERCTL_SRCS := \
 	cmd/ctl.c \
 	cmd/kurierctl.c \
+	cmd/kurierctl_bounce.c \
 	cmd/kurierctl_check.c \
 	cmd/kurierctl_queue.c \
 	cmd/kurierctl_stats.c \

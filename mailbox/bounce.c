@@ -804,8 +804,10 @@ bounce_parse(const char *msg, size_t len, struct bounce_result *out)
 			status_fields(sc.status.data, sc.status.len, out);
 		if (out->nrcpt == 0 && sc.report_dsn && sc.text.len > 0)
 			bounce__status_text(sc.text.data, sc.text.len, out);
-		if (out->nrcpt > 0)
+		if (out->nrcpt > 0) {
 			out->type = BOUNCE_TYPE_DSN;
+			bounce__dsn_fill(&sc, out);
+		}
 		else if (bounce__text(&sc, out))
 			out->type = BOUNCE_TYPE_DSN;
 		else if (!auto_reply(&sc, out))

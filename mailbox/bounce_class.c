@@ -30,7 +30,7 @@
 
 struct phrase_reason {
 	const char *phrase;     /* lower case, matched anywhere */
-	const char *reason;
+	const char *reason;     /* NULL: "policy-blocked" unless the code says more */
 };
 
 /*
@@ -40,6 +40,11 @@ struct phrase_reason {
  * with a policy code is still unknown.
  */
 static const struct phrase_reason text_reasons[] = {
+	/* About the sender, not the recipient: never the address's fault. */
+	{ "sender address rejected", "policy-blocked" },
+	{ "sender rejected", "policy-blocked" },
+	{ "sender verify failed", "policy-blocked" },
+	{ "unroutable sender", "policy-blocked" },
 	{ "mailbox full", "mailbox-full" },
 	{ "mailbox is full", "mailbox-full" },
 	{ "mailbox size limit", "mailbox-full" },
@@ -80,6 +85,9 @@ static const struct phrase_reason text_reasons[] = {
 	{ "is not active", "mailbox-disabled" },
 	{ "has been closed", "mailbox-disabled" },
 	{ "mailbox has moved", "mailbox-disabled" },
+	{ "mailbox is frozen", "mailbox-disabled" },
+	{ "account is locked", "mailbox-disabled" },
+	{ "account locked", "mailbox-disabled" },
 	{ "user unknown", "user-unknown" },
 	{ "unknown user", "user-unknown" },
 	{ "unknown recipient", "user-unknown" },
@@ -104,9 +112,6 @@ static const struct phrase_reason text_reasons[] = {
 	{ "invalid address", "user-unknown" },
 	{ "bad recipient", "user-unknown" },
 	{ "bad destination mailbox", "user-unknown" },
-	{ "recipient rejected", "user-unknown" },
-	{ "recipient address rejected", "user-unknown" },
-	{ "address rejected", "user-unknown" },
 	{ "mailbox unavailable", "user-unknown" },
 	{ "mailbox not available", "user-unknown" },
 	{ "mailbox is unavailable", "user-unknown" },
@@ -124,6 +129,10 @@ static const struct phrase_reason text_reasons[] = {
 	{ "the email account that you tried to reach does not exist", "user-unknown" },
 	{ "group you tried to contact", "user-unknown" },
 	{ "userunknown", "user-unknown" },
+	{ "recipient name is not recognized", "user-unknown" },
+	{ "not a registered", "user-unknown" },
+	{ "no such person", "user-unknown" },
+	{ "unknown mailbox", "user-unknown" },
 	{ "unrouteable address", "domain-unknown" },
 	{ "unroutable address", "domain-unknown" },
 	{ "domain not found", "domain-unknown" },
@@ -141,6 +150,11 @@ static const struct phrase_reason text_reasons[] = {
 	{ "nxdomain", "domain-unknown" },
 	{ "couldn't find any host", "domain-unknown" },
 	{ "could not find any host", "domain-unknown" },
+	{ "dns lookup failure", "domain-unknown" },
+	{ "doesn't receive email", "domain-unknown" },
+	{ "does not receive email", "domain-unknown" },
+	{ "no smtp service", "domain-unknown" },
+	{ "domain is not reachable", "domain-unknown" },
 	{ "no route to host", "network-error" },
 	{ "message too large", "message-too-large" },
 	{ "message is too large", "message-too-large" },
@@ -161,6 +175,12 @@ static const struct phrase_reason text_reasons[] = {
 	{ "authentication required", "auth-failed" },
 	{ "reverse dns", "auth-failed" },
 	{ "ptr record", "auth-failed" },
+	{ "ptr resource record", "auth-failed" },
+	{ "rdns", "auth-failed" },
+	{ "mismatches client ip", "auth-failed" },
+	{ "invalid ip for sending", "auth-failed" },
+	{ "smtp authentication", "auth-failed" },
+	{ "not verified", "auth-failed" },
 	{ "spam", "spam-blocked" },
 	{ "blacklist", "spam-blocked" },
 	{ "blocklist", "spam-blocked" },
@@ -175,6 +195,7 @@ static const struct phrase_reason text_reasons[] = {
 	{ "junk", "spam-blocked" },
 	{ "bulk mail", "spam-blocked" },
 	{ "blocked", "spam-blocked" },
+	{ "filtered", "spam-blocked" },
 	{ "virus", "content-rejected" },
 	{ "malware", "content-rejected" },
 	{ "infected", "content-rejected" },
@@ -205,6 +226,7 @@ static const struct phrase_reason text_reasons[] = {
 	{ "denied", "policy-blocked" },
 	{ "refused", "policy-blocked" },
 	{ "administrative", "policy-blocked" },
+	{ "not a member", "policy-blocked" },
 	{ "expired", "expired" },
 	{ "too long in queue", "expired" },
 	{ "retry timeout", "expired" },
@@ -219,6 +241,12 @@ static const struct phrase_reason text_reasons[] = {
 	{ "host unreachable", "network-error" },
 	{ "network is unreachable", "network-error" },
 	{ "lost connection", "network-error" },
+	{ "service not available", "network-error" },
+	{ "service unavailable", "network-error" },
+	{ "currently unavailable", "network-error" },
+	{ "not accepting connections", "network-error" },
+	{ "unable to connect", "network-error" },
+	{ "rejected", NULL },
 	{ NULL, NULL },
 };
 
@@ -236,6 +264,8 @@ static const struct code_reason code_reasons[] = {
 	{ "x.1.6", "mailbox-disabled", true },
 	{ "x.1.10", "user-unknown", true },
 	{ "x.1.2", "domain-unknown", true },
+	{ "x.1.7", "policy-blocked", true },
+	{ "x.1.8", "policy-blocked", true },
 	{ "x.2.1", "mailbox-disabled", true },
 	{ "x.2.2", "mailbox-full", true },
 	{ "x.2.3", "message-too-large", true },
@@ -275,7 +305,17 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 {
 	const char *by_code = NULL, *by_text = NULL, *reason;
 	bool specific = false;
+	char dcode[16];
 
+	/*
+	 * The server's own code in the diagnostic says more than a report's
+	 * Status that does not agree with it ("Status: 5.1.1" over "550 5.7.1
+	 * IP address blacklisted"), as long as both are failures of one kind;
+	 * an expiry (x.4.7) stays one, whatever the last reply said.
+	 */
+	if (status[0] != '\0' && strcmp(status + 1, ".4.7") != 0
+	    && bounce__find_status(diag, strlen(diag), dcode) >= 0 && dcode[0] == status[0])
+		status = dcode;
 	if (status[0] != '\0') {
 		/* 4.2.1 is Gmail's "receiving mail at a rate that prevents more". */
 		if (strcmp(status, "4.2.1") == 0) {
@@ -291,6 +331,9 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 	for (int i = 0; text_reasons[i].phrase != NULL; i++)
 		if (strcasestr(diag, text_reasons[i].phrase) != NULL) {
 			by_text = text_reasons[i].reason;
+			/* A bare "rejected" says less than any code. */
+			if (by_text == NULL)
+				by_text = by_code != NULL ? by_code : "policy-blocked";
 			break;
 		}
 	if (specific || by_text == NULL)
@@ -299,9 +342,15 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 		reason = by_text;
 	if (reason == NULL)
 		reason = "unknown";
+	bounce__reason_bad(reason, bad_addr);
+	return reason;
+}
+
+void
+bounce__reason_bad(const char *reason, bool *bad_addr)
+{
 	*bad_addr = strcmp(reason, "user-unknown") == 0 || strcmp(reason, "domain-unknown") == 0
 	    || strcmp(reason, "mailbox-disabled") == 0;
-	return reason;
 }
 
 void
@@ -332,7 +381,11 @@ bounce__classify(struct bounce_result *r)
 			rc->reason = "delayed";
 			continue;
 		}
-		rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
+		/* A reader that saw more than the diagnostic may have set it already. */
+		if (rc->reason == NULL || strcmp(rc->reason, "unknown") == 0)
+			rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
+		else
+			bounce__reason_bad(rc->reason, &bad);
 		rc->cls = bad && rc->status[0] == '5' ? BOUNCE_CLASS_HARD : BOUNCE_CLASS_SOFT;
 	}
 }

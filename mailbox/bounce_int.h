@@ -81,6 +81,12 @@ bool bounce__text(const struct bounce_scan *sc, struct bounce_result *r);
  * recipients, or returns false and leaves r as it was.
  */
 bool bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r);
+/*
+ * bounce__dsn_fill - for report recipients without a Diagnostic-Code,
+ * the reply the report's text gives: its line naming the recipient with
+ * a code, or, for a lone recipient, the text's first reply.
+ */
+void bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r);
 /* bounce__orig_headers - Message-ID and Return-Path of the returned message. */
 void bounce__orig_headers(const struct bounce_scan *sc, struct bounce_result *r);
 
@@ -92,5 +98,7 @@ void bounce__classify(struct bounce_result *r);
  * status is permanent).
  */
 const char *bounce__reason(const char *status, const char *diag, bool *bad_addr);
+/* bounce__reason_bad - whether a reason word names a bad address. */
+void bounce__reason_bad(const char *reason, bool *bad_addr);
 
 #endif

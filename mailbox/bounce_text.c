@@ -56,6 +56,7 @@ static const char *const cut_marks[] = {
 	"original message headers",
 	"content-type: message/rfc822",
 	"headers of the original message",
+	"message text follows",
 	NULL,
 };
 
@@ -119,6 +120,10 @@ static const char *const signatures[] = {
 	"non remis",
 	"non recapitabile",
 	"mail delivery system",
+	"attempting to deliver",
+	"failed addresses follow",
+	"not a member of this mailing list",
+	"error delivering your mail",
 	NULL,
 };
 
@@ -128,7 +133,7 @@ static const char *const failure_subjects[] = {
 	"failure notice", "returned mail", "mail delivery failed", "delivery failure",
 	"non-deliverable", "nondeliverable", "not delivered", "delivery has failed",
 	"delivery status notification: failed", "mail system error", "unzustellbar",
-	"non remis", "mail failure", NULL,
+	"non remis", "mail failure", "mail failed", NULL,
 };
 
 /* Subjects of bounces (lower case). */
@@ -194,13 +199,12 @@ local_is(const char *addr, const char *name)
 	return strncasecmp(addr, name, n) == 0 && addr[n] == '@';
 }
 
+/* daemon_addr - a mail system's own address, never a failed recipient. */
 static bool
 daemon_addr(const char *a)
 {
-	return local_is(a, "mailer-daemon") || local_is(a, "postmaster")
-	    || local_is(a, "mailerdaemon") || local_is(a, "mdaemon")
-	    || local_is(a, "bounce") || local_is(a, "bounces")
-	    || local_is(a, "no-reply") || local_is(a, "noreply");
+	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon")
+	    || local_is(a, "mdaemon");
 }
 
 /* bouncey - the sender or the subject says this is a bounce. */
@@ -208,7 +212,7 @@ static bool
 bouncey(const struct bounce_scan *sc)
 {
 	static const char *const froms[] = { "mailer-daemon", "postmaster", "mail delivery",
-		"mailerdaemon", "mdaemon", "mail administrator", "mail system", "delivery",
+		"mailerdaemon", "mdaemon", "mail administrator", "mailer daemon", "mail system", "delivery",
 		"no-reply@sns.amazonaws.com", "bounce", "mailer_daemon", NULL };
 
 	for (int i = 0; froms[i] != NULL; i++)
@@ -243,7 +247,7 @@ struct anchors {
 
 /* excluded - an address that is not the failed recipient: the bounce's own parties. */
 static bool
-excluded(const char *a, size_t alen, const struct bounce_scan *sc)
+excluded(const char *a, size_t alen, const struct bounce_scan *sc, bool strict)
 {
 	char tmp[512];
 
@@ -253,6 +257,8 @@ excluded(const char *a, size_t alen, const struct bounce_scan *sc)
 	tmp[alen] = '\0';
 	if (daemon_addr(tmp))
 		return true;
+	if (!strict)
+		return false;
 	if (sc->to[0] != '\0' && strcasestr(sc->to, tmp) != NULL)
 		return true;
 	if (sc->from[0] != '\0' && strcasestr(sc->from, tmp) != NULL)
@@ -317,19 +323,34 @@ static const char *const rcpt_phrases[] = {
 };
 
 static void
-find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anchors *as)
+alone_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anchors *as,
+    bool strict)
 {
 	const char *p = s, *end = s + len;
 
-	/* First pass: addresses standing alone on their lines. */
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		size_t ll = (size_t)((eol != NULL ? eol : end) - p), at, alen;
 
-		if (alone(p, ll, &at, &alen) && !excluded(p + at, alen, sc))
+		if (alone(p, ll, &at, &alen) && !excluded(p + at, alen, sc, strict))
 			anchor_add(as, p + at, alen, (size_t)(p - s));
 		p = eol != NULL ? eol + 1 : end;
 	}
+}
+
+/*
+ * find_anchors - the failed recipients named in s and the lines they
+ * stand on: addresses alone on their lines, else after a phrase, else
+ * the first address of the text.  The bounce's own From and To are
+ * passed over, unless an address alone on its line is one of them and
+ * nothing else is found (a sender who wrote to itself).
+ */
+static void
+find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anchors *as)
+{
+	const char *p, *end = s + len;
+
+	alone_anchors(sc, s, len, as, true);
 	if (as->n > 0)
 		return;
 	/* Second: the first address after a phrase that names it. */
@@ -344,7 +365,7 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 				if (strncasecmp(p + k, rcpt_phrases[i], n) != 0)
 					continue;
 				if (bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
-				    && !excluded(p + k + n + at, alen, sc))
+				    && !excluded(p + k + n + at, alen, sc, true))
 					anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
 				break;
 			}
@@ -356,7 +377,7 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 	/* Last: any address of the text that is not one of the bounce's parties. */
 	for (size_t off = 0, at, alen; off < len && bounce__find_addr(s + off, len - off, &at, &alen);
 	    off += at + alen) {
-		if (!excluded(s + off + at, alen, sc)) {
+		if (!excluded(s + off + at, alen, sc, true)) {
 			const char *ls = s + off + at;
 
 			while (ls > s && ls[-1] != '\n')
@@ -365,6 +386,8 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 			break;
 		}
 	}
+	if (as->n == 0)
+		alone_anchors(sc, s, len, as, false);
 }
 
 /* --- codes ------------------------------------------------------------------------ */
@@ -379,6 +402,17 @@ line_at(const char *s, size_t len, size_t off, char **dst)
 		b--;
 	while (e < len && s[e] != '\n')
 		e++;
+	/* "550 5.1.1 <a@b>:" says more on the lines that follow it. */
+	for (int more = 0; more < 2 && e < len; more++) {
+		size_t t = e;
+
+		while (t > b && (s[t - 1] == ' ' || s[t - 1] == '\r'))
+			t--;
+		if (t == b || s[t - 1] != ':')
+			break;
+		for (e++; e < len && s[e] != '\n'; e++)
+			;
+	}
 	bounce__set(dst, s + b, e - b);
 }
 
@@ -423,7 +457,7 @@ permanence(const char *s, size_t len)
 	static const char *const never[] = { "permanent", "failed permanently", "could not be delivered",
 		"couldn't be delivered", "was not delivered", "undeliverable", "unable to deliver",
 		"delivery has failed", "does not exist", "not be delivered", "failed", "rejected",
-		"no such", "unknown", "グループ", "не может быть доставлено", NULL };
+		"no such", "unknown", "not a member", "expired", "グループ", "не может быть доставлено", NULL };
 
 	for (int i = 0; later[i] != NULL; i++)
 		if (lower_has(s, len, later[i]))
@@ -432,6 +466,20 @@ permanence(const char *s, size_t len)
 		if (lower_has(s, len, never[i]))
 			return "5.0.0";
 	return "";
+}
+
+/* decoration - a line of dashes or stars, or a returned header field. */
+static bool
+decoration(const char *t, size_t n)
+{
+	size_t k = 0;
+
+	for (k = 0; k < n && strchr("-*=_#|+ \t\r", t[k]) != NULL; k++)
+		;
+	if (k == n)
+		return true;
+	return n > 8 && (strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0
+	    || strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0);
 }
 
 /* first_words - the first non-empty line after the anchor's, for a diagnostic. */
@@ -449,8 +497,16 @@ first_words(const char *s, size_t len, char **dst)
 
 		while (t < p + ll && isspace((unsigned char)*t))
 			t++;
-		if (t < p + ll) {
-			bounce__set(dst, t, ll - (size_t)(t - p));
+		if (t < p + ll && !decoration(t, ll - (size_t)(t - p))) {
+			size_t stop = ll;
+
+			/* "Reason:" alone: the reason is on the next line. */
+			if (p[ll - 1 - (p[ll - 1] == '\r' && ll > 1)] == ':' && ll < 64 && p + ll < end) {
+				const char *n2 = memchr(p + ll + 1, '\n', (size_t)(end - p - ll - 1));
+
+				stop = (size_t)((n2 != NULL ? n2 : end) - p);
+			}
+			bounce__set(dst, t, stop - (size_t)(t - p));
 			return;
 		}
 		p = e != NULL ? e + 1 : end;
@@ -503,6 +559,40 @@ delay_notice(const struct bounce_scan *sc, const char *s, size_t len)
 	return false;
 }
 
+/*
+ * orig_block - the returned message's header: the part GMime found, else
+ * the header fields that follow the text's cut.
+ */
+static void
+orig_block(const struct bounce_scan *sc, const char **h, size_t *hl)
+{
+	size_t cut;
+	const char *p, *end;
+
+	*h = sc->orig.data;
+	*hl = sc->orig.len;
+	if (*hl > 0 || sc->text.len == 0)
+		return;
+	cut = human_len(sc->text.data, sc->text.len);
+	p = sc->text.data + cut;
+	end = sc->text.data + sc->text.len;
+	/* Skip the marker line and anything before the first field. */
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *c = p;
+
+		while (c < (eol != NULL ? eol : end) && (*c == ' ' || *c == '\t'))
+			c++;
+		while (c < (eol != NULL ? eol : end) && (isalnum((unsigned char)*c) || *c == '-'))
+			c++;
+		if (c > p && c < end && *c == ':')
+			break;
+		p = eol != NULL ? eol + 1 : end;
+	}
+	*h = p;
+	*hl = (size_t)(end - p);
+}
+
 /* --- the reader -------------------------------------------------------------------- */
 
 bool
@@ -538,9 +628,13 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 		if (bounce__find_addr(sc->x_failed, strlen(sc->x_failed), &at, &alen))
 			anchor_add(&as, sc->x_failed + at, alen, 0);
 	}
-	if (as.n == 0 && sc->orig.len > 0) {
-		char *to = bounce__field(sc->orig.data, sc->orig.len, "To");
-		size_t at, alen;
+	if (as.n == 0) {
+		const char *h;
+		size_t hl, at, alen;
+		char *to;
+
+		orig_block(sc, &h, &hl);
+		to = hl > 0 ? bounce__field(h, hl, "To") : NULL;
 
 		if (to != NULL && bounce__find_addr(to, strlen(to), &at, &alen))
 			anchor_add(&as, to + at, alen, 0);
@@ -588,6 +682,20 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			}
 		}
 		remote_of(s + from, to - from, &rc->remote_mta);
+		/* The reason from the recipient's whole paragraph, when its line says too little. */
+		{
+			bool bad;
+			char *seg = NULL;
+
+			rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
+			if (strcmp(rc->reason, "unknown") == 0) {
+				seg = xmemdup0(s + from, to - from);
+				rc->reason = bounce__reason(rc->status, seg, &bad);
+				free(seg);
+			}
+			if (strcmp(rc->reason, "unknown") == 0)
+				rc->reason = bounce__reason(rc->status, sc->subject, &bad);
+		}
 		bounce__set(&rc->action, delayed ? "delayed" : "failed", delayed ? 7 : 6);
 		free(diag);
 		found = true;
@@ -605,29 +713,11 @@ out:
 void
 bounce__orig_headers(const struct bounce_scan *sc, struct bounce_result *r)
 {
-	const char *h = sc->orig.data;
-	size_t hl = sc->orig.len;
+	const char *h;
+	size_t hl;
 	char *mid, *rp;
 
-	if (hl == 0 && sc->text.len > 0) {
-		/* Inline: the header fields after the text's cut. */
-		size_t cut = human_len(sc->text.data, sc->text.len);
-		const char *p = sc->text.data + cut, *end = sc->text.data + sc->text.len;
-
-		/* Skip the marker line and anything before the first field. */
-		while (p < end) {
-			const char *eol = memchr(p, '\n', (size_t)(end - p));
-			const char *c = p;
-
-			while (c < (eol != NULL ? eol : end) && (isalnum((unsigned char)*c) || *c == '-'))
-				c++;
-			if (c > p && c < end && *c == ':')
-				break;
-			p = eol != NULL ? eol + 1 : end;
-		}
-		h = p;
-		hl = (size_t)(end - p);
-	}
+	orig_block(sc, &h, &hl);
 	if (h == NULL || hl == 0)
 		return;
 	mid = bounce__field(h, hl, "Message-ID");
@@ -798,4 +888,49 @@ out:
 	free(rmta);
 	buf_free(&t);
 	return ok;
+}
+
+/* --- what a report's text adds to its delivery-status fields ------------------------- */
+
+void
+bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
+{
+	const char *s = sc->text.data != NULL ? sc->text.data : "";
+	size_t len = human_len(s, sc->text.len);
+
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		struct bounce_rcpt *rc = &r->rcpt[i];
+		size_t alen = strlen(rc->recipient);
+		char status[16] = "";
+		char *diag = NULL;
+		bool done = false;
+
+		if (rc->diagnostic[0] != '\0' || len == 0)
+			continue;
+		/* The line naming the recipient with the server's reply on it. */
+		for (size_t off = 0; alen > 0 && off + alen <= len && !done; off++) {
+			size_t b, e;
+
+			if (strncasecmp(s + off, rc->recipient, alen) != 0)
+				continue;
+			for (b = off; b > 0 && s[b - 1] != '\n'; b--)
+				;
+			for (e = off; e < len && s[e] != '\n'; e++)
+				;
+			if (code_in(s + b, e - b, status, &diag) >= 0) {
+				bounce__set(&rc->diagnostic, s + b, e - b);
+				done = true;
+			}
+			free(diag);
+			diag = NULL;
+			off = e;
+		}
+		/* One recipient: the text's first reply is its. */
+		if (!done && r->nrcpt == 1 && code_in(s, len, status, &diag) >= 0) {
+			free(rc->diagnostic);
+			rc->diagnostic = diag;
+			diag = NULL;
+		}
+		free(diag);
+	}
 }
