@@ -154,7 +154,8 @@ CHECK_SRCS := \
 	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
-	tests/deliver/test_smtpreply.c
+	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_bounce.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check

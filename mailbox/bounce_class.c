@@ -274,6 +274,7 @@ static const struct code_reason code_reasons[] = {
 	{ "x.4.7", "expired", true },
 	{ "x.4.1", "network-error", false },
 	{ "x.4.2", "network-error", false },
+	{ "x.7.13", "mailbox-disabled", true },
 	{ "x.7.23", "auth-failed", true },
 	{ "x.7.25", "auth-failed", true },
 	{ "x.7.26", "auth-failed", true },
@@ -336,6 +337,14 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 				by_text = by_code != NULL ? by_code : "policy-blocked";
 			break;
 		}
+	/*
+	 * A full mailbox exists, and a block list says nothing of the address:
+	 * text that says so beats a code that calls the address bad.
+	 */
+	if (specific && by_code != NULL && by_text != NULL && (strcmp(by_text, "mailbox-full") == 0
+	    || strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0)
+	    && (strcmp(by_code, "user-unknown") == 0 || strcmp(by_code, "domain-unknown") == 0))
+		specific = false;
 	if (specific || by_text == NULL)
 		reason = by_code != NULL ? by_code : by_text;
 	else
