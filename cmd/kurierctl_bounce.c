@@ -64,6 +64,7 @@ read_file(const char *path, struct buf *b, bool *cut)
 	*cut = false;
 	if (f == NULL)
 		return -errno;
+	errno = 0;
 	for (;;) {
 		char *p = buf_reserve(b, 65536);
 		size_t n = fread(p, 1, 65536, f);
@@ -79,7 +80,7 @@ read_file(const char *path, struct buf *b, bool *cut)
 			break;
 	}
 	if (ferror(f))
-		rc = -EIO;
+		rc = errno != 0 ? -errno : -EIO;
 	if (f != stdin)
 		fclose(f);
 	return rc;

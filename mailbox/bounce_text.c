@@ -604,6 +604,7 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 	char gstatus[16] = "";
 	char *gdiag = NULL;
 	long gat;
+	const char *perm;
 	bool sig, delayed, failed_subj, found = false;
 
 	sig = signed_text(s, len);
@@ -647,6 +648,7 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 	if (as.n == 0 || (gat < 0 && !sig && !failed_subj))
 		goto out;
 
+	perm = permanence(s, len);
 	for (size_t i = 0; i < as.n; i++) {
 		size_t from = as.a[i].line;
 		size_t to = i + 1 < as.n ? as.a[i + 1].line : len;
@@ -665,8 +667,8 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			str_copy(rc->status, gstatus, sizeof rc->status);
 			bounce__set(&rc->diagnostic, gdiag, strlen(gdiag));
 		} else {
-			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0"
-			    : permanence(s, len), sizeof rc->status);
+			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0" : perm,
+			    sizeof rc->status);
 			first_words(s + from, to - from, &diag);
 			if (diag != NULL)
 				bounce__set(&rc->diagnostic, diag, strlen(diag));
@@ -890,6 +892,9 @@ out:
 	return ok;
 }
 
+/* Bytes of a report's text searched for its recipients' replies. */
+#define DSN_FILL_TEXT_MAX 65536
+
 /* --- what a report's text adds to its delivery-status fields ------------------------- */
 
 void
@@ -898,6 +903,9 @@ bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
 	const char *s = sc->text.data != NULL ? sc->text.data : "";
 	size_t len = human_len(s, sc->text.len);
 
+	/* What people read is short; a long text is not searched once per recipient. */
+	if (len > DSN_FILL_TEXT_MAX)
+		len = DSN_FILL_TEXT_MAX;
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		struct bounce_rcpt *rc = &r->rcpt[i];
 		size_t alen = strlen(rc->recipient);

@@ -515,6 +515,29 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* A report of 1500 recipients keeps the first 1000. */
+START_TEST(test_many_recipients)
+{
+	struct bounce_result r;
+	char *fields = malloc(1500 * 80), *msg;
+	size_t off = 0;
+
+	ck_assert_ptr_nonnull(fields);
+	for (int i = 0; i < 1500; i++)
+		off += (size_t)sprintf(fields + off, "Final-Recipient: rfc822; u%d@example.net\n"
+		    "Action: failed\nStatus: 5.1.1\n\n", i);
+	msg = dsn_one("message/delivery-status", fields);
+	parse(msg, &r);
+	ck_assert_int_eq(r.type, BOUNCE_TYPE_DSN);
+	ck_assert_uint_eq(r.nrcpt, 1000);
+	ck_assert_str_eq(r.rcpt[999].recipient, "u999@example.net");
+	ck_assert_int_eq(r.rcpt[999].cls, BOUNCE_CLASS_HARD);
+	bounce_result_free(&r);
+	free(msg);
+	free(fields);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(bounce_type_name(BOUNCE_TYPE_DSN), "dsn");
@@ -739,6 +762,7 @@ bounce_suite(void)
 	tcase_add_test(tc, test_text_orig);
 	tcase_add_loop_test(tc, test_not_return, 0, (int)NELEM(not_returns));
 	tcase_add_test(tc, test_hostile);
+	tcase_add_test(tc, test_many_recipients);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	/* The corpus under ASan takes a while on a busy machine. */
