@@ -272,7 +272,7 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx
+		build/release/tests/sinkmx build/release/tests/bounceparse
 	@tests/bench/run-bench.sh
 
 fuzz: deps

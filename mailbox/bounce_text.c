@@ -148,15 +148,32 @@ static const char *const bounce_subjects[] = {
 	NULL,
 };
 
+/*
+ * ci_find - where needle (lower case, or not a letter) is in s[0..len),
+ * case ignored; -1 if nowhere.  The first byte is matched before the
+ * rest is compared: this runs over every byte of a return many times.
+ */
+static long
+ci_find(const char *s, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	unsigned char c0 = (unsigned char)needle[0], u0 = (unsigned char)toupper(c0);
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i + n <= len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c == c0 || c == u0) && strncasecmp(s + i + 1, needle + 1, n - 1) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
 static bool
 lower_has(const char *s, size_t len, const char *needle)
 {
-	size_t n = strlen(needle);
-
-	for (size_t i = 0; i + n <= len; i++)
-		if (strncasecmp(s + i, needle, n) == 0)
-			return true;
-	return false;
+	return ci_find(s, len, needle) >= 0;
 }
 
 /* human_len - how much of the text comes before the returned message. */
@@ -361,14 +378,12 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 		for (int i = 0; rcpt_phrases[i] != NULL; i++) {
 			size_t n = strlen(rcpt_phrases[i]), at, alen;
 
-			for (size_t k = 0; k + n <= ll; k++) {
-				if (strncasecmp(p + k, rcpt_phrases[i], n) != 0)
-					continue;
-				if (bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
-				    && !excluded(p + k + n + at, alen, sc, true))
-					anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
-				break;
-			}
+			long f = ci_find(p, ll, rcpt_phrases[i]);
+			size_t k = (size_t)f;
+
+			if (f >= 0 && bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
+			    && !excluded(p + k + n + at, alen, sc, true))
+				anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
 		}
 		p = eol != NULL ? eol + 1 : end;
 	}
@@ -524,8 +539,12 @@ remote_of(const char *s, size_t len, char **dst)
 
 		for (size_t i = 0; i + n < len; i++) {
 			size_t e;
+			long f = ci_find(s + i, len - i, marks[m]);
 
-			if (strncasecmp(s + i, marks[m], n) != 0 || (i > 0 && isalnum((unsigned char)s[i - 1])))
+			if (f < 0)
+				break;
+			i += (size_t)f;
+			if (i > 0 && isalnum((unsigned char)s[i - 1]))
 				continue;
 			e = i + n;
 			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-'
