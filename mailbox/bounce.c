@@ -616,6 +616,17 @@ status_block(const char *b, size_t len, struct bounce_result *r)
 		    && sscanf(d, "%3d", &reply) == 1 && reply >= 400 && reply < 600))
 			snprintf(code, sizeof code, "%d.0.0", reply / 100);
 	}
+	/*
+	 * No code anywhere: what the action says.  "expired" is not an RFC
+	 * 3464 action but some servers write it (4.4.7, and the recipient
+	 * failed); "failed" is permanent by definition (5.0.0).
+	 */
+	if (code[0] == '\0' && strcmp(rc->action, "expired") == 0) {
+		str_copy(code, "4.4.7", sizeof code);
+		set_str(&rc->action, "failed");
+	} else if (code[0] == '\0' && strcmp(rc->action, "failed") == 0) {
+		str_copy(code, "5.0.0", sizeof code);
+	}
 	str_copy(rc->status, code, sizeof rc->status);
 out:
 	free(final);

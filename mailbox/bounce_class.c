@@ -162,6 +162,7 @@ static const struct phrase_reason text_reasons[] = {
 	{ "message is too big", "message-too-large" },
 	{ "size exceeds", "message-too-large" },
 	{ "message size", "message-too-large" },
+	{ "size limit exceeded", "message-too-large" },
 	{ "exceeds the maximum size", "message-too-large" },
 	{ "exceeds size limit", "message-too-large" },
 	{ "message length exceeds", "message-too-large" },
@@ -246,6 +247,7 @@ static const struct phrase_reason text_reasons[] = {
 	{ "currently unavailable", "network-error" },
 	{ "not accepting connections", "network-error" },
 	{ "unable to connect", "network-error" },
+	{ "did not accept our requests to connect", "network-error" },
 	{ "rejected", NULL },
 	{ NULL, NULL },
 };

@@ -472,7 +472,7 @@ permanence(const char *s, size_t len)
 	static const char *const never[] = { "permanent", "failed permanently", "could not be delivered",
 		"couldn't be delivered", "was not delivered", "undeliverable", "unable to deliver",
 		"delivery has failed", "does not exist", "not be delivered", "failed", "rejected",
-		"no such", "unknown", "not a member", "expired", "グループ", "не может быть доставлено", NULL };
+		"no such", "unknown", "not a member", "expired", "was aborted", "グループ", "не может быть доставлено", NULL };
 
 	for (int i = 0; later[i] != NULL; i++)
 		if (lower_has(s, len, later[i]))
@@ -501,31 +501,68 @@ decoration(const char *t, size_t n)
 static void
 first_words(const char *s, size_t len, char **dst)
 {
-	const char *p = s, *end = s + len;
+	const char *p = s, *end = s + len, *label = NULL;
 	const char *eol = memchr(p, '\n', len);
+	size_t label_len = 0;
 
 	p = eol != NULL ? eol + 1 : end;
 	while (p < end) {
 		const char *e = memchr(p, '\n', (size_t)(end - p));
-		size_t ll = (size_t)((e != NULL ? e : end) - p);
-		const char *t = p;
+		const char *t = p, *te = e != NULL ? e : end;
 
-		while (t < p + ll && isspace((unsigned char)*t))
+		while (t < te && isspace((unsigned char)*t))
 			t++;
-		if (t < p + ll && !decoration(t, ll - (size_t)(t - p))) {
-			size_t stop = ll;
+		while (te > t && isspace((unsigned char)te[-1]))
+			te--;
+		if (t < te && !decoration(t, (size_t)(te - t))) {
+			/* "Reason:" alone: the reason is on the next line; keep both. */
+			if (label == NULL && te[-1] == ':' && te - t < 64) {
+				label = t;
+				label_len = (size_t)(te - t);
+			} else if (label != NULL) {
+				char *both = NULL;
 
-			/* "Reason:" alone: the reason is on the next line. */
-			if (p[ll - 1 - (p[ll - 1] == '\r' && ll > 1)] == ':' && ll < 64 && p + ll < end) {
-				const char *n2 = memchr(p + ll + 1, '\n', (size_t)(end - p - ll - 1));
-
-				stop = (size_t)((n2 != NULL ? n2 : end) - p);
+				if (asprintf(&both, "%.*s %.*s", (int)label_len, label, (int)(te - t), t) < 0)
+					both = NULL;
+				if (both != NULL) {
+					bounce__set(dst, both, strlen(both));
+					free(both);
+				}
+				return;
+			} else {
+				bounce__set(dst, t, (size_t)(te - t));
+				return;
 			}
-			bounce__set(dst, t, stop - (size_t)(t - p));
-			return;
 		}
 		p = e != NULL ? e + 1 : end;
 	}
+	if (label != NULL)
+		bounce__set(dst, label, label_len);
+}
+
+/* rest_of_line - what follows addr on the first line of s, if it says something. */
+static void
+rest_of_line(const char *s, size_t len, const char *addr, char **dst)
+{
+	const char *eol = memchr(s, '\n', len), *e = eol != NULL ? eol : s + len;
+	long at = ci_find(s, (size_t)(e - s), addr);
+	const char *t, *after;
+	size_t letters = 0;
+
+	if (at < 0 || addr[0] == '\0')
+		return;
+	after = t = s + at + strlen(addr);
+	while (t < e && strchr(">:.,;)[]( \t\r-", *t) != NULL)
+		t++;
+	/* "[Connection timed out]": the bracket that was skipped closes too. */
+	if (e > t && e[-1] == ']' && memchr(after, '[', (size_t)(t - after)) != NULL
+	    && memchr(t, '[', (size_t)(e - t)) == NULL)
+		e--;
+	for (const char *q = t; q < e; q++)
+		if (isalpha((unsigned char)*q))
+			letters++;
+	if (letters >= 3)
+		bounce__set(dst, t, (size_t)(e - t));
 }
 
 /* remote_of - "host mx.example.jp [192.0.2.20]" or "remote host 192.0.2.32" in s. */
@@ -570,7 +607,7 @@ delay_notice(const struct bounce_scan *sc, const char *s, size_t len)
 		"delivery is delayed", "delivery delayed", "will be retried", "continue trying",
 		"will continue to", "no action is required on your part", NULL };
 
-	if (strcasestr(sc->subject, "delay") != NULL || strcasestr(sc->subject, "warning:") != NULL)
+	if (strcasestr(sc->subject, "delay") != NULL || strcasestr(sc->subject, "warning") != NULL)
 		return true;
 	for (int i = 0; phrases[i] != NULL; i++)
 		if (lower_has(s, len, phrases[i]))
@@ -692,6 +729,9 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			if (diag != NULL)
 				bounce__set(&rc->diagnostic, diag, strlen(diag));
 		}
+		/* "addr [Connection timed out]", "addr: Domain does not exist": the rest of its line. */
+		if (strlen(rc->diagnostic) < 12)
+			rest_of_line(s + from, to - from, rc->recipient, &rc->diagnostic);
 		/* When the code's own line says little, the lines after the address say more. */
 		if (strlen(rc->diagnostic) < 12) {
 			char *more = NULL;
