@@ -19,8 +19,6 @@
 
 /* Longest diagnostic kept (bytes); longer ones are cut. */
 #define BOUNCE_DIAG_MAX 1000
-/* Most recipients read from one return; the rest are ignored. */
-#define BOUNCE_RCPT_MAX 1000
 
 /* What the MIME walk found (bounce.c), the input of the readers. */
 struct bounce_scan {
