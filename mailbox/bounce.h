@@ -23,10 +23,10 @@
 
 /* What the whole message is. */
 enum bounce_type {
-	BOUNCE_TYPE_NONE,        /* not a return */
-	BOUNCE_TYPE_DSN,         /* a delivery report, standard or not */
-	BOUNCE_TYPE_COMPLAINT,   /* ARF, or a provider's feedback-loop mail */
-	BOUNCE_TYPE_AUTO_REPLY,  /* RFC 3834 auto-reply, out of office */
+	BOUNCE_TYPE_NONE,       /* not a return */
+	BOUNCE_TYPE_DSN,        /* a delivery report, standard or not */
+	BOUNCE_TYPE_COMPLAINT,  /* ARF, or a provider's feedback-loop mail */
+	BOUNCE_TYPE_AUTO_REPLY, /* RFC 3834 auto-reply, out of office */
 };
 
 /*
@@ -61,9 +61,9 @@ struct bounce_rcpt {
 	 * (always for complaints and auto-replies).
 	 */
 	char status[16];
-	char *action;             /* failed, delayed, delivered, relayed, expanded; "" */
-	char *remote_mta;         /* "" if none */
-	char *diagnostic;         /* Diagnostic-Code or the server's text, one line; "" */
+	char *action;     /* failed, delayed, delivered, relayed, expanded; "" */
+	char *remote_mta; /* "" if none */
+	char *diagnostic; /* Diagnostic-Code or the server's text, one line; "" */
 	enum bounce_class cls;
 	/*
 	 * One word (static): user-unknown, domain-unknown, mailbox-full,
@@ -84,8 +84,8 @@ struct bounce_result {
 	enum bounce_type type;
 	struct bounce_rcpt *rcpt;
 	size_t nrcpt;
-	char *reporting_mta;      /* "" if none */
-	char *feedback_type;      /* ARF Feedback-Type (abuse, fraud, ...), "" */
+	char *reporting_mta; /* "" if none */
+	char *feedback_type; /* ARF Feedback-Type (abuse, fraud, ...), "" */
 	/*
 	 * What the returned message (its headers, inside the report or
 	 * quoted in its text) says of itself, "" when absent: its Message-ID
@@ -112,7 +112,7 @@ int bounce_parse(const char *msg, size_t len, struct bounce_result *out);
 void bounce_result_free(struct bounce_result *r);
 
 /* Names as kurierctl and the X-Kurier-* fields write them. */
-const char *bounce_type_name(enum bounce_type t);    /* dsn complaint auto-reply none */
-const char *bounce_class_name(enum bounce_class c);  /* hard soft complaint auto-reply none */
+const char *bounce_type_name(enum bounce_type t);   /* dsn complaint auto-reply none */
+const char *bounce_class_name(enum bounce_class c); /* hard soft complaint auto-reply none */
 
 #endif

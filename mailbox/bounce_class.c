@@ -29,8 +29,8 @@
 #include "mailbox/bounce_int.h"
 
 struct phrase_reason {
-	const char *phrase;     /* lower case, matched anywhere */
-	const char *reason;     /* NULL: "policy-blocked" unless the code says more */
+	const char *phrase; /* lower case, matched anywhere */
+	const char *reason; /* NULL: "policy-blocked" unless the code says more */
 };
 
 /*
@@ -253,9 +253,9 @@ static const struct phrase_reason text_reasons[] = {
 };
 
 struct code_reason {
-	const char *code;       /* "x.1.1": the class digit ignored */
+	const char *code; /* "x.1.1": the class digit ignored */
 	const char *reason;
-	bool specific;          /* decides over the text */
+	bool specific; /* decides over the text */
 };
 
 /* RFC 3463 subjects and details; the common vendor codes with them. */
@@ -303,6 +303,18 @@ code_match(const char *status, const char *pat)
 	return n == 1 || sd == pd;
 }
 
+/* text_beats_code - the text's reason contradicts the code's "bad address". */
+static bool
+text_beats_code(const char *by_text, const char *by_code)
+{
+	bool text_says_exists = strcmp(by_text, "mailbox-full") == 0 ||
+	    strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0;
+	bool code_says_bad = strcmp(by_code, "user-unknown") == 0 ||
+	    strcmp(by_code, "domain-unknown") == 0;
+
+	return text_says_exists && code_says_bad;
+}
+
 const char *
 bounce__reason(const char *status, const char *diag, bool *bad_addr)
 {
@@ -316,8 +328,8 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 	 * IP address blacklisted"), as long as both are failures of one kind;
 	 * an expiry (x.4.7) stays one, whatever the last reply said.
 	 */
-	if (status[0] != '\0' && strcmp(status + 1, ".4.7") != 0
-	    && bounce__find_status(diag, strlen(diag), dcode) >= 0 && dcode[0] == status[0])
+	if (status[0] != '\0' && strcmp(status + 1, ".4.7") != 0 &&
+	    bounce__find_status(diag, strlen(diag), dcode) >= 0 && dcode[0] == status[0])
 		status = dcode;
 	if (status[0] != '\0') {
 		/* 4.2.1 is Gmail's "receiving mail at a rate that prevents more". */
@@ -343,9 +355,7 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 	 * A full mailbox exists, and a block list says nothing of the address:
 	 * text that says so beats a code that calls the address bad.
 	 */
-	if (specific && by_code != NULL && by_text != NULL && (strcmp(by_text, "mailbox-full") == 0
-	    || strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0)
-	    && (strcmp(by_code, "user-unknown") == 0 || strcmp(by_code, "domain-unknown") == 0))
+	if (specific && by_code != NULL && by_text != NULL && text_beats_code(by_text, by_code))
 		specific = false;
 	if (specific || by_text == NULL)
 		reason = by_code != NULL ? by_code : by_text;
@@ -360,8 +370,8 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 void
 bounce__reason_bad(const char *reason, bool *bad_addr)
 {
-	*bad_addr = strcmp(reason, "user-unknown") == 0 || strcmp(reason, "domain-unknown") == 0
-	    || strcmp(reason, "mailbox-disabled") == 0;
+	*bad_addr = strcmp(reason, "user-unknown") == 0 || strcmp(reason, "domain-unknown") == 0 ||
+	    strcmp(reason, "mailbox-disabled") == 0;
 }
 
 void
@@ -381,8 +391,8 @@ bounce__classify(struct bounce_result *r)
 			rc->reason = "auto-reply";
 			continue;
 		}
-		if (strcmp(rc->action, "delivered") == 0 || strcmp(rc->action, "relayed") == 0
-		    || strcmp(rc->action, "expanded") == 0 || rc->status[0] == '2') {
+		if (strcmp(rc->action, "delivered") == 0 || strcmp(rc->action, "relayed") == 0 ||
+		    strcmp(rc->action, "expanded") == 0 || rc->status[0] == '2') {
 			rc->cls = BOUNCE_CLASS_NONE;
 			rc->reason = "delivered";
 			continue;

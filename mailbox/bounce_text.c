@@ -129,22 +129,57 @@ static const char *const signatures[] = {
 
 /* Subjects that name a failed delivery outright (lower case). */
 static const char *const failure_subjects[] = {
-	"undeliverable", "undelivered", "delivery status notification (failure)",
-	"failure notice", "returned mail", "mail delivery failed", "delivery failure",
-	"non-deliverable", "nondeliverable", "not delivered", "delivery has failed",
-	"delivery status notification: failed", "mail system error", "unzustellbar",
-	"non remis", "mail failure", "mail failed", NULL,
+	"undeliverable",
+	"undelivered",
+	"delivery status notification (failure)",
+	"failure notice",
+	"returned mail",
+	"mail delivery failed",
+	"delivery failure",
+	"non-deliverable",
+	"nondeliverable",
+	"not delivered",
+	"delivery has failed",
+	"delivery status notification: failed",
+	"mail system error",
+	"unzustellbar",
+	"non remis",
+	"mail failure",
+	"mail failed",
+	NULL,
 };
 
 /* Subjects of bounces (lower case). */
 static const char *const bounce_subjects[] = {
-	"undeliver", "undelivered", "delivery status", "delivery failure", "delivery fail",
-	"failure notice", "returned mail", "mail delivery failed", "delivery report",
-	"delivery notification", "returned to sender", "mail system error",
-	"could not send message", "delayed", "nondeliverable", "non-deliverable",
-	"not delivered", "postmaster notify", "mail failure", "delivery problem",
-	"message you sent", "notice: mail delivery", "unzustellbar", "non remis",
-	"warning:", "bounce", "aws notification", "rejected", "error",
+	"undeliver",
+	"undelivered",
+	"delivery status",
+	"delivery failure",
+	"delivery fail",
+	"failure notice",
+	"returned mail",
+	"mail delivery failed",
+	"delivery report",
+	"delivery notification",
+	"returned to sender",
+	"mail system error",
+	"could not send message",
+	"delayed",
+	"nondeliverable",
+	"non-deliverable",
+	"not delivered",
+	"postmaster notify",
+	"mail failure",
+	"delivery problem",
+	"message you sent",
+	"notice: mail delivery",
+	"unzustellbar",
+	"non remis",
+	"warning:",
+	"bounce",
+	"aws notification",
+	"rejected",
+	"error",
 	NULL,
 };
 
@@ -176,6 +211,14 @@ lower_has(const char *s, size_t len, const char *needle)
 	return ci_find(s, len, needle) >= 0;
 }
 
+/* returned_header - p starts a field that only a returned message's header starts with. */
+static bool
+returned_header(const char *p)
+{
+	return strncasecmp(p, "Return-Path:", 12) == 0 || strncasecmp(p, "Received: from", 14) == 0 ||
+	    strncasecmp(p, "Received: (", 11) == 0 || strncasecmp(p, "DKIM-Signature:", 15) == 0;
+}
+
 /* human_len - how much of the text comes before the returned message. */
 static size_t
 human_len(const char *s, size_t len)
@@ -189,18 +232,14 @@ human_len(const char *s, size_t len)
 		const char *t = p;
 		size_t tl;
 
-		while (t < next && (*t == ' ' || *t == '\t' || *t == '-' || *t == '=' || *t == '*'
-		    || *t == '_' || *t == '#'))
+		while (t < next && *t != '\0' && strchr(" \t-=*_#", *t) != NULL)
 			t++;
 		tl = (size_t)(next - t);
 		for (int i = 0; cut_marks[i] != NULL; i++)
 			if (lower_has(t, tl, cut_marks[i]) && p != s)
 				return (size_t)(p - s);
 		/* A header block of a returned message, after a blank line. */
-		if (blank_before && p != s && (strncasecmp(p, "Return-Path:", 12) == 0
-		    || strncasecmp(p, "Received: from", 14) == 0
-		    || strncasecmp(p, "Received: (", 11) == 0
-		    || strncasecmp(p, "DKIM-Signature:", 15) == 0))
+		if (blank_before && p != s && returned_header(p))
 			return (size_t)(p - s);
 		blank_before = (size_t)(next - p) <= 2 && (p[0] == '\n' || p[0] == '\r');
 		p = next;
@@ -220,8 +259,8 @@ local_is(const char *addr, const char *name)
 static bool
 daemon_addr(const char *a)
 {
-	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon")
-	    || local_is(a, "mdaemon");
+	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon") ||
+	    local_is(a, "mdaemon");
 }
 
 /* bouncey - the sender or the subject says this is a bounce. */
@@ -254,7 +293,7 @@ signed_text(const char *s, size_t len)
 
 struct anchor {
 	char *addr;
-	size_t line;            /* offset of its line in the text */
+	size_t line; /* offset of its line in the text */
 };
 
 struct anchors {
@@ -325,18 +364,42 @@ alone(const char *l, size_t len, size_t *at, size_t *alen)
 	if (e >= len)
 		return true;
 	/* What may follow the address on its line. */
-	return l[e] == ':' || l[e] == ',' || l[e] == ';' || l[e] == '(' || l[e] == '['
-	    || strncmp(l + e, "...", 3) == 0 || l[e] == '"';
+	return l[e] == ':' || l[e] == ',' || l[e] == ';' || l[e] == '(' || l[e] == '[' ||
+	    strncmp(l + e, "...", 3) == 0 || l[e] == '"';
 }
 
 /* Phrases after which the first address on the line is the failed recipient. */
 static const char *const rcpt_phrases[] = {
-	"rcpt to:", "rcpt to: ", "recipient:", "recipients:", "recipient address:",
-	"original-recipient:", "final-recipient:", "failed recipient:", "addressee:",
-	"delivery to ", "delivering your mail to ", "your message to ", "your mail to ",
-	"message to ", "mail to ", "deliver to ", "delivered to ", "could not be delivered to",
-	"address:", "to:", "user ", "mailbox ", "invalid address", "recipient ",
-	"for <", "to <", "unknown user", "destinataire", "empfänger", NULL,
+	"rcpt to:",
+	"rcpt to: ",
+	"recipient:",
+	"recipients:",
+	"recipient address:",
+	"original-recipient:",
+	"final-recipient:",
+	"failed recipient:",
+	"addressee:",
+	"delivery to ",
+	"delivering your mail to ",
+	"your message to ",
+	"your mail to ",
+	"message to ",
+	"mail to ",
+	"deliver to ",
+	"delivered to ",
+	"could not be delivered to",
+	"address:",
+	"to:",
+	"user ",
+	"mailbox ",
+	"invalid address",
+	"recipient ",
+	"for <",
+	"to <",
+	"unknown user",
+	"destinataire",
+	"empfänger",
+	NULL,
 };
 
 static void
@@ -381,8 +444,8 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 			long f = ci_find(p, ll, rcpt_phrases[i]);
 			size_t k = (size_t)f;
 
-			if (f >= 0 && bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
-			    && !excluded(p + k + n + at, alen, sc, true))
+			if (f >= 0 && bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8 &&
+			    !excluded(p + k + n + at, alen, sc, true))
 				anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
 		}
 		p = eol != NULL ? eol + 1 : end;
@@ -391,7 +454,7 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 		return;
 	/* Last: any address of the text that is not one of the bounce's parties. */
 	for (size_t off = 0, at, alen; off < len && bounce__find_addr(s + off, len - off, &at, &alen);
-	    off += at + alen) {
+	     off += at + alen) {
 		if (!excluded(s + off + at, alen, sc, true)) {
 			const char *ls = s + off + at;
 
@@ -472,7 +535,8 @@ permanence(const char *s, size_t len)
 	static const char *const never[] = { "permanent", "failed permanently", "could not be delivered",
 		"couldn't be delivered", "was not delivered", "undeliverable", "unable to deliver",
 		"delivery has failed", "does not exist", "not be delivered", "failed", "rejected",
-		"no such", "unknown", "not a member", "expired", "was aborted", "グループ", "не может быть доставлено", NULL };
+		"no such", "unknown", "not a member", "expired", "was aborted", "グループ",
+		"не может быть доставлено", NULL };
 
 	for (int i = 0; later[i] != NULL; i++)
 		if (lower_has(s, len, later[i]))
@@ -493,8 +557,10 @@ decoration(const char *t, size_t n)
 		;
 	if (k == n)
 		return true;
-	return n > 8 && (strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0
-	    || strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0);
+	if (n <= 8)
+		return false;
+	return strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0 ||
+	    strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0;
 }
 
 /* first_words - the first non-empty line after the anchor's, for a diagnostic. */
@@ -555,8 +621,8 @@ rest_of_line(const char *s, size_t len, const char *addr, char **dst)
 	while (t < e && strchr(">:.,;)[]( \t\r-", *t) != NULL)
 		t++;
 	/* "[Connection timed out]": the bracket that was skipped closes too. */
-	if (e > t && e[-1] == ']' && memchr(after, '[', (size_t)(t - after)) != NULL
-	    && memchr(t, '[', (size_t)(e - t)) == NULL)
+	if (e > t && e[-1] == ']' && memchr(after, '[', (size_t)(t - after)) != NULL &&
+	    memchr(t, '[', (size_t)(e - t)) == NULL)
 		e--;
 	for (const char *q = t; q < e; q++)
 		if (isalpha((unsigned char)*q))
@@ -584,8 +650,7 @@ remote_of(const char *s, size_t len, char **dst)
 			if (i > 0 && isalnum((unsigned char)s[i - 1]))
 				continue;
 			e = i + n;
-			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-'
-			    || s[e] == ':'))
+			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-' || s[e] == ':'))
 				e++;
 			/* A host name has a dot; "host said" is no host. */
 			if (e > i + n && memchr(s + i + n, '.', e - i - n) != NULL) {
@@ -723,7 +788,8 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			str_copy(rc->status, gstatus, sizeof rc->status);
 			bounce__set(&rc->diagnostic, gdiag, strlen(gdiag));
 		} else {
-			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0" : perm,
+			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0" :
+			                                                       perm,
 			    sizeof rc->status);
 			first_words(s + from, to - from, &diag);
 			if (diag != NULL)
@@ -840,7 +906,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 	struct buf t = BUF_INIT;
 	char *kind = NULL, *btype = NULL, *rmta = NULL;
 	const char *list;
-	bool ok = false;
+	bool ok = false, transient;
 
 	if (sc->text.len == 0 || memmem(sc->text.data, sc->text.len, "notificationType", 16) == NULL)
 		return false;
@@ -869,6 +935,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 		goto out;
 	}
 	json_str(s, end, "bounceType", &btype);
+	transient = btype != NULL && strcasecmp(btype, "Transient") == 0;
 	if (json_str(s, end, "reportingMTA", &rmta))
 		bounce__set(&r->reporting_mta, rmta, strlen(rmta));
 	arr = memmem(s, t.len, list, strlen(list));
@@ -933,8 +1000,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 				memmove(rc->diagnostic, rc->diagnostic + 5 + (rc->diagnostic[5] == ' '),
 				    strlen(rc->diagnostic + 5 + (rc->diagnostic[5] == ' ')) + 1);
 			if (rc->status[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
-				str_copy(rc->status, btype != NULL && strcasecmp(btype, "Transient") == 0
-				    ? "4.0.0" : "5.0.0", sizeof rc->status);
+				str_copy(rc->status, transient ? "4.0.0" : "5.0.0", sizeof rc->status);
 			if (rc->action[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
 				bounce__set(&rc->action, "failed", 6);
 			p = oend;

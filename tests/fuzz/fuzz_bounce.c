@@ -46,8 +46,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (bounce_parse((const char *)data, size, &r) != 0)
 		abort();
-	if (r.type != BOUNCE_TYPE_NONE && r.type != BOUNCE_TYPE_DSN
-	    && r.type != BOUNCE_TYPE_COMPLAINT && r.type != BOUNCE_TYPE_AUTO_REPLY)
+	if (r.type != BOUNCE_TYPE_NONE && r.type != BOUNCE_TYPE_DSN &&
+	    r.type != BOUNCE_TYPE_COMPLAINT && r.type != BOUNCE_TYPE_AUTO_REPLY)
 		abort();
 	if (r.nrcpt > 1000 || (r.nrcpt > 0 && r.rcpt == NULL))
 		abort();
@@ -70,9 +70,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_status(rc->status);
 		if (rc->reason == NULL || rc->reason[0] == '\0')
 			abort();
-		if (rc->cls != BOUNCE_CLASS_NONE && rc->cls != BOUNCE_CLASS_HARD
-		    && rc->cls != BOUNCE_CLASS_SOFT && rc->cls != BOUNCE_CLASS_COMPLAINT
-		    && rc->cls != BOUNCE_CLASS_AUTO_REPLY)
+		if (rc->cls != BOUNCE_CLASS_NONE && rc->cls != BOUNCE_CLASS_HARD &&
+		    rc->cls != BOUNCE_CLASS_SOFT && rc->cls != BOUNCE_CLASS_COMPLAINT &&
+		    rc->cls != BOUNCE_CLASS_AUTO_REPLY)
 			abort();
 		if ((r.type == BOUNCE_TYPE_COMPLAINT) != (rc->cls == BOUNCE_CLASS_COMPLAINT))
 			abort();

@@ -95,7 +95,7 @@ START_TEST(test_dsn_two_recipients)
 	ck_assert_str_eq(r.rcpt[0].remote_mta, "in.example.net");
 	/* Folded, and one line now. */
 	ck_assert_str_eq(r.rcpt[0].diagnostic, "550 5.1.1 <gone@example.net>: Recipient address "
-	    "rejected: User unknown in local recipient table");
+	                                       "rejected: User unknown in local recipient table");
 	ck_assert_int_eq(r.rcpt[0].cls, BOUNCE_CLASS_HARD);
 	ck_assert_str_eq(r.rcpt[0].reason, "user-unknown");
 	ck_assert_str_eq(r.rcpt[1].recipient, "full@example.net");
@@ -138,72 +138,78 @@ dsn_one(const char *ctype, const char *fields)
 
 static const struct class_case {
 	const char *name;
-	const char *fields;     /* the per-recipient block */
+	const char *fields; /* the per-recipient block */
 	const char *status;
 	enum bounce_class cls;
 	const char *reason;
 } class_cases[] = {
 	{ "5.1.1 unknown", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.1.1\n",
-	  "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "5.1.2 domain", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.1.2\n",
-	  "5.1.2", BOUNCE_CLASS_HARD, "domain-unknown" },
+	    "5.1.2", BOUNCE_CLASS_HARD, "domain-unknown" },
 	{ "5.1.10 (Office 365)", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.1.10\nDiagnostic-Code: smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound\n",
-	  "5.1.10", BOUNCE_CLASS_HARD, "user-unknown" },
+	                         "Status: 5.1.10\nDiagnostic-Code: smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound\n",
+	    "5.1.10", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "5.2.1 disabled", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.2.1\n",
-	  "5.2.1", BOUNCE_CLASS_HARD, "mailbox-disabled" },
+	    "5.2.1", BOUNCE_CLASS_HARD, "mailbox-disabled" },
 	{ "5.2.2 full", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.2.2\n",
-	  "5.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
+	    "5.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
 	{ "4.2.2 full", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 4.2.2\n",
-	  "4.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
+	    "4.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
 	{ "5.3.4 too big", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.3.4\n",
-	  "5.3.4", BOUNCE_CLASS_SOFT, "message-too-large" },
+	    "5.3.4", BOUNCE_CLASS_SOFT, "message-too-large" },
 	{ "4.4.7 expired", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 4.4.7\n"
-	  "Diagnostic-Code: smtp; 450 4.7.1 Client host rejected\n",
-	  "4.4.7", BOUNCE_CLASS_SOFT, "expired" },
+	                   "Diagnostic-Code: smtp; 450 4.7.1 Client host rejected\n",
+	    "4.4.7", BOUNCE_CLASS_SOFT, "expired" },
 	{ "4.2.1 rate (Gmail)", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 4.2.1\n", "4.2.1", BOUNCE_CLASS_SOFT, "rate-limited" },
+	                        "Status: 4.2.1\n",
+	    "4.2.1", BOUNCE_CLASS_SOFT, "rate-limited" },
 	{ "5.7.1 spam", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.7.1\n"
-	  "Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; Client host blocked using "
-	  "zen.spamhaus.org\n", "5.7.1", BOUNCE_CLASS_SOFT, "spam-blocked" },
+	                "Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; Client host blocked using "
+	                "zen.spamhaus.org\n",
+	    "5.7.1", BOUNCE_CLASS_SOFT, "spam-blocked" },
 	{ "5.7.1 that says user unknown", "Final-Recipient: rfc822; a@example.net\n"
-	  "Action: failed\nStatus: 5.7.1\nDiagnostic-Code: smtp; 550 5.7.1 No such user here\n",
-	  "5.7.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	                                  "Action: failed\nStatus: 5.7.1\nDiagnostic-Code: smtp; 550 5.7.1 No such user here\n",
+	    "5.7.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "5.7.1 policy", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.7.1\n"
-	  "Diagnostic-Code: smtp; 554 5.7.1 Message refused by local policy\n",
-	  "5.7.1", BOUNCE_CLASS_SOFT, "policy-blocked" },
+	                  "Diagnostic-Code: smtp; 554 5.7.1 Message refused by local policy\n",
+	    "5.7.1", BOUNCE_CLASS_SOFT, "policy-blocked" },
 	{ "5.7.26 DMARC", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.7.26\n",
-	  "5.7.26", BOUNCE_CLASS_SOFT, "auth-failed" },
+	    "5.7.26", BOUNCE_CLASS_SOFT, "auth-failed" },
 	{ "5.0.0 with a 5.1.1 reply", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1 <a@example.net>... User Unknown\n",
-	  "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	                              "Status: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1 <a@example.net>... User Unknown\n",
+	    "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "5.0.0 account disabled", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.0.0\nDiagnostic-Code: smtp; 550 This account has been disabled\n",
-	  "5.0.0", BOUNCE_CLASS_HARD, "mailbox-disabled" },
+	                            "Status: 5.0.0\nDiagnostic-Code: smtp; 550 This account has been disabled\n",
+	    "5.0.0", BOUNCE_CLASS_HARD, "mailbox-disabled" },
 	{ "5.0.0 over quota", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.0.0\nDiagnostic-Code: smtp; 552 user is over quota\n",
-	  "5.0.0", BOUNCE_CLASS_SOFT, "mailbox-full" },
+	                      "Status: 5.0.0\nDiagnostic-Code: smtp; 552 user is over quota\n",
+	    "5.0.0", BOUNCE_CLASS_SOFT, "mailbox-full" },
 	{ "5.1.1 yet the mailbox is full", "Final-Recipient: rfc822; a@example.net\n"
-	  "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 552 sorry, mailbox is over quota\n",
-	  "5.1.1", BOUNCE_CLASS_SOFT, "mailbox-full" },
+	                                   "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 552 sorry, mailbox is over quota\n",
+	    "5.1.1", BOUNCE_CLASS_SOFT, "mailbox-full" },
 	{ "5.1.8 bad sender", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.1.8\nDiagnostic-Code: smtp; 501 5.1.8 Sender address rejected\n",
-	  "5.1.8", BOUNCE_CLASS_SOFT, "policy-blocked" },
+	                      "Status: 5.1.8\nDiagnostic-Code: smtp; 501 5.1.8 Sender address rejected\n",
+	    "5.1.8", BOUNCE_CLASS_SOFT, "policy-blocked" },
 	{ "too many", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 4.7.0\n"
-	  "Diagnostic-Code: smtp; 421 4.7.0 Too many connections, rate limit exceeded\n",
-	  "4.7.0", BOUNCE_CLASS_SOFT, "rate-limited" },
+	              "Diagnostic-Code: smtp; 421 4.7.0 Too many connections, rate limit exceeded\n",
+	    "4.7.0", BOUNCE_CLASS_SOFT, "rate-limited" },
 	{ "4.x unknown user stays soft", "Final-Recipient: rfc822; a@example.net\n"
-	  "Action: failed\nStatus: 4.1.1\n", "4.1.1", BOUNCE_CLASS_SOFT, "user-unknown" },
+	                                 "Action: failed\nStatus: 4.1.1\n",
+	    "4.1.1", BOUNCE_CLASS_SOFT, "user-unknown" },
 	{ "no Status, a reply code", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Diagnostic-Code: smtp; 550 no such user\n", "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
+	                             "Diagnostic-Code: smtp; 550 no such user\n",
+	    "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "delayed", "Final-Recipient: rfc822; a@example.net\nAction: delayed\nStatus: 4.4.1\n",
-	  "4.4.1", BOUNCE_CLASS_NONE, "delayed" },
+	    "4.4.1", BOUNCE_CLASS_NONE, "delayed" },
 	{ "delivered", "Final-Recipient: rfc822; a@example.net\nAction: delivered\n"
-	  "Status: 2.0.0\n", "2.0.0", BOUNCE_CLASS_NONE, "delivered" },
+	               "Status: 2.0.0\n",
+	    "2.0.0", BOUNCE_CLASS_NONE, "delivered" },
 	{ "relayed", "Final-Recipient: rfc822; a@example.net\nAction: relayed\nStatus: 2.0.0\n",
-	  "2.0.0", BOUNCE_CLASS_NONE, "delivered" },
+	    "2.0.0", BOUNCE_CLASS_NONE, "delivered" },
 	{ "nothing to go on", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
-	  "Status: 5.3.0\n", "5.3.0", BOUNCE_CLASS_SOFT, "unknown" },
+	                      "Status: 5.3.0\n",
+	    "5.3.0", BOUNCE_CLASS_SOFT, "unknown" },
 };
 
 START_TEST(test_dsn_class)
@@ -330,7 +336,9 @@ START_TEST(test_auto_reply)
 	char *msg;
 
 	ck_assert_int_ge(asprintf(&msg, "From: Ann Reader <ann@example.org>\nTo: shop@example.com\n"
-	    "%s\nI am away until Monday.\n", c->header), 0);
+	                                "%s\nI am away until Monday.\n",
+	                     c->header),
+	    0);
 	parse(msg, &r);
 	ck_assert_msg(r.type == BOUNCE_TYPE_AUTO_REPLY, "%s: %s", c->name, bounce_type_name(r.type));
 	ck_assert_uint_eq(r.nrcpt, 1);
@@ -353,73 +361,73 @@ static const struct text_case {
 	const char *reason;
 } text_cases[] = {
 	{ "qmail",
-	  "From: MAILER-DAEMON@mx.example.org\nSubject: failure notice\n\n"
-	  "Hi. This is the qmail-send program at mx.example.org.\n"
-	  "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
-	  "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
-	  "<nobody@example.net>:\n"
-	  "Sorry, no mailbox here by that name. (#5.1.1)\n\n"
-	  "--- Below this line is a copy of the message.\n\n"
-	  "Return-Path: <b+t@bounces.example.com>\nTo: nobody@example.net\n"
-	  "Message-ID: <q1@example.com>\n\nhello\n",
-	  "nobody@example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "From: MAILER-DAEMON@mx.example.org\nSubject: failure notice\n\n"
+	    "Hi. This is the qmail-send program at mx.example.org.\n"
+	    "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+	    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+	    "<nobody@example.net>:\n"
+	    "Sorry, no mailbox here by that name. (#5.1.1)\n\n"
+	    "--- Below this line is a copy of the message.\n\n"
+	    "Return-Path: <b+t@bounces.example.com>\nTo: nobody@example.net\n"
+	    "Message-ID: <q1@example.com>\n\nhello\n",
+	    "nobody@example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "Exim",
-	  "From: Mail Delivery System <Mailer-Daemon@exim.example.org>\n"
-	  "To: b+t@bounces.example.com\n"
-	  "Subject: Mail delivery failed: returning message to sender\n"
-	  "Auto-Submitted: auto-replied\n\n"
-	  "This message was created automatically by mail delivery software.\n\n"
-	  "A message that you sent could not be delivered to one or more of its\n"
-	  "recipients. This is a permanent error. The following address(es) failed:\n\n"
-	  "  full@example.net\n"
-	  "    host mx.example.net [192.0.2.1]\n"
-	  "    SMTP error from remote mail server after RCPT TO:<full@example.net>:\n"
-	  "    552 5.2.2 Mailbox quota exceeded\n\n"
-	  "------ This is a copy of the message, including all the headers. ------\n\n"
-	  "Return-path: <b+t@bounces.example.com>\nTo: full@example.net\n\nhi\n",
-	  "full@example.net", "5.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
+	    "From: Mail Delivery System <Mailer-Daemon@exim.example.org>\n"
+	    "To: b+t@bounces.example.com\n"
+	    "Subject: Mail delivery failed: returning message to sender\n"
+	    "Auto-Submitted: auto-replied\n\n"
+	    "This message was created automatically by mail delivery software.\n\n"
+	    "A message that you sent could not be delivered to one or more of its\n"
+	    "recipients. This is a permanent error. The following address(es) failed:\n\n"
+	    "  full@example.net\n"
+	    "    host mx.example.net [192.0.2.1]\n"
+	    "    SMTP error from remote mail server after RCPT TO:<full@example.net>:\n"
+	    "    552 5.2.2 Mailbox quota exceeded\n\n"
+	    "------ This is a copy of the message, including all the headers. ------\n\n"
+	    "Return-path: <b+t@bounces.example.com>\nTo: full@example.net\n\nhi\n",
+	    "full@example.net", "5.2.2", BOUNCE_CLASS_SOFT, "mailbox-full" },
 	{ "old Sendmail",
-	  "From: Mail Delivery Subsystem <MAILER-DAEMON@old.example.org>\n"
-	  "Subject: Returned mail: User unknown\n\n"
-	  "   ----- The following addresses had permanent fatal errors -----\n"
-	  "<who@example.net>\n\n"
-	  "   ----- Transcript of session follows -----\n"
-	  "... while talking to mx.example.net.:\n"
-	  ">>> RCPT To:<who@example.net>\n"
-	  "<<< 550 <who@example.net>... User unknown\n"
-	  "550 <who@example.net>... User unknown\n\n"
-	  "   ----- Unsent message follows -----\n"
-	  "To: who@example.net\n\nhi\n",
-	  "who@example.net", "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "From: Mail Delivery Subsystem <MAILER-DAEMON@old.example.org>\n"
+	    "Subject: Returned mail: User unknown\n\n"
+	    "   ----- The following addresses had permanent fatal errors -----\n"
+	    "<who@example.net>\n\n"
+	    "   ----- Transcript of session follows -----\n"
+	    "... while talking to mx.example.net.:\n"
+	    ">>> RCPT To:<who@example.net>\n"
+	    "<<< 550 <who@example.net>... User unknown\n"
+	    "550 <who@example.net>... User unknown\n\n"
+	    "   ----- Unsent message follows -----\n"
+	    "To: who@example.net\n\nhi\n",
+	    "who@example.net", "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "Exchange",
-	  "From: postmaster@corp.example.net\nSubject: Undeliverable: hello\n\n"
-	  "Your message did not reach some or all of the intended recipients.\n\n"
-	  "Delivery has failed to these recipients or groups:\n\n"
-	  "old.employee@corp.example.net\n"
-	  "The e-mail address you entered couldn't be found.\n\n"
-	  "Diagnostic information for administrators:\n"
-	  "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n",
-	  "old.employee@corp.example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "From: postmaster@corp.example.net\nSubject: Undeliverable: hello\n\n"
+	    "Your message did not reach some or all of the intended recipients.\n\n"
+	    "Delivery has failed to these recipients or groups:\n\n"
+	    "old.employee@corp.example.net\n"
+	    "The e-mail address you entered couldn't be found.\n\n"
+	    "Diagnostic information for administrators:\n"
+	    "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n",
+	    "old.employee@corp.example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "Gmail",
-	  "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
-	  "Subject: Delivery Status Notification (Failure)\n\n"
-	  "Delivery to the following recipient failed permanently:\n\n"
-	  "     blocked@example.net\n\n"
-	  "Technical details of permanent failure:\n"
-	  "The error that the other server returned was:\n"
-	  "550 5.7.1 Message rejected as spam by Content Filtering.\n\n"
-	  "----- Original message -----\n\nTo: blocked@example.net\n\nhi\n",
-	  "blocked@example.net", "5.7.1", BOUNCE_CLASS_SOFT, "spam-blocked" },
+	    "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+	    "Subject: Delivery Status Notification (Failure)\n\n"
+	    "Delivery to the following recipient failed permanently:\n\n"
+	    "     blocked@example.net\n\n"
+	    "Technical details of permanent failure:\n"
+	    "The error that the other server returned was:\n"
+	    "550 5.7.1 Message rejected as spam by Content Filtering.\n\n"
+	    "----- Original message -----\n\nTo: blocked@example.net\n\nhi\n",
+	    "blocked@example.net", "5.7.1", BOUNCE_CLASS_SOFT, "spam-blocked" },
 	{ "a bare reply code",
-	  "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\n\n"
-	  "<x@example.net>: host mx.example.net[192.0.2.7] said: 550 Mailbox unavailable\n",
-	  "x@example.net", "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\n\n"
+	    "<x@example.net>: host mx.example.net[192.0.2.7] said: 550 Mailbox unavailable\n",
+	    "x@example.net", "5.0.0", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "Amazon SES notification",
-	  "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"
-	  "{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\","
-	  "\"bouncedRecipients\":[{\"emailAddress\":\"ses@example.net\",\"action\":\"failed\","
-	  "\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}]}}\n",
-	  "ses@example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
+	    "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"
+	    "{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\","
+	    "\"bouncedRecipients\":[{\"emailAddress\":\"ses@example.net\",\"action\":\"failed\","
+	    "\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}]}}\n",
+	    "ses@example.net", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 };
 
 START_TEST(test_text)
@@ -481,10 +489,10 @@ END_TEST
 START_TEST(test_hostile)
 {
 	static const char nul[] = "From: MAILER-DAEMON@x\nSubject: failure notice\n\n"
-	    "<a@\0example.net>:\n550 5.1.1 \0 no\n";
+	                          "<a@\0example.net>:\n550 5.1.1 \0 no\n";
 	static const char trunc[] = "Content-Type: multipart/report; report-type=delivery-status;"
-	    " boundary=x\n\n--x\nContent-Type: message/delivery-status\n"
-	    "Content-Transfer-Encoding: base64\n\n!!!%%%not base64@@@\n--x\nContent-Type: mess";
+	                            " boundary=x\n\n--x\nContent-Type: message/delivery-status\n"
+	                            "Content-Transfer-Encoding: base64\n\n!!!%%%not base64@@@\n--x\nContent-Type: mess";
 	static const char hdr[] = "From: MAILER-DAEMON@x\nSubject: failure notice\n\n";
 	struct bounce_result r;
 	size_t big = 4u << 20;
@@ -525,7 +533,8 @@ START_TEST(test_many_recipients)
 	ck_assert_ptr_nonnull(fields);
 	for (int i = 0; i < 1500; i++)
 		off += (size_t)sprintf(fields + off, "Final-Recipient: rfc822; u%d@example.net\n"
-		    "Action: failed\nStatus: 5.1.1\n\n", i);
+		                                     "Action: failed\nStatus: 5.1.1\n\n",
+		    i);
 	msg = dsn_one("message/delivery-status", fields);
 	parse(msg, &r);
 	ck_assert_int_eq(r.type, BOUNCE_TYPE_DSN);
@@ -622,15 +631,17 @@ START_TEST(test_corpus)
 			ck_assert_msg(r.rcpt[0].status[0] != '\0', "%s: no status", e->d_name);
 		}
 		if (has_prefix(e->d_name, "arf-"))
-			ck_assert_msg(r.type == BOUNCE_TYPE_COMPLAINT && r.nrcpt > 0
-			    && r.rcpt[0].cls == BOUNCE_CLASS_COMPLAINT, "%s: %s", e->d_name,
+			ck_assert_msg(r.type == BOUNCE_TYPE_COMPLAINT && r.nrcpt > 0 &&
+			        r.rcpt[0].cls == BOUNCE_CLASS_COMPLAINT,
+			    "%s: %s", e->d_name,
 			    bounce_type_name(r.type));
 		if (has_prefix(e->d_name, "rfc3834-"))
-			ck_assert_msg(r.type == BOUNCE_TYPE_AUTO_REPLY && r.nrcpt > 0
-			    && r.rcpt[0].cls == BOUNCE_CLASS_AUTO_REPLY, "%s: %s", e->d_name,
+			ck_assert_msg(r.type == BOUNCE_TYPE_AUTO_REPLY && r.nrcpt > 0 &&
+			        r.rcpt[0].cls == BOUNCE_CLASS_AUTO_REPLY,
+			    "%s: %s", e->d_name,
 			    bounce_type_name(r.type));
-		if (has_prefix(e->d_name, "lhost-") || has_prefix(e->d_name, "rhost-")
-		    || has_prefix(e->d_name, "rfc3464-")) {
+		if (has_prefix(e->d_name, "lhost-") || has_prefix(e->d_name, "rhost-") ||
+		    has_prefix(e->d_name, "rfc3464-")) {
 			counted++;
 			if (ok)
 				recognised++;
