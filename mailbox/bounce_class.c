@@ -86,8 +86,15 @@ static const struct phrase_reason text_reasons[] = {
 	{ "has been closed", "mailbox-disabled" },
 	{ "mailbox has moved", "mailbox-disabled" },
 	{ "mailbox is frozen", "mailbox-disabled" },
+	{ "account is blocked", "mailbox-disabled" },
 	{ "account is locked", "mailbox-disabled" },
 	{ "account locked", "mailbox-disabled" },
+	/* Before "does not exist": "Domain does not exist" is about the domain. */
+	{ "domain does not exist", "domain-unknown" },
+	{ "no such domain", "domain-unknown" },
+	{ "domain not found", "domain-unknown" },
+	{ "unknown domain", "domain-unknown" },
+	{ "domain unknown", "domain-unknown" },
 	{ "user unknown", "user-unknown" },
 	{ "unknown user", "user-unknown" },
 	{ "unknown recipient", "user-unknown" },
@@ -135,14 +142,9 @@ static const struct phrase_reason text_reasons[] = {
 	{ "unknown mailbox", "user-unknown" },
 	{ "unrouteable address", "domain-unknown" },
 	{ "unroutable address", "domain-unknown" },
-	{ "domain not found", "domain-unknown" },
 	{ "host not found", "domain-unknown" },
 	{ "host unknown", "domain-unknown" },
 	{ "unknown host", "domain-unknown" },
-	{ "no such domain", "domain-unknown" },
-	{ "unknown domain", "domain-unknown" },
-	{ "domain unknown", "domain-unknown" },
-	{ "domain does not exist", "domain-unknown" },
 	{ "domain name not found", "domain-unknown" },
 	{ "name or service not known", "domain-unknown" },
 	{ "host or domain name not found", "domain-unknown" },
@@ -204,12 +206,15 @@ static const struct phrase_reason text_reasons[] = {
 	{ "content rejected", "content-rejected" },
 	{ "message content", "content-rejected" },
 	{ "content policy", "content-rejected" },
+	{ "too many hops", "network-error" },
+	{ "hop count exceeded", "network-error" },
 	{ "rate limit", "rate-limited" },
 	{ "rate-limit", "rate-limited" },
 	{ "ratelimit", "rate-limited" },
 	{ "too many", "rate-limited" },
 	{ "throttl", "rate-limited" },
 	{ "rate that prevents", "rate-limited" },
+	{ "receiving mail at a rate", "rate-limited" },
 	{ "try again later", "rate-limited" },
 	{ "greylist", "rate-limited" },
 	{ "graylist", "rate-limited" },
@@ -303,14 +308,21 @@ code_match(const char *status, const char *pat)
 	return n == 1 || sd == pd;
 }
 
-/* text_beats_code - the text's reason contradicts the code's "bad address". */
+/*
+ * text_beats_code - the text's reason contradicts the code's "bad
+ * address": a full mailbox exists; a block list, a failed SPF or DMARC
+ * check or a rate limit ("5.2.1 The user you are trying to contact is
+ * receiving mail at a rate that prevents additional messages") says
+ * nothing against the address.
+ */
 static bool
 text_beats_code(const char *by_text, const char *by_code)
 {
 	bool text_says_exists = strcmp(by_text, "mailbox-full") == 0 ||
-	    strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0;
+	    strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0 ||
+	    strcmp(by_text, "rate-limited") == 0;
 	bool code_says_bad = strcmp(by_code, "user-unknown") == 0 ||
-	    strcmp(by_code, "domain-unknown") == 0;
+	    strcmp(by_code, "domain-unknown") == 0 || strcmp(by_code, "mailbox-disabled") == 0;
 
 	return text_says_exists && code_says_bad;
 }
@@ -351,10 +363,6 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 				by_text = by_code != NULL ? by_code : "policy-blocked";
 			break;
 		}
-	/*
-	 * A full mailbox exists, and a block list says nothing of the address:
-	 * text that says so beats a code that calls the address bad.
-	 */
 	if (specific && by_code != NULL && by_text != NULL && text_beats_code(by_text, by_code))
 		specific = false;
 	if (specific || by_text == NULL)
