@@ -191,6 +191,13 @@ static const struct class_case {
 	{ "5.1.8 bad sender", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
 	                      "Status: 5.1.8\nDiagnostic-Code: smtp; 501 5.1.8 Sender address rejected\n",
 	    "5.1.8", BOUNCE_CLASS_SOFT, "policy-blocked" },
+	{ "5.2.1 rate notice (Gmail)", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
+	                               "Status: 5.2.1\nDiagnostic-Code: smtp; 550-5.2.1 The user you are "
+	                               "trying to contact is receiving mail at a rate that\n",
+	    "5.2.1", BOUNCE_CLASS_SOFT, "rate-limited" },
+	{ "domain does not exist", "Final-Recipient: rfc822; a@example.net\nAction: failed\n"
+	                           "Diagnostic-Code: smtp; 550 Domain does not exist\n",
+	    "5.0.0", BOUNCE_CLASS_HARD, "domain-unknown" },
 	{ "too many", "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 4.7.0\n"
 	              "Diagnostic-Code: smtp; 421 4.7.0 Too many connections, rate limit exceeded\n",
 	    "4.7.0", BOUNCE_CLASS_SOFT, "rate-limited" },
