@@ -246,6 +246,53 @@ domain_char(unsigned char c)
 	return isalnum(c) || c >= 0x80 || c == '.' || c == '-' || c == '_';
 }
 
+/* cp_at - the code point of the UTF-8 sequence at s[i], its length in *n (1 if invalid). */
+static unsigned
+cp_at(const char *s, size_t len, size_t i, size_t *n)
+{
+	unsigned char c = (unsigned char)s[i];
+	size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 :
+	    c >= 0xc0                           ? 2 :
+	                                          1;
+	unsigned cp = need == 4 ? c & 0x07u : need == 3 ? c & 0x0fu :
+	                                                  c & 0x1fu;
+
+	*n = 1;
+	if (c < 0x80)
+		return c;
+	if (need == 1 || i + need > len)
+		return 0xfffd;
+	for (size_t k = 1; k < need; k++) {
+		if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+			return 0xfffd;
+		cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3fu);
+	}
+	*n = need;
+	return cp;
+}
+
+/* cp_punct - a Unicode space or punctuation mark: never part of an address. */
+static bool
+cp_punct(unsigned cp)
+{
+	return cp == 0xfffd || (cp >= 0x80 && cp <= 0xbf) || cp == 0xd7 || cp == 0xf7 ||
+	    cp == 0x60c || cp == 0x61b || cp == 0x61f || cp == 0x6d4 ||
+	    (cp >= 0x2000 && cp <= 0x206f) || (cp >= 0x3000 && cp <= 0x303f) ||
+	    (cp >= 0xfe30 && cp <= 0xfe6f) || (cp >= 0xff00 && cp <= 0xff20) ||
+	    (cp >= 0xff3b && cp <= 0xff40) || (cp >= 0xff5b && cp <= 0xff65);
+}
+
+/*
+ * glued - a letter of another script than Latin next to an ASCII letter
+ * or digit: the address's edge ("您好kijitora@example.jp"), since labels
+ * and local parts do not mix them, while "jörg@müller.de" does.
+ */
+static bool
+glued(unsigned cp, unsigned char ascii_neighbour)
+{
+	return cp >= 0x370 && isalnum(ascii_neighbour);
+}
+
 bool
 bounce__find_addr(const char *s, size_t len, size_t *at, size_t *alen)
 {
@@ -254,8 +301,22 @@ bounce__find_addr(const char *s, size_t len, size_t *at, size_t *alen)
 
 		if (s[i] != '@')
 			continue;
-		for (l = i; l > 0 && local_char((unsigned char)s[l - 1]); l--)
-			;
+		for (l = i; l > 0 && local_char((unsigned char)s[l - 1]);) {
+			size_t b = l - 1, n;
+			unsigned cp;
+
+			if ((unsigned char)s[b] < 0x80) {
+				l = b;
+				continue;
+			}
+			/* UTF-8: the sequence that ends here, from its first byte. */
+			while (b > 0 && b + 4 > l && ((unsigned char)s[b] & 0xc0) == 0x80)
+				b--;
+			cp = cp_at(s, len, b, &n);
+			if (b + n != l || cp_punct(cp) || glued(cp, (unsigned char)s[l]))
+				break;
+			l = b;
+		}
 		while (l < i && (s[l] == '.' || s[l] == '\'' || s[l] == '='))
 			l++;
 		if (l == i)
@@ -268,8 +329,14 @@ bounce__find_addr(const char *s, size_t len, size_t *at, size_t *alen)
 				continue;
 			e = (size_t)(cl - s) + 1;
 		} else {
-			while (e < len && domain_char((unsigned char)s[e]))
-				e++;
+			while (e < len && domain_char((unsigned char)s[e])) {
+				size_t n;
+				unsigned cp = cp_at(s, len, e, &n);
+
+				if (cp >= 0x80 && (cp_punct(cp) || glued(cp, (unsigned char)s[e - 1])))
+					break;
+				e += n;
+			}
 			while (e > i + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
 				e--;
 		}

@@ -606,6 +606,14 @@ first_words(const char *s, size_t len, char **dst)
 		bounce__set(dst, label, label_len);
 }
 
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
 /* rest_of_line - what follows addr on the first line of s, if it says something. */
 static void
 rest_of_line(const char *s, size_t len, const char *addr, char **dst)
@@ -822,6 +830,9 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			}
 			if (strcmp(rc->reason, "unknown") == 0)
 				rc->reason = bounce__reason(rc->status, sc->subject, &bad);
+			/* Google Groups' refusal in any of its languages: as in English. */
+			if (strcmp(rc->reason, "unknown") == 0 && ends_with(rc->recipient, "@googlegroups.com"))
+				rc->reason = "policy-blocked";
 		}
 		bounce__set(&rc->action, delayed ? "delayed" : "failed", delayed ? 7 : 6);
 		free(diag);
