@@ -99,6 +99,8 @@ DELIVER_SRCS := \
 MAILBOX_SRCS := \
 	mailbox/bounce.c \
 	mailbox/bounce_class.c \
+	mailbox/bounce_lex.c \
+	mailbox/bounce_ses.c \
 	mailbox/bounce_text.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
@@ -252,7 +254,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_text.c
+	core/rfc5322.c policy/check.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_lex.c \
+	mailbox/bounce_ses.c mailbox/bounce_text.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
