@@ -64,6 +64,7 @@ static const struct group_suite all[] = {
 	{ "deliver", outcome_suite,    false },
 	{ "mailbox", store_suite,      true },
 	{ "mailbox", watch_suite,      true },
+	{ "mailbox", bounce_suite,     false },
 };
 
 int

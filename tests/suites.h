@@ -57,6 +57,7 @@ Suite *smtpreply_suite(void);
 /* mailbox/ */
 Suite *store_suite(void);
 Suite *watch_suite(void);
+Suite *bounce_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
