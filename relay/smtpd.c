@@ -144,8 +144,8 @@ on_session_freed(struct smtpd *srv)
 
 int
 smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    const struct smtpd_sink *sink, const struct smtpd_users *users,
-    struct policy *pol, char *err, size_t errsz)
+    const struct smtpd_sink *sink, const struct smtpd_sink *inbound,
+    const struct smtpd_users *users, struct policy *pol, char *err, size_t errsz)
 {
 	struct smtpd *srv = xcalloc(1, sizeof *srv);
 	const struct config_listen *ls[2] = { &cfg->relay.submission, &cfg->relay.submissions };
@@ -154,6 +154,8 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->sink = *sink;
+	if (inbound != NULL && cfg->relay.inbound.n > 0)
+		srv->inbound = *inbound;
 	srv->users = *users;
 	srv->policy = pol;
 	srv->hooks.closed = on_session_closed;

@@ -110,18 +110,25 @@ struct smtpd_users {
 
 /*
  * smtpd_open - bind the [relay] listeners and load the TLS certificate
- * (or make a self-signed one in data_dir).  sink and users are copied
- * (the structs, not what they point to); pol may be NULL.  0, or a
- * negative errno with err saying what failed ("0.0.0.0:587: address
- * already in use").
+ * (or make a self-signed one in data_dir).  sink is where submission
+ * stores; inbound is the inbound MX's sink (its ops->rcpt and ->store
+ * both set): NULL, or an empty [relay] inbound, and there is no inbound
+ * listener.  sink, inbound and users are copied (the structs, not what
+ * they point to); pol may be NULL.  0, or a negative errno with err
+ * saying what failed ("0.0.0.0:587: address already in use").
  */
 int smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    const struct smtpd_sink *sink, const struct smtpd_users *users,
-    struct policy *pol, char *err, size_t errsz);
+    const struct smtpd_sink *sink, const struct smtpd_sink *inbound,
+    const struct smtpd_users *users, struct policy *pol, char *err, size_t errsz);
 /*
- * smtpd_port - the port of socket i of listener which (0 submission,
- * 1 submissions): the kernel's choice for port 0.  0 when there is none.
+ * smtpd_port - the port of socket i of listener which (SMTPD_PORT_*):
+ * the kernel's choice for port 0.  0 when there is none.
  */
+enum {
+	SMTPD_PORT_SUBMISSION = 0,
+	SMTPD_PORT_SUBMISSIONS = 1,
+	SMTPD_PORT_INBOUND = 2,
+};
 uint16_t smtpd_port(const struct smtpd *s, unsigned which, unsigned i);
 /*
  * smtpd_reload_tls - load the certificate and key again (SIGHUP): new

@@ -142,7 +142,8 @@ struct smtpd_listen {
 struct smtpd {
 	uv_loop_t *loop;
 	const struct config *cfg;
-	struct smtpd_sink sink;
+	struct smtpd_sink sink;           /* submission's */
+	struct smtpd_sink inbound;        /* the inbound MX's; ops NULL: none */
 	struct smtpd_users users;
 	struct policy *policy;
 	struct smtpd_hooks hooks;

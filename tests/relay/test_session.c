@@ -478,7 +478,7 @@ run(const struct step *steps, size_t nsteps)
 
 	H->steps = steps;
 	H->nsteps = nsteps;
-	ck_assert_msg(smtpd_open(&H->srv, &H->loop, &H->cfg, &sink, &users, NULL, err,
+	ck_assert_msg(smtpd_open(&H->srv, &H->loop, &H->cfg, &sink, NULL, &users, NULL, err,
 	    sizeof err) == 0, "%s", err);
 	ck_assert_uint_ne(smtpd_port(H->srv, H->implicit, 0), 0);
 	ck_assert_uint_eq(smtpd_port(H->srv, !H->implicit, 0), 0);
