@@ -76,6 +76,7 @@ RELAY_SRCS := \
 	relay/smtpd.c \
 	relay/smtpd_auth.c \
 	relay/smtpd_cmd.c \
+	relay/smtpd_inbound.c \
 	relay/smtpd_msg.c \
 	relay/smtpd_session.c
 

@@ -6,17 +6,23 @@
  * trusted_networks may send without, as [relay] trusted_user), the
  * verdicts of policy/ (rates, lock-outs, suppression, header and domain
  * rules) enforced, and a 250 only once the sink stored the message.
+ * On [relay] inbound it serves the inbound MX for bounce domains
+ * (RFC 5321, port 25; smtpd_inbound.c): no AUTH, any MAIL FROM (the
+ * null sender above all) with its SPF verdict (policy/spfcheck, the
+ * [deliver] dns_server resolver), each recipient put to the inbound
+ * sink's rcpt(), Authentication-Results, Received-SPF and Received added
+ * at the top, and a 250 only once the inbound sink stored the return.
  *
  * Seams.  A session knows neither the queue nor the user store; its owner
  * hands it two small ops structs:
  *   - a sink (struct smtpd_sink) that stores an accepted message: for
- *     submission cmd/kurierd wires the queue (queue_enqueue); the inbound
- *     MX for bounce domains will wire the bounce mailbox;
+ *     submission cmd/kurierd wires the queue (queue_enqueue); for the
+ *     inbound MX it wires the bounce mailbox (mailbox/ingest.h);
  *   - a user directory (struct smtpd_users): password checks and the
  *     trusted_user lookup (cmd/kurierd wires policy/auth).
  * Inside relay/ the session core dispatches through a const table of
  * protocol operations (smtpd_int.h: struct smtpd_proto), which submission
- * fills now and the inbound MX will fill differently.
+ * and the inbound MX fill each their own way.
  * Policy (rates, lock-outs, suppression) stays a direct call into
  * policy/policy.h: it is one module with one Redis-backed implementation,
  * and a NULL policy means "no Redis-backed checks" (the synchronous
