@@ -59,8 +59,10 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/authres.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/dkimverify.c \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
@@ -141,6 +143,7 @@ CHECK_SRCS := \
 	tests/policy/test_auth.c \
 	tests/policy/test_check.c \
 	tests/policy/test_dest.c \
+	tests/policy/test_dkimverify.c \
 	tests/policy/test_policy.c \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \
