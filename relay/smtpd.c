@@ -153,6 +153,7 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 		&cfg->relay.submissions, &cfg->relay.inbound };
 	static const enum smtpd_listener_kind kinds[SMTPD_NLISTENERS] = { SMTPD_SUBMISSION,
 		SMTPD_SUBMISSIONS, SMTPD_INBOUND };
+	struct dkimverify_opts dko = { 0 };
 	char dns[300];
 	int rc;
 
@@ -189,6 +190,15 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 			free(srv);
 			return rc;
 		}
+		dko.dns_server = dns;
+		dko.dns_timeout_ms = cfg->deliver.dns_timeout_ms;
+		if ((rc = dkimverify_open(&srv->dkim, loop, &dko, err, errsz)) < 0) {
+			spfcheck_close(srv->spf, NULL, NULL);
+			SSL_CTX_free(srv->tls);
+			free(srv->ipcounts);
+			free(srv);
+			return rc;
+		}
 	}
 	for (int i = 0; i < SMTPD_NLISTENERS; i++) {
 		if (ls[i]->n == 0 || (kinds[i] == SMTPD_INBOUND && srv->inbound.ops == NULL))
@@ -205,6 +215,8 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 					listener_close(srv->listeners[j], NULL, NULL);
 			if (srv->spf != NULL)
 				spfcheck_close(srv->spf, NULL, NULL);
+			if (srv->dkim != NULL)
+				dkimverify_close(srv->dkim, NULL, NULL);
 			SSL_CTX_free(srv->tls);
 			free(srv->ipcounts);
 			free(srv);
@@ -277,17 +289,31 @@ on_spf_closed(void *arg)
 	maybe_stopped(srv);
 }
 
+static void
+on_dkim_closed(void *arg)
+{
+	struct smtpd *srv = arg;
+
+	srv->dkim = NULL;
+	maybe_stopped(srv);
+}
+
 /*
- * close_spf - stop the SPF checks: their pending callbacks run (with
- * temperror), then on_spf_closed.
+ * close_checks - stop the inbound MX's SPF and DKIM checks: their
+ * pending callbacks run (SPF temperror, DKIM canceled), then
+ * on_spf_closed and on_dkim_closed.
  */
 static void
-close_spf(struct smtpd *srv)
+close_checks(struct smtpd *srv)
 {
-	if (srv->spf == NULL || srv->spf_closing)
-		return;
-	srv->spf_closing = true;
-	spfcheck_close(srv->spf, on_spf_closed, srv);
+	if (srv->spf != NULL && !srv->spf_closing) {
+		srv->spf_closing = true;
+		spfcheck_close(srv->spf, on_spf_closed, srv);
+	}
+	if (srv->dkim != NULL && !srv->dkim_closing) {
+		srv->dkim_closing = true;
+		dkimverify_close(srv->dkim, on_dkim_closed, srv);
+	}
 }
 
 static void
@@ -296,8 +322,8 @@ maybe_stopped(struct smtpd *srv)
 	if (!srv->stopping || srv->nalive > 0 || srv->nlisteners_open > 0 ||
 	    uv_is_closing((uv_handle_t *)&srv->grace))
 		return;
-	if (srv->spf != NULL) {
-		close_spf(srv);
+	if (srv->spf != NULL || srv->dkim != NULL) {
+		close_checks(srv);
 		return;
 	}
 	uv_close((uv_handle_t *)&srv->grace, on_grace_closed);
@@ -323,8 +349,8 @@ on_grace(uv_timer_t *t)
 		if (s->conn != NULL)
 			conn_abort(s->conn);
 	}
-	/* Sessions waiting for an SPF verdict get theirs now (temperror). */
-	close_spf(srv);
+	/* Sessions waiting for an SPF or DKIM verdict get theirs now. */
+	close_checks(srv);
 }
 
 void

@@ -30,10 +30,12 @@
  *   DATA      as submission reads it (smtp_data.c): CRLF.CRLF ends it,
  *             above max_bounce_size 552 5.3.4, a NUL byte, bare CR or LF
  *             or an over-long line 550 5.6.0 (no smuggling).
- *   end       DKIM signatures are verified (policy/dkimverify when wired,
- *             see verify()), then the message is handed to the inbound
- *             sink with, at the top: Authentication-Results (RFC 8601:
- *             spf and dkim), Received-SPF (RFC 7208 9.1) and Received.
+ *   end       DKIM signatures are verified (policy/dkimverify, on the
+ *             thread pool, keys from the [deliver] dns_server resolver),
+ *             then the message is handed to the inbound sink with, at
+ *             the top: Authentication-Results (RFC 8601: spf and dkim),
+ *             Received-SPF (RFC 7208 9.1), both written by policy/authres,
+ *             and Received.
  *             Authentication-Results fields that claim our host name as
  *             their authserv-id are removed first (RFC 8601 5): a sender
  *             cannot forge our verdict.  250 only once the sink stored
@@ -60,12 +62,15 @@
 #include "core/log.h"
 #include "core/rfc5322.h"
 #include "core/str.h"
+#include "core/xmalloc.h"
+#include "policy/authres.h"
 #include "queue/qid.h"
 
 /* Recipients per message: a return names one; a few for a report per domain. */
 #define INBOUND_MAX_RCPT 100
 
 static void store(struct smtpd_session *s);
+static void verify(struct smtpd_session *s);
 
 static uint64_t
 max_size(const struct config *cfg)
@@ -406,6 +411,42 @@ run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 /* --- the end of DATA ------------------------------------------------------------ */
 
 static void
+on_verified(void *arg, int status, const struct dkimverify_report *r)
+{
+	struct smtpd_session *s = arg;
+
+	if (status == 0) {
+		s->dkim = xmalloc(sizeof *s->dkim);
+		*s->dkim = *r;
+	} else {
+		log_warn("smtpd", "dkim_unverified", "sid=%s client=%s error=\"%s\"", s->sid, s->client,
+		    uv_strerror(status));
+	}
+	store(s);
+}
+
+/*
+ * verify - the DKIM signatures of the message, on the thread pool
+ * (policy/dkimverify); then store.  The reference taken at the end of
+ * DATA goes with it.  When the verifier is gone (shutting down) the
+ * message is stored without a dkim result.
+ */
+static void
+verify(struct smtpd_session *s)
+{
+	const char *msg = s->body.data != NULL ? s->body.data : "";
+	struct smtpd_head f;
+	int rc = -ECANCELED;
+
+	smtpd__scan_head(msg, s->body.len, &f);
+	if (s->srv->dkim != NULL && !s->srv->dkim_closing)
+		rc = dkimverify_start(s->srv->dkim, msg, f.body_start, msg + f.body_start,
+		    s->body.len - f.body_start, on_verified, s, NULL);
+	if (rc < 0)
+		on_verified(s, rc, NULL);
+}
+
+static void
 data_done(struct smtpd_session *s)
 {
 	const struct smtp_data_result *res = smtp_data_result(&s->data);
@@ -427,43 +468,7 @@ data_done(struct smtpd_session *s)
 		return;
 	smtpd__enter_state(s, SMTPD_VERIFY);
 	smtpd__ref(s);
-	store(s);
-}
-
-/* Append v as the value of a Received-SPF key (RFC 7208 9.1): a dot-atom, else quoted. */
-static void
-kv_value(struct buf *b, const char *v)
-{
-	bool atom = *v != '\0' && *v != '.';
-
-	for (const char *p = v; *p != '\0' && atom; p++)
-		atom = strchr("()<>[]:;@\\,\" ", *p) == NULL && (unsigned char)*p > ' ' &&
-		    (unsigned char)*p != 0x7f;
-	if (atom) {
-		buf_appends(b, v);
-		return;
-	}
-	buf_appends(b, "\"");
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_appends(b, "\\");
-		buf_append(b, p, 1);
-	}
-	buf_appends(b, "\"");
-}
-
-/* Append t as the text of a comment: parentheses and backslashes quoted (RFC 5322 3.2.2). */
-static void
-comment_text(struct buf *b, const char *t)
-{
-	for (const char *p = t; *p != '\0'; p++) {
-		if (*p == '(' || *p == ')' || *p == '\\')
-			buf_appends(b, "\\");
-		if ((unsigned char)*p < ' ' || (unsigned char)*p == 0x7f)
-			buf_appends(b, " ");
-		else
-			buf_append(b, p, 1);
-	}
+	verify(s);
 }
 
 /*
@@ -500,7 +505,9 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 	const struct config *cfg = s->srv->cfg;
 	const char *host = cfg->server.hostname;
 	const char *msg = s->body.data ? s->body.data : "";
-	const char *spf = spfcheck_verdict_name(s->spf_result);
+	struct authres_spf spf = { .result = s->spf_result,
+		.mailfrom = s->from.null ? NULL : s->env.sender, .helo = s->helo,
+		.client_ip = s->client };
 	struct smtpd_head f;
 	struct rfc5322_scan sc;
 	const char *field, *at;
@@ -510,24 +517,9 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 	smtpd__scan_head(msg, s->body.len, &f);
 	smtpd__date(date, sizeof date, now);
 
-	/* RFC 8601 2.2: authserv-id; resinfo per method. */
-	buf_appendf(head, "Authentication-Results: %s;\r\n\tspf=%s %s=", host, spf,
-	    s->spf_helo ? "smtp.helo" : "smtp.mailfrom");
-	kv_value(head, s->spf_domain[0] != '\0' ? s->spf_domain : "unknown");
-	buf_appendf(head, ";\r\n\t%s\r\n", s->authres_dkim != NULL ? s->authres_dkim : "dkim=none");
-
-	/* RFC 7208 9.1. */
-	buf_appendf(head, "Received-SPF: %s (%s: ", spf, host);
-	comment_text(head, s->spf_why[0] != '\0' ? s->spf_why : "no SPF verdict");
-	buf_appendf(head, ")\r\n\treceiver=%s; client-ip=%s;", host, s->client);
-	if (!s->from.null) {
-		buf_appends(head, " envelope-from=");
-		kv_value(head, s->env.sender);
-		buf_appends(head, ";");
-	}
-	buf_appends(head, "\r\n\thelo=");
-	kv_value(head, s->helo);
-	buf_appendf(head, "; identity=%s\r\n", s->spf_helo ? "helo" : "mailfrom");
+	/* RFC 8601 5 and RFC 7208 9.1: on top, above our Received. */
+	authres_format(head, host, &spf, s->dkim);
+	authres_received_spf(head, host, &spf);
 
 	buf_appendf(head, "Received: from %s ([%s])\r\n\tby %s (kurier) with %s id %s", s->helo,
 	    s->client, host, smtpd__with_protocol(s), s->env.id);
@@ -560,12 +552,33 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 	*body_start = f.body_start;
 }
 
+/* dkim_summary - the DKIM results for the log: "pass", "fail,pass", "none", "-" (not verified). */
+static void
+dkim_summary(const struct smtpd_session *s, char *dst, size_t size)
+{
+	size_t n = 0;
+
+	if (s->dkim == NULL) {
+		str_copy(dst, "-", size);
+		return;
+	}
+	if (s->dkim->nsig == 0) {
+		str_copy(dst, "none", size);
+		return;
+	}
+	dst[0] = '\0';
+	for (size_t i = 0; i < s->dkim->nsig && n + 12 < size; i++)
+		n += (size_t)snprintf(dst + n, size - n, "%s%s", i > 0 ? "," : "",
+		    dkimverify_result_name(s->dkim->sig[i].result));
+}
+
 static void
 on_stored(void *arg, int status, const char *id)
 {
 	struct smtpd_session *s = arg;
-	char qf[600], qr[600], qd[200];
+	char qf[600], qr[600], dkim[DKIMVERIFY_MAX_SIGS * 12 + 16];
 
+	dkim_summary(s, dkim, sizeof dkim);
 	if (status == 0) {
 		s->msgs++;
 		s->junk = 0;
@@ -573,7 +586,7 @@ on_stored(void *arg, int status, const char *id)
 		    id, s->sid, s->client, log_quotes(qf, sizeof qf, s->env.sender),
 		    log_quotes(qr, sizeof qr, s->env.nrcpt > 0 ? s->env.rcpt[0].addr : ""),
 		    s->env.nrcpt, s->env.size, spfcheck_verdict_name(s->spf_result),
-		    log_quotes(qd, sizeof qd, s->authres_dkim != NULL ? s->authres_dkim + 5 : "none"),
+		    dkim,
 		    s->tls ? "yes" : "no", uv_now(s->srv->loop) - s->data_started_ms);
 		if (s->conn != NULL)
 			smtpd__reply(s, "250 2.0.0 Ok: stored as %s", id);

@@ -45,6 +45,7 @@
 #include "core/config.h"
 #include "core/mailaddr.h"
 #include "policy/auth.h"
+#include "policy/dkimverify.h"
 #include "policy/policy.h"
 #include "policy/spfcheck.h"
 #include "queue/envelope.h"
@@ -163,9 +164,11 @@ struct smtpd {
 	SSL_CTX *tls;
 	struct listener *listeners[SMTPD_NLISTENERS];
 	struct smtpd_listen listen[SMTPD_NLISTENERS];
-	/* The inbound MX's SPF checks (NULL without an inbound listener). */
+	/* The inbound MX's SPF and DKIM checks (NULL without an inbound listener). */
 	struct spfcheck *spf;
 	bool spf_closing;
+	struct dkimverify *dkim;
+	bool dkim_closing;
 	unsigned nlisteners_open;
 	struct smtpd_session *sessions;   /* doubly linked, for stop */
 	size_t nsessions;                 /* connected */
@@ -248,7 +251,7 @@ struct smtpd_session {
 	bool spf_helo;                    /* the identity checked was HELO (null sender) */
 	char spf_domain[256];             /* the domain checked */
 	char spf_why[SPFCHECK_WHY_SIZE];
-	char *authres_dkim;               /* the DKIM part of Authentication-Results */
+	struct dkimverify_report *dkim;   /* the DKIM verdicts; NULL: not verified */
 };
 
 /* smtpd_session.c: the session core */

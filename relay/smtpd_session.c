@@ -151,7 +151,7 @@ session_free(struct smtpd_session *s)
 	buf_free(&s->body);
 	buf_free(&s->dropped);
 	envelope_free(&s->env);
-	free(s->authres_dkim);
+	free(s->dkim);
 	explicit_bzero(s->auth_name, sizeof s->auth_name);
 	explicit_bzero(s->auth_pass, sizeof s->auth_pass);
 	free(s);
@@ -259,8 +259,8 @@ smtpd__reset_transaction(struct smtpd_session *s)
 	s->spf_result = SPFCHECK_NONE;
 	s->spf_helo = false;
 	s->spf_domain[0] = s->spf_why[0] = '\0';
-	free(s->authres_dkim);
-	s->authres_dkim = NULL;
+	free(s->dkim);
+	s->dkim = NULL;
 }
 
 /*

@@ -935,8 +935,7 @@ START_TEST(test_inbound_null_sender)
 		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
 	};
 	static const char top[] =
-	    "Authentication-Results: " HOSTNAME ";\r\n"
-	    "\tspf=pass smtp.helo=mx.sender.test;\r\n"
+	    "Authentication-Results: " HOSTNAME "; spf=pass smtp.helo=mx.sender.test;\r\n"
 	    "\tdkim=none\r\n"
 	    "Received-SPF: pass (" HOSTNAME ": ";
 
@@ -948,8 +947,8 @@ START_TEST(test_inbound_null_sender)
 	ck_assert_str_eq(H->asked[0], "b+token@bounces.test");
 	ck_assert_msg(H->head.len > sizeof top && memcmp(H->head.data, top, sizeof top - 1) == 0,
 	    "head: %.*s", (int)H->head.len, H->head.data);
-	ck_assert(head_has("\r\n\treceiver=" HOSTNAME "; client-ip=127.0.0.1;\r\n"
-	    "\thelo=mx.sender.test; identity=helo\r\n"
+	ck_assert(head_has(" client-ip=127.0.0.1; "));
+	ck_assert(head_has("\thelo=mx.sender.test; receiver=" HOSTNAME "; identity=helo;\r\n"
 	    "Received: from mx.sender.test ([127.0.0.1])\r\n\tby " HOSTNAME " (kurier) with ESMTP id "));
 	ck_assert(head_has("\r\n\tfor <b+token@bounces.test>;\r\n"));
 	ck_assert(!head_has("forged.test"));
@@ -992,9 +991,10 @@ START_TEST(test_inbound_rcpt_verdicts)
 	ck_assert_uint_eq(H->nrcpt, 1);
 	ck_assert_str_eq(H->asked[4], "postmaster@bounces.test");
 	ck_assert_str_eq(H->sender, "Bounce-Daemon@sender.test");
-	ck_assert(head_has("spf=pass smtp.mailfrom=sender.test;"));
+	ck_assert_msg(head_has("spf=pass\r\n\tsmtp.mailfrom=Bounce-Daemon@sender.test; dkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
 	ck_assert(head_has("envelope-from=\"Bounce-Daemon@sender.test\";"));
-	ck_assert(head_has("identity=mailfrom\r\n"));
+	ck_assert(head_has("identity=mailfrom;\r\nReceived: from mx.sender.test"));
 	ck_assert_uint_eq(H->nasked, 5);
 	ck_assert_str_eq(H->asked[1], "someone@elsewhere.test");
 }
@@ -1153,7 +1153,8 @@ START_TEST(test_inbound_spf_fail_mark)
 
 	run(steps, NELEM(steps));
 	ck_assert_uint_eq(H->nstored, 1);
-	ck_assert(head_has("\tspf=fail smtp.mailfrom=fail.test;\r\n"));
+	ck_assert_msg(head_has("spf=fail\r\n\tsmtp.mailfrom=bounce@fail.test; dkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
 	ck_assert(head_has("\r\nReceived-SPF: fail (" HOSTNAME ": "));
 	ck_assert(head_has("envelope-from=\"bounce@fail.test\";"));
 }
@@ -1193,8 +1194,31 @@ START_TEST(test_inbound_spf_none)
 	};
 
 	run(steps, NELEM(steps));
-	ck_assert_msg(head_has("\tspf=none smtp.helo=\"[127.0.0.1]\";\r\n"), "%.*s", (int)H->head.len, H->head.data);
+	ck_assert_msg(head_has("spf=none smtp.helo=\"[127.0.0.1]\";\r\n\tdkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
 	ck_assert(head_has("Received-SPF: none (" HOSTNAME ": "));
+}
+END_TEST
+
+/* DKIM is verified at the end of DATA and its verdict recorded (a signature without its key). */
+START_TEST(test_inbound_dkim)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=nokey.test; s=sel;\r\n"
+		  "\th=from:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
+		  RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_msg(head_has("dkim=permerror") && head_has("header.d=nokey.test"), "%.*s",
+	    (int)H->head.len, H->head.data);
+	ck_assert(!head_has("dkim=none"));
+	ck_assert(head_has("\r\nDKIM-Signature: v=1; a=rsa-sha256;"));
 }
 END_TEST
 
@@ -1286,6 +1310,7 @@ session_suite(void)
 	tcase_add_test(tc, test_inbound_spf_fail_mark);
 	tcase_add_test(tc, test_inbound_spf_fail_reject);
 	tcase_add_test(tc, test_inbound_spf_none);
+	tcase_add_test(tc, test_inbound_dkim);
 	tcase_add_test(tc, test_inbound_starttls);
 	tcase_add_loop_test(tc, test_inbound_store_fails, 0, 2);
 	tcase_add_test(tc, test_inbound_stop);
