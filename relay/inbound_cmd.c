@@ -1,6 +1,6 @@
 /*
- * inbound_cmd - the inbound MX's MAIL and RCPT arguments, and its own
- * Authentication-Results fields in what it receives.  See inbound_cmd.h.
+ * inbound_cmd - the inbound MX's MAIL and RCPT arguments.  See
+ * inbound_cmd.h.
  */
 #include "relay/inbound_cmd.h"
 
@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/rfc5322.h"
 #include "core/str.h"
 
 int
@@ -82,49 +81,4 @@ inbound_rcpt(const char *arg, size_t len, bool smtputf8, const char *postmaster_
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	return 0;
-}
-
-bool
-inbound_authres_ours(const char *f, size_t fl, const char *host)
-{
-	const char *p, *end = f + fl, *id, *colon;
-	size_t hl = strlen(host);
-
-	if (!rfc5322_field_is(f, fl, "Authentication-Results") ||
-	    (colon = rfc5322_field_colon(f, fl)) == NULL)
-		return false;
-	/* RFC 8601 2.2: CFWS, then the authserv-id (a value: token or quoted-string). */
-	p = colon + 1;
-	for (;;) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-			p++;
-		if (p < end && *p == '(') {
-			/* A comment before the id: skip it, nesting and quoted-pairs included. */
-			int depth = 0;
-
-			for (; p < end; p++) {
-				if (*p == '\\' && p + 1 < end)
-					p++;
-				else if (*p == '(')
-					depth++;
-				else if (*p == ')' && --depth == 0) {
-					p++;
-					break;
-				}
-			}
-			continue;
-		}
-		break;
-	}
-	if (p < end && *p == '"') {
-		id = ++p;
-		while (p < end && *p != '"')
-			p++;
-	} else {
-		id = p;
-		while (p < end && *p != ';' && *p != ' ' && *p != '\t' && *p != '\r' &&
-		    *p != '\n' && *p != '(')
-			p++;
-	}
-	return (size_t)(p - id) == hl && hl > 0 && strncasecmp(id, host, hl) == 0;
 }

@@ -1,8 +1,9 @@
 /*
  * inbound_cmd - what the inbound MX for bounce domains makes of its
  * clients' words, apart from any socket: the arguments of its MAIL and
- * RCPT, the HELO name, and which Authentication-Results fields of a
- * message claim to be its own.  Pure functions over the caller's bytes;
+ * RCPT (the HELO name is smtp_parse.h's smtp_helo_ok, the forged
+ * Authentication-Results policy/authres.h's authres_field_is_ours).
+ * Pure functions over the caller's bytes;
  * relay/smtpd_inbound.c runs the session around them, and
  * tests/fuzz/fuzz_inbound_cmd.c feeds them anything.
  *
@@ -69,13 +70,5 @@ struct inbound_rcpt {
  */
 int inbound_rcpt(const char *arg, size_t len, bool smtputf8, const char *postmaster_domain,
     struct inbound_rcpt *r, const char **reply);
-
-/*
- * inbound_authres_ours - whether the header field f[0..fl) (as
- * core/rfc5322's scanner returns it) is an Authentication-Results field
- * whose authserv-id is host, ASCII case ignored: one that claims our
- * verdict, which RFC 8601 5 says an MTA must remove from what it receives.
- */
-bool inbound_authres_ours(const char *f, size_t fl, const char *host);
 
 #endif

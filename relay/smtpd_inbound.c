@@ -464,7 +464,7 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 		at = sc.p;
 		if (!rfc5322_next(&sc, &field, &fl))
 			break;
-		if (inbound_authres_ours(field, fl, host)) {
+		if (authres_field_is_ours(field, fl, host)) {
 			dropped++;
 			continue;
 		}

@@ -3,7 +3,8 @@
  * command line through smtp_cmd_parse and then what the inbound session
  * does with its verb (relay/inbound_cmd.h): EHLO/HELO through
  * smtp_helo_ok, MAIL through inbound_mail, RCPT through inbound_rcpt;
- * or a header section through the scanner and inbound_authres_ours.
+ * or a header section through the scanner and authres_field_is_ours
+ * (the forged Authentication-Results the inbound MX deletes).
  * Byte 0 picks the target (bit 0) and the options (bit 1: the MAIL had
  * SMTPUTF8; bit 2: a postmaster domain is configured); the rest is the
  * client's text.
@@ -24,6 +25,7 @@
 
 #include "core/mailaddr.h"
 #include "core/rfc5322.h"
+#include "policy/authres.h"
 #include "relay/inbound_cmd.h"
 #include "relay/smtp_parse.h"
 
@@ -124,7 +126,7 @@ fuzz_head(const char *msg, size_t len)
 		char lc[512];
 		size_t n = fl < sizeof lc ? fl : sizeof lc;
 
-		if (!inbound_authres_ours(f, fl, HOST))
+		if (!authres_field_is_ours(f, fl, HOST))
 			continue;
 		for (size_t i = 0; i < n; i++)
 			lc[i] = (f[i] >= 'A' && f[i] <= 'Z') ? (char)(f[i] - 'A' + 'a') : f[i];

@@ -702,31 +702,6 @@ START_TEST(test_inbound_rcpt)
 }
 END_TEST
 
-static const struct {
-	const char *field;
-	bool ours;
-} authres_cases[] = {
-	{ "Authentication-Results: mx.test; spf=pass", true },
-	{ "authentication-results:MX.Test;dkim=pass", true },
-	{ "Authentication-Results:\r\n\tmx.test;\r\n\tdkim=pass", true },
-	{ "Authentication-Results: (a (nested) comment) mx.test 1; none", true },
-	{ "Authentication-Results: \"mx.test\"; none", true },
-	{ "Authentication-Results: mx.test.evil; spf=pass", false },
-	{ "Authentication-Results: other.test; spf=pass smtp.mailfrom=mx.test", false },
-	{ "Authentication-Results-X: mx.test; none", false },
-	{ "Authentication-Results: ", false },
-	{ "Authentication-Results: (unclosed mx.test", false },
-	{ "Received: from mx.test", false },
-};
-
-START_TEST(test_inbound_authres_ours)
-{
-	const char *f = authres_cases[_i].field;
-
-	ck_assert_msg(inbound_authres_ours(f, strlen(f), "mx.test") == authres_cases[_i].ours, "%s", f);
-}
-END_TEST
-
 START_TEST(test_helo_ok)
 {
 	char long_name[300];
@@ -772,7 +747,6 @@ smtp_parse_suite(void)
 	tc = tcase_create("inbound");
 	tcase_add_loop_test(tc, test_inbound_mail, 0, (int)NELEM(in_mail_cases));
 	tcase_add_loop_test(tc, test_inbound_rcpt, 0, (int)NELEM(in_rcpt_cases));
-	tcase_add_loop_test(tc, test_inbound_authres_ours, 0, (int)NELEM(authres_cases));
 	tcase_add_test(tc, test_helo_ok);
 	suite_add_tcase(s, tc);
 	return s;
