@@ -64,6 +64,7 @@ POLICY_SRCS := \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
+	policy/returns.c \
 	policy/spf_dns.c \
 	policy/spfcheck.c \
 	policy/suppress.c \
