@@ -95,13 +95,17 @@ DELIVER_SRCS := \
 	deliver/task.c
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
-MAILBOX_SRCS :=
+MAILBOX_SRCS := \
+	mailbox/bounce.c \
+	mailbox/bounce_class.c \
+	mailbox/bounce_text.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
 KURIERCTL_SRCS := \
 	cmd/ctl.c \
 	cmd/kurierctl.c \
+	cmd/kurierctl_bounce.c \
 	cmd/kurierctl_check.c \
 	cmd/kurierctl_queue.c \
 	cmd/kurierctl_stats.c \
@@ -220,6 +224,10 @@ build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
 build/$(1)/tests/smtpload: build/$(1)/tests/bench/smtpload.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/bounceparse: build/$(1)/tests/bench/bounceparse.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef

@@ -60,6 +60,7 @@ enum {
 	NEED_AUTH = 1 << 1,     /* the user store's Redis connection */
 	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
 	NEED_POLICY = 1 << 3,   /* the policy module's Redis connection */
+	NO_CONFIG = 1 << 4,     /* runs without reading the configuration */
 };
 
 enum list_state {
@@ -135,6 +136,9 @@ struct ctl {
 	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
 	const char *algo;       /* dkim keygen: --algo */
+	char **files;           /* bounce parse: FILE... (argv's) */
+	int nfiles;
+	bool json;              /* bounce parse --json */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */

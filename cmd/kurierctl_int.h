@@ -52,4 +52,8 @@ int run_sup_add(struct ctl *c);
 int run_sup_del(struct ctl *c);
 int run_sup_check(struct ctl *c);
 
+/* kurierctl_bounce.c: bounce parse (no Redis, no configuration). */
+int check_bounce_parse(struct ctl *c, int argc, char **argv);
+int run_bounce_parse(struct ctl *c);
+
 #endif
