@@ -59,8 +59,10 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/authres.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/dkimverify.c \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
@@ -77,6 +79,7 @@ RELAY_SRCS := \
 	relay/smtpd.c \
 	relay/smtpd_auth.c \
 	relay/smtpd_cmd.c \
+	relay/smtpd_inbound.c \
 	relay/smtpd_msg.c \
 	relay/smtpd_session.c
 
@@ -151,6 +154,7 @@ CHECK_SRCS := \
 	tests/policy/test_auth.c \
 	tests/policy/test_check.c \
 	tests/policy/test_dest.c \
+	tests/policy/test_dkimverify.c \
 	tests/policy/test_policy.c \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \

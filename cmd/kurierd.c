@@ -465,7 +465,7 @@ main(int argc, char **argv)
 		struct smtpd_sink sink = { &sink_queue, k.queue };
 		struct smtpd_users users = { &users_auth, k.auth };
 
-		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, &sink, &users, k.policy, err, sizeof err) < 0)
+		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, &sink, NULL, &users, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "relay", "error=%s hint=\"fix [relay] or [tls] in %s, or stop what holds the port\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
 		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",

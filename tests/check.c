@@ -49,6 +49,7 @@ static const struct group_suite all[] = {
 	{ "queue",   queue_suite,      true },
 	{ "policy",  check_suite,      false },
 	{ "policy",  dest_suite,       false },
+	{ "policy",  dkimverify_suite, false },
 	{ "policy",  policy_suite,     false },
 	{ "policy",  spfcheck_suite,   false },
 	{ "policy",  auth_suite,       true },

@@ -37,6 +37,7 @@ Suite *verp_suite(void);
 Suite *auth_suite(void);
 Suite *check_suite(void);
 Suite *dest_suite(void);
+Suite *dkimverify_suite(void);
 Suite *policy_suite(void);
 Suite *spfcheck_suite(void);
 
