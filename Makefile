@@ -102,6 +102,7 @@ MAILBOX_SRCS := \
 	mailbox/bounce.c \
 	mailbox/bounce_class.c \
 	mailbox/bounce_text.c \
+	mailbox/ingest.c \
 	mailbox/store.c \
 	mailbox/store_ops.c
 
