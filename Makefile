@@ -66,6 +66,7 @@ POLICY_SRCS := \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
+	policy/returns.c \
 	policy/spf_dns.c \
 	policy/spfcheck.c \
 	policy/suppress.c \
@@ -98,14 +99,22 @@ DELIVER_SRCS := \
 	deliver/task.c
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
-MAILBOX_SRCS :=
+MAILBOX_SRCS := \
+	mailbox/bounce.c \
+	mailbox/bounce_class.c \
+	mailbox/bounce_text.c \
+	mailbox/ingest.c \
+	mailbox/store.c \
+	mailbox/store_ops.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
 KURIERCTL_SRCS := \
 	cmd/ctl.c \
 	cmd/kurierctl.c \
+	cmd/kurierctl_bounce.c \
 	cmd/kurierctl_check.c \
+	cmd/kurierctl_mailbox.c \
 	cmd/kurierctl_queue.c \
 	cmd/kurierctl_stats.c \
 	cmd/kurierctl_sup.c \
@@ -113,7 +122,10 @@ KURIERCTL_SRCS := \
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
-GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
+# mailbox/lua/lib.lua (shared helpers) is put in front of every other
+# mailbox script, so each runs alone as one atomic script.
+MAILBOX_LUA := $(sort $(filter-out mailbox/lua/lib.lua,$(wildcard mailbox/lua/*.lua)))
+GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c build/gen/mailbox_lua.c
 
 LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS) $(MAILBOX_SRCS)
 
@@ -155,7 +167,8 @@ CHECK_SRCS := \
 	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
-	tests/deliver/test_smtpreply.c
+	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_store.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_inbound_cmd
@@ -177,6 +190,14 @@ build/gen/queue_lua.c: $(QUEUE_LUA) core/lua_embed.sh
 build/gen/policy_lua.c: $(POLICY_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
 	sh core/lua_embed.sh policy $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox/%.lua: mailbox/lua/lib.lua mailbox/lua/%.lua
+	@mkdir -p $(@D)
+	cat $^ > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox_lua.c: $(patsubst mailbox/lua/%,build/gen/mailbox/%,$(MAILBOX_LUA)) core/lua_embed.sh
+	@mkdir -p $(@D)
+	sh core/lua_embed.sh mailbox $(filter %.lua,$^) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant
@@ -219,11 +240,19 @@ build/$(1)/tests/qload: build/$(1)/tests/tools/qload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
+build/$(1)/tests/mbox_append: build/$(1)/tests/tools/mbox_append.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
 build/$(1)/tests/smtpload: build/$(1)/tests/bench/smtpload.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/bounceparse: build/$(1)/tests/bench/bounceparse.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef
@@ -237,6 +266,7 @@ bin/%: build/release/bin/%
 
 TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 	build/release/tests/qload build/release/tests/dkimsign_tool build/release/tests/sinkmx \
+	build/release/tests/mbox_append \
 	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------

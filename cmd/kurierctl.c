@@ -56,7 +56,7 @@ static const struct command commands[] = {
 	{ "suppression", "list", "[--domain D]",
 	    "suppressed addresses of every scope, or of one (D, or * for global)",
 	    check_sup, run_sup_list, NEED_POLICY },
-	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|manual]\n"
+	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|soft-bounce-limit|manual]\n"
 	    "[--note TEXT]",
 	    "never deliver to ADDRESS: from every sender (global, the\n"
 	    "default), or from sender domain D; reason manual by default",
@@ -86,6 +86,19 @@ static const struct command commands[] = {
 	{ "queue", "stats", "", "message counts, totals, work per destination, throttled\n"
 	    "destinations and policy refusals by rule",
 	    ctl_check_noargs, run_stats, NEED_QUEUE | NEED_POLICY },
+	{ "bounce", "parse", "[--json] FILE...",
+	    "parse and classify returned messages (no Redis, no config):\n"
+	    "type, and per recipient status, class (hard, soft, complaint,\n"
+	    "auto-reply, none), reason, remote MTA and diagnostic; --json:\n"
+	    "one JSON object per line per file", check_bounce_parse,
+	    run_bounce_parse, NO_CONFIG },
+	{ "mailbox", "list", "USER [--folder F]",
+	    "the messages of USER's INBOX (or folder F): UID, date, size,\n"
+	    "flags, class, recipient and subject", check_mbox, run_mbox_list, NEED_MAILBOX },
+	{ "mailbox", "show", "USER UID [--folder F]", "print one message as stored",
+	    check_mbox, run_mbox_show, NEED_MAILBOX },
+	{ "mailbox", "stats", "", "users, messages and bytes in the mailbox store, in all\n"
+	    "and per user", ctl_check_noargs, run_mbox_stats, NEED_MAILBOX },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
@@ -287,11 +300,11 @@ main(int argc, char **argv)
 		status = run_help(&c);
 		goto out;
 	}
-	if ((status = ctl_load_config(&c)) != CTL_OK)
+	if (!(c.cmd->needs & NO_CONFIG) && (status = ctl_load_config(&c)) != CTL_OK)
 		goto out;
 	if ((c.cmd->needs & NEED_PASSWORD) && (status = ctl_read_password(&c)) != CTL_OK)
 		goto out;
-	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH | NEED_POLICY))
+	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH | NEED_POLICY | NEED_MAILBOX))
 		status = ctl_run(&c);
 	else
 		status = c.cmd->run(&c);

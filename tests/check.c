@@ -1,7 +1,7 @@
 /*
  * check - the one Check runner: `check_kurier [GROUP...]` runs the suites
- * of each named group (core, queue, policy, relay, deliver; all without
- * arguments) and exits 0 only when every test passed.
+ * of each named group (core, queue, policy, relay, deliver, mailbox; all
+ * without arguments) and exits 0 only when every test passed.
  *
  * Suites run in this one process unless CK_FORK is set in the
  * environment: a fork per test costs ~0.1 s under AddressSanitizer
@@ -62,6 +62,7 @@ static const struct group_suite all[] = {
 	{ "deliver", dkimsign_suite,   false },
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
+	{ "mailbox", store_suite,      true },
 };
 
 int
@@ -149,7 +150,7 @@ main(int argc, char **argv)
 				known = true;
 		if (!known) {
 			fprintf(stderr, "check_kurier: unknown group %s "
-			    "(core, queue, policy, relay, deliver)\n", argv[i]);
+			    "(core, queue, policy, relay, deliver, mailbox)\n", argv[i]);
 			return EXIT_FAILURE;
 		}
 	}

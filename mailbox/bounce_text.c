@@ -1,0 +1,936 @@
+/*
+ * bounce_text - the non-standard bounces, read from their text: qmail
+ * ("<addr>:" blocks), Exim ("  addr" then the server's reply), old
+ * Sendmail transcripts, Exchange and Office 365, Gmail, Yahoo, Amazon
+ * SES and the like.  None of them has a grammar; what they share is
+ * that the failed address stands alone on a line, or after a phrase
+ * such as "delivery to" or "RCPT TO:", and that the remote server's
+ * reply (an SMTP reply code, usually with an RFC 3463 enhanced status
+ * code) follows it.
+ *
+ * The text that counts is the human-readable part before the returned
+ * message (cut at "--- Below this line is a copy of the message",
+ * "------ This is a copy of the message", "----- Original message
+ * -----" and their kin), so the returned message's own addresses are
+ * never taken for the failed recipient.  A message is a bounce only if
+ * its sender or subject says so (MAILER-DAEMON, postmaster, "Undelivered
+ * Mail Returned to Sender", ...) or its text carries a known bounce
+ * phrase, and only if a recipient and either a status code or such a
+ * phrase are found: a notice without either (a mailbox-full note in
+ * free words) is not claimed as a bounce.
+ *
+ * A recipient with no code in its text gets the first code of the
+ * whole text; with none at all, "5.0.0" when the text says the failure
+ * is permanent and "4.0.0" when it says delivery is delayed.  A bare
+ * reply code becomes "5.0.0" or "4.0.0" (RFC 3463 "other undefined").
+ */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "mailbox/bounce.h"
+#include "mailbox/bounce_int.h"
+
+/* Lines at which the returned message starts (case ignored, after leading space and dashes). */
+static const char *const cut_marks[] = {
+	"below this line is a copy of the message",
+	"this is a copy of the message",
+	"original message follows",
+	"original message -----",
+	"original message ----",
+	"original message:",
+	"unsent message below",
+	"unsent message follows",
+	"message headers follow",
+	"the header of the original message",
+	"header of the original message",
+	"original message header",
+	"included is a copy of the message",
+	"the original message was:",
+	"original message headers",
+	"content-type: message/rfc822",
+	"headers of the original message",
+	"message text follows",
+	NULL,
+};
+
+/* Phrases that only bounces write (lower case). */
+static const char *const signatures[] = {
+	"this is the qmail-send program",
+	"created automatically by mail delivery software",
+	"permanent fatal errors",
+	"delivery has failed to these recipients",
+	"delivery to the following recipient",
+	"delivery to the following recipients",
+	"could not be delivered",
+	"couldn't be delivered",
+	"could not deliver",
+	"couldn't deliver",
+	"was not delivered",
+	"wasn't delivered",
+	"has not been delivered",
+	"not be delivered",
+	"unable to deliver",
+	"undeliverable",
+	"undelivered mail",
+	"delivery failed",
+	"delivery failure",
+	"failed permanently",
+	"permanent error",
+	"permanent failure",
+	"did not like our",
+	"didn't like our",
+	"remote server returned",
+	"message could not be",
+	"your message to",
+	"failed to deliver",
+	"returned mail",
+	"mail delivery failed",
+	"delivery status notification",
+	"the following address",
+	"the following recipient",
+	"this is an automatically generated delivery status notification",
+	"delivery notification",
+	"temporary failure",
+	"will keep trying",
+	"still trying",
+	"could not send message for past",
+	"has been delayed",
+	"delivery delayed",
+	"delivery is delayed",
+	"not yet been delivered",
+	"message was blocked",
+	"smtp error",
+	"mail could not be",
+	"this is the mail system at",
+	"no such user",
+	"user unknown",
+	"we were unable to deliver",
+	"the group you tried to contact",
+	"グループ",
+	"не может быть доставлено",
+	"nicht zugestellt",
+	"unzustellbar",
+	"non remis",
+	"non recapitabile",
+	"mail delivery system",
+	"attempting to deliver",
+	"failed addresses follow",
+	"not a member of this mailing list",
+	"error delivering your mail",
+	NULL,
+};
+
+/* Subjects that name a failed delivery outright (lower case). */
+static const char *const failure_subjects[] = {
+	"undeliverable", "undelivered", "delivery status notification (failure)",
+	"failure notice", "returned mail", "mail delivery failed", "delivery failure",
+	"non-deliverable", "nondeliverable", "not delivered", "delivery has failed",
+	"delivery status notification: failed", "mail system error", "unzustellbar",
+	"non remis", "mail failure", "mail failed", NULL,
+};
+
+/* Subjects of bounces (lower case). */
+static const char *const bounce_subjects[] = {
+	"undeliver", "undelivered", "delivery status", "delivery failure", "delivery fail",
+	"failure notice", "returned mail", "mail delivery failed", "delivery report",
+	"delivery notification", "returned to sender", "mail system error",
+	"could not send message", "delayed", "nondeliverable", "non-deliverable",
+	"not delivered", "postmaster notify", "mail failure", "delivery problem",
+	"message you sent", "notice: mail delivery", "unzustellbar", "non remis",
+	"warning:", "bounce", "aws notification", "rejected", "error",
+	NULL,
+};
+
+static bool
+lower_has(const char *s, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(s + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* human_len - how much of the text comes before the returned message. */
+static size_t
+human_len(const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+	bool blank_before = false;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol != NULL ? eol + 1 : end;
+		const char *t = p;
+		size_t tl;
+
+		while (t < next && (*t == ' ' || *t == '\t' || *t == '-' || *t == '=' || *t == '*'
+		    || *t == '_' || *t == '#'))
+			t++;
+		tl = (size_t)(next - t);
+		for (int i = 0; cut_marks[i] != NULL; i++)
+			if (lower_has(t, tl, cut_marks[i]) && p != s)
+				return (size_t)(p - s);
+		/* A header block of a returned message, after a blank line. */
+		if (blank_before && p != s && (strncasecmp(p, "Return-Path:", 12) == 0
+		    || strncasecmp(p, "Received: from", 14) == 0
+		    || strncasecmp(p, "Received: (", 11) == 0
+		    || strncasecmp(p, "DKIM-Signature:", 15) == 0))
+			return (size_t)(p - s);
+		blank_before = (size_t)(next - p) <= 2 && (p[0] == '\n' || p[0] == '\r');
+		p = next;
+	}
+	return len;
+}
+
+static bool
+local_is(const char *addr, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncasecmp(addr, name, n) == 0 && addr[n] == '@';
+}
+
+/* daemon_addr - a mail system's own address, never a failed recipient. */
+static bool
+daemon_addr(const char *a)
+{
+	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon")
+	    || local_is(a, "mdaemon");
+}
+
+/* bouncey - the sender or the subject says this is a bounce. */
+static bool
+bouncey(const struct bounce_scan *sc)
+{
+	static const char *const froms[] = { "mailer-daemon", "postmaster", "mail delivery",
+		"mailerdaemon", "mdaemon", "mail administrator", "mailer daemon", "mail system", "delivery",
+		"no-reply@sns.amazonaws.com", "bounce", "mailer_daemon", NULL };
+
+	for (int i = 0; froms[i] != NULL; i++)
+		if (strcasestr(sc->from, froms[i]) != NULL)
+			return true;
+	for (int i = 0; bounce_subjects[i] != NULL; i++)
+		if (strcasestr(sc->subject, bounce_subjects[i]) != NULL)
+			return true;
+	return false;
+}
+
+static bool
+signed_text(const char *s, size_t len)
+{
+	for (int i = 0; signatures[i] != NULL; i++)
+		if (lower_has(s, len, signatures[i]))
+			return true;
+	return false;
+}
+
+/* --- addresses ---------------------------------------------------------------------- */
+
+struct anchor {
+	char *addr;
+	size_t line;            /* offset of its line in the text */
+};
+
+struct anchors {
+	struct anchor *a;
+	size_t n;
+};
+
+/* excluded - an address that is not the failed recipient: the bounce's own parties. */
+static bool
+excluded(const char *a, size_t alen, const struct bounce_scan *sc, bool strict)
+{
+	char tmp[512];
+
+	if (alen >= sizeof tmp)
+		return true;
+	memcpy(tmp, a, alen);
+	tmp[alen] = '\0';
+	if (daemon_addr(tmp))
+		return true;
+	if (!strict)
+		return false;
+	if (sc->to[0] != '\0' && strcasestr(sc->to, tmp) != NULL)
+		return true;
+	if (sc->from[0] != '\0' && strcasestr(sc->from, tmp) != NULL)
+		return true;
+	return false;
+}
+
+static void
+anchor_add(struct anchors *as, const char *a, size_t alen, size_t line)
+{
+	char *s = NULL;
+
+	for (size_t i = 0; i < as->n; i++)
+		if (strlen(as->a[i].addr) == alen && strncasecmp(as->a[i].addr, a, alen) == 0)
+			return;
+	if (as->n >= BOUNCE_RCPT_MAX)
+		return;
+	bounce__set(&s, a, alen);
+	as->a = xreallocarray(as->a, as->n + 1, sizeof *as->a);
+	as->a[as->n].addr = s;
+	as->a[as->n].line = line;
+	as->n++;
+}
+
+/*
+ * alone - the line holds an address and next to nothing else:
+ * "  addr", "<addr>:", "<addr>... User unknown", "addr (generated from
+ * x)", "addr: 550 ...".  *at and *alen: the address.
+ */
+static bool
+alone(const char *l, size_t len, size_t *at, size_t *alen)
+{
+	size_t i = 0, e;
+
+	while (i < len && (l[i] == ' ' || l[i] == '\t' || l[i] == '*' || l[i] == '-'))
+		i++;
+	if (i < len && l[i] == '<')
+		i++;
+	if (!bounce__find_addr(l + i, len - i, at, alen) || *at != 0)
+		return false;
+	*at += i;
+	e = *at + *alen;
+	if (e < len && l[e] == '>')
+		e++;
+	while (e < len && (l[e] == ' ' || l[e] == '\t' || l[e] == '\r'))
+		e++;
+	if (e >= len)
+		return true;
+	/* What may follow the address on its line. */
+	return l[e] == ':' || l[e] == ',' || l[e] == ';' || l[e] == '(' || l[e] == '['
+	    || strncmp(l + e, "...", 3) == 0 || l[e] == '"';
+}
+
+/* Phrases after which the first address on the line is the failed recipient. */
+static const char *const rcpt_phrases[] = {
+	"rcpt to:", "rcpt to: ", "recipient:", "recipients:", "recipient address:",
+	"original-recipient:", "final-recipient:", "failed recipient:", "addressee:",
+	"delivery to ", "delivering your mail to ", "your message to ", "your mail to ",
+	"message to ", "mail to ", "deliver to ", "delivered to ", "could not be delivered to",
+	"address:", "to:", "user ", "mailbox ", "invalid address", "recipient ",
+	"for <", "to <", "unknown user", "destinataire", "empfänger", NULL,
+};
+
+static void
+alone_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anchors *as,
+    bool strict)
+{
+	const char *p = s, *end = s + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = (size_t)((eol != NULL ? eol : end) - p), at, alen;
+
+		if (alone(p, ll, &at, &alen) && !excluded(p + at, alen, sc, strict))
+			anchor_add(as, p + at, alen, (size_t)(p - s));
+		p = eol != NULL ? eol + 1 : end;
+	}
+}
+
+/*
+ * find_anchors - the failed recipients named in s and the lines they
+ * stand on: addresses alone on their lines, else after a phrase, else
+ * the first address of the text.  The bounce's own From and To are
+ * passed over, unless an address alone on its line is one of them and
+ * nothing else is found (a sender who wrote to itself).
+ */
+static void
+find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anchors *as)
+{
+	const char *p, *end = s + len;
+
+	alone_anchors(sc, s, len, as, true);
+	if (as->n > 0)
+		return;
+	/* Second: the first address after a phrase that names it. */
+	for (p = s; p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = (size_t)((eol != NULL ? eol : end) - p);
+
+		for (int i = 0; rcpt_phrases[i] != NULL; i++) {
+			size_t n = strlen(rcpt_phrases[i]), at, alen;
+
+			for (size_t k = 0; k + n <= ll; k++) {
+				if (strncasecmp(p + k, rcpt_phrases[i], n) != 0)
+					continue;
+				if (bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
+				    && !excluded(p + k + n + at, alen, sc, true))
+					anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
+				break;
+			}
+		}
+		p = eol != NULL ? eol + 1 : end;
+	}
+	if (as->n > 0)
+		return;
+	/* Last: any address of the text that is not one of the bounce's parties. */
+	for (size_t off = 0, at, alen; off < len && bounce__find_addr(s + off, len - off, &at, &alen);
+	    off += at + alen) {
+		if (!excluded(s + off + at, alen, sc, true)) {
+			const char *ls = s + off + at;
+
+			while (ls > s && ls[-1] != '\n')
+				ls--;
+			anchor_add(as, s + off + at, alen, (size_t)(ls - s));
+			break;
+		}
+	}
+	if (as->n == 0)
+		alone_anchors(sc, s, len, as, false);
+}
+
+/* --- codes ------------------------------------------------------------------------ */
+
+/* line_at - the trimmed line around offset off of s. */
+static void
+line_at(const char *s, size_t len, size_t off, char **dst)
+{
+	size_t b = off, e = off;
+
+	while (b > 0 && s[b - 1] != '\n')
+		b--;
+	while (e < len && s[e] != '\n')
+		e++;
+	/* "550 5.1.1 <a@b>:" says more on the lines that follow it. */
+	for (int more = 0; more < 2 && e < len; more++) {
+		size_t t = e;
+
+		while (t > b && (s[t - 1] == ' ' || s[t - 1] == '\r'))
+			t--;
+		if (t == b || s[t - 1] != ':')
+			break;
+		for (e++; e < len && s[e] != '\n'; e++)
+			;
+	}
+	bounce__set(dst, s + b, e - b);
+}
+
+/*
+ * code_in - the status in s[0..len): an enhanced code, else a reply code
+ * as "N.0.0".  Returns the offset of the code's line start, or -1; the
+ * diagnostic is that line.
+ */
+static long
+code_in(const char *s, size_t len, char status[16], char **diag)
+{
+	char enh[16];
+	long ei, ri;
+	int reply = 0;
+
+	ei = bounce__find_status(s, len, enh);
+	ri = bounce__find_reply(s, len, &reply);
+	/* A 2.x.x code in a bounce's text is rarely the failure. */
+	if (ei >= 0 && enh[0] == '2')
+		ei = -1;
+	if (ei >= 0) {
+		str_copy(status, enh, 16);
+		/* The diagnostic: the reply line if it comes first on that line. */
+		line_at(s, len, ri >= 0 && ri < ei ? (size_t)ri : (size_t)ei, diag);
+		return ei;
+	}
+	if (ri >= 0) {
+		snprintf(status, 16, "%d.0.0", reply / 100);
+		line_at(s, len, (size_t)ri, diag);
+		return ri;
+	}
+	return -1;
+}
+
+/* permanence - "5.0.0", "4.0.0" or "" from what the text says. */
+static const char *
+permanence(const char *s, size_t len)
+{
+	static const char *const later[] = { "will keep trying", "will retry", "still trying",
+		"delayed", "temporar", "not yet been delivered", "could not send message for past",
+		"will be retried", "continue trying", "try again", NULL };
+	static const char *const never[] = { "permanent", "failed permanently", "could not be delivered",
+		"couldn't be delivered", "was not delivered", "undeliverable", "unable to deliver",
+		"delivery has failed", "does not exist", "not be delivered", "failed", "rejected",
+		"no such", "unknown", "not a member", "expired", "グループ", "не может быть доставлено", NULL };
+
+	for (int i = 0; later[i] != NULL; i++)
+		if (lower_has(s, len, later[i]))
+			return "4.0.0";
+	for (int i = 0; never[i] != NULL; i++)
+		if (lower_has(s, len, never[i]))
+			return "5.0.0";
+	return "";
+}
+
+/* decoration - a line of dashes or stars, or a returned header field. */
+static bool
+decoration(const char *t, size_t n)
+{
+	size_t k = 0;
+
+	for (k = 0; k < n && strchr("-*=_#|+ \t\r", t[k]) != NULL; k++)
+		;
+	if (k == n)
+		return true;
+	return n > 8 && (strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0
+	    || strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0);
+}
+
+/* first_words - the first non-empty line after the anchor's, for a diagnostic. */
+static void
+first_words(const char *s, size_t len, char **dst)
+{
+	const char *p = s, *end = s + len;
+	const char *eol = memchr(p, '\n', len);
+
+	p = eol != NULL ? eol + 1 : end;
+	while (p < end) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = (size_t)((e != NULL ? e : end) - p);
+		const char *t = p;
+
+		while (t < p + ll && isspace((unsigned char)*t))
+			t++;
+		if (t < p + ll && !decoration(t, ll - (size_t)(t - p))) {
+			size_t stop = ll;
+
+			/* "Reason:" alone: the reason is on the next line. */
+			if (p[ll - 1 - (p[ll - 1] == '\r' && ll > 1)] == ':' && ll < 64 && p + ll < end) {
+				const char *n2 = memchr(p + ll + 1, '\n', (size_t)(end - p - ll - 1));
+
+				stop = (size_t)((n2 != NULL ? n2 : end) - p);
+			}
+			bounce__set(dst, t, stop - (size_t)(t - p));
+			return;
+		}
+		p = e != NULL ? e + 1 : end;
+	}
+}
+
+/* remote_of - "host mx.example.jp [192.0.2.20]" or "remote host 192.0.2.32" in s. */
+static void
+remote_of(const char *s, size_t len, char **dst)
+{
+	static const char *const marks[] = { "host ", "remote host ", "mx ", NULL };
+
+	for (int m = 0; marks[m] != NULL; m++) {
+		size_t n = strlen(marks[m]);
+
+		for (size_t i = 0; i + n < len; i++) {
+			size_t e;
+
+			if (strncasecmp(s + i, marks[m], n) != 0 || (i > 0 && isalnum((unsigned char)s[i - 1])))
+				continue;
+			e = i + n;
+			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-'
+			    || s[e] == ':'))
+				e++;
+			/* A host name has a dot; "host said" is no host. */
+			if (e > i + n && memchr(s + i + n, '.', e - i - n) != NULL) {
+				while (e > i + n && (s[e - 1] == '.' || s[e - 1] == ':'))
+					e--;
+				bounce__set(dst, s + i + n, e - i - n);
+				return;
+			}
+		}
+	}
+}
+
+/* delay_notice - the text says delivery goes on: a warning, not a failure. */
+static bool
+delay_notice(const struct bounce_scan *sc, const char *s, size_t len)
+{
+	static const char *const phrases[] = { "will keep trying", "will retry", "still trying",
+		"not yet been delivered", "could not send message for past", "has been delayed",
+		"delivery is delayed", "delivery delayed", "will be retried", "continue trying",
+		"will continue to", "no action is required on your part", NULL };
+
+	if (strcasestr(sc->subject, "delay") != NULL || strcasestr(sc->subject, "warning:") != NULL)
+		return true;
+	for (int i = 0; phrases[i] != NULL; i++)
+		if (lower_has(s, len, phrases[i]))
+			return true;
+	return false;
+}
+
+/*
+ * orig_block - the returned message's header: the part GMime found, else
+ * the header fields that follow the text's cut.
+ */
+static void
+orig_block(const struct bounce_scan *sc, const char **h, size_t *hl)
+{
+	size_t cut;
+	const char *p, *end;
+
+	*h = sc->orig.data;
+	*hl = sc->orig.len;
+	if (*hl > 0 || sc->text.len == 0)
+		return;
+	cut = human_len(sc->text.data, sc->text.len);
+	p = sc->text.data + cut;
+	end = sc->text.data + sc->text.len;
+	/* Skip the marker line and anything before the first field. */
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *c = p;
+
+		while (c < (eol != NULL ? eol : end) && (*c == ' ' || *c == '\t'))
+			c++;
+		while (c < (eol != NULL ? eol : end) && (isalnum((unsigned char)*c) || *c == '-'))
+			c++;
+		if (c > p && c < end && *c == ':')
+			break;
+		p = eol != NULL ? eol + 1 : end;
+	}
+	*h = p;
+	*hl = (size_t)(end - p);
+}
+
+/* --- the reader -------------------------------------------------------------------- */
+
+bool
+bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
+{
+	const char *s = sc->text.data != NULL ? sc->text.data : "";
+	size_t len = human_len(s, sc->text.len);
+	struct anchors as = { NULL, 0 };
+	char gstatus[16] = "";
+	char *gdiag = NULL;
+	long gat;
+	bool sig, delayed, failed_subj, found = false;
+
+	sig = signed_text(s, len);
+	delayed = delay_notice(sc, s, len);
+	if (!bouncey(sc) && !sig)
+		return false;
+
+	/* A delivery-status report pasted into the text reads as one. */
+	if (lower_has(s, sc->text.len, "final-recipient:") && lower_has(s, sc->text.len, "status:")) {
+		size_t before = r->nrcpt;
+
+		bounce__status_text(s, sc->text.len, r);
+		if (r->nrcpt > before)
+			return true;
+	}
+
+	gat = code_in(s, len, gstatus, &gdiag);
+	find_anchors(sc, s, len, &as);
+	if (as.n == 0 && sc->x_failed[0] != '\0') {
+		size_t at, alen;
+
+		if (bounce__find_addr(sc->x_failed, strlen(sc->x_failed), &at, &alen))
+			anchor_add(&as, sc->x_failed + at, alen, 0);
+	}
+	if (as.n == 0) {
+		const char *h;
+		size_t hl, at, alen;
+		char *to;
+
+		orig_block(sc, &h, &hl);
+		to = hl > 0 ? bounce__field(h, hl, "To") : NULL;
+
+		if (to != NULL && bounce__find_addr(to, strlen(to), &at, &alen))
+			anchor_add(&as, to + at, alen, 0);
+		free(to);
+	}
+	failed_subj = false;
+	for (int i = 0; failure_subjects[i] != NULL; i++)
+		if (strcasestr(sc->subject, failure_subjects[i]) != NULL)
+			failed_subj = true;
+	if (as.n == 0 || (gat < 0 && !sig && !failed_subj))
+		goto out;
+
+	for (size_t i = 0; i < as.n; i++) {
+		size_t from = as.a[i].line;
+		size_t to = i + 1 < as.n ? as.a[i + 1].line : len;
+		struct bounce_rcpt *rc;
+		char status[16] = "";
+		char *diag = NULL;
+
+		if (to < from)
+			to = len;
+		rc = bounce__rcpt_add(r);
+		bounce__set(&rc->recipient, as.a[i].addr, strlen(as.a[i].addr));
+		if (code_in(s + from, to - from, status, &diag) >= 0) {
+			str_copy(rc->status, status, sizeof rc->status);
+			bounce__set(&rc->diagnostic, diag, strlen(diag));
+		} else if (gstatus[0] != '\0') {
+			str_copy(rc->status, gstatus, sizeof rc->status);
+			bounce__set(&rc->diagnostic, gdiag, strlen(gdiag));
+		} else {
+			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0"
+			    : permanence(s, len), sizeof rc->status);
+			first_words(s + from, to - from, &diag);
+			if (diag != NULL)
+				bounce__set(&rc->diagnostic, diag, strlen(diag));
+		}
+		/* When the code's own line says little, the lines after the address say more. */
+		if (strlen(rc->diagnostic) < 12) {
+			char *more = NULL;
+
+			first_words(s + from, to - from, &more);
+			if (more != NULL) {
+				free(rc->diagnostic);
+				rc->diagnostic = more;
+			}
+		}
+		remote_of(s + from, to - from, &rc->remote_mta);
+		/* The reason from the recipient's whole paragraph, when its line says too little. */
+		{
+			bool bad;
+			char *seg = NULL;
+
+			rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
+			if (strcmp(rc->reason, "unknown") == 0) {
+				seg = xmemdup0(s + from, to - from);
+				rc->reason = bounce__reason(rc->status, seg, &bad);
+				free(seg);
+			}
+			if (strcmp(rc->reason, "unknown") == 0)
+				rc->reason = bounce__reason(rc->status, sc->subject, &bad);
+		}
+		bounce__set(&rc->action, delayed ? "delayed" : "failed", delayed ? 7 : 6);
+		free(diag);
+		found = true;
+	}
+out:
+	for (size_t i = 0; i < as.n; i++)
+		free(as.a[i].addr);
+	free(as.a);
+	free(gdiag);
+	return found;
+}
+
+/* --- the returned message's header --------------------------------------------------- */
+
+void
+bounce__orig_headers(const struct bounce_scan *sc, struct bounce_result *r)
+{
+	const char *h;
+	size_t hl;
+	char *mid, *rp;
+
+	orig_block(sc, &h, &hl);
+	if (h == NULL || hl == 0)
+		return;
+	mid = bounce__field(h, hl, "Message-ID");
+	rp = bounce__field(h, hl, "Return-Path");
+	if (mid != NULL)
+		bounce__set(&r->orig_message_id, mid, strlen(mid));
+	if (rp != NULL) {
+		size_t at, alen;
+
+		if (bounce__find_addr(rp, strlen(rp), &at, &alen))
+			bounce__set(&r->orig_return_path, rp + at, alen);
+	}
+	if (r->orig_return_path[0] == '\0' && r->type == BOUNCE_TYPE_COMPLAINT) {
+		char *mf = bounce__field(sc->feedback.data != NULL ? sc->feedback.data : "",
+		    sc->feedback.len, "Original-Mail-From");
+		size_t at, alen;
+
+		if (mf != NULL && bounce__find_addr(mf, strlen(mf), &at, &alen))
+			bounce__set(&r->orig_return_path, mf + at, alen);
+		free(mf);
+	}
+	free(mid);
+	free(rp);
+}
+
+/* --- Amazon SES notifications (JSON, often inside an SNS envelope) ---------------------- */
+
+/* json_str - the string value of "key" at or after p (before end), unescaped into dst. */
+static bool
+json_str(const char *p, const char *end, const char *key, char **dst)
+{
+	char pat[64];
+	const char *k, *v;
+	struct buf b = BUF_INIT;
+
+	snprintf(pat, sizeof pat, "\"%s\"", key);
+	k = memmem(p, (size_t)(end - p), pat, strlen(pat));
+	if (k == NULL)
+		return false;
+	v = k + strlen(pat);
+	while (v < end && (*v == ' ' || *v == ':'))
+		v++;
+	if (v >= end || *v != '"')
+		return false;
+	for (v++; v < end && *v != '"'; v++) {
+		if (*v == '\\' && v + 1 < end)
+			v++;
+		buf_appendc(&b, *v);
+	}
+	bounce__set(dst, b.data != NULL ? b.data : "", b.len);
+	buf_free(&b);
+	return true;
+}
+
+bool
+bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
+{
+	const char *s, *end, *arr, *close;
+	struct buf t = BUF_INIT;
+	char *kind = NULL, *btype = NULL, *rmta = NULL;
+	const char *list;
+	bool ok = false;
+
+	if (sc->text.len == 0 || memmem(sc->text.data, sc->text.len, "notificationType", 16) == NULL)
+		return false;
+	/* The SNS envelope escapes the notification's quotes: drop the escapes. */
+	for (size_t i = 0; i < sc->text.len; i++) {
+		if (sc->text.data[i] == '\\' && i + 1 < sc->text.len && sc->text.data[i + 1] == '"')
+			continue;
+		buf_appendc(&t, sc->text.data[i]);
+	}
+	s = t.data;
+	end = t.data + t.len;
+	if (!json_str(s, end, "notificationType", &kind))
+		goto out;
+	if (strcasecmp(kind, "Bounce") == 0) {
+		r->type = BOUNCE_TYPE_DSN;
+		list = "\"bouncedRecipients\"";
+	} else if (strcasecmp(kind, "Complaint") == 0) {
+		r->type = BOUNCE_TYPE_COMPLAINT;
+		list = "\"complainedRecipients\"";
+		if (!json_str(s, end, "complaintFeedbackType", &r->feedback_type))
+			bounce__set(&r->feedback_type, "abuse", 5);
+	} else if (strcasecmp(kind, "Delivery") == 0) {
+		r->type = BOUNCE_TYPE_DSN;
+		list = "\"recipients\"";
+	} else {
+		goto out;
+	}
+	json_str(s, end, "bounceType", &btype);
+	if (json_str(s, end, "reportingMTA", &rmta))
+		bounce__set(&r->reporting_mta, rmta, strlen(rmta));
+	arr = memmem(s, t.len, list, strlen(list));
+	if (arr == NULL || (arr = memchr(arr, '[', (size_t)(end - arr))) == NULL)
+		goto out;
+	close = memchr(arr, ']', (size_t)(end - arr));
+	if (close == NULL)
+		close = end;
+	if (strcasecmp(kind, "Delivery") == 0) {
+		/* ["a@b", ...]: each address delivered, with the smtpResponse. */
+		char *resp = NULL;
+		char code[16] = "";
+
+		json_str(s, end, "smtpResponse", &resp);
+		if (resp != NULL)
+			bounce__find_status(resp, strlen(resp), code);
+		for (const char *p = arr; p < close && r->nrcpt < BOUNCE_RCPT_MAX;) {
+			size_t at, alen;
+			struct bounce_rcpt *rc;
+
+			if (!bounce__find_addr(p, (size_t)(close - p), &at, &alen))
+				break;
+			rc = bounce__rcpt_add(r);
+			bounce__set(&rc->recipient, p + at, alen);
+			bounce__set(&rc->action, "delivered", 9);
+			str_copy(rc->status, code[0] != '\0' ? code : "2.0.0", sizeof rc->status);
+			if (resp != NULL)
+				bounce__set(&rc->diagnostic, resp, strlen(resp));
+			p += at + alen;
+		}
+		free(resp);
+	} else {
+		/* [{"emailAddress":"a@b","action":...,"status":...,"diagnosticCode":...}, ...] */
+		for (const char *p = arr; p < close && r->nrcpt < BOUNCE_RCPT_MAX;) {
+			const char *obj = memchr(p, '{', (size_t)(close - p)), *oend;
+			struct bounce_rcpt *rc;
+			char *v = NULL;
+
+			if (obj == NULL)
+				break;
+			oend = memchr(obj, '}', (size_t)(end - obj));
+			if (oend == NULL)
+				oend = end;
+			if (!json_str(obj, oend, "emailAddress", &v)) {
+				p = oend;
+				continue;
+			}
+			rc = bounce__rcpt_add(r);
+			free(rc->recipient);
+			rc->recipient = v;
+			v = NULL;
+			if (json_str(obj, oend, "action", &v)) {
+				free(rc->action);
+				rc->action = v;
+				v = NULL;
+			}
+			if (json_str(obj, oend, "status", &v))
+				bounce__find_status(v, strlen(v), rc->status);
+			free(v);
+			json_str(obj, oend, "diagnosticCode", &rc->diagnostic);
+			if (strncmp(rc->diagnostic, "smtp;", 5) == 0)
+				memmove(rc->diagnostic, rc->diagnostic + 5 + (rc->diagnostic[5] == ' '),
+				    strlen(rc->diagnostic + 5 + (rc->diagnostic[5] == ' ')) + 1);
+			if (rc->status[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
+				str_copy(rc->status, btype != NULL && strcasecmp(btype, "Transient") == 0
+				    ? "4.0.0" : "5.0.0", sizeof rc->status);
+			if (rc->action[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
+				bounce__set(&rc->action, "failed", 6);
+			p = oend;
+		}
+	}
+	ok = r->nrcpt > 0;
+	if (!ok)
+		r->type = BOUNCE_TYPE_NONE;
+out:
+	free(kind);
+	free(btype);
+	free(rmta);
+	buf_free(&t);
+	return ok;
+}
+
+/* --- what a report's text adds to its delivery-status fields ------------------------- */
+
+void
+bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
+{
+	const char *s = sc->text.data != NULL ? sc->text.data : "";
+	size_t len = human_len(s, sc->text.len);
+
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		struct bounce_rcpt *rc = &r->rcpt[i];
+		size_t alen = strlen(rc->recipient);
+		char status[16] = "";
+		char *diag = NULL;
+		bool done = false;
+
+		if (rc->diagnostic[0] != '\0' || len == 0)
+			continue;
+		/* The line naming the recipient with the server's reply on it. */
+		for (size_t off = 0; alen > 0 && off + alen <= len && !done; off++) {
+			size_t b, e;
+
+			if (strncasecmp(s + off, rc->recipient, alen) != 0)
+				continue;
+			for (b = off; b > 0 && s[b - 1] != '\n'; b--)
+				;
+			for (e = off; e < len && s[e] != '\n'; e++)
+				;
+			if (code_in(s + b, e - b, status, &diag) >= 0) {
+				bounce__set(&rc->diagnostic, s + b, e - b);
+				done = true;
+			}
+			free(diag);
+			diag = NULL;
+			off = e;
+		}
+		/* One recipient: the text's first reply is its. */
+		if (!done && r->nrcpt == 1 && code_in(s, len, status, &diag) >= 0) {
+			free(rc->diagnostic);
+			rc->diagnostic = diag;
+			diag = NULL;
+		}
+		free(diag);
+	}
+}
