@@ -15,7 +15,7 @@
 #   - [mailbox] spf_fail = reject on a second kurierd: 550 5.7.23 at MAIL
 #   - Redis down: 451 4.3.0, never a 250
 # The content side of returns (VERP returns marking recipients bounced,
-# complaints, auto-replies) is ingest's (tests/e2e/ingest.sh).
+# complaints, auto-replies) is mailbox/ingest's, tested by its own e2e script.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/deliver_lib.sh"
 e2e_init
