@@ -1377,6 +1377,25 @@ START_TEST(test_inbound_stop)
 }
 END_TEST
 
+/*
+ * Stopping while a MAIL waits for an SPF verdict that never comes (the
+ * DNS server stopped answering): the grace period ends the session, the
+ * SPF checker and the DKIM verifier close, and everything is freed.
+ */
+START_TEST(test_inbound_stop_during_spf)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<a@slow.test>\r\n", 0, IN_EHLO, STEP_STOP | STEP_CLOSED },
+	};
+
+	dnsmasq_pause(&H->dns);
+	run(steps, NELEM(steps));
+	ck_assert_int_ne(H->close_status, 0);
+	ck_assert_uint_eq(H->nstored, 0);
+}
+END_TEST
+
 Suite *
 session_suite(void)
 {
@@ -1417,6 +1436,7 @@ session_suite(void)
 	tcase_add_test(tc, test_inbound_starttls);
 	tcase_add_loop_test(tc, test_inbound_store_fails, 0, 2);
 	tcase_add_test(tc, test_inbound_stop);
+	tcase_add_test(tc, test_inbound_stop_during_spf);
 	suite_add_tcase(s, tc);
 	return s;
 }
