@@ -56,7 +56,7 @@ static const struct command commands[] = {
 	{ "suppression", "list", "[--domain D]",
 	    "suppressed addresses of every scope, or of one (D, or * for global)",
 	    check_sup, run_sup_list, NEED_POLICY },
-	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|manual]\n"
+	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|soft-bounce-limit|manual]\n"
 	    "[--note TEXT]",
 	    "never deliver to ADDRESS: from every sender (global, the\n"
 	    "default), or from sender domain D; reason manual by default",

@@ -155,6 +155,7 @@ prefix = $name:
 reconnect_max = 200ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$p
 submissions = 127.0.0.1:$sp
 
