@@ -167,6 +167,7 @@ CHECK_SRCS := \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_store.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \

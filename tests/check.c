@@ -63,6 +63,7 @@ static const struct group_suite all[] = {
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
 	{ "mailbox", store_suite,      true },
+	{ "mailbox", ingest_suite,     true },
 };
 
 int

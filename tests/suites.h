@@ -56,6 +56,7 @@ Suite *smtpreply_suite(void);
 
 /* mailbox/ */
 Suite *store_suite(void);
+Suite *ingest_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
