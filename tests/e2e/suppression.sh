@@ -46,7 +46,7 @@ rows() {
 check_exit "help exits 0" 0 "$CTL" help
 check_match "help lists suppression list" "$E2E_OUT" "suppression list \[--domain D\]"
 check_match "help lists suppression add" "$E2E_OUT" \
-	"suppression add ADDRESS \[--domain D\] \[--reason hard-bounce\|complaint\|manual\]"
+	"suppression add ADDRESS \[--domain D\] \[--reason hard-bounce\|complaint\|soft-bounce-limit\|manual\]"
 check_match "help lists suppression del" "$E2E_OUT" "suppression del ADDRESS \[--domain D\]"
 check_match "help lists suppression check" "$E2E_OUT" "suppression check ADDRESS \[--domain D\]"
 
