@@ -142,6 +142,9 @@ struct ctl {
 	char **files;           /* bounce parse: FILE... (argv's) */
 	int nfiles;
 	bool json;              /* bounce parse --json */
+	bool has_bclass;        /* bounce list --class */
+	enum policy_ret_class bclass;
+	uint64_t since_ms;      /* bounce list --since: this long ago (0: all) */
 	/* mailbox */
 	const char *folder;     /* --folder, "INBOX" by default */
 	uint32_t uid;           /* mailbox show UID */
