@@ -69,6 +69,7 @@ read_file(const char *path, struct buf *b, bool *cut)
 	*cut = false;
 	if (f == NULL)
 		return -errno;
+	errno = 0;
 	for (;;) {
 		char *p = buf_reserve(b, 65536);
 		size_t n = fread(p, 1, 65536, f);
@@ -84,7 +85,7 @@ read_file(const char *path, struct buf *b, bool *cut)
 			break;
 	}
 	if (ferror(f))
-		rc = -EIO;
+		rc = errno != 0 ? -errno : -EIO;
 	if (f != stdin)
 		fclose(f);
 	return rc;
@@ -119,8 +120,8 @@ utf8_len(const unsigned char *s, size_t n)
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
 	/* No overlong forms, no surrogates, nothing above U+10FFFF. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
-	    || (cp >= 0xd800 && cp <= 0xdfff))
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return len;
 }

@@ -193,8 +193,7 @@ reply_context(const char *s, size_t i)
 	size_t k = i;
 
 	/* At a line's start, spaces and a quote aside. */
-	while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t' || s[k - 1] == '"'
-	    || s[k - 1] == '>' || s[k - 1] == '('))
+	while (k > 0 && strchr(" \t\">(", s[k - 1]) != NULL && s[k - 1] != '\0')
 		k--;
 	if (k == 0 || s[k - 1] == '\n')
 		return true;
@@ -216,16 +215,16 @@ long
 bounce__find_reply(const char *s, size_t len, int *code)
 {
 	for (size_t i = 0; i + 3 <= len; i++) {
-		if ((s[i] != '4' && s[i] != '5') || !isdigit((unsigned char)s[i + 1])
-		    || !isdigit((unsigned char)s[i + 2]))
+		if ((s[i] != '4' && s[i] != '5') || !isdigit((unsigned char)s[i + 1]) ||
+		    !isdigit((unsigned char)s[i + 2]))
 			continue;
 		if (s[i + 1] > '5')
 			continue;
-		if (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '.'
-		    || s[i - 1] == '-' || s[i - 1] == ':' || s[i - 1] == '#'))
+		if (i > 0 && s[i - 1] != '\0' &&
+		    (isalnum((unsigned char)s[i - 1]) || strchr(".-:#", s[i - 1]) != NULL))
 			continue;
-		if (i + 3 < len && s[i + 3] != ' ' && s[i + 3] != '-' && s[i + 3] != '\n'
-		    && s[i + 3] != '\r' && s[i + 3] != '\t' && s[i + 3] != '"')
+		if (i + 3 < len && s[i + 3] != ' ' && s[i + 3] != '-' && s[i + 3] != '\n' &&
+		    s[i + 3] != '\r' && s[i + 3] != '\t' && s[i + 3] != '"')
 			continue;
 		if (!reply_context(s, i))
 			continue;
@@ -311,8 +310,8 @@ part_bytes(GMimePart *part, bool text, struct buf *out)
 	mem = g_mime_stream_mem_new();
 	filtered = g_mime_stream_filter_new(mem);
 	charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-	if (text && charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0
-	    && g_ascii_strcasecmp(charset, "us-ascii") != 0) {
+	if (text && charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
 		GMimeFilter *f = g_mime_filter_charset_new(charset, "UTF-8");
 
 		if (f != NULL) {
@@ -327,6 +326,15 @@ part_bytes(GMimePart *part, bool text, struct buf *out)
 		buf_append(out, ba->data, ba->len);
 	g_object_unref(filtered);
 	g_object_unref(mem);
+}
+
+/* block_tag - s (at least 4 bytes) opens a tag that starts a line: br, p, tr, div. */
+static bool
+block_tag(const char *s)
+{
+	return strncasecmp(s, "<br", 3) == 0 || strncasecmp(s, "<p", 2) == 0 ||
+	    strncasecmp(s, "<tr", 3) == 0 || strncasecmp(s, "<div", 4) == 0 ||
+	    strncasecmp(s, "</p", 3) == 0;
 }
 
 /* strip_html - the text of an HTML part: tags dropped, a few entities decoded. */
@@ -348,9 +356,7 @@ strip_html(const char *s, size_t len, struct buf *out)
 		}
 		if (s[i] == '<') {
 			/* A line break for block elements keeps lines apart. */
-			if (i + 3 < len && (strncasecmp(s + i, "<br", 3) == 0
-			    || strncasecmp(s + i, "<p", 2) == 0 || strncasecmp(s + i, "<tr", 3) == 0
-			    || strncasecmp(s + i, "<div", 4) == 0 || strncasecmp(s + i, "</p", 3) == 0))
+			if (i + 3 < len && block_tag(s + i))
 				buf_appendc(out, '\n');
 			tag = true;
 			continue;
@@ -440,8 +446,8 @@ walk(struct bounce_scan *sc, GMimeObject *o, int depth)
 	if (!GMIME_IS_PART(o))
 		return;
 	if (g_ascii_strcasecmp(type, "message") == 0) {
-		if (g_ascii_strcasecmp(sub, "delivery-status") == 0
-		    || g_ascii_strcasecmp(sub, "global-delivery-status") == 0) {
+		if (g_ascii_strcasecmp(sub, "delivery-status") == 0 ||
+		    g_ascii_strcasecmp(sub, "global-delivery-status") == 0) {
 			part_bytes(GMIME_PART(o), false, &sc->status);
 			buf_appends(&sc->status, "\n\n");
 		} else if (g_ascii_strcasecmp(sub, "feedback-report") == 0) {
@@ -504,6 +510,7 @@ scan(const char *msg, size_t len, struct bounce_scan *sc)
 	GMimeParser *p;
 	GMimeMessage *m;
 	const char *subj;
+	bool nothing;
 
 	/* An mbox "From " line before the header is not a header field. */
 	if (len > 5 && strncmp(msg, "From ", 5) == 0) {
@@ -525,8 +532,8 @@ scan(const char *msg, size_t len, struct bounce_scan *sc)
 		top_header(m, "Auto-Submitted", &sc->auto_submitted);
 		top_header(m, "Precedence", &sc->precedence);
 		top_header(m, "X-Failed-Recipients", &sc->x_failed);
-		sc->x_autoreply = g_mime_object_get_header(GMIME_OBJECT(m), "X-Autoreply") != NULL
-		    || g_mime_object_get_header(GMIME_OBJECT(m), "X-Autorespond") != NULL;
+		sc->x_autoreply = g_mime_object_get_header(GMIME_OBJECT(m), "X-Autoreply") != NULL ||
+		    g_mime_object_get_header(GMIME_OBJECT(m), "X-Autorespond") != NULL;
 		walk(sc, g_mime_message_get_mime_part(m), 0);
 		g_object_unref(m);
 	}
@@ -541,8 +548,9 @@ scan(const char *msg, size_t len, struct bounce_scan *sc)
 		set_str(&sc->x_failed, "");
 	}
 	/* A message GMime could not read at all: its bytes are the text. */
-	if (m == NULL || (sc->text.len == 0 && sc->html.len == 0 && sc->status.len == 0
-	    && sc->feedback.len == 0 && sc->orig.len == 0))
+	nothing = sc->text.len == 0 && sc->html.len == 0 && sc->status.len == 0 &&
+	    sc->feedback.len == 0 && sc->orig.len == 0;
+	if (m == NULL || nothing)
 		buf_append(&sc->text, msg, len);
 	if (sc->text.len == 0 && sc->html.len > 0)
 		buf_append(&sc->text, sc->html.data, sc->html.len);
@@ -612,9 +620,23 @@ status_block(const char *b, size_t len, struct bounce_result *r)
 		int reply;
 		const char *d = after_type(diag);
 
-		if (bounce__find_reply(d, strlen(d), &reply) >= 0 || (isdigit((unsigned char)d[0])
-		    && sscanf(d, "%3d", &reply) == 1 && reply >= 400 && reply < 600))
+		/* "550 ...", or a reply that stands where bounce__find_reply() looks. */
+		if (sscanf(d, "%3d", &reply) != 1 || !isdigit((unsigned char)d[0]) || reply < 400 ||
+		    reply >= 600)
+			reply = 0;
+		if (reply != 0 || bounce__find_reply(d, strlen(d), &reply) >= 0)
 			snprintf(code, sizeof code, "%d.0.0", reply / 100);
+	}
+	/*
+	 * No code anywhere: what the action says.  "expired" is not an RFC
+	 * 3464 action but some servers write it (4.4.7, and the recipient
+	 * failed); "failed" is permanent by definition (5.0.0).
+	 */
+	if (code[0] == '\0' && strcmp(rc->action, "expired") == 0) {
+		str_copy(code, "4.4.7", sizeof code);
+		set_str(&rc->action, "failed");
+	} else if (code[0] == '\0' && strcmp(rc->action, "failed") == 0) {
+		str_copy(code, "5.0.0", sizeof code);
 	}
 	str_copy(rc->status, code, sizeof rc->status);
 out:
@@ -659,8 +681,8 @@ status_fields(const char *s, size_t len, struct bounce_result *r)
 			q = eol + 1;
 		}
 		bend = q;
-		if (r->reporting_mta[0] == '\0'
-		    && (rm = bounce__field(p, (size_t)(bend - p), "Reporting-MTA")) != NULL) {
+		if (r->reporting_mta[0] == '\0' &&
+		    (rm = bounce__field(p, (size_t)(bend - p), "Reporting-MTA")) != NULL) {
 			set_str(&r->reporting_mta, after_type(rm));
 			free(rm);
 		}
@@ -700,14 +722,15 @@ complaint(const struct bounce_scan *sc, struct bounce_result *r)
 	struct bounce_rcpt *rc;
 	bool apple_unsub;
 
-	apple_unsub = sc->text.data != NULL
-	    && strstr(sc->text.data, "sent this email to unsubscribe") != NULL;
+	apple_unsub = sc->text.data != NULL &&
+	    strstr(sc->text.data, "sent this email to unsubscribe") != NULL;
 	hm = bounce__field(orig, sc->orig.len, "X-HmXmrOriginalRecipient");
 	if (!sc->report_arf && hm == NULL && !apple_unsub)
 		return false;
 	r->type = BOUNCE_TYPE_COMPLAINT;
 	ft = bounce__field(fb, sc->feedback.len, "Feedback-Type");
-	set_str(&r->feedback_type, ft != NULL ? ft : apple_unsub ? "opt-out" : "abuse");
+	set_str(&r->feedback_type, ft != NULL ? ft : apple_unsub ? "opt-out" :
+	                                                           "abuse");
 	str_lower(r->feedback_type);
 	rcpt = bounce__field(fb, sc->feedback.len, "Original-Rcpt-To");
 	to = bounce__field(orig, sc->orig.len, "To");
@@ -756,8 +779,8 @@ subject_auto(const char *s)
 static bool
 local_part_is_daemon(const char *from)
 {
-	return strcasestr(from, "mailer-daemon") != NULL || strcasestr(from, "postmaster@") != NULL
-	    || strcasestr(from, "mail delivery") != NULL;
+	return strcasestr(from, "mailer-daemon") != NULL || strcasestr(from, "postmaster@") != NULL ||
+	    strcasestr(from, "mail delivery") != NULL;
 }
 
 static bool
@@ -769,8 +792,8 @@ auto_reply(const struct bounce_scan *sc, struct bounce_result *r)
 	/* A mail system's notice is no person's reply, whatever its header says. */
 	if (local_part_is_daemon(sc->from))
 		return false;
-	yes = strncasecmp(sc->auto_submitted, "auto-replied", 12) == 0 || sc->x_autoreply
-	    || strcasecmp(sc->precedence, "auto_reply") == 0 || subject_auto(sc->subject);
+	yes = strncasecmp(sc->auto_submitted, "auto-replied", 12) == 0 || sc->x_autoreply ||
+	    strcasecmp(sc->precedence, "auto_reply") == 0 || subject_auto(sc->subject);
 	if (!yes)
 		return false;
 	r->type = BOUNCE_TYPE_AUTO_REPLY;
@@ -807,8 +830,7 @@ bounce_parse(const char *msg, size_t len, struct bounce_result *out)
 		if (out->nrcpt > 0) {
 			out->type = BOUNCE_TYPE_DSN;
 			bounce__dsn_fill(&sc, out);
-		}
-		else if (bounce__text(&sc, out))
+		} else if (bounce__text(&sc, out))
 			out->type = BOUNCE_TYPE_DSN;
 		else if (!auto_reply(&sc, out))
 			out->type = BOUNCE_TYPE_NONE;

@@ -29,8 +29,8 @@
 #include "mailbox/bounce_int.h"
 
 struct phrase_reason {
-	const char *phrase;     /* lower case, matched anywhere */
-	const char *reason;     /* NULL: "policy-blocked" unless the code says more */
+	const char *phrase; /* lower case, matched anywhere */
+	const char *reason; /* NULL: "policy-blocked" unless the code says more */
 };
 
 /*
@@ -86,8 +86,15 @@ static const struct phrase_reason text_reasons[] = {
 	{ "has been closed", "mailbox-disabled" },
 	{ "mailbox has moved", "mailbox-disabled" },
 	{ "mailbox is frozen", "mailbox-disabled" },
+	{ "account is blocked", "mailbox-disabled" },
 	{ "account is locked", "mailbox-disabled" },
 	{ "account locked", "mailbox-disabled" },
+	/* Before "does not exist": "Domain does not exist" is about the domain. */
+	{ "domain does not exist", "domain-unknown" },
+	{ "no such domain", "domain-unknown" },
+	{ "domain not found", "domain-unknown" },
+	{ "unknown domain", "domain-unknown" },
+	{ "domain unknown", "domain-unknown" },
 	{ "user unknown", "user-unknown" },
 	{ "unknown user", "user-unknown" },
 	{ "unknown recipient", "user-unknown" },
@@ -135,14 +142,9 @@ static const struct phrase_reason text_reasons[] = {
 	{ "unknown mailbox", "user-unknown" },
 	{ "unrouteable address", "domain-unknown" },
 	{ "unroutable address", "domain-unknown" },
-	{ "domain not found", "domain-unknown" },
 	{ "host not found", "domain-unknown" },
 	{ "host unknown", "domain-unknown" },
 	{ "unknown host", "domain-unknown" },
-	{ "no such domain", "domain-unknown" },
-	{ "unknown domain", "domain-unknown" },
-	{ "domain unknown", "domain-unknown" },
-	{ "domain does not exist", "domain-unknown" },
 	{ "domain name not found", "domain-unknown" },
 	{ "name or service not known", "domain-unknown" },
 	{ "host or domain name not found", "domain-unknown" },
@@ -162,6 +164,7 @@ static const struct phrase_reason text_reasons[] = {
 	{ "message is too big", "message-too-large" },
 	{ "size exceeds", "message-too-large" },
 	{ "message size", "message-too-large" },
+	{ "size limit exceeded", "message-too-large" },
 	{ "exceeds the maximum size", "message-too-large" },
 	{ "exceeds size limit", "message-too-large" },
 	{ "message length exceeds", "message-too-large" },
@@ -203,12 +206,15 @@ static const struct phrase_reason text_reasons[] = {
 	{ "content rejected", "content-rejected" },
 	{ "message content", "content-rejected" },
 	{ "content policy", "content-rejected" },
+	{ "too many hops", "network-error" },
+	{ "hop count exceeded", "network-error" },
 	{ "rate limit", "rate-limited" },
 	{ "rate-limit", "rate-limited" },
 	{ "ratelimit", "rate-limited" },
 	{ "too many", "rate-limited" },
 	{ "throttl", "rate-limited" },
 	{ "rate that prevents", "rate-limited" },
+	{ "receiving mail at a rate", "rate-limited" },
 	{ "try again later", "rate-limited" },
 	{ "greylist", "rate-limited" },
 	{ "graylist", "rate-limited" },
@@ -246,14 +252,15 @@ static const struct phrase_reason text_reasons[] = {
 	{ "currently unavailable", "network-error" },
 	{ "not accepting connections", "network-error" },
 	{ "unable to connect", "network-error" },
+	{ "did not accept our requests to connect", "network-error" },
 	{ "rejected", NULL },
 	{ NULL, NULL },
 };
 
 struct code_reason {
-	const char *code;       /* "x.1.1": the class digit ignored */
+	const char *code; /* "x.1.1": the class digit ignored */
 	const char *reason;
-	bool specific;          /* decides over the text */
+	bool specific; /* decides over the text */
 };
 
 /* RFC 3463 subjects and details; the common vendor codes with them. */
@@ -274,6 +281,7 @@ static const struct code_reason code_reasons[] = {
 	{ "x.4.7", "expired", true },
 	{ "x.4.1", "network-error", false },
 	{ "x.4.2", "network-error", false },
+	{ "x.7.13", "mailbox-disabled", true },
 	{ "x.7.23", "auth-failed", true },
 	{ "x.7.25", "auth-failed", true },
 	{ "x.7.26", "auth-failed", true },
@@ -300,6 +308,25 @@ code_match(const char *status, const char *pat)
 	return n == 1 || sd == pd;
 }
 
+/*
+ * text_beats_code - the text's reason contradicts the code's "bad
+ * address": a full mailbox exists; a block list, a failed SPF or DMARC
+ * check or a rate limit ("5.2.1 The user you are trying to contact is
+ * receiving mail at a rate that prevents additional messages") says
+ * nothing against the address.
+ */
+static bool
+text_beats_code(const char *by_text, const char *by_code)
+{
+	bool text_says_exists = strcmp(by_text, "mailbox-full") == 0 ||
+	    strcmp(by_text, "spam-blocked") == 0 || strcmp(by_text, "auth-failed") == 0 ||
+	    strcmp(by_text, "rate-limited") == 0;
+	bool code_says_bad = strcmp(by_code, "user-unknown") == 0 ||
+	    strcmp(by_code, "domain-unknown") == 0 || strcmp(by_code, "mailbox-disabled") == 0;
+
+	return text_says_exists && code_says_bad;
+}
+
 const char *
 bounce__reason(const char *status, const char *diag, bool *bad_addr)
 {
@@ -313,8 +340,8 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 	 * IP address blacklisted"), as long as both are failures of one kind;
 	 * an expiry (x.4.7) stays one, whatever the last reply said.
 	 */
-	if (status[0] != '\0' && strcmp(status + 1, ".4.7") != 0
-	    && bounce__find_status(diag, strlen(diag), dcode) >= 0 && dcode[0] == status[0])
+	if (status[0] != '\0' && strcmp(status + 1, ".4.7") != 0 &&
+	    bounce__find_status(diag, strlen(diag), dcode) >= 0 && dcode[0] == status[0])
 		status = dcode;
 	if (status[0] != '\0') {
 		/* 4.2.1 is Gmail's "receiving mail at a rate that prevents more". */
@@ -336,6 +363,8 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 				by_text = by_code != NULL ? by_code : "policy-blocked";
 			break;
 		}
+	if (specific && by_code != NULL && by_text != NULL && text_beats_code(by_text, by_code))
+		specific = false;
 	if (specific || by_text == NULL)
 		reason = by_code != NULL ? by_code : by_text;
 	else
@@ -349,8 +378,8 @@ bounce__reason(const char *status, const char *diag, bool *bad_addr)
 void
 bounce__reason_bad(const char *reason, bool *bad_addr)
 {
-	*bad_addr = strcmp(reason, "user-unknown") == 0 || strcmp(reason, "domain-unknown") == 0
-	    || strcmp(reason, "mailbox-disabled") == 0;
+	*bad_addr = strcmp(reason, "user-unknown") == 0 || strcmp(reason, "domain-unknown") == 0 ||
+	    strcmp(reason, "mailbox-disabled") == 0;
 }
 
 void
@@ -370,8 +399,8 @@ bounce__classify(struct bounce_result *r)
 			rc->reason = "auto-reply";
 			continue;
 		}
-		if (strcmp(rc->action, "delivered") == 0 || strcmp(rc->action, "relayed") == 0
-		    || strcmp(rc->action, "expanded") == 0 || rc->status[0] == '2') {
+		if (strcmp(rc->action, "delivered") == 0 || strcmp(rc->action, "relayed") == 0 ||
+		    strcmp(rc->action, "expanded") == 0 || rc->status[0] == '2') {
 			rc->cls = BOUNCE_CLASS_NONE;
 			rc->reason = "delivered";
 			continue;

@@ -19,26 +19,24 @@
 
 /* Longest diagnostic kept (bytes); longer ones are cut. */
 #define BOUNCE_DIAG_MAX 1000
-/* Most recipients read from one return; the rest are ignored. */
-#define BOUNCE_RCPT_MAX 1000
 
 /* What the MIME walk found (bounce.c), the input of the readers. */
 struct bounce_scan {
 	/* Top-level header fields, decoded, "" when absent. */
 	char *subject;
-	char *from;             /* the From address alone */
-	char *to;               /* the To address alone */
+	char *from; /* the From address alone */
+	char *to;   /* the To address alone */
 	char *auto_submitted;
 	char *precedence;
-	char *x_failed;         /* Exim's X-Failed-Recipients */
-	bool x_autoreply;       /* X-Autoreply, X-Autorespond present */
-	bool report_dsn;        /* multipart/report; report-type=delivery-status */
-	bool report_arf;        /* report-type=feedback-report or the part */
-	struct buf text;        /* human-readable parts, in order */
-	struct buf html;        /* text/html parts, tags removed (used if text is empty) */
-	struct buf status;      /* message/delivery-status bodies, joined */
-	struct buf feedback;    /* message/feedback-report bodies */
-	struct buf orig;        /* returned message's header fields (unfolded lines) */
+	char *x_failed;      /* Exim's X-Failed-Recipients */
+	bool x_autoreply;    /* X-Autoreply, X-Autorespond present */
+	bool report_dsn;     /* multipart/report; report-type=delivery-status */
+	bool report_arf;     /* report-type=feedback-report or the part */
+	struct buf text;     /* human-readable parts, in order */
+	struct buf html;     /* text/html parts, tags removed (used if text is empty) */
+	struct buf status;   /* message/delivery-status bodies, joined */
+	struct buf feedback; /* message/feedback-report bodies */
+	struct buf orig;     /* returned message's header fields (unfolded lines) */
 };
 
 /* bounce__rcpt_add - a new recipient at the end of r, its strings "". */

@@ -129,34 +129,94 @@ static const char *const signatures[] = {
 
 /* Subjects that name a failed delivery outright (lower case). */
 static const char *const failure_subjects[] = {
-	"undeliverable", "undelivered", "delivery status notification (failure)",
-	"failure notice", "returned mail", "mail delivery failed", "delivery failure",
-	"non-deliverable", "nondeliverable", "not delivered", "delivery has failed",
-	"delivery status notification: failed", "mail system error", "unzustellbar",
-	"non remis", "mail failure", "mail failed", NULL,
+	"undeliverable",
+	"undelivered",
+	"delivery status notification (failure)",
+	"failure notice",
+	"returned mail",
+	"mail delivery failed",
+	"delivery failure",
+	"non-deliverable",
+	"nondeliverable",
+	"not delivered",
+	"delivery has failed",
+	"delivery status notification: failed",
+	"mail system error",
+	"unzustellbar",
+	"non remis",
+	"mail failure",
+	"mail failed",
+	NULL,
 };
 
 /* Subjects of bounces (lower case). */
 static const char *const bounce_subjects[] = {
-	"undeliver", "undelivered", "delivery status", "delivery failure", "delivery fail",
-	"failure notice", "returned mail", "mail delivery failed", "delivery report",
-	"delivery notification", "returned to sender", "mail system error",
-	"could not send message", "delayed", "nondeliverable", "non-deliverable",
-	"not delivered", "postmaster notify", "mail failure", "delivery problem",
-	"message you sent", "notice: mail delivery", "unzustellbar", "non remis",
-	"warning:", "bounce", "aws notification", "rejected", "error",
+	"undeliver",
+	"undelivered",
+	"delivery status",
+	"delivery failure",
+	"delivery fail",
+	"failure notice",
+	"returned mail",
+	"mail delivery failed",
+	"delivery report",
+	"delivery notification",
+	"returned to sender",
+	"mail system error",
+	"could not send message",
+	"delayed",
+	"nondeliverable",
+	"non-deliverable",
+	"not delivered",
+	"postmaster notify",
+	"mail failure",
+	"delivery problem",
+	"message you sent",
+	"notice: mail delivery",
+	"unzustellbar",
+	"non remis",
+	"warning:",
+	"bounce",
+	"aws notification",
+	"rejected",
+	"error",
 	NULL,
 };
+
+/*
+ * ci_find - where needle (lower case, or not a letter) is in s[0..len),
+ * case ignored; -1 if nowhere.  The first byte is matched before the
+ * rest is compared: this runs over every byte of a return many times.
+ */
+static long
+ci_find(const char *s, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	unsigned char c0 = (unsigned char)needle[0], u0 = (unsigned char)toupper(c0);
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i + n <= len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c == c0 || c == u0) && strncasecmp(s + i + 1, needle + 1, n - 1) == 0)
+			return (long)i;
+	}
+	return -1;
+}
 
 static bool
 lower_has(const char *s, size_t len, const char *needle)
 {
-	size_t n = strlen(needle);
+	return ci_find(s, len, needle) >= 0;
+}
 
-	for (size_t i = 0; i + n <= len; i++)
-		if (strncasecmp(s + i, needle, n) == 0)
-			return true;
-	return false;
+/* returned_header - p starts a field that only a returned message's header starts with. */
+static bool
+returned_header(const char *p)
+{
+	return strncasecmp(p, "Return-Path:", 12) == 0 || strncasecmp(p, "Received: from", 14) == 0 ||
+	    strncasecmp(p, "Received: (", 11) == 0 || strncasecmp(p, "DKIM-Signature:", 15) == 0;
 }
 
 /* human_len - how much of the text comes before the returned message. */
@@ -172,18 +232,14 @@ human_len(const char *s, size_t len)
 		const char *t = p;
 		size_t tl;
 
-		while (t < next && (*t == ' ' || *t == '\t' || *t == '-' || *t == '=' || *t == '*'
-		    || *t == '_' || *t == '#'))
+		while (t < next && *t != '\0' && strchr(" \t-=*_#", *t) != NULL)
 			t++;
 		tl = (size_t)(next - t);
 		for (int i = 0; cut_marks[i] != NULL; i++)
 			if (lower_has(t, tl, cut_marks[i]) && p != s)
 				return (size_t)(p - s);
 		/* A header block of a returned message, after a blank line. */
-		if (blank_before && p != s && (strncasecmp(p, "Return-Path:", 12) == 0
-		    || strncasecmp(p, "Received: from", 14) == 0
-		    || strncasecmp(p, "Received: (", 11) == 0
-		    || strncasecmp(p, "DKIM-Signature:", 15) == 0))
+		if (blank_before && p != s && returned_header(p))
 			return (size_t)(p - s);
 		blank_before = (size_t)(next - p) <= 2 && (p[0] == '\n' || p[0] == '\r');
 		p = next;
@@ -203,8 +259,8 @@ local_is(const char *addr, const char *name)
 static bool
 daemon_addr(const char *a)
 {
-	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon")
-	    || local_is(a, "mdaemon");
+	return local_is(a, "mailer-daemon") || local_is(a, "mailerdaemon") ||
+	    local_is(a, "mdaemon");
 }
 
 /* bouncey - the sender or the subject says this is a bounce. */
@@ -237,7 +293,7 @@ signed_text(const char *s, size_t len)
 
 struct anchor {
 	char *addr;
-	size_t line;            /* offset of its line in the text */
+	size_t line; /* offset of its line in the text */
 };
 
 struct anchors {
@@ -308,18 +364,42 @@ alone(const char *l, size_t len, size_t *at, size_t *alen)
 	if (e >= len)
 		return true;
 	/* What may follow the address on its line. */
-	return l[e] == ':' || l[e] == ',' || l[e] == ';' || l[e] == '(' || l[e] == '['
-	    || strncmp(l + e, "...", 3) == 0 || l[e] == '"';
+	return l[e] == ':' || l[e] == ',' || l[e] == ';' || l[e] == '(' || l[e] == '[' ||
+	    strncmp(l + e, "...", 3) == 0 || l[e] == '"';
 }
 
 /* Phrases after which the first address on the line is the failed recipient. */
 static const char *const rcpt_phrases[] = {
-	"rcpt to:", "rcpt to: ", "recipient:", "recipients:", "recipient address:",
-	"original-recipient:", "final-recipient:", "failed recipient:", "addressee:",
-	"delivery to ", "delivering your mail to ", "your message to ", "your mail to ",
-	"message to ", "mail to ", "deliver to ", "delivered to ", "could not be delivered to",
-	"address:", "to:", "user ", "mailbox ", "invalid address", "recipient ",
-	"for <", "to <", "unknown user", "destinataire", "empfänger", NULL,
+	"rcpt to:",
+	"rcpt to: ",
+	"recipient:",
+	"recipients:",
+	"recipient address:",
+	"original-recipient:",
+	"final-recipient:",
+	"failed recipient:",
+	"addressee:",
+	"delivery to ",
+	"delivering your mail to ",
+	"your message to ",
+	"your mail to ",
+	"message to ",
+	"mail to ",
+	"deliver to ",
+	"delivered to ",
+	"could not be delivered to",
+	"address:",
+	"to:",
+	"user ",
+	"mailbox ",
+	"invalid address",
+	"recipient ",
+	"for <",
+	"to <",
+	"unknown user",
+	"destinataire",
+	"empfänger",
+	NULL,
 };
 
 static void
@@ -361,14 +441,12 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 		for (int i = 0; rcpt_phrases[i] != NULL; i++) {
 			size_t n = strlen(rcpt_phrases[i]), at, alen;
 
-			for (size_t k = 0; k + n <= ll; k++) {
-				if (strncasecmp(p + k, rcpt_phrases[i], n) != 0)
-					continue;
-				if (bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8
-				    && !excluded(p + k + n + at, alen, sc, true))
-					anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
-				break;
-			}
+			long f = ci_find(p, ll, rcpt_phrases[i]);
+			size_t k = (size_t)f;
+
+			if (f >= 0 && bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8 &&
+			    !excluded(p + k + n + at, alen, sc, true))
+				anchor_add(as, p + k + n + at, alen, (size_t)(p - s));
 		}
 		p = eol != NULL ? eol + 1 : end;
 	}
@@ -376,7 +454,7 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 		return;
 	/* Last: any address of the text that is not one of the bounce's parties. */
 	for (size_t off = 0, at, alen; off < len && bounce__find_addr(s + off, len - off, &at, &alen);
-	    off += at + alen) {
+	     off += at + alen) {
 		if (!excluded(s + off + at, alen, sc, true)) {
 			const char *ls = s + off + at;
 
@@ -457,7 +535,8 @@ permanence(const char *s, size_t len)
 	static const char *const never[] = { "permanent", "failed permanently", "could not be delivered",
 		"couldn't be delivered", "was not delivered", "undeliverable", "unable to deliver",
 		"delivery has failed", "does not exist", "not be delivered", "failed", "rejected",
-		"no such", "unknown", "not a member", "expired", "グループ", "не может быть доставлено", NULL };
+		"no such", "unknown", "not a member", "expired", "was aborted", "グループ",
+		"не может быть доставлено", NULL };
 
 	for (int i = 0; later[i] != NULL; i++)
 		if (lower_has(s, len, later[i]))
@@ -478,39 +557,78 @@ decoration(const char *t, size_t n)
 		;
 	if (k == n)
 		return true;
-	return n > 8 && (strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0
-	    || strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0);
+	if (n <= 8)
+		return false;
+	return strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0 ||
+	    strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0;
 }
 
 /* first_words - the first non-empty line after the anchor's, for a diagnostic. */
 static void
 first_words(const char *s, size_t len, char **dst)
 {
-	const char *p = s, *end = s + len;
+	const char *p = s, *end = s + len, *label = NULL;
 	const char *eol = memchr(p, '\n', len);
+	size_t label_len = 0;
 
 	p = eol != NULL ? eol + 1 : end;
 	while (p < end) {
 		const char *e = memchr(p, '\n', (size_t)(end - p));
-		size_t ll = (size_t)((e != NULL ? e : end) - p);
-		const char *t = p;
+		const char *t = p, *te = e != NULL ? e : end;
 
-		while (t < p + ll && isspace((unsigned char)*t))
+		while (t < te && isspace((unsigned char)*t))
 			t++;
-		if (t < p + ll && !decoration(t, ll - (size_t)(t - p))) {
-			size_t stop = ll;
+		while (te > t && isspace((unsigned char)te[-1]))
+			te--;
+		if (t < te && !decoration(t, (size_t)(te - t))) {
+			/* "Reason:" alone: the reason is on the next line; keep both. */
+			if (label == NULL && te[-1] == ':' && te - t < 64) {
+				label = t;
+				label_len = (size_t)(te - t);
+			} else if (label != NULL) {
+				char *both = NULL;
 
-			/* "Reason:" alone: the reason is on the next line. */
-			if (p[ll - 1 - (p[ll - 1] == '\r' && ll > 1)] == ':' && ll < 64 && p + ll < end) {
-				const char *n2 = memchr(p + ll + 1, '\n', (size_t)(end - p - ll - 1));
-
-				stop = (size_t)((n2 != NULL ? n2 : end) - p);
+				if (asprintf(&both, "%.*s %.*s", (int)label_len, label, (int)(te - t), t) < 0)
+					both = NULL;
+				if (both != NULL) {
+					bounce__set(dst, both, strlen(both));
+					free(both);
+				}
+				return;
+			} else {
+				bounce__set(dst, t, (size_t)(te - t));
+				return;
 			}
-			bounce__set(dst, t, stop - (size_t)(t - p));
-			return;
 		}
 		p = e != NULL ? e + 1 : end;
 	}
+	if (label != NULL)
+		bounce__set(dst, label, label_len);
+}
+
+/* rest_of_line - what follows addr on the first line of s, if it says something. */
+static void
+rest_of_line(const char *s, size_t len, const char *addr, char **dst)
+{
+	const char *eol = memchr(s, '\n', len), *e = eol != NULL ? eol : s + len;
+	long at = ci_find(s, (size_t)(e - s), addr);
+	const char *t, *after;
+	size_t letters = 0;
+
+	if (at < 0 || addr[0] == '\0')
+		return;
+	after = t = s + at + strlen(addr);
+	while (t < e && strchr(">:.,;)[]( \t\r-", *t) != NULL)
+		t++;
+	/* "[Connection timed out]": the bracket that was skipped closes too. */
+	if (e > t && e[-1] == ']' && memchr(after, '[', (size_t)(t - after)) != NULL &&
+	    memchr(t, '[', (size_t)(e - t)) == NULL)
+		e--;
+	for (const char *q = t; q < e; q++)
+		if (isalpha((unsigned char)*q))
+			letters++;
+	if (letters >= 3)
+		bounce__set(dst, t, (size_t)(e - t));
 }
 
 /* remote_of - "host mx.example.jp [192.0.2.20]" or "remote host 192.0.2.32" in s. */
@@ -524,12 +642,15 @@ remote_of(const char *s, size_t len, char **dst)
 
 		for (size_t i = 0; i + n < len; i++) {
 			size_t e;
+			long f = ci_find(s + i, len - i, marks[m]);
 
-			if (strncasecmp(s + i, marks[m], n) != 0 || (i > 0 && isalnum((unsigned char)s[i - 1])))
+			if (f < 0)
+				break;
+			i += (size_t)f;
+			if (i > 0 && isalnum((unsigned char)s[i - 1]))
 				continue;
 			e = i + n;
-			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-'
-			    || s[e] == ':'))
+			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-' || s[e] == ':'))
 				e++;
 			/* A host name has a dot; "host said" is no host. */
 			if (e > i + n && memchr(s + i + n, '.', e - i - n) != NULL) {
@@ -551,7 +672,7 @@ delay_notice(const struct bounce_scan *sc, const char *s, size_t len)
 		"delivery is delayed", "delivery delayed", "will be retried", "continue trying",
 		"will continue to", "no action is required on your part", NULL };
 
-	if (strcasestr(sc->subject, "delay") != NULL || strcasestr(sc->subject, "warning:") != NULL)
+	if (strcasestr(sc->subject, "delay") != NULL || strcasestr(sc->subject, "warning") != NULL)
 		return true;
 	for (int i = 0; phrases[i] != NULL; i++)
 		if (lower_has(s, len, phrases[i]))
@@ -604,6 +725,7 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 	char gstatus[16] = "";
 	char *gdiag = NULL;
 	long gat;
+	const char *perm;
 	bool sig, delayed, failed_subj, found = false;
 
 	sig = signed_text(s, len);
@@ -647,6 +769,7 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 	if (as.n == 0 || (gat < 0 && !sig && !failed_subj))
 		goto out;
 
+	perm = permanence(s, len);
 	for (size_t i = 0; i < as.n; i++) {
 		size_t from = as.a[i].line;
 		size_t to = i + 1 < as.n ? as.a[i + 1].line : len;
@@ -665,12 +788,16 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			str_copy(rc->status, gstatus, sizeof rc->status);
 			bounce__set(&rc->diagnostic, gdiag, strlen(gdiag));
 		} else {
-			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0"
-			    : permanence(s, len), sizeof rc->status);
+			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0" :
+			                                                       perm,
+			    sizeof rc->status);
 			first_words(s + from, to - from, &diag);
 			if (diag != NULL)
 				bounce__set(&rc->diagnostic, diag, strlen(diag));
 		}
+		/* "addr [Connection timed out]", "addr: Domain does not exist": the rest of its line. */
+		if (strlen(rc->diagnostic) < 12)
+			rest_of_line(s + from, to - from, rc->recipient, &rc->diagnostic);
 		/* When the code's own line says little, the lines after the address say more. */
 		if (strlen(rc->diagnostic) < 12) {
 			char *more = NULL;
@@ -779,7 +906,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 	struct buf t = BUF_INIT;
 	char *kind = NULL, *btype = NULL, *rmta = NULL;
 	const char *list;
-	bool ok = false;
+	bool ok = false, transient;
 
 	if (sc->text.len == 0 || memmem(sc->text.data, sc->text.len, "notificationType", 16) == NULL)
 		return false;
@@ -808,6 +935,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 		goto out;
 	}
 	json_str(s, end, "bounceType", &btype);
+	transient = btype != NULL && strcasecmp(btype, "Transient") == 0;
 	if (json_str(s, end, "reportingMTA", &rmta))
 		bounce__set(&r->reporting_mta, rmta, strlen(rmta));
 	arr = memmem(s, t.len, list, strlen(list));
@@ -872,8 +1000,7 @@ bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
 				memmove(rc->diagnostic, rc->diagnostic + 5 + (rc->diagnostic[5] == ' '),
 				    strlen(rc->diagnostic + 5 + (rc->diagnostic[5] == ' ')) + 1);
 			if (rc->status[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
-				str_copy(rc->status, btype != NULL && strcasecmp(btype, "Transient") == 0
-				    ? "4.0.0" : "5.0.0", sizeof rc->status);
+				str_copy(rc->status, transient ? "4.0.0" : "5.0.0", sizeof rc->status);
 			if (rc->action[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
 				bounce__set(&rc->action, "failed", 6);
 			p = oend;
@@ -890,6 +1017,9 @@ out:
 	return ok;
 }
 
+/* Bytes of a report's text searched for its recipients' replies. */
+#define DSN_FILL_TEXT_MAX 65536
+
 /* --- what a report's text adds to its delivery-status fields ------------------------- */
 
 void
@@ -898,6 +1028,9 @@ bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
 	const char *s = sc->text.data != NULL ? sc->text.data : "";
 	size_t len = human_len(s, sc->text.len);
 
+	/* What people read is short; a long text is not searched once per recipient. */
+	if (len > DSN_FILL_TEXT_MAX)
+		len = DSN_FILL_TEXT_MAX;
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		struct bounce_rcpt *rc = &r->rcpt[i];
 		size_t alen = strlen(rc->recipient);

@@ -12,8 +12,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
+#include "core/rfc5322.h"
 
 /* Longest value taken from outside, in octets (a domain name's 255). */
 #define VALUE_MAX 255
@@ -107,6 +109,32 @@ is_plain_pvalue(const char *s, size_t n)
 	    is_dot_atom(at + 1, n - (size_t)(at + 1 - s));
 }
 
+/*
+ * Whether s[0..n) may stand unquoted as an RFC 8601 value: an RFC 2045
+ * token holding no tspecial (no '/', '=', '?', ...), here letters,
+ * digits and "-._+"; with addr, also "[token]@token" (an address or an
+ * "@domain" identity, RFC 8601's pvalue).
+ */
+static bool
+is_ar_plain(const char *s, size_t n, bool addr)
+{
+	size_t at = n;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '@' && addr && at == n && i + 1 < n) {
+			at = i;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+		    c == '+'))
+			return false;
+	}
+	return n > 0;
+}
+
 /* Append s[0..n) as a quoted-string, every octet made safe. */
 static void
 put_quoted(struct buf *w, const char *s, size_t n)
@@ -131,7 +159,8 @@ cut(const char *s)
 }
 
 /*
- * Append value s: as is when plain (dot-atom, or an address when
+ * Append value s of Received-SPF (RFC 7208 9.1: dot-atom or
+ * quoted-string): as is when plain (a dot-atom, or an address when
  * addr), else quoted.
  */
 static void
@@ -140,6 +169,18 @@ put_value(struct buf *w, const char *s, bool addr)
 	size_t n = cut(s);
 
 	if (n > 0 && (addr ? is_plain_pvalue(s, n) : is_dot_atom(s, n)))
+		buf_append(w, s, n);
+	else
+		put_quoted(w, s != NULL ? s : "", n);
+}
+
+/* Append value s of Authentication-Results: as is when plain, else quoted. */
+static void
+put_ar_value(struct buf *w, const char *s, bool addr)
+{
+	size_t n = cut(s);
+
+	if (is_ar_plain(s != NULL ? s : "", n, addr))
 		buf_append(w, s, n);
 	else
 		put_quoted(w, s != NULL ? s : "", n);
@@ -193,14 +234,25 @@ null_sender(const struct authres_spf *spf)
 	return spf->mailfrom == NULL || spf->mailfrom[0] == '\0';
 }
 
-/* One "key=value" word, with ";" after it when more follow. */
+/* One Received-SPF "key=value" word, with ";" after it. */
+static void
+put_kv(struct folder *f, struct buf *w, const char *key, const char *value)
+{
+	buf_appends(w, key);
+	buf_appendc(w, '=');
+	put_value(w, value, false);
+	buf_appendc(w, ';');
+	fold_buf(f, w);
+}
+
+/* One Authentication-Results "ptype.property=value" word, ";" after it if semi. */
 static void
 put_prop(struct folder *f, struct buf *w, const char *key, const char *value,
     bool addr, bool semi)
 {
 	buf_appends(w, key);
 	buf_appendc(w, '=');
-	put_value(w, value, addr);
+	put_ar_value(w, value, addr);
 	if (semi)
 		buf_appendc(w, ';');
 	fold_buf(f, w);
@@ -214,7 +266,7 @@ authres_format(struct buf *out, const char *authserv_id,
 	struct buf w = BUF_INIT;
 
 	fold_begin(&f, out, "Authentication-Results");
-	put_value(&w, authserv_id, false);
+	put_ar_value(&w, authserv_id, false);
 	buf_appendc(&w, ';');
 	if (spf == NULL && dkim == NULL) {
 		fold_buf(&f, &w);
@@ -254,7 +306,11 @@ authres_format(struct buf *out, const char *authserv_id,
 			if (s->identity[0] != '\0')
 				put_prop(&f, &w, "header.i", s->identity, true,
 				    false);
-			put_prop(&f, &w, "header.a", s->algorithm, false, more);
+			put_prop(&f, &w, "header.a", s->algorithm, false,
+			    more && s->bprefix[0] == '\0');
+			if (s->bprefix[0] != '\0')
+				put_prop(&f, &w, "header.b", s->bprefix, false,
+				    more);
 		}
 	}
 	fold_end(&f);
@@ -325,14 +381,72 @@ authres_received_spf(struct buf *out, const char *receiver,
 	fold_text(&f, c.data, c.len);
 	buf_free(&c);
 
-	put_prop(&f, &w, "client-ip", ip, false, true);
+	put_kv(&f, &w, "client-ip", ip);
 	buf_appends(&w, "envelope-from=");
 	put_quoted(&w, helo_id ? "" : spf->mailfrom, cut(helo_id ? "" : spf->mailfrom));
 	buf_appendc(&w, ';');
 	fold_buf(&f, &w);
-	put_prop(&f, &w, "helo", spf->helo, false, true);
-	put_prop(&f, &w, "receiver", receiver, false, true);
-	put_prop(&f, &w, "identity", helo_id ? "helo" : "mailfrom", false, true);
+	put_kv(&f, &w, "helo", spf->helo);
+	put_kv(&f, &w, "receiver", receiver);
+	put_kv(&f, &w, "identity", helo_id ? "helo" : "mailfrom");
 	fold_end(&f);
 	buf_free(&w);
+}
+
+/* skip_cfws - past white space, line breaks and (nested) comments. */
+static const char *
+skip_cfws(const char *p, const char *end)
+{
+	int depth = 0;
+
+	while (p < end) {
+		if (depth > 0 && *p == '\\' && p + 1 < end) {
+			p += 2;
+			continue;
+		}
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' &&
+		    *p != '\n')
+			break;
+		p++;
+	}
+	return p;
+}
+
+bool
+authres_field_is_ours(const char *f, size_t fl, const char *authserv_id)
+{
+	const char *colon, *p, *end = f + fl;
+	char id[VALUE_MAX + 1];
+	size_t n = 0;
+
+	if (authserv_id == NULL || authserv_id[0] == '\0' ||
+	    !rfc5322_field_is(f, fl, "Authentication-Results") ||
+	    (colon = rfc5322_field_colon(f, fl)) == NULL)
+		return false;
+	p = skip_cfws(colon + 1, end);
+	if (p < end && *p == '"') {
+		for (p++; p < end && *p != '"'; p++) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			if (n == VALUE_MAX)
+				return false;
+			id[n++] = *p;
+		}
+		if (p == end)
+			return false;
+	} else {
+		for (; p < end && *p != ';' && *p != '(' && *p != ' ' &&
+		    *p != '\t' && *p != '\r' && *p != '\n'; p++) {
+			if (n == VALUE_MAX)
+				return false;
+			id[n++] = *p;
+		}
+	}
+	id[n] = '\0';
+	return n > 0 && strlen(authserv_id) == n &&
+	    strncasecmp(id, authserv_id, n) == 0;
 }

@@ -24,6 +24,9 @@
 #ifndef KURIER_POLICY_AUTHRES_H
 #define KURIER_POLICY_AUTHRES_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "core/buf.h"
 #include "policy/dkimverify.h"
 #include "policy/spfcheck.h"
@@ -45,11 +48,14 @@ struct authres_spf {
 /*
  * authres_format - append "Authentication-Results: AUTHSERV-ID; spf=...
  * smtp.mailfrom=...; dkim=... header.d=... header.s=... header.i=...
- * header.a=...\r\n".  authserv_id is our host name ([server] hostname).
+ * header.a=... header.b=...\r\n".  authserv_id is our host name ([server] hostname).
  * spf NULL: no spf resinfo.  dkim NULL: no dkim resinfo; a report with
  * no signature: "dkim=none"; else one resinfo per signature, in header
  * order, with reason="..." unless it passed (RFC 8601 2.2, 2.7.1).
- * header.i only when the signature had an i= tag.  With neither spf
+ * header.i only when the signature had an i= tag; header.b (RFC 6008,
+ * b='s first 8 characters) when it had a b= tag.  Authentication-Results
+ * values are quoted unless they are letters, digits and "-._+" (and one
+ * '@' in an address): RFC 2045 tokens, where '/' and '=' are not.  With neither spf
  * nor dkim the field says "none" (RFC 8601 2.2).
  */
 void authres_format(struct buf *out, const char *authserv_id,
@@ -63,5 +69,16 @@ void authres_format(struct buf *out, const char *authserv_id,
  */
 void authres_received_spf(struct buf *out, const char *receiver,
     const struct authres_spf *spf);
+
+/*
+ * authres_field_is_ours - whether header field f[0..fl) (as
+ * core/rfc5322's scanner returns it: name, colon, folded value, no final
+ * line end) is an Authentication-Results field whose authserv-id is
+ * authserv_id (ASCII case ignored; comments and folding before it
+ * skipped; a quoted authserv-id unquoted).  RFC 8601 5: such a field
+ * arriving from outside is a forgery of our results, and the inbound MX
+ * deletes it before adding its own.
+ */
+bool authres_field_is_ours(const char *f, size_t fl, const char *authserv_id);
 
 #endif

@@ -7,8 +7,8 @@
  */
 #include "policy/dkimverify.h"
 
-#include <arpa/nameser.h>
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -30,8 +30,14 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 
-/* libopendkim answers into a buffer of its own of this size (MAXPACKET). */
 #define EDNS_SIZE 1232
+/*
+ * Verifications on the thread pool at once.  A dead key server holds a
+ * worker for up to DKIMVERIFY_MAX_SIGS query timeouts, and the pool (4
+ * threads by default) also runs password hashing, SPF and DKIM signing;
+ * the rest wait their turn here, in order.
+ */
+#define DKIMVERIFY_PARALLEL 2
 
 /* The id libopendkim keeps by pointer for its own logs. */
 static const unsigned char verify_id[] = "kurier-verify";
@@ -41,10 +47,12 @@ struct dkimverify_job {
 	uv_work_t work;
 	struct dkimverify *v;
 	struct dkimverify_job *prev, *next; /* v->jobs */
+	struct dkimverify_job *qnext;       /* v->waiting, until started */
+	bool started;                       /* handed to the thread pool */
 	dkimverify_req id;
-	dkimverify_cb *cb;  /* NULL once cancelled */
+	dkimverify_cb *cb; /* NULL once cancelled */
 	void *arg;
-	char *head;         /* head and body, copied, one allocation */
+	char *head; /* head and body, copied, one allocation */
 	size_t hlen;
 	const char *body;
 	size_t blen;
@@ -60,8 +68,10 @@ struct dkimverify {
 	/* Loop thread only. */
 	uv_loop_t *loop;
 	uv_timer_t close_timer; /* closed last; its callback frees v */
-	struct dkimverify_job *jobs;
+	struct dkimverify_job *jobs; /* every request not yet answered */
 	size_t njobs;
+	struct dkimverify_job *waiting, **waiting_tail; /* FIFO, not started */
+	unsigned running;            /* on the thread pool */
 	dkimverify_req next_id;
 	bool closing;
 	void (*closed)(void *arg);
@@ -375,6 +385,7 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 	unsigned flags = dkim_sig_getflags(si);
 	int err = dkim_sig_geterror(si), bh = dkim_sig_getbh(si);
 	unsigned char *tag;
+	size_t n;
 
 	(void)d;
 	copy_printable(s->domain, sizeof s->domain, dkim_sig_getdomain(si));
@@ -383,6 +394,13 @@ sig_result(DKIM *d, DKIM_SIGINFO *si, struct dkimverify_sig *s)
 	copy_printable(s->identity, sizeof s->identity, tag);
 	tag = dkim_sig_gettagvalue(si, false, (u_char *)(uintptr_t)"a");
 	copy_printable(s->algorithm, sizeof s->algorithm, tag);
+	/* b= may be folded: its first 8 characters, white space left out. */
+	tag = dkim_sig_gettagvalue(si, false, (u_char *)(uintptr_t)"b");
+	n = 0;
+	for (; tag != NULL && *tag != '\0' && n + 1 < sizeof s->bprefix; tag++)
+		if (*tag > 0x20 && *tag < 0x7f)
+			s->bprefix[n++] = (char)*tag;
+	s->bprefix[n] = '\0';
 	s->reason[0] = '\0';
 
 	if ((flags & DKIM_SIGFLAG_PASSED) != 0 && bh == DKIM_SIGBH_MATCH &&
@@ -518,6 +536,7 @@ dkimverify_run(struct dkimverify *v, const char *head, size_t hlen,
 /* --- requests on the thread pool (loop thread) ----------------------------- */
 
 static void maybe_finish(struct dkimverify *v);
+static void pump(struct dkimverify *v);
 
 static void
 job_work(uv_work_t *w)
@@ -547,6 +566,7 @@ job_done(uv_work_t *w, int status)
 	struct dkimverify_job *j = w->data;
 	struct dkimverify *v = j->v;
 
+	v->running--;
 	job_unlink(j);
 	if (j->cb != NULL) {
 		if (status == 0 && !v->closing)
@@ -556,7 +576,51 @@ job_done(uv_work_t *w, int status)
 	}
 	free(j->head);
 	free(j);
+	pump(v);
 	maybe_finish(v);
+}
+
+/*
+ * job_queue - hand j to the thread pool; false when libuv refused (it
+ * does only for a NULL callback): j is then answered and freed.
+ */
+static bool
+job_queue(struct dkimverify_job *j)
+{
+	struct dkimverify *v = j->v;
+	int r;
+
+	j->started = true;
+	j->work.data = j;
+	if ((r = uv_queue_work(v->loop, &j->work, job_work, job_done)) != 0) {
+		log_error("dkim", "verify_queue_failed", "error=\"%s\"",
+		    uv_strerror(r));
+		job_unlink(j);
+		if (j->cb != NULL)
+			j->cb(j->arg, r, NULL);
+		free(j->head);
+		free(j);
+		return false;
+	}
+	v->running++;
+	return true;
+}
+
+/* pump - start waiting requests while fewer than DKIMVERIFY_PARALLEL run. */
+static void
+pump(struct dkimverify *v)
+{
+	while (v->waiting != NULL &&
+	    (v->running < DKIMVERIFY_PARALLEL || v->closing)) {
+		struct dkimverify_job *j = v->waiting;
+
+		v->waiting = j->qnext;
+		if (v->waiting == NULL)
+			v->waiting_tail = &v->waiting;
+		/* Closing: it must not run; job_done answers -ECANCELED. */
+		if (job_queue(j) && v->closing)
+			(void)uv_cancel((uv_req_t *)&j->work);
+	}
 }
 
 int
@@ -565,7 +629,6 @@ dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
     dkimverify_req *id)
 {
 	struct dkimverify_job *j;
-	int r;
 
 	if (v->closing)
 		return -ECANCELED;
@@ -586,20 +649,17 @@ dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
 	j->hlen = hlen;
 	j->body = j->head + hlen;
 	j->blen = blen;
-	j->work.data = j;
-	if ((r = uv_queue_work(v->loop, &j->work, job_work, job_done)) != 0) {
-		free(j->head);
-		free(j);
-		return r;
-	}
 	j->id = ++v->next_id;
 	j->next = v->jobs;
 	if (v->jobs != NULL)
 		v->jobs->prev = j;
 	v->jobs = j;
 	v->njobs++;
+	*v->waiting_tail = j;
+	v->waiting_tail = &j->qnext;
 	if (id != NULL)
 		*id = j->id;
+	pump(v);
 	return 0;
 }
 
@@ -607,12 +667,27 @@ void
 dkimverify_cancel(struct dkimverify *v, dkimverify_req id)
 {
 	for (struct dkimverify_job *j = v->jobs; j != NULL; j = j->next) {
-		if (j->id == id) {
-			j->cb = NULL;
-			/* Not started yet: it never will (job_done gets UV_ECANCELED). */
-			(void)uv_cancel((uv_req_t *)&j->work);
+		if (j->id != id)
+			continue;
+		j->cb = NULL;
+		if (!j->started) {
+			/* Still waiting its turn: it never runs. */
+			struct dkimverify_job **pp = &v->waiting;
+
+			while (*pp != j)
+				pp = &(*pp)->qnext;
+			*pp = j->qnext;
+			if (v->waiting_tail == &j->qnext)
+				v->waiting_tail = pp;
+			job_unlink(j);
+			free(j->head);
+			free(j);
+			maybe_finish(v);
 			return;
 		}
+		/* Queued on the pool and not picked up: it never runs either. */
+		(void)uv_cancel((uv_req_t *)&j->work);
+		return;
 	}
 }
 
@@ -667,7 +742,10 @@ dkimverify_close(struct dkimverify *v, void (*closed)(void *arg), void *arg)
 	if (write(v->abort_fd, &one, sizeof one) != (ssize_t)sizeof one)
 		log_warn("dkim", "verify_abort_failed", "errno=%d", errno);
 	for (struct dkimverify_job *j = v->jobs; j != NULL; j = j->next)
-		(void)uv_cancel((uv_req_t *)&j->work);
+		if (j->started)
+			(void)uv_cancel((uv_req_t *)&j->work);
+	/* Those waiting their turn are queued and cancelled: answered later. */
+	pump(v);
 	maybe_finish(v);
 }
 
@@ -788,6 +866,7 @@ dkimverify_open(struct dkimverify **out, uv_loop_t *loop,
 		return str_err(err, errsz, r, "uv_timer_init: %s", uv_strerror(r));
 	}
 	v->close_timer.data = v;
+	v->waiting_tail = &v->waiting;
 	*out = v;
 	return 0;
 }

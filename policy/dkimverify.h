@@ -9,7 +9,10 @@
  * dkimverify_close(), so dkimverify_run() may run on any number of
  * threads at once.  dkimverify_start() runs the same verification on
  * libuv's thread pool and hands the report back on the loop thread:
- * the key lookups (TXT selector._domainkey.domain) block.
+ * the key lookups (TXT selector._domainkey.domain) block.  At most two
+ * verifications hold a pool thread at a time (a dead key server holds
+ * one for up to DKIMVERIFY_MAX_SIGS query timeouts, and the pool also
+ * hashes passwords and signs); the others wait their turn in order.
  *
  * Keys come from DNS or, for tests, from a file (opts.key_file: lines
  * "selector._domainkey.domain TXT-record-content", libopendkim's
@@ -41,6 +44,22 @@
  * are looked at (the first in the header section); more are counted in
  * nignored and neither verified nor looked up, so a message of a
  * thousand signatures costs no more than eight.
+ *
+ * A signature with l= (a body length) passes when the first l octets of
+ * the canonical body verify, as RFC 6376 3.5 defines it: text appended
+ * after them is not covered by it.
+ *
+ * Wiring (the inbound MX): keys by the same resolver as delivery,
+ *	struct dkimverify_opts o = { .dns_timeout_ms =
+ *	    cfg->deliver.dns_timeout_ms };
+ *	char server[256] = "";
+ *	if (cfg->deliver.dns_server_set)
+ *		config_endpoint_str(&cfg->deliver.dns_server, server,
+ *		    sizeof server);
+ *	o.dns_server = server;
+ * then, per message, dkimverify_start(v, msg->head, msg->head_len,
+ * msg->body, msg->body_len, cb, session, &session->dkim_req), and
+ * dkimverify_cancel(v, session->dkim_req) when the session goes first.
  *
  * Strings in a report come from the message (d=, s=, i=, a=): they are
  * cut to fit and every byte outside printable ASCII is replaced with
@@ -84,6 +103,7 @@ struct dkimverify_sig {
 	char selector[64];   /* s= (cut to fit) */
 	char identity[256];  /* i= as written, "" when absent */
 	char algorithm[24];  /* a=, e.g. "rsa-sha256", "ed25519-sha256" */
+	char bprefix[9];     /* b='s first 8 characters, for header.b (RFC 6008) */
 	enum dkimverify_result result;
 	char reason[96];     /* "" on pass; else e.g. "body hash did not verify" */
 };
@@ -131,7 +151,8 @@ void dkimverify_run(struct dkimverify *v, const char *head, size_t hlen,
 /*
  * dkimverify_cb - a verification's answer: status 0 and the report
  * (valid only during the call: copy what you keep), or -ECANCELED and
- * r NULL when the verifier was closed first.
+ * r NULL when the verifier was closed first (or, never seen in
+ * practice, another negative errno when libuv refused the work).
  */
 typedef void dkimverify_cb(void *arg, int status,
     const struct dkimverify_report *r);
@@ -144,9 +165,8 @@ typedef uint64_t dkimverify_req;
  * are copied, so the caller's buffers may go at once.  cb(arg, ...) runs
  * exactly once, later, on the loop thread, unless dkimverify_cancel()
  * came first.  On 0, *id (if id is not NULL) names the request.
- * Returns 0, -EINVAL (cb NULL), -ECANCELED (after dkimverify_close()),
- * or -ENOMEM / another negative errno when libuv refused the work; cb
- * then never runs.
+ * Returns 0, or -EINVAL (cb NULL; a NULL buffer with a length) or
+ * -ECANCELED (after dkimverify_close()), cb then never running.
  */
 int dkimverify_start(struct dkimverify *v, const char *head, size_t hlen,
     const char *body, size_t blen, dkimverify_cb *cb, void *arg,

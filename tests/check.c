@@ -62,6 +62,7 @@ static const struct group_suite all[] = {
 	{ "deliver", dkimsign_suite,   false },
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
+	{ "mailbox", bounce_suite,     false },
 	{ "mailbox", store_suite,      true },
 	{ "mailbox", ingest_suite,     true },
 };

@@ -55,6 +55,7 @@ Suite *smtpc_suite(void);
 Suite *smtpreply_suite(void);
 
 /* mailbox/ */
+Suite *bounce_suite(void);
 Suite *store_suite(void);
 Suite *ingest_suite(void);
 
