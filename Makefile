@@ -103,8 +103,11 @@ MAILBOX_SRCS := \
 	mailbox/bounce_class.c \
 	mailbox/bounce_text.c \
 	mailbox/ingest.c \
+	mailbox/names.c \
 	mailbox/store.c \
-	mailbox/store_ops.c
+	mailbox/store_admin.c \
+	mailbox/store_ops.c \
+	mailbox/watch.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -169,10 +172,11 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_ingest.c \
-	tests/mailbox/test_store.c
+	tests/mailbox/test_store.c \
+	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
-	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_bounce
+	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_bounce fuzz_mbox_names
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -276,7 +280,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_text.c
+	core/rfc5322.c policy/check.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_text.c \
+	mailbox/names.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
@@ -299,7 +304,7 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/bounceparse
+		build/release/tests/sinkmx build/release/tests/bounceparse build/release/tests/mbox_append
 	@tests/bench/run-bench.sh
 
 fuzz: deps

@@ -148,6 +148,10 @@ struct ctl {
 	/* mailbox */
 	const char *folder;     /* --folder, "INBOX" by default */
 	uint32_t uid;           /* mailbox show UID */
+	struct mbox_msgs *mbox_all; /* mailbox list: every message, heads read page by page */
+	size_t mbox_next;       /* mailbox list: the next message whose head to read */
+	uint64_t mbox_shown;
+	int mbox_uw, mbox_sw;   /* mailbox list: UID and SIZE column widths */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */

@@ -65,6 +65,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", bounce_suite,     false },
 	{ "mailbox", store_suite,      true },
 	{ "mailbox", ingest_suite,     true },
+	{ "mailbox", watch_suite,      true },
 };
 
 int

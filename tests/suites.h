@@ -58,6 +58,7 @@ Suite *smtpreply_suite(void);
 Suite *bounce_suite(void);
 Suite *store_suite(void);
 Suite *ingest_suite(void);
+Suite *watch_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
