@@ -7,7 +7,11 @@
  * Each call is one request on the heap, counted in in->pending so that
  * ingest_close() frees the module only after the last has answered.  A
  * request that must answer without a Redis call (a foreign domain, say)
- * answers from a zero timer, never from inside the call.
+ * answers from a zero timer, never from inside the call.  A return is
+ * parsed on libuv's thread pool (a report may be [mailbox]
+ * max_bounce_size, 10 MB, and GMime's parse of it must not hold the
+ * loop); its recipients are then worked through one after the other,
+ * each next one started from the timer on the next loop turn.
  */
 #include "mailbox/ingest.h"
 
@@ -229,6 +233,8 @@ struct store_req {
 	size_t nrcpt, next;
 	struct target t;
 	int status;
+	int parse_rc;               /* bounce_parse's, on the thread pool */
+	uv_work_t work;
 	uv_timer_t timer;
 };
 
@@ -265,6 +271,20 @@ store_end(struct store_req *sr, int status)
 {
 	sr->status = status;
 	uv_timer_start(&sr->timer, on_store_timer, 0, 0);
+}
+
+static void
+on_next_timer(uv_timer_t *t)
+{
+	store_next(t->data);
+}
+
+/* store_skip - done with this recipient: the next one on the next loop turn. */
+static void
+store_skip(struct store_req *sr)
+{
+	sr->next++;
+	uv_timer_start(&sr->timer, on_next_timer, 0, 0);
 }
 
 /* A value for an X-Kurier-* field: printable ASCII, at most FIELD_MAX. */
@@ -398,8 +418,7 @@ on_appended(void *arg, int status, uint32_t uidvalidity, uint32_t uid)
 	    t->known ? t->vi.qid : "-", log_quotes(qa, sizeof qa, t->addr), bounce_class_name(t->cls),
 	    t->reason, t->br != NULL && t->br->status[0] ? t->br->status : "-",
 	    log_quotes(qu, sizeof qu, t->user), uid, sr->id, status == -EEXIST ? " repeated=yes" : "");
-	sr->next++;
-	store_next(sr);
+	store_skip(sr);
 }
 
 static void
@@ -576,8 +595,7 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 		if (t->user[0] == '\0') {
 			log_warn("ingest", "return_dropped", "return=%s id=%s why=\"message unknown, no [relay] trusted_user or [mailbox] postmaster to keep it for\"",
 			    sr->id, t->vi.qid);
-			sr->next++;
-			store_next(sr);
+			store_skip(sr);
 			return;
 		}
 		step_append(sr);
@@ -616,8 +634,7 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 	if (t->user[0] == '\0') {
 		log_warn("ingest", "return_dropped", "return=%s id=%s why=\"no user: the message had none and [relay] trusted_user is empty\"",
 		    sr->id, t->vi.qid);
-		sr->next++;
-		store_next(sr);
+		store_skip(sr);
 		return;
 	}
 	step_mark(sr);
@@ -657,15 +674,13 @@ store_next(struct store_req *sr)
 		break;
 	default:
 		/* Not taken at RCPT; the session never hands it on. */
-		sr->next++;
-		store_next(sr);
+		store_skip(sr);
 		return;
 	}
 	if (!t->token) {
 		classify(sr, t);
 		if (t->user[0] == '\0') {
-			sr->next++;
-			store_next(sr);
+			store_skip(sr);
 			return;
 		}
 		step_append(sr);
@@ -675,6 +690,33 @@ store_next(struct store_req *sr)
 	rc = queue_fetch(in->q, ids, 1, on_store_fetched, sr);
 	if (rc < 0)
 		store_end(sr, rc);
+}
+
+/* parse_work - on the thread pool: touches nothing but sr's message and result. */
+static void
+parse_work(uv_work_t *w)
+{
+	struct store_req *sr = w->data;
+
+	sr->parse_rc = bounce_parse(sr->msg.data ? sr->msg.data : "", sr->msg.len, &sr->br);
+}
+
+static void
+parse_done(uv_work_t *w, int status)
+{
+	struct store_req *sr = w->data;
+
+	if (status < 0) {
+		store_end(sr, status);
+		return;
+	}
+	if (sr->parse_rc < 0) {
+		log_warn("ingest", "parse_failed", "return=%s error=\"%s\"", sr->id, uv_strerror(sr->parse_rc));
+		store_end(sr, sr->parse_rc);
+		return;
+	}
+	sr->parsed = true;
+	store_next(sr);
 }
 
 int
@@ -699,21 +741,17 @@ ingest_store(struct ingest *in, const struct envelope *env, const char *head,
 	buf_append(&sr->msg, head, hlen);
 	buf_append(&sr->msg, body, blen);
 	sr->hlen = hlen;
-	rc = bounce_parse(sr->msg.data ? sr->msg.data : "", sr->msg.len, &sr->br);
-	if (rc < 0) {
-		buf_free(&sr->msg);
-		free(sr);
-		return rc;
-	}
-	sr->parsed = true;
 	sr->rcpts = xcalloc(env->nrcpt, sizeof *sr->rcpts);
 	for (size_t i = 0; i < env->nrcpt; i++)
 		sr->rcpts[i] = xstrdup(env->rcpt[i].addr ? env->rcpt[i].addr : "");
 	sr->nrcpt = env->nrcpt;
 	uv_timer_init(in->loop, &sr->timer);
 	sr->timer.data = sr;
+	sr->work.data = sr;
 	in->pending++;
-	store_next(sr);
+	rc = uv_queue_work(in->loop, &sr->work, parse_work, parse_done);
+	if (rc < 0)
+		parse_done(&sr->work, rc);
 	return 0;
 }
 
