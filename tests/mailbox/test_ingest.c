@@ -679,6 +679,105 @@ START_TEST(postmaster_mailbox)
 }
 END_TEST
 
+/*
+ * A return while a worker holds the job's lease: 451 (-EBUSY), nothing
+ * stored; the sender's retry, after the job is completed, does it all.
+ */
+START_TEST(leased_job_answers_451_then_retry_works)
+{
+	struct it t;
+	struct res r = { 0 };
+	char id[QID_SIZE], a[300], msg[4096];
+	const char *const rc[] = { "gone@example.net" };
+
+	it_open(&t, NULL);
+	it_sent(&t, "shop", rc, 1, id);
+	ck_assert_int_eq(queue_claim(t.q, 10, on_claimed, &r), 0);
+	it_wait(&t, &r.done);
+	ck_assert_uint_eq(r.njobs, 1);
+	it_verp(&t, id, 0, false, a, sizeof a);
+	dsn(msg, sizeof msg, a, "gone@example.net", "5.1.1", "550 5.1.1 user unknown", 3);
+	ck_assert_int_eq(it_store(&t, a, msg), -EBUSY);
+	ck_assert_uint_eq(it_inbox_count(&t, "shop"), 0);
+	ck_assert_str_eq(it_sup(&t, "gone@example.net"), "");
+	{
+		struct res c = { 0 };
+
+		queue_job_set(r.jobs[0], 0, RCPT_DELIVERED, "250 ok");
+		ck_assert_int_eq(queue_complete(t.q, r.jobs[0], on_status, &c), 0);
+		it_wait(&t, &c.done);
+		ck_assert_int_eq(c.status, 0);
+		queue_job_free(r.jobs[0]);
+		free(r.jobs);
+	}
+	ck_assert_int_eq(it_store(&t, a, msg), 0);
+	ck_assert_int_eq(it_state(&t, id, 0), RCPT_BOUNCED);
+	ck_assert_str_eq(it_sup(&t, "gone@example.net"), "hard-bounce");
+	ck_assert_uint_eq(it_inbox_count(&t, "shop"), 1);
+	it_close(&t);
+}
+END_TEST
+
+/*
+ * The message left the queue between RCPT and the end of DATA: the
+ * return is kept for [relay] trusted_user, nothing else happens.
+ */
+START_TEST(message_gone_is_kept_for_trusted_user)
+{
+	struct it t;
+	char unknown[QID_SIZE], a[300], msg[4096], *got;
+
+	it_open(&t, "[relay]\ntrusted_user = site\n");
+	qid_new(unknown, 1600000000000ULL);
+	it_verp(&t, unknown, 0, false, a, sizeof a);
+	dsn(msg, sizeof msg, a, "gone@example.net", "5.1.1", "550 5.1.1 user unknown", 4);
+	ck_assert_int_eq(it_store(&t, a, msg), 0);
+	ck_assert_uint_eq(it_inbox_count(&t, "site"), 1);
+	ck_assert_str_eq(it_sup(&t, "gone@example.net"), "");
+	got = it_inbox_last(&t, "site");
+	ck_assert_msg(strncmp(got, "X-Kurier-Class: hard\r\nX-Kurier-Reason: user-unknown\r\n"
+	    "X-Kurier-Recipient: gone@example.net\r\nX-Kurier-Queue-Id: \r\n", 110) == 0, "got: %.200s", got);
+	free(got);
+	it_close(&t);
+}
+END_TEST
+
+/* What a report says of itself never breaks out of the X-Kurier fields. */
+START_TEST(field_values_are_sanitised)
+{
+	struct it t;
+	char msg[8192], long_local[400], *got, *line, *end;
+
+	it_open(&t, "[mailbox]\npostmaster = admin\n");
+	memset(long_local, 'x', sizeof long_local - 1);
+	long_local[sizeof long_local - 1] = '\0';
+	/* 8-bit bytes and a 400-byte address in the report's Final-Recipient. */
+	snprintf(msg, sizeof msg,
+	    "From: MAILER-DAEMON@mx.example.net\r\nTo: postmaster@bounces.shop.example\r\n"
+	    "Subject: Undelivered\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"BB\"\r\n\r\n"
+	    "--BB\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\r\n"
+	    "--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+	    "Final-Recipient: rfc822; \xc3\xa9%s@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+	    "--BB--\r\n", long_local);
+	ck_assert_int_eq(it_store(&t, "postmaster@bounces.shop.example", msg), 0);
+	got = it_inbox_last(&t, "admin");
+	ck_assert(strncmp(got, "X-Kurier-Class: ", 16) == 0);
+	line = strstr(got, "X-Kurier-Recipient: ");
+	ck_assert(line != NULL);
+	end = strstr(line, "\r\n");
+	ck_assert(end != NULL);
+	ck_assert_uint_le((size_t)(end - line), strlen("X-Kurier-Recipient: ") + 256);
+	for (const char *p = line; p < end; p++)
+		ck_assert_msg((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f, "byte 0x%02x",
+		    (unsigned char)*p);
+	/* The four fields, then the report as it came. */
+	ck_assert(strstr(got, "X-Kurier-Queue-Id: \r\nFrom: MAILER-DAEMON") != NULL);
+	free(got);
+	it_close(&t);
+}
+END_TEST
+
 /* Redis down: a VERP recipient and a return are refused at once (451); a foreign domain still gets its 550. */
 START_TEST(redis_down_refuses_at_once)
 {
@@ -741,6 +840,9 @@ ingest_suite(void)
 	tcase_add_test(tc, soft_bounces_up_to_the_limit);
 	tcase_add_test(tc, auto_reply_changes_nothing);
 	tcase_add_test(tc, postmaster_mailbox);
+	tcase_add_test(tc, leased_job_answers_451_then_retry_works);
+	tcase_add_test(tc, message_gone_is_kept_for_trusted_user);
+	tcase_add_test(tc, field_values_are_sanitised);
 	tcase_add_test(tc, redis_down_refuses_at_once);
 	suite_add_tcase(s, tc);
 	return s;
