@@ -94,7 +94,8 @@ DELIVER_SRCS := \
 	deliver/task.c
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
-MAILBOX_SRCS :=
+MAILBOX_SRCS := \
+	mailbox/dsn.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -150,7 +151,8 @@ CHECK_SRCS := \
 	tests/deliver/test_outcome.c \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
-	tests/deliver/test_smtpreply.c
+	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_dsn.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check

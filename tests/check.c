@@ -1,6 +1,6 @@
 /*
  * check - the one Check runner: `check_kurier [GROUP...]` runs the suites
- * of each named group (core, queue, policy, relay, deliver; all without
+ * of each named group (core, queue, policy, relay, deliver, mailbox; all without
  * arguments) and exits 0 only when every test passed.
  *
  * Suites run in this one process unless CK_FORK is set in the
@@ -61,6 +61,7 @@ static const struct group_suite all[] = {
 	{ "deliver", dkimsign_suite,   false },
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
+	{ "mailbox", dsn_suite,        false },
 };
 
 int
@@ -148,7 +149,7 @@ main(int argc, char **argv)
 				known = true;
 		if (!known) {
 			fprintf(stderr, "check_kurier: unknown group %s "
-			    "(core, queue, policy, relay, deliver)\n", argv[i]);
+			    "(core, queue, policy, relay, deliver, mailbox)\n", argv[i]);
 			return EXIT_FAILURE;
 		}
 	}

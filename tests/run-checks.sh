@@ -77,7 +77,7 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "redis-server did not start:"; cat "$tmp/redis.log"; exit 1; }
 export KURIER_TEST_REDIS=127.0.0.1:$port
 
-for group in core relay queue policy deliver; do
+for group in core relay queue policy deliver mailbox; do
 	run "$group (release)" build/release/tests/check_kurier "$group"
 	run "$group (asan+ubsan)" build/asan/tests/check_kurier "$group"
 done

@@ -53,6 +53,9 @@ Suite *route_suite(void);
 Suite *smtpc_suite(void);
 Suite *smtpreply_suite(void);
 
+/* mailbox/ */
+Suite *dsn_suite(void);
+
 /*
  * unit_child_status - run fn(arg) in a child process and return its
  * waitpid() status, for code that must exit or abort.  fn must not use
