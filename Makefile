@@ -54,6 +54,7 @@ QUEUE_SRCS := \
 	queue/qid.c \
 	queue/queue.c \
 	queue/queue_admin.c \
+	queue/queue_events.c \
 	queue/schedule.c \
 	queue/verp.c
 
@@ -95,7 +96,8 @@ DELIVER_SRCS := \
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
 MAILBOX_SRCS := \
-	mailbox/dsn.c
+	mailbox/dsn.c \
+	mailbox/report.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
