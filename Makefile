@@ -97,7 +97,9 @@ DELIVER_SRCS := \
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
 MAILBOX_SRCS := \
 	mailbox/dsn.c \
-	mailbox/report.c
+	mailbox/report.c \
+	mailbox/store.c \
+	mailbox/store_ops.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
@@ -112,7 +114,10 @@ KURIERCTL_SRCS := \
 
 QUEUE_LUA := $(sort $(wildcard queue/lua/*.lua))
 POLICY_LUA := $(sort $(wildcard policy/lua/*.lua))
-GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c
+# mailbox/lua/lib.lua (shared helpers) is put in front of every other
+# mailbox script, so each runs alone as one atomic script.
+MAILBOX_LUA := $(sort $(filter-out mailbox/lua/lib.lua,$(wildcard mailbox/lua/*.lua)))
+GEN_SRCS  := build/gen/queue_lua.c build/gen/policy_lua.c build/gen/mailbox_lua.c
 
 LIB_SRCS := $(CORE_SRCS) $(QUEUE_SRCS) $(POLICY_SRCS) $(DELIVER_SRCS) $(RELAY_SRCS) $(MAILBOX_SRCS)
 
@@ -154,7 +159,8 @@ CHECK_SRCS := \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
-	tests/mailbox/test_dsn.c
+	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_store.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
@@ -176,6 +182,14 @@ build/gen/queue_lua.c: $(QUEUE_LUA) core/lua_embed.sh
 build/gen/policy_lua.c: $(POLICY_LUA) core/lua_embed.sh
 	@mkdir -p $(@D)
 	sh core/lua_embed.sh policy $(POLICY_LUA) > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox/%.lua: mailbox/lua/lib.lua mailbox/lua/%.lua
+	@mkdir -p $(@D)
+	cat $^ > $@.tmp && mv $@.tmp $@
+
+build/gen/mailbox_lua.c: $(patsubst mailbox/lua/%,build/gen/mailbox/%,$(MAILBOX_LUA)) core/lua_embed.sh
+	@mkdir -p $(@D)
+	sh core/lua_embed.sh mailbox $(filter %.lua,$^) > $@.tmp && mv $@.tmp $@
 
 # --- one set of rules per variant ---------------------------------------------
 define variant

@@ -6,12 +6,42 @@
  * Every change is one Lua script; the key layout and which script
  * touches what is in mailbox/README.md.
  *
- * This header is the contract the rest of kurier writes against; the
- * calls beyond append are listed below it.
+ * Names.  A user is a kurier user name (str_is_username: 1-64 of
+ * A-Z a-z 0-9 . _ @ + -).  A folder is an IMAP mailbox name: 1 to
+ * MBOX_FOLDER_MAX bytes of UTF-8 or modified UTF-7, no control bytes, "/"
+ * as the hierarchy delimiter (not first, not last, never doubled);
+ * "INBOX" matches in any case and is stored as "INBOX".  Flags are
+ * space-separated IMAP flags (atoms, system flags with a backslash);
+ * "\Recent" is per session and not stored.  A bad name or flag is
+ * -EINVAL, returned at once with no callback.
+ *
+ * Calls.  Every call below either returns 0 and calls its callback
+ * exactly once later (from the loop, never from inside the call), or
+ * returns a negative errno and never calls it: -EINVAL (bad argument),
+ * -ENOTCONN (Redis is down).  The callback's status is 0, -ENOENT (no
+ * such user, folder or UID), -EEXIST (folder exists; append: the
+ * dedup_key was seen), -EPERM (INBOX cannot be deleted), -ENOSPC (the
+ * folder's UIDs are exhausted), -EIO (Redis answered with an error,
+ * logged), -ECONNRESET (the connection broke: the change may or may not
+ * have been made) or -ECANCELED (mbox_store_close ran first).  Results
+ * handed to a callback (struct mbox_* pointers) are the callback's to
+ * keep: free them with the matching mbox_*_free(); they are NULL when
+ * status is not 0.  The arguments of a call are copied before it returns.
+ *
+ * Announcements.  Every change is published on the Redis channel
+ * "<prefix>mbx:<user>" as one line (mailbox/README.md has the format),
+ * so a session on any node learns of it at once.
+ *
+ * Limits.  [mailbox] retention (by internal date) and max_messages (per
+ * user, over all folders, oldest internal date first) are enforced by
+ * append and copy for their user and by mbox_trim for all users; each
+ * message so expunged is logged (event=mailbox_expired) and recorded as
+ * an expunge like any other.
  */
 #ifndef KURIER_MAILBOX_STORE_H
 #define KURIER_MAILBOX_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -47,8 +77,10 @@ struct mbox_append {
 };
 
 /*
- * done - status 0 (stored), -EEXIST (dedup_key seen: uid is the first
- * one's), -EIO or -ECONNRESET; uidvalidity and uid of the message.
+ * done - status 0 (stored), -EEXIST (dedup_key seen: uidvalidity and uid
+ * are the first one's), -ENOENT (folder is not INBOX and does not exist),
+ * or one of the statuses above; uidvalidity and uid of the message (0
+ * when status is neither 0 nor -EEXIST).
  */
 typedef void mbox_append_cb(void *arg, int status, uint32_t uidvalidity, uint32_t uid);
 /*
@@ -61,5 +93,250 @@ typedef void mbox_append_cb(void *arg, int status, uint32_t uidvalidity, uint32_
  */
 int mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *done,
     void *arg);
+
+/* Longest folder name, in bytes. */
+#define MBOX_FOLDER_MAX 512
+
+/* mbox_valid_folder - whether name is a folder name this store accepts. */
+bool mbox_valid_folder(const char *name);
+/* mbox_valid_flags - whether flags is a list of storable flags ("" is). */
+bool mbox_valid_flags(const char *flags);
+
+/* A UID range, both ends included; hi UINT32_MAX stands for IMAP's "*". */
+struct mbox_range {
+	uint32_t lo, hi;
+};
+
+/* One folder's counters. */
+struct mbox_status {
+	uint64_t id;              /* the mailbox id (keys, announcements); kept by rename */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t exists;          /* messages */
+	uint32_t unseen;          /* messages without \Seen */
+	uint64_t bytes;           /* their sizes added */
+	/*
+	 * The highest MODSEQ of an expunge no longer remembered (older than
+	 * the retention): vanished UIDs are complete only since it.
+	 */
+	uint64_t vanished_floor;
+};
+
+typedef void mbox_status_cb(void *arg, int status, const struct mbox_status *s);
+/*
+ * mbox_status - the counters of user's folder (s valid during the
+ * callback only; NULL when status is not 0).  -ENOENT: no such folder.
+ */
+int mbox_status(struct mbox_store *st, const char *user, const char *folder,
+    mbox_status_cb *done, void *arg);
+
+struct mbox_folder {
+	char *name;
+	struct mbox_status st;    /* vanished_floor not filled */
+};
+
+struct mbox_folders {
+	struct mbox_folder *v;    /* INBOX first, then by name (bytewise) */
+	size_t n;
+};
+
+typedef void mbox_folders_cb(void *arg, int status, struct mbox_folders *list);
+/*
+ * mbox_folders - user's folders.  With create_inbox, INBOX is created if
+ * the user has none yet (what an IMAP login wants); without it, a user
+ * without any folder is -ENOENT.
+ */
+int mbox_folders(struct mbox_store *st, const char *user, bool create_inbox,
+    mbox_folders_cb *done, void *arg);
+void mbox_folders_free(struct mbox_folders *list);
+
+/* A message's metadata. */
+struct mbox_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	uint64_t date_ms;         /* internal date */
+	uint64_t size;            /* bytes of the raw message */
+	char *flags;              /* space-separated, "" for none */
+	char *head;               /* mbox_list_heads: the message's first bytes; else NULL */
+	size_t head_len;
+};
+
+struct mbox_msgs {
+	uint32_t uidvalidity;
+	uint64_t highestmodseq;
+	struct mbox_msg *v;       /* ascending UID */
+	size_t n;
+};
+
+typedef void mbox_msgs_cb(void *arg, int status, struct mbox_msgs *list);
+/*
+ * mbox_list - the messages of folder whose UID lies in one of the nranges
+ * ranges (nranges 0: all) and whose MODSEQ is above changedsince (0: any;
+ * CONDSTORE's CHANGEDSINCE).  -ENOENT: no such folder.
+ */
+int mbox_list(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
+    mbox_msgs_cb *done, void *arg);
+/*
+ * mbox_list_heads - mbox_list, each message with its first head_max
+ * bytes (at most 64 KiB; enough for the header fields a listing shows).
+ */
+int mbox_list_heads(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, size_t head_max, mbox_msgs_cb *done,
+    void *arg);
+void mbox_msgs_free(struct mbox_msgs *list);
+
+struct mbox_body {
+	uint32_t uidvalidity;
+	struct mbox_msg m;
+	char *data;               /* the raw message, NUL-terminated after len */
+	size_t len;
+};
+
+typedef void mbox_body_cb(void *arg, int status, struct mbox_body *b);
+/* mbox_fetch - one message and its raw bytes.  -ENOENT: no such folder or UID. */
+int mbox_fetch(struct mbox_store *st, const char *user, const char *folder, uint32_t uid,
+    mbox_body_cb *done, void *arg);
+void mbox_body_free(struct mbox_body *b);
+
+enum mbox_flags_op {
+	MBOX_FLAGS_SET,           /* FLAGS */
+	MBOX_FLAGS_ADD,           /* +FLAGS */
+	MBOX_FLAGS_REMOVE,        /* -FLAGS */
+};
+
+struct mbox_flags_req {
+	const char *user;
+	const char *folder;
+	const struct mbox_range *ranges;   /* nranges 0: every message */
+	size_t nranges;
+	enum mbox_flags_op op;
+	const char *flags;
+	uint64_t unchangedsince;           /* 0: no condition (RFC 7162 3.1.3) */
+};
+
+struct mbox_flags_result {
+	uint64_t highestmodseq;
+	struct mbox_msg *v;       /* every message that passed: its flags and MODSEQ now */
+	size_t n;
+	uint32_t *failed;         /* UIDs that failed UNCHANGEDSINCE, ascending */
+	size_t nfailed;
+};
+
+typedef void mbox_flags_cb(void *arg, int status, struct mbox_flags_result *res);
+/*
+ * mbox_store_flags - change the flags of the messages in the ranges.
+ * Messages whose flags changed get one new MODSEQ (the folder's
+ * HIGHESTMODSEQ + 1) and are announced; a message whose MODSEQ is above
+ * unchangedsince is left alone and listed in failed.
+ */
+int mbox_store_flags(struct mbox_store *st, const struct mbox_flags_req *r,
+    mbox_flags_cb *done, void *arg);
+void mbox_flags_result_free(struct mbox_flags_result *res);
+
+struct mbox_copy_result {
+	uint32_t uidvalidity;     /* of the target folder */
+	uint32_t *from, *to;      /* n pairs, ascending source UID (RFC 4315 COPYUID) */
+	size_t n;
+	uint64_t expunge_modseq;  /* move: MODSEQ of the expunge in the source; 0 if none */
+};
+
+typedef void mbox_copy_cb(void *arg, int status, struct mbox_copy_result *res);
+/*
+ * mbox_copy - copy the messages of the ranges from one of user's folders
+ * to another (which must exist: -ENOENT, IMAP's TRYCREATE), new UIDs
+ * there, the raw bytes shared.  mbox_move does the same and expunges the
+ * originals in the same atomic step (RFC 6851); moving into the same
+ * folder changes nothing.  The target's limits are enforced after.
+ */
+int mbox_copy(struct mbox_store *st, const char *user, const char *from, const char *to,
+    const struct mbox_range *ranges, size_t nranges, mbox_copy_cb *done, void *arg);
+int mbox_move(struct mbox_store *st, const char *user, const char *from, const char *to,
+    const struct mbox_range *ranges, size_t nranges, mbox_copy_cb *done, void *arg);
+void mbox_copy_result_free(struct mbox_copy_result *res);
+
+struct mbox_uids {
+	uint64_t modseq;          /* the MODSEQ the change got; 0 if nothing changed */
+	uint32_t *v;              /* ascending */
+	size_t n;
+};
+
+typedef void mbox_uids_cb(void *arg, int status, struct mbox_uids *res);
+/*
+ * mbox_expunge - expunge the messages of folder flagged \Deleted that lie
+ * in the ranges (nranges 0: all; RFC 3501 EXPUNGE, RFC 4315 UID EXPUNGE),
+ * or with force every message in the ranges.  res lists the UIDs gone,
+ * which are remembered with the MODSEQ for a resync (QRESYNC).
+ */
+int mbox_expunge(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, bool force, mbox_uids_cb *done,
+    void *arg);
+void mbox_uids_free(struct mbox_uids *res);
+/*
+ * mbox_vanished - the UIDs in the ranges (nranges 0: all) expunged from
+ * folder at a MODSEQ above since (RFC 7162 VANISHED (EARLIER)); res->modseq
+ * is the folder's vanished floor: expunges at or below it are forgotten,
+ * so for since below it the list may be incomplete.
+ */
+int mbox_vanished(struct mbox_store *st, const char *user, const char *folder,
+    uint64_t since, const struct mbox_range *ranges, size_t nranges, mbox_uids_cb *done,
+    void *arg);
+
+typedef void mbox_done_cb(void *arg, int status);
+/*
+ * mbox_create - a new folder, its UIDVALIDITY one never used before
+ * (also for a name deleted earlier).  -EEXIST: it exists (INBOX always
+ * does, once the user has any folder).
+ */
+int mbox_create(struct mbox_store *st, const char *user, const char *folder,
+    mbox_done_cb *done, void *arg);
+/*
+ * mbox_rename - RFC 3501 6.3.5: the folder and the folders below it
+ * ("from/x") take the new name, keeping UIDs and UIDVALIDITY.  Renaming
+ * INBOX moves its messages into a new folder and leaves INBOX empty.
+ * -ENOENT: no such folder; -EEXIST: the new name (or one below it) exists.
+ */
+int mbox_rename(struct mbox_store *st, const char *user, const char *from, const char *to,
+    mbox_done_cb *done, void *arg);
+/* mbox_delete - drop a folder and its messages; -EPERM for INBOX. */
+int mbox_delete(struct mbox_store *st, const char *user, const char *folder,
+    mbox_done_cb *done, void *arg);
+
+/*
+ * mbox_trim - enforce retention and max_messages over every user (the
+ * mailbox role runs it periodically), with now_ms as the time; each
+ * message expunged is logged.  done gets the number expunged (0 or
+ * more) or a negative errno.
+ */
+typedef void mbox_count_cb(void *arg, int64_t status);
+int mbox_trim(struct mbox_store *st, uint64_t now_ms, mbox_count_cb *done, void *arg);
+
+struct mbox_user_stats {
+	char user[65];
+	uint32_t folders;
+	uint64_t messages;
+	uint64_t bytes;
+};
+
+struct mbox_stats {
+	uint64_t users, messages, bytes;
+	struct mbox_user_stats *v;   /* by user name */
+	size_t n;
+};
+
+typedef void mbox_stats_cb(void *arg, int status, struct mbox_stats *s);
+/* mbox_stats - users, messages and bytes (each message's size), in all and per user. */
+int mbox_stats(struct mbox_store *st, mbox_stats_cb *done, void *arg);
+void mbox_stats_free(struct mbox_stats *s);
+
+/* mbox_is_up - whether the store's Redis connection is up. */
+bool mbox_is_up(const struct mbox_store *st);
+/* mbox_last_error - why the connection is down ("" when it is up or none says). */
+const char *mbox_last_error(const struct mbox_store *st);
+/* mbox_on_state - cb(arg, up) on every change of the connection (NULL: none). */
+void mbox_on_state(struct mbox_store *st, void (*cb)(void *arg, bool up), void *arg);
+/* mbox_channel - the channel user's changes are published on, into dst. */
+int mbox_channel(const struct mbox_store *st, const char *user, char *dst, size_t size);
 
 #endif

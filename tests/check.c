@@ -1,7 +1,7 @@
 /*
  * check - the one Check runner: `check_kurier [GROUP...]` runs the suites
- * of each named group (core, queue, policy, relay, deliver, mailbox; all without
- * arguments) and exits 0 only when every test passed.
+ * of each named group (core, queue, policy, relay, deliver, mailbox; all
+ * without arguments) and exits 0 only when every test passed.
  *
  * Suites run in this one process unless CK_FORK is set in the
  * environment: a fork per test costs ~0.1 s under AddressSanitizer
@@ -61,6 +61,7 @@ static const struct group_suite all[] = {
 	{ "deliver", dkimsign_suite,   false },
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
+	{ "mailbox", store_suite,      true },
 	{ "mailbox", dsn_suite,        false },
 };
 

@@ -55,6 +55,7 @@ Suite *smtpreply_suite(void);
 
 /* mailbox/ */
 Suite *dsn_suite(void);
+Suite *store_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
