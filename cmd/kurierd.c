@@ -15,7 +15,9 @@
  * The relay role is the submission server (relay/smtpd.c) with its user
  * store (policy/auth.c); SIGHUP also reloads its TLS certificate.  With
  * the deliver role kurierd runs the queue's lease reaper, which returns
- * jobs of workers that died to the queue.
+ * jobs of workers that died to the queue.  The mailbox role opens the
+ * mailbox store and runs the reporter (mailbox/report.h), which turns
+ * the queue's outcome events into delivery status notifications.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +37,8 @@
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "deliver/deliver.h"
+#include "mailbox/report.h"
+#include "mailbox/store.h"
 #include "queue/queue.h"
 #include "relay/smtpd.h"
 
@@ -50,6 +54,8 @@ struct kurier {
 	struct policy *policy;        /* relay and deliver roles */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
+	struct mbox_store *store;     /* mailbox role */
+	struct report *report;        /* mailbox role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
 	uv_timer_t grace;
@@ -181,6 +187,10 @@ finish_stop(struct kurier *k)
 	uv_timer_stop(&k->grace);
 	log_info("kurierd", "stopped", "pending=%u sessions=%zu", k->inflight,
 	    k->smtpd ? smtpd_sessions(k->smtpd) : (size_t)0);
+	if (k->store != NULL) {
+		mbox_store_close(k->store, NULL, NULL);
+		k->store = NULL;
+	}
 	/* Answers still pending for sessions are cancelled; they free then. */
 	if (k->auth != NULL) {
 		auth_close(k->auth, on_auth_closed, k);
@@ -215,6 +225,18 @@ on_deliver_stopped(void *arg)
 }
 
 static void
+on_report_closed(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->report = NULL;
+	if (k->grace_expired && k->deliver == NULL)
+		finish_stop(k);
+	else
+		kurier_stop(k, NULL);
+}
+
+static void
 on_grace(uv_timer_t *t)
 {
 	struct kurier *k = t->data;
@@ -222,8 +244,11 @@ on_grace(uv_timer_t *t)
 	log_warn("kurierd", "grace_expired", "pending=%u hint=\"work in flight is cancelled; leases return it to the queue\"",
 	    k->inflight);
 	k->grace_expired = true;
-	/* The workers end on their own clock (they hold the queue until then). */
-	if (k->deliver == NULL)
+	/*
+	 * The workers end on their own clock (they hold the queue until then),
+	 * the reporter after the one call it has in flight.
+	 */
+	if (k->deliver == NULL && k->report == NULL)
 		finish_stop(k);
 }
 
@@ -247,8 +272,10 @@ kurier_stop(struct kurier *k, const char *why)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
 		if (k->deliver != NULL)
 			deliver_stop(k->deliver, k->cfg.server.shutdown_grace_ms, on_deliver_stopped, k);
+		if (k->report != NULL)
+			report_close(k->report, on_report_closed, k);
 	}
-	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL)
+	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL && k->report == NULL)
 		finish_stop(k);
 }
 
@@ -455,7 +482,8 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
-	if (k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) {
+	if ((k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) ||
+	    ((k.cfg.server.roles & ROLE_MAILBOX) && k.cfg.mailbox.dsn_to_sender)) {
 		if ((rc = policy_open(&k.policy, k.loop, &k.cfg, "kurierd-policy")) < 0)
 			log_fatal("kurierd", "policy_open", "error=\"%s\"", uv_strerror(rc));
 	}
@@ -476,6 +504,18 @@ main(int argc, char **argv)
 		if (deliver_open(&k.deliver, k.loop, &k.cfg, k.queue, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "deliver", "error=%s hint=\"fix [deliver] or [domain] in %s\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
+	}
+
+	if (k.cfg.server.roles & ROLE_MAILBOX) {
+		char consumer[CONFIG_HOST_MAX + 32];
+
+		if ((rc = mbox_store_open(&k.store, k.loop, &k.cfg, err, sizeof err)) < 0)
+			log_fatal("kurierd", "mailbox_store", "error=%s", log_quotes(q, sizeof q, err));
+		/* One consumer per process: a restarted node's leftovers are claimed like any other. */
+		snprintf(consumer, sizeof consumer, "%s:%d", k.cfg.server.hostname, (int)getpid());
+		if (report_open(&k.report, k.loop, &k.cfg, k.queue, k.store, k.policy, consumer, err,
+		    sizeof err) < 0)
+			log_fatal("kurierd", "report", "error=%s", log_quotes(q, sizeof q, err));
 	}
 
 	uv_signal_init(k.loop, &k.sig_term);

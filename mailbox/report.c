@@ -233,7 +233,10 @@ on_step(uv_timer_t *t)
 {
 	struct report *r = t->data;
 
-	if (r->step == STEP_GROUP)
+	/* Stopping: the rest of the batch stays pending for the next node (or start). */
+	if (r->closing)
+		batch_end(r, -ECANCELED);
+	else if (r->step == STEP_GROUP)
 		next_group(r);
 	else if (r->step == STEP_DROP)
 		batch_end(r, 0);
