@@ -107,6 +107,7 @@ KURIERCTL_SRCS := \
 	cmd/ctl.c \
 	cmd/kurierctl.c \
 	cmd/kurierctl_check.c \
+	cmd/kurierctl_mailbox.c \
 	cmd/kurierctl_queue.c \
 	cmd/kurierctl_stats.c \
 	cmd/kurierctl_sup.c \
@@ -232,6 +233,10 @@ build/$(1)/tests/qload: build/$(1)/tests/tools/qload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
+build/$(1)/tests/mbox_append: build/$(1)/tests/tools/mbox_append.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
@@ -250,6 +255,7 @@ bin/%: build/release/bin/%
 
 TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 	build/release/tests/qload build/release/tests/dkimsign_tool build/release/tests/sinkmx \
+	build/release/tests/mbox_append \
 	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
@@ -281,7 +287,7 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx
+		build/release/tests/sinkmx build/release/tests/mbox_append
 	@tests/bench/run-bench.sh
 
 fuzz: deps

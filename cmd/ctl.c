@@ -404,6 +404,8 @@ ctl_finish(struct ctl *c, int status)
 		auth_close(c->a, on_backend_closed, c);
 	if (c->p != NULL)
 		policy_close(c->p, on_backend_closed, c);
+	if (c->mb != NULL)
+		mbox_store_close(c->mb, on_backend_closed, c);
 }
 
 /* Why the first connection that is not up failed ("" when none says). */
@@ -416,6 +418,8 @@ backend_last_error(const struct ctl *c)
 		return auth_last_error(c->a);
 	if (c->p != NULL && !policy_is_up(c->p))
 		return policy_last_error(c->p);
+	if (c->mb != NULL && !mbox_is_up(c->mb))
+		return mbox_last_error(c->mb);
 	return "";
 }
 
@@ -424,7 +428,7 @@ static bool
 backends_up(const struct ctl *c)
 {
 	return (c->q == NULL || queue_is_up(c->q)) && (c->a == NULL || auth_is_up(c->a)) &&
-	    (c->p == NULL || policy_is_up(c->p));
+	    (c->p == NULL || policy_is_up(c->p)) && (c->mb == NULL || mbox_is_up(c->mb));
 }
 
 static const char *
@@ -581,6 +585,15 @@ ctl_run(struct ctl *c)
 		c->poll.data = c;
 		c->poll_open = true;
 		uv_timer_start(&c->poll, on_poll, POLL_MS, POLL_MS);
+	}
+	if (c->cmd->needs & NEED_MAILBOX) {
+		char err[256];
+
+		if ((rc = mbox_store_open(&c->mb, &c->loop, &c->cfg, err, sizeof err)) < 0) {
+			fprintf(stderr, "kurierctl: cannot open the mailbox store: %s\n", err);
+			exit(CTL_FAIL);
+		}
+		mbox_on_state(c->mb, on_state, c);
 	}
 	uv_timer_start(&c->timer, on_timer, c->cfg.redis.connect_timeout_ms, 0);
 	try_start(c);

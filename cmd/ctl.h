@@ -5,7 +5,7 @@
  *
  * One struct ctl lives in main() for the whole run: it owns the
  * configuration, the event loop, its two timers, and the queue, user
- * store and policy connections a command needs (struct command needs).
+ * store, policy and mailbox store connections a command needs (struct command needs).
  * ctl_run() opens them, waits at most [redis] connect_timeout for all of
  * them, starts the command's run() once all are up (from a state
  * callback, or for the policy module, which has none, from a short
@@ -40,6 +40,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mailaddr.h"
+#include "mailbox/store.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "queue/qid.h"
@@ -60,6 +61,7 @@ enum {
 	NEED_AUTH = 1 << 1,     /* the user store's Redis connection */
 	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
 	NEED_POLICY = 1 << 3,   /* the policy module's Redis connection */
+	NEED_MAILBOX = 1 << 4,  /* the mailbox store's Redis connection */
 };
 
 enum list_state {
@@ -79,7 +81,7 @@ struct command {
 	/* Arguments only: CTL_OK to go on, else the exit status (message printed). */
 	int (*check)(struct ctl *c, int argc, char **argv);
 	/*
-	 * Without NEED_QUEUE, NEED_AUTH or NEED_POLICY: do it all, return the
+	 * Without NEED_QUEUE, NEED_AUTH, NEED_POLICY or NEED_MAILBOX: do it all, return the
 	 * exit status.  With them: start the first call once Redis is up; 0
 	 * or a negative errno.
 	 */
@@ -96,6 +98,7 @@ struct ctl {
 	struct queue *q;        /* NEED_QUEUE */
 	struct auth *a;         /* NEED_AUTH */
 	struct policy *p;       /* NEED_POLICY */
+	struct mbox_store *mb;  /* NEED_MAILBOX */
 	uv_timer_t poll;        /* NEED_POLICY: until policy_is_up() */
 	bool poll_open;
 	bool started;           /* Redis came up and cmd->run() ran */
@@ -135,6 +138,9 @@ struct ctl {
 	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
 	const char *algo;       /* dkim keygen: --algo */
+	/* mailbox */
+	const char *folder;     /* --folder, "INBOX" by default */
+	uint32_t uid;           /* mailbox show UID */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */

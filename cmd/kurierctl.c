@@ -86,6 +86,13 @@ static const struct command commands[] = {
 	{ "queue", "stats", "", "message counts, totals, work per destination, throttled\n"
 	    "destinations and policy refusals by rule",
 	    ctl_check_noargs, run_stats, NEED_QUEUE | NEED_POLICY },
+	{ "mailbox", "list", "USER [--folder F]",
+	    "the messages of USER's INBOX (or folder F): UID, date, size,\n"
+	    "flags, class, recipient and subject", check_mbox, run_mbox_list, NEED_MAILBOX },
+	{ "mailbox", "show", "USER UID [--folder F]", "print one message as stored",
+	    check_mbox, run_mbox_show, NEED_MAILBOX },
+	{ "mailbox", "stats", "", "users, messages and bytes in the mailbox store, in all\n"
+	    "and per user", ctl_check_noargs, run_mbox_stats, NEED_MAILBOX },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
@@ -291,7 +298,7 @@ main(int argc, char **argv)
 		goto out;
 	if ((c.cmd->needs & NEED_PASSWORD) && (status = ctl_read_password(&c)) != CTL_OK)
 		goto out;
-	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH | NEED_POLICY))
+	if (c.cmd->needs & (NEED_QUEUE | NEED_AUTH | NEED_POLICY | NEED_MAILBOX))
 		status = ctl_run(&c);
 	else
 		status = c.cmd->run(&c);

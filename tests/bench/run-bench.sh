@@ -21,7 +21,8 @@
 # tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
 # environment is described there), then run-deliver-bench.sh
 # (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0)
-# and run-policy-bench.sh (POLICY_BENCH=0).
+# run-policy-bench.sh (POLICY_BENCH=0) and run-mailbox-bench.sh
+# (MAILBOX_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -172,5 +173,13 @@ if [ "${POLICY_BENCH:-1}" != 0 ]; then
 	tests/bench/run-policy-bench.sh
 	prc=$?
 	[ "$rc" = 0 ] && rc=$prc
+fi
+# Redis bytes per stored return in the mailbox store (README,
+# Performance).  MAILBOX_BENCH=0 skips it.
+if [ "${MAILBOX_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-mailbox-bench.sh
+	mrc=$?
+	[ "$rc" = 0 ] && rc=$mrc
 fi
 exit "$rc"
