@@ -298,7 +298,7 @@ reload(struct kurier *k)
 {
 	struct config *next = malloc(sizeof *next);
 	char err[CONFIG_ERR_MAX], q[CONFIG_ERR_MAX + 8];
-	const char *changed[6];
+	const char *changed[7];
 	size_t n = 0;
 
 	if (next == NULL) {
@@ -330,6 +330,8 @@ reload(struct kurier *k)
 	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0 ||
 	    !lists_equal(next, &k->cfg))
 		changed[n++] = "deliver";
+	if (memcmp(&next->mailbox, &k->cfg.mailbox, sizeof next->mailbox) != 0)
+		changed[n++] = "mailbox";
 	if (k->smtpd != NULL) {
 		if (smtpd_reload_tls(k->smtpd, err, sizeof err) < 0)
 			log_error("kurierd", "tls_reload_failed", "error=%s action=\"kept the running certificate\"",
