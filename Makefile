@@ -54,6 +54,7 @@ QUEUE_SRCS := \
 	queue/qid.c \
 	queue/queue.c \
 	queue/queue_admin.c \
+	queue/queue_events.c \
 	queue/schedule.c \
 	queue/verp.c
 
@@ -102,8 +103,10 @@ MAILBOX_SRCS := \
 	mailbox/bounce.c \
 	mailbox/bounce_class.c \
 	mailbox/bounce_text.c \
+	mailbox/dsn.c \
 	mailbox/ingest.c \
 	mailbox/names.c \
+	mailbox/report.c \
 	mailbox/store.c \
 	mailbox/store_admin.c \
 	mailbox/store_ops.c \
@@ -171,6 +174,7 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
+	tests/mailbox/test_dsn.c \
 	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c

@@ -56,6 +56,7 @@ Suite *smtpreply_suite(void);
 
 /* mailbox/ */
 Suite *bounce_suite(void);
+Suite *dsn_suite(void);
 Suite *store_suite(void);
 Suite *ingest_suite(void);
 Suite *watch_suite(void);
