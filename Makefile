@@ -102,6 +102,8 @@ DELIVER_SRCS := \
 MAILBOX_SRCS := \
 	mailbox/bounce.c \
 	mailbox/bounce_class.c \
+	mailbox/bounce_lex.c \
+	mailbox/bounce_ses.c \
 	mailbox/bounce_text.c \
 	mailbox/dsn.c \
 	mailbox/ingest.c \
@@ -180,7 +182,8 @@ CHECK_SRCS := \
 	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
-	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_bounce fuzz_mbox_names
+	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
+	fuzz_bounce
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -284,8 +287,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_text.c \
-	mailbox/names.c
+	core/rfc5322.c policy/check.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
@@ -308,7 +311,7 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/bounceparse build/release/tests/mbox_append
+		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse
 	@tests/bench/run-bench.sh
 
 fuzz: deps

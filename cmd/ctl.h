@@ -61,8 +61,8 @@ enum {
 	NEED_AUTH = 1 << 1,     /* the user store's Redis connection */
 	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
 	NEED_POLICY = 1 << 3,   /* the policy module's Redis connection */
-	NO_CONFIG = 1 << 4,     /* runs without reading the configuration */
-	NEED_MAILBOX = 1 << 5,  /* the mailbox store's Redis connection */
+	NEED_MAILBOX = 1 << 4,  /* the mailbox store's Redis connection */
+	NO_CONFIG = 1 << 5,     /* runs without reading the configuration */
 };
 
 enum list_state {
@@ -139,9 +139,6 @@ struct ctl {
 	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
 	const char *algo;       /* dkim keygen: --algo */
-	char **files;           /* bounce parse: FILE... (argv's) */
-	int nfiles;
-	bool json;              /* bounce parse --json */
 	bool has_bclass;        /* bounce list --class */
 	enum policy_ret_class bclass;
 	uint64_t since_ms;      /* bounce list --since: this long ago (0: all) */
@@ -152,6 +149,9 @@ struct ctl {
 	size_t mbox_next;       /* mailbox list: the next message whose head to read */
 	uint64_t mbox_shown;
 	int mbox_uw, mbox_sw;   /* mailbox list: UID and SIZE column widths */
+	char **files;           /* bounce parse: FILE... (argv's) */
+	int nfiles;
+	bool json;              /* bounce parse --json */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */

@@ -86,6 +86,13 @@ static const struct command commands[] = {
 	{ "queue", "stats", "", "message counts, totals, work per destination, throttled\n"
 	    "destinations and policy refusals by rule",
 	    ctl_check_noargs, run_stats, NEED_QUEUE | NEED_POLICY },
+	{ "mailbox", "list", "USER [--folder F]",
+	    "the messages of USER's INBOX (or folder F): UID, date, size,\n"
+	    "flags, class, recipient and subject", check_mbox, run_mbox_list, NEED_MAILBOX },
+	{ "mailbox", "show", "USER UID [--folder F]", "print one message as stored",
+	    check_mbox, run_mbox_show, NEED_MAILBOX },
+	{ "mailbox", "stats", "", "users, messages and bytes in the mailbox store, in all\n"
+	    "and per user", ctl_check_noargs, run_mbox_stats, NEED_MAILBOX },
 	{ "bounce", "parse", "[--json] FILE...",
 	    "parse and classify returned messages (no Redis, no config):\n"
 	    "type, and per recipient status, class (hard, soft, complaint,\n"
@@ -97,13 +104,6 @@ static const struct command commands[] = {
 	    "first: date, user, class (hard, soft, complaint, auto-reply,\n"
 	    "none), reason, status, recipient, queue id; kept [mailbox]\n"
 	    "retention", check_bounce_list, run_bounce_list, NEED_POLICY },
-	{ "mailbox", "list", "USER [--folder F]",
-	    "the messages of USER's INBOX (or folder F): UID, date, size,\n"
-	    "flags, class, recipient and subject", check_mbox, run_mbox_list, NEED_MAILBOX },
-	{ "mailbox", "show", "USER UID [--folder F]", "print one message as stored",
-	    check_mbox, run_mbox_show, NEED_MAILBOX },
-	{ "mailbox", "stats", "", "users, messages and bytes in the mailbox store, in all\n"
-	    "and per user", ctl_check_noargs, run_mbox_stats, NEED_MAILBOX },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };

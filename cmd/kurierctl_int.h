@@ -52,17 +52,16 @@ int run_sup_add(struct ctl *c);
 int run_sup_del(struct ctl *c);
 int run_sup_check(struct ctl *c);
 
+/* kurierctl_mailbox.c: mailbox list, show, stats. */
+int check_mbox(struct ctl *c, int argc, char **argv);
+int run_mbox_list(struct ctl *c);
+int run_mbox_show(struct ctl *c);
+int run_mbox_stats(struct ctl *c);
 /* kurierctl_bounce.c: bounce parse (no Redis, no configuration). */
 int check_bounce_parse(struct ctl *c, int argc, char **argv);
 int run_bounce_parse(struct ctl *c);
 /* kurierctl_bounce.c: bounce list (the bounce logs, policy/). */
 int check_bounce_list(struct ctl *c, int argc, char **argv);
 int run_bounce_list(struct ctl *c);
-
-/* kurierctl_mailbox.c: mailbox list, show, stats. */
-int check_mbox(struct ctl *c, int argc, char **argv);
-int run_mbox_list(struct ctl *c);
-int run_mbox_show(struct ctl *c);
-int run_mbox_stats(struct ctl *c);
 
 #endif

@@ -40,6 +40,11 @@ struct phrase_reason {
  * with a policy code is still unknown.
  */
 static const struct phrase_reason text_reasons[] = {
+	/*
+	 * Google Groups: "the group you tried to contact may not exist, or you
+	 * may not have permission to post": which one is not said, so not hard.
+	 */
+	{ "group you tried to contact", "policy-blocked" },
 	/* About the sender, not the recipient: never the address's fault. */
 	{ "sender address rejected", "policy-blocked" },
 	{ "sender rejected", "policy-blocked" },
@@ -134,7 +139,6 @@ static const struct phrase_reason text_reasons[] = {
 	{ "user doesn't have", "user-unknown" },
 	{ "account does not exist", "user-unknown" },
 	{ "the email account that you tried to reach does not exist", "user-unknown" },
-	{ "group you tried to contact", "user-unknown" },
 	{ "userunknown", "user-unknown" },
 	{ "recipient name is not recognized", "user-unknown" },
 	{ "not a registered", "user-unknown" },

@@ -4,7 +4,9 @@
  * bounce_scan and reads the structured reports (RFC 3464 delivery
  * status, RFC 5965 feedback report); bounce_text.c reads what servers
  * write in prose (status codes, recipients, the returned message's
- * headers); bounce_class.c gives each recipient its class and reason.
+ * headers); bounce_ses.c Amazon SES notifications; bounce_class.c gives
+ * each recipient its class and reason; bounce_lex.c holds the small
+ * readers they share (fields, codes, addresses, reply lines).
  *
  * Every string here is NUL-terminated and may hold any byte but NUL.
  */
@@ -24,8 +26,8 @@
 struct bounce_scan {
 	/* Top-level header fields, decoded, "" when absent. */
 	char *subject;
-	char *from; /* the From address alone */
-	char *to;   /* the To address alone */
+	char *from; /* the From field's value, display name and all */
+	char *to;   /* the To field's value */
 	char *auto_submitted;
 	char *precedence;
 	char *x_failed;      /* Exim's X-Failed-Recipients */
@@ -38,6 +40,8 @@ struct bounce_scan {
 	struct buf feedback; /* message/feedback-report bodies */
 	struct buf orig;     /* returned message's header fields (unfolded lines) */
 };
+
+/* --- bounce_lex.c --------------------------------------------------------------------- */
 
 /* bounce__rcpt_add - a new recipient at the end of r, its strings "". */
 struct bounce_rcpt *bounce__rcpt_add(struct bounce_result *r);
@@ -61,8 +65,32 @@ long bounce__find_reply(const char *s, size_t len, int *code);
  * offset and *alen its length; false if none.
  */
 bool bounce__find_addr(const char *s, size_t len, size_t *at, size_t *alen);
+/*
+ * bounce__ci_find - where needle (lower case, or not a letter) is in
+ * s[0..len), case ignored; -1 if nowhere.
+ */
+long bounce__ci_find(const char *s, size_t len, const char *needle);
+/*
+ * bounce__code_in - the status in s[0..len): its first enhanced code (not
+ * 2.x.x), else a reply code as "N.0.0", into status[16]; *diag (freed by
+ * the caller) the line it stands on, with the next lines while they end
+ * in ':'.  The code's offset, or -1 (nothing set).
+ */
+long bounce__code_in(const char *s, size_t len, char status[16], char **diag);
+/*
+ * bounce__first_words - the first line after s's first line that is not
+ * decoration (dashes, stars) or a returned header field, as *dst; a
+ * label ("Reason:") takes the line after it along.  *dst untouched if none.
+ */
+void bounce__first_words(const char *s, size_t len, char **dst);
+/* bounce__rest_of_line - what follows addr on s's first line, as *dst, if it says something. */
+void bounce__rest_of_line(const char *s, size_t len, const char *addr, char **dst);
+/* bounce__remote_of - "host mx.example.jp" or "remote host 192.0.2.1" in s, as *dst. */
+void bounce__remote_of(const char *s, size_t len, char **dst);
 /* bounce__field - in a header block, the unfolded value of field name; NULL. */
 char *bounce__field(const char *block, size_t len, const char *name);
+
+/* --- bounce.c -------------------------------------------------------------------------- */
 
 /*
  * bounce__status_text - delivery-status fields pasted into text (from
@@ -71,14 +99,14 @@ char *bounce__field(const char *block, size_t len, const char *name);
  */
 void bounce__status_text(const char *s, size_t len, struct bounce_result *r);
 
-/* bounce_text.c: the non-standard bounces, from their text. */
-bool bounce__text(const struct bounce_scan *sc, struct bounce_result *r);
+/* --- bounce_text.c --------------------------------------------------------------------- */
+
 /*
- * bounce__ses_json - an Amazon SES notification (Bounce, Complaint or
- * Delivery, bare or inside an SNS envelope); sets r's type and
- * recipients, or returns false and leaves r as it was.
+ * bounce__text - the non-standard bounces, from their text: true and
+ * recipients added to r, or false and r as it was (but for the
+ * delivery-status fields found pasted in text, which it also reads).
  */
-bool bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r);
+bool bounce__text(const struct bounce_scan *sc, struct bounce_result *r);
 /*
  * bounce__dsn_fill - for report recipients without a Diagnostic-Code,
  * the reply the report's text gives: its line naming the recipient with
@@ -88,7 +116,18 @@ void bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r);
 /* bounce__orig_headers - Message-ID and Return-Path of the returned message. */
 void bounce__orig_headers(const struct bounce_scan *sc, struct bounce_result *r);
 
-/* bounce_class.c: each recipient's class and reason. */
+/* --- bounce_ses.c ---------------------------------------------------------------------- */
+
+/*
+ * bounce__ses_json - an Amazon SES notification (Bounce, Complaint or
+ * Delivery, bare or inside an SNS envelope); sets r's type and
+ * recipients, or returns false and leaves r as it was.
+ */
+bool bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r);
+
+/* --- bounce_class.c -------------------------------------------------------------------- */
+
+/* bounce__classify - each recipient's class and reason, from r's type and its fields. */
 void bounce__classify(struct bounce_result *r);
 /*
  * bounce__reason - the reason word for a status and a diagnostic text

@@ -183,32 +183,10 @@ static const char *const bounce_subjects[] = {
 	NULL,
 };
 
-/*
- * ci_find - where needle (lower case, or not a letter) is in s[0..len),
- * case ignored; -1 if nowhere.  The first byte is matched before the
- * rest is compared: this runs over every byte of a return many times.
- */
-static long
-ci_find(const char *s, size_t len, const char *needle)
-{
-	size_t n = strlen(needle);
-	unsigned char c0 = (unsigned char)needle[0], u0 = (unsigned char)toupper(c0);
-
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i + n <= len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c == c0 || c == u0) && strncasecmp(s + i + 1, needle + 1, n - 1) == 0)
-			return (long)i;
-	}
-	return -1;
-}
-
 static bool
 lower_has(const char *s, size_t len, const char *needle)
 {
-	return ci_find(s, len, needle) >= 0;
+	return bounce__ci_find(s, len, needle) >= 0;
 }
 
 /* returned_header - p starts a field that only a returned message's header starts with. */
@@ -441,7 +419,7 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 		for (int i = 0; rcpt_phrases[i] != NULL; i++) {
 			size_t n = strlen(rcpt_phrases[i]), at, alen;
 
-			long f = ci_find(p, ll, rcpt_phrases[i]);
+			long f = bounce__ci_find(p, ll, rcpt_phrases[i]);
 			size_t k = (size_t)f;
 
 			if (f >= 0 && bounce__find_addr(p + k + n, ll - k - n, &at, &alen) && at < 8 &&
@@ -470,61 +448,6 @@ find_anchors(const struct bounce_scan *sc, const char *s, size_t len, struct anc
 
 /* --- codes ------------------------------------------------------------------------ */
 
-/* line_at - the trimmed line around offset off of s. */
-static void
-line_at(const char *s, size_t len, size_t off, char **dst)
-{
-	size_t b = off, e = off;
-
-	while (b > 0 && s[b - 1] != '\n')
-		b--;
-	while (e < len && s[e] != '\n')
-		e++;
-	/* "550 5.1.1 <a@b>:" says more on the lines that follow it. */
-	for (int more = 0; more < 2 && e < len; more++) {
-		size_t t = e;
-
-		while (t > b && (s[t - 1] == ' ' || s[t - 1] == '\r'))
-			t--;
-		if (t == b || s[t - 1] != ':')
-			break;
-		for (e++; e < len && s[e] != '\n'; e++)
-			;
-	}
-	bounce__set(dst, s + b, e - b);
-}
-
-/*
- * code_in - the status in s[0..len): an enhanced code, else a reply code
- * as "N.0.0".  Returns the offset of the code's line start, or -1; the
- * diagnostic is that line.
- */
-static long
-code_in(const char *s, size_t len, char status[16], char **diag)
-{
-	char enh[16];
-	long ei, ri;
-	int reply = 0;
-
-	ei = bounce__find_status(s, len, enh);
-	ri = bounce__find_reply(s, len, &reply);
-	/* A 2.x.x code in a bounce's text is rarely the failure. */
-	if (ei >= 0 && enh[0] == '2')
-		ei = -1;
-	if (ei >= 0) {
-		str_copy(status, enh, 16);
-		/* The diagnostic: the reply line if it comes first on that line. */
-		line_at(s, len, ri >= 0 && ri < ei ? (size_t)ri : (size_t)ei, diag);
-		return ei;
-	}
-	if (ri >= 0) {
-		snprintf(status, 16, "%d.0.0", reply / 100);
-		line_at(s, len, (size_t)ri, diag);
-		return ri;
-	}
-	return -1;
-}
-
 /* permanence - "5.0.0", "4.0.0" or "" from what the text says. */
 static const char *
 permanence(const char *s, size_t len)
@@ -547,120 +470,12 @@ permanence(const char *s, size_t len)
 	return "";
 }
 
-/* decoration - a line of dashes or stars, or a returned header field. */
 static bool
-decoration(const char *t, size_t n)
+ends_with(const char *s, const char *suffix)
 {
-	size_t k = 0;
+	size_t n = strlen(s), m = strlen(suffix);
 
-	for (k = 0; k < n && strchr("-*=_#|+ \t\r", t[k]) != NULL; k++)
-		;
-	if (k == n)
-		return true;
-	if (n <= 8)
-		return false;
-	return strncasecmp(t, "Subject:", 8) == 0 || strncasecmp(t, "From:", 5) == 0 ||
-	    strncasecmp(t, "To:", 3) == 0 || strncasecmp(t, "Date:", 5) == 0;
-}
-
-/* first_words - the first non-empty line after the anchor's, for a diagnostic. */
-static void
-first_words(const char *s, size_t len, char **dst)
-{
-	const char *p = s, *end = s + len, *label = NULL;
-	const char *eol = memchr(p, '\n', len);
-	size_t label_len = 0;
-
-	p = eol != NULL ? eol + 1 : end;
-	while (p < end) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
-		const char *t = p, *te = e != NULL ? e : end;
-
-		while (t < te && isspace((unsigned char)*t))
-			t++;
-		while (te > t && isspace((unsigned char)te[-1]))
-			te--;
-		if (t < te && !decoration(t, (size_t)(te - t))) {
-			/* "Reason:" alone: the reason is on the next line; keep both. */
-			if (label == NULL && te[-1] == ':' && te - t < 64) {
-				label = t;
-				label_len = (size_t)(te - t);
-			} else if (label != NULL) {
-				char *both = NULL;
-
-				if (asprintf(&both, "%.*s %.*s", (int)label_len, label, (int)(te - t), t) < 0)
-					both = NULL;
-				if (both != NULL) {
-					bounce__set(dst, both, strlen(both));
-					free(both);
-				}
-				return;
-			} else {
-				bounce__set(dst, t, (size_t)(te - t));
-				return;
-			}
-		}
-		p = e != NULL ? e + 1 : end;
-	}
-	if (label != NULL)
-		bounce__set(dst, label, label_len);
-}
-
-/* rest_of_line - what follows addr on the first line of s, if it says something. */
-static void
-rest_of_line(const char *s, size_t len, const char *addr, char **dst)
-{
-	const char *eol = memchr(s, '\n', len), *e = eol != NULL ? eol : s + len;
-	long at = ci_find(s, (size_t)(e - s), addr);
-	const char *t, *after;
-	size_t letters = 0;
-
-	if (at < 0 || addr[0] == '\0')
-		return;
-	after = t = s + at + strlen(addr);
-	while (t < e && strchr(">:.,;)[]( \t\r-", *t) != NULL)
-		t++;
-	/* "[Connection timed out]": the bracket that was skipped closes too. */
-	if (e > t && e[-1] == ']' && memchr(after, '[', (size_t)(t - after)) != NULL &&
-	    memchr(t, '[', (size_t)(e - t)) == NULL)
-		e--;
-	for (const char *q = t; q < e; q++)
-		if (isalpha((unsigned char)*q))
-			letters++;
-	if (letters >= 3)
-		bounce__set(dst, t, (size_t)(e - t));
-}
-
-/* remote_of - "host mx.example.jp [192.0.2.20]" or "remote host 192.0.2.32" in s. */
-static void
-remote_of(const char *s, size_t len, char **dst)
-{
-	static const char *const marks[] = { "host ", "remote host ", "mx ", NULL };
-
-	for (int m = 0; marks[m] != NULL; m++) {
-		size_t n = strlen(marks[m]);
-
-		for (size_t i = 0; i + n < len; i++) {
-			size_t e;
-			long f = ci_find(s + i, len - i, marks[m]);
-
-			if (f < 0)
-				break;
-			i += (size_t)f;
-			if (i > 0 && isalnum((unsigned char)s[i - 1]))
-				continue;
-			e = i + n;
-			while (e < len && (isalnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-' || s[e] == ':'))
-				e++;
-			/* A host name has a dot; "host said" is no host. */
-			if (e > i + n && memchr(s + i + n, '.', e - i - n) != NULL) {
-				while (e > i + n && (s[e - 1] == '.' || s[e - 1] == ':'))
-					e--;
-				bounce__set(dst, s + i + n, e - i - n);
-				return;
-			}
-		}
-	}
+	return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
 /* delay_notice - the text says delivery goes on: a warning, not a failure. */
@@ -714,6 +529,29 @@ orig_block(const struct bounce_scan *sc, const char **h, size_t *hl)
 	*hl = (size_t)(end - p);
 }
 
+/*
+ * text_reason - rc's reason from its diagnostic, else from its whole
+ * paragraph par[0..len), else from the subject (bounce_class.c keeps it).
+ */
+static void
+text_reason(const struct bounce_scan *sc, struct bounce_rcpt *rc, const char *par, size_t len)
+{
+	bool bad;
+	char *seg;
+
+	rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
+	if (strcmp(rc->reason, "unknown") == 0) {
+		seg = xmemdup0(par, len);
+		rc->reason = bounce__reason(rc->status, seg, &bad);
+		free(seg);
+	}
+	if (strcmp(rc->reason, "unknown") == 0)
+		rc->reason = bounce__reason(rc->status, sc->subject, &bad);
+	/* Google Groups' refusal in any of its languages: as in English. */
+	if (strcmp(rc->reason, "unknown") == 0 && ends_with(rc->recipient, "@googlegroups.com"))
+		rc->reason = "policy-blocked";
+}
+
 /* --- the reader -------------------------------------------------------------------- */
 
 bool
@@ -742,7 +580,7 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 			return true;
 	}
 
-	gat = code_in(s, len, gstatus, &gdiag);
+	gat = bounce__code_in(s, len, gstatus, &gdiag);
 	find_anchors(sc, s, len, &as);
 	if (as.n == 0 && sc->x_failed[0] != '\0') {
 		size_t at, alen;
@@ -775,54 +613,46 @@ bounce__text(const struct bounce_scan *sc, struct bounce_result *r)
 		size_t to = i + 1 < as.n ? as.a[i + 1].line : len;
 		struct bounce_rcpt *rc;
 		char status[16] = "";
+		const char *perm_status;
 		char *diag = NULL;
 
 		if (to < from)
 			to = len;
 		rc = bounce__rcpt_add(r);
 		bounce__set(&rc->recipient, as.a[i].addr, strlen(as.a[i].addr));
-		if (code_in(s + from, to - from, status, &diag) >= 0) {
+		if (bounce__code_in(s + from, to - from, status, &diag) >= 0) {
 			str_copy(rc->status, status, sizeof rc->status);
 			bounce__set(&rc->diagnostic, diag, strlen(diag));
 		} else if (gstatus[0] != '\0') {
 			str_copy(rc->status, gstatus, sizeof rc->status);
 			bounce__set(&rc->diagnostic, gdiag, strlen(gdiag));
 		} else {
-			str_copy(rc->status, delayed ? "4.0.0" : failed_subj ? "5.0.0" :
-			                                                       perm,
-			    sizeof rc->status);
-			first_words(s + from, to - from, &diag);
+			if (delayed)
+				perm_status = "4.0.0";
+			else if (failed_subj)
+				perm_status = "5.0.0";
+			else
+				perm_status = perm;
+			str_copy(rc->status, perm_status, sizeof rc->status);
+			bounce__first_words(s + from, to - from, &diag);
 			if (diag != NULL)
 				bounce__set(&rc->diagnostic, diag, strlen(diag));
 		}
 		/* "addr [Connection timed out]", "addr: Domain does not exist": the rest of its line. */
 		if (strlen(rc->diagnostic) < 12)
-			rest_of_line(s + from, to - from, rc->recipient, &rc->diagnostic);
+			bounce__rest_of_line(s + from, to - from, rc->recipient, &rc->diagnostic);
 		/* When the code's own line says little, the lines after the address say more. */
 		if (strlen(rc->diagnostic) < 12) {
 			char *more = NULL;
 
-			first_words(s + from, to - from, &more);
+			bounce__first_words(s + from, to - from, &more);
 			if (more != NULL) {
 				free(rc->diagnostic);
 				rc->diagnostic = more;
 			}
 		}
-		remote_of(s + from, to - from, &rc->remote_mta);
-		/* The reason from the recipient's whole paragraph, when its line says too little. */
-		{
-			bool bad;
-			char *seg = NULL;
-
-			rc->reason = bounce__reason(rc->status, rc->diagnostic, &bad);
-			if (strcmp(rc->reason, "unknown") == 0) {
-				seg = xmemdup0(s + from, to - from);
-				rc->reason = bounce__reason(rc->status, seg, &bad);
-				free(seg);
-			}
-			if (strcmp(rc->reason, "unknown") == 0)
-				rc->reason = bounce__reason(rc->status, sc->subject, &bad);
-		}
+		bounce__remote_of(s + from, to - from, &rc->remote_mta);
+		text_reason(sc, rc, s + from, to - from);
 		bounce__set(&rc->action, delayed ? "delayed" : "failed", delayed ? 7 : 6);
 		free(diag);
 		found = true;
@@ -870,153 +700,6 @@ bounce__orig_headers(const struct bounce_scan *sc, struct bounce_result *r)
 	free(rp);
 }
 
-/* --- Amazon SES notifications (JSON, often inside an SNS envelope) ---------------------- */
-
-/* json_str - the string value of "key" at or after p (before end), unescaped into dst. */
-static bool
-json_str(const char *p, const char *end, const char *key, char **dst)
-{
-	char pat[64];
-	const char *k, *v;
-	struct buf b = BUF_INIT;
-
-	snprintf(pat, sizeof pat, "\"%s\"", key);
-	k = memmem(p, (size_t)(end - p), pat, strlen(pat));
-	if (k == NULL)
-		return false;
-	v = k + strlen(pat);
-	while (v < end && (*v == ' ' || *v == ':'))
-		v++;
-	if (v >= end || *v != '"')
-		return false;
-	for (v++; v < end && *v != '"'; v++) {
-		if (*v == '\\' && v + 1 < end)
-			v++;
-		buf_appendc(&b, *v);
-	}
-	bounce__set(dst, b.data != NULL ? b.data : "", b.len);
-	buf_free(&b);
-	return true;
-}
-
-bool
-bounce__ses_json(const struct bounce_scan *sc, struct bounce_result *r)
-{
-	const char *s, *end, *arr, *close;
-	struct buf t = BUF_INIT;
-	char *kind = NULL, *btype = NULL, *rmta = NULL;
-	const char *list;
-	bool ok = false, transient;
-
-	if (sc->text.len == 0 || memmem(sc->text.data, sc->text.len, "notificationType", 16) == NULL)
-		return false;
-	/* The SNS envelope escapes the notification's quotes: drop the escapes. */
-	for (size_t i = 0; i < sc->text.len; i++) {
-		if (sc->text.data[i] == '\\' && i + 1 < sc->text.len && sc->text.data[i + 1] == '"')
-			continue;
-		buf_appendc(&t, sc->text.data[i]);
-	}
-	s = t.data;
-	end = t.data + t.len;
-	if (!json_str(s, end, "notificationType", &kind))
-		goto out;
-	if (strcasecmp(kind, "Bounce") == 0) {
-		r->type = BOUNCE_TYPE_DSN;
-		list = "\"bouncedRecipients\"";
-	} else if (strcasecmp(kind, "Complaint") == 0) {
-		r->type = BOUNCE_TYPE_COMPLAINT;
-		list = "\"complainedRecipients\"";
-		if (!json_str(s, end, "complaintFeedbackType", &r->feedback_type))
-			bounce__set(&r->feedback_type, "abuse", 5);
-	} else if (strcasecmp(kind, "Delivery") == 0) {
-		r->type = BOUNCE_TYPE_DSN;
-		list = "\"recipients\"";
-	} else {
-		goto out;
-	}
-	json_str(s, end, "bounceType", &btype);
-	transient = btype != NULL && strcasecmp(btype, "Transient") == 0;
-	if (json_str(s, end, "reportingMTA", &rmta))
-		bounce__set(&r->reporting_mta, rmta, strlen(rmta));
-	arr = memmem(s, t.len, list, strlen(list));
-	if (arr == NULL || (arr = memchr(arr, '[', (size_t)(end - arr))) == NULL)
-		goto out;
-	close = memchr(arr, ']', (size_t)(end - arr));
-	if (close == NULL)
-		close = end;
-	if (strcasecmp(kind, "Delivery") == 0) {
-		/* ["a@b", ...]: each address delivered, with the smtpResponse. */
-		char *resp = NULL;
-		char code[16] = "";
-
-		json_str(s, end, "smtpResponse", &resp);
-		if (resp != NULL)
-			bounce__find_status(resp, strlen(resp), code);
-		for (const char *p = arr; p < close && r->nrcpt < BOUNCE_RCPT_MAX;) {
-			size_t at, alen;
-			struct bounce_rcpt *rc;
-
-			if (!bounce__find_addr(p, (size_t)(close - p), &at, &alen))
-				break;
-			rc = bounce__rcpt_add(r);
-			bounce__set(&rc->recipient, p + at, alen);
-			bounce__set(&rc->action, "delivered", 9);
-			str_copy(rc->status, code[0] != '\0' ? code : "2.0.0", sizeof rc->status);
-			if (resp != NULL)
-				bounce__set(&rc->diagnostic, resp, strlen(resp));
-			p += at + alen;
-		}
-		free(resp);
-	} else {
-		/* [{"emailAddress":"a@b","action":...,"status":...,"diagnosticCode":...}, ...] */
-		for (const char *p = arr; p < close && r->nrcpt < BOUNCE_RCPT_MAX;) {
-			const char *obj = memchr(p, '{', (size_t)(close - p)), *oend;
-			struct bounce_rcpt *rc;
-			char *v = NULL;
-
-			if (obj == NULL)
-				break;
-			oend = memchr(obj, '}', (size_t)(end - obj));
-			if (oend == NULL)
-				oend = end;
-			if (!json_str(obj, oend, "emailAddress", &v)) {
-				p = oend;
-				continue;
-			}
-			rc = bounce__rcpt_add(r);
-			free(rc->recipient);
-			rc->recipient = v;
-			v = NULL;
-			if (json_str(obj, oend, "action", &v)) {
-				free(rc->action);
-				rc->action = v;
-				v = NULL;
-			}
-			if (json_str(obj, oend, "status", &v))
-				bounce__find_status(v, strlen(v), rc->status);
-			free(v);
-			json_str(obj, oend, "diagnosticCode", &rc->diagnostic);
-			if (strncmp(rc->diagnostic, "smtp;", 5) == 0)
-				memmove(rc->diagnostic, rc->diagnostic + 5 + (rc->diagnostic[5] == ' '),
-				    strlen(rc->diagnostic + 5 + (rc->diagnostic[5] == ' ')) + 1);
-			if (rc->status[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
-				str_copy(rc->status, transient ? "4.0.0" : "5.0.0", sizeof rc->status);
-			if (rc->action[0] == '\0' && r->type == BOUNCE_TYPE_DSN)
-				bounce__set(&rc->action, "failed", 6);
-			p = oend;
-		}
-	}
-	ok = r->nrcpt > 0;
-	if (!ok)
-		r->type = BOUNCE_TYPE_NONE;
-out:
-	free(kind);
-	free(btype);
-	free(rmta);
-	buf_free(&t);
-	return ok;
-}
-
 /* Bytes of a report's text searched for its recipients' replies. */
 #define DSN_FILL_TEXT_MAX 65536
 
@@ -1050,7 +733,7 @@ bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
 				;
 			for (e = off; e < len && s[e] != '\n'; e++)
 				;
-			if (code_in(s + b, e - b, status, &diag) >= 0) {
+			if (bounce__code_in(s + b, e - b, status, &diag) >= 0) {
 				bounce__set(&rc->diagnostic, s + b, e - b);
 				done = true;
 			}
@@ -1059,7 +742,7 @@ bounce__dsn_fill(const struct bounce_scan *sc, struct bounce_result *r)
 			off = e;
 		}
 		/* One recipient: the text's first reply is its. */
-		if (!done && r->nrcpt == 1 && code_in(s, len, status, &diag) >= 0) {
+		if (!done && r->nrcpt == 1 && bounce__code_in(s, len, status, &diag) >= 0) {
 			free(rc->diagnostic);
 			rc->diagnostic = diag;
 			diag = NULL;

@@ -21,8 +21,8 @@
 # tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
 # environment is described there), then run-deliver-bench.sh
 # (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0),
-# run-policy-bench.sh (POLICY_BENCH=0), run-bounce-bench.sh
-# (BOUNCE_BENCH=0) and run-mailbox-bench.sh (MAILBOX_BENCH=0).
+# run-policy-bench.sh (POLICY_BENCH=0), run-mailbox-bench.sh
+# (MAILBOX_BENCH=0) and run-bounce-bench.sh (BOUNCE_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -174,14 +174,6 @@ if [ "${POLICY_BENCH:-1}" != 0 ]; then
 	prc=$?
 	[ "$rc" = 0 ] && rc=$prc
 fi
-# Returns parsed and classified per second (mailbox/bounce, the real
-# corpus, one core).  BOUNCE_BENCH=0 skips it.
-if [ "${BOUNCE_BENCH:-1}" != 0 ]; then
-	echo
-	tests/bench/run-bounce-bench.sh
-	brc=$?
-	[ "$rc" = 0 ] && rc=$brc
-fi
 # Redis bytes per stored return in the mailbox store (README,
 # Performance).  MAILBOX_BENCH=0 skips it.
 if [ "${MAILBOX_BENCH:-1}" != 0 ]; then
@@ -189,5 +181,13 @@ if [ "${MAILBOX_BENCH:-1}" != 0 ]; then
 	tests/bench/run-mailbox-bench.sh
 	mrc=$?
 	[ "$rc" = 0 ] && rc=$mrc
+fi
+# Returns parsed and classified per second (mailbox/bounce, the real
+# corpus, one core).  BOUNCE_BENCH=0 skips it.
+if [ "${BOUNCE_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-bounce-bench.sh
+	brc=$?
+	[ "$rc" = 0 ] && rc=$brc
 fi
 exit "$rc"

@@ -425,6 +425,11 @@ static const struct text_case {
 	    "550 5.7.1 Message rejected as spam by Content Filtering.\n\n"
 	    "----- Original message -----\n\nTo: blocked@example.net\n\nhi\n",
 	    "blocked@example.net", "5.7.1", BOUNCE_CLASS_SOFT, "spam-blocked" },
+	{ "an address inside CJK text",
+	    "From: MAILER-DAEMON@mx.example.cn\nSubject: Undelivered Mail Returned to Sender\n"
+	    "Content-Type: text/plain; charset=UTF-8\n\n"
+	    "您好，邮件无法投递到收件人wang@example.cn，原因：550 5.1.1 mailbox not found\n",
+	    "wang@example.cn", "5.1.1", BOUNCE_CLASS_HARD, "user-unknown" },
 	{ "a bare reply code",
 	    "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\n\n"
 	    "<x@example.net>: host mx.example.net[192.0.2.7] said: 550 Mailbox unavailable\n",
