@@ -75,6 +75,7 @@ POLICY_SRCS := \
 	policy/users.c
 
 RELAY_SRCS := \
+	relay/inbound_cmd.c \
 	relay/smtp_data.c \
 	relay/smtp_parse.c \
 	relay/smtpd.c \
@@ -183,7 +184,7 @@ CHECK_SRCS := \
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce
+	fuzz_bounce fuzz_inbound_cmd
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -285,10 +286,11 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
-	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
+	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c relay/inbound_cmd.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
-	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
+	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c policy/dkimverify.c \
+	mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c mailbox/bounce_lex.c mailbox/bounce_ses.c \
+	mailbox/bounce_text.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)

@@ -24,25 +24,10 @@
 
 /* --- EHLO, HELO ------------------------------------------------------------- */
 
-/* A client's name for itself: a domain or an address literal, printable. */
-static bool
-helo_ok(const char *p, size_t len)
-{
-	if (len == 0 || len >= 256)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c <= ' ' || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 bool
 smtpd__check_helo(struct smtpd_session *s, const struct smtp_cmd *c)
 {
-	if (!helo_ok(c->arg, c->arglen)) {
+	if (!smtp_helo_ok(c->arg, c->arglen)) {
 		smtpd__reply(s, "501 5.5.4 Syntax: %s hostname", c->verb == SMTP_EHLO ? "EHLO" : "HELO");
 		s->errors++;
 		return false;

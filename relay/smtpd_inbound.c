@@ -65,9 +65,7 @@
 #include "core/xmalloc.h"
 #include "policy/authres.h"
 #include "queue/qid.h"
-
-/* Recipients per message: a return names one; a few for a report per domain. */
-#define INBOUND_MAX_RCPT 100
+#include "relay/inbound_cmd.h"
 
 static void store(struct smtpd_session *s);
 static void verify(struct smtpd_session *s);
@@ -175,48 +173,38 @@ static bool
 run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	const struct config *cfg = s->srv->cfg;
+	struct inbound_mail m;
 	const char *reply = NULL;
-	char addr[MAILADDR_ADDR_SIZE];
+	char replybuf[128];
 	int rc;
 
 	smtpd__reset_transaction(s);
-	if (smtp_parse_mail(c->arg, c->arglen, true, &s->from, &s->mp, &reply) < 0) {
+	rc = inbound_mail(c->arg, c->arglen, s->helo, cfg->mailbox.max_bounce_size, &m,
+	    replybuf, sizeof replybuf, &reply);
+	if (rc == -EFBIG) {
+		struct policy_result res = { .verdict = POLICY_REJECT, .rule = "limit.size" };
+
+		str_copy(res.reply, reply, sizeof res.reply);
+		smtpd__refuse(s, &res, NULL);
+		return true;
+	}
+	if (rc < 0) {
 		smtpd__reply(s, "%s", reply);
 		s->errors++;
 		return true;
 	}
-	if (s->mp.body == SMTP_BODY_BINARYMIME) {
-		smtpd__reply(s, "555 5.5.4 BODY=BINARYMIME needs CHUNKING, which is not offered");
-		s->errors++;
-		return true;
-	}
-	if (s->mp.have_size && s->mp.size > cfg->mailbox.max_bounce_size) {
-		struct policy_result res = { .verdict = POLICY_REJECT, .rule = "limit.size" };
-
-		snprintf(res.reply, sizeof res.reply,
-		    "552 5.3.4 Message size exceeds fixed maximum message size (%" PRIu64 " bytes)",
-		    cfg->mailbox.max_bounce_size);
-		smtpd__refuse(s, &res, NULL);
-		return true;
-	}
-	if (mailaddr_format(&s->from, addr, sizeof addr) < 0) {
-		smtpd__reply(s, "553 5.1.7 Bad sender address syntax");
-		s->errors++;
-		return true;
-	}
-	envelope_set(&s->env.sender, addr);
+	s->from = m.from;
+	s->mp = m.mp;
+	envelope_set(&s->env.sender, m.sender);
 	envelope_set(&s->env.client, s->client);
 	envelope_set(&s->env.helo, s->helo);
 	if (s->mp.have_envid)
 		envelope_set(&s->env.envid, s->mp.envid);
 	s->env.flags = (s->mp.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
 	    (s->mp.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0);
-
-	/* RFC 7208 2.4: for the null sender, the HELO identity is checked. */
-	s->spf_helo = s->from.null;
-	str_copy(s->spf_domain, s->from.null ? s->helo : s->from.domain, sizeof s->spf_domain);
-	/* RFC 7208 4.3: an identity that is no domain name (an address literal) has no record. */
-	if (s->spf_domain[0] == '[' || strchr(s->spf_domain, '.') == NULL) {
+	s->spf_helo = m.spf_helo;
+	str_copy(s->spf_domain, m.spf_domain, sizeof s->spf_domain);
+	if (m.spf_none) {
 		spf_done(s, SPFCHECK_NONE, "the identity is not a domain name");
 		return true;
 	}
@@ -324,36 +312,13 @@ on_rcpt(void *arg, enum smtpd_rcpt_verdict v)
 	smtpd__unref(s);
 }
 
-/*
- * postmaster_arg - RFC 5321 4.5.1: "RCPT TO:<Postmaster>" without a
- * domain must be accepted.  Here it is postmaster@ of the first bounce
- * domain (the first [domain]'s return_path): its argument rewritten so
- * into dst.  False when c is another RCPT, or there is no domain.
- */
-static bool
-postmaster_arg(const struct config *cfg, const struct smtp_cmd *c, char *dst, size_t size)
-{
-	static const char pm[] = "TO:<postmaster>";
-	size_t n = sizeof pm - 1;
-	int w;
-
-	if (c->arglen < n || strncasecmp(c->arg, pm, n) != 0 || cfg->ndomains == 0 ||
-	    (c->arglen > n && c->arg[n] != ' '))
-		return false;
-	w = snprintf(dst, size, "TO:<postmaster@%s>%.*s", cfg->domains[0].return_path,
-	    (int)(c->arglen - n), c->arg + n);
-	return w > 0 && (size_t)w < size;
-}
-
 static bool
 run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 {
+	const struct config *cfg = s->srv->cfg;
 	const struct smtpd_sink *sink = &s->srv->inbound;
-	struct mailaddr to;
-	struct smtp_rcpt_params rp;
-	const char *reply = NULL, *arg;
-	char addr[MAILADDR_ADDR_SIZE], pm[SMTPD_LINE_MAX + CONFIG_HOST_MAX];
-	size_t arglen;
+	struct inbound_rcpt r;
+	const char *reply = NULL;
 	int rc;
 
 	if (s->env.nrcpt >= INBOUND_MAX_RCPT) {
@@ -362,46 +327,31 @@ run_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
 		    INBOUND_MAX_RCPT);
 		return true;
 	}
-	arg = c->arg;
-	arglen = c->arglen;
-	if (postmaster_arg(s->srv->cfg, c, pm, sizeof pm)) {
-		arg = pm;
-		arglen = strlen(pm);
-	}
-	if (smtp_parse_rcpt(arg, arglen, s->mp.smtputf8, &to, &rp, &reply) < 0) {
+	if (inbound_rcpt(c->arg, c->arglen, s->mp.smtputf8,
+	    cfg->ndomains > 0 ? cfg->domains[0].return_path : NULL, &r, &reply) < 0) {
 		smtpd__reply(s, "%s", reply);
 		s->errors++;
 		s->rcpt_refused++;
 		return true;
 	}
-	if (mailaddr_format(&to, addr, sizeof addr) < 0) {
-		smtpd__reply(s, "553 5.1.3 Bad recipient address syntax");
-		s->errors++;
-		s->rcpt_refused++;
-		return true;
-	}
-	/* The sink's addresses are ours: lower case throughout (smtpd.h). */
-	for (char *p = addr; *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
 	for (size_t i = 0; i < s->env.nrcpt; i++) {
-		if (strcmp(s->env.rcpt[i].addr, addr) == 0) {
+		if (strcmp(s->env.rcpt[i].addr, r.addr) == 0) {
 			smtpd__reply(s, "250 2.1.5 Ok (duplicate recipient)");
 			return true;
 		}
 	}
-	str_copy(s->rcpt_addr, addr, sizeof s->rcpt_addr);
-	s->rcpt_params = rp;
+	str_copy(s->rcpt_addr, r.addr, sizeof s->rcpt_addr);
+	s->rcpt_params = r.rp;
 	smtpd__enter_state(s, SMTPD_RCPT_CHECK);
 	smtpd__ref(s);
-	rc = sink->ops->rcpt(sink->arg, addr, on_rcpt, s);
+	rc = sink->ops->rcpt(sink->arg, r.addr, on_rcpt, s);
 	if (rc < 0) {
 		char q[MAILADDR_PATH_MAX * 4 + 16];
 
 		smtpd__unref(s);
 		smtpd__enter_state(s, rcpt_state(s));
 		log_warn("smtpd", "rcpt_check_failed", "sid=%s client=%s rcpt=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
-		    s->sid, s->client, log_quotes(q, sizeof q, addr), uv_strerror(rc));
+		    s->sid, s->client, log_quotes(q, sizeof q, r.addr), uv_strerror(rc));
 		rcpt_verdict(s, SMTPD_RCPT_TEMP);
 		return true;
 	}
@@ -472,28 +422,6 @@ data_done(struct smtpd_session *s)
 }
 
 /*
- * our_authres - whether field f is an Authentication-Results field whose
- * authserv-id is host: one a sender wrote in our name (RFC 8601 5).
- */
-static bool
-our_authres(const char *f, size_t fl, const char *host)
-{
-	const char *p, *end = f + fl, *id;
-	size_t hl = strlen(host);
-
-	if (!rfc5322_field_is(f, fl, "Authentication-Results"))
-		return false;
-	p = rfc5322_field_colon(f, fl) + 1;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	id = p;
-	while (p < end && *p != ';' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n' &&
-	    *p != '(')
-		p++;
-	return (size_t)(p - id) == hl && strncasecmp(id, host, hl) == 0;
-}
-
-/*
  * build_head - the header section to store: the fields added at the top
  * (Authentication-Results, Received-SPF, Received), the client's fields
  * but forged Authentication-Results, the empty line.  *body_start: where
@@ -536,7 +464,7 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 		at = sc.p;
 		if (!rfc5322_next(&sc, &field, &fl))
 			break;
-		if (our_authres(field, fl, host)) {
+		if (authres_field_is_ours(field, fl, host)) {
 			dropped++;
 			continue;
 		}

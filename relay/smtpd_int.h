@@ -122,8 +122,9 @@ struct smtpd_cmd {
  * smtpd_proto - what a protocol served by the session core is: which
  * commands exist and what they accept (the table), what EHLO advertises,
  * how an AUTH exchange reads its lines and what becomes of a complete
- * message.  Submission fills it now (smtpd__submission); the inbound MX
- * for bounce domains will fill it with its own MAIL/RCPT and no AUTH.
+ * message.  Submission fills it (smtpd__submission, smtpd_cmd.c); the
+ * inbound MX for bounce domains fills it with its own MAIL, RCPT and end
+ * of DATA and no AUTH (smtpd__inbound, smtpd_inbound.c).
  */
 struct smtpd_proto {
 	const char *name;                 /* in log lines */

@@ -435,6 +435,9 @@ smtpd__with_protocol(const struct smtpd_session *s)
 {
 	bool utf8 = (s->env.flags & ENV_F_SMTPUTF8) != 0;
 
+	/* RFC 5321 4.4: a client that greeted with HELO spoke plain SMTP. */
+	if (!s->esmtp)
+		return "SMTP";
 	if (!s->authed) {
 		if (s->tls)
 			return utf8 ? "UTF8SMTPS" : "ESMTPS";

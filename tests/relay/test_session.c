@@ -21,7 +21,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <opendkim/dkim.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +38,7 @@
 #include "core/config.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/rfc5322.h"
 #include "core/tlsctx.h"
 #include "relay/smtpd.h"
 #include "tests/dnsmasq.h"
@@ -1197,6 +1202,8 @@ START_TEST(test_inbound_spf_none)
 	ck_assert_msg(head_has("spf=none smtp.helo=\"[127.0.0.1]\";\r\n\tdkim=none\r\n"),
 	    "%.*s", (int)H->head.len, H->head.data);
 	ck_assert(head_has("Received-SPF: none (" HOSTNAME ": "));
+	/* RFC 5321 4.4: HELO, so plain SMTP in the trace. */
+	ck_assert(head_has(" (kurier) with SMTP id "));
 }
 END_TEST
 
@@ -1219,6 +1226,101 @@ START_TEST(test_inbound_dkim)
 	    (int)H->head.len, H->head.data);
 	ck_assert(!head_has("dkim=none"));
 	ck_assert(head_has("\r\nDKIM-Signature: v=1; a=rsa-sha256;"));
+}
+END_TEST
+
+/*
+ * dkim_signed - RETURN's header fields and body signed for sender.test,
+ * selector sel, with a fresh 1024-bit RSA key (the least RFC 8301 lets a
+ * verifier take, and short enough for one TXT string); its public key
+ * as base64 DER in pub.  Returns the DKIM-Signature field, CRLF ended.
+ */
+static char *
+dkim_signed(const char *head, const char *body, char *pub, size_t pubsize)
+{
+	EVP_PKEY *pk = EVP_RSA_gen(1024);
+	BIO *bio = BIO_new(BIO_s_mem());
+	unsigned char *der = NULL, *h;
+	char *priv, *out, *data;
+	struct rfc5322_scan sc;
+	const char *f;
+	size_t fl, hl;
+	long len;
+	int dl;
+	DKIM_LIB *lib = dkim_init(NULL, NULL);
+	DKIM_STAT st;
+	DKIM *d;
+
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_ptr_nonnull(lib);
+	ck_assert_int_eq(PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL), 1);
+	len = BIO_get_mem_data(bio, &data);
+	priv = calloc(1, (size_t)len + 1);
+	ck_assert_ptr_nonnull(priv);
+	memcpy(priv, data, (size_t)len);
+	BIO_free(bio);
+	dl = i2d_PUBKEY(pk, &der);
+	ck_assert_int_gt(dl, 0);
+	ck_assert_uint_lt(4 * ((size_t)dl + 2) / 3 + 1, pubsize);
+	EVP_EncodeBlock((unsigned char *)pub, der, dl);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+
+	d = dkim_sign(lib, (const unsigned char *)"inbound", NULL, (dkim_sigkey_t)priv,
+	    (const unsigned char *)"sel", (const unsigned char *)"sender.test",
+	    DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
+	ck_assert_ptr_nonnull(d);
+	rfc5322_scan_init(&sc, head, strlen(head));
+	while (rfc5322_next(&sc, &f, &fl))
+		ck_assert_int_eq(dkim_header(d, (unsigned char *)(uintptr_t)f, fl), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_eoh(d), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_body(d, (unsigned char *)(uintptr_t)body, strlen(body)), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_eom(d, NULL), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_getsighdr_d(d, 16, &h, &hl), DKIM_STAT_OK);
+	out = calloc(1, hl + 20);
+	ck_assert_ptr_nonnull(out);
+	snprintf(out, hl + 20, "DKIM-Signature: %.*s\r\n", (int)hl, (char *)h);
+	dkim_free(d);
+	dkim_close(lib);
+	free(priv);
+	return out;
+}
+
+/* A signed return: dkim=pass with its domain and selector; the same message changed: fail. */
+START_TEST(test_inbound_dkim_pass)
+{
+	static const char head[] = "From: MAILER-DAEMON@sender.test\r\nSubject: Undelivered Mail\r\n";
+	static const char body[] = "The mail system said 550 5.1.1.\r\n";
+	static char msg[2][4096], txt[400];
+	char pub[300], *sig = dkim_signed(head, body, pub, sizeof pub);
+	const char *records[NELEM(INBOUND_RECORDS) + 1];
+	const char *why = NULL;
+	size_t n = 0;
+
+	snprintf(msg[0], sizeof msg[0], "%s%s\r\n%s.\r\n", sig, head, body);
+	snprintf(msg[1], sizeof msg[1], "%s%s\r\n%sChanged.\r\n.\r\n", sig, head, body);
+	free(sig);
+	snprintf(txt, sizeof txt, "--txt-record=sel._domainkey.sender.test,v=DKIM1; k=rsa; p=%s", pub);
+	for (; INBOUND_RECORDS[n] != NULL; n++)
+		records[n] = INBOUND_RECORDS[n];
+	records[n++] = txt;
+	records[n] = NULL;
+	dnsmasq_clean(&H->dns);
+	dnsmasq_start(&H->dns, 0, false, records, NULL);
+	ck_assert_int_eq(config_parse_endpoint(H->dns.server, false, &H->cfg.deliver.dns_server, &why), 0);
+
+	const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ msg[_i], 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_msg(head_has(_i == 0 ? "dkim=pass header.d=sender.test header.s=sel" :
+	    "dkim=fail"), "%.*s", (int)H->head.len, H->head.data);
 }
 END_TEST
 
@@ -1275,6 +1377,27 @@ START_TEST(test_inbound_stop)
 }
 END_TEST
 
+/*
+ * Stopping while a MAIL waits for an SPF verdict that never comes (the
+ * DNS server stopped answering): the grace period ends the session, the
+ * SPF checker and the DKIM verifier close, and everything is freed.
+ */
+START_TEST(test_inbound_stop_during_spf)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<a@slow.test>\r\n", 0, IN_EHLO, STEP_STOP | STEP_CLOSED },
+	};
+
+	/* The query waits longer than the 5-second grace of run()'s smtpd_stop(). */
+	H->cfg.deliver.dns_timeout_ms = 60000;
+	dnsmasq_pause(&H->dns);
+	run(steps, NELEM(steps));
+	ck_assert_int_ne(H->close_status, 0);
+	ck_assert_uint_eq(H->nstored, 0);
+}
+END_TEST
+
 Suite *
 session_suite(void)
 {
@@ -1311,9 +1434,11 @@ session_suite(void)
 	tcase_add_test(tc, test_inbound_spf_fail_reject);
 	tcase_add_test(tc, test_inbound_spf_none);
 	tcase_add_test(tc, test_inbound_dkim);
+	tcase_add_loop_test(tc, test_inbound_dkim_pass, 0, 2);
 	tcase_add_test(tc, test_inbound_starttls);
 	tcase_add_loop_test(tc, test_inbound_store_fails, 0, 2);
 	tcase_add_test(tc, test_inbound_stop);
+	tcase_add_test(tc, test_inbound_stop_during_spf);
 	suite_add_tcase(s, tc);
 	return s;
 }
