@@ -211,6 +211,7 @@ struct target {
 	bool token;                 /* a VERP token names the message */
 	struct verp_info vi;
 	bool known;                 /* the queue record was read */
+	bool unsure;                /* a job token, and the report names none of its recipients */
 	char user[65];              /* whose INBOX */
 	char addr[512];             /* the recipient it is about, or "" */
 	char scope[256];            /* the returned message's sender domain */
@@ -318,7 +319,8 @@ return_key(const struct store_req *sr, const char *rcpt, char out[65])
 	if (ctx == NULL)
 		log_fatal("ingest", "out_of_memory", "what=EVP_MD_CTX");
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, sr->msg.data + sr->hlen, sr->msg.len - sr->hlen);
+	if (sr->msg.len > sr->hlen)
+		EVP_DigestUpdate(ctx, sr->msg.data + sr->hlen, sr->msg.len - sr->hlen);
 	EVP_DigestUpdate(ctx, "", 1);
 	EVP_DigestUpdate(ctx, rcpt, strlen(rcpt));
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
@@ -484,7 +486,7 @@ step_policy(struct store_req *sr)
 		return;
 	}
 	/* Without the message's record there is no sending domain to act for. */
-	if (sr->in->pol == NULL || !t->known || strchr(t->addr, '@') == NULL ||
+	if (sr->in->pol == NULL || !t->known || t->unsure || strchr(t->addr, '@') == NULL ||
 	    !str_is_username(t->user)) {
 		step_append(sr);
 		return;
@@ -538,7 +540,7 @@ step_mark(struct store_req *sr)
 	char reply[600];
 	int rc;
 
-	if (t->cls != BOUNCE_CLASS_HARD || !t->known) {
+	if (t->cls != BOUNCE_CLASS_HARD || !t->known || t->unsure) {
 		step_policy(sr);
 		return;
 	}
@@ -607,10 +609,12 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 	str_copy(t->addr, e->rcpt[t->vi.rcpt_idx].addr, sizeof t->addr);
 	if (t->vi.job) {
 		const char *dom = e->rcpt[t->vi.rcpt_idx].domain;
+		size_t njob = 0;
+		bool found = false;
 
+		for (size_t k = 0; k < e->nrcpt; k++)
+			njob += strcmp(e->rcpt[k].domain, dom) == 0;
 		for (size_t i = 0; i < sr->br.nrcpt; i++) {
-			bool found = false;
-
 			for (size_t k = 0; k < e->nrcpt && !found; k++) {
 				if (strcmp(e->rcpt[k].domain, dom) != 0)
 					continue;
@@ -623,6 +627,14 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 			if (found)
 				break;
 		}
+		/*
+		 * Which of several it is about, the report does not say (a
+		 * forwarded address, say): store it under the report's own
+		 * recipient, act on none.
+		 */
+		t->unsure = !found && njob > 1;
+		if (t->unsure)
+			t->addr[0] = '\0';
 	}
 	classify(sr, t);
 	if (t->user[0] == '\0')

@@ -562,6 +562,30 @@ START_TEST(job_token_picks_recipient)
 }
 END_TEST
 
+/* A job token whose report names none of the job's recipients: stored, nothing acted on. */
+START_TEST(job_token_report_names_nobody_of_ours)
+{
+	struct it t;
+	char id[QID_SIZE], a[300], msg[4096], *got;
+	const char *const rc[] = { "first@example.net", "second@example.net" };
+
+	it_open(&t, NULL);
+	it_sent(&t, "shop", rc, 2, id);
+	it_deliver_all(&t);
+	it_verp(&t, id, 0, true, a, sizeof a);
+	dsn(msg, sizeof msg, a, "forwarded@elsewhere.example", "5.1.1", "550 5.1.1 user unknown", 5);
+	ck_assert_int_eq(it_store(&t, a, msg), 0);
+	ck_assert_int_eq(it_state(&t, id, 0), RCPT_DELIVERED);
+	ck_assert_int_eq(it_state(&t, id, 1), RCPT_DELIVERED);
+	ck_assert_str_eq(it_sup(&t, "first@example.net"), "");
+	ck_assert_str_eq(it_sup(&t, "forwarded@elsewhere.example"), "");
+	got = it_inbox_last(&t, "shop");
+	ck_assert_msg(strstr(got, "X-Kurier-Recipient: forwarded@elsewhere.example\r\n") != NULL, "got: %.200s", got);
+	free(got);
+	it_close(&t);
+}
+END_TEST
+
 /* An ARF complaint suppresses with reason complaint and bounces nothing. */
 START_TEST(complaint_suppresses)
 {
@@ -836,6 +860,7 @@ ingest_suite(void)
 	tcase_add_test(tc, rcpt_verdicts);
 	tcase_add_test(tc, hard_bounce_marks_suppresses_stores);
 	tcase_add_test(tc, job_token_picks_recipient);
+	tcase_add_test(tc, job_token_report_names_nobody_of_ours);
 	tcase_add_test(tc, complaint_suppresses);
 	tcase_add_test(tc, soft_bounces_up_to_the_limit);
 	tcase_add_test(tc, auto_reply_changes_nothing);
