@@ -6,6 +6,7 @@
  * queue record, the suppression list and the user's INBOX.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "tests/suites.h"
 
 #define WAIT_MS 10000
+#define CORPUS "../shared/testdata/bounces/bounce"
 #define SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define CONF_BASE "[deliver]\nverp_secret = " SECRET "\n[domain shop.example]\n" \
 	"[policy]\nsuppress_bounces = yes\n"
@@ -802,6 +804,89 @@ START_TEST(field_values_are_sanitised)
 }
 END_TEST
 
+/*
+ * The real-world corpus, every file a return to postmaster@ (CRLF line
+ * ends, as the session hands them on): each is taken and stored, with
+ * the four X-Kurier fields on top, printable, whatever the file holds.
+ */
+START_TEST(corpus_through_the_postmaster_mailbox)
+{
+	struct it t;
+	DIR *d;
+	struct dirent *e;
+	unsigned n = 0;
+
+	d = opendir(CORPUS);
+	ck_assert_msg(d != NULL, "%s: %s", CORPUS, strerror(errno));
+	it_open(&t, "[mailbox]\npostmaster = admin\n");
+	while ((e = readdir(d)) != NULL) {
+		char path[512], *raw, *crlf, *got;
+		struct envelope env;
+		struct res r = { 0 };
+		FILE *f;
+		long len;
+		size_t m = 0, hlen;
+		const char *sep;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", CORPUS, e->d_name);
+		f = fopen(path, "rb");
+		ck_assert_msg(f != NULL, "%s", path);
+		fseek(f, 0, SEEK_END);
+		len = ftell(f);
+		rewind(f);
+		raw = malloc((size_t)len + 1);
+		crlf = malloc(2 * (size_t)len + 3);
+		ck_assert(raw != NULL && crlf != NULL);
+		ck_assert_uint_eq(fread(raw, 1, (size_t)len, f), (size_t)len);
+		fclose(f);
+		for (long i = 0; i < len; i++) {
+			if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r'))
+				crlf[m++] = '\r';
+			crlf[m++] = raw[i];
+		}
+		crlf[m] = '\0';
+		sep = memmem(crlf, m, "\r\n\r\n", 4);
+		hlen = sep ? (size_t)(sep - crlf) + 4 : m;
+		envelope_init(&env);
+		ck_assert_int_eq(envelope_add_rcpt(&env, "postmaster@bounces.shop.example", NULL, 0), 0);
+		qid_new(env.id, 1700000000000ULL + n);
+		ck_assert_int_eq(ingest_store(t.in, &env, crlf, hlen, crlf + hlen, m - hlen, on_stored, &r), 0);
+		it_wait(&t, &r.done);
+		ck_assert_msg(r.status == 0, "%s: %d", e->d_name, r.status);
+		envelope_free(&env);
+		free(raw);
+		free(crlf);
+		n++;
+		/* Every 64th: the fields on top are four printable lines. */
+		if (n % 64 == 1) {
+			const char *p;
+			int lines = 0;
+
+			got = it_inbox_last(&t, "admin");
+			for (p = got; lines < 4; p++) {
+				ck_assert_msg(*p != '\0', "%s: cut short", e->d_name);
+				if (p[0] == '\r' && p[1] == '\n') {
+					lines++;
+					p++;
+					continue;
+				}
+				ck_assert_msg((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f,
+				    "%s: byte 0x%02x in the X-Kurier fields", e->d_name, (unsigned char)*p);
+			}
+			ck_assert(strncmp(got, "X-Kurier-Class: ", 16) == 0);
+			free(got);
+		}
+	}
+	closedir(d);
+	ck_assert_uint_ge(n, 600);
+	/* Identical files store once (the dedup key); nearly all are distinct. */
+	ck_assert_uint_ge(it_inbox_count(&t, "admin"), n - n / 10);
+	it_close(&t);
+}
+END_TEST
+
 /* Redis down: a VERP recipient and a return are refused at once (451); a foreign domain still gets its 550. */
 START_TEST(redis_down_refuses_at_once)
 {
@@ -856,7 +941,7 @@ ingest_suite(void)
 	Suite *s = suite_create("ingest");
 	TCase *tc = tcase_create("redis");
 
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, rcpt_verdicts);
 	tcase_add_test(tc, hard_bounce_marks_suppresses_stores);
 	tcase_add_test(tc, job_token_picks_recipient);
@@ -868,6 +953,7 @@ ingest_suite(void)
 	tcase_add_test(tc, leased_job_answers_451_then_retry_works);
 	tcase_add_test(tc, message_gone_is_kept_for_trusted_user);
 	tcase_add_test(tc, field_values_are_sanitised);
+	tcase_add_test(tc, corpus_through_the_postmaster_mailbox);
 	tcase_add_test(tc, redis_down_refuses_at_once);
 	suite_add_tcase(s, tc);
 	return s;
