@@ -86,10 +86,10 @@ role_local(const char *local, size_t len)
 }
 
 enum addr_kind {
-	ADDR_FOREIGN,    /* not a bounce domain */
-	ADDR_ROLE,       /* postmaster@ or abuse@ of one */
-	ADDR_VERP,       /* a VERP address that verifies */
-	ADDR_BAD,        /* a bounce domain's address that is neither */
+	ADDR_FOREIGN, /* not a bounce domain */
+	ADDR_ROLE,    /* postmaster@ or abuse@ of one */
+	ADDR_VERP,    /* a VERP address that verifies */
+	ADDR_BAD,     /* a bounce domain's address that is neither */
 };
 
 /* What addr is; for ADDR_VERP, *vi. */
@@ -207,26 +207,26 @@ ingest_rcpt(struct ingest *in, const char *addr, ingest_rcpt_cb *cb, void *arg)
 
 /* One envelope recipient's return, worked through step by step. */
 struct target {
-	char rcpt[512];             /* the envelope recipient it came to */
-	bool token;                 /* a VERP token names the message */
+	char rcpt[512]; /* the envelope recipient it came to */
+	bool token;     /* a VERP token names the message */
 	struct verp_info vi;
-	bool known;                 /* the queue record was read */
-	bool unsure;                /* a job token, and the report names none of its recipients */
-	char user[65];              /* whose INBOX */
-	char addr[512];             /* the recipient it is about, or "" */
-	char scope[256];            /* the returned message's sender domain */
+	bool known;                   /* the queue record was read */
+	bool unsure;                  /* a job token, and the report names none of its recipients */
+	char user[65];                /* whose INBOX */
+	char addr[512];               /* the recipient it is about, or "" */
+	char scope[256];              /* the returned message's sender domain */
 	const struct bounce_rcpt *br; /* the report's entry for addr, or NULL */
 	enum bounce_class cls;
 	const char *reason;
-	char key[65];               /* idempotency: hash of body and rcpt */
+	char key[65]; /* idempotency: hash of body and rcpt */
 };
 
 struct store_req {
 	struct ingest *in;
 	ingest_stored_cb *cb;
 	void *arg;
-	char id[QID_SIZE];          /* the inbound id */
-	struct buf msg;             /* head then body */
+	char id[QID_SIZE]; /* the inbound id */
+	struct buf msg;    /* head then body */
 	size_t hlen;
 	struct bounce_result br;
 	bool parsed;
@@ -234,7 +234,7 @@ struct store_req {
 	size_t nrcpt, next;
 	struct target t;
 	int status;
-	int parse_rc;               /* bounce_parse's, on the thread pool */
+	int parse_rc; /* bounce_parse's, on the thread pool */
 	uv_work_t work;
 	uv_timer_t timer;
 };
@@ -790,7 +790,7 @@ ingest_open(struct ingest **out, uv_loop_t *loop, const struct config *cfg,
 	in->q = q;
 	in->pol = pol;
 	in->st = st;
-	in->pending = 1;     /* the module's own reference, dropped by close */
+	in->pending = 1; /* the module's own reference, dropped by close */
 	*out = in;
 	return 0;
 }

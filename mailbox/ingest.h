@@ -69,10 +69,10 @@ struct mbox_store;
 
 /* What RCPT gets; the same meaning as relay/smtpd.h's smtpd_rcpt_verdict. */
 enum ingest_verdict {
-	INGEST_RCPT_OK,        /* 250 */
-	INGEST_RCPT_UNKNOWN,   /* a bounce domain's address that is not ours: 550 5.1.1 */
-	INGEST_RCPT_RELAY,     /* not a bounce domain: 550 5.7.1 relay denied */
-	INGEST_RCPT_TEMP,      /* Redis down: 451 4.3.0 */
+	INGEST_RCPT_OK,      /* 250 */
+	INGEST_RCPT_UNKNOWN, /* a bounce domain's address that is not ours: 550 5.1.1 */
+	INGEST_RCPT_RELAY,   /* not a bounce domain: 550 5.7.1 relay denied */
+	INGEST_RCPT_TEMP,    /* Redis down: 451 4.3.0 */
 };
 
 /*

@@ -26,7 +26,7 @@
 #define CORPUS "../shared/testdata/bounces/bounce"
 #define SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define CONF_BASE "[deliver]\nverp_secret = " SECRET "\n[domain shop.example]\n" \
-	"[policy]\nsuppress_bounces = yes\n"
+	          "[policy]\nsuppress_bounces = yes\n"
 
 struct it {
 	uv_loop_t loop;
@@ -87,7 +87,8 @@ it_open(struct it *t, const char *extra)
 	ck_assert_msg(ingest_open(&t->in, &t->loop, &t->cfg, t->q, t->p, t->st, err, sizeof err) == 0,
 	    "ingest_open: %s", err);
 	ck_assert_int_eq(verp_load_key(t->cfg.deliver.verp_secret, t->cfg.server.data_dir, t->key,
-	    err, sizeof err), 0);
+	                     err, sizeof err),
+	    0);
 	t->sync = redis_test_connect(&t->cfg);
 }
 
@@ -140,7 +141,8 @@ it_sent(struct it *t, const char *user, const char *const *rcpts, size_t n, char
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(envelope_add_rcpt(&env, rcpts[i], NULL, 0), 0);
 	ck_assert_int_eq(queue_enqueue(t->q, &env, head, sizeof head - 1, body, sizeof body - 1,
-	    on_enqueued, &r), 0);
+	                     on_enqueued, &r),
+	    0);
 	it_wait(t, &r.done);
 	ck_assert_int_eq(r.status, 0);
 	memcpy(id, r.id, QID_SIZE);
@@ -203,7 +205,7 @@ on_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 		for (size_t k = 0; k < infos[0].jobs[j].st.n; k++)
 			if (infos[0].jobs[j].st.r[k].idx < 8)
 				st[infos[0].jobs[j].st.r[k].idx] = infos[0].jobs[j].st.r[k].state;
-	st[8] = RCPT_QUEUED;   /* done marker */
+	st[8] = RCPT_QUEUED; /* done marker */
 }
 
 /* The state of recipient idx of message id. */
@@ -248,7 +250,7 @@ it_rcpt(struct it *t, const char *addr, enum ingest_verdict *v)
 
 	if (rc < 0)
 		return rc;
-	ck_assert(!r.done);   /* never from inside the call */
+	ck_assert(!r.done); /* never from inside the call */
 	it_wait(t, &r.done);
 	ck_assert_int_eq(r.calls, 1);
 	*v = r.v;
@@ -530,7 +532,9 @@ START_TEST(hard_bounce_marks_suppresses_stores)
 	ck_assert_uint_eq(it_inbox_count(&t, "shop"), 1);
 	got = it_inbox_last(&t, "shop");
 	ck_assert_msg(strncmp(got, "X-Kurier-Class: hard\r\nX-Kurier-Reason: user-unknown\r\n"
-	    "X-Kurier-Recipient: gone@example.net\r\nX-Kurier-Queue-Id: ", 105) == 0, "got: %.200s", got);
+	                           "X-Kurier-Recipient: gone@example.net\r\nX-Kurier-Queue-Id: ",
+	                  105) == 0,
+	    "got: %.200s", got);
 	ck_assert(strstr(got, id) != NULL);
 	ck_assert(strstr(got, "\r\nFrom: Mail Delivery System") != NULL);
 	free(got);
@@ -649,8 +653,9 @@ START_TEST(auto_reply_changes_nothing)
 	it_deliver_all(&t);
 	it_verp(&t, id, 0, false, a, sizeof a);
 	snprintf(msg, sizeof msg, "From: Ann <away@example.net>\r\nTo: %s\r\n"
-	    "Subject: Out of Office: Your order\r\nAuto-Submitted: auto-replied\r\n\r\n"
-	    "I am out of the office until Monday.\r\n", a);
+	                          "Subject: Out of Office: Your order\r\nAuto-Submitted: auto-replied\r\n\r\n"
+	                          "I am out of the office until Monday.\r\n",
+	    a);
 	/* No user on the message and no trusted_user: nowhere to keep it. */
 	ck_assert_int_eq(it_store(&t, a, msg), 0);
 	ck_assert_uint_eq(it_inbox_count(&t, "shop"), 0);
@@ -661,8 +666,9 @@ START_TEST(auto_reply_changes_nothing)
 	it_deliver_all(&t);
 	it_verp(&t, id, 0, false, a, sizeof a);
 	snprintf(msg, sizeof msg, "From: Ann <away@example.net>\r\nTo: %s\r\n"
-	    "Subject: Out of Office: Your order\r\nAuto-Submitted: auto-replied\r\n\r\n"
-	    "I am out of the office until Monday.\r\n", a);
+	                          "Subject: Out of Office: Your order\r\nAuto-Submitted: auto-replied\r\n\r\n"
+	                          "I am out of the office until Monday.\r\n",
+	    a);
 	ck_assert_int_eq(it_store(&t, a, msg), 0);
 	ck_assert_int_eq(it_state(&t, id, 0), RCPT_DELIVERED);
 	ck_assert_str_eq(it_sup(&t, "away@example.net"), "");
@@ -695,7 +701,8 @@ START_TEST(postmaster_mailbox)
 	ck_assert_str_eq(it_sup(&t, "angry@example.net"), "complaint");
 	/* Plain mail to abuse@: stored, class none. */
 	ck_assert_int_eq(it_store(&t, "abuse@bounces.shop.example",
-	    "From: someone@example.org\r\nSubject: hello\r\n\r\nA question.\r\n"), 0);
+	                     "From: someone@example.org\r\nSubject: hello\r\n\r\nA question.\r\n"),
+	    0);
 	ck_assert_uint_eq(it_inbox_count(&t, "admin"), 2);
 	got = it_inbox_last(&t, "admin");
 	ck_assert(strncmp(got, "X-Kurier-Class: none\r\n", 22) == 0);
@@ -762,7 +769,9 @@ START_TEST(message_gone_is_kept_for_trusted_user)
 	ck_assert_str_eq(it_sup(&t, "gone@example.net"), "");
 	got = it_inbox_last(&t, "site");
 	ck_assert_msg(strncmp(got, "X-Kurier-Class: hard\r\nX-Kurier-Reason: user-unknown\r\n"
-	    "X-Kurier-Recipient: gone@example.net\r\nX-Kurier-Queue-Id: \r\n", 110) == 0, "got: %.200s", got);
+	                           "X-Kurier-Recipient: gone@example.net\r\nX-Kurier-Queue-Id: \r\n",
+	                  110) == 0,
+	    "got: %.200s", got);
 	free(got);
 	it_close(&t);
 }
@@ -785,7 +794,8 @@ START_TEST(field_values_are_sanitised)
 	    "--BB\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\r\n"
 	    "--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
 	    "Final-Recipient: rfc822; \xc3\xa9%s@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-	    "--BB--\r\n", long_local);
+	    "--BB--\r\n",
+	    long_local);
 	ck_assert_int_eq(it_store(&t, "postmaster@bounces.shop.example", msg), 0);
 	got = it_inbox_last(&t, "admin");
 	ck_assert(strncmp(got, "X-Kurier-Class: ", 16) == 0);
@@ -904,7 +914,7 @@ START_TEST(redis_down_refuses_at_once)
 
 	ck_assert_int_eq(config_load_string(&cfg, "test", CONF_BASE, err, sizeof err), 0);
 	str_copy(cfg.redis.address.host, "127.0.0.1", sizeof cfg.redis.address.host);
-	cfg.redis.address.port = 1;    /* nothing listens there */
+	cfg.redis.address.port = 1; /* nothing listens there */
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(queue_open(&q, &loop, &cfg, "test"), 0);
 	ck_assert_int_eq(policy_open(&p, &loop, &cfg, "test"), 0);
