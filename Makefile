@@ -54,6 +54,7 @@ QUEUE_SRCS := \
 	queue/qid.c \
 	queue/queue.c \
 	queue/queue_admin.c \
+	queue/queue_events.c \
 	queue/schedule.c \
 	queue/verp.c
 
@@ -105,8 +106,10 @@ MAILBOX_SRCS := \
 	mailbox/bounce_lex.c \
 	mailbox/bounce_ses.c \
 	mailbox/bounce_text.c \
+	mailbox/dsn.c \
 	mailbox/ingest.c \
 	mailbox/names.c \
+	mailbox/report.c \
 	mailbox/store.c \
 	mailbox/store_admin.c \
 	mailbox/store_ops.c \
@@ -174,6 +177,8 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
+	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c
 
@@ -252,6 +257,10 @@ build/$(1)/tests/mbox_append: build/$(1)/tests/tools/mbox_append.o build/$(1)/li
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
+build/$(1)/tests/verp_addr: build/$(1)/tests/tools/verp_addr.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
@@ -308,7 +317,8 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse
+		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse \
+		build/release/tests/verp_addr
 	@tests/bench/run-bench.sh
 
 fuzz: deps

@@ -99,6 +99,11 @@ static const struct command commands[] = {
 	    "auto-reply, none), reason, remote MTA and diagnostic; --json:\n"
 	    "one JSON object per line per file", check_bounce_parse,
 	    run_bounce_parse, NO_CONFIG },
+	{ "bounce", "list", "[--user U] [--class C] [--since 7d]",
+	    "the recipients whose returns came back to the inbound MX, newest\n"
+	    "first: date, user, class (hard, soft, complaint, auto-reply,\n"
+	    "none), reason, status, recipient, queue id; kept [mailbox]\n"
+	    "retention", check_bounce_list, run_bounce_list, NEED_POLICY },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };

@@ -18,7 +18,10 @@
  * jobs of workers that died to the queue.  The relay role also runs the
  * inbound MX for bounce domains ([relay] inbound) with mailbox/ingest as
  * its sink: returns are classified, acted on and stored in the mailbox
- * store, which kurierd opens once for every role that needs it (k.store).
+ * store.  The mailbox role runs the reporter (mailbox/report.h), which
+ * turns the queue's outcome events into delivery status notifications.
+ * kurierd opens the mailbox store once for every role that needs it
+ * (k.store).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +43,7 @@
 #include "policy/policy.h"
 #include "deliver/deliver.h"
 #include "mailbox/ingest.h"
+#include "mailbox/report.h"
 #include "mailbox/store.h"
 #include "queue/queue.h"
 #include "relay/smtpd.h"
@@ -58,6 +62,7 @@ struct kurier {
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
 	struct mbox_store *store;     /* mailbox role, and relay's inbound sink */
 	struct ingest *ingest;        /* relay role: the inbound sink */
+	struct report *report;        /* mailbox role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
 	uv_timer_t grace;
@@ -289,6 +294,18 @@ on_deliver_stopped(void *arg)
 }
 
 static void
+on_report_closed(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->report = NULL;
+	if (k->grace_expired && k->deliver == NULL)
+		finish_stop(k);
+	else
+		kurier_stop(k, NULL);
+}
+
+static void
 on_grace(uv_timer_t *t)
 {
 	struct kurier *k = t->data;
@@ -296,8 +313,11 @@ on_grace(uv_timer_t *t)
 	log_warn("kurierd", "grace_expired", "pending=%u hint=\"work in flight is cancelled; leases return it to the queue\"",
 	    k->inflight);
 	k->grace_expired = true;
-	/* The workers end on their own clock (they hold the queue until then). */
-	if (k->deliver == NULL)
+	/*
+	 * The workers end on their own clock (they hold the queue until then),
+	 * the reporter after the one call it has in flight.
+	 */
+	if (k->deliver == NULL && k->report == NULL)
 		finish_stop(k);
 }
 
@@ -321,8 +341,10 @@ kurier_stop(struct kurier *k, const char *why)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
 		if (k->deliver != NULL)
 			deliver_stop(k->deliver, k->cfg.server.shutdown_grace_ms, on_deliver_stopped, k);
+		if (k->report != NULL)
+			report_close(k->report, on_report_closed, k);
 	}
-	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL)
+	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL && k->report == NULL)
 		finish_stop(k);
 }
 
@@ -345,7 +367,7 @@ reload(struct kurier *k)
 {
 	struct config *next = malloc(sizeof *next);
 	char err[CONFIG_ERR_MAX], q[CONFIG_ERR_MAX + 8];
-	const char *changed[6];
+	const char *changed[7];
 	size_t n = 0;
 
 	if (next == NULL) {
@@ -377,6 +399,8 @@ reload(struct kurier *k)
 	if (memcmp(&next->deliver, &k->cfg.deliver, sizeof next->deliver) != 0 ||
 	    !lists_equal(next, &k->cfg))
 		changed[n++] = "deliver";
+	if (memcmp(&next->mailbox, &k->cfg.mailbox, sizeof next->mailbox) != 0)
+		changed[n++] = "mailbox";
 	if (k->smtpd != NULL) {
 		if (smtpd_reload_tls(k->smtpd, err, sizeof err) < 0)
 			log_error("kurierd", "tls_reload_failed", "error=%s action=\"kept the running certificate\"",
@@ -529,7 +553,8 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
-	if (k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) {
+	if ((k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) ||
+	    ((k.cfg.server.roles & ROLE_MAILBOX) && k.cfg.mailbox.dsn_to_sender)) {
 		if ((rc = policy_open(&k.policy, k.loop, &k.cfg, "kurierd-policy")) < 0)
 			log_fatal("kurierd", "policy_open", "error=\"%s\"", uv_strerror(rc));
 	}
@@ -563,6 +588,19 @@ main(int argc, char **argv)
 		if (deliver_open(&k.deliver, k.loop, &k.cfg, k.queue, k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "deliver", "error=%s hint=\"fix [deliver] or [domain] in %s\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
+	}
+
+	if (k.cfg.server.roles & ROLE_MAILBOX) {
+		char consumer[CONFIG_HOST_MAX + 32];
+
+		if (k.store == NULL &&
+		    (rc = mbox_store_open(&k.store, k.loop, &k.cfg, err, sizeof err)) < 0)
+			log_fatal("kurierd", "mailbox_store", "error=%s", log_quotes(q, sizeof q, err));
+		/* One consumer per process: a restarted node's leftovers are claimed like any other. */
+		snprintf(consumer, sizeof consumer, "%s:%d", k.cfg.server.hostname, (int)getpid());
+		if (report_open(&k.report, k.loop, &k.cfg, k.queue, k.store, k.policy, consumer, err,
+		    sizeof err) < 0)
+			log_fatal("kurierd", "report", "error=%s", log_quotes(q, sizeof q, err));
 	}
 
 	uv_signal_init(k.loop, &k.sig_term);

@@ -7,7 +7,11 @@
  * Each call is one request on the heap, counted in in->pending so that
  * ingest_close() frees the module only after the last has answered.  A
  * request that must answer without a Redis call (a foreign domain, say)
- * answers from a zero timer, never from inside the call.
+ * answers from a zero timer, never from inside the call.  A return is
+ * parsed on libuv's thread pool (a report may be [mailbox]
+ * max_bounce_size, 10 MB, and GMime's parse of it must not hold the
+ * loop); its recipients are then worked through one after the other,
+ * each next one started from the timer on the next loop turn.
  */
 #include "mailbox/ingest.h"
 
@@ -82,10 +86,10 @@ role_local(const char *local, size_t len)
 }
 
 enum addr_kind {
-	ADDR_FOREIGN,    /* not a bounce domain */
-	ADDR_ROLE,       /* postmaster@ or abuse@ of one */
-	ADDR_VERP,       /* a VERP address that verifies */
-	ADDR_BAD,        /* a bounce domain's address that is neither */
+	ADDR_FOREIGN, /* not a bounce domain */
+	ADDR_ROLE,    /* postmaster@ or abuse@ of one */
+	ADDR_VERP,    /* a VERP address that verifies */
+	ADDR_BAD,     /* a bounce domain's address that is neither */
 };
 
 /* What addr is; for ADDR_VERP, *vi. */
@@ -203,25 +207,26 @@ ingest_rcpt(struct ingest *in, const char *addr, ingest_rcpt_cb *cb, void *arg)
 
 /* One envelope recipient's return, worked through step by step. */
 struct target {
-	char rcpt[512];             /* the envelope recipient it came to */
-	bool token;                 /* a VERP token names the message */
+	char rcpt[512]; /* the envelope recipient it came to */
+	bool token;     /* a VERP token names the message */
 	struct verp_info vi;
-	bool known;                 /* the queue record was read */
-	char user[65];              /* whose INBOX */
-	char addr[512];             /* the recipient it is about, or "" */
-	char scope[256];            /* the returned message's sender domain */
+	bool known;                   /* the queue record was read */
+	bool unsure;                  /* a job token, and the report names none of its recipients */
+	char user[65];                /* whose INBOX */
+	char addr[512];               /* the recipient it is about, or "" */
+	char scope[256];              /* the returned message's sender domain */
 	const struct bounce_rcpt *br; /* the report's entry for addr, or NULL */
 	enum bounce_class cls;
 	const char *reason;
-	char key[65];               /* idempotency: hash of body and rcpt */
+	char key[65]; /* idempotency: hash of body and rcpt */
 };
 
 struct store_req {
 	struct ingest *in;
 	ingest_stored_cb *cb;
 	void *arg;
-	char id[QID_SIZE];          /* the inbound id */
-	struct buf msg;             /* head then body */
+	char id[QID_SIZE]; /* the inbound id */
+	struct buf msg;    /* head then body */
 	size_t hlen;
 	struct bounce_result br;
 	bool parsed;
@@ -229,6 +234,8 @@ struct store_req {
 	size_t nrcpt, next;
 	struct target t;
 	int status;
+	int parse_rc; /* bounce_parse's, on the thread pool */
+	uv_work_t work;
 	uv_timer_t timer;
 };
 
@@ -267,6 +274,20 @@ store_end(struct store_req *sr, int status)
 	uv_timer_start(&sr->timer, on_store_timer, 0, 0);
 }
 
+static void
+on_next_timer(uv_timer_t *t)
+{
+	store_next(t->data);
+}
+
+/* store_skip - done with this recipient: the next one on the next loop turn. */
+static void
+store_skip(struct store_req *sr)
+{
+	sr->next++;
+	uv_timer_start(&sr->timer, on_next_timer, 0, 0);
+}
+
 /* A value for an X-Kurier-* field: printable ASCII, at most FIELD_MAX. */
 static void
 field_value(struct buf *out, const char *v)
@@ -298,7 +319,8 @@ return_key(const struct store_req *sr, const char *rcpt, char out[65])
 	if (ctx == NULL)
 		log_fatal("ingest", "out_of_memory", "what=EVP_MD_CTX");
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, sr->msg.data + sr->hlen, sr->msg.len - sr->hlen);
+	if (sr->msg.len > sr->hlen)
+		EVP_DigestUpdate(ctx, sr->msg.data + sr->hlen, sr->msg.len - sr->hlen);
 	EVP_DigestUpdate(ctx, "", 1);
 	EVP_DigestUpdate(ctx, rcpt, strlen(rcpt));
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
@@ -398,8 +420,7 @@ on_appended(void *arg, int status, uint32_t uidvalidity, uint32_t uid)
 	    t->known ? t->vi.qid : "-", log_quotes(qa, sizeof qa, t->addr), bounce_class_name(t->cls),
 	    t->reason, t->br != NULL && t->br->status[0] ? t->br->status : "-",
 	    log_quotes(qu, sizeof qu, t->user), uid, sr->id, status == -EEXIST ? " repeated=yes" : "");
-	sr->next++;
-	store_next(sr);
+	store_skip(sr);
 }
 
 static void
@@ -465,7 +486,7 @@ step_policy(struct store_req *sr)
 		return;
 	}
 	/* Without the message's record there is no sending domain to act for. */
-	if (sr->in->pol == NULL || !t->known || strchr(t->addr, '@') == NULL ||
+	if (sr->in->pol == NULL || !t->known || t->unsure || strchr(t->addr, '@') == NULL ||
 	    !str_is_username(t->user)) {
 		step_append(sr);
 		return;
@@ -519,7 +540,7 @@ step_mark(struct store_req *sr)
 	char reply[600];
 	int rc;
 
-	if (t->cls != BOUNCE_CLASS_HARD || !t->known) {
+	if (t->cls != BOUNCE_CLASS_HARD || !t->known || t->unsure) {
 		step_policy(sr);
 		return;
 	}
@@ -576,8 +597,7 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 		if (t->user[0] == '\0') {
 			log_warn("ingest", "return_dropped", "return=%s id=%s why=\"message unknown, no [relay] trusted_user or [mailbox] postmaster to keep it for\"",
 			    sr->id, t->vi.qid);
-			sr->next++;
-			store_next(sr);
+			store_skip(sr);
 			return;
 		}
 		step_append(sr);
@@ -589,10 +609,12 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 	str_copy(t->addr, e->rcpt[t->vi.rcpt_idx].addr, sizeof t->addr);
 	if (t->vi.job) {
 		const char *dom = e->rcpt[t->vi.rcpt_idx].domain;
+		size_t njob = 0;
+		bool found = false;
 
+		for (size_t k = 0; k < e->nrcpt; k++)
+			njob += strcmp(e->rcpt[k].domain, dom) == 0;
 		for (size_t i = 0; i < sr->br.nrcpt; i++) {
-			bool found = false;
-
 			for (size_t k = 0; k < e->nrcpt && !found; k++) {
 				if (strcmp(e->rcpt[k].domain, dom) != 0)
 					continue;
@@ -605,6 +627,14 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 			if (found)
 				break;
 		}
+		/*
+		 * Which of several it is about, the report does not say (a
+		 * forwarded address, say): store it under the report's own
+		 * recipient, act on none.
+		 */
+		t->unsure = !found && njob > 1;
+		if (t->unsure)
+			t->addr[0] = '\0';
 	}
 	classify(sr, t);
 	if (t->user[0] == '\0')
@@ -616,8 +646,7 @@ on_store_fetched(void *arg, int status, struct queue_info *infos, size_t n)
 	if (t->user[0] == '\0') {
 		log_warn("ingest", "return_dropped", "return=%s id=%s why=\"no user: the message had none and [relay] trusted_user is empty\"",
 		    sr->id, t->vi.qid);
-		sr->next++;
-		store_next(sr);
+		store_skip(sr);
 		return;
 	}
 	step_mark(sr);
@@ -657,15 +686,13 @@ store_next(struct store_req *sr)
 		break;
 	default:
 		/* Not taken at RCPT; the session never hands it on. */
-		sr->next++;
-		store_next(sr);
+		store_skip(sr);
 		return;
 	}
 	if (!t->token) {
 		classify(sr, t);
 		if (t->user[0] == '\0') {
-			sr->next++;
-			store_next(sr);
+			store_skip(sr);
 			return;
 		}
 		step_append(sr);
@@ -675,6 +702,33 @@ store_next(struct store_req *sr)
 	rc = queue_fetch(in->q, ids, 1, on_store_fetched, sr);
 	if (rc < 0)
 		store_end(sr, rc);
+}
+
+/* parse_work - on the thread pool: touches nothing but sr's message and result. */
+static void
+parse_work(uv_work_t *w)
+{
+	struct store_req *sr = w->data;
+
+	sr->parse_rc = bounce_parse(sr->msg.data ? sr->msg.data : "", sr->msg.len, &sr->br);
+}
+
+static void
+parse_done(uv_work_t *w, int status)
+{
+	struct store_req *sr = w->data;
+
+	if (status < 0) {
+		store_end(sr, status);
+		return;
+	}
+	if (sr->parse_rc < 0) {
+		log_warn("ingest", "parse_failed", "return=%s error=\"%s\"", sr->id, uv_strerror(sr->parse_rc));
+		store_end(sr, sr->parse_rc);
+		return;
+	}
+	sr->parsed = true;
+	store_next(sr);
 }
 
 int
@@ -699,21 +753,17 @@ ingest_store(struct ingest *in, const struct envelope *env, const char *head,
 	buf_append(&sr->msg, head, hlen);
 	buf_append(&sr->msg, body, blen);
 	sr->hlen = hlen;
-	rc = bounce_parse(sr->msg.data ? sr->msg.data : "", sr->msg.len, &sr->br);
-	if (rc < 0) {
-		buf_free(&sr->msg);
-		free(sr);
-		return rc;
-	}
-	sr->parsed = true;
 	sr->rcpts = xcalloc(env->nrcpt, sizeof *sr->rcpts);
 	for (size_t i = 0; i < env->nrcpt; i++)
 		sr->rcpts[i] = xstrdup(env->rcpt[i].addr ? env->rcpt[i].addr : "");
 	sr->nrcpt = env->nrcpt;
 	uv_timer_init(in->loop, &sr->timer);
 	sr->timer.data = sr;
+	sr->work.data = sr;
 	in->pending++;
-	store_next(sr);
+	rc = uv_queue_work(in->loop, &sr->work, parse_work, parse_done);
+	if (rc < 0)
+		parse_done(&sr->work, rc);
 	return 0;
 }
 
@@ -740,7 +790,7 @@ ingest_open(struct ingest **out, uv_loop_t *loop, const struct config *cfg,
 	in->q = q;
 	in->pol = pol;
 	in->st = st;
-	in->pending = 1;     /* the module's own reference, dropped by close */
+	in->pending = 1; /* the module's own reference, dropped by close */
 	*out = in;
 	return 0;
 }

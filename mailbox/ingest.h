@@ -19,7 +19,9 @@
  * token (for postmaster@/abuse@, one found in the returned message's
  * Return-Path, if any) names the message and the recipient; for a job
  * token the report's Final-Recipient picks the recipient among the job's
- * domain.  The report's entry for that recipient gives the class:
+ * domain (a report that names none of a job's several recipients is
+ * stored and acts on none).  The report's entry for that recipient gives
+ * the class:
  *   hard       the recipient is marked bounced in the queue record (also
  *              after it was delivered; queue_mark_bounced), an outcome
  *              event is emitted, and, under [policy] suppress_bounces,
@@ -67,10 +69,10 @@ struct mbox_store;
 
 /* What RCPT gets; the same meaning as relay/smtpd.h's smtpd_rcpt_verdict. */
 enum ingest_verdict {
-	INGEST_RCPT_OK,        /* 250 */
-	INGEST_RCPT_UNKNOWN,   /* a bounce domain's address that is not ours: 550 5.1.1 */
-	INGEST_RCPT_RELAY,     /* not a bounce domain: 550 5.7.1 relay denied */
-	INGEST_RCPT_TEMP,      /* Redis down: 451 4.3.0 */
+	INGEST_RCPT_OK,      /* 250 */
+	INGEST_RCPT_UNKNOWN, /* a bounce domain's address that is not ours: 550 5.1.1 */
+	INGEST_RCPT_RELAY,   /* not a bounce domain: 550 5.7.1 relay denied */
+	INGEST_RCPT_TEMP,    /* Redis down: 451 4.3.0 */
 };
 
 /*

@@ -67,8 +67,7 @@ on_return(void *arg, int status, redisReply *r)
 	uint64_t seen = 0;
 
 	memset(&res, 0, sizeof res);
-	if (status == 0 && (!rdb_reply_array(r, 3) || !rdb_reply_u64(r->element[0], &seen) ||
-	    !rdb_reply_u64(r->element[1], &res.soft_count) || !rdb_reply_str(r->element[2], &p, &len)))
+	if (status == 0 && (!rdb_reply_array(r, 3) || !rdb_reply_u64(r->element[0], &seen) || !rdb_reply_u64(r->element[1], &res.soft_count) || !rdb_reply_str(r->element[2], &p, &len)))
 		status = -EIO;
 	rdb_log_error("policy", "return", status, r);
 	if (status == 0) {

@@ -38,7 +38,7 @@ static struct rdb_script s_quarantine = { "quarantine", queue_lua_quarantine, ""
 static struct rdb_script *const scripts[] = {
 	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &queue__script_retry,
 	&queue__script_delete, &queue__script_fetch, &queue__script_stats, &queue__script_list, &s_sig,
-	&queue__script_bounce,
+	&queue__script_bounce, &queue__script_events, &queue__script_msgread, &queue__script_dropbody,
 	NULL,
 };
 
@@ -682,6 +682,7 @@ finish(struct queue *q, struct queue_job *job, bool release, uint64_t at,
 	args_addf(&a, "%" PRIu64, due);
 	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
 	args_addf(&a, "%" PRIu64, q->cfg.queue.events_max);
+	args_adds(&a, job->env.ret == RET_FULL ? "1" : "0");
 	for (int s = 0; s < RCPT_NSTATES; s++)
 		nstats += counts[s] > 0;
 	args_addf(&a, "%u", nstats);

@@ -183,6 +183,72 @@ int queue_complete_at(struct queue *q, struct queue_job *job, uint64_t due_ms,
 int queue_reap(struct queue *q, void (*cb)(void *arg, int status, size_t n),
     void *arg);
 
+/* --- outcome events (queue_events.c) ----------------------------------------- */
+
+/*
+ * One entry of the events stream: a recipient's outcome, as complete
+ * wrote it (queue/README.md).  Strings are the entry's, "" when empty.
+ */
+struct queue_event {
+	char eid[48];          /* stream entry id, "ms-seq" */
+	uint64_t ms;           /* when it was written (the id's time, Redis's clock) */
+	char id[QID_SIZE];     /* queue id of the message */
+	char *domain;
+	char *rcpt;
+	enum rcpt_state state;
+	uint32_t attempts;
+	char *reply;
+	char *orcpt;
+	unsigned notify;       /* NOTIFY_* bits, 0 when absent */
+	char *mta;             /* "name[address]" of the remote host, or "" */
+	enum queue_stream stream;
+	bool returned;         /* returned=1: an asynchronous return marked it bounced */
+	bool claimed;          /* taken over from a consumer that held it too long */
+	bool bad;              /* unreadable fields: acknowledge it and move on */
+};
+
+/* cb owns nothing: the events are freed after it returns. */
+typedef void queue_events_cb(void *arg, int status, struct queue_event *ev, size_t n);
+
+/*
+ * queue_events_read - up to max events for consumer (a name unique to
+ * this process) of the consumer group group of the events stream: first
+ * events that another consumer (or this one) read and did not
+ * acknowledge for longer than claim_idle_ms (XAUTOCLAIM: a consumer that
+ * died), then new ones (XREADGROUP, never blocking the connection).
+ * Each event is handed to one consumer of the group at a time and stays
+ * pending until queue_events_ack().  The group is made on first use,
+ * starting at events younger than since_ms before now (so a new
+ * group does not report the whole capped stream again).
+ */
+int queue_events_read(struct queue *q, const char *group, const char *consumer, unsigned max,
+    uint64_t claim_idle_ms, uint64_t since_ms, queue_events_cb *cb, void *arg);
+/* queue_events_ack - the events eids[0..n) of group are handled for good. */
+int queue_events_ack(struct queue *q, const char *group, const char *const *eids, size_t n,
+    queue_status_cb *cb, void *arg);
+
+/* A message as a report needs it: envelope, header section, body if still kept. */
+struct queue_msg {
+	char id[QID_SIZE];
+	bool exists;
+	bool done;             /* every recipient final (the body is then kept only for RET=FULL) */
+	struct envelope env;
+	char *head;            /* header section with its empty line */
+	size_t head_len;
+	char *body;            /* NULL when dropped or not asked for */
+	size_t body_len;
+};
+/* cb owns nothing: m is freed after it returns.  -EBADMSG: unreadable envelope. */
+typedef void queue_msg_cb(void *arg, int status, const struct queue_msg *m);
+/* queue_msg_read - read message id, with its body when body is true (and still kept). */
+int queue_msg_read(struct queue *q, const char *id, bool body, queue_msg_cb *cb, void *arg);
+/*
+ * queue_drop_body - drop the body of a message that is done (kept after
+ * it was done because the sender asked for RET=FULL, until its reports
+ * are made).  Nothing for a message still in the queue.
+ */
+int queue_drop_body(struct queue *q, const char *id, queue_status_cb *cb, void *arg);
+
 /* --- administration --------------------------------------------------------- */
 
 struct queue_jobinfo {

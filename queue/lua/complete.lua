@@ -1,6 +1,8 @@
 -- complete: record the outcome of one claimed job.
 -- ARGV: prefix, now, id, domain, token, job state, due (0 = every
--- recipient of the domain is final), retention_ms, events_max,
+-- recipient of the domain is final), retention_ms, events_max, keep
+-- body (1: the sender asked for RET=FULL, so the body stays when the
+-- message is done, until the reporter has made its reports),
 -- nstats, nstats pairs (counter, increment), then events, each 7 fields:
 -- rcpt, state, attempts, reply, orcpt, notify, mta (the remote host that
 -- gave the reply, "name[address]", or "")
@@ -33,7 +35,11 @@ if due > 0 then
 	redis.call('ZADD', P .. 'd:' .. st, 'LT', due, dom)
 elseif redis.call('HINCRBY', mkey, 'pending', -1) <= 0 then
 	redis.call('HSET', mkey, 'state', 'done', 'done', now)
-	redis.call('HDEL', mkey, 'body', 'sig')
+	if ARGV[10] == '1' then
+		redis.call('HDEL', mkey, 'sig')
+	else
+		redis.call('HDEL', mkey, 'body', 'sig')
+	end
 	redis.call('ZREM', P .. 'active', id)
 	redis.call('ZADD', P .. 'done', now, id)
 	redis.call('PEXPIRE', mkey, retention)
@@ -41,8 +47,8 @@ elseif redis.call('HINCRBY', mkey, 'pending', -1) <= 0 then
 end
 -- (The done set is trimmed to retention by claims and stats.)
 
-local nstats = tonumber(ARGV[10])
-local i = 11
+local nstats = tonumber(ARGV[11])
+local i = 12
 for _ = 1, nstats do
 	redis.call('HINCRBY', P .. 'stats', ARGV[i], ARGV[i + 1])
 	i = i + 2
