@@ -252,6 +252,10 @@ build/$(1)/tests/mbox_append: build/$(1)/tests/tools/mbox_append.o build/$(1)/li
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
+build/$(1)/tests/verp_addr: build/$(1)/tests/tools/verp_addr.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
@@ -308,7 +312,8 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse
+		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse \
+		build/release/tests/qload build/release/tests/verp_addr
 	@tests/bench/run-bench.sh
 
 fuzz: deps
