@@ -42,10 +42,12 @@
  *           could not send as is, a line over 998 octets (RFC 5321
  *           4.5.3.1.6), a NUL or a bare CR, is skipped with a note on
  *           stderr; message_files counts the files used.
- *   -U      every message unique: a line "smtpload-seq: N" is added at its
- *           end (for a MIME message, in the epilogue after the closing
- *           boundary, which no reader interprets), so a server that keeps
- *           one copy per distinct body (kurier's inbound sink) stores each
+ *   -U      every message unique: a line "smtpload-seq: PID.START.N" (our
+ *           process id, the run's start time in ns, the message number) is
+ *           added at its end (for a MIME message, in the epilogue after
+ *           the closing boundary, which no reader interprets), so a server
+ *           that keeps one copy per distinct body (kurier's inbound sink)
+ *           stores each, in this run and across runs,
  *   -N      prefix of every figure's name (load)
  *           message anew
  *   -P      also account LABEL: the process PID and all its descendants
@@ -202,6 +204,7 @@ struct load {
 	char **rcpts;              /* -R, or the one of -r */
 	size_t nrcpts;
 	bool unique;               /* -U */
+	char run_id[48];           /* -U: what makes this run's lines unique */
 	size_t nfiles;             /* files named by -M, -D and arguments */
 	char auth_cmd[1024];
 
@@ -810,7 +813,7 @@ sess_enter_state(struct sess *s, enum sess_state st)
 		s->t_dot = now_ns();
 		sess_send(s, l->msgs[i], l->msg_lens[i]);
 		if (l->unique)
-			sess_sendf(s, "smtpload-seq: %" PRIu64 "\r\n", s->rcpt);
+			sess_sendf(s, "smtpload-seq: %s.%" PRIu64 "\r\n", l->run_id, s->rcpt);
 		sess_send(s, ".\r\n", 3);
 		break;
 	}
@@ -1607,6 +1610,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	snprintf(l.run_id, sizeof l.run_id, "%ld.%" PRIu64, (long)getpid(), now_ns());
 	log_set_level(LOG_WARN);
 	if (l.mode != MODE_PLAIN && tlsctx_client(&l.tls, err, sizeof err) < 0) {
 		fprintf(stderr, "smtpload: %s\n", err);
