@@ -198,7 +198,7 @@ struct load {
 	uint64_t per_session, duration_ms, warmup_ms, deadline_ms, hold_ms;
 	uint64_t total, started, done;   /* -n: messages to send, started, answered */
 	unsigned idle_want;
-	char **msgs;               /* the messages, dot-stuffed, CRLF, without ".\r\n" */
+	char **msgs;               /* the messages, dot-stuffed, CRLF, with ".\r\n" */
 	size_t *msg_lens, nmsgs;
 	uint64_t msg_size;         /* -s, or the files' average */
 	char **rcpts;              /* -R, or the one of -r */
@@ -433,9 +433,9 @@ labels_read(struct load *l, bool after, bool memory)
 
 /*
  * make_message - a plain-text message of size bytes (CRLF line ends, at
- * least its header section), dot-stuffed (RFC 5321 4.5.2), as sent after
- * DATA but for the terminating ".\r\n".  The null sender (from "") gets a
- * mailer daemon's From field.
+ * least its header section), dot-stuffed (RFC 5321 4.5.2) and followed
+ * by the terminating ".\r\n", as sent after DATA.  The null sender (from
+ * "") gets a mailer daemon's From field.
  */
 static char *
 make_message(const char *from, size_t size, size_t *len)
@@ -469,6 +469,7 @@ make_message(const char *from, size_t size, size_t *len)
 		buf_append(&out, m.data + pos, ll);
 		pos += ll;
 	}
+	buf_appends(&out, ".\r\n");
 	buf_free(&m);
 	return buf_steal(&out, len);
 }
@@ -477,7 +478,7 @@ make_message(const char *from, size_t size, size_t *len)
 
 /*
  * load_message - the content of path as sent after DATA: CRLF line ends,
- * dot-stuffed, without the terminating ".\r\n".  NULL, with why set,
+ * dot-stuffed, with the terminating ".\r\n".  NULL, with why set,
  * when it cannot be read or could not be sent unchanged (a line over 998
  * octets, a NUL, a bare CR), or is empty.
  */
@@ -533,6 +534,7 @@ load_message(const char *path, size_t *len, const char **why)
 		buf_free(&out);
 		return NULL;
 	}
+	buf_appends(&out, ".\r\n");
 	return buf_steal(&out, len);
 }
 
@@ -811,10 +813,13 @@ sess_enter_state(struct sess *s, enum sess_state st)
 		size_t i = s->rcpt % l->nmsgs;
 
 		s->t_dot = now_ns();
-		sess_send(s, l->msgs[i], l->msg_lens[i]);
-		if (l->unique)
-			sess_sendf(s, "smtpload-seq: %s.%" PRIu64 "\r\n", l->run_id, s->rcpt);
-		sess_send(s, ".\r\n", 3);
+		if (!l->unique) {
+			sess_send(s, l->msgs[i], l->msg_lens[i]);
+			break;
+		}
+		/* The line goes in before the final ".\r\n". */
+		sess_send(s, l->msgs[i], l->msg_lens[i] - 3);
+		sess_sendf(s, "smtpload-seq: %s.%" PRIu64 "\r\n.\r\n", l->run_id, s->rcpt);
 		break;
 	}
 	case S_RSET:
@@ -1622,11 +1627,11 @@ main(int argc, char **argv)
 		l.msgs[0] = make_message(l.from, (size_t)l.msg_size, &l.msg_lens[0]);
 		l.nmsgs = 1;
 	} else {
-		/* The average of what goes after DATA, dot-stuffing included. */
+		/* The average of what goes after DATA, dot-stuffing included, but for ".\r\n". */
 		uint64_t sum = 0;
 
 		for (size_t i = 0; i < l.nmsgs; i++)
-			sum += l.msg_lens[i];
+			sum += l.msg_lens[i] - 3;
 		l.msg_size = sum / l.nmsgs;
 	}
 	l.loop = uv_default_loop();
