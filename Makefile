@@ -318,7 +318,7 @@ bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
 		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse \
-		build/release/tests/verp_addr
+		build/release/tests/qload build/release/tests/verp_addr
 	@tests/bench/run-bench.sh
 
 fuzz: deps

@@ -4,7 +4,8 @@
  *
  *   smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]
  *            [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]
- *            [-s SIZE] [-f FROM] [-R RCPT] [-U] [-N NAME] [-P LABEL=PID]... [-t SECONDS]
+ *            [-s SIZE] [-f FROM] [-r RCPT | -R FILE] [-M FILE]... [-D DIR] [-U]
+ *            [-N NAME] [-P LABEL=PID]... [-t SECONDS] [FILE...]
  *   smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]
  *            [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]
  *
@@ -23,15 +24,32 @@
  *   -d      seconds of the measured window (10)
  *   -W      warm-up seconds before the window opens (2)
  *   -s      message size in bytes, header section included (5120)
- *   -f      envelope and header sender (bench@shop.example; "" sends the
- *           null reverse-path, MAIL FROM:<>, as a return does)
- *   -R      every RCPT is this address (default: user<N>@d<NN>.example,
- *           N counting up); the inbound MX's benchmark sends returns to
- *           one VERP address
- *   -U      make every message's body unique: a first body line
- *           "Sequence N" (the inbound MX acts on a return once, keyed by
- *           its body, so identical bodies would all be repeats)
+ *   -f      envelope and header sender (bench@shop.example); -f '' sends
+ *           the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5), as
+ *           bounces and other returns come
+ *   -r      every message to this one recipient (default: user<N>@d<NN>.example,
+ *           a new N per message over 20 domains)
+ *   -R      recipients from FILE, one per line (blank lines and lines
+ *           starting with # skipped), used in rotation: message N goes to
+ *           line N modulo their number
+ *   -M      send the content of FILE instead of a made-up message
+ *           (repeatable; the FILE arguments after the options count the
+ *           same); -D: every regular file in DIR, in name order.  The
+ *           files are used in rotation (message N is file N modulo their
+ *           number), -s is ignored.  Line ends become CRLF (a bare LF or
+ *           CRLF ends a line), a missing last line end is added, lines
+ *           are dot-stuffed (RFC 5321 4.5.2).  A file a careful client
+ *           could not send as is, a line over 998 octets (RFC 5321
+ *           4.5.3.1.6), a NUL or a bare CR, is skipped with a note on
+ *           stderr; message_files counts the files used.
+ *   -U      every message unique: a line "smtpload-seq: PID.START.N" (our
+ *           process id, the run's start time in ns, the message number) is
+ *           added at its end (for a MIME message, in the epilogue after
+ *           the closing boundary, which no reader interprets), so a server
+ *           that keeps one copy per distinct body (kurier's inbound sink)
+ *           stores each, in this run and across runs,
  *   -N      prefix of every figure's name (load)
+ *           message anew
  *   -P      also account LABEL: the process PID and all its descendants
  *           (repeatable, at most 8)
  *   -t      deadline of the whole run in seconds (600)
@@ -86,6 +104,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -150,6 +169,7 @@ struct sess {
 	bool group_ok, got354;
 	uint64_t sent;             /* messages started */
 	uint64_t rcpt;             /* the recipient number of this message */
+	char to[512];              /* its recipient */
 	uint64_t t_dot;            /* when the final "." was written, ns */
 };
 
@@ -178,11 +198,14 @@ struct load {
 	uint64_t per_session, duration_ms, warmup_ms, deadline_ms, hold_ms;
 	uint64_t total, started, done;   /* -n: messages to send, started, answered */
 	unsigned idle_want;
-	char *msg;                 /* the message, dot-stuffed, with ".\r\n" */
-	size_t msg_len, msg_size;
-	size_t msg_head;           /* where its body starts (-U inserts a line there) */
-	const char *rcpt;          /* -R, or NULL */
+	char **msgs;               /* the messages, dot-stuffed, CRLF, with ".\r\n" */
+	size_t *msg_lens, nmsgs;
+	uint64_t msg_size;         /* -s, or the files' average */
+	char **rcpts;              /* -R, or the one of -r */
+	size_t nrcpts;
 	bool unique;               /* -U */
+	char run_id[48];           /* -U: what makes this run's lines unique */
+	size_t nfiles;             /* files named by -M, -D and arguments */
 	char auth_cmd[1024];
 
 	struct sess *sess;         /* this phase's sessions */
@@ -411,7 +434,8 @@ labels_read(struct load *l, bool after, bool memory)
 /*
  * make_message - a plain-text message of size bytes (CRLF line ends, at
  * least its header section), dot-stuffed (RFC 5321 4.5.2) and followed
- * by the terminating ".\r\n", as sent after DATA.
+ * by the terminating ".\r\n", as sent after DATA.  The null sender (from
+ * "") gets a mailer daemon's From field.
  */
 static char *
 make_message(const char *from, size_t size, size_t *len)
@@ -430,7 +454,7 @@ make_message(const char *from, size_t size, size_t *len)
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: 7bit\r\n"
-	    "\r\n", from);
+	    "\r\n", from[0] ? from : "MAILER-DAEMON@load.bench");
 	while (m.len + sizeof line - 1 + 2 <= size)
 		buf_append(&m, line, sizeof line - 1);
 	while (m.len + 2 < size)
@@ -448,6 +472,146 @@ make_message(const char *from, size_t size, size_t *len)
 	buf_appends(&out, ".\r\n");
 	buf_free(&m);
 	return buf_steal(&out, len);
+}
+
+#define FILE_MAX (64u << 20)
+
+/*
+ * load_message - the content of path as sent after DATA: CRLF line ends,
+ * dot-stuffed, with the terminating ".\r\n".  NULL, with why set,
+ * when it cannot be read or could not be sent unchanged (a line over 998
+ * octets, a NUL, a bare CR), or is empty.
+ */
+static char *
+load_message(const char *path, size_t *len, const char **why)
+{
+	struct buf out = BUF_INIT;
+	char *data;
+	size_t n = 0, cap = 65536, pos = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	data = xmalloc(cap);
+	for (;;) {
+		size_t got = fread(data + n, 1, cap - n, f);
+
+		n += got;
+		if (n < cap)
+			break;
+		if (cap >= FILE_MAX) {
+			fclose(f);
+			free(data);
+			*why = "larger than 64 MiB";
+			return NULL;
+		}
+		cap *= 2;
+		data = xreallocarray(data, cap, 1);
+	}
+	fclose(f);
+	*why = n == 0 ? "empty" : memchr(data, '\0', n) != NULL ? "holds a NUL" : NULL;
+	while (*why == NULL && pos < n) {
+		const char *lf = memchr(data + pos, '\n', n - pos);
+		size_t end = lf ? (size_t)(lf - data) : n;   /* the line is data[pos..end) */
+		size_t next = lf ? end + 1 : n;
+
+		if (end > pos && data[end - 1] == '\r')
+			end--;
+		if (memchr(data + pos, '\r', end - pos) != NULL)
+			*why = "holds a bare CR";
+		else if (end - pos > 998)
+			*why = "has a line over 998 octets";
+		if (data[pos] == '.' && end > pos)
+			buf_appendc(&out, '.');
+		buf_append(&out, data + pos, end - pos);
+		buf_appends(&out, "\r\n");
+		pos = next;
+	}
+	free(data);
+	if (*why != NULL) {
+		buf_free(&out);
+		return NULL;
+	}
+	buf_appends(&out, ".\r\n");
+	return buf_steal(&out, len);
+}
+
+/* add_message - path's content to the rotation, or a note on stderr. */
+static void
+add_message(struct load *l, const char *path)
+{
+	const char *why;
+	size_t len;
+	char *m = load_message(path, &len, &why);
+
+	if (m == NULL) {
+		fprintf(stderr, "smtpload: %s: skipped: %s\n", path, why);
+		return;
+	}
+	l->msgs = xreallocarray(l->msgs, l->nmsgs + 1, sizeof *l->msgs);
+	l->msg_lens = xreallocarray(l->msg_lens, l->nmsgs + 1, sizeof *l->msg_lens);
+	l->msgs[l->nmsgs] = m;
+	l->msg_lens[l->nmsgs++] = len;
+}
+
+static int
+cmp_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* add_dir - every regular file of dir, in name order; -1 when dir cannot be read. */
+static int
+add_dir(struct load *l, const char *dir)
+{
+	struct dirent **de;
+	char path[4096];
+	int n = scandir(dir, &de, NULL, cmp_name);
+
+	if (n < 0) {
+		fprintf(stderr, "smtpload: -D %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+
+		if (snprintf(path, sizeof path, "%s/%s", dir, de[i]->d_name) < (int)sizeof path &&
+		    stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			add_message(l, path);
+		free(de[i]);
+	}
+	free(de);
+	return 0;
+}
+
+/* add_rcpts - the recipients of file, one per line; -1 when it cannot be read. */
+static int
+add_rcpts(struct load *l, const char *file)
+{
+	char line[600];
+	FILE *f = fopen(file, "r");
+
+	if (f == NULL) {
+		fprintf(stderr, "smtpload: -R %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *a = str_trim(line);
+
+		if (a[0] == '\0' || a[0] == '#')
+			continue;
+		if (strlen(a) >= sizeof ((struct sess *)0)->to || strpbrk(a, "<> \t") != NULL) {
+			fprintf(stderr, "smtpload: -R %s: not an address: %s\n", file, a);
+			fclose(f);
+			return -1;
+		}
+		l->rcpts = xreallocarray(l->rcpts, l->nrcpts + 1, sizeof *l->rcpts);
+		l->rcpts[l->nrcpts++] = xstrdup(a);
+	}
+	fclose(f);
+	return 0;
 }
 
 /* --- sessions ------------------------------------------------------------------- */
@@ -625,39 +789,39 @@ sess_enter_state(struct sess *s, enum sess_state st)
 		l->started++;
 		s->group_ok = true;
 		s->got354 = false;
+		if (l->nrcpts > 0)
+			str_copy(s->to, l->rcpts[s->rcpt % l->nrcpts], sizeof s->to);
+		else
+			snprintf(s->to, sizeof s->to, "user%" PRIu64 "@d%02u.example", s->rcpt,
+			    (unsigned)(s->rcpt % NDOMAINS));
 		if (s->pipelining) {
 			/* RFC 2920 3.1: DATA may end a group; the message waits for its 354. */
 			s->group = 3;
-			if (l->rcpt != NULL)
-				sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", l->from, l->rcpt);
-			else
-				sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<user%" PRIu64 "@d%02u.example>\r\nDATA\r\n",
-				    l->from, s->rcpt, (unsigned)(s->rcpt % NDOMAINS));
+			sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", l->from, s->to);
 		} else {
 			s->group = 1;
 			sess_sendf(s, "MAIL FROM:<%s>\r\n", l->from);
 		}
 		break;
 	case S_RCPT:
-		if (l->rcpt != NULL)
-			sess_sendf(s, "RCPT TO:<%s>\r\n", l->rcpt);
-		else
-			sess_sendf(s, "RCPT TO:<user%" PRIu64 "@d%02u.example>\r\n", s->rcpt,
-			    (unsigned)(s->rcpt % NDOMAINS));
+		sess_sendf(s, "RCPT TO:<%s>\r\n", s->to);
 		break;
 	case S_DATA:
 		sess_sendf(s, "DATA\r\n");
 		break;
-	case S_BODY:
+	case S_BODY: {
+		size_t i = s->rcpt % l->nmsgs;
+
 		s->t_dot = now_ns();
-		if (l->unique) {
-			sess_send(s, l->msg, l->msg_head);
-			sess_sendf(s, "Sequence %" PRIu64 "\r\n", s->rcpt);
-			sess_send(s, l->msg + l->msg_head, l->msg_len - l->msg_head);
-		} else {
-			sess_send(s, l->msg, l->msg_len);
+		if (!l->unique) {
+			sess_send(s, l->msgs[i], l->msg_lens[i]);
+			break;
 		}
+		/* The line goes in before the final ".\r\n". */
+		sess_send(s, l->msgs[i], l->msg_lens[i] - 3);
+		sess_sendf(s, "smtpload-seq: %s.%" PRIu64 "\r\n.\r\n", l->run_id, s->rcpt);
 		break;
+	}
 	case S_RSET:
 		sess_sendf(s, "RSET\r\n");
 		break;
@@ -1147,6 +1311,7 @@ report_load(struct load *l)
 	figure(l, "sessions", l->n, "count", 0);
 	figure(l, "sessions_ready", l->ready, "count", 0);
 	figure(l, "message_size", (double)l->msg_size, "B", 0);
+	figure(l, "message_files", (double)(l->nfiles ? l->nmsgs : 0), "count", 0);
 	if (l->window_open && l->window_closed && wall > 0) {
 		figure(l, "window_seconds", wall, "s", 2);
 		figure(l, "accepted", n, "count", 0);
@@ -1221,7 +1386,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]\n"
 	    "                [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]\n"
-	    "                [-s SIZE] [-f FROM] [-R RCPT] [-U] [-N NAME] [-P LABEL=PID]... [-t SECONDS]\n"
+	    "                [-s SIZE] [-f FROM] [-r RCPT | -R FILE] [-M FILE]... [-D DIR] [-U]\n"
+	    "                [-N NAME] [-P LABEL=PID]... [-t SECONDS] [FILE...]\n"
 	    "       smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]\n"
 	    "                [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]\n");
 }
@@ -1321,7 +1487,7 @@ main(int argc, char **argv)
 	l.msg_size = 5120;
 	l.from = "bench@shop.example";
 	l.prefix = "load";
-	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:n:d:W:s:f:R:UN:P:t:i:k:C:")) != -1) {
+	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:n:d:W:s:f:r:R:M:D:UN:P:t:i:k:C:")) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_num(optarg, c, 1, 65535, &v) < 0)
@@ -1378,8 +1544,29 @@ main(int argc, char **argv)
 		case 'f':
 			l.from = optarg;
 			break;
+		case 'r':
+			if (strlen(optarg) >= sizeof ((struct sess *)0)->to) {
+				fprintf(stderr, "smtpload: -r: address too long\n");
+				return 2;
+			}
+			l.rcpts = xreallocarray(l.rcpts, 1, sizeof *l.rcpts);
+			l.rcpts[0] = xstrdup(optarg);
+			l.nrcpts = 1;
+			break;
 		case 'R':
-			l.rcpt = optarg;
+			if (l.nrcpts > 0 || add_rcpts(&l, optarg) < 0 || l.nrcpts == 0) {
+				fprintf(stderr, "smtpload: -R wants one file of recipients, without -r\n");
+				return 2;
+			}
+			break;
+		case 'M':
+			l.nfiles++;
+			add_message(&l, optarg);
+			break;
+		case 'D':
+			l.nfiles++;
+			if (add_dir(&l, optarg) < 0)
+				return 2;
 			break;
 		case 'U':
 			l.unique = true;
@@ -1406,8 +1593,14 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || l.port == 0) {
+	if (l.port == 0 || (optind != argc && l.idle_want > 0)) {
 		usage();
+		return 2;
+	}
+	for (; optind < argc; optind++, l.nfiles++)
+		add_message(&l, argv[optind]);
+	if (l.nfiles > 0 && l.nmsgs == 0) {
+		fprintf(stderr, "smtpload: none of the message files can be sent\n");
 		return 2;
 	}
 	if (l.user != NULL && l.password == NULL)
@@ -1422,16 +1615,24 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	snprintf(l.run_id, sizeof l.run_id, "%ld.%" PRIu64, (long)getpid(), now_ns());
 	log_set_level(LOG_WARN);
 	if (l.mode != MODE_PLAIN && tlsctx_client(&l.tls, err, sizeof err) < 0) {
 		fprintf(stderr, "smtpload: %s\n", err);
 		return 1;
 	}
-	l.msg = make_message(l.from, (size_t)l.msg_size, &l.msg_len);
-	{
-		const char *end = memmem(l.msg, l.msg_len, "\r\n\r\n", 4);
+	if (l.nmsgs == 0) {
+		l.msgs = xmalloc(sizeof *l.msgs);
+		l.msg_lens = xmalloc(sizeof *l.msg_lens);
+		l.msgs[0] = make_message(l.from, (size_t)l.msg_size, &l.msg_lens[0]);
+		l.nmsgs = 1;
+	} else {
+		/* The average of what goes after DATA, dot-stuffing included, but for ".\r\n". */
+		uint64_t sum = 0;
 
-		l.msg_head = end != NULL ? (size_t)(end - l.msg) + 4 : 0;
+		for (size_t i = 0; i < l.nmsgs; i++)
+			sum += l.msg_lens[i] - 3;
+		l.msg_size = sum / l.nmsgs;
 	}
 	l.loop = uv_default_loop();
 	uv_timer_init(l.loop, &l.deadline);
@@ -1474,7 +1675,13 @@ main(int argc, char **argv)
 		l.failed = true;
 	free(l.sess);
 	free(l.lat);
-	free(l.msg);
+	for (size_t i = 0; i < l.nmsgs; i++)
+		free(l.msgs[i]);
+	free(l.msgs);
+	free(l.msg_lens);
+	for (size_t i = 0; i < l.nrcpts; i++)
+		free(l.rcpts[i]);
+	free(l.rcpts);
 	if (l.tls != NULL)
 		SSL_CTX_free(l.tls);
 	if (uv_loop_close(l.loop) != 0) {

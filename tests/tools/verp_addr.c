@@ -1,24 +1,23 @@
 /*
- * verp_addr - print the signed VERP return path kurier's deliver role
- * would use for one recipient of a queued message (queue/verp.h), with
- * the key and return-path domain of a configuration: what a remote MTA
- * would send a return to.  For the inbound MX's benchmark
- * (tests/bench/run-inbound-bench.sh), which has no delivery to read the
- * address from.
+ * verp_addr - the VERP return path (queue/verp.h) of each queue id read
+ * from stdin, one id per line, printed one address per line, as kurierd
+ * would put it in MAIL FROM when delivering that message's recipient.
+ * The key is the one kurierd uses: [deliver] verp_secret, else
+ * data_dir/verp.key (verp_load_key creates that file when it does not
+ * exist yet, so run kurierd first if it is to share it).
  *
- *   verp_addr -c CONF [-d SENDING_DOMAIN] [-j] QUEUE_ID RCPT_INDEX
+ *   verp_addr -c FILE -d DOMAIN [-i RCPT_IDX] [-j]
  *
- *   -d  the [domain] section whose return_path is used (default: the first)
- *   -j  a job token (the transaction carried every recipient of a domain)
+ *   -d  the return-path domain (a [domain] section's return_path)
+ *   -i  the recipient's index in the message (0)
+ *   -j  the token of a job, the transaction of all recipients of one
+ *       domain, RCPT_IDX its first
  *
- * The key is [deliver] verp_secret, or data_dir/verp.key (made when
- * missing, as kurierd would).  Exit status 0, 1 on a failure, 2 for a
- * usage error.
+ * Exit status: 0 when every line was a queue id, 1 when one was not or
+ * the key could not be loaded, 2 on bad usage.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,64 +25,64 @@
 #include "core/str.h"
 #include "queue/verp.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: verp_addr -c CONF [-d SENDING_DOMAIN] [-j] QUEUE_ID RCPT_INDEX\n");
-}
-
 int
 main(int argc, char **argv)
 {
-	const char *conf = NULL, *dom = NULL;
-	const struct config_domain *d;
 	struct config cfg;
+	const char *path = NULL, *domain = NULL;
+	char err[CONFIG_ERR_MAX], line[256], addr[300];
 	uint8_t key[VERP_KEY_LEN];
-	char err[CONFIG_ERR_MAX], out[300];
-	uint64_t idx;
+	uint64_t idx = 0;
 	bool job = false;
-	int c, rc;
+	int c, rc = 0;
 
-	while ((c = getopt(argc, argv, "c:d:j")) != -1) {
+	while ((c = getopt(argc, argv, "c:d:i:j")) != -1) {
 		switch (c) {
 		case 'c':
-			conf = optarg;
+			path = optarg;
 			break;
 		case 'd':
-			dom = optarg;
+			domain = optarg;
+			break;
+		case 'i':
+			if (str_to_u64(optarg, &idx) < 0 || idx > UINT32_MAX) {
+				fprintf(stderr, "verp_addr: -i needs a recipient index\n");
+				return 2;
+			}
 			break;
 		case 'j':
 			job = true;
 			break;
 		default:
-			usage();
-			return 2;
+			path = NULL;
+			optind = argc + 1;
+			break;
 		}
 	}
-	if (conf == NULL || argc - optind != 2 || str_to_u64(argv[optind + 1], &idx) < 0 ||
-	    idx > UINT32_MAX) {
-		usage();
+	if (path == NULL || domain == NULL || optind != argc) {
+		fprintf(stderr, "usage: verp_addr -c FILE -d DOMAIN [-i RCPT_IDX] [-j] < IDS\n");
 		return 2;
 	}
-	if (config_load(&cfg, conf, err, sizeof err) < 0) {
+	if (config_load(&cfg, path, err, sizeof err) < 0) {
+		fprintf(stderr, "verp_addr: %s\n", err);
+		return 2;
+	}
+	if (verp_load_key(cfg.deliver.verp_secret, cfg.server.data_dir, key, err, sizeof err) < 0) {
 		fprintf(stderr, "verp_addr: %s\n", err);
 		return 1;
 	}
-	d = dom != NULL ? config_domain_find(&cfg, dom) : cfg.ndomains > 0 ? &cfg.domains[0] : NULL;
-	if (d == NULL) {
-		fprintf(stderr, "verp_addr: %s: no such [domain] section\n", dom ? dom : "(first)");
-		config_free(&cfg);
-		return 1;
+	while (fgets(line, sizeof line, stdin) != NULL) {
+		char *id = str_trim(line);
+
+		if (id[0] == '\0')
+			continue;
+		if (verp_encode(key, id, (uint32_t)idx, job, domain, addr, sizeof addr) < 0) {
+			fprintf(stderr, "verp_addr: not a queue id, or a bad domain: %s\n", id);
+			rc = 1;
+			continue;
+		}
+		printf("%s\n", addr);
 	}
-	rc = verp_load_key(cfg.deliver.verp_secret, cfg.server.data_dir, key, err, sizeof err);
-	if (rc == 0)
-		rc = verp_encode(key, argv[optind], (uint32_t)idx, job, d->return_path, out, sizeof out);
-	if (rc < 0) {
-		fprintf(stderr, "verp_addr: %s\n", rc == -EINVAL ? "not a queue id" : err[0] ? err : "cannot encode");
-		config_free(&cfg);
-		return 1;
-	}
-	printf("%s\n", out);
-	config_free(&cfg);
-	return 0;
+	explicit_bzero(key, sizeof key);
+	return rc;
 }
