@@ -287,8 +287,12 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 	build/asan/bin/kurierd build/asan/bin/kurierctl
 
 # --- fuzz targets (clang, libFuzzer + ASan/UBSan) ------------------------------
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all $(PKG_CFLAGS)
+# The library sources are compiled once (instrumented for coverage, no
+# fuzzer main) into build/fuzz/libfuzz.a; each target links its own
+# tests/fuzz/NAME.c against it.
+FUZZ_CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fno-sanitize-recover=all $(PKG_CFLAGS)
+FUZZ_CFLAGS := $(FUZZ_CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined
+FUZZ_OBJ_CFLAGS := $(FUZZ_CFLAGS_COMMON) -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c relay/inbound_cmd.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
@@ -296,7 +300,17 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	policy/dkimverify.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
 	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_OBJ_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/libfuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libfuzz.a
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
