@@ -17,6 +17,9 @@
 #   slow.test with delay_warning = 2s and lifetime = 8s: one delay warning
 #     (Action delayed, Will-Retry-Until), then the expiry (Action failed,
 #     Status 4.4.7)
+#   dsn_to_sender = yes: the report also reaches the sender (the sink, via
+#     route.shop.example) once, with a null reverse-path; not a suppressed
+#     sender; a copy that bounces (gone@shop.example) makes no report
 # Run "two": one node takes and delivers mail, two nodes with only the
 # mailbox role report: exactly one report per failure; a consumer that
 # read events and died (its events pending, never acknowledged) loses
@@ -39,6 +42,7 @@ start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done;
 sport=$(free_port)
 start_sink sink \
 	--listen "127.0.0.2:$sport" --reject-rcpt bad@dest.test --reject-rcpt bad2@dest.test \
+	--reject-rcpt gone@shop.example \
 	--listen "127.0.0.3:$sport" --tempfail-first 100000 --tempfail-at rcpt ||
 	{ fail "sink.py starts"; e2e_done; exit 1; }
 
@@ -80,6 +84,7 @@ idle_timeout = 1s
 connect_timeout = 5s
 route.dest.test = [127.0.0.2]:$sport
 route.slow.test = [127.0.0.3]:$sport
+route.shop.example = [127.0.0.2]:$sport
 
 [mailbox]
 delay_warning = 2s
@@ -114,7 +119,8 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="reports-test.example", timeout=30)
 s.starttls(context=ctx); s.ehlo("reports-test.example"); s.login(user, password)
 msg = ("From: Shop <%s>\r\nTo: <%s>\r\nSubject: order %s\r\nMessage-ID: <%s@shop.example>\r\n\r\n"
-       "Hello, this is message %s.\r\nBODY-MARKER-%s\r\n" % (sender, rcpts.split(",")[0], tag, tag, tag, tag))
+       "Hello, this is message %s.\r\nBODY-MARKER-%s\r\n" % (sender or "orders@shop.example",
+       rcpts.split(",")[0], tag, tag, tag, tag))
 code, text = s.mail(sender, mopts.split() if mopts else [])
 assert code == 250, (code, text)
 for r in rcpts.split(","):
@@ -191,7 +197,7 @@ field() {
 
 # --- run one: every kind of report ------------------------------------------------------
 
-rconf one one ""
+rconf one one "dsn_to_sender = yes"
 printf '%s\n' "$password" | kctl "$E2E_TMP/one.conf" user add "$user" --domains shop.example \
 	>"$E2E_TMP/useradd.log" 2>&1
 check_eq "kurierctl user add" "$?" 0
@@ -205,7 +211,10 @@ id_ok=$(send "$one_port" ok orders@shop.example good@dest.test "" "NOTIFY=SUCCES
 id_plain=$(send "$one_port" plain orders@shop.example good@dest.test)
 id_full=$(send "$one_port" full orders@shop.example bad@dest.test "RET=FULL")
 id_slow=$(send "$one_port" slow orders@shop.example late@slow.test)
-for v in id_fail id_two id_never id_ok id_plain id_full id_slow; do
+id_gone=$(send "$one_port" gone gone@shop.example bad@dest.test)
+kctl "$E2E_TMP/one.conf" suppression add blocked@shop.example >/dev/null 2>&1
+id_sup=$(send "$one_port" sup blocked@shop.example bad@dest.test)
+for v in id_fail id_two id_never id_ok id_plain id_full id_slow id_gone id_sup; do
 	check_match "submitted ($v)" "${!v}" '^[0-9A-Za-z]{16}$'
 done
 
@@ -275,6 +284,36 @@ for u in $(reports_for "$C" "$id_slow"); do
 	*) fail "slow.test: unexpected report" "$(kctl "$C" mailbox show "$user" "$u" | head -40)" ;;
 	esac
 done
+
+# dsn_to_sender = yes: a copy to the sender with a null reverse-path, none
+# to a suppressed sender, none for a null sender (their reports are stored).
+wait_until 30 sink_has 1 --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail"
+check_eq "dsn_to_sender: the report reaches the sender once" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --count)" 1
+check_eq "dsn_to_sender: with a null reverse-path" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --field mail_from)" "<>"
+check_match "dsn_to_sender: it is the report" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --data)" \
+	'report-type=delivery-status'
+wait_until 30 has_reports "$C" "$id_sup" 1
+# The copy to gone@shop.example bounces: a null-sender message with
+# NOTIFY=NEVER, so no report of it, and no copy of a copy.
+wait_until 30 has_reports "$C" "$id_gone" 1
+copy=$(sed -n "s/.*event=report_sent id=$id_gone to=<gone@shop.example> report_id=\([0-9A-Za-z]*\).*/\1/p" "$E2E_TMP/one.log" | head -1)
+check_match "dsn_to_sender: the copy to gone@ was queued" "$copy" '^[0-9A-Za-z]{16}$'
+wait_settled "$C" "$copy"
+check_eq "dsn_to_sender: the copy bounced" "$(rcpt_field "$(kctl "$C" queue show "$copy")" gone@shop.example state)" bounced
+check_eq "dsn_to_sender: the copy has a null sender" \
+	"$(kctl "$C" queue show "$copy" | sed -n 's/^sender  *//p' | head -1)" "<>"
+check_eq "suppressed sender: report stored" "$(nreports "$C" "$id_sup")" 1
+check_match "suppressed sender: not sent, logged" \
+	"$(grep "event=report_not_sent id=$id_sup" "$E2E_TMP/one.log")" 'to=<blocked@shop\.example> reason=suppressed'
+sleep 2
+check_eq "suppressed sender: nothing reached it" "$(sink_q --rcpt blocked@shop.example --count)" 0
+sleep 1
+check_eq "a bounced report makes no report" "$(nreports "$C" "$copy")" 0
+check_eq "no report about a report" "$(grep -c "event=report_stored" "$E2E_TMP/one.log")" \
+	"$(grep "event=report_stored" "$E2E_TMP/one.log" | grep -Ec "id=($id_fail|$id_two|$id_ok|$id_full|$id_slow|$id_gone|$id_sup) ")"
 
 # Nothing for NOTIFY=NEVER, nor for a plain delivery: by now (the later
 # reports are stored) their events were handled long ago.
@@ -348,7 +387,10 @@ check_eq "dead consumer: nothing left pending" \
 ids3=()
 for i in 1 2 3 4 5; do
 	ids3+=("$(send "$two_port" "x$i" orders@shop.example bad@dest.test)")
-	[ "$i" = 2 ] && kill -KILL "${KPID[three]}"
+	if [ "$i" = 2 ]; then
+		kill -KILL "${KPID[three]}"
+		wait "${KPID[three]}" 2>/dev/null
+	fi
 done
 KPID[three]=""
 for id in "${ids3[@]}"; do
