@@ -144,6 +144,7 @@ CHECK_SRCS := \
 	tests/queue/test_envelope.c \
 	tests/queue/test_qid.c \
 	tests/queue/test_queue.c \
+	tests/queue/test_queue_events.c \
 	tests/queue/test_schedule.c \
 	tests/queue/test_verp.c \
 	tests/policy/test_auth.c \

@@ -47,6 +47,7 @@ static const struct group_suite all[] = {
 	{ "queue",   envelope_suite,   false },
 	{ "queue",   verp_suite,       false },
 	{ "queue",   queue_suite,      true },
+	{ "queue",   queue_events_suite, true },
 	{ "policy",  check_suite,      false },
 	{ "policy",  dest_suite,       false },
 	{ "policy",  policy_suite,     false },

@@ -30,6 +30,7 @@ Suite *str_suite(void);
 Suite *envelope_suite(void);
 Suite *qid_suite(void);
 Suite *queue_suite(void);
+Suite *queue_events_suite(void);
 Suite *schedule_suite(void);
 Suite *verp_suite(void);
 
