@@ -25,7 +25,8 @@
 # read events and died (its events pending, never acknowledged) loses
 # none: a reporter claims them after 2 x [queue] lease (2 s here) and
 # makes each report once; kill -9 of a reporting node while failures come
-# in loses none and duplicates none.
+# in loses none and duplicates none; after Redis is restarted the reporter
+# goes on.
 #
 # Environment: KURIER_BIN (kurierd, kurierctl), KURIER_REDIS_CONF; see lib.sh.
 source "$(dirname "$0")/lib.sh"
@@ -399,6 +400,22 @@ done
 sleep 3
 check_eq "kill -9: every failure reported once (5 messages)" "$(once_each "${ids3[@]}")" 0
 check_eq "kill -9: earlier reports not made again" "$(once_each "${ids[@]}" "${ids2[@]}")" 0
+# A Redis outage: redis-server stopped and started again (its AOF keeps
+# everything); the reporter waits, does not crash, and reports what fails
+# afterwards, once.
+kill -TERM "$REDIS_PID"
+for _ in $(seq 100); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$REDIS_PID" 2>/dev/null
+sleep 2
+start_redis "$E2E_TMP/redis" "$rport" || fail "redis-server starts again"
+wait_until 20 grep -q "event=redis_up client=kurierd " "$E2E_TMP/two.log"
+sleep 1
+id_after=$(send "$two_port" after orders@shop.example bad@dest.test)
+check_match "after the outage: submitted" "$id_after" '^[0-9A-Za-z]{16}$'
+wait_until 40 has_reports "$C" "$id_after" 1
+sleep 2
+check_eq "after the outage: reported once" "$(once_each "$id_after")" 0
+check_eq "after the outage: nothing reported twice" "$(once_each "${ids[@]}" "${ids2[@]}" "${ids3[@]}")" 0
 stop_kurierd two
 stop_kurierd d
 e2e_done
