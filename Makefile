@@ -60,8 +60,10 @@ QUEUE_SRCS := \
 
 POLICY_SRCS := \
 	policy/auth.c \
+	policy/authres.c \
 	policy/check.c \
 	policy/dest.c \
+	policy/dkimverify.c \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
@@ -96,16 +98,25 @@ DELIVER_SRCS := \
 
 # mailbox/: the bounce mailbox (store, reports, parsing and classifying returns).
 MAILBOX_SRCS := \
+	mailbox/bounce.c \
+	mailbox/bounce_class.c \
+	mailbox/bounce_lex.c \
+	mailbox/bounce_ses.c \
+	mailbox/bounce_text.c \
 	mailbox/dsn.c \
+	mailbox/names.c \
 	mailbox/report.c \
 	mailbox/store.c \
-	mailbox/store_ops.c
+	mailbox/store_admin.c \
+	mailbox/store_ops.c \
+	mailbox/watch.c
 
 # bin/kurierctl: the command table and main, the harness, one file per
 # command group.
 KURIERCTL_SRCS := \
 	cmd/ctl.c \
 	cmd/kurierctl.c \
+	cmd/kurierctl_bounce.c \
 	cmd/kurierctl_check.c \
 	cmd/kurierctl_mailbox.c \
 	cmd/kurierctl_queue.c \
@@ -150,6 +161,7 @@ CHECK_SRCS := \
 	tests/policy/test_auth.c \
 	tests/policy/test_check.c \
 	tests/policy/test_dest.c \
+	tests/policy/test_dkimverify.c \
 	tests/policy/test_policy.c \
 	tests/policy/test_spfcheck.c \
 	tests/relay/test_smtp_data.c \
@@ -161,11 +173,14 @@ CHECK_SRCS := \
 	tests/deliver/test_route.c \
 	tests/deliver/test_smtpc.c \
 	tests/deliver/test_smtpreply.c \
+	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
-	tests/mailbox/test_store.c
+	tests/mailbox/test_store.c \
+	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
-	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check
+	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
+	fuzz_bounce
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -245,6 +260,10 @@ build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 build/$(1)/tests/smtpload: build/$(1)/tests/bench/smtpload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/bounceparse: build/$(1)/tests/bench/bounceparse.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef
 $(eval $(call variant,release))
 $(eval $(call variant,asan))
@@ -265,7 +284,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undef
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c
+	core/rfc5322.c policy/check.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
@@ -288,7 +308,7 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/mbox_append
+		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse
 	@tests/bench/run-bench.sh
 
 fuzz: deps

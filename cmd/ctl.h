@@ -62,6 +62,7 @@ enum {
 	NEED_PASSWORD = 1 << 2, /* a new password from stdin, read first */
 	NEED_POLICY = 1 << 3,   /* the policy module's Redis connection */
 	NEED_MAILBOX = 1 << 4,  /* the mailbox store's Redis connection */
+	NO_CONFIG = 1 << 5,     /* runs without reading the configuration */
 };
 
 enum list_state {
@@ -141,6 +142,13 @@ struct ctl {
 	/* mailbox */
 	const char *folder;     /* --folder, "INBOX" by default */
 	uint32_t uid;           /* mailbox show UID */
+	struct mbox_msgs *mbox_all; /* mailbox list: every message, heads read page by page */
+	size_t mbox_next;       /* mailbox list: the next message whose head to read */
+	uint64_t mbox_shown;
+	int mbox_uw, mbox_sw;   /* mailbox list: UID and SIZE column widths */
+	char **files;           /* bounce parse: FILE... (argv's) */
+	int nfiles;
+	bool json;              /* bounce parse --json */
 
 	/* queue list paging. */
 	struct queue_cursor cursor; /* where the next page starts */

@@ -93,6 +93,12 @@ static const struct command commands[] = {
 	    check_mbox, run_mbox_show, NEED_MAILBOX },
 	{ "mailbox", "stats", "", "users, messages and bytes in the mailbox store, in all\n"
 	    "and per user", ctl_check_noargs, run_mbox_stats, NEED_MAILBOX },
+	{ "bounce", "parse", "[--json] FILE...",
+	    "parse and classify returned messages (no Redis, no config):\n"
+	    "type, and per recipient status, class (hard, soft, complaint,\n"
+	    "auto-reply, none), reason, remote MTA and diagnostic; --json:\n"
+	    "one JSON object per line per file", check_bounce_parse,
+	    run_bounce_parse, NO_CONFIG },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
@@ -294,7 +300,7 @@ main(int argc, char **argv)
 		status = run_help(&c);
 		goto out;
 	}
-	if ((status = ctl_load_config(&c)) != CTL_OK)
+	if (!(c.cmd->needs & NO_CONFIG) && (status = ctl_load_config(&c)) != CTL_OK)
 		goto out;
 	if ((c.cmd->needs & NEED_PASSWORD) && (status = ctl_read_password(&c)) != CTL_OK)
 		goto out;

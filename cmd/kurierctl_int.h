@@ -57,5 +57,8 @@ int check_mbox(struct ctl *c, int argc, char **argv);
 int run_mbox_list(struct ctl *c);
 int run_mbox_show(struct ctl *c);
 int run_mbox_stats(struct ctl *c);
+/* kurierctl_bounce.c: bounce parse (no Redis, no configuration). */
+int check_bounce_parse(struct ctl *c, int argc, char **argv);
+int run_bounce_parse(struct ctl *c);
 
 #endif

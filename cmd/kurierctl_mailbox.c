@@ -1,7 +1,7 @@
 /*
  * kurierctl_mailbox - kurierctl mailbox list, show and stats, over the
  * mailbox store (mailbox/store.h).  A listing reads each message's first
- * LIST_HEAD bytes with it and shows the header fields a reader sorts
+ * LIST_HEAD bytes, LIST_PAGE messages a call, and shows the header fields a reader sorts
  * returns by: X-Kurier-Class, X-Kurier-Recipient and Subject.
  */
 #include <errno.h>
@@ -20,7 +20,8 @@
 #include "core/str.h"
 #include "mailbox/store.h"
 
-#define LIST_HEAD 16384         /* bytes of each message read for its header fields */
+#define LIST_HEAD 8192          /* bytes of each message read for its header fields */
+#define LIST_PAGE 200           /* messages whose heads one call reads */
 #define FIELD_MAX 512           /* longest header value kept for a column */
 #define SUBJECT_W 60            /* widest subject shown */
 #define RCPT_W 40               /* widest recipient shown */
@@ -121,12 +122,91 @@ field_value(const char *head, size_t len, const char *name, char *dst, size_t si
 	}
 }
 
+/*
+ * A listing is one call for every message's metadata (cheap), then the
+ * heads in pages of LIST_PAGE messages, printed as they come: a folder
+ * of 10,000 returns never asks Redis for one reply of everything.
+ */
+static void list_next_page(struct ctl *c);
+
+static void
+list_end(struct ctl *c, int status)
+{
+	mbox_msgs_free(c->mbox_all);
+	c->mbox_all = NULL;
+	ctl_finish(c, status);
+}
+
+static void
+on_mbox_page(void *arg, int status, struct mbox_msgs *l)
+{
+	struct ctl *c = arg;
+	char when[32], cls[FIELD_MAX], rcpt[FIELD_MAX], subj[FIELD_MAX];
+
+	if (c->finishing) {
+		mbox_msgs_free(l);
+		mbox_msgs_free(c->mbox_all);
+		c->mbox_all = NULL;
+		return;
+	}
+	if (status < 0 && status != -ENOENT) {
+		mbox_msgs_free(c->mbox_all);
+		c->mbox_all = NULL;
+		ctl_call_failed(c, "mailbox list", status);
+		return;
+	}
+	/* A folder deleted or renamed meanwhile: what was listed stays listed. */
+	for (size_t i = 0; l != NULL && i < l->n; i++) {
+		const struct mbox_msg *m = &l->v[i];
+
+		field_value(m->head, m->head_len, "X-Kurier-Class", cls, sizeof cls);
+		field_value(m->head, m->head_len, "X-Kurier-Recipient", rcpt, sizeof rcpt);
+		field_value(m->head, m->head_len, "Subject", subj, sizeof subj);
+		printf("%-*" PRIu32 "  %-19s  %*" PRIu64 "  %-12s  %-10s  %-24s  %s\n", c->mbox_uw,
+		    m->uid, ctl_fmt_time(when, sizeof when, m->date_ms), c->mbox_sw, m->size,
+		    m->flags[0] ? ctl_esc(c, m->flags, FLAGS_W) : "-",
+		    cls[0] ? ctl_esc(c, cls, 10) : "-", rcpt[0] ? ctl_esc(c, rcpt, RCPT_W) : "-",
+		    ctl_esc(c, subj, SUBJECT_W));
+		c->mbox_shown++;
+	}
+	mbox_msgs_free(l);
+	list_next_page(c);
+}
+
+static void
+list_next_page(struct ctl *c)
+{
+	const struct mbox_msgs *all = c->mbox_all;
+	struct mbox_range rg;
+	char what[64];
+	size_t last;
+	int rc;
+
+	if (c->mbox_next >= all->n) {
+		printf("%" PRIu64 " %s in %s of %s (UIDVALIDITY %" PRIu32 ", HIGHESTMODSEQ %" PRIu64 ")\n",
+		    c->mbox_shown, ctl_plural(c->mbox_shown, "message", "messages"),
+		    ctl_esc(c, c->folder, 80), c->user, all->uidvalidity, all->highestmodseq);
+		list_end(c, CTL_OK);
+		return;
+	}
+	last = c->mbox_next + LIST_PAGE - 1 < all->n ? c->mbox_next + LIST_PAGE - 1 : all->n - 1;
+	rg.lo = all->v[c->mbox_next].uid;
+	rg.hi = all->v[last].uid;
+	c->mbox_next = last + 1;
+	rc = mbox_list_heads(c->mb, c->user, c->folder, &rg, 1, LIST_HEAD, on_mbox_page, c);
+	if (rc < 0) {
+		mbox_msgs_free(c->mbox_all);
+		c->mbox_all = NULL;
+		ctl_call_failed(c, ctl_cmd_name(c, what, sizeof what), rc);
+		return;
+	}
+	ctl_wait(c);
+}
+
 static void
 on_mbox_list(void *arg, int status, struct mbox_msgs *l)
 {
 	struct ctl *c = arg;
-	char when[32], cls[FIELD_MAX], rcpt[FIELD_MAX], subj[FIELD_MAX];
-	int uw = 3, sw = 4;
 
 	if (c->finishing) {
 		mbox_msgs_free(l);
@@ -146,37 +226,26 @@ on_mbox_list(void *arg, int status, struct mbox_msgs *l)
 		ctl_finish(c, CTL_OK);
 		return;
 	}
+	c->mbox_uw = 3;
+	c->mbox_sw = 4;
 	for (size_t i = 0; i < l->n; i++) {
-		if (ctl_digits(l->v[i].uid) > uw)
-			uw = ctl_digits(l->v[i].uid);
-		if (ctl_digits(l->v[i].size) > sw)
-			sw = ctl_digits(l->v[i].size);
+		if (ctl_digits(l->v[i].uid) > c->mbox_uw)
+			c->mbox_uw = ctl_digits(l->v[i].uid);
+		if (ctl_digits(l->v[i].size) > c->mbox_sw)
+			c->mbox_sw = ctl_digits(l->v[i].size);
 	}
-	printf("%-*s  %-19s  %*s  %-12s  %-10s  %-24s  %s\n", uw, "UID", "DATE (UTC)", sw, "SIZE",
-	    "FLAGS", "CLASS", "RECIPIENT", "SUBJECT");
-	for (size_t i = 0; i < l->n; i++) {
-		const struct mbox_msg *m = &l->v[i];
-
-		field_value(m->head, m->head_len, "X-Kurier-Class", cls, sizeof cls);
-		field_value(m->head, m->head_len, "X-Kurier-Recipient", rcpt, sizeof rcpt);
-		field_value(m->head, m->head_len, "Subject", subj, sizeof subj);
-		printf("%-*" PRIu32 "  %-19s  %*" PRIu64 "  %-12s  %-10s  %-24s  %s\n", uw, m->uid,
-		    ctl_fmt_time(when, sizeof when, m->date_ms), sw, m->size,
-		    m->flags[0] ? ctl_esc(c, m->flags, FLAGS_W) : "-",
-		    cls[0] ? ctl_esc(c, cls, 10) : "-", rcpt[0] ? ctl_esc(c, rcpt, RCPT_W) : "-",
-		    ctl_esc(c, subj, SUBJECT_W));
-	}
-	printf("%zu %s in %s of %s (UIDVALIDITY %" PRIu32 ", HIGHESTMODSEQ %" PRIu64 ")\n", l->n,
-	    ctl_plural(l->n, "message", "messages"), ctl_esc(c, c->folder, 80), c->user,
-	    l->uidvalidity, l->highestmodseq);
-	mbox_msgs_free(l);
-	ctl_finish(c, CTL_OK);
+	printf("%-*s  %-19s  %*s  %-12s  %-10s  %-24s  %s\n", c->mbox_uw, "UID", "DATE (UTC)",
+	    c->mbox_sw, "SIZE", "FLAGS", "CLASS", "RECIPIENT", "SUBJECT");
+	c->mbox_all = l;
+	c->mbox_next = 0;
+	c->mbox_shown = 0;
+	list_next_page(c);
 }
 
 int
 run_mbox_list(struct ctl *c)
 {
-	return mbox_list_heads(c->mb, c->user, c->folder, NULL, 0, LIST_HEAD, on_mbox_list, c);
+	return mbox_list(c->mb, c->user, c->folder, NULL, 0, 0, on_mbox_list, c);
 }
 
 /*

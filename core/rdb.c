@@ -3,8 +3,9 @@
  *
  * Life of a connection: DOWN -> CONNECTING (TCP/unix connect, then AUTH
  * when a password is set, then INFO to see that Redis is not still
- * loading its AOF and is new enough) -> UP.  Any failure goes back to
- * DOWN and arms the reconnect timer with a doubling backoff.
+ * loading its AOF and is new enough, SCRIPT LOADs, and for a subscriber
+ * PSUBSCRIBE) -> UP.  Any failure goes back to DOWN and arms the
+ * reconnect timer with a doubling backoff.
  *
  * hiredis frees a context itself after its connect callback reports an
  * error and after its disconnect callback; rdb forgets db->ac in both.
@@ -51,6 +52,7 @@ struct rdb {
 	uint64_t down_since;       /* uv_now() when it went down */
 	unsigned loading;          /* SCRIPT LOADs not answered yet */
 	char last_error[256];
+	char pattern[256];         /* a subscriber's PSUBSCRIBE pattern; "" for none */
 	rdb_state_cb *state_cb;
 	void *state_arg;
 	rdb_closed_cb *closed_cb;
@@ -366,6 +368,51 @@ became_up(struct rdb *db)
 	enter_state(db, RDB_UP);
 }
 
+/* A subscriber's confirmation, then its messages; NULL when ac goes away. */
+static void
+on_pmessage(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct rdb *db = privdata;
+	redisReply *reply = r;
+	const char *kind;
+	size_t kind_len;
+
+	if (reply == NULL || db->state == RDB_CLOSING)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char why[300];
+
+		if (db->state != RDB_CONNECTING)
+			return;
+		snprintf(why, sizeof why, "PSUBSCRIBE: %s", reply->str);
+		handshake_failed(db, ac, why);
+		return;
+	}
+	if (!rdb_reply_array(reply, 3) || !rdb_reply_str(reply->element[0], &kind, &kind_len))
+		return;
+	if (kind_len == 10 && memcmp(kind, "psubscribe", 10) == 0) {
+		if (db->state == RDB_CONNECTING)
+			became_up(db);
+		return;
+	}
+	if (kind_len == 8 && memcmp(kind, "pmessage", 8) == 0 && reply->elements == 4 &&
+	    reply->element[2]->type == REDIS_REPLY_STRING &&
+	    reply->element[3]->type == REDIS_REPLY_STRING && db->opts.on_message != NULL)
+		db->opts.on_message(db->opts.message_arg, reply->element[2]->str,
+		    reply->element[2]->len, reply->element[3]->str, reply->element[3]->len);
+}
+
+/* The handshake's last step: up now, or once a subscriber's PSUBSCRIBE is confirmed. */
+static void
+handshake_done(struct rdb *db, redisAsyncContext *ac)
+{
+	if (db->pattern[0] != '\0') {
+		redisAsyncCommand(ac, on_pmessage, db, "PSUBSCRIBE %s", db->pattern);
+		return;
+	}
+	became_up(db);
+}
+
 static void
 on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -384,7 +431,7 @@ on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 		return;
 	}
 	if (--db->loading == 0)
-		became_up(db);
+		handshake_done(db, ac);
 }
 
 static void
@@ -430,7 +477,7 @@ on_info(redisAsyncContext *ac, void *r, void *privdata)
 		}
 		return;
 	}
-	became_up(db);
+	handshake_done(db, ac);
 }
 
 static void
@@ -562,6 +609,9 @@ rdb_open(struct rdb **out, uv_loop_t *loop, const struct rdb_opts *opts,
 	db->opts.password = NULL;
 	str_copy(db->name, opts->name ? opts->name : "kurier", sizeof db->name);
 	db->opts.name = NULL;
+	if (opts->psubscribe != NULL)
+		str_copy(db->pattern, opts->psubscribe, sizeof db->pattern);
+	db->opts.psubscribe = NULL;
 	config_endpoint_str(&opts->address, db->where, sizeof db->where);
 	db->state_cb = state_cb;
 	db->state_arg = state_arg;
@@ -685,6 +735,8 @@ rdb_cmd(struct rdb *db, rdb_reply_cb *cb, void *arg, int argc,
 {
 	struct rdb_req *req;
 
+	if (db->pattern[0] != '\0')
+		return -EINVAL;
 	if (db->state != RDB_UP || db->ac == NULL)
 		return -ENOTCONN;
 	req = xcalloc(1, sizeof *req);
@@ -705,6 +757,8 @@ rdb_cmdf(struct rdb *db, rdb_reply_cb *cb, void *arg, const char *fmt, ...)
 	va_list ap;
 	int rc;
 
+	if (db->pattern[0] != '\0')
+		return -EINVAL;
 	if (db->state != RDB_UP || db->ac == NULL)
 		return -ENOTCONN;
 	req = xcalloc(1, sizeof *req);
@@ -730,6 +784,8 @@ rdb_eval(struct rdb *db, struct rdb_script *s, rdb_reply_cb *cb, void *arg,
 	char *p;
 	int rc;
 
+	if (db->pattern[0] != '\0')
+		return -EINVAL;
 	if (db->state != RDB_UP || db->ac == NULL)
 		return -ENOTCONN;
 	for (int i = 0; i < nargs; i++)

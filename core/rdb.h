@@ -13,6 +13,13 @@
  * Scripts are sent with EVALSHA; the ones named in rdb_opts are loaded on
  * every connect, and a call whose script Redis does not know (SCRIPT FLUSH)
  * is resent once with EVAL.
+ *
+ * A connection opened with rdb_opts.psubscribe is a subscriber instead:
+ * on every connect it subscribes to that pattern (PSUBSCRIBE) and counts
+ * as up once Redis confirmed it; each message published to a matching
+ * channel is handed to on_message.  Pub/sub is at-most-once: what is
+ * published while the connection is down is lost, which the state
+ * callback tells.  A subscriber takes no commands (-EINVAL).
  */
 #ifndef KURIER_CORE_RDB_H
 #define KURIER_CORE_RDB_H
@@ -26,6 +33,10 @@
 #include "core/config.h"
 
 struct rdb;
+
+/* A message on a subscriber: bytes valid during the call only. */
+typedef void rdb_message_cb(void *arg, const char *channel, size_t chlen, const char *msg,
+    size_t len);
 
 struct rdb_opts {
 	struct config_endpoint address;
@@ -41,6 +52,14 @@ struct rdb_opts {
 	 * order (unless someone runs SCRIPT FLUSH).
 	 */
 	struct rdb_script *const *scripts;
+	/*
+	 * A subscriber: the channel pattern (glob, as PSUBSCRIBE takes it;
+	 * copied, at most 255 bytes) and what gets each message.  NULL: an
+	 * ordinary connection.
+	 */
+	const char *psubscribe;
+	rdb_message_cb *on_message;
+	void *message_arg;
 };
 
 /* A Lua script; sha is filled by rdb_script_init(). */

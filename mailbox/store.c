@@ -1,7 +1,7 @@
 /*
  * store - the mailbox store in Redis: its lifecycle, append, the reads
- * (status, folders, list, fetch), the limits (trim) and stats, and the
- * helpers store_ops.c shares (store_int.h).  The atomic steps are the
+ * (status, folders, list, fetch), and the helpers store_ops.c and
+ * store_admin.c share (store_int.h).  The atomic steps are the
  * Lua scripts in mailbox/lua/ (each with lib.lua in front); the key
  * layout is in mailbox/README.md, the contract in store.h.
  */
@@ -47,58 +47,7 @@ static struct rdb_script *const scripts[] = {
 	NULL,
 };
 
-/* --- names ------------------------------------------------------------------- */
-
-bool
-mbox_valid_folder(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > MBOX_FOLDER_MAX || name[0] == '/' || name[n - 1] == '/' ||
-	    strstr(name, "//") != NULL)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-/* RFC 3501 9: atom-specials, and "]" which a flag cannot hold either. */
-static bool
-flag_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
-}
-
-bool
-mbox_valid_flags(const char *flags)
-{
-	const unsigned char *p = (const unsigned char *)flags;
-
-	while (*p != '\0') {
-		const unsigned char *start;
-
-		if (*p == ' ') {
-			p++;
-			continue;
-		}
-		start = p;
-		if (*p == '\\')
-			p++;
-		if (!flag_char(*p))
-			return false;
-		while (flag_char(*p))
-			p++;
-		if (*p != '\0' && *p != ' ')
-			return false;
-		if (p - start == 7 && strncasecmp((const char *)start, "\\Recent", 7) == 0)
-			return false;
-	}
-	return true;
-}
+/* --- names ---------------------------------------------------------------------- */
 
 const char *
 mbox__folder(const char *folder)
@@ -364,6 +313,13 @@ bool
 mbox_is_up(const struct mbox_store *st)
 {
 	return rdb_is_up(st->db);
+}
+
+void
+mbox_set_limits(struct mbox_store *st, uint64_t retention_ms, unsigned max_messages)
+{
+	st->cfg.mailbox.retention_ms = retention_ms;
+	st->cfg.mailbox.max_messages = max_messages;
 }
 
 const char *
@@ -697,105 +653,4 @@ mbox_fetch(struct mbox_store *st, const char *user, const char *folder, uint32_t
 	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, uid);
 	return mbox__eval(st, &mbox__s_fetch, &a, on_fetch, req);
-}
-
-/* --- limits and stats ------------------------------------------------------------- */
-
-static void
-on_trim(void *arg, int status, redisReply *r)
-{
-	struct mbox__req *req = arg;
-	int64_t n = 0;
-
-	status = mbox__status("trim", status, r);
-	if (status == 0) {
-		for (size_t i = 0; i + 3 < r->elements; i += 4) {
-			redisReply sub = { .type = REDIS_REPLY_ARRAY, .elements = 3,
-				.element = &r->element[i + 1] };
-			const char *u = "";
-			size_t ulen = 0;
-			char user[STR_USERNAME_MAX + 1];
-
-			rdb_reply_str(r->element[i], &u, &ulen);
-			str_copyn(user, u, ulen, sizeof user);
-			n += (int64_t)mbox__log_expired(user, &sub, 0);
-		}
-	}
-	req->cb.count(req->arg, status < 0 ? status : n);
-	free(req);
-}
-
-int
-mbox_trim(struct mbox_store *st, uint64_t now_ms, mbox_count_cb *done, void *arg)
-{
-	struct mbox__args a;
-	struct mbox__req *req = mbox__req_new(st, NULL, arg);
-
-	req->cb.count = done;
-	mbox__args_init(&a, st);
-	mbox__argu(&a, now_ms);
-	mbox__argu(&a, st->cfg.mailbox.retention_ms);
-	mbox__argu(&a, st->cfg.mailbox.max_messages);
-	mbox__args(&a, "");
-	return mbox__eval(st, &mbox__s_trim, &a, on_trim, req);
-}
-
-void
-mbox_stats_free(struct mbox_stats *s)
-{
-	if (s == NULL)
-		return;
-	free(s->v);
-	free(s);
-}
-
-static void
-on_stats(void *arg, int status, redisReply *r)
-{
-	struct mbox__req *req = arg;
-	struct mbox_stats *s = NULL;
-
-	status = mbox__status("stats", status, r);
-	if (status == 0) {
-		s = xcalloc(1, sizeof *s);
-		if (!mbox__u64(r, 0, &s->users) || !mbox__u64(r, 1, &s->messages) ||
-		    !mbox__u64(r, 2, &s->bytes) || !rdb_reply_array(r, 4) ||
-		    r->element[3]->type != REDIS_REPLY_ARRAY) {
-			log_error("mailbox", "bad_reply", "op=stats");
-			free(s);
-			s = NULL;
-			status = -EIO;
-		}
-	}
-	if (status == 0) {
-		const redisReply *per = r->element[3];
-
-		s->v = xcalloc(per->elements ? per->elements : 1, sizeof *s->v);
-		for (size_t i = 0; i < per->elements; i++) {
-			const redisReply *e = per->element[i];
-			struct mbox_user_stats *u = &s->v[s->n];
-			const char *name;
-			size_t len;
-
-			if (!rdb_reply_array(e, 4) || !rdb_reply_str(e->element[0], &name, &len) ||
-			    !mbox__u32(e, 1, &u->folders) || !mbox__u64(e, 2, &u->messages) ||
-			    !mbox__u64(e, 3, &u->bytes))
-				continue;
-			str_copyn(u->user, name, len, sizeof u->user);
-			s->n++;
-		}
-	}
-	req->cb.stats(req->arg, status, s);
-	free(req);
-}
-
-int
-mbox_stats(struct mbox_store *st, mbox_stats_cb *done, void *arg)
-{
-	struct mbox__args a;
-	struct mbox__req *req = mbox__req_new(st, NULL, arg);
-
-	req->cb.stats = done;
-	mbox__args_init(&a, st);
-	return mbox__eval(st, &mbox__s_stats, &a, on_stats, req);
 }

@@ -30,7 +30,7 @@
  *
  * Announcements.  Every change is published on the Redis channel
  * "<prefix>mbx:<user>" as one line (mailbox/README.md has the format),
- * so a session on any node learns of it at once.
+ * so a session on any node learns of it at once (mailbox/watch.h listens).
  *
  * Limits.  [mailbox] retention (by internal date) and max_messages (per
  * user, over all folders, oldest internal date first) are enforced by
@@ -52,21 +52,26 @@ struct mbox_store;
 
 /*
  * mbox_store_open - its own Redis connection on loop ([redis] of cfg,
- * scripts loaded on every connect).  Borrows cfg until closed.  0, or a
- * negative errno with err.  Calls fail with -ENOTCONN while Redis is down.
+ * scripts loaded on every connect).  cfg is copied ([redis], [mailbox]
+ * retention and max_messages as they are now).  0, or a negative errno
+ * with err.  Calls fail with -ENOTCONN while Redis is down.
  */
 int mbox_store_open(struct mbox_store **out, uv_loop_t *loop, const struct config *cfg,
     char *err, size_t errsz);
-/* mbox_store_close - cancel what is pending; closed(arg) once freed (may be NULL). */
+/*
+ * mbox_store_close - cancel what is pending (each callback still runs
+ * once, with -ECANCELED unless its answer was in); closed(arg) once
+ * freed (may be NULL).
+ */
 void mbox_store_close(struct mbox_store *st, void (*closed)(void *arg), void *arg);
 
 struct mbox_append {
-	const char *user;         /* the mailbox owner (a kurier user name) */
-	const char *folder;       /* "INBOX" (created when missing) or an existing folder */
-	const char *data;         /* the raw message, CRLF line ends */
+	const char *user;   /* the mailbox owner (a kurier user name) */
+	const char *folder; /* "INBOX" (created when missing) or an existing folder */
+	const char *data;   /* the raw message, CRLF line ends */
 	size_t len;
-	const char *flags;        /* space-separated system/keyword flags, "" for none */
-	uint64_t internal_date_ms;/* 0: now */
+	const char *flags;         /* space-separated system/keyword flags, "" for none */
+	uint64_t internal_date_ms; /* 0: now */
 	/*
 	 * Idempotency: when not NULL, an append with a key already used for
 	 * this user within [mailbox] retention stores nothing and reports the
@@ -99,7 +104,13 @@ int mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_
 
 /* mbox_valid_folder - whether name is a folder name this store accepts. */
 bool mbox_valid_folder(const char *name);
-/* mbox_valid_flags - whether flags is a list of storable flags ("" is). */
+/* Longest list of flags a message keeps, in bytes. */
+#define MBOX_FLAGS_MAX 1024
+
+/*
+ * mbox_valid_flags - whether flags is a list of storable flags ("" is),
+ * at most MBOX_FLAGS_MAX bytes.
+ */
 bool mbox_valid_flags(const char *flags);
 
 /* A UID range, both ends included; hi UINT32_MAX stands for IMAP's "*". */
@@ -109,13 +120,13 @@ struct mbox_range {
 
 /* One folder's counters. */
 struct mbox_status {
-	uint64_t id;              /* the mailbox id (keys, announcements); kept by rename */
+	uint64_t id; /* the mailbox id (keys, announcements); kept by rename */
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
-	uint32_t exists;          /* messages */
-	uint32_t unseen;          /* messages without \Seen */
-	uint64_t bytes;           /* their sizes added */
+	uint32_t exists; /* messages */
+	uint32_t unseen; /* messages without \Seen */
+	uint64_t bytes;  /* their sizes added */
 	/*
 	 * The highest MODSEQ of an expunge no longer remembered (older than
 	 * the retention): vanished UIDs are complete only since it.
@@ -133,11 +144,11 @@ int mbox_status(struct mbox_store *st, const char *user, const char *folder,
 
 struct mbox_folder {
 	char *name;
-	struct mbox_status st;    /* vanished_floor not filled */
+	struct mbox_status st; /* vanished_floor not filled */
 };
 
 struct mbox_folders {
-	struct mbox_folder *v;    /* INBOX first, then by name (bytewise) */
+	struct mbox_folder *v; /* INBOX first, then by name (bytewise) */
 	size_t n;
 };
 
@@ -155,17 +166,17 @@ void mbox_folders_free(struct mbox_folders *list);
 struct mbox_msg {
 	uint32_t uid;
 	uint64_t modseq;
-	uint64_t date_ms;         /* internal date */
-	uint64_t size;            /* bytes of the raw message */
-	char *flags;              /* space-separated, "" for none */
-	char *head;               /* mbox_list_heads: the message's first bytes; else NULL */
+	uint64_t date_ms; /* internal date */
+	uint64_t size;    /* bytes of the raw message */
+	char *flags;      /* space-separated, "" for none */
+	char *head;       /* mbox_list_heads: the message's first bytes; else NULL */
 	size_t head_len;
 };
 
 struct mbox_msgs {
 	uint32_t uidvalidity;
 	uint64_t highestmodseq;
-	struct mbox_msg *v;       /* ascending UID */
+	struct mbox_msg *v; /* ascending UID */
 	size_t n;
 };
 
@@ -190,7 +201,7 @@ void mbox_msgs_free(struct mbox_msgs *list);
 struct mbox_body {
 	uint32_t uidvalidity;
 	struct mbox_msg m;
-	char *data;               /* the raw message, NUL-terminated after len */
+	char *data; /* the raw message, NUL-terminated after len */
 	size_t len;
 };
 
@@ -201,26 +212,26 @@ int mbox_fetch(struct mbox_store *st, const char *user, const char *folder, uint
 void mbox_body_free(struct mbox_body *b);
 
 enum mbox_flags_op {
-	MBOX_FLAGS_SET,           /* FLAGS */
-	MBOX_FLAGS_ADD,           /* +FLAGS */
-	MBOX_FLAGS_REMOVE,        /* -FLAGS */
+	MBOX_FLAGS_SET,    /* FLAGS */
+	MBOX_FLAGS_ADD,    /* +FLAGS */
+	MBOX_FLAGS_REMOVE, /* -FLAGS */
 };
 
 struct mbox_flags_req {
 	const char *user;
 	const char *folder;
-	const struct mbox_range *ranges;   /* nranges 0: every message */
+	const struct mbox_range *ranges; /* nranges 0: every message */
 	size_t nranges;
 	enum mbox_flags_op op;
 	const char *flags;
-	uint64_t unchangedsince;           /* 0: no condition (RFC 7162 3.1.3) */
+	uint64_t unchangedsince; /* 0: no condition (RFC 7162 3.1.3) */
 };
 
 struct mbox_flags_result {
 	uint64_t highestmodseq;
-	struct mbox_msg *v;       /* every message that passed: its flags and MODSEQ now */
+	struct mbox_msg *v; /* every message that passed: its flags and MODSEQ now */
 	size_t n;
-	uint32_t *failed;         /* UIDs that failed UNCHANGEDSINCE, ascending */
+	uint32_t *failed; /* UIDs that failed UNCHANGEDSINCE, ascending */
 	size_t nfailed;
 };
 
@@ -229,17 +240,18 @@ typedef void mbox_flags_cb(void *arg, int status, struct mbox_flags_result *res)
  * mbox_store_flags - change the flags of the messages in the ranges.
  * Messages whose flags changed get one new MODSEQ (the folder's
  * HIGHESTMODSEQ + 1) and are announced; a message whose MODSEQ is above
- * unchangedsince is left alone and listed in failed.
+ * unchangedsince is left alone and listed in failed.  -EINVAL (nothing
+ * changed) when a message's flags would grow past MBOX_FLAGS_MAX.
  */
 int mbox_store_flags(struct mbox_store *st, const struct mbox_flags_req *r,
     mbox_flags_cb *done, void *arg);
 void mbox_flags_result_free(struct mbox_flags_result *res);
 
 struct mbox_copy_result {
-	uint32_t uidvalidity;     /* of the target folder */
-	uint32_t *from, *to;      /* n pairs, ascending source UID (RFC 4315 COPYUID) */
+	uint32_t uidvalidity; /* of the target folder */
+	uint32_t *from, *to;  /* n pairs, ascending source UID (RFC 4315 COPYUID) */
 	size_t n;
-	uint64_t expunge_modseq;  /* move: MODSEQ of the expunge in the source; 0 if none */
+	uint64_t expunge_modseq; /* move: MODSEQ of the expunge in the source; 0 if none */
 };
 
 typedef void mbox_copy_cb(void *arg, int status, struct mbox_copy_result *res);
@@ -257,8 +269,8 @@ int mbox_move(struct mbox_store *st, const char *user, const char *from, const c
 void mbox_copy_result_free(struct mbox_copy_result *res);
 
 struct mbox_uids {
-	uint64_t modseq;          /* the MODSEQ the change got; 0 if nothing changed */
-	uint32_t *v;              /* ascending */
+	uint64_t modseq; /* the MODSEQ the change got; 0 if nothing changed */
+	uint32_t *v;     /* ascending */
 	size_t n;
 };
 
@@ -305,9 +317,10 @@ int mbox_delete(struct mbox_store *st, const char *user, const char *folder,
 
 /*
  * mbox_trim - enforce retention and max_messages over every user (the
- * mailbox role runs it periodically), with now_ms as the time; each
- * message expunged is logged.  done gets the number expunged (0 or
- * more) or a negative errno.
+ * mailbox role runs it periodically), with now_ms as the time: one
+ * script per user, so Redis is never held for all of them at once.  Each
+ * message expunged is logged.  done gets the number expunged (0 or more)
+ * or the first negative errno (the other users were still trimmed).
  */
 typedef void mbox_count_cb(void *arg, int64_t status);
 int mbox_trim(struct mbox_store *st, uint64_t now_ms, mbox_count_cb *done, void *arg);
@@ -321,7 +334,7 @@ struct mbox_user_stats {
 
 struct mbox_stats {
 	uint64_t users, messages, bytes;
-	struct mbox_user_stats *v;   /* by user name */
+	struct mbox_user_stats *v; /* by user name */
 	size_t n;
 };
 
@@ -329,6 +342,12 @@ typedef void mbox_stats_cb(void *arg, int status, struct mbox_stats *s);
 /* mbox_stats - users, messages and bytes (each message's size), in all and per user. */
 int mbox_stats(struct mbox_store *st, mbox_stats_cb *done, void *arg);
 void mbox_stats_free(struct mbox_stats *s);
+
+/*
+ * mbox_set_limits - [mailbox] retention and max_messages from now on (a
+ * reloaded config); calls already sent keep the old ones.
+ */
+void mbox_set_limits(struct mbox_store *st, uint64_t retention_ms, unsigned max_messages);
 
 /* mbox_is_up - whether the store's Redis connection is up. */
 bool mbox_is_up(const struct mbox_store *st);

@@ -1,7 +1,7 @@
 /*
- * store_int.h - what store.c (lifecycle, append, reads, limits, stats)
- * and store_ops.c (flags, copy, move, expunge, create, rename, delete)
- * share; included only inside mailbox/.
+ * store_int.h - what store.c (lifecycle, append, reads), store_ops.c
+ * (flags, copy, move, expunge, vanished, create, rename, delete) and
+ * store_admin.c (trim, stats) share; included only inside mailbox/.
  *
  * A call is one request (struct mbox__req, on the heap from the call
  * until its reply was handed to the caller's callback) and one script
@@ -55,6 +55,7 @@ struct mbox__req {
 		mbox_stats_cb *stats;
 	} cb;
 	char user[STR_USERNAME_MAX + 1];
+	uint64_t now; /* trim: the time it enforces the limits at */
 };
 
 /* Arguments of one script call: borrowed strings and owned numbers. */
@@ -62,7 +63,7 @@ struct mbox__args {
 	size_t n, cap;
 	const char **v;
 	size_t *len;
-	char (*num)[24];       /* num[i] holds argument i when it is a number */
+	char (*num)[24]; /* num[i] holds argument i when it is a number */
 	bool *is_num;
 };
 

@@ -50,6 +50,7 @@ static const struct group_suite all[] = {
 	{ "queue",   queue_events_suite, true },
 	{ "policy",  check_suite,      false },
 	{ "policy",  dest_suite,       false },
+	{ "policy",  dkimverify_suite, false },
 	{ "policy",  policy_suite,     false },
 	{ "policy",  spfcheck_suite,   false },
 	{ "policy",  auth_suite,       true },
@@ -63,6 +64,8 @@ static const struct group_suite all[] = {
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
 	{ "mailbox", store_suite,      true },
+	{ "mailbox", watch_suite,      true },
+	{ "mailbox", bounce_suite,     false },
 	{ "mailbox", dsn_suite,        false },
 };
 

@@ -38,6 +38,7 @@ Suite *verp_suite(void);
 Suite *auth_suite(void);
 Suite *check_suite(void);
 Suite *dest_suite(void);
+Suite *dkimverify_suite(void);
 Suite *policy_suite(void);
 Suite *spfcheck_suite(void);
 
@@ -57,6 +58,8 @@ Suite *smtpreply_suite(void);
 /* mailbox/ */
 Suite *dsn_suite(void);
 Suite *store_suite(void);
+Suite *watch_suite(void);
+Suite *bounce_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its

@@ -37,17 +37,28 @@ local function apply(old)
 	return table.concat(out, ' ')
 end
 
+-- First every message's new flags, so that a list grown past the limit
+-- changes nothing at all.
 local b = key('b', mid)
+local plan = {}
+for _, uid in ipairs(uids_in(mid, 7)) do
+	local m = redis.call('HMGET', key('m', mid, uid), 'flags', 'modseq')
+	local old, ms = m[1] or '', tonumber(m[2])
+	local new = apply(old)
+	if #new > FLAGS_MAX then
+		return fail('EINVAL', 'too many flags')
+	end
+	plan[#plan + 1] = { uid, old, ms, new }
+end
+
 local modseq
 local done, failed, changed = {}, {}, {}
-for _, uid in ipairs(uids_in(mid, 7)) do
+for _, p in ipairs(plan) do
+	local uid, old, ms, new = p[1], p[2], p[3], p[4]
 	local mk = key('m', mid, uid)
-	local m = redis.call('HMGET', mk, 'flags', 'modseq')
-	local old, ms = m[1] or '', tonumber(m[2])
 	if since > 0 and ms > since then
 		failed[#failed + 1] = uid
 	else
-		local new = apply(old)
 		if new ~= old then
 			modseq = modseq or next_modseq(mid)
 			ms = modseq

@@ -2,6 +2,8 @@
 -- to each of them, so each still runs as one atomic script).
 -- ARGV[1] is always the key prefix P; key names are in mailbox/README.md.
 local P = ARGV[1]
+-- Longest flag list of a message, in bytes (MBOX_FLAGS_MAX in store.h).
+local FLAGS_MAX = 1024
 
 local function key(...)
 	return P .. 'mbx:' .. table.concat({ ... }, ':')
@@ -101,7 +103,8 @@ end
 local function add_message(user, mid, flags, date, size, blob)
 	local b = key('b', mid)
 	local uid = tonumber(redis.call('HGET', b, 'uidnext'))
-	if uid > 4294967295 then
+	-- The last UID leaves UIDNEXT a 32-bit number (RFC 3501 2.3.1.1).
+	if uid >= 4294967295 then
 		return nil
 	end
 	local modseq = next_modseq(mid)

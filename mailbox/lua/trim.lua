@@ -1,16 +1,11 @@
--- trim: enforce [mailbox] retention and max_messages over every user (or
--- one), and forget expunged UIDs older than the retention.  The mailbox
--- role runs it periodically; append enforces the same limits for the
--- user it appends to.
--- ARGV: prefix, now (ms), retention (ms), max messages, user ("" = all)
+-- trim: enforce [mailbox] retention and max_messages for one user, and
+-- forget the user's expunged UIDs older than the retention.  mbox_trim
+-- runs it for every user in P mbx:users (one script each, so none holds
+-- Redis for long); append enforces the same limits for its user.
+-- ARGV: prefix, now (ms), retention (ms), max messages, user
 -- Returns { user, folder, uid, reason }... for each message expunged.
-local now, retention, max, only = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local users
-if only ~= '' then
-	users = { only }
-else
-	users = redis.call('SMEMBERS', key('users'))
-end
+local now, retention, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local users = { ARGV[5] }
 local out = {}
 for _, user in ipairs(users) do
 	local got = {}

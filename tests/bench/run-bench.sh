@@ -20,9 +20,9 @@
 # Options are passed to qbench (-n, -s, -P, -w, -b, -m, -t).  Then
 # tests/bench/run-smtp-bench.sh runs (SMTP_BENCH=0 skips it; its own
 # environment is described there), then run-deliver-bench.sh
-# (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0)
-# run-policy-bench.sh (POLICY_BENCH=0) and run-mailbox-bench.sh
-# (MAILBOX_BENCH=0).
+# (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0),
+# run-policy-bench.sh (POLICY_BENCH=0), run-mailbox-bench.sh
+# (MAILBOX_BENCH=0) and run-bounce-bench.sh (BOUNCE_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -181,5 +181,13 @@ if [ "${MAILBOX_BENCH:-1}" != 0 ]; then
 	tests/bench/run-mailbox-bench.sh
 	mrc=$?
 	[ "$rc" = 0 ] && rc=$mrc
+fi
+# Returns parsed and classified per second (mailbox/bounce, the real
+# corpus, one core).  BOUNCE_BENCH=0 skips it.
+if [ "${BOUNCE_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-bounce-bench.sh
+	brc=$?
+	[ "$rc" = 0 ] && rc=$brc
 fi
 exit "$rc"

@@ -140,7 +140,17 @@ B3=$(wc -c <"$M3")
 check_eq "stats: totals and one row per user" "$E2E_OUT" "$(printf 'users     2\nmessages  5\nbytes     %d\n\n%-18s  %7s  %8s  %12s\n%-18s  %7d  %8d  %12d\n%-18s  %7d  %8d  %12d' \
 	$((2 * B1 + B2 + 2 * B3)) USER FOLDERS MESSAGES BYTES admin@shop.example 1 2 $((B1 + B3)) shop 1 3 $((B1 + B2 + B3)))"
 
+# A folder larger than one page of heads (200): every message, in UID order.
+mapfile -t many < <(for _ in $(seq 450); do echo "$M1"; done)
+check_exit "append 450 messages: exit 0" 0 "$APPEND" -q -c "$CONF" -u bulk "${many[@]}"
+check_exit "list of 450: exit 0" 0 ctl mailbox list bulk
+check_eq "list of 450: UIDs 1 to 450 in order" \
+	"$(printf '%s\n' "$E2E_OUT" | sed -e '1d' -e '$d' | awk '{ print $1 }' | tr '\n' ' ')" "$(seq 450 | tr '\n' ' ')"
+check_eq "list of 450: every row with its subject" \
+	"$(printf '%s\n' "$E2E_OUT" | grep -c 'hard  *gone@example\.net  *Undelivered Mail Returned to Sender$')" 450
+check_match "list of 450: the count" "$(printf '%s\n' "$E2E_OUT" | tail -1)" "^450 messages in INBOX of bulk "
+
 # The raw bytes are stored once per append, under the prefix.
-check_eq "one blob per stored message" "$(redis-cli -p "$PORT" --scan --pattern 'e2e:mbx:r:*' | wc -l | tr -d ' ')" 5
+check_eq "one blob per stored message" "$(redis-cli -p "$PORT" --scan --pattern 'e2e:mbx:r:*' | wc -l | tr -d ' ')" 455
 
 e2e_done

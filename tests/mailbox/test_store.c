@@ -476,6 +476,25 @@ START_TEST(append_assigns_uids_and_modseq)
 	ck_assert_int_eq(t_status(&t, "other@x.example", "INBOX", &s2), 0);
 	ck_assert_uint_ne(s2.id, s.id);
 	ck_assert_uint_ne(s2.uidvalidity, s.uidvalidity);
+	/* A folder whose UIDs are used up takes nothing more. */
+	{
+		char k[64];
+		redisReply *rr;
+		uint32_t uid;
+
+		snprintf(k, sizeof k, "mbx:b:%" PRIu64, s2.id);
+		rr = redis_test_cmd(t.sync, "HSET %s uidnext 4294967294",
+		    redis_test_key(t.cfg.redis.prefix, k));
+		freeReplyObject(rr);
+		ck_assert_int_eq(t_append_on(&t, t.st, "other@x.example", "INBOX", MSG1, "", 0, NULL,
+		    &uid), 0);
+		ck_assert_uint_eq(uid, 4294967294u);
+		ck_assert_int_eq(t_append_on(&t, t.st, "other@x.example", "INBOX", MSG1, "", 0, NULL,
+		    &uid), -ENOSPC);
+		ck_assert_int_eq(t_status(&t, "other@x.example", "INBOX", &s2), 0);
+		ck_assert_uint_eq(s2.uidnext, 4294967295u);
+		ck_assert_uint_eq(s2.exists, 2);
+	}
 	/* Appending to a folder that does not exist. */
 	ck_assert_int_eq(t_append_on(&t, t.st, "shop", "Archive", MSG1, "", 0, NULL, NULL),
 	    -ENOENT);
@@ -569,6 +588,29 @@ START_TEST(flags_set_add_remove_unchangedsince)
 	ck_assert_int_eq(t_status(&t, "shop", "INBOX", &s), 0);
 	ck_assert_uint_eq(s.unseen, 2);
 	ck_assert_uint_eq(s.highestmodseq, 8);
+	/* Flags that would grow past the limit: refused, nothing changed. */
+	{
+		char kw[600];
+		struct mbox_range rg = { 1, 3 };
+		struct mbox_flags_req q = { .user = "shop", .folder = "INBOX", .ranges = &rg,
+			.nranges = 1, .op = MBOX_FLAGS_ADD, .flags = kw };
+		struct res r = { 0 };
+
+		memset(kw, 'a', sizeof kw - 1);
+		kw[sizeof kw - 1] = '\0';
+		ck_assert_int_eq(mbox_store_flags(t.st, &q, on_flags, &r), 0);
+		mt_wait(&t, &r.done);
+		ck_assert_int_eq(r.status, 0);
+		mbox_flags_result_free(r.flags);
+		kw[0] = 'b';
+		memset(&r, 0, sizeof r);
+		ck_assert_int_eq(mbox_store_flags(t.st, &q, on_flags, &r), 0);
+		mt_wait(&t, &r.done);
+		ck_assert_int_eq(r.status, -EINVAL);
+		ck_assert_ptr_null(r.flags);
+		ck_assert_int_eq(t_status(&t, "shop", "INBOX", &s), 0);
+		ck_assert_uint_eq(s.highestmodseq, 9);
+	}
 	mt_close(&t);
 }
 END_TEST
@@ -783,6 +825,24 @@ START_TEST(folders_create_rename_delete)
 	ck_assert_int_eq(t_status(&t, "shop", "c/b", &s), 0);
 	ck_assert_uint_eq(s.uidvalidity, ab.uidvalidity);
 	ck_assert_str_eq(t_uids(&t, "shop", "c/b"), "1");
+	/* A clash below the new name changes nothing. */
+	ck_assert_int_eq(t_create(&t, "shop", "d"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "d/b"), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "c", "d2"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "e/b"), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "d2", "e"), -EEXIST);
+	ck_assert_int_eq(t_status(&t, "shop", "d2", &s), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "d2/b", &s), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "e", &s), -ENOENT);
+	/* Into a level below itself. */
+	ck_assert_int_eq(t_rename(&t, "shop", "d2", "d2/old"), 0);
+	ck_assert_int_eq(t_status(&t, "shop", "d2/old/b", &s), 0);
+	ck_assert_uint_eq(s.uidvalidity, ab.uidvalidity);
+	ck_assert_int_eq(t_rename(&t, "shop", "d2/old", "c"), 0);
+	ck_assert_str_eq(t_uids(&t, "shop", "c/b"), "1");
+	ck_assert_int_eq(t_delete(&t, "shop", "d/b"), 0);
+	ck_assert_int_eq(t_delete(&t, "shop", "d"), 0);
+	ck_assert_int_eq(t_delete(&t, "shop", "e/b"), 0);
 
 	/* Renaming INBOX moves its messages and leaves it empty. */
 	t_append(&t, "shop", "INBOX", MSG1, "\\Seen");
@@ -864,6 +924,15 @@ START_TEST(max_messages_expunges_the_oldest)
 	t_append(&t, "shop", "Later", MSG2, "");
 	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "4,5");
 	ck_assert_str_eq(t_uids(&t, "shop", "Later"), "1");
+	/* A reloaded limit holds from the next call on. */
+	mbox_set_limits(t.st, t.cfg.mailbox.retention_ms, 2);
+	t_append(&t, "shop", "Later", MSG2, "");
+	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "");
+	ck_assert_str_eq(t_uids(&t, "shop", "Later"), "1,2");
+	mbox_set_limits(t.st, t.cfg.mailbox.retention_ms, 0);
+	for (int i = 0; i < 4; i++)
+		t_append(&t, "shop", "INBOX", MSG1, "");
+	ck_assert_str_eq(t_uids(&t, "shop", "INBOX"), "6,7,8,9");
 	mt_close(&t);
 }
 END_TEST
@@ -1094,6 +1163,15 @@ START_TEST(bad_names_are_refused)
 		ck_assert_int_eq(mbox_append(t.st, &a, never, NULL), -EINVAL);
 	}
 	ck_assert(mbox_valid_flags(""));
+	{
+		char many[MBOX_FLAGS_MAX + 2];
+
+		memset(many, 'k', sizeof many - 1);
+		many[sizeof many - 1] = '\0';
+		ck_assert(!mbox_valid_flags(many));
+		many[MBOX_FLAGS_MAX] = '\0';
+		ck_assert(mbox_valid_flags(many));
+	}
 	ck_assert(mbox_valid_flags("\\Seen  $Junk NonJunk \\Answered"));
 	ck_assert(mbox_valid_folder("Entw&APw-rfe/Sub folder [x]"));
 	ck_assert(mbox_valid_folder("Ünïcödé"));
@@ -1110,6 +1188,80 @@ START_TEST(bad_names_are_refused)
 		ck_assert_uint_eq(r->elements, 0);
 		freeReplyObject(r);
 	}
+	mt_close(&t);
+}
+END_TEST
+
+struct counted {
+	int calls;
+	int status;
+};
+
+static void
+on_counted(void *arg, int status, uint32_t uv, uint32_t uid)
+{
+	struct counted *c = arg;
+
+	(void)uv, (void)uid;
+	c->calls++;
+	c->status = status;
+}
+
+START_TEST(close_answers_what_is_pending)
+{
+	struct mt t;
+	struct mbox_store *st2;
+	struct counted c = { 0, 1 };
+	struct mbox_append a = { .user = "shop", .folder = "INBOX", .data = MSG1,
+		.len = strlen(MSG1), .flags = "" };
+
+	mt_open(&t, NULL);
+	mt_open_on(&t, &st2);
+	ck_assert_int_eq(mbox_append(st2, &a, on_counted, &c), 0);
+	mt_close_store(&t, st2);
+	redis_test_sleep(&t.loop, 50);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert(c.status == 0 || c.status == -ECANCELED);
+	mt_close(&t);
+}
+END_TEST
+
+START_TEST(binary_and_large_messages_round_trip)
+{
+	struct mt t;
+	size_t len = 3 * 1024 * 1024;
+	char *big = malloc(len);
+	struct mbox_append a = { .user = "shop", .folder = "INBOX", .data = big, .len = len,
+		.flags = "" };
+	struct res r = { 0 };
+	struct mbox_body *b;
+	int status;
+
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)(i * 7 + (i >> 9));
+	mt_open(&t, NULL);
+	ck_assert_int_eq(mbox_append(t.st, &a, on_append, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	b = t_fetch(&t, "shop", "INBOX", r.uid, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_uint_eq(b->len, len);
+	ck_assert_uint_eq(b->m.size, len);
+	ck_assert(memcmp(b->data, big, len) == 0);
+	mbox_body_free(b);
+	/* An empty message is a message too. */
+	a.data = NULL;
+	a.len = 0;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(mbox_append(t.st, &a, on_append, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	b = t_fetch(&t, "shop", "INBOX", r.uid, &status);
+	ck_assert_uint_eq(b->len, 0);
+	ck_assert_str_eq(b->data, "");
+	mbox_body_free(b);
+	free(big);
 	mt_close(&t);
 }
 END_TEST
@@ -1180,6 +1332,8 @@ store_suite(void)
 	tcase_add_test(tc, stats_count_users_messages_bytes);
 	tcase_add_test(tc, bad_names_are_refused);
 	tcase_add_test(tc, down_redis_refuses_at_once);
+	tcase_add_test(tc, close_answers_what_is_pending);
+	tcase_add_test(tc, binary_and_large_messages_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -155,7 +155,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: mbox_append -c CONF -u USER [-f FOLDER] [-F FLAGS] [-d DATE_MS] "
-	    "[-k DEDUP_KEY] [-q] FILE...\n");
+	                "[-k DEDUP_KEY] [-q] FILE...\n");
 	return 2;
 }
 
@@ -174,18 +174,31 @@ main(int argc, char **argv)
 	r.a.flags = "";
 	while ((opt = getopt(argc, argv, "c:u:f:F:d:k:q")) != -1) {
 		switch (opt) {
-		case 'c': conf = optarg; break;
-		case 'u': r.a.user = optarg; break;
-		case 'f': r.a.folder = optarg; break;
-		case 'F': r.a.flags = optarg; break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'u':
+			r.a.user = optarg;
+			break;
+		case 'f':
+			r.a.folder = optarg;
+			break;
+		case 'F':
+			r.a.flags = optarg;
+			break;
 		case 'd':
 			if (str_to_u64(optarg, &date) < 0)
 				return usage();
 			r.a.internal_date_ms = date;
 			break;
-		case 'k': r.a.dedup_key = optarg; break;
-		case 'q': r.quiet = true; break;
-		default: return usage();
+		case 'k':
+			r.a.dedup_key = optarg;
+			break;
+		case 'q':
+			r.quiet = true;
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (conf == NULL || r.a.user == NULL || optind == argc)
