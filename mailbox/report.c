@@ -33,6 +33,8 @@
 enum report_step {
 	STEP_IDLE,       /* waiting for the poll timer */
 	STEP_READ,       /* queue_events_read in flight */
+	STEP_GATHER,     /* waiting for more failures of the batch's messages */
+	STEP_READ_MORE,  /* the second queue_events_read in flight */
 	STEP_ACK_SKIP,   /* acknowledging events that make no report */
 	STEP_GROUP,      /* next group: read its message */
 	STEP_MSG,        /* queue_msg_read in flight */
@@ -46,7 +48,7 @@ enum report_step {
 };
 
 static const char *const step_names[] = {
-	"idle", "read", "ack_skip", "group", "msg", "msg_body", "append", "sup", "enqueue", "ack", "drop",
+	"idle", "read", "gather", "read_more", "ack_skip", "group", "msg", "msg_body", "append", "sup", "enqueue", "ack", "drop",
 	"closed",
 };
 
@@ -56,6 +58,7 @@ struct rev {
 	char id[QID_SIZE];
 	enum rcpt_state state;
 	unsigned notify;
+	enum dsn_action kind;
 	char *rcpt, *reply, *orcpt, *mta;
 };
 
@@ -104,6 +107,9 @@ static void report_enter(struct report *r, enum report_step next);
 static void next_group(struct report *r);
 static void batch_end(struct report *r, int status);
 static void on_poll(uv_timer_t *t);
+static void on_step(uv_timer_t *t);
+static void gather_more(struct report *r);
+static void on_events(void *arg, int status, struct queue_event *ev, size_t n);
 
 static bool
 transient(int status)
@@ -236,10 +242,26 @@ on_step(uv_timer_t *t)
 	/* Stopping: the rest of the batch stays pending for the next node (or start). */
 	if (r->closing)
 		batch_end(r, -ECANCELED);
+	else if (r->step == STEP_GATHER)
+		gather_more(r);
 	else if (r->step == STEP_GROUP)
 		next_group(r);
 	else if (r->step == STEP_DROP)
 		batch_end(r, 0);
+}
+
+/* gather_more - the second read of a batch, after the gathering wait. */
+static void
+gather_more(struct report *r)
+{
+	int rc;
+
+	report_enter(r, STEP_READ_MORE);
+	rc = queue_events_read(r->q, REPORT_GROUP, r->consumer,
+	    (unsigned)(REPORT_BATCH - r->nev - r->nskip), 2 * r->cfg->queue.lease_ms,
+	    REPORT_GROUP_SINCE_MS, on_events, r);
+	if (rc < 0)
+		batch_end(r, rc);
 }
 
 /* hand_over - run the next step on the next loop turn. */
@@ -564,19 +586,48 @@ on_skip_acked(void *arg, int status)
 	hand_over(r, STEP_GROUP);
 }
 
+/* gather_ms - how long a batch waits for more failures of its messages. */
+static uint64_t
+gather_ms(const struct report *r)
+{
+	uint64_t half = r->cfg->queue.lease_ms / 2;
+
+	/* Well below the claim time (2 x lease), so nobody takes the batch meanwhile. */
+	return half < REPORT_GATHER_MS ? half : REPORT_GATHER_MS;
+}
+
+/* read_done - the batch is read: group it, acknowledge what needs no report, go on. */
+static void
+read_done(struct report *r)
+{
+	int rc;
+
+	for (size_t i = 0; i < r->nev; i++)
+		add_to_group(r, i, r->ev[i].kind);
+	if (r->nskip == 0) {
+		hand_over(r, STEP_GROUP);
+		return;
+	}
+	report_enter(r, STEP_ACK_SKIP);
+	rc = queue_events_ack(r->q, REPORT_GROUP, (const char *const *)r->skip, r->nskip,
+	    on_skip_acked, r);
+	if (rc < 0)
+		batch_end(r, rc);
+}
+
 static void
 on_events(void *arg, int status, struct queue_event *ev, size_t n)
 {
 	struct report *r = arg;
 	size_t claimed = 0;
-	int rc;
+	uint64_t now = queue_now(r->q), newest = 0, wait;
 
 	if (status < 0) {
 		batch_end(r, status);
 		return;
 	}
-	r->full = n >= REPORT_BATCH;
-	r->ev = xcalloc(n ? n : 1, sizeof *r->ev);
+	r->full = r->nev + r->nskip + n >= REPORT_BATCH;
+	r->ev = xreallocarray(r->ev, r->nev + n + 1, sizeof *r->ev);
 	for (size_t i = 0; i < n; i++) {
 		const struct queue_event *e = &ev[i];
 		struct rev *d = &r->ev[r->nev];
@@ -589,29 +640,36 @@ on_events(void *arg, int status, struct queue_event *ev, size_t n)
 			add_skip(r, e->eid);
 			continue;
 		}
+		memset(d, 0, sizeof *d);
 		memcpy(d->eid, e->eid, sizeof d->eid);
 		memcpy(d->id, e->id, sizeof d->id);
 		d->ms = e->ms;
 		d->state = e->state;
 		d->notify = e->notify;
+		d->kind = kind;
 		d->rcpt = xstrdup(e->rcpt);
 		d->reply = xstrdup(e->reply);
 		d->orcpt = xstrdup(e->orcpt);
 		d->mta = xstrdup(e->mta);
 		r->nev++;
-		add_to_group(r, r->nev - 1, kind);
+		if (kind != DSN_DELAYED && e->ms > newest)
+			newest = e->ms;
 	}
 	if (claimed > 0)
 		log_info("report", "events_claimed", "consumer=%s count=%zu", r->consumer, claimed);
-	if (r->nskip == 0) {
-		hand_over(r, STEP_GROUP);
+	/*
+	 * A failure that has just happened may have company: other recipients
+	 * of the message (other domains, other jobs) failing a moment later.
+	 * Wait until the newest is gather_ms old, read once more, and report
+	 * them together.
+	 */
+	if (r->step == STEP_READ && !r->full && newest > 0 && newest + gather_ms(r) > now) {
+		wait = newest + gather_ms(r) - now;
+		report_enter(r, STEP_GATHER);
+		uv_timer_start(&r->step_timer, on_step, wait < gather_ms(r) ? wait : gather_ms(r), 0);
 		return;
 	}
-	report_enter(r, STEP_ACK_SKIP);
-	rc = queue_events_ack(r->q, REPORT_GROUP, (const char *const *)r->skip, r->nskip,
-	    on_skip_acked, r);
-	if (rc < 0)
-		batch_end(r, rc);
+	read_done(r);
 }
 
 static void

@@ -20,9 +20,11 @@
  *
  * Grouping: events are read in batches of up to REPORT_BATCH every
  * poll (REPORT_POLL_MS); the failed (or delivered) recipients of one
- * message within a batch share one report, so recipients that fail
- * within a poll interval of each other, or in one delivery attempt,
- * are reported together.
+ * message within a batch share one report.  A batch whose newest
+ * failure is younger than REPORT_GATHER_MS (at most half a [queue]
+ * lease) waits until it is that old and reads once more, so recipients
+ * of one message that fail within about 2 s of each other (other
+ * domains, other jobs) are reported together.
  *
  * Once per event: each event goes to one node of the group; a node that
  * read events and did not acknowledge them within 2 x [queue] lease
@@ -45,6 +47,7 @@
 #define REPORT_GROUP "reports"
 #define REPORT_BATCH 200
 #define REPORT_POLL_MS 1000
+#define REPORT_GATHER_MS 2000
 
 struct report;
 struct queue;

@@ -11,7 +11,8 @@
 # Scenarios (run "one"):
 #   a 550: one report, Action failed, Status 5.1.1, Remote-MTA, Diagnostic-Code,
 #     text/rfc822-headers without the body; two bad recipients of one
-#     message share one report; ORCPT and ENVID come back
+#     message share one report, also when they are of two domains (two
+#     jobs); ORCPT and ENVID come back
 #   NOTIFY=NEVER: no report; NOTIFY=SUCCESS: Action delivered
 #   RET=FULL: the whole message as message/rfc822, body included
 #   slow.test with delay_warning = 2s and lifetime = 8s: one delay warning
@@ -43,7 +44,7 @@ start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done;
 sport=$(free_port)
 start_sink sink \
 	--listen "127.0.0.2:$sport" --reject-rcpt bad@dest.test --reject-rcpt bad2@dest.test \
-	--reject-rcpt gone@shop.example \
+	--reject-rcpt gone@shop.example --reject-rcpt bad@other.test \
 	--listen "127.0.0.3:$sport" --tempfail-first 100000 --tempfail-at rcpt ||
 	{ fail "sink.py starts"; e2e_done; exit 1; }
 
@@ -86,6 +87,7 @@ connect_timeout = 5s
 route.dest.test = [127.0.0.2]:$sport
 route.slow.test = [127.0.0.3]:$sport
 route.shop.example = [127.0.0.2]:$sport
+route.other.test = [127.0.0.2]:$sport
 
 [mailbox]
 delay_warning = 2s
@@ -207,6 +209,7 @@ C=$E2E_TMP/one.conf
 
 id_fail=$(send "$one_port" fail orders@shop.example bad@dest.test "ENVID=order+2B1234" "ORCPT=rfc822;Bad+2BAlias@dest.test")
 id_two=$(send "$one_port" two orders@shop.example bad@dest.test,bad2@dest.test,good@dest.test)
+id_dom=$(send "$one_port" dom orders@shop.example bad@dest.test,bad@other.test)
 id_never=$(send "$one_port" never orders@shop.example bad@dest.test "" "NOTIFY=NEVER")
 id_ok=$(send "$one_port" ok orders@shop.example good@dest.test "" "NOTIFY=SUCCESS,FAILURE")
 id_plain=$(send "$one_port" plain orders@shop.example good@dest.test)
@@ -215,7 +218,7 @@ id_slow=$(send "$one_port" slow orders@shop.example late@slow.test)
 id_gone=$(send "$one_port" gone gone@shop.example bad@dest.test)
 kctl "$E2E_TMP/one.conf" suppression add blocked@shop.example >/dev/null 2>&1
 id_sup=$(send "$one_port" sup blocked@shop.example bad@dest.test)
-for v in id_fail id_two id_never id_ok id_plain id_full id_slow id_gone id_sup; do
+for v in id_fail id_two id_dom id_never id_ok id_plain id_full id_slow id_gone id_sup; do
 	check_match "submitted ($v)" "${!v}" '^[0-9A-Za-z]{16}$'
 done
 
@@ -253,6 +256,12 @@ u=$(reports_for "$C" "$id_two" | head -1)
 check_eq "two bad recipients: both in it" "$(field "$C" "$u" nrcpt)" 2
 check_eq "two bad recipients: the first" "$(field "$C" "$u" ds:Final-Recipient:0)" "rfc822; bad@dest.test"
 check_eq "two bad recipients: the second" "$(field "$C" "$u" ds:Final-Recipient:1)" "rfc822; bad2@dest.test"
+
+wait_until 30 has_reports "$C" "$id_dom" 1
+sleep 2
+check_eq "two domains (two jobs) failing together: one report" "$(nreports "$C" "$id_dom")" 1
+u=$(reports_for "$C" "$id_dom" | head -1)
+check_eq "two domains failing together: both recipients in it" "$(field "$C" "$u" nrcpt)" 2
 
 wait_until 30 has_reports "$C" "$id_ok" 1
 u=$(reports_for "$C" "$id_ok" | head -1)
@@ -314,7 +323,7 @@ check_eq "suppressed sender: nothing reached it" "$(sink_q --rcpt blocked@shop.e
 sleep 1
 check_eq "a bounced report makes no report" "$(nreports "$C" "$copy")" 0
 check_eq "no report about a report" "$(grep -c "event=report_stored" "$E2E_TMP/one.log")" \
-	"$(grep "event=report_stored" "$E2E_TMP/one.log" | grep -Ec "id=($id_fail|$id_two|$id_ok|$id_full|$id_slow|$id_gone|$id_sup) ")"
+	"$(grep "event=report_stored" "$E2E_TMP/one.log" | grep -Ec "id=($id_fail|$id_two|$id_dom|$id_ok|$id_full|$id_slow|$id_gone|$id_sup) ")"
 
 # Nothing for NOTIFY=NEVER, nor for a plain delivery: by now (the later
 # reports are stored) their events were handled long ago.
