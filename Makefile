@@ -175,6 +175,7 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_report.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c
 

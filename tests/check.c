@@ -66,6 +66,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", store_suite,      true },
 	{ "mailbox", watch_suite,      true },
 	{ "mailbox", bounce_suite,     false },
+	{ "mailbox", report_suite,     true },
 	{ "mailbox", dsn_suite,        false },
 };
 

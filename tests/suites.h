@@ -57,6 +57,7 @@ Suite *smtpreply_suite(void);
 
 /* mailbox/ */
 Suite *dsn_suite(void);
+Suite *report_suite(void);
 Suite *store_suite(void);
 Suite *watch_suite(void);
 Suite *bounce_suite(void);
