@@ -245,10 +245,11 @@ on_grace(uv_timer_t *t)
 	    k->inflight);
 	k->grace_expired = true;
 	/*
-	 * The workers end on their own clock (they hold the queue until then),
-	 * the reporter after the one call it has in flight.
+	 * The workers end on their own clock (they hold the queue until then).
+	 * The reporter starts no call once stopping; the one it has in flight
+	 * is cancelled with the queue or the store.
 	 */
-	if (k->deliver == NULL && k->report == NULL)
+	if (k->deliver == NULL)
 		finish_stop(k);
 }
 

@@ -234,15 +234,28 @@ add_to_group(struct report *r, size_t i, enum dsn_action kind)
 
 /* --- steps ------------------------------------------------------------------------ */
 
+/*
+ * stopping - report_close() was called: start no new call (the queue and
+ * the store may be closing under us after the grace period); the rest of
+ * the batch stays pending for another node.  True when the batch ended.
+ */
+static bool
+stopping(struct report *r)
+{
+	if (!r->closing)
+		return false;
+	batch_end(r, -ECANCELED);
+	return true;
+}
+
 static void
 on_step(uv_timer_t *t)
 {
 	struct report *r = t->data;
 
-	/* Stopping: the rest of the batch stays pending for the next node (or start). */
-	if (r->closing)
-		batch_end(r, -ECANCELED);
-	else if (r->step == STEP_GATHER)
+	if (stopping(r))
+		return;
+	if (r->step == STEP_GATHER)
 		gather_more(r);
 	else if (r->step == STEP_GROUP)
 		next_group(r);
@@ -256,6 +269,8 @@ gather_more(struct report *r)
 {
 	int rc;
 
+	if (stopping(r))
+		return;
 	report_enter(r, STEP_READ_MORE);
 	rc = queue_events_read(r->q, REPORT_GROUP, r->consumer,
 	    (unsigned)(REPORT_BATCH - r->nev - r->nskip), 2 * r->cfg->queue.lease_ms,
@@ -278,7 +293,7 @@ static void on_dropped(void *arg, int status);
 static void
 batch_end(struct report *r, int status)
 {
-	if (status == 0) {
+	if (status == 0 && !r->closing) {
 		while (r->drop_next < r->ngroups) {
 			const struct rgroup *g = &r->groups[r->drop_next++];
 			bool seen = false;
@@ -331,9 +346,12 @@ static void
 ack_group(struct report *r)
 {
 	const struct rgroup *g = &r->groups[r->cur];
-	const char **eids = xcalloc(g->n, sizeof *eids);
+	const char **eids;
 	int rc;
 
+	if (stopping(r))
+		return;
+	eids = xcalloc(g->n, sizeof *eids);
 	for (size_t i = 0; i < g->n; i++)
 		eids[i] = r->ev[g->ev[i]].eid;
 	report_enter(r, STEP_ACK);
@@ -372,6 +390,8 @@ on_sup(void *arg, int status, const bool *suppressed, char *const *why, size_t n
 		ack_group(r);
 		return;
 	}
+	if (stopping(r))
+		return;
 	if (suppressed[0]) {
 		log_info("report", "report_not_sent", "id=%s to=<%s> reason=suppressed", g->id, r->sender);
 		ack_group(r);
@@ -429,6 +449,8 @@ on_appended(void *arg, int status, uint32_t uidvalidity, uint32_t uid)
 		ack_group(r);
 		return;
 	}
+	if (stopping(r))
+		return;
 	/* RFC 3461 6.2: never a report about a report; our copy goes with a null reverse-path. */
 	addr = r->sender;
 	report_enter(r, STEP_SUP);
@@ -513,6 +535,8 @@ on_msg(void *arg, int status, const struct queue_msg *m)
 		batch_end(r, status);
 		return;
 	}
+	if (stopping(r))
+		return;
 	if (status < 0 || !m->exists) {
 		log_warn("report", "report_skipped", "id=%s action=%s reason=%s", g->id, kind_name(g->kind),
 		    status < 0 ? "message_unreadable" : "message_gone");
@@ -563,6 +587,8 @@ next_group(struct report *r)
 {
 	int rc;
 
+	if (stopping(r))
+		return;
 	if (r->cur >= r->ngroups) {
 		r->drop_next = 0;
 		batch_end(r, 0);
@@ -602,6 +628,8 @@ read_done(struct report *r)
 {
 	int rc;
 
+	if (stopping(r))
+		return;
 	for (size_t i = 0; i < r->nev; i++)
 		add_to_group(r, i, r->ev[i].kind);
 	if (r->nskip == 0) {
