@@ -187,6 +187,8 @@ finish_stop(struct kurier *k)
 	uv_timer_stop(&k->grace);
 	log_info("kurierd", "stopped", "pending=%u sessions=%zu", k->inflight,
 	    k->smtpd ? smtpd_sessions(k->smtpd) : (size_t)0);
+	if (k->report != NULL)
+		report_cancel(k->report);
 	if (k->store != NULL) {
 		mbox_store_close(k->store, NULL, NULL);
 		k->store = NULL;
