@@ -564,13 +564,12 @@ compose(struct report *r, const struct rgroup *g, const struct queue_msg *m)
 
 	for (size_t i = 0; i < g->n; i++) {
 		const struct rev *e = &r->ev[g->ev[i]];
+		bool seen = false;
 
 		/*
 		 * A delay is reported from arrival + delay_warning on (RFC 3461
 		 * leaves when to us), once per recipient.
 		 */
-		bool seen = false;
-
 		r->ev[g->ev[i]].in_report = false;
 		if (g->kind == DSN_DELAYED &&
 		    (e->warned || e->ms < m->env.arrival_ms + r->cfg->mailbox.delay_warning_ms))
