@@ -67,6 +67,7 @@ POLICY_SRCS := \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
+	policy/returns.c \
 	policy/spf_dns.c \
 	policy/spfcheck.c \
 	policy/suppress.c \
@@ -74,11 +75,13 @@ POLICY_SRCS := \
 	policy/users.c
 
 RELAY_SRCS := \
+	relay/inbound_cmd.c \
 	relay/smtp_data.c \
 	relay/smtp_parse.c \
 	relay/smtpd.c \
 	relay/smtpd_auth.c \
 	relay/smtpd_cmd.c \
+	relay/smtpd_inbound.c \
 	relay/smtpd_msg.c \
 	relay/smtpd_session.c
 
@@ -104,6 +107,7 @@ MAILBOX_SRCS := \
 	mailbox/bounce_ses.c \
 	mailbox/bounce_text.c \
 	mailbox/dsn.c \
+	mailbox/ingest.c \
 	mailbox/names.c \
 	mailbox/report.c \
 	mailbox/store.c \
@@ -175,13 +179,14 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_report.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce
+	fuzz_bounce fuzz_inbound_cmd
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -254,6 +259,10 @@ build/$(1)/tests/mbox_append: build/$(1)/tests/tools/mbox_append.o build/$(1)/li
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
+build/$(1)/tests/verp_addr: build/$(1)/tests/tools/verp_addr.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
 build/$(1)/tests/qbench: build/$(1)/tests/bench/qbench.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
@@ -283,9 +292,10 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
-	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c \
+	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c relay/inbound_cmd.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
-	core/rfc5322.c policy/check.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
+	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
+	policy/dkimverify.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
 	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
@@ -309,7 +319,8 @@ run:
 bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
-		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse
+		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse \
+		build/release/tests/verp_addr
 	@tests/bench/run-bench.sh
 
 fuzz: deps

@@ -139,6 +139,9 @@ struct ctl {
 	const char *note;       /* --note, NULL = none */
 	const char *selector;   /* dkim: --selector, NULL = default */
 	const char *algo;       /* dkim keygen: --algo */
+	bool has_bclass;        /* bounce list --class */
+	enum policy_ret_class bclass;
+	uint64_t since_ms;      /* bounce list --since: this long ago (0: all) */
 	/* mailbox */
 	const char *folder;     /* --folder, "INBOX" by default */
 	uint32_t uid;           /* mailbox show UID */

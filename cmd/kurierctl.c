@@ -56,7 +56,7 @@ static const struct command commands[] = {
 	{ "suppression", "list", "[--domain D]",
 	    "suppressed addresses of every scope, or of one (D, or * for global)",
 	    check_sup, run_sup_list, NEED_POLICY },
-	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|manual]\n"
+	{ "suppression", "add", "ADDRESS [--domain D] [--reason hard-bounce|complaint|soft-bounce-limit|manual]\n"
 	    "[--note TEXT]",
 	    "never deliver to ADDRESS: from every sender (global, the\n"
 	    "default), or from sender domain D; reason manual by default",
@@ -99,6 +99,11 @@ static const struct command commands[] = {
 	    "auto-reply, none), reason, remote MTA and diagnostic; --json:\n"
 	    "one JSON object per line per file", check_bounce_parse,
 	    run_bounce_parse, NO_CONFIG },
+	{ "bounce", "list", "[--user U] [--class C] [--since 7d]",
+	    "the recipients whose returns came back to the inbound MX, newest\n"
+	    "first: date, user, class (hard, soft, complaint, auto-reply,\n"
+	    "none), reason, status, recipient, queue id; kept [mailbox]\n"
+	    "retention", check_bounce_list, run_bounce_list, NEED_POLICY },
 	{ NULL, "help", "", "this text", ctl_check_noargs, run_help, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };

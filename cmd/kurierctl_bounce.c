@@ -1,8 +1,11 @@
 /*
  * kurierctl_bounce - kurierctl bounce parse: mailbox/bounce.h's parser
- * and classifier over message files, without Redis or a configuration.
+ * and classifier over message files, without Redis or a configuration;
+ * and kurierctl bounce list: the bounce logs the inbound MX keeps per
+ * user (policy_bounce_list).
  *
  *   kurierctl bounce parse [--json] FILE...      ("-" is standard input)
+ *   kurierctl bounce list [--user U] [--class C] [--since 7d]
  *
  * Every file that can be read yields its output, whatever it holds:
  * with --json exactly one JSON object on one line,
@@ -20,10 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/ctl.h"
 #include "cmd/kurierctl_int.h"
 #include "core/buf.h"
+#include "core/str.h"
 #include "mailbox/bounce.h"
 
 /* Bytes of one file parsed; a return is at most [mailbox] max_bounce_size (10M). */
@@ -264,4 +269,93 @@ run_bounce_parse(struct ctl *c)
 		buf_free(&b);
 	}
 	return status;
+}
+
+/* --- bounce list ----------------------------------------------------------------- */
+
+int
+check_bounce_list(struct ctl *c, int argc, char **argv)
+{
+	const char *v;
+	bool bad = false;
+
+	for (int i = 0; i < argc; i++) {
+		if ((v = ctl_opt_value("--user", argc, argv, &i, &bad)) != NULL) {
+			if (!str_is_username(v) || str_copy(c->user, v, sizeof c->user) < 0)
+				return ctl_usage_error(c, "not a user name", v,
+				    "1-64 of A-Z a-z 0-9 . _ @ + - (kurierctl user list shows them)");
+		} else if (bad) {
+			return ctl_usage_error(c, "--user needs a value", NULL, "e.g. --user shop");
+		} else if ((v = ctl_opt_value("--class", argc, argv, &i, &bad)) != NULL) {
+			if (policy_ret_class_parse(v, &c->bclass) < 0)
+				return ctl_usage_error(c, "unknown --class", v,
+				    "use hard, soft, complaint, auto-reply or none");
+			c->has_bclass = true;
+		} else if (bad) {
+			return ctl_usage_error(c, "--class needs a value", NULL,
+			    "use hard, soft, complaint, auto-reply or none");
+		} else if ((v = ctl_opt_value("--since", argc, argv, &i, &bad)) != NULL) {
+			if (str_to_duration_ms(v, &c->since_ms) < 0 || c->since_ms == 0)
+				return ctl_usage_error(c, "bad --since", v,
+				    "a duration back from now: 30m, 12h, 7d");
+		} else if (bad) {
+			return ctl_usage_error(c, "--since needs a value", NULL, "e.g. --since 7d");
+		} else {
+			return ctl_usage_error(c, "unexpected argument", argv[i],
+			    "bounce list takes --user U, --class C and --since DURATION");
+		}
+	}
+	return CTL_OK;
+}
+
+static void
+on_bounce_list(void *arg, int status, const struct policy_bounce_entry *e, size_t n)
+{
+	struct ctl *c = arg;
+	char t[32];
+	size_t shown = 0;
+	int uw = 4, aw = 9;
+
+	if (c->finishing)
+		return;
+	if (status < 0) {
+		ctl_call_failed(c, "bounce list", status);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (c->has_bclass && e[i].cls != c->bclass)
+			continue;
+		if ((int)strlen(e[i].user) > uw)
+			uw = (int)strlen(e[i].user);
+		if ((int)strlen(ctl_esc(c, e[i].addr, 60)) > aw)
+			aw = (int)strlen(ctl_esc(c, e[i].addr, 60));
+	}
+	printf("%-19s  %-*s  %-10s  %-17s  %-7s  %-*s  %s\n", "DATE (UTC)", uw, "USER", "CLASS",
+	    "REASON", "STATUS", aw, "RECIPIENT", "QUEUE ID");
+	for (size_t i = 0; i < n; i++) {
+		if (c->has_bclass && e[i].cls != c->bclass)
+			continue;
+		printf("%-19s  %-*s  %-10s  %-17s  %-7s  %-*s  %s\n", ctl_fmt_time(t, sizeof t, e[i].date_ms),
+		    uw, ctl_esc(c, e[i].user, 0), policy_ret_class_name(e[i].cls),
+		    ctl_esc(c, e[i].reason[0] ? e[i].reason : "-", 0),
+		    ctl_esc(c, e[i].status[0] ? e[i].status : "-", 0), aw, ctl_esc(c, e[i].addr, 60),
+		    ctl_esc(c, e[i].qid[0] ? e[i].qid : "-", 0));
+		shown++;
+	}
+	printf("%zu %s\n", shown, ctl_plural(shown, "return", "returns"));
+	ctl_finish(c, CTL_OK);
+}
+
+int
+run_bounce_list(struct ctl *c)
+{
+	struct timespec ts;
+	uint64_t now, since = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (c->since_ms > 0 && c->since_ms < now)
+		since = now - c->since_ms;
+	return policy_bounce_list(c->p, c->user[0] ? c->user : NULL, since, POLICY_BOUNCE_LIST_MAX,
+	    on_bounce_list, c);
 }

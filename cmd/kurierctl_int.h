@@ -60,5 +60,8 @@ int run_mbox_stats(struct ctl *c);
 /* kurierctl_bounce.c: bounce parse (no Redis, no configuration). */
 int check_bounce_parse(struct ctl *c, int argc, char **argv);
 int run_bounce_parse(struct ctl *c);
+/* kurierctl_bounce.c: bounce list (the bounce logs, policy/). */
+int check_bounce_list(struct ctl *c, int argc, char **argv);
+int run_bounce_list(struct ctl *c);
 
 #endif

@@ -122,10 +122,10 @@ check_sup(struct ctl *c, int argc, char **argv)
 		} else if (is_add && (v = ctl_opt_value("--reason", argc, argv, &i, &bad)) != NULL) {
 			if (policy_sup_reason_parse(v, &c->reason) < 0)
 				return ctl_usage_error(c, "unknown --reason", v,
-				    "use hard-bounce, complaint or manual");
+				    "use hard-bounce, complaint, soft-bounce-limit or manual");
 		} else if (bad) {
 			return ctl_usage_error(c, "--reason needs a value", NULL,
-			    "use hard-bounce, complaint or manual");
+			    "use hard-bounce, complaint, soft-bounce-limit or manual");
 		} else if (is_add && (v = ctl_opt_value("--note", argc, argv, &i, &bad)) != NULL) {
 			if (strlen(v) > SUP_NOTE_MAX)
 				return ctl_usage_error(c, "--note is too long", NULL,

@@ -15,9 +15,13 @@
  * The relay role is the submission server (relay/smtpd.c) with its user
  * store (policy/auth.c); SIGHUP also reloads its TLS certificate.  With
  * the deliver role kurierd runs the queue's lease reaper, which returns
- * jobs of workers that died to the queue.  The mailbox role opens the
- * mailbox store and runs the reporter (mailbox/report.h), which turns
- * the queue's outcome events into delivery status notifications.
+ * jobs of workers that died to the queue.  The relay role also runs the
+ * inbound MX for bounce domains ([relay] inbound) with mailbox/ingest as
+ * its sink: returns are classified, acted on and stored in the mailbox
+ * store.  The mailbox role runs the reporter (mailbox/report.h), which
+ * turns the queue's outcome events into delivery status notifications.
+ * kurierd opens the mailbox store once for every role that needs it
+ * (k.store).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,9 +38,11 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "core/xmalloc.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "deliver/deliver.h"
+#include "mailbox/ingest.h"
 #include "mailbox/report.h"
 #include "mailbox/store.h"
 #include "queue/queue.h"
@@ -54,7 +60,8 @@ struct kurier {
 	struct policy *policy;        /* relay and deliver roles */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
-	struct mbox_store *store;     /* mailbox role */
+	struct mbox_store *store;     /* mailbox role, and relay's inbound sink */
+	struct ingest *ingest;        /* relay role: the inbound sink */
 	struct report *report;        /* mailbox role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
@@ -78,6 +85,64 @@ sink_queue_store(void *arg, struct envelope *env, const struct smtpd_message *m,
 }
 
 static const struct smtpd_sink_ops sink_queue = { .store = sink_queue_store };
+
+/* The inbound MX's sink: mailbox/ingest (relay/ cannot include mailbox/). */
+static int
+sink_ingest_store(void *arg, struct envelope *env, const struct smtpd_message *m,
+    smtpd_stored_cb *done, void *done_arg)
+{
+	return ingest_store(arg, env, m->head, m->head_len, m->body, m->body_len, done,
+	    done_arg);
+}
+
+/* Both enums say the same in the same order; spelled out all the same. */
+struct rcpt_adapt {
+	smtpd_rcpt_cb *done;
+	void *done_arg;
+};
+
+static void
+on_ingest_rcpt(void *arg, enum ingest_verdict v)
+{
+	struct rcpt_adapt *ra = arg;
+	enum smtpd_rcpt_verdict sv;
+
+	switch (v) {
+	case INGEST_RCPT_OK:
+		sv = SMTPD_RCPT_OK;
+		break;
+	case INGEST_RCPT_UNKNOWN:
+		sv = SMTPD_RCPT_UNKNOWN;
+		break;
+	case INGEST_RCPT_RELAY:
+		sv = SMTPD_RCPT_RELAY;
+		break;
+	default:
+		sv = SMTPD_RCPT_TEMP;
+		break;
+	}
+	ra->done(ra->done_arg, sv);
+	free(ra);
+}
+
+static int
+sink_ingest_rcpt(void *arg, const char *addr, smtpd_rcpt_cb *done, void *done_arg)
+{
+	struct rcpt_adapt *ra = xmalloc(sizeof *ra);
+	int rc;
+
+	ra->done = done;
+	ra->done_arg = done_arg;
+	rc = ingest_rcpt(arg, addr, on_ingest_rcpt, ra);
+	if (rc < 0)
+		free(ra);
+	return rc;
+}
+
+static const struct smtpd_sink_ops sink_ingest = {
+	.store = sink_ingest_store,
+	.rcpt = sink_ingest_rcpt,
+};
 
 static int
 users_verify(void *arg, const char *user, const char *password, size_t pwlen,
@@ -189,6 +254,10 @@ finish_stop(struct kurier *k)
 	    k->smtpd ? smtpd_sessions(k->smtpd) : (size_t)0);
 	if (k->report != NULL)
 		report_cancel(k->report);
+	if (k->ingest != NULL) {
+		ingest_close(k->ingest, NULL, NULL);
+		k->ingest = NULL;
+	}
 	if (k->store != NULL) {
 		mbox_store_close(k->store, NULL, NULL);
 		k->store = NULL;
@@ -496,13 +565,26 @@ main(int argc, char **argv)
 		if ((rc = auth_open(&k.auth, k.loop, &k.cfg, "kurierd-auth")) < 0)
 			log_fatal("kurierd", "auth_open", "error=\"%s\"", uv_strerror(rc));
 		struct smtpd_sink sink = { &sink_queue, k.queue };
+		struct smtpd_sink inbound = { &sink_ingest, NULL };
 		struct smtpd_users users = { &users_auth, k.auth };
 
-		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, &sink, &users, k.policy, err, sizeof err) < 0)
+		if (k.cfg.relay.inbound.n > 0) {
+			if (k.store == NULL &&
+			    (rc = mbox_store_open(&k.store, k.loop, &k.cfg, err, sizeof err)) < 0)
+				log_fatal("kurierd", "mailbox_store", "error=%s", log_quotes(q, sizeof q, err));
+			if (ingest_open(&k.ingest, k.loop, &k.cfg, k.queue, k.policy, k.store, err,
+			    sizeof err) < 0)
+				log_fatal("kurierd", "ingest", "error=%s hint=\"fix [deliver] verp_secret or [server] data_dir in %s\"",
+				    log_quotes(q, sizeof q, err), k.config_path);
+			inbound.arg = k.ingest;
+		}
+		if (smtpd_open(&k.smtpd, k.loop, &k.cfg, &sink, k.ingest ? &inbound : NULL, &users,
+		    k.policy, err, sizeof err) < 0)
 			log_fatal("kurierd", "relay", "error=%s hint=\"fix [relay] or [tls] in %s, or stop what holds the port\"",
 			    log_quotes(q, sizeof q, err), k.config_path);
-		log_info("kurierd", "relay_listening", "submission=%u submissions=%u",
-		    k.cfg.relay.submission.n, k.cfg.relay.submissions.n);
+		log_info("kurierd", "relay_listening", "submission=%u submissions=%u inbound=%u",
+		    k.cfg.relay.submission.n, k.cfg.relay.submissions.n,
+		    k.ingest ? k.cfg.relay.inbound.n : 0);
 	}
 
 	if (k.cfg.server.roles & ROLE_DELIVER) {
@@ -514,7 +596,8 @@ main(int argc, char **argv)
 	if (k.cfg.server.roles & ROLE_MAILBOX) {
 		char consumer[CONFIG_HOST_MAX + 32];
 
-		if ((rc = mbox_store_open(&k.store, k.loop, &k.cfg, err, sizeof err)) < 0)
+		if (k.store == NULL &&
+		    (rc = mbox_store_open(&k.store, k.loop, &k.cfg, err, sizeof err)) < 0)
 			log_fatal("kurierd", "mailbox_store", "error=%s", log_quotes(q, sizeof q, err));
 		/* One consumer per process: a restarted node's leftovers are claimed like any other. */
 		snprintf(consumer, sizeof consumer, "%s:%d", k.cfg.server.hostname, (int)getpid());

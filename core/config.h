@@ -48,7 +48,7 @@ enum config_suppressed {
 /* [mailbox] spf_fail: what the inbound MX does with a return whose SPF fails. */
 enum config_spf_fail {
 	CONFIG_SPF_FAIL_MARK,       /* accept, record Received-SPF: fail (the default) */
-	CONFIG_SPF_FAIL_REJECT,     /* 550 5.7.23 at the end of DATA */
+	CONFIG_SPF_FAIL_REJECT,     /* 550 5.7.23 at MAIL FROM (relay/smtpd_inbound.c) */
 };
 
 /* [destination D] require_tls. */

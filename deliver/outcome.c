@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "policy/dest.h"
+
 enum outcome_severity
 outcome_severity_of(int code)
 {
@@ -91,4 +93,10 @@ outcome_severity_name(enum outcome_severity s)
 	static const char *const names[] = { "ok", "temporary", "permanent" };
 
 	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+bool
+outcome_dns_suppresses(const char *reply)
+{
+	return reply != NULL && policy_hard_bounce(reply);
 }

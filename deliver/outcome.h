@@ -80,6 +80,19 @@ bool outcome_txn(const struct smtpc_result *res, size_t nrcpt, struct outcome *a
  */
 struct outcome outcome_setup(enum smtpc_stage stage, int code);
 
+/*
+ * outcome_dns_suppresses - whether a bounce kurier decided itself from
+ * DNS, before any server answered (deliver/route.c's -ENOENT replies, an
+ * invalid domain name), says the address cannot exist, so that it goes
+ * on the suppression list as a remote 5.1.x hard bounce does: the
+ * domain does not exist, or has no MX and no address, or MX hosts
+ * without one (550 5.1.2), or a null MX (556 5.1.10).  Not a relay host
+ * of our own [deliver] routes without an address (5.4.4: our
+ * configuration) nor a loop back to us (5.4.6).  The same rules as
+ * policy_hard_bounce() (docs/policy.md) for a remote reply.
+ */
+bool outcome_dns_suppresses(const char *reply);
+
 /* outcome_scope_name, outcome_severity_name - "session", ...; "temporary", ... */
 const char *outcome_scope_name(enum outcome_scope s);
 const char *outcome_severity_name(enum outcome_severity s);

@@ -461,6 +461,25 @@ prune_self(const struct deliver *d, struct route_result *res)
 	return n;
 }
 
+static void sup_add(struct task *t, const char *addr, const char *reply);
+
+/*
+ * task_bounce_dns - kurier's own DNS lookup says the domain takes no mail:
+ * bounce every open recipient, and suppress those whose reply says the
+ * address cannot exist (outcome_dns_suppresses: 5.1.2, 5.1.10) for the
+ * sender's domain, as a remote server's 5.1.x would ([policy]
+ * suppress_bounces).
+ */
+static void
+task_bounce_dns(struct task *t, const char *reply)
+{
+	if (outcome_dns_suppresses(reply))
+		for (size_t i = 0; i < t->npend; i++)
+			if (t->pst[i] != P_DONE)
+				sup_add(t, t->job->env.rcpt[t->job->st.r[t->pend[i]].idx].addr, reply);
+	task_bounce_all(t, reply);
+}
+
 static void
 on_route(void *arg, struct route_result *res)
 {
@@ -472,7 +491,7 @@ on_route(void *arg, struct route_result *res)
 		return;
 	}
 	if (res->status == -ENOENT) {
-		task_bounce_all(t, res->reply);
+		task_bounce_dns(t, res->reply);
 		return;
 	}
 	if (res->status < 0 || res->nhops == 0) {
@@ -508,7 +527,7 @@ task_route(struct task *t)
 		if (rc == -EINVAL) {
 			deliver__say(reply, sizeof reply, "550 5.1.2 %s is not a valid domain name",
 			    t->job->domain);
-			task_bounce_all(t, reply);
+			task_bounce_dns(t, reply);
 			return;
 		}
 		deliver__say(reply, sizeof reply, "451 4.4.3 cannot look up %s: %s", t->job->domain,

@@ -97,7 +97,8 @@
 
 extern const char policy_lua_rate[], policy_lua_auth_failed[],
     policy_lua_suppress[], policy_lua_unsuppress[], policy_lua_sup_get[],
-    policy_lua_sup_page[], policy_lua_sup_filter[], policy_lua_throttle_hit[], policy_lua_throttle_list[];
+    policy_lua_sup_page[], policy_lua_sup_filter[], policy_lua_throttle_hit[], policy_lua_throttle_list[],
+    policy_lua_return[], policy_lua_bounce_list[];
 
 struct rdb_script policy__script_rate = { "policy_rate", policy_lua_rate, "" };
 struct rdb_script policy__script_auth_failed = { "policy_auth_failed", policy_lua_auth_failed, "" };
@@ -108,10 +109,13 @@ struct rdb_script policy__script_sup_page = { "policy_sup_page", policy_lua_sup_
 struct rdb_script policy__script_sup_filter = { "policy_sup_filter", policy_lua_sup_filter, "" };
 struct rdb_script policy__script_throttle_hit = { "policy_throttle_hit", policy_lua_throttle_hit, "" };
 struct rdb_script policy__script_throttle_list = { "policy_throttle_list", policy_lua_throttle_list, "" };
+struct rdb_script policy__script_return = { "policy_return", policy_lua_return, "" };
+struct rdb_script policy__script_bounce_list = { "policy_bounce_list", policy_lua_bounce_list, "" };
 
 static struct rdb_script *const scripts[] = {
 	&policy__script_rate, &policy__script_auth_failed, &policy__script_suppress, &policy__script_unsuppress, &policy__script_sup_get,
 	&policy__script_sup_page, &policy__script_sup_filter, &policy__script_throttle_hit, &policy__script_throttle_list,
+	&policy__script_return, &policy__script_bounce_list,
 	NULL,
 };
 

@@ -37,7 +37,8 @@
  * rate.c (policy_user_init, policy_rcpt, policy_commit, policy_count,
  * policy_uncommit), lockout.c (policy_auth_check, policy_auth_failed),
  * suppress.c (policy_suppress ... policy_sup_filter), throttle.c
- * (policy_throttle_*); policy_int.h is what they share.
+ * (policy_throttle_*), returns.c (policy_return, policy_bounce_list);
+ * policy_int.h is what they share.
  */
 #ifndef KURIER_POLICY_POLICY_H
 #define KURIER_POLICY_POLICY_H
@@ -184,6 +185,7 @@ enum policy_sup_reason {
 	POLICY_SUP_HARD_BOUNCE,
 	POLICY_SUP_COMPLAINT,
 	POLICY_SUP_MANUAL,
+	POLICY_SUP_SOFT_BOUNCE_LIMIT,  /* [mailbox] soft_bounce_limit soft bounces in the window */
 };
 const char *policy_sup_reason_name(enum policy_sup_reason r); /* "hard-bounce", ... */
 int policy_sup_reason_parse(const char *s, enum policy_sup_reason *out);
@@ -253,6 +255,79 @@ typedef void policy_filter_cb(void *arg, int status, const bool *suppressed,
     char *const *why, size_t n);
 int policy_sup_filter(struct policy *p, const char *sender_domain,
     const char *const *addrs, size_t n, policy_filter_cb *cb, void *arg);
+
+/* --- returns: the bounce log, soft-bounce counting ------------------------------ */
+
+/* What a return said of one recipient (mailbox/bounce.h's classes). */
+enum policy_ret_class {
+	POLICY_RET_NONE,
+	POLICY_RET_HARD,
+	POLICY_RET_SOFT,
+	POLICY_RET_COMPLAINT,
+	POLICY_RET_AUTO_REPLY,
+};
+/* "none", "hard", "soft", "complaint", "auto-reply" */
+const char *policy_ret_class_name(enum policy_ret_class c);
+int policy_ret_class_parse(const char *s, enum policy_ret_class *out);
+
+/* One return, as the inbound MX classified it.  Strings borrowed for the call. */
+struct policy_return {
+	const char *key;       /* idempotency: the same key is acted on once */
+	const char *user;      /* whose bounce log gets the entry (a user name) */
+	const char *scope;     /* the returned message's sender domain; "" = none */
+	const char *addr;      /* the recipient it is about */
+	enum policy_ret_class cls;
+	const char *reason;    /* one word: user-unknown, mailbox-full, ... */
+	const char *status;    /* "5.1.1", or "" */
+	const char *qid;       /* the returned message's queue id, or "" */
+	const char *text;      /* the diagnostic, for the suppression entry */
+};
+
+struct policy_return_result {
+	bool repeated;         /* key seen before: nothing was done */
+	uint64_t soft_count;   /* soft: soft bounces of addr for scope in the window */
+	/* The suppression added now (reason name), or NULL. */
+	const char *suppressed;
+};
+typedef void policy_return_cb(void *arg, int status, const struct policy_return_result *res);
+
+/*
+ * policy_return - act on one classified return, atomically and once per
+ * r->key (kept [mailbox] retention): add it to r->user's bounce log
+ * (trimmed to [mailbox] retention and max_messages entries); then, with
+ * a scope: a hard bounce suppresses addr for scope with reason
+ * hard-bounce when [policy] suppress_bounces is set; a complaint with
+ * reason complaint; a soft bounce is counted, and the
+ * [mailbox] soft_bounce_limit-th within soft_bounce_window (0: off)
+ * suppresses it with reason soft-bounce-limit unless it is suppressed
+ * already; an auto-reply or none changes nothing.  An existing entry is
+ * replaced by a hard bounce or a complaint.  -EINVAL for a missing key,
+ * user or address.
+ */
+int policy_return(struct policy *p, const struct policy_return *r, policy_return_cb *cb,
+    void *arg);
+
+/* One entry of a bounce log. */
+struct policy_bounce_entry {
+	char user[65];
+	char addr[512];
+	enum policy_ret_class cls;
+	char reason[32];
+	char status[16];
+	char qid[32];
+	char scope[256];
+	uint64_t date_ms;
+};
+typedef void policy_bounce_cb(void *arg, int status, const struct policy_bounce_entry *e,
+    size_t n);
+/*
+ * policy_bounce_list - the bounce log of user (NULL: every user), the
+ * entries dated since_ms or later, newest first, at most max (1 to
+ * POLICY_BOUNCE_LIST_MAX) per user.
+ */
+#define POLICY_BOUNCE_LIST_MAX 10000
+int policy_bounce_list(struct policy *p, const char *user, uint64_t since_ms, unsigned max,
+    policy_bounce_cb *cb, void *arg);
 
 /* --- throttled destinations ---------------------------------------------------- */
 

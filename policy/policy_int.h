@@ -1,6 +1,7 @@
 /*
  * policy_int.h - what the policy module's files share (policy.c, rate.c,
- * lockout.c, suppress.c, throttle.c); included only inside policy/.
+ * lockout.c, suppress.c, throttle.c, returns.c); included only inside
+ * policy/.
  *
  * struct policy is made and freed by policy.c (policy_open/close), which
  * alone writes it; the other files read it.  Every call is one struct
@@ -52,6 +53,8 @@ struct preq {
 		policy_filter_cb *filter;
 		policy_throttle_cb *throttle;
 		policy_counts_cb *counts;
+		policy_return_cb *ret;
+		policy_bounce_cb *bounce;
 	} cb;
 	void *arg;
 	bool commit;                 /* rate: 451 instead of 450 */
@@ -65,7 +68,8 @@ struct preq {
 extern struct rdb_script policy__script_rate, policy__script_auth_failed,
     policy__script_suppress, policy__script_unsuppress, policy__script_sup_get,
     policy__script_sup_page, policy__script_sup_filter,
-    policy__script_throttle_hit, policy__script_throttle_list;
+    policy__script_throttle_hit, policy__script_throttle_list,
+    policy__script_return, policy__script_bounce_list;
 
 /* policy__key - "P" a b into dst: policy__key(p, k, sizeof k, "sup:", "example.com"). */
 void policy__key(const struct policy *p, char *dst, size_t size, const char *a,

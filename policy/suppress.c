@@ -23,6 +23,7 @@ static const char *const sup_names[] = {
 	[POLICY_SUP_HARD_BOUNCE] = "hard-bounce",
 	[POLICY_SUP_COMPLAINT] = "complaint",
 	[POLICY_SUP_MANUAL] = "manual",
+	[POLICY_SUP_SOFT_BOUNCE_LIMIT] = "soft-bounce-limit",
 };
 
 const char *
@@ -425,6 +426,7 @@ policy__sup_why(const struct policy_sup_entry *e, char *dst, size_t size)
 		[POLICY_SUP_HARD_BOUNCE] = "hard bounce on",
 		[POLICY_SUP_COMPLAINT] = "complaint on",
 		[POLICY_SUP_MANUAL] = "suppressed by the operator on",
+		[POLICY_SUP_SOFT_BOUNCE_LIMIT] = "repeated soft bounces until",
 	};
 	char date[16];
 

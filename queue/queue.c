@@ -38,7 +38,8 @@ static struct rdb_script s_quarantine = { "quarantine", queue_lua_quarantine, ""
 static struct rdb_script *const scripts[] = {
 	&s_enqueue, &s_claim, &s_complete, &s_renew, &s_quarantine, &queue__script_retry,
 	&queue__script_delete, &queue__script_fetch, &queue__script_stats, &queue__script_list, &s_sig,
-	&queue__script_events, &queue__script_msgread, &queue__script_dropbody, NULL,
+	&queue__script_bounce, &queue__script_events, &queue__script_msgread, &queue__script_dropbody,
+	NULL,
 };
 
 /* The next pool connection that is up, or NULL. */

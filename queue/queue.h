@@ -311,6 +311,42 @@ int queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg);
 /* queue_delete - remove a message and its jobs; -ENOENT when unknown. */
 int queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg);
 
+/* --- returns ------------------------------------------------------------------ */
+
+/* Which recipient a return is about, and what to record. */
+struct queue_bounce {
+	const char *id;        /* the queue id the VERP token names */
+	uint32_t rcpt_idx;     /* the token's recipient index (envelope order) */
+	/*
+	 * NULL: rcpt_idx is the recipient.  Else the recipient of rcpt_idx's
+	 * domain whose address is addr (case-insensitive): a job token names
+	 * the job's first recipient and the report its Final-Recipient.
+	 */
+	const char *addr;
+	const char *reply;     /* the recipient's new last reply (copied) */
+	const char *mta;       /* the reporting MTA for the event, or NULL */
+};
+
+/*
+ * queue_mark_bounced - a return says b->addr (or rcpt_idx) bounced after
+ * the fact: mark that recipient bounced in its job record, also when it
+ * was delivered first, count it in stats "bounced" and append an outcome
+ * event (state bounced, with the field returned=1) to P events.  A
+ * recipient that was still pending makes its job final when it was the
+ * last; the message leaves the queue when that was its last job, as in
+ * queue_complete.  The record is read, changed here and written back
+ * only if unchanged meanwhile (script bounce), re-read a few times when
+ * a worker wrote it in between.
+ * cb statuses: 0 marked; -EALREADY already bounced, or suppressed (never
+ * sent): nothing written, no event, so a repeated return is harmless;
+ * -ENOENT unknown message or recipient; -EBUSY the job is leased by a
+ * worker now (its completion would overwrite the mark: try later);
+ * -EBADMSG the record is corrupt; -EAGAIN it kept changing; else the
+ * connection's statuses.  -EINVAL (returned): bad id or NULL reply.
+ */
+int queue_mark_bounced(struct queue *q, const struct queue_bounce *b,
+    queue_status_cb *cb, void *arg);
+
 struct queue_dest_stats {
 	char stream;           /* 't', 'b', or '-' (only in flight) */
 	char *domain;

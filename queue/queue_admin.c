@@ -1,7 +1,8 @@
 /*
  * queue_admin - the queue's administration (kurierctl queue): fetch a
  * message with its jobs, list a set a page at a time, retry now, delete,
- * and the counts of queue_stats().  Each is one script of queue/lua/;
+ * the counts of queue_stats(), and marking a recipient bounced when a
+ * return comes back for it (queue_mark_bounced).  Each is one script of queue/lua/;
  * this file builds its arguments and decodes its reply.  See queue.h for
  * the contract.
  */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/rdb.h"
@@ -21,13 +23,14 @@
 #include "queue/queue_int.h"
 
 extern const char queue_lua_retry[], queue_lua_delete[], queue_lua_fetch[],
-    queue_lua_stats[], queue_lua_list[];
+    queue_lua_stats[], queue_lua_list[], queue_lua_bounce[];
 
 struct rdb_script queue__script_retry = { "retry", queue_lua_retry, "" };
 struct rdb_script queue__script_delete = { "delete", queue_lua_delete, "" };
 struct rdb_script queue__script_fetch = { "fetch", queue_lua_fetch, "" };
 struct rdb_script queue__script_stats = { "stats", queue_lua_stats, "" };
 struct rdb_script queue__script_list = { "list", queue_lua_list, "" };
+struct rdb_script queue__script_bounce = { "bounce", queue_lua_bounce, "" };
 
 /* --- administration --------------------------------------------------------- */
 
@@ -399,5 +402,206 @@ queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
 	rc = args_eval(q, &queue__script_stats, 0, &a, on_stats, req);
 	if (rc < 0)
 		free(req);
+	return rc;
+}
+
+/* --- returns ------------------------------------------------------------------ */
+
+/* Attempts of read, change and compare-and-set before -EAGAIN. */
+#define MARK_TRIES 5
+
+struct mark_req {
+	struct queue *q;
+	queue_status_cb *cb;
+	void *arg;
+	char id[QID_SIZE];
+	uint32_t rcpt_idx;
+	char *addr;
+	char *reply;
+	char *mta;
+	unsigned tries;
+};
+
+static int mark_read(struct mark_req *mr);
+
+static void
+mark_done(struct mark_req *mr, int status)
+{
+	mr->cb(mr->arg, status);
+	free(mr->addr);
+	free(mr->reply);
+	free(mr->mta);
+	free(mr);
+}
+
+/* The job and position of the recipient mr names in info, or -ENOENT. */
+static int
+mark_find(const struct mark_req *mr, const struct queue_info *info, size_t *job, size_t *pos)
+{
+	const struct env_rcpt *er;
+
+	if (mr->rcpt_idx >= info->env.nrcpt)
+		return -ENOENT;
+	er = &info->env.rcpt[mr->rcpt_idx];
+	for (size_t j = 0; j < info->njobs; j++) {
+		const struct jobstate *st = &info->jobs[j].st;
+
+		if (st->domain == NULL || strcmp(st->domain, er->domain) != 0)
+			continue;
+		for (size_t k = 0; k < st->n; k++) {
+			const char *a = info->env.rcpt[st->r[k].idx].addr;
+
+			if (mr->addr == NULL ? st->r[k].idx == mr->rcpt_idx : strcasecmp(a, mr->addr) == 0) {
+				*job = j;
+				*pos = k;
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
+static void
+on_marked(void *arg, int status, redisReply *r)
+{
+	struct mark_req *mr = arg;
+	int64_t v;
+	int rc;
+
+	if (status == 0 && (r == NULL || r->type != REDIS_REPLY_INTEGER))
+		status = -EPROTO;
+	if (status < 0) {
+		log_redis_error("bounce", status, r);
+		mark_done(mr, status);
+		return;
+	}
+	v = r->integer;
+	if (v == 0) {
+		/* A worker wrote the record in between: read it again. */
+		if (++mr->tries >= MARK_TRIES) {
+			mark_done(mr, -EAGAIN);
+			return;
+		}
+		rc = mark_read(mr);
+		if (rc < 0)
+			mark_done(mr, rc);
+		return;
+	}
+	if (v == 2)
+		log_info("queue", "removed", "id=%s", mr->id);
+	mark_done(mr, v == -1 ? -EBUSY : v == -2 ? -ENOENT : 0);
+}
+
+static void
+on_mark_fetched(void *arg, int status, struct queue_info *infos, size_t n)
+{
+	struct mark_req *mr = arg;
+	struct queue *q = mr->q;
+	const struct queue_info *info = n == 1 ? &infos[0] : NULL;
+	struct jobstate st;
+	struct rcpt_status *rs, *r;
+	struct buf old = BUF_INIT, rec = BUF_INIT;
+	const struct env_rcpt *er;
+	bool finishes = true;
+	size_t j, k;
+	struct args a;
+	int rc;
+
+	if (status < 0) {
+		mark_done(mr, status);
+		return;
+	}
+	if (info == NULL || !info->exists) {
+		mark_done(mr, -ENOENT);
+		return;
+	}
+	if (info->corrupt || info->env.nrcpt == 0) {
+		mark_done(mr, -EBADMSG);
+		return;
+	}
+	if ((rc = mark_find(mr, info, &j, &k)) < 0) {
+		mark_done(mr, rc);
+		return;
+	}
+	st = info->jobs[j].st;
+	if (st.r[k].state == RCPT_BOUNCED || st.r[k].state == RCPT_SUPPRESSED) {
+		mark_done(mr, -EALREADY);
+		return;
+	}
+	/* The record as stored (encoding is canonical), then the changed one. */
+	jobstate_encode(&st, &old);
+	rs = xcalloc(st.n, sizeof *rs);
+	memcpy(rs, st.r, st.n * sizeof *rs);
+	r = &rs[k];
+	if (rcpt_state_final(r->state))
+		finishes = false;
+	r->state = RCPT_BOUNCED;
+	r->next_ms = 0;
+	r->updated_ms = queue_now(q);
+	r->reply = mr->reply;
+	for (size_t i = 0; i < st.n && finishes; i++)
+		if (!rcpt_state_final(rs[i].state))
+			finishes = false;
+	st.r = rs;
+	jobstate_encode(&st, &rec);
+	er = &info->env.rcpt[r->idx];
+
+	args_init(&a);
+	args_adds(&a, prefix(q));
+	args_addf(&a, "%" PRIu64, queue_now(q));
+	args_adds(&a, mr->id);
+	args_adds(&a, st.domain);
+	args_add(&a, old.data, old.len);
+	args_add(&a, rec.data, rec.len);
+	args_adds(&a, finishes ? "1" : "0");
+	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
+	args_addf(&a, "%" PRIu64, q->cfg.queue.events_max);
+	args_adds(&a, er->addr);
+	args_addf(&a, "%" PRIu32, r->attempts);
+	args_adds(&a, mr->reply);
+	args_adds(&a, er->orcpt ? er->orcpt : "");
+	args_addf(&a, "%u", er->notify);
+	args_adds(&a, mr->mta ? mr->mta : "");
+	rc = args_eval(q, &queue__script_bounce, 0, &a, on_marked, mr);
+	buf_free(&old);
+	buf_free(&rec);
+	free(rs);
+	if (rc < 0)
+		mark_done(mr, rc);
+}
+
+static int
+mark_read(struct mark_req *mr)
+{
+	const char *ids[1] = { mr->id };
+
+	return queue_fetch(mr->q, ids, 1, on_mark_fetched, mr);
+}
+
+int
+queue_mark_bounced(struct queue *q, const struct queue_bounce *b,
+    queue_status_cb *cb, void *arg)
+{
+	struct mark_req *mr;
+	int rc;
+
+	if (b == NULL || b->id == NULL || !qid_valid(b->id) || b->reply == NULL)
+		return -EINVAL;
+	mr = xcalloc(1, sizeof *mr);
+	mr->q = q;
+	mr->cb = cb;
+	mr->arg = arg;
+	str_copy(mr->id, b->id, sizeof mr->id);
+	mr->rcpt_idx = b->rcpt_idx;
+	mr->addr = b->addr ? xstrdup(b->addr) : NULL;
+	mr->reply = xstrdup(b->reply);
+	mr->mta = b->mta ? xstrdup(b->mta) : NULL;
+	rc = mark_read(mr);
+	if (rc < 0) {
+		free(mr->addr);
+		free(mr->reply);
+		free(mr->mta);
+		free(mr);
+	}
 	return rc;
 }

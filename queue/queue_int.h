@@ -30,7 +30,8 @@
 
 /* queue_admin.c's scripts, loaded with the worker's on every connect. */
 extern struct rdb_script queue__script_retry, queue__script_delete,
-    queue__script_fetch, queue__script_stats, queue__script_list;
+    queue__script_fetch, queue__script_stats, queue__script_list,
+    queue__script_bounce;
 /* queue_events.c's scripts, likewise. */
 extern struct rdb_script queue__script_events, queue__script_msgread,
     queue__script_dropbody;

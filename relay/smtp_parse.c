@@ -847,3 +847,17 @@ fail:
 		passwd[0] = '\0';
 	return rc;
 }
+
+bool
+smtp_helo_ok(const char *p, size_t len)
+{
+	if (len == 0 || len >= 256)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c <= ' ' || c == 0x7f)
+			return false;
+	}
+	return true;
+}

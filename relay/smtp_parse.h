@@ -144,6 +144,14 @@ int smtp_parse_mail(const char *arg, size_t len, bool smtputf8_offered,
     struct mailaddr *from, struct smtp_mail_params *p, const char **reply);
 
 /*
+ * smtp_helo_ok - whether p[0..len) may be the argument of EHLO or HELO:
+ * 1-255 octets, none a control, space or DEL (a domain or an address
+ * literal, RFC 5321 4.1.1.1; its syntax is not checked further, as
+ * RFC 5321 2.3.5 lets a server accept what it cannot verify).
+ */
+bool smtp_helo_ok(const char *p, size_t len);
+
+/*
  * smtp_parse_rcpt - the argument of RCPT: "TO:<path> [SP params]".
  * smtputf8 says whether this transaction's MAIL had SMTPUTF8: it admits
  * a UTF-8 path and UTF-8 in ORCPT's address.  The null path and

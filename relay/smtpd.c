@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config_value.h"
 #include "core/conn.h"
 #include "core/hash.h"
 #include "core/listener.h"
@@ -144,16 +145,29 @@ on_session_freed(struct smtpd *srv)
 
 int
 smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    const struct smtpd_sink *sink, const struct smtpd_users *users,
-    struct policy *pol, char *err, size_t errsz)
+    const struct smtpd_sink *sink, const struct smtpd_sink *inbound,
+    const struct smtpd_users *users, struct policy *pol, char *err, size_t errsz)
 {
 	struct smtpd *srv = xcalloc(1, sizeof *srv);
-	const struct config_listen *ls[2] = { &cfg->relay.submission, &cfg->relay.submissions };
+	const struct config_listen *ls[SMTPD_NLISTENERS] = { &cfg->relay.submission,
+		&cfg->relay.submissions, &cfg->relay.inbound };
+	static const enum smtpd_listener_kind kinds[SMTPD_NLISTENERS] = { SMTPD_SUBMISSION,
+		SMTPD_SUBMISSIONS, SMTPD_INBOUND };
+	struct dkimverify_opts dko = { 0 };
+	char dns[300];
 	int rc;
 
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->sink = *sink;
+	if (inbound != NULL && cfg->relay.inbound.n > 0) {
+		if (inbound->ops == NULL || inbound->ops->rcpt == NULL || inbound->ops->store == NULL) {
+			snprintf(err, errsz, "the inbound sink lacks its rcpt or store operation");
+			free(srv);
+			return -EINVAL;
+		}
+		srv->inbound = *inbound;
+	}
 	srv->users = *users;
 	srv->policy = pol;
 	srv->hooks.closed = on_session_closed;
@@ -164,18 +178,45 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 		free(srv);
 		return rc;
 	}
-	for (int i = 0; i < 2; i++) {
-		if (ls[i]->n == 0)
+	if (srv->inbound.ops != NULL) {
+		/* The inbound MX's SPF checks ask the resolver delivery asks. */
+		dns[0] = '\0';
+		if (cfg->deliver.dns_server_set)
+			config_endpoint_str(&cfg->deliver.dns_server, dns, sizeof dns);
+		rc = spfcheck_open(&srv->spf, loop, dns, cfg->deliver.dns_timeout_ms, err, errsz);
+		if (rc < 0) {
+			SSL_CTX_free(srv->tls);
+			free(srv->ipcounts);
+			free(srv);
+			return rc;
+		}
+		dko.dns_server = dns;
+		dko.dns_timeout_ms = cfg->deliver.dns_timeout_ms;
+		if ((rc = dkimverify_open(&srv->dkim, loop, &dko, err, errsz)) < 0) {
+			spfcheck_close(srv->spf, NULL, NULL);
+			SSL_CTX_free(srv->tls);
+			free(srv->ipcounts);
+			free(srv);
+			return rc;
+		}
+	}
+	for (int i = 0; i < SMTPD_NLISTENERS; i++) {
+		if (ls[i]->n == 0 || (kinds[i] == SMTPD_INBOUND && srv->inbound.ops == NULL))
 			continue;
 		srv->listen[i].srv = srv;
-		srv->listen[i].kind = i == 0 ? SMTPD_SUBMISSION : SMTPD_SUBMISSIONS;
-		srv->listen[i].proto = &smtpd__submission;
+		srv->listen[i].kind = kinds[i];
+		srv->listen[i].proto = kinds[i] == SMTPD_INBOUND ? &smtpd__inbound : &smtpd__submission;
 		rc = listener_open(&srv->listeners[i], loop, ls[i], 511, on_accept,
 		    &srv->listen[i], err, errsz);
 		if (rc < 0) {
 			/* A listener owns its handles and frees itself once closed. */
-			if (i == 1 && srv->listeners[0] != NULL)
-				listener_close(srv->listeners[0], NULL, NULL);
+			for (int j = 0; j < i; j++)
+				if (srv->listeners[j] != NULL)
+					listener_close(srv->listeners[j], NULL, NULL);
+			if (srv->spf != NULL)
+				spfcheck_close(srv->spf, NULL, NULL);
+			if (srv->dkim != NULL)
+				dkimverify_close(srv->dkim, NULL, NULL);
 			SSL_CTX_free(srv->tls);
 			free(srv->ipcounts);
 			free(srv);
@@ -206,7 +247,7 @@ smtpd_reload_tls(struct smtpd *srv, char *err, size_t errsz)
 uint16_t
 smtpd_port(const struct smtpd *srv, unsigned which, unsigned i)
 {
-	if (which >= 2 || srv->listeners[which] == NULL)
+	if (which >= SMTPD_NLISTENERS || srv->listeners[which] == NULL)
 		return 0;
 	return listener_port(srv->listeners[which], i);
 }
@@ -240,11 +281,51 @@ on_grace_closed(uv_handle_t *h)
 }
 
 static void
+on_spf_closed(void *arg)
+{
+	struct smtpd *srv = arg;
+
+	srv->spf = NULL;
+	maybe_stopped(srv);
+}
+
+static void
+on_dkim_closed(void *arg)
+{
+	struct smtpd *srv = arg;
+
+	srv->dkim = NULL;
+	maybe_stopped(srv);
+}
+
+/*
+ * close_checks - stop the inbound MX's SPF and DKIM checks: their
+ * pending callbacks run (SPF temperror, DKIM canceled), then
+ * on_spf_closed and on_dkim_closed.
+ */
+static void
+close_checks(struct smtpd *srv)
+{
+	if (srv->spf != NULL && !srv->spf_closing) {
+		srv->spf_closing = true;
+		spfcheck_close(srv->spf, on_spf_closed, srv);
+	}
+	if (srv->dkim != NULL && !srv->dkim_closing) {
+		srv->dkim_closing = true;
+		dkimverify_close(srv->dkim, on_dkim_closed, srv);
+	}
+}
+
+static void
 maybe_stopped(struct smtpd *srv)
 {
 	if (!srv->stopping || srv->nalive > 0 || srv->nlisteners_open > 0 ||
 	    uv_is_closing((uv_handle_t *)&srv->grace))
 		return;
+	if (srv->spf != NULL || srv->dkim != NULL) {
+		close_checks(srv);
+		return;
+	}
 	uv_close((uv_handle_t *)&srv->grace, on_grace_closed);
 }
 
@@ -268,6 +349,8 @@ on_grace(uv_timer_t *t)
 		if (s->conn != NULL)
 			conn_abort(s->conn);
 	}
+	/* Sessions waiting for an SPF or DKIM verdict get theirs now. */
+	close_checks(srv);
 }
 
 void
@@ -278,7 +361,7 @@ smtpd_stop(struct smtpd *srv, uint64_t grace_ms, void (*done)(void *arg), void *
 	srv->stopping = true;
 	srv->stop_done = done;
 	srv->stop_arg = arg;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < SMTPD_NLISTENERS; i++)
 		if (srv->listeners[i] != NULL)
 			listener_close(srv->listeners[i], on_listener_closed, srv);
 	for (s = srv->sessions; s != NULL; s = next) {
@@ -287,7 +370,9 @@ smtpd_stop(struct smtpd *srv, uint64_t grace_ms, void (*done)(void *arg), void *
 		case SMTPD_MAIL:
 		case SMTPD_RCPT:
 		case SMTPD_RCPT_CHECK:
+		case SMTPD_MAIL_CHECK:
 		case SMTPD_DATA:
+		case SMTPD_VERIFY:
 		case SMTPD_QUEUING:
 			/* Let the transaction finish; smtpd_msg.c closes after it. */
 			break;

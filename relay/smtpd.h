@@ -6,17 +6,23 @@
  * trusted_networks may send without, as [relay] trusted_user), the
  * verdicts of policy/ (rates, lock-outs, suppression, header and domain
  * rules) enforced, and a 250 only once the sink stored the message.
+ * On [relay] inbound it serves the inbound MX for bounce domains
+ * (RFC 5321, port 25; smtpd_inbound.c): no AUTH, any MAIL FROM (the
+ * null sender above all) with its SPF verdict (policy/spfcheck, the
+ * [deliver] dns_server resolver), each recipient put to the inbound
+ * sink's rcpt(), Authentication-Results, Received-SPF and Received added
+ * at the top, and a 250 only once the inbound sink stored the return.
  *
  * Seams.  A session knows neither the queue nor the user store; its owner
  * hands it two small ops structs:
  *   - a sink (struct smtpd_sink) that stores an accepted message: for
- *     submission cmd/kurierd wires the queue (queue_enqueue); the inbound
- *     MX for bounce domains will wire the bounce mailbox;
+ *     submission cmd/kurierd wires the queue (queue_enqueue); for the
+ *     inbound MX it wires the bounce mailbox (mailbox/ingest.h);
  *   - a user directory (struct smtpd_users): password checks and the
  *     trusted_user lookup (cmd/kurierd wires policy/auth).
  * Inside relay/ the session core dispatches through a const table of
  * protocol operations (smtpd_int.h: struct smtpd_proto), which submission
- * fills now and the inbound MX will fill differently.
+ * and the inbound MX fill each their own way.
  * Policy (rates, lock-outs, suppression) stays a direct call into
  * policy/policy.h: it is one module with one Redis-backed implementation,
  * and a NULL policy means "no Redis-backed checks" (the synchronous
@@ -110,18 +116,25 @@ struct smtpd_users {
 
 /*
  * smtpd_open - bind the [relay] listeners and load the TLS certificate
- * (or make a self-signed one in data_dir).  sink and users are copied
- * (the structs, not what they point to); pol may be NULL.  0, or a
- * negative errno with err saying what failed ("0.0.0.0:587: address
- * already in use").
+ * (or make a self-signed one in data_dir).  sink is where submission
+ * stores; inbound is the inbound MX's sink (its ops->rcpt and ->store
+ * both set): NULL, or an empty [relay] inbound, and there is no inbound
+ * listener.  sink, inbound and users are copied (the structs, not what
+ * they point to); pol may be NULL.  0, or a negative errno with err
+ * saying what failed ("0.0.0.0:587: address already in use").
  */
 int smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
-    const struct smtpd_sink *sink, const struct smtpd_users *users,
-    struct policy *pol, char *err, size_t errsz);
+    const struct smtpd_sink *sink, const struct smtpd_sink *inbound,
+    const struct smtpd_users *users, struct policy *pol, char *err, size_t errsz);
 /*
- * smtpd_port - the port of socket i of listener which (0 submission,
- * 1 submissions): the kernel's choice for port 0.  0 when there is none.
+ * smtpd_port - the port of socket i of listener which (SMTPD_PORT_*):
+ * the kernel's choice for port 0.  0 when there is none.
  */
+enum {
+	SMTPD_PORT_SUBMISSION = 0,
+	SMTPD_PORT_SUBMISSIONS = 1,
+	SMTPD_PORT_INBOUND = 2,
+};
 uint16_t smtpd_port(const struct smtpd *s, unsigned which, unsigned i);
 /*
  * smtpd_reload_tls - load the certificate and key again (SIGHUP): new

@@ -24,25 +24,10 @@
 
 /* --- EHLO, HELO ------------------------------------------------------------- */
 
-/* A client's name for itself: a domain or an address literal, printable. */
-static bool
-helo_ok(const char *p, size_t len)
+bool
+smtpd__check_helo(struct smtpd_session *s, const struct smtp_cmd *c)
 {
-	if (len == 0 || len >= 256)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c <= ' ' || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-static bool
-check_helo(struct smtpd_session *s, const struct smtp_cmd *c)
-{
-	if (!helo_ok(c->arg, c->arglen)) {
+	if (!smtp_helo_ok(c->arg, c->arglen)) {
 		smtpd__reply(s, "501 5.5.4 Syntax: %s hostname", c->verb == SMTP_EHLO ? "EHLO" : "HELO");
 		s->errors++;
 		return false;
@@ -70,8 +55,8 @@ ehlo(struct smtpd_session *s)
 	smtpd__reply(s, "250 DSN");
 }
 
-static bool
-run_helo(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_helo(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	str_copyn(s->helo, c->arg, c->arglen, sizeof s->helo);
 	s->esmtp = c->verb == SMTP_EHLO;
@@ -87,8 +72,8 @@ run_helo(struct smtpd_session *s, const struct smtp_cmd *c)
 
 /* --- STARTTLS --------------------------------------------------------------- */
 
-static bool
-check_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__check_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	if (s->tls) {
@@ -98,8 +83,8 @@ check_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
-static bool
-run_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	smtpd__reply(s, "220 2.0.0 Ready to start TLS");
@@ -109,8 +94,8 @@ run_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
 
 /* --- the rest --------------------------------------------------------------------- */
 
-static bool
-run_rset(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_rset(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	smtpd__reset_transaction(s);
@@ -120,16 +105,16 @@ run_rset(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
-static bool
-run_noop(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_noop(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	smtpd__reply(s, "250 2.0.0 Ok");
 	return true;
 }
 
-static bool
-run_quit(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_quit(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	smtpd__reply(s, "221 2.0.0 Bye");
@@ -145,8 +130,8 @@ run_help(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
-static bool
-run_vrfy(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_vrfy(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	/* RFC 5321 3.5.3: 252 when the server will not say. */
@@ -154,30 +139,36 @@ run_vrfy(struct smtpd_session *s, const struct smtp_cmd *c)
 	return true;
 }
 
-static bool
-run_not_offered(struct smtpd_session *s, const struct smtp_cmd *c)
+bool
+smtpd__run_not_offered(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	smtpd__reply(s, "502 5.5.1 %s is not available here", c->verb == SMTP_EXPN ? "EXPN" : "BDAT (CHUNKING is not offered)");
 	return true;
 }
 
 static const struct smtpd_cmd commands[] = {
-	{ SMTP_EHLO, "EHLO", CMD_LAST, check_helo, run_helo },
-	{ SMTP_HELO, "HELO", CMD_LAST, check_helo, run_helo },
-	{ SMTP_STARTTLS, "STARTTLS", CMD_NO_ARG | CMD_NO_TRANS | CMD_LAST, check_starttls, run_starttls },
+	{ SMTP_EHLO, "EHLO", CMD_LAST, smtpd__check_helo, smtpd__run_helo },
+	{ SMTP_HELO, "HELO", CMD_LAST, smtpd__check_helo, smtpd__run_helo },
+	{ SMTP_STARTTLS, "STARTTLS", CMD_NO_ARG | CMD_NO_TRANS | CMD_LAST, smtpd__check_starttls, smtpd__run_starttls },
 	{ SMTP_AUTH, "AUTH", CMD_NO_TRANS | CMD_LAST, smtpd__check_auth, smtpd__run_auth },
 	{ SMTP_MAIL, "MAIL", CMD_NEED_EHLO, smtpd__check_mail, smtpd__run_mail },
 	{ SMTP_RCPT, "RCPT", CMD_NEED_EHLO, smtpd__check_rcpt, smtpd__run_rcpt },
 	{ SMTP_DATA, "DATA", CMD_NEED_EHLO | CMD_NO_ARG | CMD_LAST, smtpd__check_data, smtpd__run_data },
-	{ SMTP_RSET, "RSET", CMD_NO_ARG | CMD_JUNK, NULL, run_rset },
-	{ SMTP_NOOP, "NOOP", CMD_LAST | CMD_JUNK, NULL, run_noop },
-	{ SMTP_QUIT, "QUIT", CMD_NO_ARG | CMD_LAST, NULL, run_quit },
+	{ SMTP_RSET, "RSET", CMD_NO_ARG | CMD_JUNK, NULL, smtpd__run_rset },
+	{ SMTP_NOOP, "NOOP", CMD_LAST | CMD_JUNK, NULL, smtpd__run_noop },
+	{ SMTP_QUIT, "QUIT", CMD_NO_ARG | CMD_LAST, NULL, smtpd__run_quit },
 	{ SMTP_HELP, "HELP", CMD_JUNK, NULL, run_help },
-	{ SMTP_VRFY, "VRFY", CMD_LAST | CMD_JUNK, NULL, run_vrfy },
-	{ SMTP_EXPN, "EXPN", CMD_LAST | CMD_JUNK, NULL, run_not_offered },
-	{ SMTP_BDAT, "BDAT", CMD_LAST, NULL, run_not_offered },
+	{ SMTP_VRFY, "VRFY", CMD_LAST | CMD_JUNK, NULL, smtpd__run_vrfy },
+	{ SMTP_EXPN, "EXPN", CMD_LAST | CMD_JUNK, NULL, smtpd__run_not_offered },
+	{ SMTP_BDAT, "BDAT", CMD_LAST, NULL, smtpd__run_not_offered },
 	{ SMTP_UNKNOWN, NULL, 0, NULL, NULL },
 };
+
+static uint64_t
+max_size(const struct config *cfg)
+{
+	return cfg->relay.max_message_size;
+}
 
 const struct smtpd_proto smtpd__submission = {
 	.name = "submission",
@@ -185,4 +176,5 @@ const struct smtpd_proto smtpd__submission = {
 	.ehlo = ehlo,
 	.auth_line = smtpd__auth_line,
 	.data_done = smtpd__data_done,
+	.max_size = max_size,
 };

@@ -15,8 +15,13 @@
  *                    run) and the commands with no transaction state.
  *   smtpd_auth.c     AUTH PLAIN and LOGIN (RFC 4954, 4616).
  *   smtpd_msg.c      MAIL, RCPT, DATA and the end of DATA: the sink.
- * smtpd_cmd.c names the handlers of smtpd_auth.c and smtpd_msg.c in its
- * table; those two call only the session core.
+ *   smtpd_inbound.c  the inbound MX for bounce domains: its command table
+ *                    (sharing smtpd_cmd.c's commands without transaction
+ *                    state and DATA), its own MAIL (SPF), RCPT (the inbound
+ *                    sink's verdict) and end of DATA (DKIM, the trace and
+ *                    authentication fields, the inbound sink).
+ * smtpd_cmd.c and smtpd_inbound.c name the handlers of smtpd_auth.c and
+ * smtpd_msg.c in their tables; those two call only the session core.
  *
  * A session lives as long as its connection or any of its asynchronous
  * calls (password check, policy question, store): refs counts them,
@@ -33,13 +38,16 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mailaddr.h"
 #include "policy/auth.h"
+#include "policy/dkimverify.h"
 #include "policy/policy.h"
+#include "policy/spfcheck.h"
 #include "queue/envelope.h"
 #include "relay/smtp_data.h"
 #include "relay/smtp_parse.h"
@@ -71,7 +79,9 @@ enum smtpd_state {
 	SMTPD_AUTH_PASS,       /* LOGIN: waiting for the password */
 	SMTPD_AUTH_CHECK,      /* waiting for the lock-out or password check */
 	SMTPD_USER_FETCH,      /* MAIL of a trusted client: fetching trusted_user */
-	SMTPD_RCPT_CHECK,      /* RCPT: waiting for the policy's verdict */
+	SMTPD_RCPT_CHECK,      /* RCPT: waiting for the policy's (or inbound sink's) verdict */
+	SMTPD_MAIL_CHECK,      /* inbound MAIL: waiting for the SPF verdict */
+	SMTPD_VERIFY,          /* inbound end of DATA: verifying DKIM signatures */
 	SMTPD_STARTTLS,        /* 220 sent, handshake running */
 	SMTPD_CLOSING,         /* last reply queued; closing */
 };
@@ -79,7 +89,9 @@ enum smtpd_state {
 enum smtpd_listener_kind {
 	SMTPD_SUBMISSION,      /* STARTTLS */
 	SMTPD_SUBMISSIONS,     /* implicit TLS */
+	SMTPD_INBOUND,         /* the inbound MX (port 25), STARTTLS */
 };
+#define SMTPD_NLISTENERS 3
 
 struct smtpd_session;
 
@@ -110,8 +122,9 @@ struct smtpd_cmd {
  * smtpd_proto - what a protocol served by the session core is: which
  * commands exist and what they accept (the table), what EHLO advertises,
  * how an AUTH exchange reads its lines and what becomes of a complete
- * message.  Submission fills it now (smtpd__submission); the inbound MX
- * for bounce domains will fill it with its own MAIL/RCPT and no AUTH.
+ * message.  Submission fills it (smtpd__submission, smtpd_cmd.c); the
+ * inbound MX for bounce domains fills it with its own MAIL, RCPT and end
+ * of DATA and no AUTH (smtpd__inbound, smtpd_inbound.c).
  */
 struct smtpd_proto {
 	const char *name;                 /* in log lines */
@@ -122,6 +135,8 @@ struct smtpd_proto {
 	void (*auth_line)(struct smtpd_session *s, const char *line, size_t len);
 	/* data_done - the terminating CRLF.CRLF arrived: check, store, reply. */
 	void (*data_done)(struct smtpd_session *s);
+	/* max_size - the most a message may hold (SIZE, DATA). */
+	uint64_t (*max_size)(const struct config *cfg);
 };
 
 /* What the session core tells the server (smtpd.c sets them). */
@@ -142,13 +157,19 @@ struct smtpd_listen {
 struct smtpd {
 	uv_loop_t *loop;
 	const struct config *cfg;
-	struct smtpd_sink sink;
+	struct smtpd_sink sink;           /* submission's */
+	struct smtpd_sink inbound;        /* the inbound MX's; ops NULL: none */
 	struct smtpd_users users;
 	struct policy *policy;
 	struct smtpd_hooks hooks;
 	SSL_CTX *tls;
-	struct listener *listeners[2];
-	struct smtpd_listen listen[2];
+	struct listener *listeners[SMTPD_NLISTENERS];
+	struct smtpd_listen listen[SMTPD_NLISTENERS];
+	/* The inbound MX's SPF and DKIM checks (NULL without an inbound listener). */
+	struct spfcheck *spf;
+	bool spf_closing;
+	struct dkimverify *dkim;
+	bool dkim_closing;
 	unsigned nlisteners_open;
 	struct smtpd_session *sessions;   /* doubly linked, for stop */
 	size_t nsessions;                 /* connected */
@@ -225,6 +246,13 @@ struct smtpd_session {
 	struct buf dropped;               /* each address NUL-terminated */
 	size_t ndropped;
 	uint64_t msgs;                    /* messages accepted in this session */
+
+	/* The inbound MX's transaction: SPF at MAIL, DKIM at the end of DATA. */
+	enum spfcheck_verdict spf_result;
+	bool spf_helo;                    /* the identity checked was HELO (null sender) */
+	char spf_domain[256];             /* the domain checked */
+	char spf_why[SPFCHECK_WHY_SIZE];
+	struct dkimverify_report *dkim;   /* the DKIM verdicts; NULL: not verified */
 };
 
 /* smtpd_session.c: the session core */
@@ -288,6 +316,19 @@ void smtpd__policy_down(struct smtpd_session *s, const char *what, int status);
 
 /* smtpd_cmd.c: the submission protocol, which smtpd.c serves on both listeners. */
 extern const struct smtpd_proto smtpd__submission;
+/* The rows of smtpd_cmd.c's table that hold no transaction state, for other tables. */
+bool smtpd__check_helo(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_helo(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__check_starttls(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_starttls(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_rset(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_noop(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_quit(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_vrfy(struct smtpd_session *s, const struct smtp_cmd *c);
+bool smtpd__run_not_offered(struct smtpd_session *s, const struct smtp_cmd *c);
+
+/* smtpd_inbound.c: the inbound MX for bounce domains, served on [relay] inbound. */
+extern const struct smtpd_proto smtpd__inbound;
 
 /* smtpd_auth.c: the AUTH row of a command table (check, then run). */
 bool smtpd__check_auth(struct smtpd_session *s, const struct smtp_cmd *c);
@@ -304,5 +345,37 @@ bool smtpd__check_data(struct smtpd_session *s, const struct smtp_cmd *c);
 bool smtpd__run_data(struct smtpd_session *s, const struct smtp_cmd *c);
 /* smtpd__data_done - the terminating CRLF.CRLF arrived: check, store, reply. */
 void smtpd__data_done(struct smtpd_session *s);
+/*
+ * What both protocols' ends of DATA share.
+ * smtpd__data_malformed - refuse (550 5.6.0, logged and counted) a
+ * message with a NUL byte, a bare CR or LF, or a line over 998 octets,
+ * and end the transaction: true then.  Both protocols store only what
+ * any MTA would relay on unchanged: no smuggling (RFC 5321 2.3.8).
+ */
+bool smtpd__data_malformed(struct smtpd_session *s);
+/* smtpd__refuse_data - refuse the message with reply under rule (logged and counted). */
+void smtpd__refuse_data(struct smtpd_session *s, const char *rule, const char *reply);
+/* smtpd__transaction_over - the transaction ended (stored or refused): READY again. */
+void smtpd__transaction_over(struct smtpd_session *s);
+/* smtpd__with_protocol - the "with" of the Received field (RFC 3848, RFC 6531). */
+const char *smtpd__with_protocol(const struct smtpd_session *s);
+/* smtpd__date - t as an RFC 5322 3.3 date-time, in English, UTC. */
+void smtpd__date(char *dst, size_t size, time_t t);
+/*
+ * struct smtpd_head - where a message's header section ends (head_end:
+ * before its empty line, or before the first line that is neither a
+ * field nor a continuation: the empty line is missing, RFC 5322 2.1, and
+ * is added there) and its body begins; found by smtpd__scan_head with
+ * core/rfc5322's scanner.
+ */
+struct smtpd_head {
+	size_t head_end;
+	size_t body_start;
+	bool has_blank;        /* the section ends with an empty line */
+	bool message_id;
+	bool date;
+	bool bulk;             /* List-Unsubscribe, or Precedence bulk or list */
+};
+void smtpd__scan_head(const char *msg, size_t len, struct smtpd_head *f);
 
 #endif

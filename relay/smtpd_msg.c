@@ -353,7 +353,7 @@ smtpd__run_data(struct smtpd_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	buf_reset(&s->body);
-	smtp_data_init(&s->data, &s->body, s->srv->cfg->relay.max_message_size);
+	smtp_data_init(&s->data, &s->body, s->proto->max_size(s->srv->cfg));
 	s->data_started_ms = uv_now(s->srv->loop);
 	smtpd__enter_state(s, SMTPD_DATA);
 	/* One timer for the whole DATA phase, not one per line. */
@@ -364,22 +364,6 @@ smtpd__run_data(struct smtpd_session *s, const struct smtp_cmd *c)
 }
 
 /* --- the end of DATA ------------------------------------------------------------ */
-
-/*
- * What the end of DATA needs to know of the header section, read in one
- * walk with core/rfc5322's scanner.  head_end is where the section ends
- * (before its empty line, or before the first line that is neither a
- * field nor a continuation of one: the empty line is missing, RFC 5322
- * 2.1, and is added there); body_start is where the body begins.
- */
-struct header_facts {
-	size_t head_end;
-	size_t body_start;
-	bool has_blank;        /* the section ends with an empty line */
-	bool message_id;
-	bool date;
-	bool bulk;
-};
 
 /* Whether the value of field f (after its colon) holds word, ASCII case ignored. */
 static bool
@@ -396,8 +380,8 @@ value_has(const char *f, size_t fl, const char *word)
 	return false;
 }
 
-static void
-scan_headers(const char *msg, size_t len, struct header_facts *f)
+void
+smtpd__scan_head(const char *msg, size_t len, struct smtpd_head *f)
 {
 	struct rfc5322_scan sc;
 	const char *field, *at;
@@ -432,8 +416,8 @@ scan_headers(const char *msg, size_t len, struct header_facts *f)
 	}
 }
 
-static void
-rfc5322_date(char *dst, size_t size, time_t t)
+void
+smtpd__date(char *dst, size_t size, time_t t)
 {
 	struct tm tm;
 
@@ -446,11 +430,14 @@ rfc5322_date(char *dst, size_t size, time_t t)
 	    tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static const char *
-with_protocol(const struct smtpd_session *s)
+const char *
+smtpd__with_protocol(const struct smtpd_session *s)
 {
 	bool utf8 = (s->env.flags & ENV_F_SMTPUTF8) != 0;
 
+	/* RFC 5321 4.4: a client that greeted with HELO spoke plain SMTP. */
+	if (!s->esmtp)
+		return "SMTP";
 	if (!s->authed) {
 		if (s->tls)
 			return utf8 ? "UTF8SMTPS" : "ESMTPS";
@@ -470,13 +457,13 @@ static void
 build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t now)
 {
 	const char *msg = s->body.data ? s->body.data : "";
-	struct header_facts f;
+	struct smtpd_head f;
 	char date[64];
 
-	scan_headers(msg, s->body.len, &f);
-	rfc5322_date(date, sizeof date, now);
+	smtpd__scan_head(msg, s->body.len, &f);
+	smtpd__date(date, sizeof date, now);
 	buf_appendf(head, "Received: from %s ([%s])\r\n\tby %s (kurier) with %s id %s", s->helo,
-	    s->client, s->srv->cfg->server.hostname, with_protocol(s), s->env.id);
+	    s->client, s->srv->cfg->server.hostname, smtpd__with_protocol(s), s->env.id);
 	if (s->tls && s->conn != NULL)
 		buf_appendf(head, "\r\n\t(version=%s cipher=%s bits=%d)", conn_tls_version(s->conn),
 		    conn_tls_cipher(s->conn), conn_tls_bits(s->conn));
@@ -499,8 +486,8 @@ build_head(struct smtpd_session *s, struct buf *head, size_t *body_start, time_t
 	s->env.stream = f.bulk ? STREAM_BROADCAST : STREAM_TRANSACTIONAL;
 }
 
-static void
-transaction_over(struct smtpd_session *s)
+void
+smtpd__transaction_over(struct smtpd_session *s)
 {
 	smtpd__reset_transaction(s);
 	if (s->conn == NULL)
@@ -567,7 +554,7 @@ on_stored(void *arg, int status, const char *id)
 		if (s->conn != NULL)
 			smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
 	}
-	transaction_over(s);
+	smtpd__transaction_over(s);
 	if (s->conn != NULL) {
 		smtpd__flush(s);
 		smtpd__resume(s);
@@ -599,16 +586,15 @@ store(struct smtpd_session *s)
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    s->env.id, s->sid, s->client, uv_strerror(rc));
 		smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
-		transaction_over(s);
+		smtpd__transaction_over(s);
 		smtpd__flush(s);
 		smtpd__resume(s);
 		smtpd__unref(s);
 	}
 }
 
-/* refuse_data - a refusal of the message with its own reply and rule. */
-static void
-refuse_data(struct smtpd_session *s, const char *rule, const char *reply)
+void
+smtpd__refuse_data(struct smtpd_session *s, const char *rule, const char *reply)
 {
 	struct policy_result res = { .verdict = reply[0] == '4' ? POLICY_TEMPFAIL : POLICY_REJECT,
 	    .rule = rule };
@@ -617,38 +603,47 @@ refuse_data(struct smtpd_session *s, const char *rule, const char *reply)
 	smtpd__refuse(s, &res, NULL);
 }
 
-void
-smtpd__data_done(struct smtpd_session *s)
+bool
+smtpd__data_malformed(struct smtpd_session *s)
 {
 	const struct smtp_data_result *res = smtp_data_result(&s->data);
-	struct policy_result pr;
-	char from_domain[256], size[32];
 	const char *refusal = NULL;
 
-	snprintf(size, sizeof size, "size=%" PRIu64, res->size);
-	if (res->too_big) {
-		if (policy_check_size(s->srv->cfg, res->size, &pr))
-			refuse_data(s, "limit.size", "552 5.3.4 Message size exceeds fixed maximum message size");
-		else
-			smtpd__refuse(s, &pr, size);
-		transaction_over(s);
-		return;
-	}
 	if (res->nul)
 		refusal = "550 5.6.0 Message contains a NUL byte";
 	else if (res->bare_lf || res->bare_cr)
 		refusal = "550 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8): lines must end with CRLF";
 	else if (res->line_too_long)
 		refusal = "550 5.6.0 Message contains a line longer than 998 characters (RFC 5321 4.5.3.1.6)";
-	if (refusal != NULL) {
-		refuse_data(s, "message.syntax", refusal);
-		transaction_over(s);
+	if (refusal == NULL)
+		return false;
+	smtpd__refuse_data(s, "message.syntax", refusal);
+	smtpd__transaction_over(s);
+	return true;
+}
+
+void
+smtpd__data_done(struct smtpd_session *s)
+{
+	const struct smtp_data_result *res = smtp_data_result(&s->data);
+	struct policy_result pr;
+	char from_domain[256], size[32];
+
+	snprintf(size, sizeof size, "size=%" PRIu64, res->size);
+	if (res->too_big) {
+		if (policy_check_size(s->srv->cfg, res->size, &pr))
+			smtpd__refuse_data(s, "limit.size", "552 5.3.4 Message size exceeds fixed maximum message size");
+		else
+			smtpd__refuse(s, &pr, size);
+		smtpd__transaction_over(s);
 		return;
 	}
+	if (smtpd__data_malformed(s))
+		return;
 	if (!policy_check_headers(s->user.domains, s->body.data ? s->body.data : "", s->body.len,
 	    from_domain, sizeof from_domain, &pr)) {
 		smtpd__refuse(s, &pr, size);
-		transaction_over(s);
+		smtpd__transaction_over(s);
 		return;
 	}
 	if (s->env.nrcpt == 0) {
@@ -656,7 +651,7 @@ smtpd__data_done(struct smtpd_session *s)
 		s->junk = 0;
 		log_dropped(s, "-");
 		smtpd__reply(s, "250 2.0.0 Ok: every recipient is suppressed; nothing was queued");
-		transaction_over(s);
+		smtpd__transaction_over(s);
 		return;
 	}
 	smtpd__enter_state(s, SMTPD_QUEUING);

@@ -41,6 +41,8 @@ static const char *const state_names[] = {
 	[SMTPD_AUTH_CHECK] = "auth-check",
 	[SMTPD_USER_FETCH] = "user-fetch",
 	[SMTPD_RCPT_CHECK] = "rcpt-check",
+	[SMTPD_MAIL_CHECK] = "mail-check",
+	[SMTPD_VERIFY] = "verify",
 	[SMTPD_STARTTLS] = "starttls",
 	[SMTPD_CLOSING] = "closing",
 };
@@ -149,6 +151,7 @@ session_free(struct smtpd_session *s)
 	buf_free(&s->body);
 	buf_free(&s->dropped);
 	envelope_free(&s->env);
+	free(s->dkim);
 	explicit_bzero(s->auth_name, sizeof s->auth_name);
 	explicit_bzero(s->auth_pass, sizeof s->auth_pass);
 	free(s);
@@ -253,6 +256,11 @@ smtpd__reset_transaction(struct smtpd_session *s)
 	buf_free(&s->dropped);
 	s->ndropped = 0;
 	s->rcpt_refused = 0;
+	s->spf_result = SPFCHECK_NONE;
+	s->spf_helo = false;
+	s->spf_domain[0] = s->spf_why[0] = '\0';
+	free(s->dkim);
+	s->dkim = NULL;
 }
 
 /*
@@ -388,6 +396,26 @@ smtpd__resume(struct smtpd_session *s)
 	process_input(s);
 }
 
+/*
+ * too_many_errors - [policy] max_errors protocol errors: 421 and the
+ * close (true then).
+ */
+static bool
+too_many_errors(struct smtpd_session *s)
+{
+	struct policy_result res = { .verdict = POLICY_TEMPFAIL, .rule = "session.errors" };
+
+	if (s->errors < s->srv->cfg->policy.max_errors || s->state == SMTPD_CLOSING)
+		return false;
+	snprintf(res.reply, sizeof res.reply, "421 4.7.0 %.200s Too many errors, closing connection",
+	    s->srv->cfg->server.hostname);
+	log_info("smtpd", "too_many_errors", "sid=%s client=%s errors=%u", s->sid, s->client,
+	    s->errors);
+	smtpd__refuse(s, &res, NULL);
+	smtpd__close(s);
+	return true;
+}
+
 /* Run every complete command (or DATA bytes) now in the input buffer. */
 static void
 process_input(struct smtpd_session *s)
@@ -425,6 +453,11 @@ process_input(struct smtpd_session *s)
 			    s->state == SMTPD_AUTH_PASS;
 			size_t max = auth ? SMTPD_AUTH_LINE_MAX : SMTPD_LINE_MAX;
 
+			/* Errors counted by an answer that came later (a refused RCPT). */
+			if (too_many_errors(s)) {
+				go = false;
+				break;
+			}
 			rc = buf_getline(&s->in, max, &line, &len, &bare_lf);
 			if (rc == BUF_NEEDMORE) {
 				go = false;
@@ -445,20 +478,8 @@ process_input(struct smtpd_session *s)
 				s->commands++;
 				go = dispatch(s, line, len);
 			}
-			if (s->errors >= s->srv->cfg->policy.max_errors &&
-			    s->state != SMTPD_CLOSING) {
-				struct policy_result res = { .verdict = POLICY_TEMPFAIL,
-				    .rule = "session.errors" };
-
-				snprintf(res.reply, sizeof res.reply,
-				    "421 4.7.0 %.200s Too many errors, closing connection",
-				    s->srv->cfg->server.hostname);
-				log_info("smtpd", "too_many_errors", "sid=%s client=%s errors=%u", s->sid,
-				    s->client, s->errors);
-				smtpd__refuse(s, &res, NULL);
-				smtpd__close(s);
+			if (too_many_errors(s))
 				go = false;
-			}
 			break;
 		}
 		default:
@@ -571,7 +592,9 @@ smtpd__session_start(struct smtpd *srv, struct conn *c, const struct smtpd_proto
 
 	conn_set_data(c, s);
 	str_copy(s->client, conn_peer_addr(c), sizeof s->client);
-	s->trusted = config_nets_match(&srv->cfg->relay.trusted_networks, s->client);
+	/* The inbound MX trusts nobody: trusted_networks are for submission. */
+	s->trusted = kind != SMTPD_INBOUND &&
+	    config_nets_match(&srv->cfg->relay.trusted_networks, s->client);
 	s->srv = srv;
 	s->conn = c;
 	s->proto = proto;
@@ -591,7 +614,8 @@ smtpd__session_start(struct smtpd *srv, struct conn *c, const struct smtpd_proto
 	srv->sessions = s;
 	srv->nsessions++;
 	log_info("smtpd", "connect", "sid=%s client=%s port=%u listener=%s%s", s->sid, s->client,
-	    s->client_port, s->kind == SMTPD_SUBMISSIONS ? "submissions" : "submission",
+	    s->client_port, s->kind == SMTPD_SUBMISSIONS ? "submissions" :
+	    s->kind == SMTPD_INBOUND ? "inbound" : "submission",
 	    s->trusted ? " trusted=yes" : "");
 	if (s->kind == SMTPD_SUBMISSIONS) {
 		smtpd__enter_state(s, SMTPD_TLS_WAIT);

@@ -64,6 +64,7 @@ static const struct group_suite all[] = {
 	{ "deliver", smtpc_suite,      false },
 	{ "deliver", outcome_suite,    false },
 	{ "mailbox", store_suite,      true },
+	{ "mailbox", ingest_suite,     true },
 	{ "mailbox", watch_suite,      true },
 	{ "mailbox", bounce_suite,     false },
 	{ "mailbox", report_suite,     true },

@@ -57,11 +57,12 @@ Suite *smtpc_suite(void);
 Suite *smtpreply_suite(void);
 
 /* mailbox/ */
-Suite *dsn_suite(void);
 Suite *report_suite(void);
 Suite *store_suite(void);
+Suite *ingest_suite(void);
 Suite *watch_suite(void);
 Suite *bounce_suite(void);
+Suite *dsn_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its

@@ -22,7 +22,8 @@
 # environment is described there), then run-deliver-bench.sh
 # (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0),
 # run-policy-bench.sh (POLICY_BENCH=0), run-mailbox-bench.sh
-# (MAILBOX_BENCH=0) and run-bounce-bench.sh (BOUNCE_BENCH=0).
+# (MAILBOX_BENCH=0), run-bounce-bench.sh (BOUNCE_BENCH=0) and
+# run-inbound-bench.sh (INBOUND_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -189,5 +190,13 @@ if [ "${BOUNCE_BENCH:-1}" != 0 ]; then
 	tests/bench/run-bounce-bench.sh
 	brc=$?
 	[ "$rc" = 0 ] && rc=$brc
+fi
+# Returns accepted per second by the inbound MX, end to end (README,
+# Performance).  INBOUND_BENCH=0 skips it.
+if [ "${INBOUND_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-inbound-bench.sh
+	irc=$?
+	[ "$rc" = 0 ] && rc=$irc
 fi
 exit "$rc"

@@ -630,6 +630,7 @@ prefix = bench:
 reconnect_max = 500ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$kport
 submissions =
 max_connections = $((SESSIONS + 100))

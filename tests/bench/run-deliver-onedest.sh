@@ -178,6 +178,7 @@ log_level = warn
 address = 127.0.0.1:$rport
 prefix = bench:
 [relay]
+inbound =
 submission = 127.0.0.1:$port
 submissions = 127.0.0.1:$sp
 trusted_networks = 127.0.0.1/32

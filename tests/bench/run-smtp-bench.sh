@@ -354,6 +354,7 @@ prefix = bench:
 reconnect_max = 500ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$KPORT
 submissions =
 max_connections = $((IDLE + SESSIONS + 100))

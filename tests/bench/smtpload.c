@@ -4,7 +4,7 @@
  *
  *   smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]
  *            [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]
- *            [-s SIZE] [-f FROM] [-N NAME] [-P LABEL=PID]... [-t SECONDS]
+ *            [-s SIZE] [-f FROM] [-R RCPT] [-U] [-N NAME] [-P LABEL=PID]... [-t SECONDS]
  *   smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]
  *            [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]
  *
@@ -23,7 +23,14 @@
  *   -d      seconds of the measured window (10)
  *   -W      warm-up seconds before the window opens (2)
  *   -s      message size in bytes, header section included (5120)
- *   -f      envelope and header sender (bench@shop.example)
+ *   -f      envelope and header sender (bench@shop.example; "" sends the
+ *           null reverse-path, MAIL FROM:<>, as a return does)
+ *   -R      every RCPT is this address (default: user<N>@d<NN>.example,
+ *           N counting up); the inbound MX's benchmark sends returns to
+ *           one VERP address
+ *   -U      make every message's body unique: a first body line
+ *           "Sequence N" (the inbound MX acts on a return once, keyed by
+ *           its body, so identical bodies would all be repeats)
  *   -N      prefix of every figure's name (load)
  *   -P      also account LABEL: the process PID and all its descendants
  *           (repeatable, at most 8)
@@ -173,6 +180,9 @@ struct load {
 	unsigned idle_want;
 	char *msg;                 /* the message, dot-stuffed, with ".\r\n" */
 	size_t msg_len, msg_size;
+	size_t msg_head;           /* where its body starts (-U inserts a line there) */
+	const char *rcpt;          /* -R, or NULL */
+	bool unique;               /* -U */
 	char auth_cmd[1024];
 
 	struct sess *sess;         /* this phase's sessions */
@@ -618,23 +628,35 @@ sess_enter_state(struct sess *s, enum sess_state st)
 		if (s->pipelining) {
 			/* RFC 2920 3.1: DATA may end a group; the message waits for its 354. */
 			s->group = 3;
-			sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<user%" PRIu64 "@d%02u.example>\r\nDATA\r\n",
-			    l->from, s->rcpt, (unsigned)(s->rcpt % NDOMAINS));
+			if (l->rcpt != NULL)
+				sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", l->from, l->rcpt);
+			else
+				sess_sendf(s, "MAIL FROM:<%s>\r\nRCPT TO:<user%" PRIu64 "@d%02u.example>\r\nDATA\r\n",
+				    l->from, s->rcpt, (unsigned)(s->rcpt % NDOMAINS));
 		} else {
 			s->group = 1;
 			sess_sendf(s, "MAIL FROM:<%s>\r\n", l->from);
 		}
 		break;
 	case S_RCPT:
-		sess_sendf(s, "RCPT TO:<user%" PRIu64 "@d%02u.example>\r\n", s->rcpt,
-		    (unsigned)(s->rcpt % NDOMAINS));
+		if (l->rcpt != NULL)
+			sess_sendf(s, "RCPT TO:<%s>\r\n", l->rcpt);
+		else
+			sess_sendf(s, "RCPT TO:<user%" PRIu64 "@d%02u.example>\r\n", s->rcpt,
+			    (unsigned)(s->rcpt % NDOMAINS));
 		break;
 	case S_DATA:
 		sess_sendf(s, "DATA\r\n");
 		break;
 	case S_BODY:
 		s->t_dot = now_ns();
-		sess_send(s, l->msg, l->msg_len);
+		if (l->unique) {
+			sess_send(s, l->msg, l->msg_head);
+			sess_sendf(s, "Sequence %" PRIu64 "\r\n", s->rcpt);
+			sess_send(s, l->msg + l->msg_head, l->msg_len - l->msg_head);
+		} else {
+			sess_send(s, l->msg, l->msg_len);
+		}
 		break;
 	case S_RSET:
 		sess_sendf(s, "RSET\r\n");
@@ -1199,7 +1221,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpload -p PORT [-H HOST] [-T plain|starttls|tls] [-u USER [-w PASSWORD]]\n"
 	    "                [-c SESSIONS] [-m MESSAGES] [-n TOTAL] [-d SECONDS] [-W SECONDS]\n"
-	    "                [-s SIZE] [-f FROM] [-N NAME] [-P LABEL=PID]... [-t SECONDS]\n"
+	    "                [-s SIZE] [-f FROM] [-R RCPT] [-U] [-N NAME] [-P LABEL=PID]... [-t SECONDS]\n"
 	    "       smtpload -i CONNECTIONS -p PORT [-H HOST] [-T ...] [-N NAME]\n"
 	    "                [-P LABEL=PID]... [-k SECONDS] [-C WINDOW] [-t SECONDS]\n");
 }
@@ -1299,7 +1321,7 @@ main(int argc, char **argv)
 	l.msg_size = 5120;
 	l.from = "bench@shop.example";
 	l.prefix = "load";
-	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:n:d:W:s:f:N:P:t:i:k:C:")) != -1) {
+	while ((c = getopt(argc, argv, "p:H:T:u:w:c:m:n:d:W:s:f:R:UN:P:t:i:k:C:")) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_num(optarg, c, 1, 65535, &v) < 0)
@@ -1356,6 +1378,12 @@ main(int argc, char **argv)
 		case 'f':
 			l.from = optarg;
 			break;
+		case 'R':
+			l.rcpt = optarg;
+			break;
+		case 'U':
+			l.unique = true;
+			break;
 		case 'N':
 			l.prefix = optarg;
 			break;
@@ -1400,6 +1428,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	l.msg = make_message(l.from, (size_t)l.msg_size, &l.msg_len);
+	{
+		const char *end = memmem(l.msg, l.msg_len, "\r\n\r\n", 4);
+
+		l.msg_head = end != NULL ? (size_t)(end - l.msg) + 4 : 0;
+	}
 	l.loop = uv_default_loop();
 	uv_timer_init(l.loop, &l.deadline);
 	uv_timer_init(l.loop, &l.timer);

@@ -154,6 +154,32 @@ START_TEST(severity_table)
 }
 END_TEST
 
+/* The replies deliver/route.c and task.c make from kurier's own DNS answers. */
+static const struct dns_case {
+	const char *reply;
+	bool suppresses;
+} dns_cases[] = {
+	{ "550 5.1.2 nx.test: domain does not exist (NXDOMAIN)", true },
+	{ "550 5.1.2 a.test: no MX and no address records, it accepts no mail", true },
+	{ "550 5.1.2 a.test: MX hosts have no address", true },
+	{ "550 5.1.2 bad..test is not a valid domain name", true },
+	{ "556 5.1.10 n.test has a null MX (RFC 7505), it accepts no mail", true },
+	{ "550 5.4.4 relay host smarthost.test for a.test has no address (NXDOMAIN)", false },
+	{ "554 5.4.6 mail for a.test loops back to this server (mx.test is its best MX)", false },
+	{ "451 4.4.3 cannot look up a.test: connection refused", false },
+	{ "", false },
+	{ NULL, false },
+};
+
+START_TEST(dns_suppresses_table)
+{
+	const struct dns_case *c = &dns_cases[_i];
+
+	ck_assert_msg(outcome_dns_suppresses(c->reply) == c->suppresses, "%s",
+	    c->reply ? c->reply : "(null)");
+}
+END_TEST
+
 START_TEST(names)
 {
 	ck_assert_str_eq(outcome_scope_name(OUTCOME_SESSION), "session");
@@ -172,6 +198,7 @@ outcome_suite(void)
 	tcase_add_loop_test(tc, txn_table, 0, NELEM(txn_cases));
 	tcase_add_loop_test(tc, setup_table, 0, NELEM(setup_cases));
 	tcase_add_loop_test(tc, severity_table, 0, NELEM(sev_cases));
+	tcase_add_loop_test(tc, dns_suppresses_table, 0, NELEM(dns_cases));
 	tcase_add_test(tc, names);
 	suite_add_tcase(s, tc);
 	return s;

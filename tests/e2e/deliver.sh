@@ -155,6 +155,7 @@ prefix = $name:
 reconnect_max = 200ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$p
 submissions = 127.0.0.1:$sp
 
@@ -393,6 +394,11 @@ if run_group main; then
 	check_state nxdomain main u@nx.test bounced
 	check_match "nxdomain: last reply is a permanent 5.x.x" \
 		"$(rcpt_field "$(show nxdomain main)" u@nx.test "last reply")" '(^|[^0-9])5\.[0-9]+\.[0-9]+'
+	# kurier's own DNS result is a hard bounce like a remote 5.1.2: suppressed.
+	check_match "nxdomain: suppressed for the sender's domain (hard-bounce)" \
+		"$(kctl "$E2E_TMP/main.conf" suppression check u@nx.test --domain example.com)" 'hard-bounce'
+	check_match "nullmx: suppressed for the sender's domain (hard-bounce)" \
+		"$(kctl "$E2E_TMP/main.conf" suppression check u@nullmx.test --domain example.com)" 'hard-bounce'
 	check_eq "nullmx, nxdomain: nothing reached the sink" \
 		"$(sink_q --rcpt u@nullmx.test --count)$(sink_q --rcpt u@nx.test --count)" 00
 	if wait_rcpt "$E2E_TMP/main.conf" "${mid[servfail]}" u@broken.test 'attempts +([2-9]|[1-9][0-9]+)$'; then

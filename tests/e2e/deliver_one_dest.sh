@@ -51,6 +51,7 @@ data_dir = $E2E_TMP/data
 address = 127.0.0.1:$rport
 prefix = one:
 [relay]
+inbound =
 submission = 127.0.0.1:$port
 submissions = 127.0.0.1:$sp
 [deliver]

@@ -33,6 +33,7 @@ shutdown_grace = 1s
 address = 127.0.0.1:$rport
 prefix = stop:
 [relay]
+inbound =
 submission = 127.0.0.1:$port
 submissions = 127.0.0.1:$sp
 [deliver]

@@ -50,6 +50,7 @@ check_match "check: default lock-out" "$E2E_OUT" "auth lock-out +5 failures from
 POLCONF=$E2E_TMP/policy.conf
 write_conf "$POLCONF" "$PORT" "
 [relay]
+inbound =
 trusted_networks = 127.0.0.1/32, 10.1.0.0/16, ::1
 trusted_user = app
 

@@ -44,6 +44,7 @@ prefix = e2e:
 reconnect_max = 200ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$p
 submissions = 127.0.0.1:$sp
 max_recipients = 10

@@ -121,6 +121,7 @@ prefix = shape:
 reconnect_max = 200ms
 
 [relay]
+inbound =
 submission = 127.0.0.1:$sub_port
 submissions = 127.0.0.1:$subs_port
 

@@ -46,7 +46,7 @@ rows() {
 check_exit "help exits 0" 0 "$CTL" help
 check_match "help lists suppression list" "$E2E_OUT" "suppression list \[--domain D\]"
 check_match "help lists suppression add" "$E2E_OUT" \
-	"suppression add ADDRESS \[--domain D\] \[--reason hard-bounce\|complaint\|manual\]"
+	"suppression add ADDRESS \[--domain D\] \[--reason hard-bounce\|complaint\|soft-bounce-limit\|manual\]"
 check_match "help lists suppression del" "$E2E_OUT" "suppression del ADDRESS \[--domain D\]"
 check_match "help lists suppression check" "$E2E_OUT" "suppression check ADDRESS \[--domain D\]"
 
@@ -79,7 +79,7 @@ check_exit "two domains in --domain: usage error" 2 ctl suppression list --domai
 check_exit "--domain without a value: usage error" 2 ctl suppression list --domain
 check_exit "unknown --reason: usage error" 2 ctl suppression add a@example.net --reason spam
 check_match "unknown --reason: names it and the choices" "$E2E_OUT" \
-	'^kurierctl: unknown --reason "spam": use hard-bounce, complaint or manual$'
+	'^kurierctl: unknown --reason "spam": use hard-bounce, complaint, soft-bounce-limit or manual$'
 check_exit "--reason on del: usage error" 2 ctl suppression del a@example.net --reason manual
 check_exit "--note with a control character: usage error" 2 ctl suppression add a@example.net --note $'two\nlines'
 check_match "--note with a control character: says so" "$E2E_OUT" "^kurierctl: --note holds a control character"

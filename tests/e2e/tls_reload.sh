@@ -31,6 +31,7 @@ write_conf "$conf" "$rport" "[tls]
 cert = $tls/cert.pem
 key = $tls/key.pem
 [relay]
+inbound =
 submission = 127.0.0.1:$sport
 submissions ="
 start_redis "$E2E_TMP/redis" "$rport"

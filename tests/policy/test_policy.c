@@ -386,6 +386,228 @@ redis_now_ms(struct pt *t)
 
 /* --- rates ---------------------------------------------------------------------- */
 
+/* --- returns ------------------------------------------------------------------------ */
+
+struct rres {
+	bool done;
+	int status;
+	bool repeated;
+	uint64_t soft;
+	char sup[32];
+	struct policy_bounce_entry e[16];
+	size_t n;
+};
+
+static void
+on_return(void *arg, int status, const struct policy_return_result *res)
+{
+	struct rres *r = arg;
+
+	r->status = status;
+	if (res != NULL) {
+		r->repeated = res->repeated;
+		r->soft = res->soft_count;
+		str_copy(r->sup, res->suppressed ? res->suppressed : "", sizeof r->sup);
+	}
+	r->done = true;
+}
+
+static void
+on_bounces(void *arg, int status, const struct policy_bounce_entry *e, size_t n)
+{
+	struct rres *r = arg;
+
+	r->status = status;
+	r->n = n;
+	for (size_t i = 0; i < n && i < 16; i++)
+		r->e[i] = e[i];
+	r->done = true;
+}
+
+static struct rres
+do_return(struct pt *t, const char *key, const char *addr, enum policy_ret_class cls,
+    const char *reason)
+{
+	struct rres r = { 0 };
+	struct policy_return pr = {
+		.key = key, .user = "shop", .scope = "Shop.Example", .addr = addr, .cls = cls,
+		.reason = reason, .status = cls == POLICY_RET_HARD ? "5.1.1" : "4.2.2",
+		.qid = "01M3250V00PHGXY7", .text = "returned:\r\n mailbox full",
+	};
+
+	ck_assert_int_eq(policy_return(t->p, &pr, on_return, &r), 0);
+	pt_wait(t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	return r;
+}
+
+/* The entries of addr under scope (sup_check), reason of the first, or "". */
+static const char *
+sup_reason_of(struct pt *t, const char *scope, const char *addr)
+{
+	static char why[32];
+	struct res r = { 0 };
+
+	ck_assert_int_eq(policy_sup_check(t->p, scope, addr, on_sup, &r), 0);
+	pt_wait(t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	why[0] = '\0';
+	for (size_t i = 0; i < r.n; i++)
+		if (strcmp(r.e[i].scope, scope) == 0)
+			str_copy(why, policy_sup_reason_name(r.e[i].reason), sizeof why);
+	free(r.e);
+	return why;
+}
+
+/*
+ * Soft bounces count per scope and address; the limit-th suppresses with
+ * reason soft-bounce-limit; a return seen before (same key) counts once.
+ */
+START_TEST(returns_soft_bounce_limit)
+{
+	struct pt t;
+	struct rres r;
+	char key[32];
+
+	pt_open(&t, "[mailbox]\nsoft_bounce_limit = 3\nsoft_bounce_window = 1d\n");
+	r = do_return(&t, "k1", "Full@Example.NET", POLICY_RET_SOFT, "mailbox-full");
+	ck_assert(!r.repeated);
+	ck_assert_uint_eq(r.soft, 1);
+	ck_assert_str_eq(r.sup, "");
+	r = do_return(&t, "k1", "full@example.net", POLICY_RET_SOFT, "mailbox-full");
+	ck_assert(r.repeated);
+	r = do_return(&t, "k2", "full@example.net", POLICY_RET_SOFT, "mailbox-full");
+	ck_assert_uint_eq(r.soft, 2);
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "full@example.net"), "");
+	r = do_return(&t, "k3", "full@example.net", POLICY_RET_SOFT, "mailbox-full");
+	ck_assert_uint_eq(r.soft, 3);
+	ck_assert_str_eq(r.sup, "soft-bounce-limit");
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "full@example.net"), "soft-bounce-limit");
+	/* Past the limit: counted, not added again. */
+	for (int i = 4; i < 6; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		r = do_return(&t, key, "full@example.net", POLICY_RET_SOFT, "mailbox-full");
+		ck_assert_uint_eq(r.soft, (uint64_t)i);
+		ck_assert_str_eq(r.sup, "");
+	}
+	/* Another address has its own count. */
+	r = do_return(&t, "k9", "other@example.net", POLICY_RET_SOFT, "mailbox-full");
+	ck_assert_uint_eq(r.soft, 1);
+	pt_close(&t);
+}
+END_TEST
+
+/* soft_bounce_limit = 0: counted, never suppressed. */
+START_TEST(returns_soft_limit_off)
+{
+	struct pt t;
+	struct rres r;
+	char key[32];
+
+	pt_open(&t, "[mailbox]\nsoft_bounce_limit = 0\n");
+	for (int i = 0; i < 7; i++) {
+		snprintf(key, sizeof key, "s%d", i);
+		r = do_return(&t, key, "full@example.net", POLICY_RET_SOFT, "mailbox-full");
+		ck_assert_str_eq(r.sup, "");
+	}
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "full@example.net"), "");
+	pt_close(&t);
+}
+END_TEST
+
+/*
+ * A hard bounce suppresses with hard-bounce (only under suppress_bounces),
+ * a complaint with complaint, an auto-reply changes nothing; every return
+ * is in the user's bounce log, newest first, filtered by date.
+ */
+START_TEST(returns_hard_complaint_auto_reply_and_log)
+{
+	struct pt t;
+	struct rres r = { 0 };
+
+	pt_open(&t, "[policy]\nsuppress_bounces = yes\n");
+	r = do_return(&t, "h1", "gone@example.net", POLICY_RET_HARD, "user-unknown");
+	ck_assert_str_eq(r.sup, "hard-bounce");
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "gone@example.net"), "hard-bounce");
+	r = do_return(&t, "c1", "angry@example.net", POLICY_RET_COMPLAINT, "complaint");
+	ck_assert_str_eq(r.sup, "complaint");
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "angry@example.net"), "complaint");
+	r = do_return(&t, "a1", "away@example.net", POLICY_RET_AUTO_REPLY, "auto-reply");
+	ck_assert_str_eq(r.sup, "");
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "away@example.net"), "");
+
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(policy_bounce_list(t.p, "shop", 0, 100, on_bounces, &r), 0);
+	pt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_eq(r.n, 3);
+	{
+		/* Newest first; returns within one millisecond in any order. */
+		const struct policy_bounce_entry *g = NULL;
+
+		for (size_t i = 0; i < r.n; i++) {
+			if (i > 0)
+				ck_assert(r.e[i - 1].date_ms >= r.e[i].date_ms);
+			if (strcmp(r.e[i].addr, "gone@example.net") == 0)
+				g = &r.e[i];
+		}
+		ck_assert(g != NULL);
+		ck_assert_int_eq(g->cls, POLICY_RET_HARD);
+		ck_assert_str_eq(g->reason, "user-unknown");
+		ck_assert_str_eq(g->status, "5.1.1");
+		ck_assert_str_eq(g->qid, "01M3250V00PHGXY7");
+		ck_assert_str_eq(g->scope, "shop.example");
+		ck_assert_str_eq(g->user, "shop");
+		ck_assert(g->date_ms > 0);
+	}
+	/* Every user, and a date after all of them. */
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(policy_bounce_list(t.p, NULL, 0, 100, on_bounces, &r), 0);
+	pt_wait(&t, &r.done);
+	ck_assert_uint_eq(r.n, 3);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(policy_bounce_list(t.p, NULL, redis_now_ms(&t) + 60000, 100, on_bounces, &r), 0);
+	pt_wait(&t, &r.done);
+	ck_assert_uint_eq(r.n, 0);
+	pt_close(&t);
+
+	/* Without suppress_bounces a hard bounce is logged only. */
+	pt_open(&t, "[policy]\nsuppress_bounces = no\n");
+	r = do_return(&t, "h1", "gone@example.net", POLICY_RET_HARD, "user-unknown");
+	ck_assert_str_eq(r.sup, "");
+	ck_assert_str_eq(sup_reason_of(&t, "shop.example", "gone@example.net"), "");
+	pt_close(&t);
+}
+END_TEST
+
+START_TEST(returns_bad_arguments)
+{
+	struct pt t;
+	struct rres r = { 0 };
+	struct policy_return pr = { .key = "k", .user = "shop", .scope = "", .addr = "x@y",
+		.cls = POLICY_RET_SOFT, .reason = "", .status = "", .qid = "", .text = "" };
+
+	pt_open(&t, "");
+	pr.key = "";
+	ck_assert_int_eq(policy_return(t.p, &pr, on_return, &r), -EINVAL);
+	pr.key = "k";
+	pr.addr = "no-at-sign";
+	ck_assert_int_eq(policy_return(t.p, &pr, on_return, &r), -EINVAL);
+	pr.addr = "x@y";
+	pr.user = "bad user";
+	ck_assert_int_eq(policy_return(t.p, &pr, on_return, &r), -EINVAL);
+	ck_assert_int_eq(policy_bounce_list(t.p, NULL, 0, 0, on_bounces, &r), -EINVAL);
+	/* No scope: logged, nothing suppressed. */
+	pr.user = "shop";
+	ck_assert_int_eq(policy_return(t.p, &pr, on_return, &r), 0);
+	pt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.sup, "");
+	ck_assert_uint_eq(r.soft, 0);
+	pt_close(&t);
+}
+END_TEST
+
 START_TEST(messages_at_the_boundary)
 {
 	struct pt t;
@@ -1269,6 +1491,10 @@ policy_suite(void)
 	tcase_add_test(tc, suppression_drop);
 	tcase_add_test(tc, suppression_list_check_filter);
 	tcase_add_test(tc, suppression_list_in_pages);
+	tcase_add_test(tc, returns_soft_bounce_limit);
+	tcase_add_test(tc, returns_soft_limit_off);
+	tcase_add_test(tc, returns_hard_complaint_auto_reply_and_log);
+	tcase_add_test(tc, returns_bad_arguments);
 	tcase_add_test(tc, throttle_levels);
 	tcase_add_test(tc, throttle_forgotten_after_max);
 	tcase_add_test(tc, refusals_counted);

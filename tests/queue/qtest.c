@@ -322,6 +322,20 @@ qt_retry(struct qt *t, const char *id, uint64_t *n)
 }
 
 int
+qt_mark_bounced(struct qt *t, const char *id, uint32_t rcpt_idx, const char *addr,
+    const char *reply)
+{
+	struct result r = { 0 };
+	struct queue_bounce b = { id, rcpt_idx, addr, reply, "mx.one.example" };
+	int rc = queue_mark_bounced(t->q, &b, on_status, &r);
+
+	if (rc < 0)
+		return rc;
+	qt_wait(t, &r.done);
+	return r.status;
+}
+
+int
 qt_delete(struct qt *t, const char *id)
 {
 	struct result r = { 0 };

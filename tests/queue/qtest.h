@@ -48,6 +48,9 @@ size_t qt_reap(struct qt *t);
 int qt_fetch(struct qt *t, const char *id, struct queue_info *out);
 int qt_retry(struct qt *t, const char *id, uint64_t *n);
 int qt_delete(struct qt *t, const char *id);
+/* qt_mark_bounced - queue_mark_bounced; returns its status (addr may be NULL). */
+int qt_mark_bounced(struct qt *t, const char *id, uint32_t rcpt_idx, const char *addr,
+    const char *reply);
 /* qt_stats - stats copied into out; destinations dropped. */
 int qt_stats(struct qt *t, struct queue_stats *out);
 /* qt_dest - inflight/due/later of one destination from a fresh stats call. */

@@ -143,6 +143,170 @@ START_TEST(enqueue_claim_deliver)
 }
 END_TEST
 
+/* The state of the recipient at envelope index idx, from a fresh fetch. */
+static enum rcpt_state
+rcpt_state_of(struct qt *t, const char *id, uint32_t idx, char *reply, size_t replysz)
+{
+	struct queue_info info;
+	enum rcpt_state st = RCPT_NSTATES;
+
+	ck_assert_int_eq(qt_fetch(t, id, &info), 0);
+	ck_assert(info.exists);
+	for (size_t j = 0; j < info.njobs; j++)
+		for (size_t k = 0; k < info.jobs[j].st.n; k++)
+			if (info.jobs[j].st.r[k].idx == idx) {
+				st = info.jobs[j].st.r[k].state;
+				if (reply != NULL)
+					str_copy(reply, info.jobs[j].st.r[k].reply ? info.jobs[j].st.r[k].reply : "",
+					    replysz);
+			}
+	queue_info_free(&info);
+	return st;
+}
+
+static long long
+stat_of(struct qt *t, const char *name)
+{
+	redisReply *r = redis_test_cmd(t->sync, "HGET %s %s", qt_key(t, "stats"), name);
+	long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+
+	freeReplyObject(r);
+	return v;
+}
+
+/*
+ * A return after the delivery: the delivered recipient becomes bounced,
+ * counted, with an event marked returned; a repeated return changes
+ * nothing more; the other recipient keeps its state.
+ */
+START_TEST(mark_bounced_after_delivery)
+{
+	struct qt t;
+	struct queue_job **jobs;
+	char id[QID_SIZE], reply[256];
+	size_t n;
+	redisReply *r;
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", three, 3, MSG, id), 0);
+	jobs = qt_claim(&t, 10, &n);
+	ck_assert_uint_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		set_all(jobs[i], RCPT_DELIVERED, "250 2.0.0 ok");
+		ck_assert_int_eq(qt_complete(&t, jobs[i]), 0);
+	}
+	qt_free_jobs(jobs, n);
+	ck_assert_int_eq(xlen_events(&t), 3);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 1, NULL, 0), RCPT_DELIVERED);
+
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 1, NULL, "returned: 5.1.1 user unknown"), 0);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 1, reply, sizeof reply), RCPT_BOUNCED);
+	ck_assert_str_eq(reply, "returned: 5.1.1 user unknown");
+	ck_assert_int_eq(rcpt_state_of(&t, id, 0, NULL, 0), RCPT_DELIVERED);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 2, NULL, 0), RCPT_DELIVERED);
+	ck_assert_int_eq(stat_of(&t, "bounced"), 1);
+	ck_assert_int_eq(xlen_events(&t), 4);
+	r = redis_test_cmd(t.sync, "XREVRANGE %s + - COUNT 1", qt_key(&t, "events"));
+	ck_assert_uint_eq(r->elements, 1);
+	{
+		redisReply *f = r->element[0]->element[1];
+		int seen = 0;
+
+		for (size_t i = 0; i + 1 < f->elements; i += 2) {
+			const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
+
+			if (strcmp(k, "id") == 0 && strcmp(v, id) == 0)
+				seen |= 1;
+			if (strcmp(k, "rcpt") == 0 && strcmp(v, "b@One.Example") == 0)
+				seen |= 2;
+			if (strcmp(k, "state") == 0 && strcmp(v, "bounced") == 0)
+				seen |= 4;
+			if (strcmp(k, "returned") == 0 && strcmp(v, "1") == 0)
+				seen |= 8;
+			if (strcmp(k, "domain") == 0 && strcmp(v, "one.example") == 0)
+				seen |= 16;
+		}
+		ck_assert_int_eq(seen, 31);
+	}
+	freeReplyObject(r);
+
+	/* The same return again: idempotent. */
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 1, NULL, "returned again"), -EALREADY);
+	ck_assert_int_eq(stat_of(&t, "bounced"), 1);
+	ck_assert_int_eq(xlen_events(&t), 4);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 1, reply, sizeof reply), RCPT_BOUNCED);
+	ck_assert_str_eq(reply, "returned: 5.1.1 user unknown");
+	qt_close(&t);
+}
+END_TEST
+
+/* A job token names the job's first recipient; the address picks the one. */
+START_TEST(mark_bounced_by_address_in_job)
+{
+	struct qt t;
+	struct queue_job **jobs;
+	char id[QID_SIZE];
+	size_t n;
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", three, 3, MSG, id), 0);
+	jobs = qt_claim(&t, 10, &n);
+	for (size_t i = 0; i < n; i++) {
+		set_all(jobs[i], RCPT_DELIVERED, "250 ok");
+		ck_assert_int_eq(qt_complete(&t, jobs[i]), 0);
+	}
+	qt_free_jobs(jobs, n);
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 0, "B@one.example", "5.1.1"), 0);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 0, NULL, 0), RCPT_DELIVERED);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 1, NULL, 0), RCPT_BOUNCED);
+	/* Not a recipient of that domain, or of the message: unknown. */
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 0, "c@two.example", "5.1.1"), -ENOENT);
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 7, NULL, "5.1.1"), -ENOENT);
+	ck_assert_int_eq(qt_mark_bounced(&t, "0000000000000000", 0, NULL, "5.1.1"), -ENOENT);
+	ck_assert_int_eq(qt_mark_bounced(&t, "not a queue id", 0, NULL, "5.1.1"), -EINVAL);
+	ck_assert_int_eq(stat_of(&t, "bounced"), 1);
+	qt_close(&t);
+}
+END_TEST
+
+/*
+ * A leased job is not touched (its completion would overwrite the mark);
+ * a pending recipient marked bounced finishes its job and, being the
+ * last, the message.
+ */
+START_TEST(mark_bounced_leased_then_pending)
+{
+	struct qt t;
+	struct queue_job **jobs;
+	struct queue_info info;
+	char id[QID_SIZE];
+	size_t n;
+	const char *const one[] = { "x@one.example" };
+
+	qt_open(&t, NULL);
+	ck_assert_int_eq(qt_enqueue(&t, STREAM_TRANSACTIONAL, "s@shop.example", one, 1, MSG, id), 0);
+	jobs = qt_claim(&t, 10, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 0, NULL, "5.1.1"), -EBUSY);
+	set_all(jobs[0], RCPT_DEFERRED, "451 4.3.0 later");
+	ck_assert_int_eq(qt_complete(&t, jobs[0]), 0);
+	qt_free_jobs(jobs, n);
+	ck_assert_int_eq(rcpt_state_of(&t, id, 0, NULL, 0), RCPT_DEFERRED);
+	ck_assert_int_eq(qt_mark_bounced(&t, id, 0, NULL, "5.1.1 returned"), 0);
+	ck_assert_int_eq(qt_fetch(&t, id, &info), 0);
+	ck_assert_str_eq(info.state, "done");
+	ck_assert(!info.jobs[0].queued);
+	ck_assert_int_eq(info.jobs[0].st.r[0].state, RCPT_BOUNCED);
+	queue_info_free(&info);
+	/* Nothing is left to claim. */
+	t.now += 24 * 60 * MINUTE;
+	jobs = qt_claim(&t, 10, &n);
+	ck_assert_uint_eq(n, 0);
+	qt_free_jobs(jobs, n);
+	qt_close(&t);
+}
+END_TEST
+
 START_TEST(events_carry_outcome)
 {
 	struct qt t;
@@ -1091,6 +1255,9 @@ queue_suite(void)
 	tcase_add_checked_fixture(tc, unit_pool_fresh, NULL);
 	tcase_add_test(tc, enqueue_claim_deliver);
 	tcase_add_test(tc, events_carry_outcome);
+	tcase_add_test(tc, mark_bounced_after_delivery);
+	tcase_add_test(tc, mark_bounced_by_address_in_job);
+	tcase_add_test(tc, mark_bounced_leased_then_pending);
 	tcase_add_test(tc, signatures_kept_with_the_message);
 	tcase_add_test(tc, deferred_then_delivered);
 	tcase_add_test(tc, retry_schedule_jitter_and_repeat);

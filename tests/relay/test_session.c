@@ -13,10 +13,19 @@
  * is closed and uv_loop_close() must return 0.  A 30-second timer only
  * guards against a hang; nothing asserts how long anything took.
  * SESSION_LOG=1 in the environment shows the server's log (debug level).
+ *
+ * The inbound tcase drives the inbound MX's listener the same way, with
+ * a fake inbound sink whose recipient verdicts follow the address (see
+ * fake_rcpt) and a dnsmasq (tests/dnsmasq.h) serving the SPF records of
+ * the .test domains it checks.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <opendkim/dkim.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,8 +38,10 @@
 #include "core/config.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/rfc5322.h"
 #include "core/tlsctx.h"
 #include "relay/smtpd.h"
+#include "tests/dnsmasq.h"
 #include "tests/suites.h"
 #include "tests/tmpdir.h"
 
@@ -56,6 +67,7 @@ struct later {
 	uv_timer_t t;
 	void (*fn)(struct later *);
 	smtpd_stored_cb *stored;
+	smtpd_rcpt_cb *rcpt;
 	auth_verify_cb *verified;
 	void *arg;
 	int status;
@@ -93,6 +105,11 @@ struct harness {
 	bool implicit;              /* connect to the submissions (implicit TLS) listener */
 	bool hold_verify;           /* answer a password check only once cancelled */
 	struct later *held;
+
+	bool inbound;               /* connect to the inbound MX's listener */
+	struct dnsmasq dns;
+	char asked[8][128];         /* the first addresses the inbound sink was asked about */
+	unsigned nasked;
 };
 
 static struct harness *H;
@@ -165,6 +182,45 @@ fake_store(void *arg, struct envelope *env, const struct smtpd_message *m,
 }
 
 static const struct smtpd_sink_ops fake_sink = { .store = fake_store };
+
+static void
+rcpt_later(struct later *l)
+{
+	l->rcpt(l->arg, (enum smtpd_rcpt_verdict)l->status);
+}
+
+/*
+ * fake_rcpt - the inbound sink's verdicts: addresses of bounces.test
+ * are OK but unknown* (UNKNOWN), temp* (TEMP) and down* (an error at
+ * once); every other domain is RELAY.
+ */
+static int
+fake_rcpt(void *arg, const char *addr, smtpd_rcpt_cb *done, void *done_arg)
+{
+	const char *at = strrchr(addr, '@');
+	enum smtpd_rcpt_verdict v = SMTPD_RCPT_OK;
+	struct later *l;
+
+	ck_assert_ptr_eq(arg, H);
+	if (H->nasked < NELEM(H->asked))
+		snprintf(H->asked[H->nasked], sizeof H->asked[0], "%s", addr);
+	H->nasked++;
+	if (at == NULL || strcmp(at, "@bounces.test") != 0)
+		v = SMTPD_RCPT_RELAY;
+	else if (strncmp(addr, "unknown", 7) == 0)
+		v = SMTPD_RCPT_UNKNOWN;
+	else if (strncmp(addr, "temp", 4) == 0)
+		v = SMTPD_RCPT_TEMP;
+	else if (strncmp(addr, "down", 4) == 0)
+		return -ECONNREFUSED;
+	l = later(rcpt_later, true);
+	l->rcpt = done;
+	l->arg = done_arg;
+	l->status = (int)v;
+	return 0;
+}
+
+static const struct smtpd_sink_ops fake_inbound = { .store = fake_store, .rcpt = fake_rcpt };
 
 static void
 verified_later(struct later *l)
@@ -471,18 +527,19 @@ trust_loopback(void)
 static void
 run(const struct step *steps, size_t nsteps)
 {
-	struct smtpd_sink sink = { &fake_sink, H };
+	struct smtpd_sink sink = { &fake_sink, H }, inbound = { &fake_inbound, H };
 	struct smtpd_users users = { &fake_users, H };
 	struct sockaddr_in sin;
 	char err[CONFIG_ERR_MAX] = "";
+	unsigned which = H->inbound ? SMTPD_PORT_INBOUND : H->implicit;
 
 	H->steps = steps;
 	H->nsteps = nsteps;
-	ck_assert_msg(smtpd_open(&H->srv, &H->loop, &H->cfg, &sink, &users, NULL, err,
-	    sizeof err) == 0, "%s", err);
-	ck_assert_uint_ne(smtpd_port(H->srv, H->implicit, 0), 0);
-	ck_assert_uint_eq(smtpd_port(H->srv, !H->implicit, 0), 0);
-	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", smtpd_port(H->srv, H->implicit, 0), &sin), 0);
+	ck_assert_msg(smtpd_open(&H->srv, &H->loop, &H->cfg, &sink, H->inbound ? &inbound : NULL,
+	    &users, NULL, err, sizeof err) == 0, "%s", err);
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert_msg((smtpd_port(H->srv, i, 0) != 0) == (i == which), "listener %u", i);
+	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", smtpd_port(H->srv, which, 0), &sin), 0);
 	ck_assert_int_eq(conn_connect(&H->cli, &H->loop, (const struct sockaddr *)&sin, NULL,
 	    &client_ops, H), 0);
 	if (H->implicit) {
@@ -794,6 +851,553 @@ START_TEST(test_stop_lets_transaction_finish)
 }
 END_TEST
 
+/* --- the inbound MX ------------------------------------------------------------------ */
+
+static const char *const INBOUND_RECORDS[] = {
+	"--txt-record=mx.sender.test,v=spf1 ip4:127.0.0.1 -all",
+	"--txt-record=sender.test,v=spf1 ip4:127.0.0.1 -all",
+	"--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all",
+	NULL,
+};
+
+static void
+inbound_setup(void)
+{
+	const char *why = NULL;
+
+	setup();
+	H->inbound = true;
+	memset(&H->cfg.relay.submission, 0, sizeof H->cfg.relay.submission);
+	memset(&H->cfg.relay.inbound, 0, sizeof H->cfg.relay.inbound);
+	H->cfg.relay.inbound.n = 1;
+	snprintf(H->cfg.relay.inbound.ep[0].host, sizeof H->cfg.relay.inbound.ep[0].host,
+	    "127.0.0.1");
+	/* trusted_networks are submission's: the inbound MX must ignore them. */
+	ck_assert_int_eq(config_parse_nets("127.0.0.1/32", &H->cfg.relay.trusted_networks, &why), 0);
+	dnsmasq_start(&H->dns, 0, false, INBOUND_RECORDS, NULL);
+	ck_assert_int_eq(config_parse_endpoint(H->dns.server, false, &H->cfg.deliver.dns_server, &why), 0);
+	H->cfg.deliver.dns_server_set = true;
+}
+
+static void
+inbound_teardown(void)
+{
+	dnsmasq_clean(&H->dns);
+	teardown();
+}
+
+#define IN_EHLO_HEAD "250-" HOSTNAME " Hello mx.sender.test [127.0.0.1]\n250-PIPELINING\n" \
+	"250-SIZE 10485760\n250-8BITMIME\n250-ENHANCEDSTATUSCODES\n"
+#define IN_EHLO IN_EHLO_HEAD "250-STARTTLS\n250 SMTPUTF8"
+#define IN_EHLO_TLS IN_EHLO_HEAD "250 SMTPUTF8"
+#define RETURN "From: MAILER-DAEMON@sender.test\r\nSubject: Undelivered Mail\r\n\r\n" \
+	"The mail system said 550 5.1.1.\r\n.\r\n"
+
+/* Whether the stored header section holds needle. */
+static bool
+head_has(const char *needle)
+{
+	return memmem(H->head.data, H->head.len, needle, strlen(needle)) != NULL;
+}
+
+START_TEST(test_inbound_ehlo_no_auth)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\n", 0, IN_EHLO, 0 },
+		{ "AUTH PLAIN AGFAYg==\r\n", 0, "502 5.5.1 AUTH is not available here", 0 },
+		{ "HELP\r\nVRFY x\r\nEXPN x\r\n", 0, "214 2.0.0 kurier: inbound MX\n252 2.5.2\n502 5.5.1 EXPN", 0 },
+		/* trusted_networks are for submission: no MAIL without a check here either. */
+		{ "RCPT TO:<b+x@bounces.test>\r\nDATA\r\n", 0,
+		  "503 5.5.1 Need MAIL before RCPT\n503 5.5.1 Need MAIL before DATA", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 0);
+	ck_assert_uint_eq(H->nasked, 0);
+}
+END_TEST
+
+/*
+ * The null sender: SPF of the HELO identity, the recipient asked in
+ * lower case, the fields added at the top, a forged Authentication-Results
+ * in our name removed and another host's kept.
+ */
+START_TEST(test_inbound_null_sender)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\n", 0, IN_EHLO, 0 },
+		{ "MAIL FROM:<> SIZE=300 BODY=8BITMIME\r\n", 0, "250 2.1.0 Ok", 0 },
+		{ "RCPT TO:<B+Token@Bounces.TEST>\r\n", 0, "250 2.1.5 Ok", 0 },
+		{ "RCPT TO:<b+token@bounces.test>\r\n", 0, "250 2.1.5 Ok (duplicate recipient)", 0 },
+		{ "DATA\r\n", 0, "354 ", 0 },
+		{ "Authentication-Results: " HOSTNAME "; spf=pass smtp.mailfrom=forged.test\r\n"
+		  "Authentication-Results: other.test; dkim=pass header.d=sender.test\r\n"
+		  "authentication-results:\r\n " HOSTNAME ";\r\n dkim=pass header.d=forged.test\r\n"
+		  RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+	static const char top[] =
+	    "Authentication-Results: " HOSTNAME "; spf=pass smtp.helo=mx.sender.test;\r\n"
+	    "\tdkim=none\r\n"
+	    "Received-SPF: pass (" HOSTNAME ": ";
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_str_eq(H->sender, "");
+	ck_assert_uint_eq(H->nrcpt, 1);
+	ck_assert_uint_eq(H->nasked, 1);
+	ck_assert_str_eq(H->asked[0], "b+token@bounces.test");
+	ck_assert_msg(H->head.len > sizeof top && memcmp(H->head.data, top, sizeof top - 1) == 0,
+	    "head: %.*s", (int)H->head.len, H->head.data);
+	ck_assert(head_has(" client-ip=127.0.0.1; "));
+	ck_assert(head_has("\thelo=mx.sender.test; receiver=" HOSTNAME "; identity=helo;\r\n"
+	    "Received: from mx.sender.test ([127.0.0.1])\r\n\tby " HOSTNAME " (kurier) with ESMTP id "));
+	ck_assert(head_has("\r\n\tfor <b+token@bounces.test>;\r\n"));
+	ck_assert(!head_has("forged.test"));
+	ck_assert(head_has("\r\nAuthentication-Results: other.test; dkim=pass header.d=sender.test\r\n"
+	    "From: MAILER-DAEMON@sender.test\r\n"));
+	ck_assert_uint_ge(H->head.len, 4);
+	ck_assert(memcmp(H->head.data + H->head.len - 4, "\r\n\r\n", 4) == 0);
+	ck_assert_uint_eq(H->body.len, strlen("The mail system said 550 5.1.1.\r\n"));
+}
+END_TEST
+
+/* Each verdict of the inbound sink, its reply, and DATA with what was accepted. */
+START_TEST(test_inbound_rcpt_verdicts)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\n", 0, IN_EHLO, 0 },
+		{ "MAIL FROM:<Bounce-Daemon@sender.test>\r\n", 0, "250 2.1.0 Ok", 0 },
+		{ "DATA\r\n", 0, "503 5.5.1 Need RCPT before DATA", 0 },
+		{ "RCPT TO:<unknown+x@bounces.test>\r\n", 0, "550 5.1.1 ", 0 },
+		{ "RCPT TO:<someone@elsewhere.test>\r\n", 0, "550 5.7.1 Relaying denied", 0 },
+		{ "RCPT TO:<temp@bounces.test>\r\n", 0, "451 4.3.0 ", 0 },
+		{ "RCPT TO:<down@bounces.test>\r\n", 0, "451 4.3.0 ", 0 },
+		{ "DATA\r\n", 0, "554 5.5.1 No valid recipients", 0 },
+		/* RFC 5321 4.5.1: <postmaster> alone is postmaster@ the first bounce domain. */
+		{ "RCPT TO:<Postmaster>\r\n", 0, "250 2.1.5 Ok", 0 },
+		{ "RCPT TO:<postmaster@bounces.test>\r\n", 0, "250 2.1.5 Ok (duplicate recipient)", 0 },
+		{ "DATA\r\n", 0, "354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	H->cfg.domains = calloc(1, sizeof *H->cfg.domains);
+	ck_assert_ptr_nonnull(H->cfg.domains);
+	H->cfg.ndomains = 1;
+	snprintf(H->cfg.domains[0].name, sizeof H->cfg.domains[0].name, "sender.example");
+	snprintf(H->cfg.domains[0].return_path, sizeof H->cfg.domains[0].return_path, "bounces.test");
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_uint_eq(H->nrcpt, 1);
+	ck_assert_str_eq(H->asked[4], "postmaster@bounces.test");
+	ck_assert_str_eq(H->sender, "Bounce-Daemon@sender.test");
+	ck_assert_msg(head_has("spf=pass\r\n\tsmtp.mailfrom=Bounce-Daemon@sender.test; dkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
+	ck_assert(head_has("envelope-from=\"Bounce-Daemon@sender.test\";"));
+	ck_assert(head_has("identity=mailfrom;\r\nReceived: from mx.sender.test"));
+	ck_assert_uint_eq(H->nasked, 5);
+	ck_assert_str_eq(H->asked[1], "someone@elsewhere.test");
+}
+END_TEST
+
+/* The whole transaction in one write (RFC 2920), the replies in order. */
+START_TEST(test_inbound_pipelining)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\n"
+		  "RCPT TO:<x@relay.test>\r\nRCPT TO:<b+2@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n550 5.7.1\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN "MAIL FROM:<>\r\nRSET\r\nQUIT\r\n", 0,
+		  "250 2.0.0 Ok: stored as \n250 2.1.0 Ok\n250 2.0.0 Ok\n221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_uint_eq(H->nrcpt, 2);
+	ck_assert(!head_has("\tfor <"));
+}
+END_TEST
+
+/* [mailbox] max_bounce_size: SIZE and DATA past it get 552 5.3.4. */
+START_TEST(test_inbound_size)
+{
+	static char big[4096];
+	size_t n;
+
+	n = (size_t)snprintf(big, sizeof big, "From: x@sender.test\r\n\r\n");
+	while (n + 80 < sizeof big - 8) {
+		memset(big + n, 'b', 70);
+		memcpy(big + n + 70, "\r\n", 2);
+		n += 72;
+	}
+	snprintf(big + n, sizeof big - n, ".\r\n");
+
+	const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\n", 0, "250-" HOSTNAME "\n250-PIPELINING\n250-SIZE 2048\n"
+		  "250-8BITMIME\n250-ENHANCEDSTATUSCODES\n250-STARTTLS\n250 SMTPUTF8", 0 },
+		{ "MAIL FROM:<> SIZE=2049\r\n", 0, "552 5.3.4 Message size exceeds fixed maximum message size (2048 bytes)", 0 },
+		{ "MAIL FROM:<> SIZE=2048\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  "250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ big, 0, "552 5.3.4 Message size exceeds fixed maximum message size (2048 bytes)", 0 },
+		{ "RCPT TO:<b+1@bounces.test>\r\n", 0, "503 5.5.1 Need MAIL before RCPT", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	H->cfg.mailbox.max_bounce_size = 2048;
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 0);
+}
+END_TEST
+
+/* The hostile-input rules of submission: no smuggling, no NUL, line limits. */
+START_TEST(test_inbound_hostile_input)
+{
+	static char long_line[1200 + 64], long_cmd[2000];
+	static const char nul_msg[] = "From: x@sender.test\r\n\r\nnul\0byte\r\n.\r\n";
+	size_t n;
+
+	n = (size_t)snprintf(long_line, sizeof long_line, "From: x@sender.test\r\n\r\n");
+	memset(long_line + n, 'a', 1100);
+	snprintf(long_line + n + 1100, sizeof long_line - n - 1100, "\r\n.\r\n");
+	n = (size_t)snprintf(long_cmd, sizeof long_cmd, "RCPT TO:<");
+	memset(long_cmd + n, 'x', sizeof long_cmd - n - 3);
+	memcpy(long_cmd + sizeof long_cmd - 3, "\r\n", 3);
+
+#define IN_TRANS "MAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n"
+#define IN_TRANS_OK "250 2.1.0 Ok\n250 2.1.5 Ok\n354 "
+	const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\n" IN_TRANS, 0, IN_EHLO "\n" IN_TRANS_OK, 0 },
+		{ "From: x@sender.test\r\n\r\nx\n.\nMAIL FROM:<evil@sender.test>\r\n.\r\n", 0,
+		  "550 5.6.0 Message contains a bare CR or LF", 0 },
+		{ IN_TRANS, 0, IN_TRANS_OK, 0 },
+		{ "From: x@sender.test\r\n\r\nx\r.\rRCPT TO:<x@relay.test>\r\n.\r\n", 0,
+		  "550 5.6.0 Message contains a bare CR or LF", 0 },
+		{ IN_TRANS, 0, IN_TRANS_OK, 0 },
+		{ nul_msg, sizeof nul_msg - 1, "550 5.6.0 Message contains a NUL byte", 0 },
+		{ IN_TRANS, 0, IN_TRANS_OK, 0 },
+		{ long_line, 0, "550 5.6.0 Message contains a line longer than 998", 0 },
+		{ "MAIL FROM:<>\r\n", 0, "250 2.1.0 Ok", 0 },
+		{ long_cmd, 0, "500 5.5.2 Line too long", 0 },
+		{ "MAIL FROM:<a@b@c>\r\nMAIL FROM:<>\r\nRCPT TO:<>\r\n", 0, "503 5.5.1 Nested MAIL\n503 5.5.1 Nested MAIL\n501 ", 0 },
+		{ "RSET\r\nMAIL FROM:<a@b@c>\r\nEHLO bad name\r\n", 0, "250 2.0.0 Ok\n501 \n501 5.5.4", 0 },
+		{ "MAIL FROM:<x\0y@sender.test>\r\n", 29, "500 5.5.2", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+#undef IN_TRANS
+#undef IN_TRANS_OK
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 0);
+	ck_assert_uint_eq(H->nasked, 4);
+}
+END_TEST
+
+/* A recipient refused with 5xx is a protocol error: guessing addresses ends the session. */
+START_TEST(test_inbound_rcpt_errors_limit)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\n", 0, IN_EHLO "\n250 2.1.0 Ok", 0 },
+		{ "RCPT TO:<unknown1@bounces.test>\r\nRCPT TO:<unknown2@bounces.test>\r\n"
+		  "RCPT TO:<a@relay.test>\r\nRCPT TO:<b+1@bounces.test>\r\n", 0,
+		  "550 5.1.1\n550 5.1.1\n550 5.7.1\n421 4.7.0 " HOSTNAME " Too many errors", STEP_CLOSED },
+	};
+
+	H->cfg.policy.max_errors = 3;
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nasked, 3);
+}
+END_TEST
+
+/* At most 100 recipients a message: the 101st gets 452 4.5.3 (RFC 5321 4.5.3.1.10). */
+START_TEST(test_inbound_too_many_rcpts)
+{
+	static char cmds[101 * 40], want[101 * 16 + 64];
+	size_t n = 0, w = 0;
+
+	for (int i = 0; i < 101; i++) {
+		n += (size_t)snprintf(cmds + n, sizeof cmds - n, "RCPT TO:<b+%d@bounces.test>\r\n", i);
+		w += (size_t)snprintf(want + w, sizeof want - w, "%s\n",
+		    i < 100 ? "250 2.1.5 Ok" : "452 4.5.3 Too many recipients");
+	}
+	want[w - 1] = '\0';
+
+	const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\n", 0, IN_EHLO "\n250 2.1.0 Ok", 0 },
+		{ cmds, 0, want, 0 },
+		{ "DATA\r\n", 0, "354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nasked, 100);
+	ck_assert_uint_eq(H->nrcpt, 100);
+}
+END_TEST
+
+/* SPF fail, marked (the default): recorded, the message accepted. */
+START_TEST(test_inbound_spf_fail_mark)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<bounce@fail.test>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_msg(head_has("spf=fail\r\n\tsmtp.mailfrom=bounce@fail.test; dkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
+	ck_assert(head_has("\r\nReceived-SPF: fail (" HOSTNAME ": "));
+	ck_assert(head_has("envelope-from=\"bounce@fail.test\";"));
+}
+END_TEST
+
+/* [mailbox] spf_fail = reject: 550 5.7.23 at MAIL; a passing sender goes on. */
+START_TEST(test_inbound_spf_fail_reject)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<bounce@fail.test>\r\nRCPT TO:<b+1@bounces.test>\r\n", 0,
+		  IN_EHLO "\n550 5.7.23 SPF validation failed: sender domain fail.test does not permit 127.0.0.1\n"
+		  "503 5.5.1 Need MAIL before RCPT", 0 },
+		{ "MAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  "250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	H->cfg.mailbox.spf_fail = CONFIG_SPF_FAIL_REJECT;
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_uint_eq(H->nasked, 1);
+	ck_assert(head_has("spf=pass smtp.helo=mx.sender.test"));
+}
+END_TEST
+
+/* An address literal as HELO and the null sender: no identity, SPF none. */
+START_TEST(test_inbound_spf_none)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "HELO [127.0.0.1]\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  "250 " HOSTNAME "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_msg(head_has("spf=none smtp.helo=\"[127.0.0.1]\";\r\n\tdkim=none\r\n"),
+	    "%.*s", (int)H->head.len, H->head.data);
+	ck_assert(head_has("Received-SPF: none (" HOSTNAME ": "));
+	/* RFC 5321 4.4: HELO, so plain SMTP in the trace. */
+	ck_assert(head_has(" (kurier) with SMTP id "));
+}
+END_TEST
+
+/* DKIM is verified at the end of DATA and its verdict recorded (a signature without its key). */
+START_TEST(test_inbound_dkim)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=nokey.test; s=sel;\r\n"
+		  "\th=from:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
+		  RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_msg(head_has("dkim=permerror") && head_has("header.d=nokey.test"), "%.*s",
+	    (int)H->head.len, H->head.data);
+	ck_assert(!head_has("dkim=none"));
+	ck_assert(head_has("\r\nDKIM-Signature: v=1; a=rsa-sha256;"));
+}
+END_TEST
+
+/*
+ * dkim_signed - RETURN's header fields and body signed for sender.test,
+ * selector sel, with a fresh 1024-bit RSA key (the least RFC 8301 lets a
+ * verifier take, and short enough for one TXT string); its public key
+ * as base64 DER in pub.  Returns the DKIM-Signature field, CRLF ended.
+ */
+static char *
+dkim_signed(const char *head, const char *body, char *pub, size_t pubsize)
+{
+	EVP_PKEY *pk = EVP_RSA_gen(1024);
+	BIO *bio = BIO_new(BIO_s_mem());
+	unsigned char *der = NULL, *h;
+	char *priv, *out, *data;
+	struct rfc5322_scan sc;
+	const char *f;
+	size_t fl, hl;
+	long len;
+	int dl;
+	DKIM_LIB *lib = dkim_init(NULL, NULL);
+	DKIM_STAT st;
+	DKIM *d;
+
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_ptr_nonnull(lib);
+	ck_assert_int_eq(PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL), 1);
+	len = BIO_get_mem_data(bio, &data);
+	priv = calloc(1, (size_t)len + 1);
+	ck_assert_ptr_nonnull(priv);
+	memcpy(priv, data, (size_t)len);
+	BIO_free(bio);
+	dl = i2d_PUBKEY(pk, &der);
+	ck_assert_int_gt(dl, 0);
+	ck_assert_uint_lt(4 * ((size_t)dl + 2) / 3 + 1, pubsize);
+	EVP_EncodeBlock((unsigned char *)pub, der, dl);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+
+	d = dkim_sign(lib, (const unsigned char *)"inbound", NULL, (dkim_sigkey_t)priv,
+	    (const unsigned char *)"sel", (const unsigned char *)"sender.test",
+	    DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
+	ck_assert_ptr_nonnull(d);
+	rfc5322_scan_init(&sc, head, strlen(head));
+	while (rfc5322_next(&sc, &f, &fl))
+		ck_assert_int_eq(dkim_header(d, (unsigned char *)(uintptr_t)f, fl), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_eoh(d), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_body(d, (unsigned char *)(uintptr_t)body, strlen(body)), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_eom(d, NULL), DKIM_STAT_OK);
+	ck_assert_int_eq(dkim_getsighdr_d(d, 16, &h, &hl), DKIM_STAT_OK);
+	out = calloc(1, hl + 20);
+	ck_assert_ptr_nonnull(out);
+	snprintf(out, hl + 20, "DKIM-Signature: %.*s\r\n", (int)hl, (char *)h);
+	dkim_free(d);
+	dkim_close(lib);
+	free(priv);
+	return out;
+}
+
+/* A signed return: dkim=pass with its domain and selector; the same message changed: fail. */
+START_TEST(test_inbound_dkim_pass)
+{
+	static const char head[] = "From: MAILER-DAEMON@sender.test\r\nSubject: Undelivered Mail\r\n";
+	static const char body[] = "The mail system said 550 5.1.1.\r\n";
+	static char msg[2][4096], txt[400];
+	char pub[300], *sig = dkim_signed(head, body, pub, sizeof pub);
+	const char *records[NELEM(INBOUND_RECORDS) + 1];
+	const char *why = NULL;
+	size_t n = 0;
+
+	snprintf(msg[0], sizeof msg[0], "%s%s\r\n%s.\r\n", sig, head, body);
+	snprintf(msg[1], sizeof msg[1], "%s%s\r\n%sChanged.\r\n.\r\n", sig, head, body);
+	free(sig);
+	snprintf(txt, sizeof txt, "--txt-record=sel._domainkey.sender.test,v=DKIM1; k=rsa; p=%s", pub);
+	for (; INBOUND_RECORDS[n] != NULL; n++)
+		records[n] = INBOUND_RECORDS[n];
+	records[n++] = txt;
+	records[n] = NULL;
+	dnsmasq_clean(&H->dns);
+	dnsmasq_start(&H->dns, 0, false, records, NULL);
+	ck_assert_int_eq(config_parse_endpoint(H->dns.server, false, &H->cfg.deliver.dns_server, &why), 0);
+
+	const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ msg[_i], 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert_msg(head_has(_i == 0 ? "dkim=pass header.d=sender.test header.s=sel" :
+	    "dkim=fail"), "%.*s", (int)H->head.len, H->head.data);
+}
+END_TEST
+
+/* STARTTLS: offered before TLS only, the session begins anew, the trace says ESMTPS. */
+START_TEST(test_inbound_starttls)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nSTARTTLS\r\n", 0, IN_EHLO "\n220 2.0.0 Ready to start TLS", STEP_TLS },
+		{ "MAIL FROM:<>\r\n", 0, "503 5.5.1 Send EHLO first", 0 },
+		{ "EHLO mx.sender.test\r\n", 0, IN_EHLO_TLS, 0 },
+		{ "STARTTLS\r\n", 0, "503 5.5.1 TLS is already active", 0 },
+		{ "MAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0, "250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as ", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+	ck_assert(head_has(" (kurier) with ESMTPS id "));
+	ck_assert(head_has("\t(version=TLS"));
+}
+END_TEST
+
+/* The sink cannot store: 451 4.3.0, at once or later; the session goes on. */
+START_TEST(test_inbound_store_fails)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", 0 },
+		{ RETURN "NOOP\r\n", 0, "451 4.3.0 Mailbox unavailable, try again later\n250 2.0.0 Ok", 0 },
+		{ "QUIT\r\n", 0, "221 2.0.0 Bye", STEP_CLOSED },
+	};
+
+	H->sink_mode = _i == 0 ? SINK_FAIL_NOW : SINK_FAIL_LATER;
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, _i == 0 ? 0 : 1);
+}
+END_TEST
+
+/* Stopping: a session between transactions gets 421; the listener goes. */
+START_TEST(test_inbound_stop)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<>\r\nRCPT TO:<b+1@bounces.test>\r\nDATA\r\n", 0,
+		  IN_EHLO "\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 ", STEP_STOP },
+		{ RETURN, 0, "250 2.0.0 Ok: stored as \n421 4.3.2", STEP_CLOSED },
+	};
+
+	run(steps, NELEM(steps));
+	ck_assert_uint_eq(H->nstored, 1);
+}
+END_TEST
+
+/*
+ * Stopping while a MAIL waits for an SPF verdict that never comes (the
+ * DNS server stopped answering): the grace period ends the session, the
+ * SPF checker and the DKIM verifier close, and everything is freed.
+ */
+START_TEST(test_inbound_stop_during_spf)
+{
+	static const struct step steps[] = {
+		{ NULL, 0, GREETING, 0 },
+		{ "EHLO mx.sender.test\r\nMAIL FROM:<a@slow.test>\r\n", 0, IN_EHLO, STEP_STOP | STEP_CLOSED },
+	};
+
+	/* The query waits longer than the 5-second grace of run()'s smtpd_stop(). */
+	H->cfg.deliver.dns_timeout_ms = 60000;
+	dnsmasq_pause(&H->dns);
+	run(steps, NELEM(steps));
+	ck_assert_int_ne(H->close_status, 0);
+	ck_assert_uint_eq(H->nstored, 0);
+}
+END_TEST
+
 Suite *
 session_suite(void)
 {
@@ -813,6 +1417,28 @@ session_suite(void)
 	tcase_add_test(tc, test_implicit_tls);
 	tcase_add_test(tc, test_close_during_auth);
 	tcase_add_test(tc, test_stop_lets_transaction_finish);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("inbound");
+	tcase_add_checked_fixture(tc, inbound_setup, inbound_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_inbound_ehlo_no_auth);
+	tcase_add_test(tc, test_inbound_null_sender);
+	tcase_add_test(tc, test_inbound_rcpt_verdicts);
+	tcase_add_test(tc, test_inbound_pipelining);
+	tcase_add_test(tc, test_inbound_size);
+	tcase_add_test(tc, test_inbound_hostile_input);
+	tcase_add_test(tc, test_inbound_rcpt_errors_limit);
+	tcase_add_test(tc, test_inbound_too_many_rcpts);
+	tcase_add_test(tc, test_inbound_spf_fail_mark);
+	tcase_add_test(tc, test_inbound_spf_fail_reject);
+	tcase_add_test(tc, test_inbound_spf_none);
+	tcase_add_test(tc, test_inbound_dkim);
+	tcase_add_loop_test(tc, test_inbound_dkim_pass, 0, 2);
+	tcase_add_test(tc, test_inbound_starttls);
+	tcase_add_loop_test(tc, test_inbound_store_fails, 0, 2);
+	tcase_add_test(tc, test_inbound_stop);
+	tcase_add_test(tc, test_inbound_stop_during_spf);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "relay/inbound_cmd.h"
 #include "relay/smtp_parse.h"
 #include "tests/suites.h"
 
@@ -626,6 +627,97 @@ START_TEST(test_plain_small)
 }
 END_TEST
 
+/* --- the inbound MX's arguments (relay/inbound_cmd.h) --------------------------------- */
+
+struct in_mail_case {
+	const char *arg, *helo;
+	int rc;
+	const char *reply;        /* prefix */
+	const char *sender, *spf_domain;
+	bool spf_helo, spf_none;
+};
+static const struct in_mail_case in_mail_cases[] = {
+	{ "FROM:<>", "mx.sender.test", 0, NULL, "", "mx.sender.test", true, false },
+	{ "FROM:<> SIZE=1000", "[192.0.2.1]", 0, NULL, "", "[192.0.2.1]", true, true },
+	{ "FROM:<>", "localhost", 0, NULL, "", "localhost", true, true },
+	{ "FROM:<Bounce@Sender.Test> BODY=8BITMIME", "x.test", 0, NULL, "Bounce@Sender.Test", "Sender.Test", false, false },
+	{ "FROM:<a@[192.0.2.1]>", "x.test", 0, NULL, "a@[192.0.2.1]", "[192.0.2.1]", false, true },
+	{ "FROM:<> SIZE=1001", "x.test", -EFBIG, "552 5.3.4 Message size exceeds fixed maximum message size (1000 bytes)", NULL, NULL, false, false },
+	{ "FROM:<> BODY=BINARYMIME", "x.test", -ENOTSUP, "555 5.5.4", NULL, NULL, false, false },
+	{ "FROM:<a@b@c>", "x.test", -EINVAL, "501 5.1.7", NULL, NULL, false, false },
+	{ "FROM:<> AUTH=<>", "x.test", 0, NULL, "", "x.test", true, false },
+	{ "FROM:<>SIZE=1", "x.test", -EINVAL, "501 5.5.4", NULL, NULL, false, false },
+};
+
+START_TEST(test_inbound_mail)
+{
+	const struct in_mail_case *tc = &in_mail_cases[_i];
+	struct inbound_mail m;
+	char buf[128];
+	const char *reply = NULL;
+	int rc = inbound_mail(tc->arg, strlen(tc->arg), tc->helo, 1000, &m, buf, sizeof buf, &reply);
+
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d (%s)", tc->arg, rc, tc->rc, reply ? reply : "");
+	if (tc->rc < 0) {
+		ck_assert_ptr_nonnull(reply);
+		ck_assert_msg(strncmp(reply, tc->reply, strlen(tc->reply)) == 0, "%s: %s", tc->arg, reply);
+		return;
+	}
+	ck_assert_str_eq(m.sender, tc->sender);
+	ck_assert_str_eq(m.spf_domain, tc->spf_domain);
+	ck_assert_int_eq(m.spf_helo, tc->spf_helo);
+	ck_assert_int_eq(m.spf_none, tc->spf_none);
+}
+END_TEST
+
+struct in_rcpt_case {
+	const char *arg, *pm;
+	int rc;
+	const char *addr_or_reply;
+};
+static const struct in_rcpt_case in_rcpt_cases[] = {
+	{ "TO:<B+Tok@Bounces.Example>", NULL, 0, "b+tok@bounces.example" },
+	{ "TO:<Postmaster>", "bounces.example", 0, "postmaster@bounces.example" },
+	{ "TO:<postmaster> NOTIFY=NEVER", "bounces.example", 0, "postmaster@bounces.example" },
+	{ "TO:<postmaster>", NULL, -EINVAL, "501 5.1.3" },
+	{ "TO:<postmaster>x", "bounces.example", -EINVAL, "501 5.1.3" },
+	{ "TO:<>", "bounces.example", -EINVAL, "501 5.1.3 Null" },
+	{ "TO:<\"Quoted Part\"@bounces.example>", NULL, 0, "\"quoted part\"@bounces.example" },
+	{ "TO:<x@y> FOO=1", NULL, -EINVAL, "555 5.5.4" },
+};
+
+START_TEST(test_inbound_rcpt)
+{
+	const struct in_rcpt_case *tc = &in_rcpt_cases[_i];
+	struct inbound_rcpt r;
+	const char *reply = NULL;
+	int rc = inbound_rcpt(tc->arg, strlen(tc->arg), false, tc->pm, &r, &reply);
+
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d (%s)", tc->arg, rc, tc->rc, reply ? reply : "");
+	if (rc < 0)
+		ck_assert_msg(strncmp(reply, tc->addr_or_reply, strlen(tc->addr_or_reply)) == 0,
+		    "%s: %s", tc->arg, reply);
+	else
+		ck_assert_str_eq(r.addr, tc->addr_or_reply);
+}
+END_TEST
+
+START_TEST(test_helo_ok)
+{
+	char long_name[300];
+
+	memset(long_name, 'a', sizeof long_name);
+	ck_assert(smtp_helo_ok("mx.example", 10));
+	ck_assert(smtp_helo_ok("[192.0.2.1]", 11));
+	ck_assert(!smtp_helo_ok("", 0));
+	ck_assert(!smtp_helo_ok("a b", 3));
+	ck_assert(!smtp_helo_ok("a\x7f", 2));
+	ck_assert(!smtp_helo_ok("a\0b", 3));
+	ck_assert(smtp_helo_ok(long_name, 255));
+	ck_assert(!smtp_helo_ok(long_name, 256));
+}
+END_TEST
+
 Suite *
 smtp_parse_suite(void)
 {
@@ -650,6 +742,12 @@ smtp_parse_suite(void)
 	tcase_add_loop_test(tc, test_auth, 0, (int)NELEM(auth_cases));
 	tcase_add_loop_test(tc, test_plain, 0, (int)NELEM(plain_cases));
 	tcase_add_test(tc, test_plain_small);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("inbound");
+	tcase_add_loop_test(tc, test_inbound_mail, 0, (int)NELEM(in_mail_cases));
+	tcase_add_loop_test(tc, test_inbound_rcpt, 0, (int)NELEM(in_rcpt_cases));
+	tcase_add_test(tc, test_helo_ok);
 	suite_add_tcase(s, tc);
 	return s;
 }
