@@ -186,7 +186,7 @@ CHECK_SRCS := \
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce fuzz_inbound_cmd
+	fuzz_bounce fuzz_inbound_cmd fuzz_dsn
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -296,7 +296,7 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
 	policy/dkimverify.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
-	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
