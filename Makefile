@@ -159,6 +159,7 @@ CHECK_SRCS := \
 	tests/queue/test_envelope.c \
 	tests/queue/test_qid.c \
 	tests/queue/test_queue.c \
+	tests/queue/test_queue_events.c \
 	tests/queue/test_schedule.c \
 	tests/queue/test_verp.c \
 	tests/policy/test_auth.c \
@@ -179,12 +180,13 @@ CHECK_SRCS := \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
 	tests/mailbox/test_ingest.c \
+	tests/mailbox/test_report.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce fuzz_inbound_cmd
+	fuzz_bounce fuzz_inbound_cmd fuzz_dsn
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -298,7 +300,7 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
 	policy/dkimverify.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
-	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c
 
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 

@@ -252,6 +252,8 @@ finish_stop(struct kurier *k)
 	uv_timer_stop(&k->grace);
 	log_info("kurierd", "stopped", "pending=%u sessions=%zu", k->inflight,
 	    k->smtpd ? smtpd_sessions(k->smtpd) : (size_t)0);
+	if (k->report != NULL)
+		report_cancel(k->report);
 	if (k->ingest != NULL) {
 		ingest_close(k->ingest, NULL, NULL);
 		k->ingest = NULL;
@@ -314,10 +316,11 @@ on_grace(uv_timer_t *t)
 	    k->inflight);
 	k->grace_expired = true;
 	/*
-	 * The workers end on their own clock (they hold the queue until then),
-	 * the reporter after the one call it has in flight.
+	 * The workers end on their own clock (they hold the queue until then).
+	 * The reporter starts no call once stopping; the one it has in flight
+	 * is cancelled with the queue or the store.
 	 */
-	if (k->deliver == NULL && k->report == NULL)
+	if (k->deliver == NULL)
 		finish_stop(k);
 }
 

@@ -480,11 +480,17 @@ dsn_compose(const struct dsn_report *r, struct buf *out)
 	status_part(&status, r);
 	eight = has_8bit(r->head ? r->head : "", hlen) || (full && has_8bit(r->body, r->body_len));
 
-	/* A boundary that no part holds (RFC 2046 5.1.1). */
+	/*
+	 * A boundary that no part holds (RFC 2046 5.1.1): not the original
+	 * message, and not the text or status parts, which quote the remote
+	 * server's replies.
+	 */
 	do {
 		snprintf(boundary, sizeof boundary, "=_%s/%u.report.kurier", r->unique, tries++);
 	} while ((contains(r->head ? r->head : "", r->head ? r->head_len : 0, boundary) ||
-	    (full && contains(r->body, r->body_len, boundary))) && tries < 1000);
+	    (full && contains(r->body, r->body_len, boundary)) ||
+	    contains(text.data, text.len, boundary) ||
+	    contains(status.data, status.len, boundary)) && tries < 1000);
 
 	dsn_date(r->now_ms, date);
 	buf_appendf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", r->hostname);

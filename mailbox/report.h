@@ -13,26 +13,32 @@
  *   deferred                      Action: delayed, once per recipient, at
  *                                 the first deferral at or after arrival
  *                                 + [mailbox] delay_warning (NOTIFY absent
- *                                 or DELAY; delay_warning 0: never)
+ *                                 or DELAY; delay_warning 0: never); the
+ *                                 recipients of one message deferred in
+ *                                 one batch share one warning
  *   NOTIFY=NEVER                  nothing
  * An event with returned=1 (an asynchronous return marked the recipient
  * bounced after delivery) makes none: the return itself is stored.
  *
  * Grouping: events are read in batches of up to REPORT_BATCH every
  * poll (REPORT_POLL_MS); the failed (or delivered) recipients of one
- * message within a batch share one report, so recipients that fail
- * within a poll interval of each other, or in one delivery attempt,
- * are reported together.
+ * message within a batch share one report.  A batch whose newest
+ * failure is younger than REPORT_GATHER_MS (at most half a [queue]
+ * lease) waits until it is that old and reads once more, so recipients
+ * of one message that fail within about 2 s of each other (other
+ * domains, other jobs) are reported together.
  *
  * Once per event: each event goes to one node of the group; a node that
  * read events and did not acknowledge them within 2 x [queue] lease
  * (killed, stopped, cut off from Redis) leaves them to the next node
  * that polls, which claims them (XAUTOCLAIM).  A report is stored with
  * a dedup key (the queue id, the kind, and the first event id of its
- * group; for delays the recipient), so an event handled twice makes
- * one report.  Events are acknowledged only after their report is
- * stored or found to be needless; while Redis is down the reporter
- * waits and the events stay pending.
+ * group), so an event handled twice makes one report.  A delay warning
+ * names each recipient once: the recipients warned are recorded in
+ * P dsnw:ID (kept [deliver] lifetime + 1 day), and the warning's dedup
+ * key is made of the recipients it names.  Events are acknowledged only
+ * after their report is stored or found to be needless; while Redis is
+ * down the reporter waits and the events stay pending.
  */
 #ifndef KURIER_MAILBOX_REPORT_H
 #define KURIER_MAILBOX_REPORT_H
@@ -45,6 +51,7 @@
 #define REPORT_GROUP "reports"
 #define REPORT_BATCH 200
 #define REPORT_POLL_MS 1000
+#define REPORT_GATHER_MS 2000
 
 struct report;
 struct queue;
@@ -68,5 +75,12 @@ int report_open(struct report **out, uv_loop_t *loop, const struct config *cfg,
  * another node).  closed(arg) once freed (may be NULL).
  */
 void report_close(struct report *r, void (*closed)(void *arg), void *arg);
+/*
+ * report_cancel - after report_close(), when waiting is over (the grace
+ * period ended): cancel the reporter's own Redis call in flight, so it
+ * closes even when Redis does not answer.  The queue's and the store's
+ * calls are cancelled by closing those.
+ */
+void report_cancel(struct report *r);
 
 #endif

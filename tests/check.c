@@ -47,6 +47,7 @@ static const struct group_suite all[] = {
 	{ "queue",   envelope_suite,   false },
 	{ "queue",   verp_suite,       false },
 	{ "queue",   queue_suite,      true },
+	{ "queue",   queue_events_suite, true },
 	{ "policy",  check_suite,      false },
 	{ "policy",  dest_suite,       false },
 	{ "policy",  dkimverify_suite, false },
@@ -66,6 +67,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", ingest_suite,     true },
 	{ "mailbox", watch_suite,      true },
 	{ "mailbox", bounce_suite,     false },
+	{ "mailbox", report_suite,     true },
 	{ "mailbox", dsn_suite,        false },
 };
 

@@ -5,8 +5,9 @@
  * Check owns suite_* and tcase_*, hence the <module>_suite names.
  *
  * core and relay suites are hermetic: no network, no Redis, temporary
- * files only under a mkdtemp() directory that the test removes.  queue
- * and policy suites use the Redis named by KURIER_TEST_REDIS (host:port);
+ * files only under a mkdtemp() directory that the test removes.  queue,
+ * policy and the forked mailbox suites (store, watch, report) use the
+ * Redis named by KURIER_TEST_REDIS (host:port); dsn is pure;
  * DNS-using suites start their own dnsmasq (tests/dnsmasq.h).
  */
 #ifndef KURIER_TESTS_SUITES_H
@@ -30,6 +31,7 @@ Suite *str_suite(void);
 Suite *envelope_suite(void);
 Suite *qid_suite(void);
 Suite *queue_suite(void);
+Suite *queue_events_suite(void);
 Suite *schedule_suite(void);
 Suite *verp_suite(void);
 
@@ -55,6 +57,7 @@ Suite *smtpc_suite(void);
 Suite *smtpreply_suite(void);
 
 /* mailbox/ */
+Suite *report_suite(void);
 Suite *store_suite(void);
 Suite *ingest_suite(void);
 Suite *watch_suite(void);

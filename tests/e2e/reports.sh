@@ -11,18 +11,23 @@
 # Scenarios (run "one"):
 #   a 550: one report, Action failed, Status 5.1.1, Remote-MTA, Diagnostic-Code,
 #     text/rfc822-headers without the body; two bad recipients of one
-#     message share one report; ORCPT and ENVID come back
+#     message share one report, also when they are of two domains (two
+#     jobs); ORCPT and ENVID come back
 #   NOTIFY=NEVER: no report; NOTIFY=SUCCESS: Action delivered
 #   RET=FULL: the whole message as message/rfc822, body included
-#   slow.test with delay_warning = 2s and lifetime = 8s: one delay warning
-#     (Action delayed, Will-Retry-Until), then the expiry (Action failed,
-#     Status 4.4.7)
+#   slow.test (two recipients) with delay_warning = 2s and lifetime = 8s:
+#     one delay warning naming both (Action delayed, Will-Retry-Until),
+#     however often deferred, then the expiry (Action failed, Status 4.4.7)
+#   dsn_to_sender = yes: the report also reaches the sender (the sink, via
+#     route.shop.example) once, with a null reverse-path; not a suppressed
+#     sender; a copy that bounces (gone@shop.example) makes no report
 # Run "two": one node takes and delivers mail, two nodes with only the
 # mailbox role report: exactly one report per failure; a consumer that
 # read events and died (its events pending, never acknowledged) loses
 # none: a reporter claims them after 2 x [queue] lease (2 s here) and
 # makes each report once; kill -9 of a reporting node while failures come
-# in loses none and duplicates none.
+# in loses none and duplicates none; after Redis is restarted the reporter
+# goes on.
 #
 # Environment: KURIER_BIN (kurierd, kurierctl), KURIER_REDIS_CONF; see lib.sh.
 source "$(dirname "$0")/lib.sh"
@@ -39,6 +44,7 @@ start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done;
 sport=$(free_port)
 start_sink sink \
 	--listen "127.0.0.2:$sport" --reject-rcpt bad@dest.test --reject-rcpt bad2@dest.test \
+	--reject-rcpt gone@shop.example --reject-rcpt bad@other.test \
 	--listen "127.0.0.3:$sport" --tempfail-first 100000 --tempfail-at rcpt ||
 	{ fail "sink.py starts"; e2e_done; exit 1; }
 
@@ -80,6 +86,8 @@ idle_timeout = 1s
 connect_timeout = 5s
 route.dest.test = [127.0.0.2]:$sport
 route.slow.test = [127.0.0.3]:$sport
+route.shop.example = [127.0.0.2]:$sport
+route.other.test = [127.0.0.2]:$sport
 
 [mailbox]
 delay_warning = 2s
@@ -96,8 +104,8 @@ start_node() {
 	track "${KPID[$name]}"
 	for i in $(seq 150); do
 		kill -0 "${KPID[$name]}" 2>/dev/null || { tail -5 "$log" | sed 's/^/#   /'; return 1; }
-		{ [[ $roles != *relay* ]] || grep -q "event=relay_listening" "$log"; } &&
-			{ [[ $roles != *mailbox* ]] || grep -q "component=report event=started" "$log"; } &&
+		{ [[ $roles != *relay* ]] || grep -q "event=relay_listening" "$log" 2>/dev/null; } &&
+			{ [[ $roles != *mailbox* ]] || grep -q "component=report event=started" "$log" 2>/dev/null; } &&
 			return 0
 		sleep 0.1
 	done
@@ -114,7 +122,8 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="reports-test.example", timeout=30)
 s.starttls(context=ctx); s.ehlo("reports-test.example"); s.login(user, password)
 msg = ("From: Shop <%s>\r\nTo: <%s>\r\nSubject: order %s\r\nMessage-ID: <%s@shop.example>\r\n\r\n"
-       "Hello, this is message %s.\r\nBODY-MARKER-%s\r\n" % (sender, rcpts.split(",")[0], tag, tag, tag, tag))
+       "Hello, this is message %s.\r\nBODY-MARKER-%s\r\n" % (sender or "orders@shop.example",
+       rcpts.split(",")[0], tag, tag, tag, tag))
 code, text = s.mail(sender, mopts.split() if mopts else [])
 assert code == 250, (code, text)
 for r in rcpts.split(","):
@@ -191,7 +200,7 @@ field() {
 
 # --- run one: every kind of report ------------------------------------------------------
 
-rconf one one ""
+rconf one one "dsn_to_sender = yes"
 printf '%s\n' "$password" | kctl "$E2E_TMP/one.conf" user add "$user" --domains shop.example \
 	>"$E2E_TMP/useradd.log" 2>&1
 check_eq "kurierctl user add" "$?" 0
@@ -200,12 +209,16 @@ C=$E2E_TMP/one.conf
 
 id_fail=$(send "$one_port" fail orders@shop.example bad@dest.test "ENVID=order+2B1234" "ORCPT=rfc822;Bad+2BAlias@dest.test")
 id_two=$(send "$one_port" two orders@shop.example bad@dest.test,bad2@dest.test,good@dest.test)
+id_dom=$(send "$one_port" dom orders@shop.example bad@dest.test,bad@other.test)
 id_never=$(send "$one_port" never orders@shop.example bad@dest.test "" "NOTIFY=NEVER")
 id_ok=$(send "$one_port" ok orders@shop.example good@dest.test "" "NOTIFY=SUCCESS,FAILURE")
 id_plain=$(send "$one_port" plain orders@shop.example good@dest.test)
 id_full=$(send "$one_port" full orders@shop.example bad@dest.test "RET=FULL")
-id_slow=$(send "$one_port" slow orders@shop.example late@slow.test)
-for v in id_fail id_two id_never id_ok id_plain id_full id_slow; do
+id_slow=$(send "$one_port" slow orders@shop.example late@slow.test,late2@slow.test)
+id_gone=$(send "$one_port" gone gone@shop.example bad@dest.test)
+kctl "$E2E_TMP/one.conf" suppression add blocked@shop.example >/dev/null 2>&1
+id_sup=$(send "$one_port" sup blocked@shop.example bad@dest.test)
+for v in id_fail id_two id_dom id_never id_ok id_plain id_full id_slow id_gone id_sup; do
 	check_match "submitted ($v)" "${!v}" '^[0-9A-Za-z]{16}$'
 done
 
@@ -244,6 +257,12 @@ check_eq "two bad recipients: both in it" "$(field "$C" "$u" nrcpt)" 2
 check_eq "two bad recipients: the first" "$(field "$C" "$u" ds:Final-Recipient:0)" "rfc822; bad@dest.test"
 check_eq "two bad recipients: the second" "$(field "$C" "$u" ds:Final-Recipient:1)" "rfc822; bad2@dest.test"
 
+wait_until 30 has_reports "$C" "$id_dom" 1
+sleep 2
+check_eq "two domains (two jobs) failing together: one report" "$(nreports "$C" "$id_dom")" 1
+u=$(reports_for "$C" "$id_dom" | head -1)
+check_eq "two domains failing together: both recipients in it" "$(field "$C" "$u" nrcpt)" 2
+
 wait_until 30 has_reports "$C" "$id_ok" 1
 u=$(reports_for "$C" "$id_ok" | head -1)
 check_eq "NOTIFY=SUCCESS: Subject" "$(field "$C" "$u" Subject)" "Delivery Status Notification (Success)"
@@ -267,14 +286,46 @@ for u in $(reports_for "$C" "$id_slow"); do
 		check_eq "delay: Subject" "$(field "$C" "$u" Subject)" "Delivery Status Notification (Delay)"
 		check_match "delay: Status 4.x.x" "$(field "$C" "$u" ds:Status:0)" '^4\.[0-9]+\.[0-9]+$'
 		check_match "delay: Will-Retry-Until" "$(field "$C" "$u" ds:Will-Retry-Until:0)" '\+0000$'
+		check_eq "delay: both recipients deferred together, one warning" "$(field "$C" "$u" nrcpt)" 2
 		;;
 	failed)
 		check_eq "expiry: Status 4.4.7" "$(field "$C" "$u" ds:Status:0)" 4.4.7
+		check_eq "expiry: both recipients" "$(field "$C" "$u" nrcpt)" 2
 		check_eq "expiry: Subject" "$(field "$C" "$u" Subject)" "Undelivered Mail Returned to Sender"
 		;;
 	*) fail "slow.test: unexpected report" "$(kctl "$C" mailbox show "$user" "$u" | head -40)" ;;
 	esac
 done
+
+# dsn_to_sender = yes: a copy to the sender with a null reverse-path, none
+# to a suppressed sender, none for a null sender (their reports are stored).
+wait_until 30 sink_has 1 --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail"
+check_eq "dsn_to_sender: the report reaches the sender once" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --count)" 1
+check_eq "dsn_to_sender: with a null reverse-path" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --field mail_from)" "<>"
+check_match "dsn_to_sender: it is the report" \
+	"$(sink_q --rcpt orders@shop.example --contains "X-Kurier-Queue-Id: $id_fail" --data)" \
+	'report-type=delivery-status'
+wait_until 30 has_reports "$C" "$id_sup" 1
+# The copy to gone@shop.example bounces: a null-sender message with
+# NOTIFY=NEVER, so no report of it, and no copy of a copy.
+wait_until 30 has_reports "$C" "$id_gone" 1
+copy=$(sed -n "s/.*event=report_sent id=$id_gone to=<gone@shop.example> report_id=\([0-9A-Za-z]*\).*/\1/p" "$E2E_TMP/one.log" | head -1)
+check_match "dsn_to_sender: the copy to gone@ was queued" "$copy" '^[0-9A-Za-z]{16}$'
+wait_settled "$C" "$copy"
+check_eq "dsn_to_sender: the copy bounced" "$(rcpt_field "$(kctl "$C" queue show "$copy")" gone@shop.example state)" bounced
+check_eq "dsn_to_sender: the copy has a null sender" \
+	"$(kctl "$C" queue show "$copy" | sed -n 's/^sender  *//p' | head -1)" "<>"
+check_eq "suppressed sender: report stored" "$(nreports "$C" "$id_sup")" 1
+check_match "suppressed sender: not sent, logged" \
+	"$(grep "event=report_not_sent id=$id_sup" "$E2E_TMP/one.log")" 'to=<blocked@shop\.example> reason=suppressed'
+sleep 2
+check_eq "suppressed sender: nothing reached it" "$(sink_q --rcpt blocked@shop.example --count)" 0
+sleep 1
+check_eq "a bounced report makes no report" "$(nreports "$C" "$copy")" 0
+check_eq "no report about a report" "$(grep -c "event=report_stored" "$E2E_TMP/one.log")" \
+	"$(grep "event=report_stored" "$E2E_TMP/one.log" | grep -Ec "id=($id_fail|$id_two|$id_dom|$id_ok|$id_full|$id_slow|$id_gone|$id_sup) ")"
 
 # Nothing for NOTIFY=NEVER, nor for a plain delivery: by now (the later
 # reports are stored) their events were handled long ago.
@@ -348,7 +399,10 @@ check_eq "dead consumer: nothing left pending" \
 ids3=()
 for i in 1 2 3 4 5; do
 	ids3+=("$(send "$two_port" "x$i" orders@shop.example bad@dest.test)")
-	[ "$i" = 2 ] && kill -KILL "${KPID[three]}"
+	if [ "$i" = 2 ]; then
+		kill -KILL "${KPID[three]}"
+		wait "${KPID[three]}" 2>/dev/null
+	fi
 done
 KPID[three]=""
 for id in "${ids3[@]}"; do
@@ -357,6 +411,22 @@ done
 sleep 3
 check_eq "kill -9: every failure reported once (5 messages)" "$(once_each "${ids3[@]}")" 0
 check_eq "kill -9: earlier reports not made again" "$(once_each "${ids[@]}" "${ids2[@]}")" 0
+# A Redis outage: redis-server stopped and started again (its AOF keeps
+# everything); the reporter waits, does not crash, and reports what fails
+# afterwards, once.
+kill -TERM "$REDIS_PID"
+for _ in $(seq 100); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$REDIS_PID" 2>/dev/null
+sleep 2
+start_redis "$E2E_TMP/redis" "$rport" || fail "redis-server starts again"
+wait_until 20 grep -q "event=redis_up client=kurierd " "$E2E_TMP/two.log"
+sleep 1
+id_after=$(send "$two_port" after orders@shop.example bad@dest.test)
+check_match "after the outage: submitted" "$id_after" '^[0-9A-Za-z]{16}$'
+wait_until 40 has_reports "$C" "$id_after" 1
+sleep 2
+check_eq "after the outage: reported once" "$(once_each "$id_after")" 0
+check_eq "after the outage: nothing reported twice" "$(once_each "${ids[@]}" "${ids2[@]}" "${ids3[@]}")" 0
 stop_kurierd two
 stop_kurierd d
 e2e_done

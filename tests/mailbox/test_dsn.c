@@ -462,6 +462,24 @@ START_TEST(boundary_unique)
 }
 END_TEST
 
+/* A remote server's reply quoting the boundary (found by fuzz_dsn) changes it too. */
+START_TEST(boundary_not_in_reply)
+{
+	static char reply[300];
+	struct dsn_rcpt rc = { .addr = "a@one.example", .action = DSN_FAILED, .reply = reply };
+	struct dsn_report r = report(&rc, 1);
+	struct parsed p;
+	struct buf b;
+
+	snprintf(reply, sizeof reply, "550 5.1.1 --=_%s/0.report.kurier", r.unique);
+	compose(&r, &b, &p);
+	ck_assert(strstr(b.data, "boundary=\"=_0123456789abcdef.1700000000000.1/1.report.kurier\"") != NULL);
+	ck_assert(has_field(p.status, "Diagnostic-Code", "smtp; 550 5.1.1 --=_"));
+	parsed_free(&p);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(eight_bit)
 {
 	static const char h8[] = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\nFrom: a@b.example\r\n\r\n";
@@ -570,6 +588,7 @@ dsn_suite(void)
 	tcase_add_test(tc, several_rcpts);
 	tcase_add_test(tc, hostile_reply);
 	tcase_add_test(tc, boundary_unique);
+	tcase_add_test(tc, boundary_not_in_reply);
 	tcase_add_test(tc, eight_bit);
 	tcase_add_test(tc, bad_args);
 	tcase_add_loop_test(tc, status_table, 0, NELEM(status_cases));
