@@ -172,6 +172,19 @@ mbox__req_new(struct mbox_store *st, const char *user, void *arg)
 	return req;
 }
 
+struct mbox__req *
+mbox__req_start(struct mbox_store *st, struct mbox__args *a, const char *user,
+    const char *folder, void *arg)
+{
+	struct mbox__req *req = mbox__req_new(st, user, arg);
+
+	mbox__args_init(a, st);
+	mbox__args(a, user);
+	if (folder != NULL)
+		mbox__args(a, mbox__folder(folder));
+	return req;
+}
+
 int
 mbox__status(const char *op, int status, const redisReply *r)
 {
@@ -386,11 +399,8 @@ mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *
 		return rc;
 	if (!mbox_valid_flags(flags) || (a->data == NULL && a->len > 0))
 		return -EINVAL;
-	req = mbox__req_new(st, a->user, arg);
+	req = mbox__req_start(st, &args, a->user, a->folder, arg);
 	req->cb.append = done;
-	mbox__args_init(&args, st);
-	mbox__args(&args, a->user);
-	mbox__args(&args, mbox__folder(a->folder));
 	mbox__arg(&args, a->data != NULL ? a->data : "", a->len);
 	mbox__args(&args, flags);
 	mbox__argu(&args, a->internal_date_ms ? a->internal_date_ms : now);
@@ -438,11 +448,8 @@ mbox_status(struct mbox_store *st, const char *user, const char *folder,
 
 	if ((rc = mbox__check(user, folder)) < 0)
 		return rc;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.status = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	return mbox__eval(st, &mbox__s_status, &a, on_status, req);
 }
 
@@ -493,10 +500,8 @@ mbox_folders(struct mbox_store *st, const char *user, bool create_inbox,
 
 	if ((rc = mbox__check(user, NULL)) < 0)
 		return rc;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, NULL, arg);
 	req->cb.folders = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
 	mbox__argu(&a, mbox__now());
 	mbox__args(&a, create_inbox ? "1" : "0");
 	return mbox__eval(st, &mbox__s_folders, &a, on_folders, req);
@@ -570,11 +575,8 @@ list(struct mbox_store *st, const char *user, const char *folder,
 		return rc;
 	if (nranges > 0 && ranges == NULL)
 		return -EINVAL;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.msgs = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, changedsince);
 	mbox__argu(&a, head_max);
 	mbox__arg_ranges(&a, ranges, nranges);
@@ -646,11 +648,8 @@ mbox_fetch(struct mbox_store *st, const char *user, const char *folder, uint32_t
 		return rc;
 	if (uid == 0)
 		return -EINVAL;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.body = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, uid);
 	return mbox__eval(st, &mbox__s_fetch, &a, on_fetch, req);
 }

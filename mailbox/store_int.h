@@ -83,6 +83,13 @@ int mbox__eval(struct mbox_store *st, struct rdb_script *s, struct mbox__args *a
 
 /* mbox__req - a request for user (may be NULL). */
 struct mbox__req *mbox__req_new(struct mbox_store *st, const char *user, void *arg);
+/*
+ * mbox__req_start - a request for user (checked by the caller), with a
+ * started as every per-user script expects: prefix, user, then folder's
+ * stored form unless folder is NULL.
+ */
+struct mbox__req *mbox__req_start(struct mbox_store *st, struct mbox__args *a, const char *user,
+    const char *folder, void *arg);
 
 /*
  * mbox__status - the errno a reply stands for: status itself, or the one

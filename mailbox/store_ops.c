@@ -86,11 +86,8 @@ mbox_store_flags(struct mbox_store *st, const struct mbox_flags_req *r,
 	if (!mbox_valid_flags(flags) || (unsigned)r->op > MBOX_FLAGS_REMOVE ||
 	    (r->nranges > 0 && r->ranges == NULL))
 		return -EINVAL;
-	req = mbox__req_new(st, r->user, arg);
+	req = mbox__req_start(st, &a, r->user, r->folder, arg);
 	req->cb.flags = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, r->user);
-	mbox__args(&a, mbox__folder(r->folder));
 	mbox__args(&a, flag_ops[r->op]);
 	mbox__args(&a, flags);
 	mbox__argu(&a, r->unchangedsince);
@@ -155,11 +152,8 @@ copy_or_move(struct mbox_store *st, const char *user, const char *from, const ch
 		return rc;
 	if (nranges > 0 && ranges == NULL)
 		return -EINVAL;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, from, arg);
 	req->cb.copy = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(from));
 	mbox__args(&a, mbox__folder(to));
 	mbox__args(&a, move ? "1" : "0");
 	mbox__argu(&a, mbox__now());
@@ -226,11 +220,8 @@ mbox_expunge(struct mbox_store *st, const char *user, const char *folder,
 		return rc;
 	if (nranges > 0 && ranges == NULL)
 		return -EINVAL;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.uids = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	mbox__args(&a, force ? "1" : "0");
 	mbox__argu(&a, mbox__now());
 	mbox__argu(&a, st->cfg.mailbox.retention_ms);
@@ -251,11 +242,8 @@ mbox_vanished(struct mbox_store *st, const char *user, const char *folder,
 		return rc;
 	if (nranges > 0 && ranges == NULL)
 		return -EINVAL;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.uids = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, since);
 	mbox__arg_ranges(&a, ranges, nranges);
 	/* The same reply shape as expunge's: { floor, uid... }. */
@@ -284,11 +272,8 @@ mbox_create(struct mbox_store *st, const char *user, const char *folder,
 
 	if ((rc = mbox__check(user, folder)) < 0)
 		return rc;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.done = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	mbox__argu(&a, mbox__now());
 	return mbox__eval(st, &mbox__s_create, &a, on_done, req);
 }
@@ -303,11 +288,8 @@ mbox_rename(struct mbox_store *st, const char *user, const char *from, const cha
 
 	if ((rc = mbox__check(user, from)) < 0 || (rc = mbox__check(user, to)) < 0)
 		return rc;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, from, arg);
 	req->cb.done = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(from));
 	mbox__args(&a, mbox__folder(to));
 	mbox__argu(&a, mbox__now());
 	return mbox__eval(st, &mbox__s_rename, &a, on_done, req);
@@ -323,10 +305,7 @@ mbox_delete(struct mbox_store *st, const char *user, const char *folder,
 
 	if ((rc = mbox__check(user, folder)) < 0)
 		return rc;
-	req = mbox__req_new(st, user, arg);
+	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.done = done;
-	mbox__args_init(&a, st);
-	mbox__args(&a, user);
-	mbox__args(&a, mbox__folder(folder));
 	return mbox__eval(st, &mbox__s_delete, &a, on_done, req);
 }
