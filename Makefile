@@ -64,6 +64,7 @@ POLICY_SRCS := \
 	policy/check.c \
 	policy/dest.c \
 	policy/dkimverify.c \
+	policy/dnswait.c \
 	policy/lockout.c \
 	policy/policy.c \
 	policy/rate.c \
@@ -299,7 +300,7 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c relay/inbound_cmd.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
-	policy/dkimverify.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
+	policy/dkimverify.c policy/dnswait.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
 	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c
 
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))

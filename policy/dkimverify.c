@@ -11,7 +11,6 @@
 #include <arpa/nameser.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include "core/rfc5322.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "policy/dnswait_int.h"
 
 #define EDNS_SIZE 1232
 /*
@@ -118,15 +118,6 @@ struct dns_q {
 	bool ok; /* an answer is in buf */
 };
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* on_answer - c-ares' callback; runs inside ares_process_fd() or ares_cancel(). */
 static void
 on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -150,30 +141,6 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	}
 }
 
-static int
-channel_open(struct dns_q *q)
-{
-	struct ares_options o;
-	int r;
-
-	memset(&o, 0, sizeof o);
-	/* Two tries (c-ares doubles the second's wait) within the timeout. */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
-	o.timeout = (int)(q->v->timeout_ms / 3 > 50 ? q->v->timeout_ms / 3 : 50);
-	o.tries = 2;
-	o.ednspsz = EDNS_SIZE;
-	r = ares_init_options(&q->ch, &o, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_EDNSPSZ);
-	if (r != ARES_SUCCESS)
-		return r;
-	if (q->v->server[0] != '\0' &&
-	    (r = ares_set_servers_ports_csv(q->ch, q->v->server)) != ARES_SUCCESS) {
-		ares_destroy(q->ch);
-		return r;
-	}
-	return ARES_SUCCESS;
-}
-
 /* dns_start - libopendkim's query start: send the query, do not wait. */
 static int
 dns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
@@ -184,7 +151,8 @@ dns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	q->v = srv;
 	q->buf = buf;
 	q->buflen = buflen;
-	if (channel_open(q) != ARES_SUCCESS) {
+	if (dnswait__open(&q->ch, q->v->server, q->v->timeout_ms, EDNS_SIZE) !=
+	    ARES_SUCCESS) {
 		free(q);
 		return DKIM_DNS_ERROR;
 	}
@@ -195,8 +163,7 @@ dns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 
 /*
  * dns_wait - drive the channel until the answer, the query timeout (or
- * libopendkim's own, if shorter) or dkimverify_close().  poll() rather
- * than select(): a busy kurier holds more than FD_SETSIZE descriptors.
+ * libopendkim's own, if shorter) or dkimverify_close().
  */
 static int
 dns_wait(void *srv, void *qh, struct timeval *to, size_t *bytes, int *error,
@@ -204,7 +171,7 @@ dns_wait(void *srv, void *qh, struct timeval *to, size_t *bytes, int *error,
 {
 	struct dns_q *q = qh;
 	struct dkimverify *v = srv;
-	uint64_t now = mono_ms(), end = now + v->timeout_ms;
+	uint64_t now = dnswait__mono_ms(), end = now + v->timeout_ms;
 
 	if (to != NULL) {
 		uint64_t lim = (uint64_t)to->tv_sec * 1000 +
@@ -214,54 +181,10 @@ dns_wait(void *srv, void *qh, struct timeval *to, size_t *bytes, int *error,
 			end = now + lim;
 	}
 	while (!q->done) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM + 1];
-		struct timeval maxtv, tv, *tvp;
-		unsigned bits;
-		int n = 0, ms, r;
-
-		now = mono_ms();
-		if (now >= end) {
+		now = dnswait__mono_ms();
+		if (now >= end || dnswait__step(q->ch, v->abort_fd, end - now, &q->done) < 0) {
 			ares_cancel(q->ch);
 			break;
-		}
-		/* Bits as unsigned: ARES_GETSOCK_WRITABLE() shifts into the sign bit. */
-		bits = (unsigned)ares_getsock(q->ch, socks, ARES_GETSOCK_MAXNUM);
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-
-			if (bits & (1u << i))
-				ev |= POLLIN;
-			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (ev != 0)
-				pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
-		}
-		pfd[n] = (struct pollfd){ .fd = v->abort_fd, .events = POLLIN };
-		maxtv.tv_sec = (time_t)((end - now) / 1000);
-		maxtv.tv_usec = (suseconds_t)((end - now) % 1000 * 1000);
-		tvp = ares_timeout(q->ch, &maxtv, &tv);
-		ms = (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
-		r = poll(pfd, (nfds_t)n + 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || pfd[n].revents != 0) {
-			ares_cancel(q->ch);
-			break;
-		}
-		if (r == 0) {
-			ares_process_fd(q->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-			continue;
-		}
-		for (int i = 0; i < n && !q->done; i++) {
-			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-
-			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-				rfd = pfd[i].fd;
-			if (pfd[i].revents & POLLOUT)
-				wfd = pfd[i].fd;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(q->ch, rfd, wfd);
 		}
 	}
 	if (bytes != NULL)

@@ -37,7 +37,6 @@
 #include <ares.h>
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
@@ -55,6 +54,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "policy/dnswait_int.h"
 #include "policy/spfcheck_int.h"
 
 /* --- the DNS layer (worker thread) --------------------------------------- */
@@ -235,20 +235,16 @@ dns_query(struct spf_ctx *c, SPF_dns_server_t *layer, const char *name,
     ns_type type)
 {
 	struct spf_query q = { .c = c, .layer = layer, .name = name, .type = type };
-	uint64_t now = spfcheck__mono_ms(), qend = now + c->timeout_ms;
+	uint64_t now = dnswait__mono_ms(), qend = now + c->timeout_ms;
 
 	if (qend > c->deadline)
 		qend = c->deadline;
 	c->e->queries++;
 	ares_query(c->channel, name, ns_c_in, type, on_answer, &q);
 	while (!q.done) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM + 1];
-		struct timeval maxtv, tv, *tvp;
-		unsigned bits;
-		int n = 0, ms, r;
+		int r;
 
-		now = spfcheck__mono_ms();
+		now = dnswait__mono_ms();
 		if (now >= qend) {
 			if (now >= c->deadline)
 				c->stop = STOP_DEADLINE;
@@ -257,52 +253,17 @@ dns_query(struct spf_ctx *c, SPF_dns_server_t *layer, const char *name,
 			    name, SPF_strrrtype(type));
 			break;
 		}
-		/* Bits as unsigned: ARES_GETSOCK_WRITABLE() shifts 1 into the sign bit. */
-		bits = (unsigned)ares_getsock(c->channel, socks, ARES_GETSOCK_MAXNUM);
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-
-			if (bits & (1u << i))
-				ev |= POLLIN;
-			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (ev != 0)
-				pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
-		}
-		pfd[n] = (struct pollfd){ .fd = c->abort_fd, .events = POLLIN };
-		maxtv.tv_sec = (time_t)((qend - now) / 1000);
-		maxtv.tv_usec = (suseconds_t)((qend - now) % 1000 * 1000);
-		tvp = ares_timeout(c->channel, &maxtv, &tv);
-		ms = (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
-		r = poll(pfd, (nfds_t)n + 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-
-			ares_cancel(c->channel);
-			snprintf(c->dns_error, sizeof c->dns_error, "poll: %s",
-			    strerror(e));
-			break;
-		}
-		if (pfd[n].revents != 0) {
+		r = dnswait__step(c->channel, c->abort_fd, qend - now, &q.done);
+		if (r == -ECANCELED) {
 			c->stop = STOP_ABORT;
 			ares_cancel(c->channel);
 			break;
 		}
-		if (r == 0) {
-			ares_process_fd(c->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-			continue;
-		}
-		for (int i = 0; i < n && !q.done; i++) {
-			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-
-			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-				rfd = pfd[i].fd;
-			if (pfd[i].revents & POLLOUT)
-				wfd = pfd[i].fd;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(c->channel, rfd, wfd);
+		if (r < 0) {
+			ares_cancel(c->channel);
+			snprintf(c->dns_error, sizeof c->dns_error, "poll: %s",
+			    strerror(-r));
+			break;
 		}
 	}
 	/* ares_cancel() ran the callback with ARES_ECANCELLED: TRY_AGAIN. */
@@ -411,31 +372,6 @@ layer_get_exp(SPF_server_t *server, const char *domain, char **buf,
 	}
 	memcpy(*buf, text, sizeof text);
 	return SPF_E_SUCCESS;
-}
-
-/* spfcheck__channel_open - c->channel for the configured server; an ARES_* status. */
-int
-spfcheck__channel_open(struct spf_ctx *c, const char *server)
-{
-	struct ares_options o;
-	int r;
-
-	memset(&o, 0, sizeof o);
-	/* Two tries (c-ares doubles the second's wait) within the query timeout. */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
-	o.timeout = (int)(c->timeout_ms / 3 > 50 ? c->timeout_ms / 3 : 50);
-	o.tries = 2;
-	o.ednspsz = SPFCHECK_EDNS_SIZE;
-	r = ares_init_options(&c->channel, &o, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_EDNSPSZ);
-	if (r != ARES_SUCCESS)
-		return r;
-	if (server[0] != '\0' &&
-	    (r = ares_set_servers_ports_csv(c->channel, server)) != ARES_SUCCESS) {
-		ares_destroy(c->channel);
-		return r;
-	}
-	return ARES_SUCCESS;
 }
 
 

@@ -51,6 +51,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "policy/dnswait_int.h"
 #include "policy/spfcheck_int.h"
 
 static const char *const verdict_names[] = {
@@ -114,15 +115,6 @@ spf_log_setup(void)
 }
 
 /* --- helpers ------------------------------------------------------------- */
-
-uint64_t
-spfcheck__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /*
  * spfcheck__printable - copy src into dst[size] with bytes outside printable ASCII
@@ -288,9 +280,10 @@ spf_run(struct spf_eval *e, const char *server, uint64_t timeout_ms, int abort_f
 	c->e = e;
 	c->abort_fd = abort_fd;
 	c->timeout_ms = timeout_ms;
-	c->deadline = spfcheck__mono_ms() + (timeout_ms > SPFCHECK_EVAL_MS ? timeout_ms :
+	c->deadline = dnswait__mono_ms() + (timeout_ms > SPFCHECK_EVAL_MS ? timeout_ms :
 	    SPFCHECK_EVAL_MS);
-	if ((r = spfcheck__channel_open(c, server)) != ARES_SUCCESS) {
+	if ((r = dnswait__open(&c->channel, server, c->timeout_ms,
+	    SPFCHECK_EDNS_SIZE)) != ARES_SUCCESS) {
 		e->verdict = SPFCHECK_TEMPERROR;
 		why_set(e, "%s: resolver: %s", e->domain, ares_strerror(r));
 		free(c);

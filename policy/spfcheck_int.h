@@ -151,18 +151,11 @@ struct spf_query {
 	SPF_dns_rr_t *rr;
 };
 
-/* spfcheck__mono_ms - a monotonic clock in ms. */
-uint64_t spfcheck__mono_ms(void);
 /*
  * spfcheck__printable - copy src into dst[size] with bytes outside
  * printable ASCII as '?', cut with "..." when it does not fit.
  */
 void spfcheck__printable(char *dst, size_t size, const char *src);
-/*
- * spfcheck__channel_open - c->channel for server ("" = the system's
- * resolvers) with c->timeout_ms; an ARES_* status.
- */
-int spfcheck__channel_open(struct spf_ctx *c, const char *server);
 /*
  * spfcheck__layer_new - libspf2's DNS layer over c (never NULL).  The
  * caller frees it with free() after SPF_server_free(); it has no
