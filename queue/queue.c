@@ -466,7 +466,6 @@ static int
 claim(struct queue *q, unsigned max, struct claim_req *req)
 {
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -475,10 +474,7 @@ claim(struct queue *q, unsigned max, struct claim_req *req)
 	args_addf(&a, "%u", max);
 	args_addf(&a, "%u", q->cfg.deliver.per_destination);
 	args_addf(&a, "%" PRIu64, q->cfg.queue.retention_ms);
-	rc = args_eval(q, &s_claim, 0, &a, on_claimed, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &s_claim, 0, &a, on_claimed, req);
 }
 
 int
@@ -540,7 +536,6 @@ queue_renew(struct queue *q, const struct queue_job *job, queue_status_cb *cb,
 {
 	struct status_req *req;
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -548,10 +543,7 @@ queue_renew(struct queue *q, const struct queue_job *job, queue_status_cb *cb,
 	args_adds(&a, job->token);
 	args_addf(&a, "%" PRIu64, queue_now(q) + q->cfg.queue.lease_ms);
 	req = queue__status_req(cb, arg, "renew");
-	rc = args_eval(q, &s_renew, 0, &a, on_status, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &s_renew, 0, &a, on_status, req);
 }
 
 int
@@ -578,7 +570,6 @@ queue_keep_sig(struct queue *q, const struct queue_job *job, const void *sig,
 {
 	struct status_req *req;
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -587,10 +578,7 @@ queue_keep_sig(struct queue *q, const struct queue_job *job, const void *sig,
 	args_adds(&a, job->id);
 	args_add(&a, sig, len);
 	req = queue__status_req(cb, arg, "sig");
-	rc = args_eval(q, &s_sig, 0, &a, on_status, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &s_sig, 0, &a, on_status, req);
 }
 
 bool

@@ -149,7 +149,6 @@ queue_fetch(struct queue *q, const char *const *ids, size_t n,
 {
 	struct fetch_req *req;
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -158,10 +157,7 @@ queue_fetch(struct queue *q, const char *const *ids, size_t n,
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
-	rc = args_eval(q, &queue__script_fetch, 0, &a, on_fetched, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_fetch, 0, &a, on_fetched, req);
 }
 
 struct list_req {
@@ -211,7 +207,6 @@ queue_list(struct queue *q, enum queue_set set, const struct queue_cursor *after
 	static const char *const names[] = { "active", "done", "corrupt" };
 	struct list_req *req;
 	struct args a;
-	int rc;
 
 	if ((unsigned)set > QSET_CORRUPT || count == 0)
 		return -EINVAL;
@@ -231,10 +226,7 @@ queue_list(struct queue *q, enum queue_set set, const struct queue_cursor *after
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
-	rc = args_eval(q, &queue__script_list, 0, &a, on_listed, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_list, 0, &a, on_listed, req);
 }
 
 struct count_req {
@@ -263,7 +255,6 @@ queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg)
 {
 	struct count_req *req;
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -272,10 +263,7 @@ queue_retry(struct queue *q, const char *id, queue_count_cb *cb, void *arg)
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
-	rc = args_eval(q, &queue__script_retry, 0, &a, on_retried, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_retry, 0, &a, on_retried, req);
 }
 
 static void
@@ -298,7 +286,6 @@ queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg)
 {
 	struct status_req *req;
 	struct args a;
-	int rc;
 
 	if (!qid_valid(id))
 		return -EINVAL;
@@ -307,10 +294,7 @@ queue_delete(struct queue *q, const char *id, queue_status_cb *cb, void *arg)
 	args_adds(&a, id);
 	req = queue__status_req(cb, arg, "delete");
 	str_copy(req->job, id, sizeof req->job);
-	rc = args_eval(q, &queue__script_delete, 0, &a, on_deleted, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_delete, 0, &a, on_deleted, req);
 }
 
 struct stats_req {
@@ -390,7 +374,6 @@ queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
 {
 	struct stats_req *req;
 	struct args a;
-	int rc;
 
 	args_init(&a);
 	args_adds(&a, prefix(q));
@@ -399,10 +382,7 @@ queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
-	rc = args_eval(q, &queue__script_stats, 0, &a, on_stats, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_stats, 0, &a, on_stats, req);
 }
 
 /* --- returns ------------------------------------------------------------------ */

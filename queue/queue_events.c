@@ -186,7 +186,6 @@ queue_events_read(struct queue *q, const char *group, const char *consumer, unsi
 	struct events_req *req;
 	struct args a;
 	uint64_t now = queue_now(q);
-	int rc;
 
 	if (max == 0 || group[0] == '\0' || consumer[0] == '\0')
 		return -EINVAL;
@@ -200,16 +199,26 @@ queue_events_read(struct queue *q, const char *group, const char *consumer, unsi
 	req = xcalloc(1, sizeof *req);
 	req->cb = cb;
 	req->arg = arg;
-	rc = args_eval(q, &queue__script_events, 0, &a, on_events, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	return args_eval_req(q, &queue__script_events, 0, &a, on_events, req);
 }
 
+/* A call answered with a status that needs no decoding (events_ack, dropbody). */
 struct ack_req {
 	queue_status_cb *cb;
 	void *arg;
+	const char *what; /* static: names the call in logs */
 };
+
+static struct ack_req *
+ack_req_new(queue_status_cb *cb, void *arg, const char *what)
+{
+	struct ack_req *req = xcalloc(1, sizeof *req);
+
+	req->cb = cb;
+	req->arg = arg;
+	req->what = what;
+	return req;
+}
 
 static void
 on_acked(void *arg, int status, redisReply *r)
@@ -217,7 +226,7 @@ on_acked(void *arg, int status, redisReply *r)
 	struct ack_req *req = arg;
 
 	if (status < 0)
-		log_redis_error("events_ack", status, r);
+		log_redis_error(req->what, status, r);
 	req->cb(req->arg, status);
 	free(req);
 }
@@ -244,9 +253,7 @@ queue_events_ack(struct queue *q, const char *group, const char *const *eids, si
 		argv[i + 3] = eids[i];
 	for (size_t i = 0; i < n + 3; i++)
 		lens[i] = strlen(argv[i]);
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
+	req = ack_req_new(cb, arg, "events_ack");
 	rc = rdb_cmd(q->db, on_acked, req, (int)(n + 3), argv, lens);
 	if (rc < 0)
 		free(req);
@@ -306,7 +313,6 @@ queue_msg_read(struct queue *q, const char *id, bool body, queue_msg_cb *cb, voi
 {
 	struct msg_req *req;
 	struct args a;
-	int rc;
 
 	if (strlen(id) != QID_LEN)
 		return -EINVAL;
@@ -318,21 +324,7 @@ queue_msg_read(struct queue *q, const char *id, bool body, queue_msg_cb *cb, voi
 	req->cb = cb;
 	req->arg = arg;
 	memcpy(req->id, id, QID_SIZE);
-	rc = args_eval(q, &queue__script_msgread, 0, &a, on_msgread, req);
-	if (rc < 0)
-		free(req);
-	return rc;
-}
-
-static void
-on_dropped(void *arg, int status, redisReply *r)
-{
-	struct ack_req *req = arg;
-
-	if (status < 0)
-		log_redis_error("dropbody", status, r);
-	req->cb(req->arg, status);
-	free(req);
+	return args_eval_req(q, &queue__script_msgread, 0, &a, on_msgread, req);
 }
 
 int
@@ -340,18 +332,12 @@ queue_drop_body(struct queue *q, const char *id, queue_status_cb *cb, void *arg)
 {
 	struct ack_req *req;
 	struct args a;
-	int rc;
 
 	if (strlen(id) != QID_LEN)
 		return -EINVAL;
 	args_init(&a);
 	args_adds(&a, prefix(q));
 	args_adds(&a, id);
-	req = xcalloc(1, sizeof *req);
-	req->cb = cb;
-	req->arg = arg;
-	rc = args_eval(q, &queue__script_dropbody, 0, &a, on_dropped, req);
-	if (rc < 0)
-		free(req);
-	return rc;
+	req = ack_req_new(cb, arg, "dropbody");
+	return args_eval_req(q, &queue__script_dropbody, 0, &a, on_acked, req);
 }

@@ -167,6 +167,22 @@ args_eval(struct queue *q, struct rdb_script *s, int nkeys, struct args *a,
 	return args_eval_on(q->db, s, nkeys, a, cb, arg);
 }
 
+/*
+ * args_eval_req - args_eval() with req, a request on the heap that the
+ * reply's callback frees, as its argument; req is freed here when the
+ * call could not be sent (the callback will not run).
+ */
+static inline int
+args_eval_req(struct queue *q, struct rdb_script *s, int nkeys, struct args *a,
+    rdb_reply_cb *cb, void *req)
+{
+	int rc = args_eval(q, s, nkeys, a, cb, req);
+
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
 static inline const char *
 prefix(const struct queue *q)
 {
