@@ -527,21 +527,14 @@ on_stored(void *arg, int status, const char *id)
 		if (s->conn != NULL)
 			smtpd__reply(s, "451 4.3.0 Mailbox unavailable, try again later");
 	}
-	smtpd__transaction_over(s);
-	if (s->conn != NULL) {
-		smtpd__flush(s);
-		smtpd__resume(s);
-	}
-	smtpd__unref(s);
+	smtpd__store_over(s);
 }
 
 /* store - hand the message to the inbound sink.  The reference taken at the end of DATA goes with it. */
 static void
 store(struct smtpd_session *s)
 {
-	const struct smtpd_sink *sink = &s->srv->inbound;
 	struct buf head = BUF_INIT;
-	struct smtpd_message m;
 	struct timespec ts;
 	size_t body_start;
 	int rc;
@@ -555,13 +548,7 @@ store(struct smtpd_session *s)
 	qid_new(s->env.id, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 	s->env.size = smtp_data_result(&s->data)->size;
 	build_head(s, &head, &body_start, ts.tv_sec);
-	m.head = head.data;
-	m.head_len = head.len;
-	m.body = s->body.data != NULL ? s->body.data + body_start : "";
-	m.body_len = s->body.len - body_start;
-	rc = sink->ops->store(sink->arg, &s->env, &m, on_stored, s);
-	buf_free(&head);
-	buf_free(&s->body);
+	rc = smtpd__sink_store(s, &s->srv->inbound, &head, body_start, on_stored);
 	if (rc < 0)
 		on_stored(s, rc, NULL);
 }

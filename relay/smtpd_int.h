@@ -357,6 +357,19 @@ bool smtpd__data_malformed(struct smtpd_session *s);
 void smtpd__refuse_data(struct smtpd_session *s, const char *rule, const char *reply);
 /* smtpd__transaction_over - the transaction ended (stored or refused): READY again. */
 void smtpd__transaction_over(struct smtpd_session *s);
+/*
+ * smtpd__sink_store - hand sink the message: head (built by the caller)
+ * and s->body from body_start, both freed here.  The store's status; on
+ * a negative one done is not called.
+ */
+int smtpd__sink_store(struct smtpd_session *s, const struct smtpd_sink *sink, struct buf *head,
+    size_t body_start, smtpd_stored_cb *done);
+/*
+ * smtpd__store_over - a store was answered (and replied to): the
+ * transaction is over, a client still connected is flushed and read
+ * again, and the reference the store held is dropped.
+ */
+void smtpd__store_over(struct smtpd_session *s);
 /* smtpd__with_protocol - the "with" of the Received field (RFC 3848, RFC 6531). */
 const char *smtpd__with_protocol(const struct smtpd_session *s);
 /* smtpd__date - t as an RFC 5322 3.3 date-time, in English, UTC. */

@@ -498,6 +498,34 @@ smtpd__transaction_over(struct smtpd_session *s)
 		smtpd__shutdown(s);
 }
 
+int
+smtpd__sink_store(struct smtpd_session *s, const struct smtpd_sink *sink, struct buf *head,
+    size_t body_start, smtpd_stored_cb *done)
+{
+	struct smtpd_message m;
+	int rc;
+
+	m.head = head->data;
+	m.head_len = head->len;
+	m.body = s->body.data != NULL ? s->body.data + body_start : "";
+	m.body_len = s->body.len - body_start;
+	rc = sink->ops->store(sink->arg, &s->env, &m, done, s);
+	buf_free(head);
+	buf_free(&s->body);
+	return rc;
+}
+
+void
+smtpd__store_over(struct smtpd_session *s)
+{
+	smtpd__transaction_over(s);
+	if (s->conn != NULL) {
+		smtpd__flush(s);
+		smtpd__resume(s);
+	}
+	smtpd__unref(s);
+}
+
 /* log_dropped - the recipients dropped at RCPT (suppressed = drop), one line each. */
 static void
 log_dropped(struct smtpd_session *s, const char *id)
@@ -554,12 +582,7 @@ on_stored(void *arg, int status, const char *id)
 		if (s->conn != NULL)
 			smtpd__reply(s, "451 4.3.0 Queue unavailable, try again later");
 	}
-	smtpd__transaction_over(s);
-	if (s->conn != NULL) {
-		smtpd__flush(s);
-		smtpd__resume(s);
-	}
-	smtpd__unref(s);
+	smtpd__store_over(s);
 }
 
 /* store - build the header section and hand the message to the sink.  Takes a reference. */
@@ -567,7 +590,6 @@ static void
 store(struct smtpd_session *s)
 {
 	struct buf head = BUF_INIT;
-	struct smtpd_message m;
 	struct timespec ts;
 	size_t body_start;
 	int rc;
@@ -575,13 +597,7 @@ store(struct smtpd_session *s)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	qid_new(s->env.id, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 	build_head(s, &head, &body_start, ts.tv_sec);
-	m.head = head.data;
-	m.head_len = head.len;
-	m.body = s->body.data != NULL ? s->body.data + body_start : "";
-	m.body_len = s->body.len - body_start;
-	rc = s->srv->sink.ops->store(s->srv->sink.arg, &s->env, &m, on_stored, s);
-	buf_free(&head);
-	buf_free(&s->body);
+	rc = smtpd__sink_store(s, &s->srv->sink, &head, body_start, on_stored);
 	if (rc < 0) {
 		log_error("smtpd", "queue_failed", "id=%s sid=%s client=%s error=\"%s\" hint=\"check Redis; the client was told to retry\"",
 		    s->env.id, s->sid, s->client, uv_strerror(rc));
