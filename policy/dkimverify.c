@@ -726,7 +726,6 @@ dkimverify_open(struct dkimverify **out, uv_loop_t *loop,
 	static const struct dkimverify_opts defaults;
 	struct dkimverify *v;
 	const char *server;
-	ares_channel ch;
 	int r;
 
 	*out = NULL;
@@ -741,25 +740,8 @@ dkimverify_open(struct dkimverify **out, uv_loop_t *loop,
 		return str_err(err, errsz, -EINVAL, "key_file: too long");
 	if (strlen(server) >= sizeof v->server)
 		return str_err(err, errsz, -EINVAL, "dns_server: too long");
-	/* Check the server now rather than on each query. */
-	if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
-		return str_err(err, errsz, -EIO, "c-ares: %s", ares_strerror(r));
-	if ((r = ares_init(&ch)) != ARES_SUCCESS) {
-		ares_library_cleanup();
-		return str_err(err, errsz, -EIO, "c-ares: %s", ares_strerror(r));
-	}
-	if (server[0] != '\0' &&
-	    ((r = ares_set_servers_ports_csv(ch, server)) != ARES_SUCCESS ||
-	    strchr(server, ',') != NULL)) {
-		char q[300];
-
-		ares_destroy(ch);
-		ares_library_cleanup();
-		return str_err(err, errsz, -EINVAL, "dns_server: %s is not an IP "
-		    "address with an optional port", log_quote(q, sizeof q, server,
-		    strlen(server)));
-	}
-	ares_destroy(ch);
+	if ((r = dnswait__library_init(server, err, errsz)) < 0)
+		return r;
 
 	v = xcalloc(1, sizeof *v);
 	v->loop = loop;

@@ -13,6 +13,35 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/log.h"
+#include "core/str.h"
+
+int
+dnswait__library_init(const char *server, char *err, size_t errsz)
+{
+	ares_channel ch;
+	int r;
+
+	if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
+		return str_err(err, errsz, -EIO, "c-ares: %s", ares_strerror(r));
+	if ((r = ares_init(&ch)) != ARES_SUCCESS) {
+		ares_library_cleanup();
+		return str_err(err, errsz, -EIO, "c-ares: %s", ares_strerror(r));
+	}
+	if (server[0] != '\0' &&
+	    ((r = ares_set_servers_ports_csv(ch, server)) != ARES_SUCCESS ||
+	    strchr(server, ',') != NULL)) {
+		char q[300];
+
+		ares_destroy(ch);
+		ares_library_cleanup();
+		return str_err(err, errsz, -EINVAL, "dns_server: %s is not an IP "
+		    "address with an optional port", log_quotes(q, sizeof q, server));
+	}
+	ares_destroy(ch);
+	return 0;
+}
+
 uint64_t
 dnswait__mono_ms(void)
 {

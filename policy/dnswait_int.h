@@ -12,7 +12,17 @@
 
 #include <ares.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/*
+ * dnswait__library_init - ares_library_init(), and a check of server
+ * now rather than on each query: "" (the system's resolvers) or one IP
+ * address with an optional port.  0, with the library for the caller to
+ * ares_library_cleanup() when it closes; else -EIO (c-ares failed) or
+ * -EINVAL (server), err saying why, and the library cleaned up.
+ */
+int dnswait__library_init(const char *server, char *err, size_t errsz);
 
 /* dnswait__mono_ms - the monotonic clock in ms. */
 uint64_t dnswait__mono_ms(void);

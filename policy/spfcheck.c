@@ -571,7 +571,6 @@ spfcheck_open(struct spfcheck **out, uv_loop_t *loop, const char *server,
 {
 	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 	struct spfcheck *s;
-	ares_channel ch;
 	int r;
 
 	*out = NULL;
@@ -588,28 +587,8 @@ spfcheck_open(struct spfcheck **out, uv_loop_t *loop, const char *server,
 		return -EINVAL;
 	}
 	pthread_once(&log_once, spf_log_setup);
-	if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
-		snprintf(err, errsz, "c-ares: %s", ares_strerror(r));
-		return -EIO;
-	}
-	/* Check the server now rather than on each evaluation. */
-	if ((r = ares_init(&ch)) != ARES_SUCCESS) {
-		snprintf(err, errsz, "c-ares: %s", ares_strerror(r));
-		ares_library_cleanup();
-		return -EIO;
-	}
-	if (server[0] != '\0' &&
-	    ((r = ares_set_servers_ports_csv(ch, server)) != ARES_SUCCESS ||
-	    strchr(server, ',') != NULL)) {
-		char q[300];
-
-		snprintf(err, errsz, "dns_server: %s is not an IP address with an "
-		    "optional port", log_quotes(q, sizeof q, server));
-		ares_destroy(ch);
-		ares_library_cleanup();
-		return -EINVAL;
-	}
-	ares_destroy(ch);
+	if ((r = dnswait__library_init(server, err, errsz)) < 0)
+		return r;
 
 	s = xcalloc(1, sizeof *s);
 	s->loop = loop;
