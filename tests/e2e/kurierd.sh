@@ -64,10 +64,15 @@ check_match "the queue's other connections reconnect too" "$(grep 'event=redis_u
 id=$(head -1 "$E2E_TMP/ids")
 check_match "one message queued" "$id" '^[0-9A-Z]{16}$'
 # Act out a worker that claimed the job and died: lease long expired.
-redis-cli -p "$port" zrem "e2e:q:t:dead.example" "$id" >/dev/null
-redis-cli -p "$port" zadd e2e:leases 1 "$id/dead.example" >/dev/null
-redis-cli -p "$port" hset e2e:lease "$id/dead.example" 999 >/dev/null
-redis-cli -p "$port" hincrby e2e:inflight dead.example 1 >/dev/null
+# One script, so the reaper (every 200 ms) sees the whole lease or none of
+# it: set apart, it could requeue the job between the ZADD and the HSET
+# and leave the token behind.
+redis-cli -p "$port" eval "
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], 1, ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], 999)
+redis.call('HINCRBY', KEYS[4], 'dead.example', 1)" 4 \
+    e2e:q:t:dead.example e2e:leases e2e:lease e2e:inflight "$id" "$id/dead.example" >/dev/null
 wait_for 5 grep -q "event=lease_expired job=\"$id/dead.example\"" "$log"
 check_eq "reaper logs the expired lease with the job" "$?" 0
 # The reaper queues it again; this kurierd's own delivery workers may have
