@@ -129,6 +129,53 @@ postfix_stop() {
 	PF_UP=0
 }
 
+# postfix_start DIR PORT [PREFIX...] - check and start the Postfix instance
+# configured in DIR/conf (PF_CONF), under the command PREFIX, and wait up
+# to 20 s for its 220 on 127.0.0.1:PORT.  0 when it answers (PF_UP=1);
+# else why on stderr, and 1 with the instance stopped.
+postfix_start() {
+	local dir=$1 port=$2
+	shift 2
+	PF_CONF=$dir/conf
+	if ! timeout 30 postfix -c "$PF_CONF" check >"$dir/check.out" 2>&1; then
+		echo "$BENCH_NAME: POSTFIX CHECK FAILED; the comparison is skipped:" >&2
+		cat "$dir/check.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
+		return 1
+	fi
+	if ! timeout 30 "$@" postfix -c "$PF_CONF" start >"$dir/start.out" 2>&1; then
+		echo "$BENCH_NAME: POSTFIX DID NOT START; the comparison is skipped:" >&2
+		cat "$dir/start.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
+		return 1
+	fi
+	PF_UP=1
+	if ! wait_banner "$port" "" 20; then
+		echo "$BENCH_NAME: POSTFIX DOES NOT ANSWER on 127.0.0.1:$port; the comparison is skipped:" >&2
+		tail -5 "$dir/log/maillog" >&2
+		postfix_stop
+		return 1
+	fi
+	return 0
+}
+
+# bench_conf FILE DATA_DIR REDIS_PORT - start a kurier config in FILE:
+# [server] (kurier.bench, log_level warn) and [redis] (127.0.0.1:REDIS_PORT,
+# prefix bench:, reconnect_max 500ms), ending in an empty line; the
+# script appends its other sections.
+bench_conf() {
+	cat >"$1" <<CONF
+[server]
+hostname = kurier.bench
+data_dir = $2
+log_level = warn
+
+[redis]
+address = 127.0.0.1:$3
+prefix = bench:
+reconnect_max = 500ms
+
+CONF
+}
+
 # cpu_model - the CPU's model name ("" when unknown).
 cpu_model() {
 	sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1

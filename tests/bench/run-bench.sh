@@ -55,17 +55,8 @@ PORT=$(free_port) || die "no free port"
 bench_redis "$BENCH_TMP" "$PORT" || die "redis-server did not start on 127.0.0.1:$PORT"
 
 CONF=$BENCH_TMP/qbench.conf
-cat >"$CONF" <<CONF
-[server]
-hostname = kurier.bench
-data_dir = $BENCH_TMP/data
-log_level = warn
-
-[redis]
-address = 127.0.0.1:$PORT
-prefix = bench:
-reconnect_max = 500ms
-
+bench_conf "$CONF" "$BENCH_TMP/data" "$PORT"
+cat >>"$CONF" <<CONF
 [queue]
 lease = 10m
 

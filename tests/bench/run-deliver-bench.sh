@@ -523,17 +523,8 @@ run_kurier() {
 dkim_selector = $SELECTOR"
 	fi
 	conf=$dir/kurier.conf
-	cat >"$conf" <<CONF
-[server]
-hostname = kurier.bench
-data_dir = $dir/data
-log_level = warn
-
-[redis]
-address = 127.0.0.1:$RPORT
-prefix = bench:
-reconnect_max = 500ms
-
+	bench_conf "$conf" "$dir/data" "$RPORT"
+	cat >>"$conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$kport

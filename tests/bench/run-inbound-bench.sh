@@ -190,25 +190,7 @@ postfix_setup() {
 	sed -e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$RDOMAIN#" -e "s#@UID@#$uid#" -e "s#@GID@#$gid#" \
 		-e "s#@PROCS@#$procs#" "$PF_TEMPLATES/main.cf.in" >"$dir/conf/main.cf" || return 1
 	sed -e "s#@PORT@#$port#g" "$PF_TEMPLATES/master.cf.in" >"$dir/conf/master.cf" || return 1
-	PF_CONF=$dir/conf
-	if ! timeout 30 postfix -c "$PF_CONF" check >"$dir/check.out" 2>&1; then
-		echo "run-inbound-bench: POSTFIX CHECK FAILED; the comparison is skipped:" >&2
-		cat "$dir/check.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	if ! timeout 30 ${NICELY[@]+"${NICELY[@]}"} postfix -c "$PF_CONF" start >"$dir/start.out" 2>&1; then
-		echo "run-inbound-bench: POSTFIX DID NOT START; the comparison is skipped:" >&2
-		cat "$dir/start.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	PF_UP=1
-	if ! wait_banner "$port" "" 20; then
-		echo "run-inbound-bench: POSTFIX DOES NOT ANSWER on 127.0.0.1:$port; the comparison is skipped:" >&2
-		tail -5 "$dir/log/maillog" >&2
-		postfix_stop
-		return 1
-	fi
-	return 0
+	postfix_start "$dir" "$port" ${NICELY[@]+"${NICELY[@]}"}
 }
 
 maildir_count() {

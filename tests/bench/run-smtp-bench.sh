@@ -169,25 +169,7 @@ postfix_setup() {
 		-e "s#@PROCS@#$procs#" -e "s#@TLS_LEVEL@#may#" \
 		"$PF_TEMPLATES/main.cf.in" >"$dir/conf/main.cf" || return 1
 	sed -e "s#@PORT@#$port#g" "$PF_TEMPLATES/master.cf.in" >"$dir/conf/master.cf" || return 1
-	PF_CONF=$dir/conf
-	if ! timeout 30 postfix -c "$PF_CONF" check >"$dir/check.out" 2>&1; then
-		echo "run-smtp-bench: POSTFIX CHECK FAILED; the comparison is skipped:" >&2
-		cat "$dir/check.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	if ! timeout 30 ${NICELY[@]+"${NICELY[@]}"} postfix -c "$PF_CONF" start >"$dir/start.out" 2>&1; then
-		echo "run-smtp-bench: POSTFIX DID NOT START; the comparison is skipped:" >&2
-		cat "$dir/start.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	PF_UP=1
-	if ! wait_banner "$port" "" 20; then
-		echo "run-smtp-bench: POSTFIX DOES NOT ANSWER on 127.0.0.1:$port; the comparison is skipped:" >&2
-		tail -5 "$dir/log/maillog" >&2
-		postfix_stop
-		return 1
-	fi
-	return 0
+	postfix_start "$dir" "$port" ${NICELY[@]+"${NICELY[@]}"}
 }
 
 # redis_stat NAME - a number from Redis's INFO stats (0 when absent).
@@ -246,17 +228,8 @@ bench_redis "$BENCH_TMP" "$RPORT" ${NICELY[@]+"${NICELY[@]}"} ||
 	die "redis-server did not start on 127.0.0.1:$RPORT"
 
 KPORT=$(free_port) || die "no free port"
-cat >"$BENCH_TMP/kurier.conf" <<CONF
-[server]
-hostname = kurier.bench
-data_dir = $BENCH_TMP/data
-log_level = warn
-
-[redis]
-address = 127.0.0.1:$RPORT
-prefix = bench:
-reconnect_max = 500ms
-
+bench_conf "$BENCH_TMP/kurier.conf" "$BENCH_TMP/data" "$RPORT"
+cat >>"$BENCH_TMP/kurier.conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$KPORT
