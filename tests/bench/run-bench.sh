@@ -29,80 +29,34 @@
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 QBENCH=${QBENCH:-build/release/tests/qbench}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_CONF=${REDIS_CONF:-deploy/redis.conf}
 read -r -a REDIS_EXTRA <<<"${REDIS_ARGS:-}"
 
-BENCH_TMP=
-REDIS_PID=
-
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
-	if [ -n "$REDIS_PID" ]; then
-		kill "$REDIS_PID" 2>/dev/null
-		# Bounded: 10 s for the final AOF fsync, then SIGKILL.
-		for _ in $(seq 100); do
-			kill -0 "$REDIS_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$REDIS_PID" 2>/dev/null
-		wait "$REDIS_PID" 2>/dev/null
-	fi
+	# Bounded: 10 s for the final AOF fsync, then SIGKILL.
+	stop_pid "$REDIS_PID" 10
 	[ -n "$BENCH_TMP" ] && rm -rf "$BENCH_TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-die() {
-	echo "run-bench: $*" >&2
-	exit 1
-}
-
-# free_port - a TCP port on 127.0.0.1 that nothing listens on now.
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 [ -x "$QBENCH" ] || die "$QBENCH not found: build it with make build/release/tests/qbench"
 [ -r "$REDIS_CONF" ] || die "$REDIS_CONF not found: run from the repository root"
 command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found"
 command -v redis-cli >/dev/null || die "redis-cli not found"
 
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-bench.XXXXXX") || die "mktemp failed"
+bench_tmp kurier-bench
 PORT=$(free_port) || die "no free port"
-
-"$REDIS_SERVER" "$REDIS_CONF" --port "$PORT" --dir "$BENCH_TMP" \
-	--bind 127.0.0.1 --save '' ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} \
-	>"$BENCH_TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-up=0
-for _ in $(seq 100); do
-	if redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG; then
-		up=1
-		break
-	fi
-	kill -0 "$REDIS_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if [ "$up" != 1 ]; then
-	tail -5 "$BENCH_TMP/redis.log" >&2
-	die "redis-server did not start on 127.0.0.1:$PORT"
-fi
+bench_redis "$BENCH_TMP" "$PORT" || die "redis-server did not start on 127.0.0.1:$PORT"
 
 CONF=$BENCH_TMP/qbench.conf
-cat >"$CONF" <<CONF
-[server]
-hostname = kurier.bench
-data_dir = $BENCH_TMP/data
-log_level = warn
-
-[redis]
-address = 127.0.0.1:$PORT
-prefix = bench:
-reconnect_max = 500ms
-
+bench_conf "$CONF" "$BENCH_TMP/data" "$PORT"
+cat >>"$CONF" <<CONF
 [queue]
 lease = 10m
 
@@ -112,10 +66,8 @@ concurrency = 100000
 per_destination = 100000
 CONF
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/^MemTotal:/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
 echo "# kurier queue benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem, $(uname -sr)"
+bench_machine
 # Other work on the machine skews every figure: say how busy it was.
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# redis: $("$REDIS_SERVER" --version)"

@@ -12,22 +12,18 @@
 # Exit 1 when the binary or the corpus is missing.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 BOUNCEPARSE=${BOUNCEPARSE:-build/release/tests/bounceparse}
 CORPUS=../shared/testdata/bounces
 ROUNDS=${1:-20}
-
-die() {
-	echo "run-bounce-bench: $*" >&2
-	exit 1
-}
 
 [ -x "$BOUNCEPARSE" ] || die "$BOUNCEPARSE not found: make build/release/tests/bounceparse"
 [ -d "$CORPUS/bounce" ] || die "$CORPUS/bounce not found (the corpus beside the repository)"
 
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cpu=$(cpu_model)
 echo "# kurier bounce parser benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr); ${pin[*]:-not pinned}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -68,6 +68,7 @@
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 SMTPLOAD=${SMTPLOAD:-build/release/tests/smtpload}
 SINKMX=${SINKMX:-build/release/tests/sinkmx}
@@ -118,44 +119,6 @@ if [ "$NCPU" -gt "$CPUS" ]; then
 fi
 [ "$NICE" != 0 ] && RUNAS+=(nice -n "$NICE")
 
-# stop_pid PID SECONDS - SIGTERM, wait up to SECONDS, then SIGKILL.
-stop_pid() {
-	local pid=$1 secs=$2
-	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq $((secs * 10))); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-postfix_master_pid() {
-	[ -n "$PF_DIR" ] && tr -d ' ' <"$PF_DIR/queue/pid/master.pid" 2>/dev/null
-}
-
-postfix_stop() {
-	local mp
-	[ "$PF_UP" = 1 ] || return 0
-	mp=$(postfix_master_pid)
-	timeout 30 postfix -c "$PF_CONF" stop >/dev/null 2>&1
-	# Bounded: the master exits once its children did; then SIGKILL.
-	for _ in $(seq 100); do
-		if [ -z "$mp" ] || ! kill -0 "$mp" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
-	done
-	if [ -n "$mp" ] && kill -0 "$mp" 2>/dev/null; then
-		echo "run-deliver-bench: Postfix master $mp did not stop; killing it and its children" >&2
-		# shellcheck disable=SC2046
-		kill -9 $(ps -o pid= --ppid "$mp") "$mp" 2>/dev/null
-	fi
-	PF_UP=0
-}
-
 # servers_stop - everything a run started, in the order the mail flows.
 servers_stop() {
 	postfix_stop
@@ -179,11 +142,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-die() {
-	echo "run-deliver-bench: $*" >&2
-	exit 1
-}
-
 warn() {
 	echo "run-deliver-bench: $*" >&2
 }
@@ -192,41 +150,6 @@ warn() {
 fail() {
 	warn "$1: FAILED: $2"
 	[ -s "$BENCH_TMP/why.$1" ] || echo "$2" >"$BENCH_TMP/why.$1"
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-now_ms() {
-	date +%s%3N
-}
-
-# smtp_banner PORT - true when something on 127.0.0.1:PORT says 220.
-smtp_banner() {
-	python3 - "$1" <<'PY'
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
-    s.settimeout(2)
-    ok = s.recv(512).startswith(b"220")
-    s.sendall(b"QUIT\r\n")
-    s.close()
-    sys.exit(0 if ok else 1)
-except OSError:
-    sys.exit(1)
-PY
-}
-
-# wait_banner PORT PID SECONDS - wait for the 220 while PID lives.
-wait_banner() {
-	local port=$1 pid=$2 secs=$3
-	for _ in $(seq $((secs * 5))); do
-		smtp_banner "$port" && return 0
-		[ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
-		sleep 0.2
-	done
-	return 1
 }
 
 # tree_stat PID - CPU ms (utime+stime+cutime+cstime), summed VmHWM, VmRSS
@@ -282,14 +205,6 @@ host_busy_ms() {
 }
 
 # --- figures ----------------------------------------------------------------
-
-fig() {
-	awk -v n="$1" '$1 == n { v = $2 } END { if (v != "") print v }' "$RESULTS"
-}
-
-emit() {
-	echo "$1 $2 $3" | tee -a "$RESULTS"
-}
 
 # calc EXPR - awk arithmetic, printed as given by the format in EXPR.
 calc() {
@@ -582,17 +497,7 @@ run_postfix() {
 
 redis_start() {
 	RPORT=$(free_port) || return 1
-	mkdir -p "$1" || return 1
-	${RUNAS[@]+"${RUNAS[@]}"} "$REDIS_SERVER" "$REDIS_CONF" --port "$RPORT" --dir "$1" --bind 127.0.0.1 \
-		--save '' ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} >"$1/redis.log" 2>&1 &
-	REDIS_PID=$!
-	for _ in $(seq 100); do
-		redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && return 0
-		kill -0 "$REDIS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	tail -5 "$1/redis.log" >&2
-	return 1
+	bench_redis "$1" "$RPORT" ${RUNAS[@]+"${RUNAS[@]}"}
 }
 
 # run_kurier NAME ALGO(none|rsa|ed25519) - 0 when the run delivered everything.
@@ -618,17 +523,8 @@ run_kurier() {
 dkim_selector = $SELECTOR"
 	fi
 	conf=$dir/kurier.conf
-	cat >"$conf" <<CONF
-[server]
-hostname = kurier.bench
-data_dir = $dir/data
-log_level = warn
-
-[redis]
-address = 127.0.0.1:$RPORT
-prefix = bench:
-reconnect_max = 500ms
-
+	bench_conf "$conf" "$dir/data" "$RPORT"
+	cat >>"$conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$kport
@@ -716,7 +612,7 @@ if [ "$SESSIONS" -lt 1 ] || [ "$MESSAGES" -lt "$SESSIONS" ]; then
 	die "MESSAGES must be at least SESSIONS, and SESSIONS at least 1"
 fi
 
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-deliverbench.XXXXXX") || die "mktemp failed"
+bench_tmp kurier-deliverbench
 # Postfix's and OpenDKIM's daemons run as their own users and must reach their dirs.
 chmod 755 "$BENCH_TMP"
 RESULTS=$BENCH_TMP/results
@@ -730,10 +626,8 @@ for c in sink submit; do
 		>/dev/null 2>&1 || die "openssl could not make a certificate"
 done
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/^MemTotal:/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
 echo "# kurier delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# machine: $NCPU CPUs, ${cpu:-unknown CPU}, $mem, $(uname -sr)"
+bench_machine
 [ "${#RUNAS[@]}" -gt 0 ] && echo "# every process runs under: ${RUNAS[*]}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# load: $MESSAGES messages of $MSG_SIZE B over $SESSIONS sessions, STARTTLS, From: $FROM;" \

@@ -26,6 +26,7 @@
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 SESSIONS=${SESSIONS:-50}
 MESSAGES=${MESSAGES:-20000}
@@ -48,14 +49,6 @@ PIDS=()
 PF_CONF=
 RC=0
 
-stop_pid() {
-	local pid=$1
-	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
-
 stop_all() {
 	local p
 	[ -n "$PF_CONF" ] && timeout 30 postfix -c "$PF_CONF" stop >/dev/null 2>&1
@@ -65,23 +58,6 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-now_ms() {
-	date +%s%3N
-}
-
-# wait_port PORT - until something listens there (10 s at most).
-wait_port() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # sink_count FILE - messages received, from smtp-sink -c's last counter
 # line ("sess=N quit=N mesg=N").  Only the file's tail is read: smtp-sink

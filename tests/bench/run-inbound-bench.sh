@@ -63,6 +63,7 @@
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 SMTPLOAD=${SMTPLOAD:-build/release/tests/smtpload}
 QLOAD=${QLOAD:-build/release/tests/qload}
@@ -100,43 +101,6 @@ NICELY=()
 
 # --- start and stop ---------------------------------------------------------
 
-# stop_pid PID SECONDS - SIGTERM, wait up to SECONDS, then SIGKILL.
-stop_pid() {
-	local pid=$1 secs=$2
-	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq $((secs * 10))); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-postfix_master_pid() {
-	tr -d ' ' <"$BENCH_TMP/pf/queue/pid/master.pid" 2>/dev/null
-}
-
-postfix_stop() {
-	local mp
-	[ "$PF_UP" = 1 ] || return 0
-	mp=$(postfix_master_pid)
-	timeout 30 postfix -c "$PF_CONF" stop >/dev/null 2>&1
-	for _ in $(seq 100); do
-		if [ -z "$mp" ] || ! kill -0 "$mp" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
-	done
-	if [ -n "$mp" ] && kill -0 "$mp" 2>/dev/null; then
-		echo "run-inbound-bench: Postfix master $mp did not stop; killing it and its children" >&2
-		# shellcheck disable=SC2046
-		kill -9 $(ps -o pid= --ppid "$mp") "$mp" 2>/dev/null
-	fi
-	PF_UP=0
-}
-
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
 	postfix_stop
@@ -147,42 +111,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-die() {
-	echo "run-inbound-bench: $*" >&2
-	exit 1
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# smtp_banner PORT - true when something on 127.0.0.1:PORT says 220.
-smtp_banner() {
-	python3 - "$1" <<'PY'
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
-    s.settimeout(2)
-    ok = s.recv(512).startswith(b"220")
-    s.sendall(b"QUIT\r\n")
-    s.close()
-    sys.exit(0 if ok else 1)
-except OSError:
-    sys.exit(1)
-PY
-}
-
-# wait_banner PORT PID SECONDS - wait for the 220 while PID lives.
-wait_banner() {
-	local port=$1 pid=$2 secs=$3
-	for _ in $(seq $((secs * 5))); do
-		smtp_banner "$port" && return 0
-		[ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
-		sleep 0.2
-	done
-	return 1
-}
 
 # tree_cpu PID - CPU seconds of PID and every process under it, live
 # (utime + stime) and reaped (cutime + cstime), as smtpload's -P counts.
@@ -207,14 +135,6 @@ tree_cpu() {
 }
 
 # --- figures ----------------------------------------------------------------
-
-fig() {
-	awk -v n="$1" '$1 == n { v = $2 } END { if (v != "") print v }' "$RESULTS"
-}
-
-emit() {
-	echo "$1 $2 $3" | tee -a "$RESULTS"
-}
 
 # run_load NAME SMTPLOAD-ARGS... - one run of RETURNS returns from the null
 # sender; its figures go to stdout and RESULTS.
@@ -270,25 +190,7 @@ postfix_setup() {
 	sed -e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$RDOMAIN#" -e "s#@UID@#$uid#" -e "s#@GID@#$gid#" \
 		-e "s#@PROCS@#$procs#" "$PF_TEMPLATES/main.cf.in" >"$dir/conf/main.cf" || return 1
 	sed -e "s#@PORT@#$port#g" "$PF_TEMPLATES/master.cf.in" >"$dir/conf/master.cf" || return 1
-	PF_CONF=$dir/conf
-	if ! timeout 30 postfix -c "$PF_CONF" check >"$dir/check.out" 2>&1; then
-		echo "run-inbound-bench: POSTFIX CHECK FAILED; the comparison is skipped:" >&2
-		cat "$dir/check.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	if ! timeout 30 ${NICELY[@]+"${NICELY[@]}"} postfix -c "$PF_CONF" start >"$dir/start.out" 2>&1; then
-		echo "run-inbound-bench: POSTFIX DID NOT START; the comparison is skipped:" >&2
-		cat "$dir/start.out" "$dir/log/maillog" 2>/dev/null | tail -5 >&2
-		return 1
-	fi
-	PF_UP=1
-	if ! wait_banner "$port" "" 20; then
-		echo "run-inbound-bench: POSTFIX DOES NOT ANSWER on 127.0.0.1:$port; the comparison is skipped:" >&2
-		tail -5 "$dir/log/maillog" >&2
-		postfix_stop
-		return 1
-	fi
-	return 0
+	postfix_start "$dir" "$port" ${NICELY[@]+"${NICELY[@]}"}
 }
 
 maildir_count() {
@@ -307,28 +209,15 @@ done
 command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found"
 command -v redis-cli >/dev/null || die "redis-cli not found"
 
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-ibench.XXXXXX") || die "mktemp failed"
+bench_tmp kurier-ibench
+PF_DIR=$BENCH_TMP/pf
 RESULTS=$BENCH_TMP/results
 : >"$RESULTS"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 RPORT=$(free_port) || die "no free port"
-${NICELY[@]+"${NICELY[@]}"} "$REDIS_SERVER" "$REDIS_CONF" --port "$RPORT" --dir "$BENCH_TMP" --bind 127.0.0.1 \
-	--save '' >"$BENCH_TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-up=0
-for _ in $(seq 100); do
-	if redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG; then
-		up=1
-		break
-	fi
-	kill -0 "$REDIS_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if [ "$up" != 1 ]; then
-	tail -5 "$BENCH_TMP/redis.log" >&2
+bench_redis "$BENCH_TMP" "$RPORT" ${NICELY[@]+"${NICELY[@]}"} ||
 	die "redis-server did not start on 127.0.0.1:$RPORT"
-fi
 
 # dns_answers PORT - true when a DNS server on 127.0.0.1:PORT answers a query.
 dns_answers() {
@@ -420,10 +309,8 @@ fi
 PPORT=$(free_port) || die "no free port"
 postfix_setup "$PPORT" && PF_OK=1 || PF_OK=0
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/^MemTotal:/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
 echo "# kurier inbound benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem, $(uname -sr)"
+bench_machine
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# kurierd: $KURIERD (pid $KURIERD_PID), --roles relay, inbound 127.0.0.1:$IPORT, log_level warn"
 echo "# redis: $("$REDIS_SERVER" --version | cut -d' ' -f1-3), $REDIS_CONF (appendfsync always), port $RPORT"

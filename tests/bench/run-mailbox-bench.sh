@@ -22,39 +22,20 @@
 
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 MBOX_APPEND=${MBOX_APPEND:-build/release/tests/mbox_append}
 BOUNCE_CORPUS=${BOUNCE_CORPUS:-../shared/testdata/bounces/bounce}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_CONF=${REDIS_CONF:-deploy/redis.conf}
 
-BENCH_TMP=
-REDIS_PID=
-
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
-	if [ -n "$REDIS_PID" ]; then
-		kill "$REDIS_PID" 2>/dev/null
-		for _ in $(seq 100); do
-			kill -0 "$REDIS_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$REDIS_PID" 2>/dev/null
-		wait "$REDIS_PID" 2>/dev/null
-	fi
+	stop_pid "$REDIS_PID" 10
 	[ -n "$BENCH_TMP" ] && rm -rf "$BENCH_TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-die() {
-	echo "run-mailbox-bench: $*" >&2
-	exit 1
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 used_memory() {
 	redis-cli -p "$PORT" info memory | tr -d '\r' | sed -n 's/^used_memory://p'
@@ -64,21 +45,9 @@ used_memory() {
 [ -d "$BOUNCE_CORPUS" ] || die "$BOUNCE_CORPUS not found: set BOUNCE_CORPUS"
 command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found"
 
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-mbench.XXXXXX") || die "mktemp failed"
+bench_tmp kurier-mbench
 PORT=$(free_port) || die "no free port"
-"$REDIS_SERVER" "$REDIS_CONF" --port "$PORT" --dir "$BENCH_TMP" --bind 127.0.0.1 --save '' \
-	>"$BENCH_TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-up=0
-for _ in $(seq 100); do
-	if redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG; then
-		up=1
-		break
-	fi
-	kill -0 "$REDIS_PID" 2>/dev/null || break
-	sleep 0.1
-done
-[ "$up" = 1 ] || die "redis-server did not start on 127.0.0.1:$PORT"
+bench_redis "$BENCH_TMP" "$PORT" || die "redis-server did not start on 127.0.0.1:$PORT"
 
 CONF=$BENCH_TMP/kurier.conf
 cat >"$CONF" <<CONF
@@ -111,7 +80,7 @@ count=$(redis-cli -p "$PORT" hget "bench:mbx:b:$mid" exists)
 [ "$count" = $((n + 1)) ] || die "stored $count messages, want $((n + 1))"
 stored=$((total - first))
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cpu=$(cpu_model)
 echo "# kurier mailbox store memory, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr); $("$REDIS_SERVER" --version | cut -d' ' -f1-3)"
 echo "# corpus: $BOUNCE_CORPUS ($n messages)"

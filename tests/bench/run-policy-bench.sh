@@ -26,16 +26,12 @@
 # build there).  Exit status 0 when every run completed.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. tests/bench/lib.sh
 
 POLICY_BASE=${POLICY_BASE:-5eb9a87}
 ROUNDS=${ROUNDS:-3}
 export WINDOW=${WINDOW:-10} WARMUP=${WARMUP:-3} SESSIONS=${SESSIONS:-1}
 BENCH_SUPPRESS=${BENCH_SUPPRESS:-100000}
-
-die() {
-	echo "run-policy-bench: $*" >&2
-	exit 1
-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kurier-pbench.XXXXXX") || die "no temp dir"
 trap 'rm -rf "$tmp"' EXIT

@@ -13,10 +13,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-if [ -z "${KURIER_BIN:-}" ]; then
-	echo "# KURIER_BIN is not set (see tests/e2e/lib.sh)"
-	exit 1
-fi
+e2e_require KURIER_BIN
 
 e2e_init
 cd "$(dirname "$0")/../.." || exit 1

@@ -12,12 +12,12 @@ trap 'keep_artifacts; e2e_cleanup' EXIT
 user=shop
 password='Stop-test.pw1'
 
-find_sink_python || { fail "a python3 with aiosmtpd"; e2e_done; exit 1; }
+find_sink_python || e2e_abort "a python3 with aiosmtpd"
 rport=$(free_port2)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 sport=$(free_port2)
 start_sink sink --listen "127.0.0.2:$sport" --delay-data 4 ||
-	{ fail "sink.py starts"; e2e_done; exit 1; }
+	e2e_abort "sink.py starts"
 
 port=$(free_port2)
 sp=$(free_port2)
@@ -45,7 +45,7 @@ CONF
 printf '%s\n' "$password" | kctl "$conf" user add "$user" --domains example.com >/dev/null 2>&1
 check_eq "kurierctl user add" "$?" 0
 
-start_kurierd one "$conf" || { fail "kurierd starts"; e2e_done; exit 1; }
+start_kurierd one "$conf" || e2e_abort "kurierd starts"
 printf 'From: <a@example.com>\r\nTo: <x@dest.test>\r\nSubject: stop\r\n\r\nbody\r\n' >"$E2E_TMP/m.eml"
 printf 'm\ta@example.com\tx@dest.test\t%s\n' "$E2E_TMP/m.eml" >"$E2E_TMP/spec"
 id=$(submit "$port" "$user" "$password" "$E2E_TMP/spec" | awk '$1 == "m" { print $2 }')
@@ -79,7 +79,7 @@ check_eq "without an attempt counted" "$(rcpt_field "$show" x@dest.test attempts
 check_eq "the sink accepted nothing" "$(sink_q --status accepted --count)" 0
 
 # A new kurierd delivers it (the sink is still slow: 4 s).
-start_kurierd two "$conf" || { fail "kurierd starts again"; e2e_done; exit 1; }
+start_kurierd two "$conf" || e2e_abort "kurierd starts again"
 wait_until 30 msg_settled "$conf" "$id"
 check_eq "the next kurierd delivers it" "$?" 0
 show=$(kctl "$conf" queue show "$id")

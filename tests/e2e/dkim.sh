@@ -18,10 +18,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-if [ -z "${KURIER_TOOLS:-}" ]; then
-	echo "# KURIER_TOOLS is not set (see tests/e2e/lib.sh)"
-	exit 1
-fi
+e2e_require KURIER_TOOLS
 
 e2e_init
 

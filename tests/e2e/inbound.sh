@@ -20,32 +20,20 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/deliver_lib.sh"
 e2e_init
 
-find_sink_python || { fail "a python3 with aiosmtpd and dkim"; e2e_done; exit 1; }
+find_sink_python || e2e_abort "a python3 with aiosmtpd and dkim"
 start_dns "--txt-record=mx.sender.test,v=spf1 ip4:127.0.0.1 -all" \
-	"--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all" || { fail "dnsmasq starts"; e2e_done; exit 1; }
+	"--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all" || e2e_abort "dnsmasq starts"
 
 rport=$(free_port)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 
 # conf NAME SPF_FAIL - a config; its inbound port in NAME_port.
 conf() {
 	local name=$1 p sp
-	p=$(free_port)
-	sp=$(free_port)
-	while [ "$sp" = "$p" ]; do sp=$(free_port); done
+	read -r p sp < <(port_pair)
 	printf -v "${name}_port" '%s' "$p"
-	cat >"$E2E_TMP/$name.conf" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data-$name
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = e2e:
-reconnect_max = 200ms
-
+	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data-$name" "$rport" e2e
+	cat >>"$E2E_TMP/$name.conf" <<CONF
 [relay]
 inbound = 127.0.0.1:$p
 submission = 127.0.0.1:$sp

@@ -12,16 +12,10 @@
 
 source "$(dirname "$0")/lib.sh"
 
-for v in KURIER_BIN KURIER_TOOLS KURIER_REDIS_CONF; do
-	if [ -z "${!v:-}" ]; then
-		echo "# $v is not set (see tests/e2e/lib.sh)"
-		exit 1
-	fi
-done
+e2e_require KURIER_BIN KURIER_TOOLS KURIER_REDIS_CONF
 
 e2e_init
 
-CTL=$KURIER_BIN/kurierctl
 QLOAD=$KURIER_TOOLS/qload
 UNKNOWN=01M3250V00NTPCQX   # well-formed, from 2021: never in this queue
 
@@ -32,9 +26,7 @@ ids() {
 
 # --- check: no network --------------------------------------------------------
 
-PORT=$(free_port)
-CONF=$E2E_TMP/kurier.conf
-write_conf "$CONF" "$PORT"
+ctl_conf
 
 check_exit "check: good config exits 0" 0 "$CTL" -c "$CONF" check
 check_match "check: good config prints FILE: ok" "$E2E_OUT" "kurier\.conf: ok"
@@ -124,11 +116,7 @@ check_match "redis unreachable: says so, with the cause and the file" "$E2E_OUT"
 
 # --- queue commands against Redis -----------------------------------------------------
 
-if ! start_redis "$E2E_TMP/redis" "$PORT"; then
-	fail "redis-server starts"
-	e2e_done
-	exit 1
-fi
+start_redis "$E2E_TMP/redis" "$PORT" || e2e_abort "redis-server starts"
 
 # 3 messages to alpha+beta, 2 to beta only: 5 messages, 8 jobs.
 AB=$("$QLOAD" -c "$CONF" -n 3 -r a@alpha.example -r b@beta.example -d 10)

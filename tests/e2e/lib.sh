@@ -33,6 +33,17 @@ e2e_cleanup() {
 	[ -n "${E2E_TMP:-}" ] && rm -rf "$E2E_TMP"
 }
 
+# e2e_require VAR... - exit 1 unless every environment variable named is set.
+e2e_require() {
+	local v
+	for v in "$@"; do
+		if [ -z "${!v:-}" ]; then
+			echo "# $v is not set (see tests/e2e/lib.sh)"
+			exit 1
+		fi
+	done
+}
+
 e2e_init() {
 	E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kurier-e2e.XXXXXX")
 	trap e2e_cleanup EXIT
@@ -41,6 +52,16 @@ e2e_init() {
 # free_port - print a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# port_pair - two different free ports on one line, for a kurierd's two
+# listeners: read -r P SP < <(port_pair).
+port_pair() {
+	local a b
+	a=$(free_port)
+	b=$(free_port)
+	while [ "$b" = "$a" ]; do b=$(free_port); done
+	echo "$a $b"
 }
 
 # track PID - stop this process when the test ends.
@@ -93,6 +114,46 @@ CONF
 	return 0
 }
 
+# ctl_conf [EXTRA_INI] - the setup of a kurierctl test: CTL, PORT (free,
+# for start_redis later) and CONF ($E2E_TMP/kurier.conf by write_conf).
+# shellcheck disable=SC2120  # EXTRA_INI is optional
+ctl_conf() {
+	CTL=$KURIER_BIN/kurierctl
+	PORT=$(free_port)
+	CONF=$E2E_TMP/kurier.conf
+	write_conf "$CONF" "$PORT" "$@"
+}
+
+# ctl ARGS... - kurierctl with CONF (a script may define its own).
+ctl() {
+	"$CTL" -c "$CONF" "$@"
+}
+
+# keys - every key under write_conf's prefix, sorted, on one line.
+keys() {
+	redis-cli -p "$PORT" --scan --pattern 'e2e:*' | sort | tr '\n' ' '
+}
+
+# conf_head FILE DATA_DIR REDIS_PORT PREFIX - start a kurierd config in
+# FILE: [server] (kurier.test, log_level info, shutdown_grace 2s) and
+# [redis] (127.0.0.1:REDIS_PORT, PREFIX:, reconnect_max 200ms), ending in
+# an empty line; the test appends its other sections.
+conf_head() {
+	cat >"$1" <<CONF
+[server]
+hostname = kurier.test
+data_dir = $2
+log_level = info
+shutdown_grace = 2s
+
+[redis]
+address = 127.0.0.1:$3
+prefix = $4:
+reconnect_max = 200ms
+
+CONF
+}
+
 pass() {
 	E2E_PASS=$((E2E_PASS + 1))
 	echo "ok - $E2E_NAME: $1"
@@ -124,6 +185,14 @@ check_exit() {
 	E2E_OUT=$("$@" 2>&1)
 	got=$?
 	if [ "$got" = "$want" ]; then pass "$name"; else fail "$name" "exit $got, want $want" "output: $(printf '%s' "$E2E_OUT" | head -c 600)"; fi
+}
+
+# e2e_abort NAME - a failed check the rest cannot go on without: count
+# it, print the totals and exit 1.
+e2e_abort() {
+	fail "$1"
+	e2e_done
+	exit 1
 }
 
 e2e_done() {

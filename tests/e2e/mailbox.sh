@@ -12,28 +12,12 @@
 
 source "$(dirname "$0")/lib.sh"
 
-for v in KURIER_BIN KURIER_TOOLS KURIER_REDIS_CONF; do
-	if [ -z "${!v:-}" ]; then
-		echo "# $v is not set (see tests/e2e/lib.sh)"
-		exit 1
-	fi
-done
+e2e_require KURIER_BIN KURIER_TOOLS KURIER_REDIS_CONF
 
 e2e_init
 
-CTL=$KURIER_BIN/kurierctl
+ctl_conf
 APPEND=$KURIER_TOOLS/mbox_append
-PORT=$(free_port)
-CONF=$E2E_TMP/kurier.conf
-write_conf "$CONF" "$PORT"
-
-ctl() {
-	"$CTL" -c "$CONF" "$@"
-}
-
-keys() {
-	redis-cli -p "$PORT" --scan --pattern 'e2e:*' | sort | tr '\n' ' '
-}
 
 # The messages: a classified return (CRLF), an auto-reply with a folded
 # subject and an escape byte in it (LF only: stored as CRLF), a plain one.
@@ -72,11 +56,7 @@ check_exit "stats with an argument: usage error" 2 ctl mailbox stats shop
 check_exit "stats without Redis: exit 1" 1 ctl mailbox stats
 check_match "stats without Redis: says so" "$E2E_OUT" "^kurierctl: cannot reach Redis at 127\.0\.0\.1:$PORT"
 
-if ! start_redis "$E2E_TMP/redis" "$PORT"; then
-	fail "redis-server started"
-	e2e_done
-	exit 1
-fi
+start_redis "$E2E_TMP/redis" "$PORT" || e2e_abort "redis-server started"
 
 # --- an empty store -----------------------------------------------------------------
 

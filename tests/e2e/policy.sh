@@ -21,28 +21,16 @@ source "$(dirname "$0")/policy_lib.sh"
 
 pw='Polic-e2e-pass.7'
 rport=$(free_port)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 rcli() { redis-cli -p "$rport" "$@"; }
 
 # conf NAME EXTRA_RELAY EXTRA_POLICY - sets NAME_port.
 conf() {
 	local name=$1 p sp
-	p=$(free_port)
-	sp=$(free_port)
-	while [ "$sp" = "$p" ]; do sp=$(free_port); done
+	read -r p sp < <(port_pair)
 	printf -v "${name}_port" '%s' "$p"
-	cat >"$E2E_TMP/$name.conf" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data-$name
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = e2e:
-reconnect_max = 200ms
-
+	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data-$name" "$rport" e2e
+	cat >>"$E2E_TMP/$name.conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$p

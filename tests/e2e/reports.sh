@@ -38,15 +38,15 @@ trap 'keep_artifacts; e2e_cleanup' EXIT
 user=shop
 password='Reports-test.pw1'
 
-find_sink_python || { fail "a python3 with aiosmtpd"; e2e_done; exit 1; }
+find_sink_python || e2e_abort "a python3 with aiosmtpd"
 rport=$(free_port)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 sport=$(free_port)
 start_sink sink \
 	--listen "127.0.0.2:$sport" --reject-rcpt bad@dest.test --reject-rcpt bad2@dest.test \
 	--reject-rcpt gone@shop.example --reject-rcpt bad@other.test \
 	--listen "127.0.0.3:$sport" --tempfail-first 100000 --tempfail-at rcpt ||
-	{ fail "sink.py starts"; e2e_done; exit 1; }
+	e2e_abort "sink.py starts"
 
 # rconf NAME PREFIX EXTRA - a config; sets NAME_port (submission).
 rconf() {
@@ -54,18 +54,8 @@ rconf() {
 	p=$(free_port)
 	sp=$(free_port)
 	printf -v "${name}_port" '%s' "$p"
-	cat >"$E2E_TMP/$name.conf" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = $2:
-reconnect_max = 200ms
-
+	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data" "$rport" "$2"
+	cat >>"$E2E_TMP/$name.conf" <<CONF
 [relay]
 submission = 127.0.0.1:$p
 submissions = 127.0.0.1:$sp
@@ -204,7 +194,7 @@ rconf one one "dsn_to_sender = yes"
 printf '%s\n' "$password" | kctl "$E2E_TMP/one.conf" user add "$user" --domains shop.example \
 	>"$E2E_TMP/useradd.log" 2>&1
 check_eq "kurierctl user add" "$?" 0
-start_node one "$E2E_TMP/one.conf" || { fail "kurierd (one) starts"; e2e_done; exit 1; }
+start_node one "$E2E_TMP/one.conf" || e2e_abort "kurierd (one) starts"
 C=$E2E_TMP/one.conf
 
 id_fail=$(send "$one_port" fail orders@shop.example bad@dest.test "ENVID=order+2B1234" "ORCPT=rfc822;Bad+2BAlias@dest.test")
@@ -342,9 +332,9 @@ stop_kurierd one
 # Node "d" takes and delivers the mail; nodes "two" and "three" only report.
 rconf two two ""
 printf '%s\n' "$password" | kctl "$E2E_TMP/two.conf" user add "$user" --domains shop.example >/dev/null 2>&1
-start_node d "$E2E_TMP/two.conf" relay,deliver || { fail "kurierd (d) starts"; e2e_done; exit 1; }
-start_node two "$E2E_TMP/two.conf" mailbox || { fail "kurierd (two) starts"; e2e_done; exit 1; }
-start_node three "$E2E_TMP/two.conf" mailbox || { fail "kurierd (three) starts"; e2e_done; exit 1; }
+start_node d "$E2E_TMP/two.conf" relay,deliver || e2e_abort "kurierd (d) starts"
+start_node two "$E2E_TMP/two.conf" mailbox || e2e_abort "kurierd (two) starts"
+start_node three "$E2E_TMP/two.conf" mailbox || e2e_abort "kurierd (three) starts"
 C=$E2E_TMP/two.conf
 
 # once_each IDS... - how many of the ids do not have exactly one report.

@@ -24,21 +24,16 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/deliver_lib.sh"
 
-for v in KURIER_BIN KURIER_REDIS_CONF; do
-	if [ -z "${!v:-}" ]; then
-		echo "# $v is not set (see tests/e2e/lib.sh)"
-		exit 1
-	fi
-done
+e2e_require KURIER_BIN KURIER_REDIS_CONF
 
 e2e_init
-find_sink_python || { fail "a python3 with aiosmtpd"; e2e_done; exit 1; }
+find_sink_python || e2e_abort "a python3 with aiosmtpd"
 
 rport=$(free_port2)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
-start_dns || { fail "dnsmasq starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
+start_dns || e2e_abort "dnsmasq starts"
 sport=$(free_port2)
-start_sink sink --listen "127.0.0.1:$sport" || { fail "sink.py starts"; e2e_done; exit 1; }
+start_sink sink --listen "127.0.0.1:$sport" || e2e_abort "sink.py starts"
 pass "redis-server, dnsmasq and sink.py run"
 
 sub=$(free_port2)
@@ -46,18 +41,8 @@ subs=$(free_port2)
 inb=$(free_port2)
 CONF=$E2E_TMP/returns.conf
 mkdir -p "$E2E_TMP/data"
-cat >"$CONF" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = ret:
-reconnect_max = 200ms
-
+conf_head "$CONF" "$E2E_TMP/data" "$rport" ret
+cat >>"$CONF" <<CONF
 [relay]
 submission = 127.0.0.1:$sub
 submissions = 127.0.0.1:$subs

@@ -47,11 +47,11 @@ password='Shaping-test.pw1'
 from=alice@example.com
 conf=$E2E_TMP/shape.conf
 
-find_sink_python || { fail "a python3 with aiosmtpd"; e2e_done; exit 1; }
+find_sink_python || e2e_abort "a python3 with aiosmtpd"
 
 rport=$(free_port2)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
-make_cert "$E2E_TMP/cert" || { fail "openssl makes the sink's certificate"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
+make_cert "$E2E_TMP/cert" || e2e_abort "openssl makes the sink's certificate"
 rcli() {
 	redis-cli -p "$rport" "$@"
 }
@@ -75,7 +75,7 @@ mx tlsverify.test 10 mx.tlsverify.test 127.0.0.7
 mx bounce.test 10 mx.bounce.test 127.0.0.8
 mx supp.test 10 mx.supp.test 127.0.0.9
 mx gmail-hosted2.test 10 alt2.aspmx.l.google.com 127.0.0.10
-start_dns "${dns[@]}" || { fail "dnsmasq starts"; e2e_done; exit 1; }
+start_dns "${dns[@]}" || e2e_abort "dnsmasq starts"
 check_match "dns: gmail-hosted.test's MX is alt1.aspmx.l.google.com" \
 	"$(dns_query gmail-hosted.test MX)" "MX 10 alt1\.aspmx\.l\.google\.com\.$"
 
@@ -94,7 +94,7 @@ start_sink sink --stats "$stats" \
 	--reply-rcpt policy@bounce.test "550 5.7.1 message refused by policy (sink)" \
 	--listen "127.0.0.9:$sport" \
 	--listen "127.0.0.10:$sport" ||
-	{ fail "sink.py starts"; e2e_done; exit 1; }
+	e2e_abort "sink.py starts"
 
 # stat LISTEN FIELD - a counter of the sink (LISTEN "all" or IP:PORT).
 stat() {
@@ -108,18 +108,8 @@ print(d.get(sys.argv[2], {}).get(sys.argv[3], 0))' "$stats" "$1" "$2" 2>/dev/nul
 sub_port=$(free_port2)
 subs_port=$(free_port2)
 while [ "$subs_port" = "$sub_port" ]; do subs_port=$(free_port2); done
-cat >"$conf" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = shape:
-reconnect_max = 200ms
-
+conf_head "$conf" "$E2E_TMP/data" "$rport" shape
+cat >>"$conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$sub_port

@@ -37,29 +37,17 @@ if [ ! -d "$here/node/node_modules/nodemailer" ]; then
 fi
 
 rport=$(free_port)
-start_redis "$E2E_TMP/redis" "$rport" || { fail "redis-server starts"; e2e_done; exit 1; }
+start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 
 # conf NAME EXTRA_RELAY_LINES - a config for one kurierd; sets its ports
 # in NAME_port and NAME_sport.
 conf() {
 	local name=$1 extra=$2 p sp
-	p=$(free_port)
-	sp=$(free_port)
-	while [ "$sp" = "$p" ]; do sp=$(free_port); done
+	read -r p sp < <(port_pair)
 	printf -v "${name}_port" '%s' "$p"
 	printf -v "${name}_sport" '%s' "$sp"
-	cat >"$E2E_TMP/$name.conf" <<CONF
-[server]
-hostname = kurier.test
-data_dir = $E2E_TMP/data-$name
-log_level = info
-shutdown_grace = 2s
-
-[redis]
-address = 127.0.0.1:$rport
-prefix = e2e:
-reconnect_max = 200ms
-
+	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data-$name" "$rport" e2e
+	cat >>"$E2E_TMP/$name.conf" <<CONF
 [relay]
 inbound =
 submission = 127.0.0.1:$p

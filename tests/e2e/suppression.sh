@@ -13,28 +13,11 @@
 
 source "$(dirname "$0")/lib.sh"
 
-for v in KURIER_BIN KURIER_REDIS_CONF; do
-	if [ -z "${!v:-}" ]; then
-		echo "# $v is not set (see tests/e2e/lib.sh)"
-		exit 1
-	fi
-done
+e2e_require KURIER_BIN KURIER_REDIS_CONF
 
 e2e_init
 
-CTL=$KURIER_BIN/kurierctl
-PORT=$(free_port)
-CONF=$E2E_TMP/kurier.conf
-write_conf "$CONF" "$PORT"
-
-ctl() {
-	"$CTL" -c "$CONF" "$@"
-}
-
-# keys - every key under the prefix, one line.
-keys() {
-	redis-cli -p "$PORT" --scan --pattern 'e2e:*' | sort | tr '\n' ' '
-}
+ctl_conf
 
 # rows OUT - the lines of a list or check output between header and count.
 rows() {
@@ -96,11 +79,7 @@ check_match "redis unreachable: says so, with the cause" "$E2E_OUT" \
 
 # --- against Redis ----------------------------------------------------------------------
 
-if ! start_redis "$E2E_TMP/redis" "$PORT"; then
-	fail "redis-server starts"
-	e2e_done
-	exit 1
-fi
+start_redis "$E2E_TMP/redis" "$PORT" || e2e_abort "redis-server starts"
 
 # The refusals above stored nothing; an empty list is a count of 0.
 check_exit "list, empty: exits 0" 0 ctl suppression list

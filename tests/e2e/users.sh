@@ -13,20 +13,12 @@
 
 source "$(dirname "$0")/lib.sh"
 
-for v in KURIER_BIN KURIER_REDIS_CONF; do
-	if [ -z "${!v:-}" ]; then
-		echo "# $v is not set (see tests/e2e/lib.sh)"
-		exit 1
-	fi
-done
+e2e_require KURIER_BIN KURIER_REDIS_CONF
 
 e2e_init
 
-CTL=$KURIER_BIN/kurierctl
-PORT=$(free_port)
-CONF=$E2E_TMP/kurier.conf
 # [policy] defaults, shown as "default (...)" for users without an override.
-write_conf "$CONF" "$PORT" "
+ctl_conf "
 [policy]
 rate = 500/h, 20/min"
 PW1='Corr3ct horse battery'
@@ -116,11 +108,7 @@ check_match "redis unreachable: says so" "$E2E_OUT" "^kurierctl: cannot reach Re
 
 # --- against Redis ----------------------------------------------------------------------
 
-if ! start_redis "$E2E_TMP/redis" "$PORT"; then
-	fail "redis-server starts"
-	e2e_done
-	exit 1
-fi
+start_redis "$E2E_TMP/redis" "$PORT" || e2e_abort "redis-server starts"
 
 check_exit "user list, none yet" 0 "$CTL" -c "$CONF" user list
 check_eq "user list, none yet: 0 users" "$(printf '%s\n' "$E2E_OUT" | tail -1)" "0 users"
