@@ -20,6 +20,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0
 failed=0
 failures=()
+times=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kurier-check.XXXXXX")
 redis_pid=""
 
@@ -48,11 +49,13 @@ sanitizer_clean() {
 }
 
 run() {
-	local name=$1 rc
+	local name=$1 rc t0
 	shift
 	echo "== $name"
+	t0=$SECONDS
 	"$@" >"$tmp/out" 2>&1
 	rc=$?
+	times+=("$((SECONDS - t0)) s  $name")
 	if [ $rc -eq 0 ] && ! sanitizer_clean "$tmp/out"; then
 		echo "$name: sanitizer report below"
 		rc=1
@@ -98,6 +101,8 @@ for f in build/fuzz/fuzz_*; do
 done
 
 echo
+echo "wall-clock seconds per stage, longest first:"
+printf '%s\n' "${times[@]}" | sort -rn | head -12 | sed 's/^/  /'
 if [ $failed -gt 0 ]; then
 	printf 'FAILED: %s\n' "${failures[@]}"
 fi
