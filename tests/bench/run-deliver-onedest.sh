@@ -149,7 +149,7 @@ run_kurier() {
 [server]
 hostname = kurier.bench
 data_dir = $dir/data
-log_level = warn
+log_level = info
 [redis]
 address = 127.0.0.1:$rport
 prefix = bench:
@@ -171,6 +171,18 @@ CONF
 	"$KURIERD" -c "$conf" --roles relay,deliver >"$dir/kurierd.log" 2>&1 &
 	PIDS+=($!)
 	wait_port "$port" || { echo "# kurierd does not listen: $(tail -3 "$dir/kurierd.log")"; return 1; }
+	# The listener opens before policy's Redis connection is up; a
+	# message submitted in between gets 451 4.3.0.
+	for _ in $(seq 100); do
+		grep -q 'event=redis_up client=kurierd-policy' "$dir/kurierd.log" && break
+		sleep 0.1
+	done
+	grep -q 'event=redis_up client=kurierd-policy' "$dir/kurierd.log" ||
+		{ echo "# kurierd's policy connection is not up: $(tail -3 "$dir/kurierd.log")"; return 1; }
+	# Started at info to see that line; warn from here on (SIGHUP), so
+	# the load does not write a log line per message.
+	sed -i 's/^log_level = info$/log_level = warn/' "$conf"
+	kill -HUP "${PIDS[-1]}"
 	echo "# kurier: per_destination $PER_DESTINATION, route.* = 127.0.0.1:$sport"
 	load kurier "$port" "$TMP/kurier.sink" || RC=1
 	# Scripts per message: one enqueue, one complete, and the claims.
