@@ -19,9 +19,15 @@
  * inbound MX for bounce domains ([relay] inbound) with mailbox/ingest as
  * its sink: returns are classified, acted on and stored in the mailbox
  * store.  The mailbox role runs the reporter (mailbox/report.h), which
- * turns the queue's outcome events into delivery status notifications.
- * kurierd opens the mailbox store once for every role that needs it
- * (k.store).
+ * turns the queue's outcome events into delivery status notifications,
+ * and trims the mailbox store: mbox_trim enforces [mailbox] retention and
+ * max_messages over every user, so a user who gets no new returns still
+ * loses what is past them.  The first trim runs TRIM_FIRST_MS after start
+ * (once the store's Redis is up), then one every retention/10, at least
+ * a minute and at most an hour (trim_interval); one at a time, the next
+ * timed from the end of the last; SIGTERM lets one in flight finish
+ * (within the grace).  kurierd opens the mailbox store once for every
+ * role that needs it (k.store).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +38,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -50,6 +57,14 @@
 
 #define KURIER_VERSION "0.1.0"
 
+/*
+ * The first mailbox trim: soon after start, so that a node restarted
+ * after a long stop sheds what expired meanwhile (and the e2e test sees
+ * it without waiting an interval); retried this often while the store's
+ * Redis is down.
+ */
+#define TRIM_FIRST_MS 3000
+
 struct kurier {
 	uv_loop_t *loop;
 	struct config cfg;
@@ -65,14 +80,17 @@ struct kurier {
 	struct report *report;        /* mailbox role; NULL once stopped */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reaper;
+	uv_timer_t trim;              /* mailbox role: the next mbox_trim */
 	uv_timer_t grace;
-	unsigned inflight;            /* queue calls not answered yet */
+	unsigned inflight;            /* queue calls and a trim not answered yet */
 	bool stopping;
 	bool grace_expired;
 	bool redis_seen_up;
+	bool trimming;                /* an mbox_trim in flight */
 };
 
 static void kurier_stop(struct kurier *k, const char *why);
+static void on_trim_timer(uv_timer_t *t);
 
 /* --- what relay is handed: the queue as its sink, policy/auth as its users -- */
 
@@ -209,6 +227,66 @@ on_reap_timer(uv_timer_t *t)
 		k->inflight++;
 }
 
+/* --- mailbox trim (mailbox role) ----------------------------------------- */
+
+/* trim_interval - retention/10, from a minute to an hour. */
+static uint64_t
+trim_interval(const struct config *cfg)
+{
+	uint64_t ms = cfg->mailbox.retention_ms / 10;
+
+	if (ms < 60000)
+		ms = 60000;
+	if (ms > 3600000)
+		ms = 3600000;
+	return ms;
+}
+
+static void
+on_trimmed(void *arg, int64_t status)
+{
+	struct kurier *k = arg;
+
+	k->inflight--;
+	k->trimming = false;
+	if (status > 0)
+		log_info("mailbox", "mailbox_trim", "expunged=%lld", (long long)status);
+	else if (status < 0 && status != -ECANCELED && status != -ECONNRESET)
+		log_warn("mailbox", "trim_failed", "error=\"%s\"", uv_strerror((int)status));
+	if (k->stopping) {
+		/* Past the grace the store is being closed: finish_stop goes on by itself. */
+		if (!k->grace_expired)
+			kurier_stop(k, NULL);
+		return;
+	}
+	uv_timer_start(&k->trim, on_trim_timer, trim_interval(&k->cfg), 0);
+}
+
+static void
+on_trim_timer(uv_timer_t *t)
+{
+	struct kurier *k = t->data;
+	struct timespec ts;
+	int rc;
+
+	if (k->stopping || k->trimming || k->store == NULL)
+		return;
+	if (!mbox_is_up(k->store)) {
+		uv_timer_start(&k->trim, on_trim_timer, TRIM_FIRST_MS, 0);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rc = mbox_trim(k->store, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	    on_trimmed, k);
+	if (rc < 0) {
+		log_warn("mailbox", "trim_failed", "error=\"%s\"", uv_strerror(rc));
+		uv_timer_start(&k->trim, on_trim_timer, TRIM_FIRST_MS, 0);
+		return;
+	}
+	k->trimming = true;
+	k->inflight++;
+}
+
 /* --- Redis state ----------------------------------------------------------- */
 
 static void
@@ -258,6 +336,9 @@ finish_stop(struct kurier *k)
 		ingest_close(k->ingest, NULL, NULL);
 		k->ingest = NULL;
 	}
+	/* No trim starts on a closed store; one in flight gets -ECANCELED. */
+	if (!uv_is_closing((uv_handle_t *)&k->trim))
+		uv_close((uv_handle_t *)&k->trim, NULL);
 	if (k->store != NULL) {
 		mbox_store_close(k->store, NULL, NULL);
 		k->store = NULL;
@@ -339,6 +420,7 @@ kurier_stop(struct kurier *k, const char *why)
 		log_info("kurierd", "stopping", "reason=%s grace_ms=%llu pending=%u", why,
 		    (unsigned long long)k->cfg.server.shutdown_grace_ms, k->inflight);
 		uv_timer_stop(&k->reaper);
+		uv_timer_stop(&k->trim);
 		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms + 1000, 0);
 		if (k->smtpd != NULL)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
@@ -614,11 +696,14 @@ main(int argc, char **argv)
 	uv_signal_start(&k.sig_int, on_signal, SIGINT);
 	uv_signal_start(&k.sig_hup, on_signal, SIGHUP);
 	uv_timer_init(k.loop, &k.reaper);
+	uv_timer_init(k.loop, &k.trim);
 	uv_timer_init(k.loop, &k.grace);
-	k.reaper.data = k.grace.data = &k;
+	k.reaper.data = k.trim.data = k.grace.data = &k;
 	if (k.cfg.server.roles & ROLE_DELIVER)
 		uv_timer_start(&k.reaper, on_reap_timer, k.cfg.queue.reap_interval_ms,
 		    k.cfg.queue.reap_interval_ms);
+	if (k.cfg.server.roles & ROLE_MAILBOX)
+		uv_timer_start(&k.trim, on_trim_timer, TRIM_FIRST_MS, 0);
 
 	uv_run(k.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(k.loop);

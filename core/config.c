@@ -76,6 +76,7 @@ static const struct key_def keys[] = {
 	{ "relay", "submission", K_LISTEN, F(relay.submission), 0, 0 },
 	{ "relay", "submissions", K_LISTEN, F(relay.submissions), 0, 0 },
 	{ "relay", "inbound", K_LISTEN, F(relay.inbound), 0, 0 },
+	{ "relay", "inbound_rate", K_RATES, F(relay.inbound_rate), 0, 0 },
 	{ "relay", "max_message_size", K_SIZE, F(relay.max_message_size), 1024, 1ULL << 30 },
 	{ "relay", "max_recipients", K_UINT, F(relay.max_recipients), 1, 100000 },
 	{ "relay", "max_connections", K_UINT, F(relay.max_connections), 1, 1000000 },
@@ -167,6 +168,8 @@ config_defaults(struct config *cfg)
 	config_parse_listen("0.0.0.0:587", &cfg->relay.submission, &why);
 	config_parse_listen("0.0.0.0:465", &cfg->relay.submissions, &why);
 	config_parse_listen("0.0.0.0:25", &cfg->relay.inbound, &why);
+	/* A busy provider's bounce host stays under it; a flood from one address does not. */
+	config_parse_rates("120/min, 2000/h", &cfg->relay.inbound_rate, &why);
 	cfg->relay.max_message_size = 25 * 1024 * 1024;
 	cfg->relay.max_recipients = 1000;
 	cfg->relay.max_connections = 10000;

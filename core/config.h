@@ -131,6 +131,7 @@ struct config {
 		struct config_listen submission;   /* STARTTLS, AUTH required */
 		struct config_listen submissions;  /* implicit TLS */
 		struct config_listen inbound;      /* port 25: returns for bounce domains only */
+		struct config_rates inbound_rate;  /* inbound messages per client address (/64) */
 		uint64_t max_message_size;
 		unsigned max_recipients;
 		unsigned max_connections;

@@ -17,6 +17,8 @@
  * Redis keys (under the [redis] prefix P):
  *   P rl:u:NAME:m:WMS:SLOT   string  messages of user NAME in window slot
  *   P rl:u:NAME:r:WMS:SLOT   string  recipients, likewise
+ *   P rl:ip:ADDR:m:WMS:SLOT  string  inbound MX: MAILs from ADDR (an IPv6 /64:
+ *                                    "2001:db8::/64")
  *   P af:IP:SLOT             string  AUTH failures of address IP
  *   P lock:IP                string  "until_ms failures"; PX = lock-out
  *   P sup:SCOPE              hash    address -> "reason ms text"; SCOPE is a
@@ -35,7 +37,7 @@
  *
  * Files: policy.c (open, close, the Redis connection, refusal counts),
  * rate.c (policy_user_init, policy_rcpt, policy_commit, policy_count,
- * policy_uncommit), lockout.c (policy_auth_check, policy_auth_failed),
+ * policy_uncommit, policy_ip_rate), lockout.c (policy_auth_check, policy_auth_failed),
  * suppress.c (policy_suppress ... policy_sup_filter), throttle.c
  * (policy_throttle_*), returns.c (policy_return, policy_bounce_list);
  * policy_int.h is what they share.
@@ -160,6 +162,22 @@ int policy_count(struct policy *p, const struct policy_user *u, size_t nrcpt,
 /* policy_uncommit - give back a commit whose message could not be queued. */
 int policy_uncommit(struct policy *p, const struct policy_user *u, size_t nrcpt,
     policy_status_cb *cb, void *arg);
+
+/* --- the inbound MX's rate per client address ----------------------------------- */
+
+/*
+ * policy_ip_rate - may client ip start one more message at the inbound
+ * MX under [relay] inbound_rate?  Checks every limit and, when all pass,
+ * counts one, atomically (rate.lua's 'commit', the windows of the
+ * per-user rates).  An IPv4 address is counted as it is (an IPv4-mapped
+ * IPv6 one as its IPv4 address), an IPv6 one as its /64.  Over a limit:
+ * TEMPFAIL "450 4.7.1 Too many messages from your address 192.0.2.1:
+ * 120 messages per minute; try again in 20 seconds" ("your network
+ * 2001:db8::/64" for IPv6), rule "inbound.rate", nothing counted.  No
+ * limits configured: OK, and still one round trip (callers skip the call
+ * then).  -EINVAL when ip is no IP address.
+ */
+int policy_ip_rate(struct policy *p, const char *ip, policy_result_cb *cb, void *arg);
 
 /* --- AUTH failures per client address --------------------------------------- */
 

@@ -59,7 +59,7 @@ struct preq {
 	void *arg;
 	bool commit;                 /* rate: 451 instead of 450 */
 	struct policy_user user;     /* rate: for the reply text */
-	char ip[64];                 /* auth */
+	char ip[64];                 /* auth; ip_rate: the address counted */
 	char group[256];             /* throttle_hit */
 	char reply[256];
 	size_t n;                    /* sup_filter: addresses */

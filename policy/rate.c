@@ -1,11 +1,13 @@
 /*
  * rate.c - per-user sending rates: policy_user_init, policy_rcpt (check
  * only, with the suppression lookup), policy_commit, policy_count and
- * policy_uncommit over rate.lua's sliding windows (see policy.c for the
- * keys and the window arithmetic).
+ * policy_uncommit over rate.lua's sliding windows (see policy.h for the
+ * keys and the window arithmetic); and the inbound MX's rate per client
+ * address, policy_ip_rate, over the same script and windows.
  */
 #include "policy/policy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -148,7 +150,10 @@ rate_eval(struct policy *p, struct preq *q, rdb_reply_cb *cb, const char *op,
 	else if (rcpt == NULL)
 		rc_lower[0] = '\0';
 	policy__sup_keys(p, sender_domain, k1, k2);
-	snprintf(base, sizeof base, "%srl:u:%s:", p->prefix, u->name);
+	if (q->ip[0] != '\0')
+		snprintf(base, sizeof base, "%srl:ip:%s:", p->prefix, q->ip);
+	else
+		snprintf(base, sizeof base, "%srl:u:%s:", p->prefix, u->name);
 	args[n++] = k1;
 	args[n++] = k2;
 	args[n++] = op;
@@ -270,4 +275,102 @@ policy_uncommit(struct policy *p, const struct policy_user *u, size_t nrcpt,
 	q->cb.status = cb;
 	q->user = *u;
 	return rate_eval(p, q, on_uncommit, "uncommit", 1, nrcpt, NULL, NULL);
+}
+
+/* --- the inbound MX: messages per client address ------------------------------------ */
+
+/*
+ * ip_counted - the address ip is counted under: an IPv4 address as it
+ * is (also when written IPv4-mapped), an IPv6 one as its /64
+ * ("2001:db8:1:2::/64"), since one host commonly holds a whole /64.
+ * -EINVAL when ip is no address.
+ */
+static int
+ip_counted(const char *ip, char *dst, size_t size)
+{
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, ip, a) == 1)
+		return str_copy(dst, ip, size) < 0 ? -EINVAL : 0;
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return -EINVAL;
+	if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		if (inet_ntop(AF_INET, a + 12, text, sizeof text) == NULL)
+			return -EINVAL;
+		return str_copy(dst, text, size) < 0 ? -EINVAL : 0;
+	}
+	memset(a + 8, 0, 8);
+	if (inet_ntop(AF_INET6, a, text, sizeof text) == NULL)
+		return -EINVAL;
+	return snprintf(dst, size, "%s/64", text) >= (int)size ? -EINVAL : 0;
+}
+
+static void
+on_ip_rate(void *arg, int status, redisReply *r)
+{
+	struct preq *q = arg;
+	struct policy_result res;
+	const redisReply *k;
+
+	policy__result_ok(&res);
+	if (status == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING))
+		status = -EIO;
+	if (status < 0) {
+		rdb_log_error("policy", "ip_rate", status, r);
+		q->cb.result(q->arg, status, NULL);
+		free(q);
+		return;
+	}
+	k = r->element[0];
+	if (strcmp(k->str, "m") == 0 && r->elements == 3) {
+		const struct config_rate *rt;
+		bool rcpt = false;
+		int64_t wait = rdb_reply_int(r->element[2]);
+		const char *whose = strchr(q->ip, '/') != NULL ? "network" : "address";
+		char win[32], when[48];
+
+		rt = rate_at(&q->user, rdb_reply_int(r->element[1]), &rcpt);
+		if (wait > 0)
+			snprintf(when, sizeof when, "in %s",
+			    policy__wait_text(win, sizeof win, (uint64_t)wait));
+		else
+			snprintf(when, sizeof when, "later");
+		if (rt == NULL)
+			policy__reply_set(&res, POLICY_TEMPFAIL, "inbound.rate",
+			    "450 4.7.1 Too many messages from your %s %s; try again later",
+			    whose, q->ip);
+		else
+			policy__reply_set(&res, POLICY_TEMPFAIL, "inbound.rate",
+			    "450 4.7.1 Too many messages from your %s %s: %" PRIu64 " messages per %s; try again %s",
+			    whose, q->ip, rt->limit,
+			    policy__window_text(win, sizeof win, rt->window_ms), when);
+	} else if (strcmp(k->str, "ok") != 0) {
+		status = -EIO;
+	}
+	q->cb.result(q->arg, status, status == 0 ? &res : NULL);
+	free(q);
+}
+
+int
+policy_ip_rate(struct policy *p, const char *ip, policy_result_cb *cb, void *arg)
+{
+	const struct config_rates *rates;
+	struct preq *q;
+	char counted[sizeof q->ip];
+
+	if (ip == NULL || ip_counted(ip, counted, sizeof counted) < 0)
+		return -EINVAL;
+	if (!policy__usable(p))
+		return -ENOTCONN;
+	rates = &p->cfg.relay.inbound_rate;
+	if (rates->n > CONFIG_RATES_MAX)
+		return -EINVAL;
+	q = policy__preq_new(p, arg);
+	q->cb.result = cb;
+	q->user.rate = *rates;
+	q->user.rcpt_rate.n = 0;
+	str_copy(q->ip, counted, sizeof q->ip);
+	return rate_eval(p, q, on_ip_rate, "commit", 1, 0, NULL, NULL);
 }

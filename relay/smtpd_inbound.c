@@ -11,12 +11,17 @@
  *             ENHANCEDSTATUSCODES, SMTPUTF8, STARTTLS (before TLS); no
  *             AUTH (502 5.5.1: nobody submits here), no DSN.
  *   MAIL      any reverse-path, the null one above all; SIZE above
- *             max_bounce_size: 552 5.3.4.  Then SPF (RFC 7208) of the
- *             client: the MAIL FROM domain, or the HELO identity for the
- *             null sender (RFC 7208 2.3, 2.4).  A fail with [mailbox]
- *             spf_fail = reject is refused here, 550 5.7.23 (RFC 7372),
- *             before any recipient or data is sent (RFC 7208 8.4 allows
- *             it at MAIL; a server may not know the recipients' wishes,
+ *             max_bounce_size: 552 5.3.4.  Then the client address's
+ *             rate, [relay] inbound_rate (policy_ip_rate: each MAIL that
+ *             passes counts one, an IPv6 /64 is one address): over it
+ *             450 4.7.1, Redis down 451 4.3.0, as submission answers its
+ *             rates; before SPF, so a flood costs no DNS.  Then SPF
+ *             (RFC 7208) of the client: the MAIL FROM domain, or the HELO
+ *             identity for the null sender (RFC 7208 2.3, 2.4).  A
+ *             fail with [mailbox] spf_fail = reject is refused here,
+ *             550 5.7.23 (RFC 7372), before any recipient or data is
+ *             sent (RFC 7208 8.4 allows it at MAIL; a server may not
+ *             know the recipients' wishes,
  *             but here every recipient is ours and wants the same).
  *             Otherwise the verdict is recorded with the message.
  *   RCPT      the inbound sink's verdict: 250 2.1.5, 550 5.1.1 (a bounce
@@ -44,9 +49,8 @@
  * Limits: connections in all and per client address are smtpd.c's
  * ([relay] max_connections, max_connections_per_ip); protocol errors and
  * junk commands end a session as on submission ([policy] max_errors,
- * max_junk_commands); the command and DATA timeouts are [relay]'s.
- * policy/ offers no per-address message rate for unauthenticated
- * clients, so none is applied beyond these.
+ * max_junk_commands); the command and DATA timeouts are [relay]'s; the
+ * message rate per client address is [relay] inbound_rate, at MAIL.
  */
 #include "relay/smtpd_int.h"
 
@@ -69,6 +73,8 @@
 
 static void store(struct smtpd_session *s);
 static void verify(struct smtpd_session *s);
+static bool mail_rate(struct smtpd_session *s, bool spf_none);
+static bool mail_spf(struct smtpd_session *s, bool spf_none);
 
 static uint64_t
 max_size(const struct config *cfg)
@@ -204,7 +210,21 @@ run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 	    (s->mp.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0);
 	s->spf_helo = m.spf_helo;
 	str_copy(s->spf_domain, m.spf_domain, sizeof s->spf_domain);
-	if (m.spf_none) {
+	if (s->srv->policy != NULL && cfg->relay.inbound_rate.n > 0)
+		return mail_rate(s, m.spf_none);
+	return mail_spf(s, m.spf_none);
+}
+
+/*
+ * mail_spf - the SPF check of the transaction's identity (s->spf_domain).
+ * true when answered at once, false while the check is out (on_spf).
+ */
+static bool
+mail_spf(struct smtpd_session *s, bool spf_none)
+{
+	int rc;
+
+	if (spf_none) {
 		spf_done(s, SPFCHECK_NONE, "the identity is not a domain name");
 		return true;
 	}
@@ -223,6 +243,67 @@ run_mail(struct smtpd_session *s, const struct smtp_cmd *c)
 			spf_done(s, SPFCHECK_NONE, "the identity is not a domain name");
 		else
 			spf_done(s, SPFCHECK_TEMPERROR, uv_strerror(rc));
+		return true;
+	}
+	return false;
+}
+
+/* The rate question's context: the session, and what mail_spf needs after it. */
+struct mail_rate_q {
+	struct smtpd_session *s;
+	bool spf_none;
+};
+
+static void
+on_mail_rate(void *arg, int status, const struct policy_result *res)
+{
+	struct mail_rate_q *mq = arg;
+	struct smtpd_session *s = mq->s;
+	bool spf_none = mq->spf_none;
+
+	free(mq);
+	if (smtpd__gone(s)) {
+		smtpd__unref(s);
+		return;
+	}
+	if (status < 0 || res->verdict != POLICY_OK) {
+		if (status < 0)
+			smtpd__policy_down(s, "inbound_rate", status);
+		else
+			smtpd__refuse(s, res, NULL);
+		smtpd__reset_transaction(s);
+		smtpd__enter_state(s, SMTPD_READY);
+	} else if (!mail_spf(s, spf_none)) {
+		smtpd__unref(s);
+		return;
+	}
+	smtpd__flush(s);
+	smtpd__resume(s);
+	smtpd__unref(s);
+}
+
+/*
+ * mail_rate - [relay] inbound_rate: one more transaction from this client
+ * address (policy_ip_rate counts it), then SPF; over the limit 450 4.7.1,
+ * Redis down 451 4.3.0 as submission's rate check.  Returns as mail_spf.
+ */
+static bool
+mail_rate(struct smtpd_session *s, bool spf_none)
+{
+	struct mail_rate_q *mq = xmalloc(sizeof *mq);
+	int rc;
+
+	mq->s = s;
+	mq->spf_none = spf_none;
+	smtpd__enter_state(s, SMTPD_MAIL_CHECK);
+	smtpd__ref(s);
+	rc = policy_ip_rate(s->srv->policy, s->client, on_mail_rate, mq);
+	if (rc < 0) {
+		free(mq);
+		smtpd__unref(s);
+		smtpd__enter_state(s, SMTPD_READY);
+		smtpd__reset_transaction(s);
+		smtpd__policy_down(s, "inbound_rate", rc);
 		return true;
 	}
 	return false;

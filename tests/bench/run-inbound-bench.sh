@@ -278,6 +278,8 @@ submission =
 submissions =
 max_connections = $((SESSIONS + 100))
 max_connections_per_ip = $((SESSIONS + 100))
+; Every session comes from 127.0.0.1: the per-address rate would cap the figure.
+inbound_rate = none
 
 [deliver]
 $DNS_CONF

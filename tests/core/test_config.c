@@ -591,7 +591,28 @@ START_TEST(test_policy_keys)
 	ck_assert_uint_eq(cfg.policy.throttle_backoff_max_ms, 3600000);
 	ck_assert_uint_eq(cfg.relay.trusted_networks.n, 0);
 	ck_assert(!config_nets_match(&cfg.relay.trusted_networks, "127.0.0.1"));
+	ck_assert_str_eq(config_rates_str(&cfg.relay.inbound_rate, buf, sizeof buf),
+	    "120/min, 2000/h");
 	config_free(&cfg);
+
+	/* [relay] inbound_rate: the rates syntax; "none" and empty: no limit. */
+	rc = load(&cfg, "[relay]\ninbound_rate = 3/min\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.relay.inbound_rate.n, 1);
+	ck_assert_uint_eq(cfg.relay.inbound_rate.r[0].limit, 3);
+	ck_assert_uint_eq(cfg.relay.inbound_rate.r[0].window_ms, 60000);
+	config_free(&cfg);
+	rc = load(&cfg, "[relay]\ninbound_rate = none\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.relay.inbound_rate.n, 0);
+	config_free(&cfg);
+	rc = load(&cfg, "[relay]\ninbound_rate =\n", err);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_uint_eq(cfg.relay.inbound_rate.n, 0);
+	config_free(&cfg);
+	rc = load(&cfg, "[relay]\ninbound_rate = 500\n", err);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_str_eq(err, NAME ":2: [relay] inbound_rate: \"500\": a rate is COUNT/WINDOW, like 500/h, 20/min, 10000/d or 3/10s");
 
 	rc = load(&cfg, "[policy]\nrate = 20/min, 500/h,10000/d, 3/10s\nrcpt_rate = 5000/day\n"
 	    "suppressed = drop\nsuppress_bounces = no\nauth_fail_limit = 3\n"

@@ -13,6 +13,10 @@
 #   - STARTTLS, then a return over TLS
 #   - SIZE above max_bounce_size and an oversize DATA: 552 5.3.4
 #   - [mailbox] spf_fail = reject on a second kurierd: 550 5.7.23 at MAIL
+#   - [relay] inbound_rate = 3/min on a third kurierd (a prefix of its
+#     own, so the other nodes' MAILs from 127.0.0.1 are not counted):
+#     three returns stored, the fourth MAIL 450 4.7.1, and a MAIL for
+#     postmaster@ after it too, logged with rule inbound.rate
 #   - Redis down: 451 4.3.0, never a 250
 # The content side of returns (VERP returns marking recipients bounced,
 # complaints, auto-replies) is mailbox/ingest's, tested by its own e2e script.
@@ -27,17 +31,18 @@ start_dns "--txt-record=mx.sender.test,v=spf1 ip4:127.0.0.1 -all" \
 rport=$(free_port)
 start_redis "$E2E_TMP/redis" "$rport" || e2e_abort "redis-server starts"
 
-# conf NAME SPF_FAIL - a config; its inbound port in NAME_port.
+# conf NAME SPF_FAIL [PREFIX [RELAY_LINE]] - a config; its inbound port in NAME_port.
 conf() {
 	local name=$1 p sp
 	read -r p sp < <(port_pair)
 	printf -v "${name}_port" '%s' "$p"
-	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data-$name" "$rport" e2e
+	conf_head "$E2E_TMP/$name.conf" "$E2E_TMP/data-$name" "$rport" "${3:-e2e}"
 	cat >>"$E2E_TMP/$name.conf" <<CONF
 [relay]
 inbound = 127.0.0.1:$p
 submission = 127.0.0.1:$sp
 submissions =
+${4:-}
 
 [deliver]
 dns_server = 127.0.0.1:$DNS_PORT
@@ -54,18 +59,22 @@ CONF
 }
 conf main mark
 conf strict reject
+conf rated mark e2e-rate "inbound_rate = 3/min"
 
 ctl() { "$KURIER_BIN/kurierctl" -c "$E2E_TMP/main.conf" "$@"; }
 printf '%s\n' 'admin-password-1' | ctl user add admin --domains shop.test >"$E2E_TMP/useradd.log" 2>&1
 check_eq "kurierctl user add admin" "$?" 0
+printf '%s\n' 'admin-password-1' | "$KURIER_BIN/kurierctl" -c "$E2E_TMP/rated.conf" user add admin \
+	--domains shop.test >>"$E2E_TMP/useradd.log" 2>&1
+check_eq "kurierctl user add admin (rated)" "$?" 0
 
 declare -A kpid
-for name in main strict; do
+for name in main strict rated; do
 	"$KURIER_BIN/kurierd" -c "$E2E_TMP/$name.conf" --roles relay >"$E2E_TMP/$name.log" 2>&1 &
 	kpid[$name]=$!
 	track "${kpid[$name]}"
 done
-for name in main strict; do
+for name in main strict rated; do
 	wait_for 30 grep -q "event=relay_listening.*inbound=1" "$E2E_TMP/$name.log"
 	check_eq "kurierd ($name) listens on the inbound port" "$?" 0
 	wait_for 30 grep -q "event=redis_up client=kurierd " "$E2E_TMP/$name.log"
@@ -177,9 +186,25 @@ elif scenario == "spf_mark":
     check("spf_fail = mark: RCPT postmaster@", s.docmd("RCPT", "TO:<postmaster@bounces.shop.test>"), "250 2.1.5")
     check("spf_fail = mark: stored", data(s, RETURN.replace(b"Undelivered", b"SPF-fail Undelivered")), "250 2.0.0")
     s.quit()
+elif scenario == "rate":
+    s = session()
+    for i in range(3):
+        check("rate: MAIL %d of 3/min: 250" % (i + 1), s.docmd("MAIL", "FROM:<>"), "250 2.1.0")
+        check("rate: RCPT %d postmaster@" % (i + 1), s.docmd("RCPT", "TO:<postmaster@bounces.shop.test>"), "250 2.1.5")
+        check("rate: return %d stored" % (i + 1),
+              data(s, RETURN.replace(b"Undelivered", b"Rate%d Undelivered" % i)), "250 2.0.0")
+    check("rate: the 4th MAIL: 450 4.7.1",
+          s.docmd("MAIL", "FROM:<>"), "450 4.7.1 Too many messages from your address 127.0.0.1: 3 messages per minute; try again in ")
+    check("rate: a MAIL for postmaster@ after it: still 450 4.7.1",
+          s.docmd("MAIL", "FROM:<bounce@mx.sender.test>"), "450 4.7.1")
+    check("rate: its RCPT postmaster@ has no transaction: 503", s.docmd("RCPT", "TO:<postmaster@bounces.shop.test>"), "503 5.5.1")
+    s.quit()
 elif scenario == "redis_down":
     s = session()
-    replies = [s.docmd("MAIL", "FROM:<>"), s.docmd("RCPT", "TO:<postmaster@bounces.shop.test>")]
+    # The first step that needs Redis answers 451: MAIL (the rate), RCPT or DATA.
+    replies = [s.docmd("MAIL", "FROM:<>")]
+    if replies[-1][0] == 250:
+        replies.append(s.docmd("RCPT", "TO:<postmaster@bounces.shop.test>"))
     if replies[-1][0] == 250:
         replies.append(data(s, RETURN))
     final = replies[-1]
@@ -210,6 +235,11 @@ for sc in ehlo refusals postmaster starttls size smuggling spf_mark; do
 done
 mta "$strict_port" spf_reject >"$E2E_TMP/mta-spf_reject.out" 2>&1
 collect <"$E2E_TMP/mta-spf_reject.out"
+mta "$rated_port" rate >"$E2E_TMP/mta-rate.out" 2>&1
+grep -q '^[0-9]* failed$' "$E2E_TMP/mta-rate.out" || fail "mta rate ran to the end" "$(tail -5 "$E2E_TMP/mta-rate.out")"
+collect <"$E2E_TMP/mta-rate.out"
+check_eq "rate: two refusals logged with rule inbound.rate" \
+	"$(grep -c 'event=refused rule=inbound.rate reply="450 4.7.1 ' "$E2E_TMP/rated.log")" 2
 
 # Nothing was relayed: the queue holds no message.
 out=$(ctl queue list 2>&1)
@@ -242,7 +272,7 @@ wait_for 10 grep -q "event=redis_down" "$log"
 mta "$main_port" redis_down >"$E2E_TMP/mta-redis_down.out" 2>&1
 collect <"$E2E_TMP/mta-redis_down.out"
 
-for name in main strict; do
+for name in main strict rated; do
 	kill -TERM "${kpid[$name]}"
 	status=124
 	for _ in $(seq 100); do

@@ -21,6 +21,10 @@
 #   dsn_to_sender = yes: the report also reaches the sender (the sink, via
 #     route.shop.example) once, with a null reverse-path; not a suppressed
 #     sender; a copy that bounces (gone@shop.example) makes no report
+#   the mailbox trim: messages of two other users dated 40 days back
+#     (past the default 30d retention), appended before kurierd starts,
+#     are expunged by the running kurierd's first trim (a few seconds
+#     after start) without any new append; a recent one stays
 # Run "two": one node takes and delivers mail, two nodes with only the
 # mailbox role report: exactly one report per failure; a consumer that
 # read events and died (its events pending, never acknowledged) loses
@@ -29,7 +33,8 @@
 # in loses none and duplicates none; after Redis is restarted the reporter
 # goes on.
 #
-# Environment: KURIER_BIN (kurierd, kurierctl), KURIER_REDIS_CONF; see lib.sh.
+# Environment: KURIER_BIN (kurierd, kurierctl), KURIER_TOOLS (mbox_append),
+# KURIER_REDIS_CONF; see lib.sh.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/deliver_lib.sh"
 e2e_init
@@ -194,8 +199,31 @@ rconf one one "dsn_to_sender = yes"
 printf '%s\n' "$password" | kctl "$E2E_TMP/one.conf" user add "$user" --domains shop.example \
 	>"$E2E_TMP/useradd.log" 2>&1
 check_eq "kurierctl user add" "$?" 0
+printf 'From: a@example.com\r\nSubject: old\r\n\r\nold\r\n' >"$E2E_TMP/old.eml"
+printf 'From: a@example.com\r\nSubject: new\r\n\r\nnew\r\n' >"$E2E_TMP/new.eml"
+# The recent one first: an append enforces retention for its user, except on what it stores.
+old_ms=$((($(date +%s) - 40 * 86400) * 1000))
+"$KURIER_TOOLS/mbox_append" -q -c "$E2E_TMP/one.conf" -u keeper "$E2E_TMP/new.eml" 2>>"$E2E_TMP/useradd.log" &&
+	"$KURIER_TOOLS/mbox_append" -q -c "$E2E_TMP/one.conf" -u keeper -d "$old_ms" "$E2E_TMP/old.eml" \
+		2>>"$E2E_TMP/useradd.log" &&
+	"$KURIER_TOOLS/mbox_append" -q -c "$E2E_TMP/one.conf" -u keeper2 -d "$old_ms" "$E2E_TMP/old.eml" \
+		2>>"$E2E_TMP/useradd.log"
+check_eq "mbox_append: messages dated 40 days back for keeper and keeper2" "$?" 0
 start_node one "$E2E_TMP/one.conf" || e2e_abort "kurierd (one) starts"
 C=$E2E_TMP/one.conf
+
+# The first trim runs a few seconds after start (cmd/kurierd.c TRIM_FIRST_MS).
+if wait_for 30 grep -q "event=mailbox_trim expunged=2" "$E2E_TMP/one.log"; then
+	pass "trim: the running kurierd expunges the two old messages"
+else
+	fail "trim: the running kurierd expunges the two old messages" "$(grep -E 'mailbox_(trim|expired)|trim_failed' "$E2E_TMP/one.log")"
+fi
+check_eq "trim: keeper's logged with reason retention" \
+	"$(grep -c 'event=mailbox_expired user="keeper" folder="INBOX" uid=2 reason=retention' "$E2E_TMP/one.log")" 1
+check_eq "trim: keeper2's logged with reason retention" \
+	"$(grep -c 'event=mailbox_expired user="keeper2" folder="INBOX" uid=1 reason=retention' "$E2E_TMP/one.log")" 1
+check_match "trim: keeper's recent message stays" "$(kctl "$C" mailbox list keeper 2>&1 | tail -1)" \
+	"^1 messages? in INBOX of keeper"
 
 id_fail=$(send "$one_port" fail orders@shop.example bad@dest.test "ENVID=order+2B1234" "ORCPT=rfc822;Bad+2BAlias@dest.test")
 id_two=$(send "$one_port" two orders@shop.example bad@dest.test,bad2@dest.test,good@dest.test)

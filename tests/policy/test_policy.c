@@ -866,6 +866,71 @@ END_TEST
 
 /* --- AUTH lock-out ------------------------------------------------------------------ */
 
+static struct res
+do_ip(struct pt *t, struct policy *p, const char *ip)
+{
+	struct res r = { 0 };
+
+	ck_assert_int_eq(policy_ip_rate(p, ip, on_result, &r), 0);
+	pt_wait(t, &r.done);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert(r.have);
+	return r;
+}
+
+START_TEST(ip_rate_at_the_boundary)
+{
+	struct pt t;
+	struct res r;
+	redisReply *k;
+
+	pt_open(&t, "[relay]\ninbound_rate = 3/min, 100/h\n");
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(do_ip(&t, t.p, "192.0.2.1"));
+	r = do_ip(&t, t.p, "192.0.2.1");
+	ck_assert_int_eq(r.r.verdict, POLICY_TEMPFAIL);
+	ck_assert_str_eq(r.r.rule, "inbound.rate");
+	ck_assert_msg(strncmp(r.r.reply,
+	    "450 4.7.1 Too many messages from your address 192.0.2.1: 3 messages per minute; try again in ",
+	    93) == 0, "%s", r.r.reply);
+	/* A refusal counts nothing: 3 over the minute's slots (two at a boundary). */
+	k = redis_test_cmd(t.sync, "KEYS %srl:ip:192.0.2.1:m:60000:*", t.cfg.redis.prefix);
+	{
+		long long sum = 0;
+
+		for (size_t i = 0; i < k->elements; i++) {
+			redisReply *v = redis_test_cmd(t.sync, "GET %s", k->element[i]->str);
+
+			sum += strtoll(v->str, NULL, 10);
+			freeReplyObject(v);
+		}
+		ck_assert_int_eq(sum, 3);
+	}
+	freeReplyObject(k);
+	/* Another address has counters of its own; IPv4-mapped is the IPv4 one. */
+	ASSERT_OK(do_ip(&t, t.p, "192.0.2.2"));
+	r = do_ip(&t, t.p, "::ffff:192.0.2.1");
+	ck_assert_str_eq(r.r.rule, "inbound.rate");
+	/* IPv6: a /64 is one address. */
+	for (int i = 0; i < 3; i++) {
+		char ip[64];
+
+		snprintf(ip, sizeof ip, "2001:db8:1:2::%d", i + 1);
+		ASSERT_OK(do_ip(&t, t.p, ip));
+	}
+	r = do_ip(&t, t.p, "2001:db8:1:2:ffff::9");
+	ck_assert_int_eq(r.r.verdict, POLICY_TEMPFAIL);
+	ck_assert_msg(strstr(r.r.reply, "from your network 2001:db8:1:2::/64: 3 messages per minute") != NULL,
+	    "%s", r.r.reply);
+	ASSERT_OK(do_ip(&t, t.p, "2001:db8:1:3::1"));
+	/* Not an address: refused before Redis. */
+	ck_assert_int_eq(policy_ip_rate(t.p, "mx.example", on_result, &r), -EINVAL);
+	ck_assert_int_eq(policy_ip_rate(t.p, NULL, on_result, &r), -EINVAL);
+	pt_close(&t);
+}
+END_TEST
+
 START_TEST(lockout_at_the_limit)
 {
 	struct pt t;
@@ -1319,6 +1384,7 @@ START_TEST(redis_down_refuses_at_once)
 	policy_user_init(p, &u, "shop", "1/h", "");
 	ck_assert_int_eq(policy_rcpt(p, &u, "", "a@b.example", 0, on_result, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_commit(p, &u, 1, on_result, &r), -ENOTCONN);
+	ck_assert_int_eq(policy_ip_rate(p, "192.0.2.1", on_result, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_uncommit(p, &u, 1, on_status, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_auth_check(p, "192.0.2.1", on_result, &r), -ENOTCONN);
 	ck_assert_int_eq(policy_auth_failed(p, "192.0.2.1", on_result, &r), -ENOTCONN);
@@ -1485,6 +1551,7 @@ policy_suite(void)
 	tcase_add_test(tc, uncommit_gives_back);
 	tcase_add_test(tc, count_without_check);
 	tcase_add_test(tc, no_limits_means_none);
+	tcase_add_test(tc, ip_rate_at_the_boundary);
 	tcase_add_test(tc, lockout_at_the_limit);
 	tcase_add_test(tc, lockout_minutes);
 	tcase_add_test(tc, suppression_rcpt);
