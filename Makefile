@@ -40,11 +40,13 @@ CORE_SRCS := \
 	core/config_value.c \
 	core/conn.c \
 	core/file.c \
+	core/ipcount.c \
 	core/listener.c \
 	core/log.c \
 	core/mailaddr.c \
 	core/rdb.c \
 	core/rfc5322.c \
+	core/sasl.c \
 	core/str.c \
 	core/tlsctx.c \
 	core/xmalloc.c
@@ -152,9 +154,11 @@ CHECK_SRCS := \
 	tests/core/test_conn.c \
 	tests/core/test_file.c \
 	tests/core/test_hash.c \
+	tests/core/test_ipcount.c \
 	tests/core/test_log.c \
 	tests/core/test_mailaddr.c \
 	tests/core/test_rdb.c \
+	tests/core/test_sasl.c \
 	tests/core/test_str.c \
 	tests/queue/qtest.c \
 	tests/queue/test_envelope.c \
@@ -296,7 +300,8 @@ TEST_BINS := build/release/tests/check_kurier build/asan/tests/check_kurier \
 FUZZ_CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_CFLAGS := $(FUZZ_CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined
 FUZZ_OBJ_CFLAGS := $(FUZZ_CFLAGS_COMMON) -fsanitize=fuzzer-no-link,address,undefined
-FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/str.c core/tlsctx.c \
+FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/log.c core/mailaddr.c core/sasl.c core/str.c \
+	core/tlsctx.c \
 	core/xmalloc.c queue/envelope.c queue/qid.c relay/smtp_data.c relay/smtp_parse.c relay/inbound_cmd.c \
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \

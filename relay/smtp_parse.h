@@ -35,7 +35,6 @@
 #define SMTP_AUTH_LINE_MAX 12288  /* RFC 4954 4: a response to a 334 */
 #define SMTP_ENVID_MAX 100        /* RFC 3461 4.4, as xtext on the wire */
 #define SMTP_ORCPT_MAX 500        /* RFC 3461 4.2, as sent */
-#define SMTP_AUTH_PART_MAX 255    /* RFC 4616 2: authzid, authcid, passwd */
 
 enum smtp_verb {
 	SMTP_HELO,
@@ -207,47 +206,12 @@ struct smtp_auth_cmd {
 /*
  * smtp_parse_auth - the argument of AUTH: "mechanism [SP initial-response]"
  * (RFC 4954 4); the mechanism ignores case, "=" is the empty response.
- * The response is not decoded here (smtp_base64_decode does).  Returns 0,
+ * The response is not decoded here (sasl_base64_decode does).  Returns 0,
  * or -EINVAL with *reply:
  *   "501 5.5.4 Syntax: AUTH mechanism [initial-response]"
  *   "504 5.5.4 Unrecognized authentication type"     (RFC 4954 6)
  */
 int smtp_parse_auth(const char *arg, size_t len, struct smtp_auth_cmd *a,
     const char **reply);
-
-/* Bytes smtp_base64_encode needs for n input bytes, the NUL included. */
-#define SMTP_BASE64_SIZE(n) (((n) + 2) / 3 * 4 + 1)
-
-/*
- * smtp_base64_decode - strict RFC 4648 4 base64 s[0..len) into dst[size]:
- * only the 64 letters, padding required (len a multiple of 4), '=' only
- * as the last one or two, the unused bits of the last quantum zero, no
- * white space.  "" decodes to nothing.  Returns 0 with *outlen set;
- * -E2BIG when dst is too small (checked first); -EINVAL otherwise, for
- * which the session answers "501 5.5.2 Invalid base64".  dst is not
- * NUL-terminated.
- */
-int smtp_base64_decode(const char *s, size_t len, unsigned char *dst,
-    size_t size, size_t *outlen);
-/*
- * smtp_base64_encode - s[0..len) as padded base64 into dst[size], NUL-
- * terminated (for 334 challenges: "Username:" -> "VXNlcm5hbWU6").
- * Returns the length, or -E2BIG if size < SMTP_BASE64_SIZE(len).
- */
-int smtp_base64_encode(const unsigned char *s, size_t len, char *dst,
-    size_t size);
-
-/*
- * smtp_auth_plain_split - a decoded PLAIN message "[authzid] NUL authcid
- * NUL passwd" (RFC 4616 2) into three NUL-terminated strings.  authzid
- * may be empty; authcid and passwd may not; each is at most 255 octets;
- * there are exactly two NULs.  The identities must be valid UTF-8; the
- * password is compared as bytes and is not checked.  Returns 0; -EINVAL;
- * or -E2BIG when a part is valid but its buffer too small (sizes of
- * SMTP_AUTH_PART_MAX + 1 always fit).  On error every buffer holds "".
- */
-int smtp_auth_plain_split(const unsigned char *msg, size_t len,
-    char *authzid, size_t azs, char *authcid, size_t acs,
-    char *passwd, size_t pws);
 
 #endif

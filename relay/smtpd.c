@@ -16,72 +16,14 @@
 
 #include "core/config_value.h"
 #include "core/conn.h"
-#include "core/hash.h"
+#include "core/ipcount.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/tlsctx.h"
 #include "core/xmalloc.h"
 
-#define IPCOUNT_BUCKETS 1024
-
-struct smtpd_ipcount {
-	struct smtpd_ipcount *next;
-	unsigned n;
-	char ip[64];
-};
-
-
 static void maybe_stopped(struct smtpd *srv);
-
-/* --- connections per client address -------------------------------------- */
-
-static unsigned
-ip_hash(const char *ip)
-{
-	return fnv1a32_str(FNV1A32_INIT, ip) % IPCOUNT_BUCKETS;
-}
-
-/* Count one more connection from ip; false (not counted) over the limit. */
-static bool
-ip_take(struct smtpd *srv, const char *ip)
-{
-	struct smtpd_ipcount **b = (struct smtpd_ipcount **)srv->ipcounts + ip_hash(ip);
-	struct smtpd_ipcount *e;
-
-	for (e = *b; e != NULL; e = e->next) {
-		if (strcmp(e->ip, ip) == 0) {
-			if (e->n >= srv->cfg->relay.max_connections_per_ip)
-				return false;
-			e->n++;
-			return true;
-		}
-	}
-	e = xcalloc(1, sizeof *e);
-	str_copy(e->ip, ip, sizeof e->ip);
-	e->n = 1;
-	e->next = *b;
-	*b = e;
-	return true;
-}
-
-static void
-ip_release(struct smtpd *srv, const char *ip)
-{
-	struct smtpd_ipcount **p = (struct smtpd_ipcount **)srv->ipcounts + ip_hash(ip);
-
-	for (; *p != NULL; p = &(*p)->next) {
-		if (strcmp((*p)->ip, ip) == 0) {
-			if (--(*p)->n == 0) {
-				struct smtpd_ipcount *e = *p;
-
-				*p = e->next;
-				free(e);
-			}
-			return;
-		}
-	}
-}
 
 /* --- accepting ------------------------------------------------------------------ */
 
@@ -110,7 +52,7 @@ on_accept(void *arg, uv_stream_t *server)
 		return;
 	str_copy(client, conn_peer_addr(c), sizeof client);
 	if (srv->nsessions >= srv->cfg->relay.max_connections ||
-	    !ip_take(srv, client)) {
+	    !ipcount_take(srv->ipcounts, client, srv->cfg->relay.max_connections_per_ip)) {
 		bool total = srv->nsessions >= srv->cfg->relay.max_connections;
 
 		log_warn("smtpd", "connection_refused", "client=%s reason=%s", client,
@@ -132,7 +74,7 @@ static void
 on_session_closed(struct smtpd *srv, const char *client)
 {
 	if (client[0] != '\0')
-		ip_release(srv, client);
+		ipcount_release(srv->ipcounts, client);
 }
 
 static void
@@ -172,9 +114,9 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 	srv->policy = pol;
 	srv->hooks.closed = on_session_closed;
 	srv->hooks.freed = on_session_freed;
-	srv->ipcounts = xcalloc(IPCOUNT_BUCKETS, sizeof(struct smtpd_ipcount *));
+	srv->ipcounts = ipcount_new();
 	if ((rc = tlsctx_server(&srv->tls, cfg, err, errsz)) < 0) {
-		free(srv->ipcounts);
+		ipcount_free(srv->ipcounts);
 		free(srv);
 		return rc;
 	}
@@ -186,7 +128,7 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 		rc = spfcheck_open(&srv->spf, loop, dns, cfg->deliver.dns_timeout_ms, err, errsz);
 		if (rc < 0) {
 			SSL_CTX_free(srv->tls);
-			free(srv->ipcounts);
+			ipcount_free(srv->ipcounts);
 			free(srv);
 			return rc;
 		}
@@ -195,7 +137,7 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 		if ((rc = dkimverify_open(&srv->dkim, loop, &dko, err, errsz)) < 0) {
 			spfcheck_close(srv->spf, NULL, NULL);
 			SSL_CTX_free(srv->tls);
-			free(srv->ipcounts);
+			ipcount_free(srv->ipcounts);
 			free(srv);
 			return rc;
 		}
@@ -218,7 +160,7 @@ smtpd_open(struct smtpd **out, uv_loop_t *loop, const struct config *cfg,
 			if (srv->dkim != NULL)
 				dkimverify_close(srv->dkim, NULL, NULL);
 			SSL_CTX_free(srv->tls);
-			free(srv->ipcounts);
+			ipcount_free(srv->ipcounts);
 			free(srv);
 			return rc;
 		}
@@ -265,15 +207,7 @@ on_grace_closed(uv_handle_t *h)
 	void (*done)(void *) = srv->stop_done;
 	void *arg = srv->stop_arg;
 
-	for (size_t i = 0; i < IPCOUNT_BUCKETS; i++) {
-		struct smtpd_ipcount *e = ((struct smtpd_ipcount **)srv->ipcounts)[i], *n;
-
-		for (; e != NULL; e = n) {
-			n = e->next;
-			free(e);
-		}
-	}
-	free(srv->ipcounts);
+	ipcount_free(srv->ipcounts);
 	SSL_CTX_free(srv->tls);
 	free(srv);
 	if (done != NULL)

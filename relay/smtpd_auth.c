@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/sasl.h"
 #include "core/str.h"
 
 bool
@@ -229,7 +230,7 @@ static bool
 auth_decode(struct smtpd_session *s, const char *p, size_t len, unsigned char *dst,
     size_t size, size_t *outlen)
 {
-	if (smtp_base64_decode(p, len, dst, size, outlen) < 0) {
+	if (sasl_base64_decode(p, len, dst, size, outlen) < 0) {
 		smtpd__reply(s, "501 5.5.2 Invalid base64 data");
 		smtpd__enter_state(s, SMTPD_READY);
 		s->errors++;
@@ -247,7 +248,7 @@ auth_plain(struct smtpd_session *s, const char *p, size_t len)
 
 	if (!auth_decode(s, p, len, msg, sizeof msg, &n))
 		return;
-	if (smtp_auth_plain_split(msg, n, authzid, sizeof authzid, authcid, sizeof authcid,
+	if (sasl_plain_split(msg, n, authzid, sizeof authzid, authcid, sizeof authcid,
 	    passwd, sizeof passwd) < 0) {
 		explicit_bzero(msg, sizeof msg);
 		smtpd__reply(s, "501 5.5.2 Malformed PLAIN response");

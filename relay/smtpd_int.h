@@ -55,6 +55,7 @@
 
 struct conn;
 struct conn_ops;
+struct ipcount;
 struct listener;
 
 /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL/RCPT parameters add to it. */
@@ -174,9 +175,8 @@ struct smtpd {
 	struct smtpd_session *sessions;   /* doubly linked, for stop */
 	size_t nsessions;                 /* connected */
 	size_t nalive;                    /* not freed (some wait for an answer) */
-	/* Connections per client address: a small open hash. */
-	struct smtpd_ipcount *ipcounts;
-	size_t ipcount_cap;
+	/* Connections per client address (core/ipcount.h). */
+	struct ipcount *ipcounts;
 	uint64_t next_sid;
 	bool stopping;
 	uv_timer_t grace;

@@ -22,9 +22,11 @@ Suite *config_value_suite(void);
 Suite *conn_suite(void);
 Suite *file_suite(void);
 Suite *hash_suite(void);
+Suite *ipcount_suite(void);
 Suite *log_suite(void);
 Suite *mailaddr_suite(void);
 Suite *rdb_suite(void);
+Suite *sasl_suite(void);
 Suite *str_suite(void);
 
 /* queue/ */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/mailaddr.h"
+#include "core/sasl.h"
 #include "relay/smtp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -85,12 +86,12 @@ fuzz_auth(const char *arg, size_t len)
 	if (a.initial < arg || a.initial + a.initial_len > arg + len)
 		abort();
 	if (a.have_initial &&
-	    smtp_base64_decode(a.initial, a.initial_len, dec, sizeof dec, &n) == 0 &&
+	    sasl_base64_decode(a.initial, a.initial_len, dec, sizeof dec, &n) == 0 &&
 	    a.mech == SMTP_AUTH_PLAIN) {
-		char az[SMTP_AUTH_PART_MAX + 1], ac[SMTP_AUTH_PART_MAX + 1];
-		char pw[SMTP_AUTH_PART_MAX + 1];
+		char az[SASL_PART_MAX + 1], ac[SASL_PART_MAX + 1];
+		char pw[SASL_PART_MAX + 1];
 
-		(void)smtp_auth_plain_split(dec, n, az, sizeof az, ac, sizeof ac,
+		(void)sasl_plain_split(dec, n, az, sizeof az, ac, sizeof ac,
 		    pw, sizeof pw);
 	}
 }
@@ -153,13 +154,13 @@ static void
 fuzz_base64(const char *s, size_t len)
 {
 	unsigned char dec[4096];
-	char enc[SMTP_BASE64_SIZE(sizeof dec)];
+	char enc[SASL_BASE64_SIZE(sizeof dec)];
 	size_t n;
 
-	if (smtp_base64_decode(s, len, dec, sizeof dec, &n) != 0)
+	if (sasl_base64_decode(s, len, dec, sizeof dec, &n) != 0)
 		return;
 	/* Padding and zero pad bits required: only one spelling decodes. */
-	if (smtp_base64_encode(dec, n, enc, sizeof enc) != (int)len ||
+	if (sasl_base64_encode(dec, n, enc, sizeof enc) != (int)len ||
 	    memcmp(enc, s, len) != 0)
 		abort();
 }
@@ -167,16 +168,16 @@ fuzz_base64(const char *s, size_t len)
 static void
 fuzz_base64_encode(const unsigned char *s, size_t len)
 {
-	char enc[SMTP_BASE64_SIZE(4096)];
+	char enc[SASL_BASE64_SIZE(4096)];
 	unsigned char dec[4096];
 	size_t n;
 	int e;
 
 	if (len > 4096)
 		return;
-	e = smtp_base64_encode(s, len, enc, sizeof enc);
+	e = sasl_base64_encode(s, len, enc, sizeof enc);
 	if (e < 0 || (size_t)e != strlen(enc) ||
-	    smtp_base64_decode(enc, (size_t)e, dec, sizeof dec, &n) != 0 ||
+	    sasl_base64_decode(enc, (size_t)e, dec, sizeof dec, &n) != 0 ||
 	    n != len || memcmp(dec, s, len) != 0)
 		abort();
 }
@@ -200,10 +201,10 @@ fuzz_xtext(const char *s, size_t len)
 static void
 fuzz_plain(const unsigned char *s, size_t len)
 {
-	char az[SMTP_AUTH_PART_MAX + 1], ac[SMTP_AUTH_PART_MAX + 1], pw[SMTP_AUTH_PART_MAX + 1];
+	char az[SASL_PART_MAX + 1], ac[SASL_PART_MAX + 1], pw[SASL_PART_MAX + 1];
 	size_t al, cl, pl;
 
-	if (smtp_auth_plain_split(s, len, az, sizeof az, ac, sizeof ac, pw, sizeof pw) != 0) {
+	if (sasl_plain_split(s, len, az, sizeof az, ac, sizeof ac, pw, sizeof pw) != 0) {
 		if (az[0] != '\0' || ac[0] != '\0' || pw[0] != '\0')
 			abort();
 		return;
