@@ -23,7 +23,8 @@
 extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folders[],
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
-    mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[];
+    mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[],
+    mailbox_lua_lock[];
 
 struct rdb_script mbox__s_append = { "mbox_append", mailbox_lua_append, "" };
 struct rdb_script mbox__s_status = { "mbox_status", mailbox_lua_status, "" };
@@ -39,11 +40,12 @@ struct rdb_script mbox__s_delete = { "mbox_delete", mailbox_lua_delete, "" };
 struct rdb_script mbox__s_trim = { "mbox_trim", mailbox_lua_trim, "" };
 struct rdb_script mbox__s_stats = { "mbox_stats", mailbox_lua_stats, "" };
 struct rdb_script mbox__s_vanished = { "mbox_vanished", mailbox_lua_vanished, "" };
+struct rdb_script mbox__s_lock = { "mbox_lock", mailbox_lua_lock, "" };
 
 static struct rdb_script *const scripts[] = {
 	&mbox__s_append, &mbox__s_status, &mbox__s_folders, &mbox__s_list, &mbox__s_fetch,
 	&mbox__s_flags, &mbox__s_copy, &mbox__s_expunge, &mbox__s_create, &mbox__s_rename,
-	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished,
+	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock,
 	NULL,
 };
 
@@ -193,7 +195,7 @@ mbox__status(const char *op, int status, const redisReply *r)
 		int err;
 	} codes[] = {
 		{ "ENOENT ", -ENOENT }, { "EEXIST ", -EEXIST }, { "EPERM ", -EPERM },
-		{ "ENOSPC ", -ENOSPC }, { "EINVAL ", -EINVAL },
+		{ "ENOSPC ", -ENOSPC }, { "EINVAL ", -EINVAL }, { "EBUSY ", -EBUSY },
 	};
 
 	if (status == -EIO && r != NULL && r->type == REDIS_REPLY_ERROR) {

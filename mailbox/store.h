@@ -316,6 +316,24 @@ int mbox_delete(struct mbox_store *st, const char *user, const char *folder,
     mbox_done_cb *done, void *arg);
 
 /*
+ * mbox_lock - a user's maildrop lock, held in Redis so that it holds
+ * across kurierd nodes (POP3 allows one session per maildrop, RFC 1939
+ * 8).  token names the holder (a session id unique across nodes); the
+ * lock lapses ttl_ms after the last take or refresh, so a node that died
+ * frees it in time.  done's status: 0 (take, refresh: held now; release:
+ * released); -EBUSY: another token holds it; -ENOENT: release found it
+ * already gone (lapsed).
+ */
+enum mbox_lock_op {
+	MBOX_LOCK_TAKE,
+	MBOX_LOCK_REFRESH,
+	MBOX_LOCK_RELEASE,
+};
+#define MBOX_LOCK_TOKEN_MAX 64 /* bytes of a token */
+int mbox_lock(struct mbox_store *st, const char *user, enum mbox_lock_op op, const char *token,
+    uint64_t ttl_ms, mbox_done_cb *done, void *arg);
+
+/*
  * mbox_trim - enforce retention and max_messages over every user (the
  * mailbox role runs it periodically), with now_ms as the time: one
  * script per user, so Redis is never held for all of them at once.  Each

@@ -25,7 +25,8 @@
 /* The scripts, in store.c; loaded on every connect. */
 extern struct rdb_script mbox__s_append, mbox__s_status, mbox__s_folders, mbox__s_list,
     mbox__s_fetch, mbox__s_flags, mbox__s_copy, mbox__s_expunge, mbox__s_create,
-    mbox__s_rename, mbox__s_delete, mbox__s_trim, mbox__s_stats, mbox__s_vanished;
+    mbox__s_rename, mbox__s_delete, mbox__s_trim, mbox__s_stats, mbox__s_vanished,
+    mbox__s_lock;
 
 struct mbox_store {
 	uv_loop_t *loop;

@@ -309,3 +309,40 @@ mbox_delete(struct mbox_store *st, const char *user, const char *folder,
 	req->cb.done = done;
 	return mbox__eval(st, &mbox__s_delete, &a, on_done, req);
 }
+
+/* --- the maildrop lock --------------------------------------------------------------- */
+
+static void
+on_lock(void *arg, int status, redisReply *r)
+{
+	struct mbox__req *req = arg;
+	uint64_t held = 0;
+
+	status = mbox__status("lock", status, r);
+	if (status == 0 && !mbox__u64(r, 0, &held))
+		status = -EIO;
+	req->cb.done(req->arg, status == 0 && held == 0 ? -ENOENT : status);
+	free(req);
+}
+
+int
+mbox_lock(struct mbox_store *st, const char *user, enum mbox_lock_op op, const char *token,
+    uint64_t ttl_ms, mbox_done_cb *done, void *arg)
+{
+	static const char *const ops[] = { "take", "refresh", "release" };
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if ((rc = mbox__check(user, NULL)) < 0)
+		return rc;
+	if ((unsigned)op >= sizeof ops / sizeof ops[0] || token == NULL || token[0] == '\0' ||
+	    strlen(token) > MBOX_LOCK_TOKEN_MAX || ttl_ms == 0)
+		return -EINVAL;
+	req = mbox__req_start(st, &a, user, NULL, arg);
+	req->cb.done = done;
+	mbox__args(&a, ops[op]);
+	mbox__args(&a, token);
+	mbox__argu(&a, ttl_ms);
+	return mbox__eval(st, &mbox__s_lock, &a, on_lock, req);
+}

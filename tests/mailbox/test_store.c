@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/time.h>
 
 #include "core/config.h"
@@ -786,6 +787,48 @@ START_TEST(expunge_takes_deleted_only)
 }
 END_TEST
 
+static int
+t_lock(struct mt *t, const char *user, enum mbox_lock_op op, const char *token, uint64_t ttl)
+{
+	struct res r = { 0 };
+
+	ck_assert_int_eq(mbox_lock(t->st, user, op, token, ttl, on_done, &r), 0);
+	mt_wait(t, &r.done);
+	return r.status;
+}
+
+/* The maildrop lock: one holder per user, released by its holder only, lapsing after its ttl. */
+START_TEST(maildrop_lock_one_holder)
+{
+	struct mt t;
+	struct timespec lapse = { 0, 150 * 1000 * 1000 };
+
+	mt_open(&t, NULL);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node1.s1", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node2.s9", 60000), -EBUSY);
+	/* Another user's maildrop is not held by it. */
+	ck_assert_int_eq(t_lock(&t, "blog", MBOX_LOCK_TAKE, "node2.s9", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_REFRESH, "node1.s1", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_REFRESH, "node2.s9", 60000), -EBUSY);
+	/* Only the holder releases it. */
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_RELEASE, "node2.s9", 60000), -ENOENT);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node2.s9", 60000), -EBUSY);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_RELEASE, "node1.s1", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node2.s9", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_RELEASE, "node2.s9", 60000), 0);
+	/* A holder that stops refreshing loses it after the ttl. */
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node1.s2", 50), 0);
+	nanosleep(&lapse, NULL);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_TAKE, "node2.s3", 60000), 0);
+	ck_assert_int_eq(t_lock(&t, "shop", MBOX_LOCK_RELEASE, "node1.s2", 60000), -ENOENT);
+	/* Bad arguments are refused before Redis is asked. */
+	ck_assert_int_eq(mbox_lock(t.st, "shop", MBOX_LOCK_TAKE, "", 1000, on_done, NULL), -EINVAL);
+	ck_assert_int_eq(mbox_lock(t.st, "shop", MBOX_LOCK_TAKE, "x", 0, on_done, NULL), -EINVAL);
+	ck_assert_int_eq(mbox_lock(t.st, "a b", MBOX_LOCK_TAKE, "x", 10, on_done, NULL), -EINVAL);
+	mt_close(&t);
+}
+END_TEST
+
 START_TEST(folders_create_rename_delete)
 {
 	struct mt t;
@@ -1325,6 +1368,7 @@ store_suite(void)
 	tcase_add_test(tc, move_expunges_and_remembers);
 	tcase_add_test(tc, expunge_takes_deleted_only);
 	tcase_add_test(tc, folders_create_rename_delete);
+	tcase_add_test(tc, maildrop_lock_one_holder);
 	tcase_add_test(tc, max_messages_expunges_the_oldest);
 	tcase_add_test(tc, retention_trims_old_messages);
 	tcase_add_test(tc, concurrent_appends_get_distinct_uids);
