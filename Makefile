@@ -112,6 +112,8 @@ MAILBOX_SRCS := \
 	mailbox/dsn.c \
 	mailbox/ingest.c \
 	mailbox/names.c \
+	mailbox/pop3_parse.c \
+	mailbox/pop3d.c \
 	mailbox/report.c \
 	mailbox/store.c \
 	mailbox/store_admin.c \
@@ -185,13 +187,14 @@ CHECK_SRCS := \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
 	tests/mailbox/test_ingest.c \
+	tests/mailbox/test_pop3_parse.c \
 	tests/mailbox/test_report.c \
 	tests/mailbox/test_store.c \
 	tests/mailbox/test_watch.c
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce fuzz_inbound_cmd fuzz_dsn
+	fuzz_bounce fuzz_inbound_cmd fuzz_dsn fuzz_pop3_cmd
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -306,7 +309,8 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
 	policy/dkimverify.c policy/dnswait.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
-	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c \
+	mailbox/pop3_parse.c
 
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 

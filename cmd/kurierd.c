@@ -27,7 +27,10 @@
  * a minute and at most an hour (trim_interval); one at a time, the next
  * timed from the end of the last; SIGTERM lets one in flight finish
  * (within the grace).  kurierd opens the mailbox store once for every
- * role that needs it (k.store).
+ * role that needs it (k.store).  The mailbox role also serves the store
+ * to mail clients over POP3 ([mailbox] pop3, pop3s: mailbox/pop3d.h),
+ * with the same user store and lock-out as SMTP AUTH; SIGHUP reloads its
+ * TLS certificate too.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,6 +53,7 @@
 #include "policy/policy.h"
 #include "deliver/deliver.h"
 #include "mailbox/ingest.h"
+#include "mailbox/pop3d.h"
 #include "mailbox/report.h"
 #include "mailbox/store.h"
 #include "queue/queue.h"
@@ -74,6 +78,7 @@ struct kurier {
 	struct auth *auth;            /* relay role */
 	struct policy *policy;        /* relay and deliver roles */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
+	struct pop3d *pop3d;          /* mailbox role with POP3 listeners; NULL once stopped */
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
 	struct mbox_store *store;     /* mailbox role, and relay's inbound sink */
 	struct ingest *ingest;        /* relay role: the inbound sink */
@@ -365,6 +370,15 @@ on_smtpd_stopped(void *arg)
 }
 
 static void
+on_pop3d_stopped(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->pop3d = NULL;
+	kurier_stop(k, NULL);
+}
+
+static void
 on_deliver_stopped(void *arg)
 {
 	struct kurier *k = arg;
@@ -424,12 +438,15 @@ kurier_stop(struct kurier *k, const char *why)
 		uv_timer_start(&k->grace, on_grace, k->cfg.server.shutdown_grace_ms + 1000, 0);
 		if (k->smtpd != NULL)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
+		if (k->pop3d != NULL)
+			pop3d_stop(k->pop3d, k->cfg.server.shutdown_grace_ms, on_pop3d_stopped, k);
 		if (k->deliver != NULL)
 			deliver_stop(k->deliver, k->cfg.server.shutdown_grace_ms, on_deliver_stopped, k);
 		if (k->report != NULL)
 			report_close(k->report, on_report_closed, k);
 	}
-	if (k->inflight == 0 && k->smtpd == NULL && k->deliver == NULL && k->report == NULL)
+	if (k->inflight == 0 && k->smtpd == NULL && k->pop3d == NULL && k->deliver == NULL &&
+	    k->report == NULL)
 		finish_stop(k);
 }
 
@@ -492,6 +509,13 @@ reload(struct kurier *k)
 			    log_quotes(q, sizeof q, err));
 		else
 			log_info("kurierd", "tls_reloaded", "listeners=submission,submissions");
+	}
+	if (k->pop3d != NULL) {
+		if (pop3d_reload_tls(k->pop3d, err, sizeof err) < 0)
+			log_error("kurierd", "tls_reload_failed", "listeners=pop3,pop3s error=%s action=\"kept the running certificate\"",
+			    log_quotes(q, sizeof q, err));
+		else
+			log_info("kurierd", "tls_reloaded", "listeners=pop3,pop3s");
 	}
 	{
 		char list[64] = "";
@@ -638,14 +662,19 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
-	if ((k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) ||
+	bool mail_clients = (k.cfg.server.roles & ROLE_MAILBOX) &&
+	    (k.cfg.mailbox.pop3.n > 0 || k.cfg.mailbox.pop3s.n > 0);
+
+	if ((k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) || mail_clients ||
 	    ((k.cfg.server.roles & ROLE_MAILBOX) && k.cfg.mailbox.dsn_to_sender)) {
 		if ((rc = policy_open(&k.policy, k.loop, &k.cfg, "kurierd-policy")) < 0)
 			log_fatal("kurierd", "policy_open", "error=\"%s\"", uv_strerror(rc));
 	}
-	if (k.cfg.server.roles & ROLE_RELAY) {
+	if ((k.cfg.server.roles & ROLE_RELAY) || mail_clients) {
 		if ((rc = auth_open(&k.auth, k.loop, &k.cfg, "kurierd-auth")) < 0)
 			log_fatal("kurierd", "auth_open", "error=\"%s\"", uv_strerror(rc));
+	}
+	if (k.cfg.server.roles & ROLE_RELAY) {
 		struct smtpd_sink sink = { &sink_queue, k.queue };
 		struct smtpd_sink inbound = { &sink_ingest, NULL };
 		struct smtpd_users users = { &users_auth, k.auth };
@@ -686,6 +715,14 @@ main(int argc, char **argv)
 		if (report_open(&k.report, k.loop, &k.cfg, k.queue, k.store, k.policy, consumer, err,
 		    sizeof err) < 0)
 			log_fatal("kurierd", "report", "error=%s", log_quotes(q, sizeof q, err));
+		if (mail_clients) {
+			if (pop3d_open(&k.pop3d, k.loop, &k.cfg, k.store, k.auth, k.policy, err,
+			    sizeof err) < 0)
+				log_fatal("kurierd", "pop3", "error=%s hint=\"fix [mailbox] pop3, pop3s or [tls] in %s, or stop what holds the port\"",
+				    log_quotes(q, sizeof q, err), k.config_path);
+			log_info("kurierd", "mailbox_listening", "pop3=%u pop3s=%u", k.cfg.mailbox.pop3.n,
+			    k.cfg.mailbox.pop3s.n);
+		}
 	}
 
 	uv_signal_init(k.loop, &k.sig_term);

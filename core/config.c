@@ -118,6 +118,11 @@ static const struct key_def keys[] = {
 	{ "mailbox", "max_bounce_size", K_SIZE, F(mailbox.max_bounce_size), 1024, 1ULL << 30 },
 	{ "mailbox", "soft_bounce_limit", K_UINT, F(mailbox.soft_bounce_limit), 0, 1000000 },
 	{ "mailbox", "soft_bounce_window", K_DURATION, F(mailbox.soft_bounce_window_ms), 60000, 365 * DAY },
+	{ "mailbox", "pop3", K_LISTEN, F(mailbox.pop3), 0, 0 },
+	{ "mailbox", "pop3s", K_LISTEN, F(mailbox.pop3s), 0, 0 },
+	{ "mailbox", "max_connections", K_UINT, F(mailbox.max_connections), 1, 1000000 },
+	{ "mailbox", "max_connections_per_ip", K_UINT, F(mailbox.max_connections_per_ip), 1, 1000000 },
+	{ "mailbox", "pop3_timeout", K_DURATION, F(mailbox.pop3_timeout_ms), 1000, DAY },
 	{ "policy", "rate", K_RATES, F(policy.rate), 0, 0 },
 	{ "policy", "rcpt_rate", K_RATES, F(policy.rcpt_rate), 0, 0 },
 	{ "policy", "suppressed", K_SUPPRESSED, F(policy.suppressed), 0, 0 },
@@ -205,6 +210,12 @@ config_defaults(struct config *cfg)
 	cfg->mailbox.max_bounce_size = 10 * 1024 * 1024;
 	cfg->mailbox.soft_bounce_limit = 5;
 	cfg->mailbox.soft_bounce_window_ms = 30 * DAY;
+	config_parse_listen("0.0.0.0:110", &cfg->mailbox.pop3, &why);
+	config_parse_listen("0.0.0.0:995", &cfg->mailbox.pop3s, &why);
+	cfg->mailbox.max_connections = 20000;
+	cfg->mailbox.max_connections_per_ip = 50;
+	/* RFC 1939 3: an autologout timer of at least 10 minutes. */
+	cfg->mailbox.pop3_timeout_ms = 10 * 60000;
 	cfg->policy.suppressed = CONFIG_SUPPRESSED_REJECT;
 	cfg->policy.suppress_bounces = true;
 	cfg->policy.auth_fail_limit = 5;

@@ -194,6 +194,11 @@ struct config {
 		uint64_t max_bounce_size;           /* inbound MX's SIZE */
 		unsigned soft_bounce_limit;         /* soft bounces ... 0 = off */
 		uint64_t soft_bounce_window_ms;     /* ... in this window suppress the address */
+		struct config_listen pop3;          /* POP3 with STLS (RFC 1939, RFC 2595) */
+		struct config_listen pop3s;         /* POP3 over implicit TLS (RFC 8314) */
+		unsigned max_connections;           /* IMAP and POP3 sessions in all */
+		unsigned max_connections_per_ip;    /* ... from one client address */
+		uint64_t pop3_timeout_ms;           /* idle POP3 session closed after */
 	} mailbox;
 	/*
 	 * Lists of any length, on the heap: config_free() releases them and

@@ -154,7 +154,12 @@ START_TEST(test_mailbox_keys)
 	    "spf_fail = reject\n"
 	    "max_bounce_size = 2M\n"
 	    "soft_bounce_limit = 0\n"
-	    "soft_bounce_window = 10d\n";
+	    "soft_bounce_window = 10d\n"
+	    "pop3 = 127.0.0.1:2110\n"
+	    "pop3s =\n"
+	    "max_connections = 300\n"
+	    "max_connections_per_ip = 7\n"
+	    "pop3_timeout = 15m\n";
 	char err[CONFIG_ERR_MAX];
 	struct config cfg;
 
@@ -170,6 +175,12 @@ START_TEST(test_mailbox_keys)
 	ck_assert_uint_eq(cfg.mailbox.max_bounce_size, 10 * 1024 * 1024);
 	ck_assert_uint_eq(cfg.mailbox.soft_bounce_limit, 5);
 	ck_assert_uint_eq(cfg.mailbox.soft_bounce_window_ms, 30 * DAY_MS);
+	ck_assert_uint_eq(cfg.mailbox.pop3.n, 1);
+	ck_assert_uint_eq(cfg.mailbox.pop3.ep[0].port, 110);
+	ck_assert_uint_eq(cfg.mailbox.pop3s.ep[0].port, 995);
+	ck_assert_uint_eq(cfg.mailbox.max_connections, 20000);
+	ck_assert_uint_eq(cfg.mailbox.max_connections_per_ip, 50);
+	ck_assert_uint_eq(cfg.mailbox.pop3_timeout_ms, 10 * 60000);
 
 	ck_assert_int_eq(load(&cfg, text, err), 0);
 	ck_assert_str_eq(err, "");
@@ -184,6 +195,13 @@ START_TEST(test_mailbox_keys)
 	ck_assert_uint_eq(cfg.mailbox.max_bounce_size, 2 * 1024 * 1024);
 	ck_assert_uint_eq(cfg.mailbox.soft_bounce_limit, 0);
 	ck_assert_uint_eq(cfg.mailbox.soft_bounce_window_ms, 10 * DAY_MS);
+	ck_assert_uint_eq(cfg.mailbox.pop3.n, 1);
+	ck_assert_uint_eq(cfg.mailbox.pop3.ep[0].port, 2110);
+	ck_assert_uint_eq(cfg.mailbox.pop3s.n, 0);
+	ck_assert_uint_eq(cfg.mailbox.max_connections, 300);
+	ck_assert_uint_eq(cfg.mailbox.max_connections_per_ip, 7);
+	ck_assert_uint_eq(cfg.mailbox.pop3_timeout_ms, 15 * 60000);
+	ck_assert_int_eq(load(&cfg, "[mailbox]\npop3_timeout = 500ms\n", err), -EINVAL);
 	ck_assert_int_eq(load(&cfg, "[relay]\ninbound =\n", err), 0);
 	ck_assert_uint_eq(cfg.relay.inbound.n, 0);
 }

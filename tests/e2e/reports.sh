@@ -86,6 +86,8 @@ route.other.test = [127.0.0.2]:$sport
 
 [mailbox]
 delay_warning = 2s
+pop3 =
+pop3s =
 $3
 CONF
 }

@@ -16,7 +16,8 @@
 # (soft-bounce-limit) at [mailbox] soft_bounce_limit, not before, and a
 # return delivered twice counts once; a forged VERP address -> 550
 # 5.1.1; a foreign domain -> 550 5.7.1 and nothing relayed; postmaster@
-# -> [mailbox] postmaster's INBOX; `kurierctl bounce list` lists them.
+# -> [mailbox] postmaster's INBOX; `kurierctl bounce list` lists them;
+# the user reads the stored report over POP3 ([mailbox] pop3s).
 #
 # Environment: KURIER_BIN (kurierd, kurierctl), KURIER_REDIS_CONF; see
 # lib.sh.  Needs python3 with aiosmtpd (sink.py) and dnsmasq.
@@ -39,6 +40,7 @@ pass "redis-server, dnsmasq and sink.py run"
 sub=$(free_port2)
 subs=$(free_port2)
 inb=$(free_port2)
+p3s=$(free_port2)
 CONF=$E2E_TMP/returns.conf
 mkdir -p "$E2E_TMP/data"
 conf_head "$CONF" "$E2E_TMP/data" "$rport" ret
@@ -63,6 +65,8 @@ suppress_bounces = yes
 [mailbox]
 postmaster = admin
 soft_bounce_limit = 3
+pop3 =
+pop3s = 127.0.0.1:$p3s
 
 [domain shop.example]
 CONF
@@ -250,6 +254,25 @@ check_match "bounce list --class hard: only hard" "$(printf '%s\n' "$out" | tail
 check_match "bounce list --class complaint: angry@example.org" "$(ctl bounce list --class complaint 2>&1)" 'angry@example\.org'
 check_match "bounce list --user shop --since 1h: six returns" "$(ctl bounce list --user shop --since 1h 2>&1 | tail -1)" '^6 returns$'
 check_exit "bounce list --class nonsense: usage error" 2 ctl bounce list --class nonsense
+
+# --- the site owner reads the returns over POP3 ----------------------------------------
+
+got=$(python3 - "$p3s" "$password" <<'PY' 2>&1
+import poplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=20)
+p.user("shop"); p.pass_(sys.argv[2])
+n, _ = p.stat()
+hard = 0
+for i in range(1, n + 1):
+    body = b"\r\n".join(p.retr(i)[1])
+    if body.startswith(b"X-Kurier-Class: hard") and b"gone@example.net" in body and b"5.1.1" in body:
+        hard += 1
+p.quit()
+print("messages=%d hard=%d" % (n, hard))
+PY
+)
+check_match "POP3 (implicit TLS): the user reads the stored hard-bounce report" "$got" '^messages=[1-9][0-9]* hard=1$'
 
 # --- stop -------------------------------------------------------------------------------
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # tls_reload.sh - SIGHUP loads a new certificate and key: new sessions
-# get it, a session open across the reload goes on and submits, and a
-# broken certificate is reported while the running one stays.
+# get it (SMTP submission and POP3 over implicit TLS), a session open
+# across the reload goes on and submits, and a broken certificate is
+# reported while the running one stays.
 source "$(dirname "$0")/lib.sh"
 e2e_init
 
 rport=$(free_port)
 sport=$(free_port)
+p3s=$(free_port)
+while [ "$p3s" = "$sport" ]; do p3s=$(free_port); done
 conf=$E2E_TMP/kurier.conf
 tls=$E2E_TMP/tls
 mkdir -p "$tls"
@@ -14,6 +17,12 @@ mkdir -p "$tls"
 make_cert() {
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj "/CN=$1" -keyout "$tls/key.pem" -out "$tls/cert.pem" >/dev/null 2>&1
+}
+
+# The SHA-256 fingerprint a new POP3 session over implicit TLS is shown.
+pop3_fingerprint() {
+	openssl s_client -connect "127.0.0.1:$p3s" </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2
 }
 
 # The SHA-256 fingerprint a new STARTTLS session is shown.
@@ -33,7 +42,10 @@ key = $tls/key.pem
 [relay]
 inbound =
 submission = 127.0.0.1:$sport
-submissions ="
+submissions =
+[mailbox]
+pop3 =
+pop3s = 127.0.0.1:$p3s"
 start_redis "$E2E_TMP/redis" "$rport"
 echo 'reload-password-1' | "$KURIER_BIN/kurierctl" -c "$conf" user add shop --domains shop.example >/dev/null
 log=$E2E_TMP/kurierd.log
@@ -44,6 +56,8 @@ wait_for 30 grep -q "event=relay_listening" "$log"
 check_eq "kurierd listens" "$?" 0
 first=$(file_fingerprint)
 check_eq "new sessions get the configured certificate" "$(served_fingerprint)" "$first"
+wait_for 30 grep -q "event=mailbox_listening" "$log"
+check_eq "POP3 sessions get it too" "$(pop3_fingerprint)" "$first"
 
 # A session that stays open across the reload (python, stdlib only).
 fifo=$E2E_TMP/go
@@ -73,6 +87,8 @@ kill -HUP "$kpid"
 wait_for 30 grep -q "event=tls_reloaded" "$log"
 check_eq "SIGHUP reloads the certificate" "$?" 0
 check_eq "new sessions get the new certificate" "$(served_fingerprint)" "$second"
+wait_for 30 grep -q "event=tls_reloaded listeners=pop3,pop3s" "$log"
+check_eq "new POP3 sessions get the new certificate" "$(pop3_fingerprint)" "$second"
 [ "$first" != "$second" ]
 check_eq "the two certificates differ" "$?" 0
 
@@ -89,6 +105,7 @@ wait_for 30 grep -q "event=tls_reload_failed" "$log"
 check_eq "a broken certificate is reported" "$?" 0
 check_match "naming the file" "$(grep event=tls_reload_failed "$log")" "cert.pem"
 check_eq "and new sessions still get the last good one" "$(served_fingerprint)" "$second"
+check_eq "POP3 sessions too" "$(pop3_fingerprint)" "$second"
 
 kill -TERM "$kpid"
 status=0
