@@ -179,7 +179,7 @@ struct imap_cmd {
 	size_t raw_len;
 	const char *tag;      /* NUL-terminated, inside raw */
 	const char *name;     /* the command word, NUL-terminated; "UID" for UID commands */
-	struct imap_tok *args;/* the arguments after the name, in preorder */
+	struct imap_tok *args;/* the arguments after the name, in preorder; NULL if none */
 	size_t nargs;         /* tokens in args (members of lists included) */
 };
 
