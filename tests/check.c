@@ -72,6 +72,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", report_suite,     true },
 	{ "mailbox", dsn_suite,        false },
 	{ "mailbox", pop3_parse_suite, false },
+	{ "mailbox", imap_parse_suite, false },
 };
 
 int
