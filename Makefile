@@ -108,6 +108,9 @@ MAILBOX_SRCS := \
 	mailbox/bounce_ses.c \
 	mailbox/bounce_text.c \
 	mailbox/dsn.c \
+	mailbox/imap_mime.c \
+	mailbox/imap_mime_env.c \
+	mailbox/imap_mime_text.c \
 	mailbox/ingest.c \
 	mailbox/names.c \
 	mailbox/report.c \
@@ -180,6 +183,7 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_imap_mime.c \
 	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_report.c \
 	tests/mailbox/test_store.c \
@@ -187,7 +191,7 @@ CHECK_SRCS := \
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce fuzz_inbound_cmd fuzz_dsn
+	fuzz_bounce fuzz_inbound_cmd fuzz_dsn fuzz_imap_mime
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -301,7 +305,8 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	queue/verp.c deliver/smtpreply.c deliver/dns_answer.c deliver/dkimsign.c deliver/dkimkey.c \
 	core/rfc5322.c policy/check.c policy/authres.c policy/spfcheck.c policy/spf_dns.c \
 	policy/dkimverify.c policy/dnswait.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
-	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c
+	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c \
+	mailbox/imap_mime.c mailbox/imap_mime_env.c mailbox/imap_mime_text.c
 
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 

@@ -69,6 +69,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", bounce_suite,     false },
 	{ "mailbox", report_suite,     true },
 	{ "mailbox", dsn_suite,        false },
+	{ "mailbox", imap_mime_suite,  false },
 };
 
 int

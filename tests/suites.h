@@ -63,6 +63,7 @@ Suite *ingest_suite(void);
 Suite *watch_suite(void);
 Suite *bounce_suite(void);
 Suite *dsn_suite(void);
+Suite *imap_mime_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
