@@ -640,7 +640,7 @@ imap_msg_section(const struct imap_msg *m, const char *spec, size_t len, struct 
 	const char *p = spec, *end = spec + len, *rest;
 	const struct imap_node *n, *target;
 	enum sect_kind kind;
-	struct fields f;
+	struct fields f = { .n = 0 };
 	bool path;
 	int err;
 

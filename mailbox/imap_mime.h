@@ -66,7 +66,9 @@ const char *imap_msg_raw(const struct imap_msg *m, size_t *len);
  * "in-reply-to" "message-id").  Values are the header text as written,
  * unfolded (CR and LF removed, the white space kept) and trimmed, RFC
  * 2047 encoded-words left encoded (what RFC 3501 asks and Dovecot does);
- * NIL for an absent or empty field; sender and reply-to default to from.
+ * NIL for an absent field ("" for one present but empty), NIL for an
+ * address field without addresses; sender and reply-to, absent or
+ * empty, are from.
  * Addresses are (name adl mailbox host): name the display name with its
  * quotes removed (or, failing one, the comment after the address), adl
  * the obsolete source route; a group is (NIL NIL "name" NIL) members
@@ -173,10 +175,11 @@ int imap_msg_date(const struct imap_msg *m, time_t *when, long *day);
 /*
  * imap_syntax_check - whether s[0..len) is balanced IMAP output: every
  * quoted string closed (and holding no CR, LF or NUL), every literal
- * {n}CRLF followed by n bytes, parentheses balanced outside them.  When
- * it holds, *nlists (may be NULL) is the number of parenthesised lists
- * directly inside the outermost one: for a multipart BODYSTRUCTURE, its
- * number of parts.  Used by the tests and the fuzz target.
+ * {n}CRLF followed by n bytes, parentheses balanced outside them, one
+ * outermost list.  When it holds, *nlists (may be NULL) is the number of
+ * lists that open the outermost one before its first other item: for a
+ * multipart BODY[STRUCTURE], its number of parts.  Used by the tests and
+ * the fuzz target.
  */
 bool imap_syntax_check(const char *s, size_t len, size_t *nlists);
 
