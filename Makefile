@@ -111,6 +111,9 @@ MAILBOX_SRCS := \
 	mailbox/bounce_text.c \
 	mailbox/dsn.c \
 	mailbox/imap_args.c \
+	mailbox/imap_mime.c \
+	mailbox/imap_mime_env.c \
+	mailbox/imap_mime_text.c \
 	mailbox/imap_parse.c \
 	mailbox/ingest.c \
 	mailbox/mutf7.c \
@@ -189,6 +192,7 @@ CHECK_SRCS := \
 	tests/deliver/test_smtpreply.c \
 	tests/mailbox/test_bounce.c \
 	tests/mailbox/test_dsn.c \
+	tests/mailbox/test_imap_mime.c \
 	tests/mailbox/test_imap_parse.c \
 	tests/mailbox/test_ingest.c \
 	tests/mailbox/test_pop3_parse.c \
@@ -198,7 +202,8 @@ CHECK_SRCS := \
 
 FUZZ_TARGETS := fuzz_envelope fuzz_config fuzz_smtp_cmd fuzz_smtp_data fuzz_verp \
 	fuzz_smtp_reply fuzz_dns_answer fuzz_dkim_from fuzz_header_check fuzz_mbox_names \
-	fuzz_bounce fuzz_inbound_cmd fuzz_dsn fuzz_pop3_cmd fuzz_imap_cmd
+	fuzz_bounce fuzz_inbound_cmd fuzz_dsn fuzz_pop3_cmd fuzz_imap_cmd \
+	fuzz_imap_mime
 
 .PHONY: all run check check-build bench fuzz install clean deps format format-all format-check
 all: bin/kurierd bin/kurierctl
@@ -315,7 +320,8 @@ FUZZ_LIB_SRCS := core/buf.c core/config.c core/config_value.c core/file.c core/l
 	policy/dkimverify.c policy/dnswait.c mailbox/names.c mailbox/bounce.c mailbox/bounce_class.c \
 	mailbox/bounce_lex.c mailbox/bounce_ses.c mailbox/bounce_text.c mailbox/dsn.c \
 	mailbox/pop3_parse.c mailbox/imap_parse.c mailbox/imap_args.c \
-	mailbox/mutf7.c
+	mailbox/mutf7.c \
+	mailbox/imap_mime.c mailbox/imap_mime_env.c mailbox/imap_mime_text.c
 
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 

@@ -41,6 +41,12 @@ gmime_start(void)
 	g_mime_init();
 }
 
+void
+bounce__gmime_init(void)
+{
+	pthread_once(&gmime_once, gmime_start);
+}
+
 /* --- small helpers (the rest are bounce_lex.c's) ------------------------------------ */
 
 /* set_str - *dst, a string of a result, becomes s ("" for NULL). */
@@ -585,7 +591,7 @@ bounce_parse(const char *msg, size_t len, struct bounce_result *out)
 	out->feedback_type = xstrdup("");
 	out->orig_message_id = xstrdup("");
 	out->orig_return_path = xstrdup("");
-	pthread_once(&gmime_once, gmime_start);
+	bounce__gmime_init();
 	scan(msg != NULL ? msg : "", msg != NULL ? len : 0, &sc);
 
 	if (bounce__ses_json(&sc, out)) {

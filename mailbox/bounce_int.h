@@ -93,6 +93,13 @@ char *bounce__field(const char *block, size_t len, const char *name);
 /* --- bounce.c -------------------------------------------------------------------------- */
 
 /*
+ * bounce__gmime_init - initialise GMime once per process (pthread_once,
+ * so any thread may call it).  Every mailbox/ file that uses GMime calls
+ * it first: g_mime_init() itself is not safe to race.
+ */
+void bounce__gmime_init(void);
+
+/*
  * bounce__status_text - delivery-status fields pasted into text (from
  * the first Reporting-MTA, Final-Recipient or Original-Recipient on)
  * read as a delivery-status part; recipients added to r.

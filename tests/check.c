@@ -73,6 +73,7 @@ static const struct group_suite all[] = {
 	{ "mailbox", dsn_suite,        false },
 	{ "mailbox", pop3_parse_suite, false },
 	{ "mailbox", imap_parse_suite, false },
+	{ "mailbox", imap_mime_suite,  false },
 };
 
 int

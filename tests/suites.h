@@ -67,6 +67,7 @@ Suite *bounce_suite(void);
 Suite *dsn_suite(void);
 Suite *pop3_parse_suite(void);
 Suite *imap_parse_suite(void);
+Suite *imap_mime_suite(void);
 
 /*
  * unit_child_status - run fn(arg) in a child process and return its
