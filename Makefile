@@ -116,6 +116,7 @@ MAILBOX_SRCS := \
 	mailbox/imap_mime_text.c \
 	mailbox/imap_parse.c \
 	mailbox/ingest.c \
+	mailbox/msrv.c \
 	mailbox/mutf7.c \
 	mailbox/names.c \
 	mailbox/pop3_parse.c \

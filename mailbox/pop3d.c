@@ -1,15 +1,14 @@
 /*
- * pop3d - the POP3 server: listeners, accepting under the connection
- * limits, sessions (the AUTHORIZATION, TRANSACTION and UPDATE states of
- * RFC 1939), the idle sweep and an orderly stop.  See pop3d.h.
+ * pop3d - the POP3 server: the AUTHORIZATION, TRANSACTION and UPDATE
+ * states of RFC 1939 over the mail-client server base (msrv.h: listeners,
+ * limits, connections, the login check, the stop).  See pop3d.h.
  *
  * A session handles one command at a time: a command that asks Redis or
  * the thread pool (a login, RETR, QUIT's update) marks it busy, and the
  * lines pipelined behind it (RFC 2449 PIPELINING) wait in its input
- * buffer until the answer came.  Every such call holds a reference, so a
- * session whose client went away is freed only when the last answer is
- * in; a callback that finds the connection gone (s->conn NULL) only
- * cleans up.
+ * buffer until the answer came (msrv_done).  Every such call holds a
+ * reference, so a callback may find the client gone (msrv_gone) and then
+ * only cleans up.
  */
 #include "mailbox/pop3d.h"
 
@@ -26,20 +25,16 @@
 #include "core/buf.h"
 #include "core/conn.h"
 #include "core/hash.h"
-#include "core/ipcount.h"
-#include "core/listener.h"
 #include "core/log.h"
 #include "core/sasl.h"
 #include "core/str.h"
-#include "core/tlsctx.h"
 #include "core/xmalloc.h"
+#include "mailbox/msrv.h"
 #include "mailbox/pop3_parse.h"
 
 #define C "pop3"
-#define OUT_HIGH (256 * 1024)    /* stop reading commands while more output is queued */
-#define SWEEP_MAX_MS 30000       /* idle sweep and lock refresh, at most this far apart */
-#define SWEEP_MIN_MS 250
-#define LOCK_SLACK_MS 60000      /* the lock outlives an idle session by this much */
+#define LOCK_SLACK_MS 60000 /* the lock outlives an idle session by this much */
+#define MAX_AUTH_FAILURES 3 /* wrong logins a session gets before it is closed */
 #define INBOX "INBOX"
 
 enum pop3_state {
@@ -56,32 +51,14 @@ struct pop3_msg {
 };
 
 struct pop3_sess {
-	struct pop3_sess *prev, *next;
-	struct pop3d *srv;
-	struct conn *conn; /* NULL once closed */
-	unsigned refs;
+	struct msrv_sess base; /* first: msrv allocates and passes it */
 	enum pop3_state state;
-	bool busy;          /* a command (or the TLS handshake) waits for an answer */
-	bool tls_wait;      /* busy for the handshake: STLS's or implicit TLS's */
-	bool greet_on_tls;  /* implicit TLS: the greeting follows the handshake */
-	bool tls;           /* TLS is on (STLS or implicit) */
-	bool authx;         /* AUTH PLAIN waits for its response line */
-	bool user_given;    /* USER accepted, PASS expected */
-	bool locked;        /* holds the maildrop lock */
+	bool authx;            /* AUTH PLAIN waits for its response line */
+	bool user_given;       /* USER accepted, PASS expected */
+	bool locked;           /* holds the maildrop lock */
 	bool lock_refreshing;
-	bool auth_pending;
-	auth_req_id auth_req;
-	char sid[24];
-	char client[64];
-	char user[AUTH_NAME_MAX + 1];
+	uint64_t lock_ms;      /* when the lock was last taken or refreshed */
 	char token[MBOX_LOCK_TOKEN_MAX + 1];
-	char pass[AUTH_PASSWORD_MAX + 1];
-	size_t passlen;
-	struct buf in;
-	uint64_t last_active;
-	uint64_t lock_ms;   /* when the lock was last taken or refreshed */
-	unsigned errors;
-	unsigned auth_failures;
 	uint32_t uidvalidity;
 	struct pop3_msg *msgs;
 	size_t nmsgs;
@@ -92,40 +69,22 @@ struct pop3_sess {
 	uint32_t cur_lines;
 };
 
-struct pop3_listen {
-	struct pop3d *srv;
-	bool implicit;
-};
-
 struct pop3d {
-	uv_loop_t *loop;
+	struct msrv *msrv;
 	const struct config *cfg;
 	struct mbox_store *store;
-	struct auth *auth;
-	struct policy *policy;
-	SSL_CTX *tls;
-	struct listener *listeners[POP3D_NLISTENERS];
-	struct pop3_listen listen[POP3D_NLISTENERS];
-	unsigned nlisteners_open;
-	struct ipcount *ipcounts;
-	struct pop3_sess *sessions;
-	size_t nsessions;  /* connected */
-	size_t nalive;     /* not freed */
-	uint64_t next_sid;
 	uint32_t host_hash; /* in lock tokens: this node */
-	uv_timer_t sweep;
-	uv_timer_t grace;
-	unsigned ntimers_open;
-	bool stopping;
 	void (*stop_done)(void *);
 	void *stop_arg;
 };
 
-static const struct conn_ops sess_ops;
-static void process(struct pop3_sess *s);
-static void maybe_stopped(struct pop3d *srv);
-
 /* --- session basics ------------------------------------------------------------ */
+
+static struct pop3d *
+pd(const struct pop3_sess *s)
+{
+	return msrv_arg(s->base.srv);
+}
 
 static void
 reply(struct pop3_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -137,8 +96,6 @@ reply(struct pop3_sess *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (s->conn == NULL)
-		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof line - 2, fmt, ap);
 	va_end(ap);
@@ -147,57 +104,37 @@ reply(struct pop3_sess *s, const char *fmt, ...)
 	if ((size_t)n > sizeof line - 3)
 		n = (int)(sizeof line - 3);
 	memcpy(line + n, "\r\n", 2);
-	conn_write(s->conn, line, (size_t)n + 2);
+	msrv_write(&s->base, line, (size_t)n + 2);
 }
 
 static void
 ref(struct pop3_sess *s)
 {
-	s->refs++;
+	msrv_ref(&s->base);
 }
 
 static void
 unref(struct pop3_sess *s)
 {
-	struct pop3d *srv = s->srv;
-
-	if (--s->refs > 0)
-		return;
-	explicit_bzero(s->pass, sizeof s->pass);
-	buf_free(&s->in);
-	free(s->msgs);
-	free(s);
-	srv->nalive--;
-	maybe_stopped(srv);
+	msrv_unref(&s->base);
 }
 
-/* gone - the client went away while a call was pending: clean up only. */
 static bool
 gone(const struct pop3_sess *s)
 {
-	return s->conn == NULL;
+	return msrv_gone(&s->base);
 }
 
 static void
 close_session(struct pop3_sess *s)
 {
-	if (s->conn != NULL)
-		conn_close(s->conn);
+	msrv_close(&s->base);
 }
 
-/* done - the pending command finished: read the next one (if still connected). */
 static void
 done(struct pop3_sess *s)
 {
-	s->busy = false;
-	if (gone(s))
-		return;
-	if (s->srv->stopping && s->state != ST_UPDATE) {
-		reply(s, "-ERR [SYS/TEMP] Server shutting down, try again later");
-		close_session(s);
-		return;
-	}
-	process(s);
+	msrv_done(&s->base);
 }
 
 static uint64_t
@@ -231,73 +168,34 @@ release_lock(struct pop3_sess *s)
 		return;
 	s->locked = false;
 	/* Nothing waits for the answer: the callback touches no session. */
-	if (mbox_lock(s->srv->store, s->user, MBOX_LOCK_RELEASE, s->token, 1, on_lock_released,
+	if (mbox_lock(pd(s)->store, s->base.user, MBOX_LOCK_RELEASE, s->token, 1, on_lock_released,
 	    NULL) < 0)
 		log_warn(C, "unlock_failed", "sid=%s user=%s error=\"redis down\" hint=\"the lock lapses on its own\"",
-		    s->sid, s->user);
+		    s->base.sid, s->base.user);
 }
 
 /* --- AUTHORIZATION ---------------------------------------------------------------- */
 
-static void
-wipe(struct pop3_sess *s)
-{
-	explicit_bzero(s->pass, sizeof s->pass);
-	s->passlen = 0;
-}
-
-/* login_failed_reply - after the failure was counted (or could not be). */
+/* login_over - answer a login that did not end in TRANSACTION. */
 static void
 login_over(struct pop3_sess *s, const char *line)
 {
 	s->user_given = false;
 	reply(s, "%s", line);
-	if (s->auth_failures >= 3 || s->errors >= s->srv->cfg->policy.max_errors) {
-		log_warn(C, "dropped", "sid=%s client=%s reason=auth_failures failures=%u", s->sid,
-		    s->client, s->auth_failures);
+	if (s->base.auth_failures >= MAX_AUTH_FAILURES ||
+	    s->base.errors >= pd(s)->cfg->policy.max_errors) {
+		log_warn(C, "dropped", "sid=%s client=%s reason=auth_failures failures=%u", s->base.sid,
+		    s->base.client, s->base.auth_failures);
 		close_session(s);
 	}
 	done(s);
 }
 
 static void
-on_fail_counted(void *arg, int status, const struct policy_result *res)
-{
-	struct pop3_sess *s = arg;
-
-	if (!gone(s)) {
-		if (status < 0)
-			log_warn(C, "auth_failure_not_counted", "sid=%s client=%s error=\"%s\"", s->sid,
-			    s->client, uv_strerror(status));
-		else if (res->verdict != POLICY_OK)
-			log_debug(C, "auth_locked", "sid=%s client=%s", s->sid, s->client);
-		login_over(s, "-ERR [AUTH] Authentication failed");
-	}
-	unref(s);
-}
-
-/* login_failed - wrong credentials: count them for the address, then answer.  Takes a reference. */
-static void
-login_failed(struct pop3_sess *s)
-{
-	char q[300];
-
-	s->auth_failures++;
-	s->errors++;
-	log_warn(C, "login", "sid=%s client=%s user=%s result=failed failures=%u", s->sid, s->client,
-	    log_quotes(q, sizeof q, s->user), s->auth_failures);
-	if (s->srv->policy != NULL &&
-	    policy_auth_failed(s->srv->policy, s->client, on_fail_counted, s) == 0)
-		return;
-	login_over(s, "-ERR [AUTH] Authentication failed");
-	unref(s);
-}
-
-static void
 tempfail(struct pop3_sess *s, const char *what, int status)
 {
-	log_warn(C, "login", "sid=%s client=%s user=%s result=tempfail what=%s error=\"%s\"", s->sid,
-	    s->client, s->user, what, uv_strerror(status));
+	log_warn(C, "login", "sid=%s client=%s user=%s result=tempfail what=%s error=\"%s\"",
+	    s->base.sid, s->base.client, s->base.user, what, uv_strerror(status));
 	login_over(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 }
 
@@ -335,11 +233,10 @@ on_listed(void *arg, int status, struct mbox_msgs *list)
 	s->uidvalidity = list != NULL ? list->uidvalidity : 0;
 	mbox_msgs_free(list);
 	s->state = ST_TRANS;
-	s->auth_failures = 0;
 	bytes = total_bytes(s, &n);
 	log_info(C, "login", "sid=%s client=%s user=%s result=ok tls=%s messages=%" PRIu32 " bytes=%" PRIu64,
-	    s->sid, s->client, s->user, conn_tls_version(s->conn) ? conn_tls_version(s->conn) : "none",
-	    n, bytes);
+	    s->base.sid, s->base.client, s->base.user,
+	    conn_tls_version(s->base.conn) ? conn_tls_version(s->base.conn) : "none", n, bytes);
 	reply(s, "+OK Logged in, maildrop has %" PRIu32 " messages (%" PRIu64 " octets)", n, bytes);
 	done(s);
 	unref(s);
@@ -360,8 +257,8 @@ on_locked(void *arg, int status)
 		return;
 	}
 	if (status == -EBUSY) {
-		log_info(C, "login", "sid=%s client=%s user=%s result=in_use", s->sid, s->client,
-		    s->user);
+		log_info(C, "login", "sid=%s client=%s user=%s result=in_use", s->base.sid,
+		    s->base.client, s->base.user);
 		login_over(s, "-ERR [IN-USE] Maildrop is in use by another session, try again later");
 		unref(s);
 		return;
@@ -372,8 +269,8 @@ on_locked(void *arg, int status)
 		return;
 	}
 	s->locked = true;
-	s->lock_ms = uv_now(s->srv->loop);
-	rc = mbox_list(s->srv->store, s->user, INBOX, NULL, 0, 0, on_listed, s);
+	s->lock_ms = uv_now(msrv_loop(s->base.srv));
+	rc = mbox_list(pd(s)->store, s->base.user, INBOX, NULL, 0, 0, on_listed, s);
 	if (rc < 0) {
 		release_lock(s);
 		tempfail(s, "list", rc);
@@ -381,112 +278,35 @@ on_locked(void *arg, int status)
 	}
 }
 
-/* take_lock - the password was right: lock the maildrop, then read it.  Holds the caller's reference. */
+/* on_login - the password check's outcome: lock the maildrop, then read it. */
 static void
-take_lock(struct pop3_sess *s)
+on_login(struct msrv_sess *b, enum msrv_login_result r, const struct auth_user *user)
 {
+	struct pop3_sess *s = (struct pop3_sess *)b;
 	int rc;
 
-	snprintf(s->token, sizeof s->token, "%08" PRIx32 ".%d.%s", s->srv->host_hash, (int)getpid(),
-	    s->sid);
-	rc = mbox_lock(s->srv->store, s->user, MBOX_LOCK_TAKE, s->token,
-	    s->srv->cfg->mailbox.pop3_timeout_ms + LOCK_SLACK_MS, on_locked, s);
+	(void)user;
+	switch (r) {
+	case MSRV_LOGIN_FAILED:
+		login_over(s, "-ERR [AUTH] Authentication failed");
+		return;
+	case MSRV_LOGIN_LOCKED:
+		login_over(s, "-ERR [SYS/TEMP] Too many failed logins from your address, try again later");
+		return;
+	case MSRV_LOGIN_TEMPFAIL:
+		login_over(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	case MSRV_LOGIN_OK:
+		break;
+	}
+	s->base.busy = true;
+	ref(s);
+	snprintf(s->token, sizeof s->token, "%08" PRIx32 ".%d.%s", pd(s)->host_hash, (int)getpid(),
+	    s->base.sid);
+	rc = mbox_lock(pd(s)->store, s->base.user, MBOX_LOCK_TAKE, s->token,
+	    pd(s)->cfg->mailbox.pop3_timeout_ms + LOCK_SLACK_MS, on_locked, s);
 	if (rc < 0) {
 		tempfail(s, "lock", rc);
-		unref(s);
-	}
-}
-
-static void
-on_verified(void *arg, int status, const struct auth_user *user)
-{
-	struct pop3_sess *s = arg;
-
-	s->auth_pending = false;
-	if (gone(s)) {
-		unref(s);
-		return;
-	}
-	if (status == -EACCES) {
-		login_failed(s);
-		return;
-	}
-	if (status < 0) {
-		tempfail(s, "verify", status);
-		unref(s);
-		return;
-	}
-	str_copy(s->user, user->name, sizeof s->user);
-	take_lock(s);
-}
-
-/* start_verify - not locked out: check the password.  Holds the caller's reference. */
-static void
-start_verify(struct pop3_sess *s)
-{
-	int rc;
-
-	rc = auth_verify(s->srv->auth, s->user, s->pass, s->passlen, on_verified, s, &s->auth_req);
-	wipe(s);
-	if (rc < 0) {
-		tempfail(s, "verify", rc);
-		unref(s);
-		return;
-	}
-	s->auth_pending = true;
-}
-
-static void
-on_lock_checked(void *arg, int status, const struct policy_result *res)
-{
-	struct pop3_sess *s = arg;
-
-	if (gone(s)) {
-		wipe(s);
-		unref(s);
-		return;
-	}
-	if (status < 0) {
-		wipe(s);
-		tempfail(s, "lockout_check", status);
-		unref(s);
-		return;
-	}
-	if (res->verdict != POLICY_OK) {
-		wipe(s);
-		s->errors++;
-		log_info(C, "login", "sid=%s client=%s user=%s result=locked_out", s->sid, s->client,
-		    s->user);
-		login_over(s, "-ERR [SYS/TEMP] Too many failed logins from your address, try again later");
-		unref(s);
-		return;
-	}
-	start_verify(s);
-}
-
-/*
- * login - credentials arrived: is the address locked out?  If not, the
- * password (auth_verify on the thread pool), then the maildrop lock and
- * the listing.  The password is wiped as soon as it was handed on.
- */
-static void
-login(struct pop3_sess *s, const char *user, size_t ulen, const char *pass, size_t plen)
-{
-	int rc;
-
-	s->busy = true;
-	ref(s);
-	str_copyn(s->user, user, ulen, sizeof s->user);
-	s->passlen = plen < sizeof s->pass ? plen : sizeof s->pass;
-	memcpy(s->pass, pass, s->passlen);
-	if (s->srv->policy == NULL) {
-		start_verify(s);
-		return;
-	}
-	rc = policy_auth_check(s->srv->policy, s->client, on_lock_checked, s);
-	if (rc < 0) {
-		wipe(s);
-		tempfail(s, "lockout_check", rc);
 		unref(s);
 	}
 }
@@ -499,28 +319,29 @@ auth_plain(struct pop3_sess *s, const char *b64, size_t len)
 	size_t n;
 
 	if (sasl_base64_decode(b64, len, msg, sizeof msg, &n) < 0) {
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR Invalid base64 data");
 		return;
 	}
 	if (sasl_plain_split(msg, n, authzid, sizeof authzid, authcid, sizeof authcid, passwd,
 	    sizeof passwd) < 0) {
 		explicit_bzero(msg, sizeof msg);
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR Malformed PLAIN response");
 		return;
 	}
 	explicit_bzero(msg, sizeof msg);
 	if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0) {
-		/* Acting for another user (RFC 4616 authzid) is not offered. */
+		/*
+		 * Acting for another user (RFC 4616 authzid) is not offered: it
+		 * fails, and counts, like a wrong password (an empty one never
+		 * verifies).
+		 */
 		explicit_bzero(passwd, sizeof passwd);
-		str_copy(s->user, authcid, sizeof s->user);
-		s->busy = true;
-		ref(s);
-		login_failed(s);
+		msrv_login(&s->base, authcid, strlen(authcid), "", 0, on_login);
 		return;
 	}
-	login(s, authcid, strlen(authcid), passwd, strlen(passwd));
+	msrv_login(&s->base, authcid, strlen(authcid), passwd, strlen(passwd), on_login);
 	explicit_bzero(passwd, sizeof passwd);
 }
 
@@ -538,17 +359,15 @@ auth_line(struct pop3_sess *s, const char *line, size_t len)
 static void
 capa(struct pop3_sess *s)
 {
-	bool tls_ok = s->tls || s->srv->tls == NULL;
-
 	reply(s, "+OK Capability list follows");
 	reply(s, "TOP");
 	reply(s, "UIDL");
 	reply(s, "RESP-CODES");
 	reply(s, "AUTH-RESP-CODE");
 	reply(s, "PIPELINING");
-	if (s->state == ST_AUTH && !s->tls)
+	if (s->state == ST_AUTH && !s->base.tls)
 		reply(s, "STLS");
-	if (s->state == ST_AUTH && tls_ok && s->tls) {
+	if (s->state == ST_AUTH && s->base.tls) {
 		reply(s, "USER");
 		reply(s, "SASL PLAIN");
 	}
@@ -558,62 +377,56 @@ capa(struct pop3_sess *s)
 	reply(s, ".");
 }
 
+#define NEED_TLS "-ERR [AUTH] Plaintext login is not allowed: send STLS first"
+
 static void
 cmd_auth_state(struct pop3_sess *s, const struct pop3_cmd *c)
 {
 	switch (c->verb) {
 	case POP3_STLS:
-		if (s->tls) {
+		if (s->base.tls) {
 			reply(s, "-ERR TLS is already on");
 			return;
 		}
 		reply(s, "+OK Begin TLS negotiation");
-		/* What the client pipelined after STLS was plaintext: dropped (RFC 2595 3.1). */
-		buf_reset(&s->in);
-		if (conn_start_tls(s->conn, s->srv->tls, true, NULL, false) < 0) {
-			close_session(s);
-			return;
-		}
-		s->tls = true;
-		s->busy = true;
-		s->tls_wait = true;
+		msrv_starttls(&s->base);
 		return;
 	case POP3_USER:
-		if (!s->tls) {
-			reply(s, "-ERR [AUTH] Plaintext login is not allowed: send STLS first");
+		if (!s->base.tls) {
+			reply(s, NEED_TLS);
 			return;
 		}
-		str_copyn(s->user, c->arg, c->arglen, sizeof s->user);
+		str_copyn(s->base.user, c->arg, c->arglen, sizeof s->base.user);
 		s->user_given = true;
 		reply(s, "+OK Send PASS");
 		return;
 	case POP3_PASS:
-		if (!s->tls) {
-			reply(s, "-ERR [AUTH] Plaintext login is not allowed: send STLS first");
+		if (!s->base.tls) {
+			reply(s, NEED_TLS);
 			return;
 		}
 		if (!s->user_given) {
-			s->errors++;
+			msrv_error(&s->base);
 			reply(s, "-ERR Send USER first");
 			return;
 		}
-		login(s, s->user, strlen(s->user), c->arg, c->arglen);
+		msrv_login(&s->base, s->base.user, strlen(s->base.user), c->arg, c->arglen, on_login);
 		return;
 	case POP3_AUTH:
 		if (c->arg == NULL) {
 			reply(s, "+OK Mechanisms follow");
-			if (s->tls)
+			if (s->base.tls)
 				reply(s, "PLAIN");
 			reply(s, ".");
 			return;
 		}
 		if (c->arglen != 5 || strncasecmp(c->arg, "PLAIN", 5) != 0) {
-			s->errors++;
+			msrv_error(&s->base);
 			reply(s, "-ERR Unrecognized authentication mechanism (PLAIN is offered)");
 			return;
 		}
-		if (!s->tls) {
-			reply(s, "-ERR [AUTH] Plaintext login is not allowed: send STLS first");
+		if (!s->base.tls) {
+			reply(s, NEED_TLS);
 			return;
 		}
 		if (c->initial == NULL) {
@@ -626,11 +439,11 @@ cmd_auth_state(struct pop3_sess *s, const struct pop3_cmd *c)
 		    c->initial_len);
 		return;
 	case POP3_APOP:
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR APOP is not offered: use USER and PASS or AUTH PLAIN over TLS");
 		return;
 	default:
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR Log in first (USER and PASS, or AUTH PLAIN)");
 		return;
 	}
@@ -667,8 +480,8 @@ on_body(void *arg, int status, struct mbox_body *b)
 	if (status == -ENOENT) {
 		reply(s, "-ERR Message %" PRIu32 " was removed by another session", s->cur_msg);
 	} else if (status < 0) {
-		log_warn(C, "retr_failed", "sid=%s user=%s msg=%" PRIu32 " error=\"%s\"", s->sid,
-		    s->user, s->cur_msg, uv_strerror(status));
+		log_warn(C, "retr_failed", "sid=%s user=%s msg=%" PRIu32 " error=\"%s\"", s->base.sid,
+		    s->base.user, s->cur_msg, uv_strerror(status));
 		reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 	} else {
 		buf_init(&out);
@@ -677,7 +490,7 @@ on_body(void *arg, int status, struct mbox_body *b)
 		else
 			buf_appendf(&out, "+OK %zu octets\r\n", b->len);
 		pop3_put_message(&out, b->data, b->len, s->cur_top, s->cur_lines);
-		conn_write(s->conn, buf_rptr(&out), buf_unread(&out));
+		conn_write(s->base.conn, buf_rptr(&out), buf_unread(&out));
 		buf_free(&out);
 		if (!s->cur_top && !s->msgs[s->cur_msg - 1].retrieved) {
 			s->msgs[s->cur_msg - 1].retrieved = true;
@@ -700,12 +513,12 @@ retr(struct pop3_sess *s, uint32_t n, bool top, uint32_t lines)
 	s->cur_msg = n;
 	s->cur_top = top;
 	s->cur_lines = lines;
-	s->busy = true;
+	s->base.busy = true;
 	ref(s);
-	rc = mbox_fetch(s->srv->store, s->user, INBOX, m->uid, on_body, s);
+	rc = mbox_fetch(pd(s)->store, s->base.user, INBOX, m->uid, on_body, s);
 	if (rc < 0) {
 		reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		s->busy = false;
+		s->base.busy = false;
 		unref(s);
 	}
 }
@@ -744,7 +557,7 @@ list(struct pop3_sess *s, const struct pop3_cmd *c, bool uidl)
 			buf_appendf(&out, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].size);
 	}
 	buf_appends(&out, ".\r\n");
-	conn_write(s->conn, buf_rptr(&out), buf_unread(&out));
+	conn_write(s->base.conn, buf_rptr(&out), buf_unread(&out));
 	buf_free(&out);
 }
 
@@ -779,14 +592,14 @@ static void
 signoff(struct pop3_sess *s, bool ok, size_t expunged)
 {
 	log_info(C, "logout", "sid=%s client=%s user=%s retrieved=%" PRIu32 " deleted=%zu reason=quit%s",
-	    s->sid, s->client, s->user, s->nretrieved, expunged, ok ? "" : " update=failed");
+	    s->base.sid, s->base.client, s->base.user, s->nretrieved, expunged, ok ? "" : " update=failed");
 	release_lock(s);
 	if (ok)
 		reply(s, "+OK Signing off, %zu messages deleted", expunged);
 	else
 		reply(s, "-ERR [SYS/TEMP] Some deleted messages were not removed, try again later");
 	s->state = ST_AUTH;
-	s->user[0] = '\0';
+	s->base.user[0] = '\0';
 	close_session(s);
 }
 
@@ -797,14 +610,14 @@ on_expunged(void *arg, int status, struct mbox_uids *res)
 	size_t n = status == 0 ? res->n : 0;
 
 	if (status < 0)
-		log_warn(C, "expunge_failed", "sid=%s user=%s error=\"%s\"", s->sid, s->user,
+		log_warn(C, "expunge_failed", "sid=%s user=%s error=\"%s\"", s->base.sid, s->base.user,
 		    uv_strerror(status));
 	mbox_uids_free(res);
 	if (!gone(s))
 		signoff(s, status == 0, n);
 	else
 		release_lock(s);
-	s->busy = false;
+	s->base.busy = false;
 	unref(s);
 }
 
@@ -820,11 +633,11 @@ update_expunge(struct pop3_sess *s)
 			signoff(s, true, 0);
 		else
 			release_lock(s);
-		s->busy = false;
+		s->base.busy = false;
 		unref(s);
 		return;
 	}
-	rc = mbox_expunge(s->srv->store, s->user, INBOX, r, n, true, on_expunged, s);
+	rc = mbox_expunge(pd(s)->store, s->base.user, INBOX, r, n, true, on_expunged, s);
 	free(r);
 	if (rc < 0)
 		on_expunged(s, rc, NULL);
@@ -837,7 +650,7 @@ on_seen(void *arg, int status, struct mbox_flags_result *res)
 
 	/* A message expunged meanwhile by IMAP is simply not there: not an error. */
 	if (status < 0 && status != -ENOENT)
-		log_warn(C, "seen_failed", "sid=%s user=%s error=\"%s\"", s->sid, s->user,
+		log_warn(C, "seen_failed", "sid=%s user=%s error=\"%s\"", s->base.sid, s->base.user,
 		    uv_strerror(status));
 	mbox_flags_result_free(res);
 	update_expunge(s);
@@ -853,20 +666,20 @@ update(struct pop3_sess *s)
 	int rc;
 
 	s->state = ST_UPDATE;
-	s->busy = true;
+	s->base.busy = true;
 	ref(s);
 	n = ranges(s, false, &r);
 	if (n == 0) {
 		update_expunge(s);
 		return;
 	}
-	req.user = s->user;
+	req.user = s->base.user;
 	req.folder = INBOX;
 	req.ranges = r;
 	req.nranges = n;
 	req.op = MBOX_FLAGS_ADD;
 	req.flags = "\\Seen";
-	rc = mbox_store_flags(s->srv->store, &req, on_seen, s);
+	rc = mbox_store_flags(pd(s)->store, &req, on_seen, s);
 	free(r);
 	if (rc < 0)
 		on_seen(s, rc, NULL);
@@ -914,7 +727,7 @@ cmd_trans_state(struct pop3_sess *s, const struct pop3_cmd *c)
 		reply(s, "+OK Maildrop has %" PRIu32 " messages (%" PRIu64 " octets)", n, bytes);
 		return;
 	default:
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR Already logged in");
 		return;
 	}
@@ -933,7 +746,7 @@ command(struct pop3_sess *s, const char *line, size_t len)
 		return;
 	}
 	if ((err = pop3_parse(line, len, &c)) != NULL) {
-		s->errors++;
+		msrv_error(&s->base);
 		reply(s, "-ERR %s", err);
 		return;
 	}
@@ -956,196 +769,62 @@ command(struct pop3_sess *s, const char *line, size_t len)
 		cmd_trans_state(s, &c);
 }
 
-/* process - run the complete command lines buffered, one at a time. */
+/* --- the protocol's side of msrv ------------------------------------------------------ */
+
 static void
-process(struct pop3_sess *s)
+p_start(struct msrv_sess *b)
 {
+	struct pop3_sess *s = (struct pop3_sess *)b;
+
+	reply(s, "+OK %s kurier POP3 ready", pd(s)->cfg->server.hostname);
+}
+
+/* p_input - run the complete command lines buffered, one at a time. */
+static void
+p_input(struct msrv_sess *b)
+{
+	struct pop3_sess *s = (struct pop3_sess *)b;
 	const char *line;
 	size_t len;
 	bool bare;
 	int rc;
 
-	while (!s->busy && !gone(s) && !conn_is_closing(s->conn)) {
-		if (conn_pending(s->conn) > OUT_HIGH) {
-			conn_read_stop(s->conn);
-			return;
-		}
-		rc = buf_getline(&s->in, s->authx ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX - 2, &line,
-		    &len, &bare);
+	while (!b->busy && !gone(s) && !conn_is_closing(b->conn) &&
+	    conn_pending(b->conn) <= MSRV_OUT_HIGH) {
+		rc = buf_getline(&b->in, s->authx ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX - 2, &line, &len,
+		    &bare);
 		if (rc == BUF_NEEDMORE)
 			break;
 		if (rc == BUF_TOOLONG) {
-			s->errors++;
+			msrv_error(b);
 			s->authx = false;
 			reply(s, "-ERR Line too long");
 		} else {
 			command(s, line, len);
 		}
-		if (s->errors >= s->srv->cfg->policy.max_errors && !gone(s) &&
-		    !conn_is_closing(s->conn)) {
-			log_warn(C, "dropped", "sid=%s client=%s reason=max_errors", s->sid, s->client);
+		if (b->errors >= pd(s)->cfg->policy.max_errors && !gone(s) &&
+		    !conn_is_closing(b->conn)) {
+			log_warn(C, "dropped", "sid=%s client=%s reason=max_errors", b->sid, b->client);
 			reply(s, "-ERR Too many errors, closing");
 			close_session(s);
 		}
 	}
-	if (buf_unread(&s->in) == 0 && !s->in.skip)
-		buf_free(&s->in);
-}
-
-/* --- connection callbacks --------------------------------------------------------- */
-
-static void
-greet(struct pop3_sess *s)
-{
-	reply(s, "+OK %s kurier POP3 ready", s->srv->cfg->server.hostname);
+	if (!b->busy && !gone(s) && conn_pending(b->conn) > MSRV_OUT_HIGH)
+		conn_read_stop(b->conn);
 }
 
 static void
-on_read(struct conn *c, const char *data, size_t len)
+p_timeout(struct msrv_sess *b)
 {
-	struct pop3_sess *s = conn_data(c);
-
-	if (s == NULL)
-		return;
-	s->last_active = uv_now(s->srv->loop);
-	buf_append(&s->in, data, len);
-	process(s);
+	/* RFC 1939 3: the autologout timer ends the session without UPDATE. */
+	reply((struct pop3_sess *)b, "-ERR Autologout: idle for too long");
 }
 
 static void
-on_tls(struct conn *c, int status)
+p_shutdown(struct msrv_sess *b)
 {
-	struct pop3_sess *s = conn_data(c);
-
-	if (s == NULL || status < 0 || !s->tls_wait)
-		return;
-	s->last_active = uv_now(s->srv->loop);
-	s->tls_wait = false;
-	s->busy = false;
-	if (s->greet_on_tls)
-		greet(s);
-	process(s);
+	reply((struct pop3_sess *)b, "-ERR [SYS/TEMP] Server shutting down, try again later");
 }
-
-static void
-on_drain(struct conn *c)
-{
-	struct pop3_sess *s = conn_data(c);
-
-	if (s == NULL || gone(s))
-		return;
-	conn_read_start(c);
-	process(s);
-}
-
-static void
-on_close(struct conn *c, int status)
-{
-	struct pop3_sess *s = conn_data(c);
-	struct pop3d *srv;
-
-	if (s == NULL)
-		return;
-	srv = s->srv;
-	if (s->state == ST_TRANS)
-		log_info(C, "logout", "sid=%s client=%s user=%s retrieved=%" PRIu32 " deleted=0 reason=%s",
-		    s->sid, s->client, s->user, s->nretrieved,
-		    status == 0 ? "closed" : status == UV_EOF ? "disconnect" : uv_strerror(status));
-	else if (s->state == ST_AUTH)
-		log_debug(C, "disconnect", "sid=%s client=%s", s->sid, s->client);
-	s->conn = NULL;
-	if (s->auth_pending) {
-		auth_cancel(srv->auth, s->auth_req);
-		s->auth_pending = false;
-		/* The verify's reference: its callback will not come. */
-		s->refs--;
-	}
-	/* In UPDATE, the expunge's callback releases the lock once it is done. */
-	if (s->state != ST_UPDATE)
-		release_lock(s);
-	ipcount_release(srv->ipcounts, s->client);
-	srv->nsessions--;
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		srv->sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	unref(s);
-}
-
-static const struct conn_ops sess_ops = {
-	.on_read = on_read,
-	.on_tls = on_tls,
-	.on_drain = on_drain,
-	.on_close = on_close,
-};
-
-/* --- accepting ------------------------------------------------------------------------- */
-
-static void
-on_accept(void *arg, uv_stream_t *server)
-{
-	struct pop3_listen *la = arg;
-	struct pop3d *srv = la->srv;
-	struct pop3_sess *s;
-	struct conn *c;
-	char client[64];
-	const char *line;
-	bool total;
-
-	if (srv->stopping) {
-		listener_reject(server);
-		return;
-	}
-	if (conn_accept(&c, server, &sess_ops, NULL) < 0)
-		return;
-	str_copy(client, conn_peer_addr(c), sizeof client);
-	total = srv->nsessions >= srv->cfg->mailbox.max_connections;
-	if (total || !ipcount_take(srv->ipcounts, client, srv->cfg->mailbox.max_connections_per_ip)) {
-		log_warn(C, "connection_refused", "client=%s reason=%s", client,
-		    total ? "max_connections" : "max_connections_per_ip");
-		if (la->implicit) {
-			/* Implicit TLS: a plaintext reply would read as a TLS error. */
-			conn_abort(c);
-			return;
-		}
-		line = total ? "-ERR [SYS/TEMP] Too many connections, try again later\r\n" :
-		    "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n";
-		conn_write(c, line, strlen(line));
-		conn_close(c);
-		return;
-	}
-	s = xcalloc(1, sizeof *s);
-	s->srv = srv;
-	s->conn = c;
-	s->refs = 1;
-	buf_init(&s->in);
-	str_copy(s->client, client, sizeof s->client);
-	snprintf(s->sid, sizeof s->sid, "P%" PRIx64, ++srv->next_sid);
-	s->last_active = uv_now(srv->loop);
-	s->next = srv->sessions;
-	if (s->next != NULL)
-		s->next->prev = s;
-	srv->sessions = s;
-	srv->nsessions++;
-	srv->nalive++;
-	conn_set_data(c, s);
-	log_debug(C, "connect", "sid=%s client=%s tls=%s", s->sid, client,
-	    la->implicit ? "implicit" : "none");
-	if (la->implicit) {
-		s->tls = true;
-		s->busy = true;
-		s->tls_wait = true;
-		s->greet_on_tls = true;
-		if (conn_start_tls(c, srv->tls, true, NULL, false) < 0)
-			conn_abort(c);
-		return;
-	}
-	greet(s);
-}
-
-/* --- the sweep: idle sessions and lock refreshes ------------------------------------ */
 
 static void
 on_refreshed(void *arg, int status)
@@ -1154,9 +833,9 @@ on_refreshed(void *arg, int status)
 
 	s->lock_refreshing = false;
 	if (status == 0) {
-		s->lock_ms = uv_now(s->srv->loop);
+		s->lock_ms = uv_now(msrv_loop(s->base.srv));
 	} else if (!gone(s) && s->locked) {
-		log_warn(C, "lock_lost", "sid=%s user=%s error=\"%s\"", s->sid, s->user,
+		log_warn(C, "lock_lost", "sid=%s user=%s error=\"%s\"", s->base.sid, s->base.user,
 		    uv_strerror(status));
 		if (status == -EBUSY) {
 			/* Another session has the maildrop now: this one must not expunge. */
@@ -1168,35 +847,58 @@ on_refreshed(void *arg, int status)
 	unref(s);
 }
 
+/* p_sweep - keep the maildrop lock while the session lives. */
 static void
-on_sweep(uv_timer_t *t)
+p_sweep(struct msrv_sess *b, uint64_t now)
 {
-	struct pop3d *srv = t->data;
-	uint64_t now = uv_now(srv->loop), idle = srv->cfg->mailbox.pop3_timeout_ms;
-	uint64_t lock_ttl = idle + LOCK_SLACK_MS;
+	struct pop3_sess *s = (struct pop3_sess *)b;
+	uint64_t ttl = pd(s)->cfg->mailbox.pop3_timeout_ms + LOCK_SLACK_MS;
 
-	for (struct pop3_sess *s = srv->sessions; s != NULL; s = s->next) {
-		if (s->conn == NULL || conn_is_closing(s->conn))
-			continue;
-		if (!s->busy && now - s->last_active >= idle) {
-			/* RFC 1939 3: the autologout timer ends the session without UPDATE. */
-			log_info(C, "timeout", "sid=%s client=%s user=%s idle_ms=%" PRIu64, s->sid,
-			    s->client, s->user, now - s->last_active);
-			reply(s, "-ERR Autologout: idle for too long");
-			close_session(s);
-			continue;
-		}
-		if (s->locked && !s->lock_refreshing && now - s->lock_ms >= lock_ttl / 3) {
-			s->lock_refreshing = true;
-			ref(s);
-			if (mbox_lock(srv->store, s->user, MBOX_LOCK_REFRESH, s->token, lock_ttl,
-			    on_refreshed, s) < 0) {
-				s->lock_refreshing = false;
-				unref(s);
-			}
-		}
+	if (!s->locked || s->lock_refreshing || now - s->lock_ms < ttl / 3)
+		return;
+	s->lock_refreshing = true;
+	ref(s);
+	if (mbox_lock(pd(s)->store, b->user, MBOX_LOCK_REFRESH, s->token, ttl, on_refreshed, s) < 0) {
+		s->lock_refreshing = false;
+		unref(s);
 	}
 }
+
+static void
+p_closed(struct msrv_sess *b, int status)
+{
+	struct pop3_sess *s = (struct pop3_sess *)b;
+
+	if (s->state == ST_TRANS)
+		log_info(C, "logout", "sid=%s client=%s user=%s retrieved=%" PRIu32 " deleted=0 reason=%s",
+		    b->sid, b->client, b->user, s->nretrieved,
+		    status == 0 ? "closed" : status == UV_EOF ? "disconnect" : uv_strerror(status));
+	else if (s->state == ST_AUTH)
+		log_debug(C, "disconnect", "sid=%s client=%s", b->sid, b->client);
+	/* In UPDATE, the expunge's callback releases the lock once it is done. */
+	if (s->state != ST_UPDATE)
+		release_lock(s);
+}
+
+static void
+p_free(struct msrv_sess *b)
+{
+	free(((struct pop3_sess *)b)->msgs);
+}
+
+static const struct msrv_proto pop3_proto = {
+	.name = C,
+	.sess_size = sizeof(struct pop3_sess),
+	.too_many = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+	.too_many_per_ip = "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+	.start = p_start,
+	.input = p_input,
+	.timeout = p_timeout,
+	.shutdown = p_shutdown,
+	.sweep = p_sweep,
+	.closed = p_closed,
+	.free = p_free,
+};
 
 /* --- the server ------------------------------------------------------------------------ */
 
@@ -1204,53 +906,23 @@ int
 pop3d_open(struct pop3d **out, uv_loop_t *loop, const struct config *cfg,
     struct mbox_store *store, struct auth *auth, struct policy *pol, char *err, size_t errsz)
 {
-	const struct config_listen *ls[POP3D_NLISTENERS] = { &cfg->mailbox.pop3,
-		&cfg->mailbox.pop3s };
+	struct msrv_opts opts = { &cfg->mailbox.pop3, &cfg->mailbox.pop3s, cfg->mailbox.pop3_timeout_ms };
 	struct pop3d *srv;
-	uint64_t sweep;
 	int rc;
 
-	if (store == NULL || auth == NULL) {
-		snprintf(err, errsz, "POP3 needs the mailbox store and the user directory");
+	if (store == NULL) {
+		snprintf(err, errsz, "POP3 needs the mailbox store");
 		return -EINVAL;
 	}
 	srv = xcalloc(1, sizeof *srv);
-	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->store = store;
-	srv->auth = auth;
-	srv->policy = pol;
 	srv->host_hash = fnv1a32_str(FNV1A32_INIT, cfg->server.hostname);
-	if ((rc = tlsctx_server(&srv->tls, cfg, err, errsz)) < 0) {
+	if ((rc = msrv_open(&srv->msrv, loop, cfg, &pop3_proto, &opts, auth, pol, srv, err,
+	    errsz)) < 0) {
 		free(srv);
 		return rc;
 	}
-	srv->ipcounts = ipcount_new();
-	for (int i = 0; i < POP3D_NLISTENERS; i++) {
-		if (ls[i]->n == 0)
-			continue;
-		srv->listen[i].srv = srv;
-		srv->listen[i].implicit = i == POP3D_POP3S;
-		rc = listener_open(&srv->listeners[i], loop, ls[i], 511, on_accept, &srv->listen[i],
-		    err, errsz);
-		if (rc < 0) {
-			for (int j = 0; j < i; j++)
-				if (srv->listeners[j] != NULL)
-					listener_close(srv->listeners[j], NULL, NULL);
-			ipcount_free(srv->ipcounts);
-			SSL_CTX_free(srv->tls);
-			free(srv);
-			return rc;
-		}
-		srv->nlisteners_open++;
-	}
-	uv_timer_init(loop, &srv->sweep);
-	uv_timer_init(loop, &srv->grace);
-	srv->sweep.data = srv->grace.data = srv;
-	srv->ntimers_open = 2;
-	sweep = cfg->mailbox.pop3_timeout_ms / 4;
-	sweep = sweep > SWEEP_MAX_MS ? SWEEP_MAX_MS : sweep < SWEEP_MIN_MS ? SWEEP_MIN_MS : sweep;
-	uv_timer_start(&srv->sweep, on_sweep, sweep, sweep);
 	*out = srv;
 	return 0;
 }
@@ -1258,97 +930,37 @@ pop3d_open(struct pop3d **out, uv_loop_t *loop, const struct config *cfg,
 int
 pop3d_reload_tls(struct pop3d *srv, char *err, size_t errsz)
 {
-	SSL_CTX *ctx;
-	int rc;
-
-	if ((rc = tlsctx_server(&ctx, srv->cfg, err, errsz)) < 0)
-		return rc;
-	/* Sessions mid-handshake hold their own reference to the old one. */
-	SSL_CTX_free(srv->tls);
-	srv->tls = ctx;
-	return 0;
+	return msrv_reload_tls(srv->msrv, err, errsz);
 }
 
 uint16_t
 pop3d_port(const struct pop3d *srv, enum pop3d_listener which, unsigned i)
 {
-	if ((unsigned)which >= POP3D_NLISTENERS || srv->listeners[which] == NULL)
-		return 0;
-	return listener_port(srv->listeners[which], i);
+	return msrv_port(srv->msrv, which == POP3D_POP3S, i);
 }
 
 size_t
 pop3d_sessions(const struct pop3d *srv)
 {
-	return srv->nsessions;
+	return msrv_sessions(srv->msrv);
 }
 
 static void
-on_timer_closed(uv_handle_t *h)
-{
-	struct pop3d *srv = h->data;
-	void (*cb)(void *);
-	void *arg;
-
-	if (--srv->ntimers_open > 0)
-		return;
-	cb = srv->stop_done;
-	arg = srv->stop_arg;
-	ipcount_free(srv->ipcounts);
-	SSL_CTX_free(srv->tls);
-	free(srv);
-	if (cb != NULL)
-		cb(arg);
-}
-
-static void
-maybe_stopped(struct pop3d *srv)
-{
-	if (!srv->stopping || srv->nalive > 0 || srv->nlisteners_open > 0 ||
-	    uv_is_closing((uv_handle_t *)&srv->sweep))
-		return;
-	uv_close((uv_handle_t *)&srv->sweep, on_timer_closed);
-	uv_close((uv_handle_t *)&srv->grace, on_timer_closed);
-}
-
-static void
-on_listener_closed(void *arg)
+on_stopped(void *arg)
 {
 	struct pop3d *srv = arg;
+	void (*cb)(void *) = srv->stop_done;
+	void *cb_arg = srv->stop_arg;
 
-	srv->nlisteners_open--;
-	maybe_stopped(srv);
-}
-
-static void
-on_grace(uv_timer_t *t)
-{
-	struct pop3d *srv = t->data;
-
-	for (struct pop3_sess *s = srv->sessions; s != NULL; s = s->next) {
-		log_warn(C, "cut", "sid=%s client=%s user=%s reason=shutdown_grace", s->sid, s->client,
-		    s->user);
-		if (s->conn != NULL)
-			conn_abort(s->conn);
-	}
+	free(srv);
+	if (cb != NULL)
+		cb(cb_arg);
 }
 
 void
-pop3d_stop(struct pop3d *srv, uint64_t grace_ms, void (*cb)(void *arg), void *arg)
+pop3d_stop(struct pop3d *srv, uint64_t grace_ms, void (*done_cb)(void *arg), void *arg)
 {
-	srv->stopping = true;
-	srv->stop_done = cb;
+	srv->stop_done = done_cb;
 	srv->stop_arg = arg;
-	uv_timer_stop(&srv->sweep);
-	for (int i = 0; i < POP3D_NLISTENERS; i++)
-		if (srv->listeners[i] != NULL)
-			listener_close(srv->listeners[i], on_listener_closed, srv);
-	for (struct pop3_sess *s = srv->sessions; s != NULL; s = s->next) {
-		if (s->busy || s->conn == NULL)
-			continue; /* done() closes it once its command is answered */
-		reply(s, "-ERR [SYS/TEMP] Server shutting down, try again later");
-		close_session(s);
-	}
-	uv_timer_start(&srv->grace, on_grace, grace_ms, 0);
-	maybe_stopped(srv);
+	msrv_stop(srv->msrv, grace_ms, on_stopped, srv);
 }

@@ -168,5 +168,10 @@ for _ in $(seq 100); do kill -0 "$kpid" 2>/dev/null || break; sleep 0.1; done
 wait "$kpid"
 check_eq "kurierd exits 0 after SIGTERM" "$?" 0
 check_match "greeting names the host" "$greet" '^\+OK kurier\.test kurier POP3 ready'
+if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$klog"; then
+	fail "kurierd: no sanitizer report" "$(grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$klog" | head -30)"
+else
+	pass "kurierd: no sanitizer report"
+fi
 
 e2e_done
