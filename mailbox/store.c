@@ -24,7 +24,7 @@ extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folder
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
     mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[],
-    mailbox_lua_lock[];
+    mailbox_lua_lock[], mailbox_lua_subscribe[];
 
 struct rdb_script mbox__s_append = { "mbox_append", mailbox_lua_append, "" };
 struct rdb_script mbox__s_status = { "mbox_status", mailbox_lua_status, "" };
@@ -41,12 +41,13 @@ struct rdb_script mbox__s_trim = { "mbox_trim", mailbox_lua_trim, "" };
 struct rdb_script mbox__s_stats = { "mbox_stats", mailbox_lua_stats, "" };
 struct rdb_script mbox__s_vanished = { "mbox_vanished", mailbox_lua_vanished, "" };
 struct rdb_script mbox__s_lock = { "mbox_lock", mailbox_lua_lock, "" };
+struct rdb_script mbox__s_subscribe = { "mbox_subscribe", mailbox_lua_subscribe, "" };
 
 static struct rdb_script *const scripts[] = {
 	&mbox__s_append, &mbox__s_status, &mbox__s_folders, &mbox__s_list, &mbox__s_fetch,
 	&mbox__s_flags, &mbox__s_copy, &mbox__s_expunge, &mbox__s_create, &mbox__s_rename,
 	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock,
-	NULL,
+	&mbox__s_subscribe, NULL,
 };
 
 /* --- names ---------------------------------------------------------------------- */

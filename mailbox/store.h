@@ -21,7 +21,8 @@
  * -ENOTCONN (Redis is down).  The callback's status is 0, -ENOENT (no
  * such user, folder or UID), -EEXIST (folder exists; append: the
  * dedup_key was seen), -EPERM (INBOX cannot be deleted), -ENOSPC (the
- * folder's UIDs are exhausted), -EIO (Redis answered with an error,
+ * folder's UIDs are exhausted; mbox_subscribe: the user holds
+ * MBOX_SUBSCRIPTIONS_MAX names already), -EIO (Redis answered with an error,
  * logged), -ECONNRESET (the connection broke: the change may or may not
  * have been made) or -ECANCELED (mbox_store_close ran first).  Results
  * handed to a callback (struct mbox_* pointers) are the callback's to
@@ -305,15 +306,66 @@ int mbox_create(struct mbox_store *st, const char *user, const char *folder,
     mbox_done_cb *done, void *arg);
 /*
  * mbox_rename - RFC 3501 6.3.5: the folder and the folders below it
- * ("from/x") take the new name, keeping UIDs and UIDVALIDITY.  Renaming
- * INBOX moves its messages into a new folder and leaves INBOX empty.
- * -ENOENT: no such folder; -EEXIST: the new name (or one below it) exists.
+ * ("from/x") take the new name, keeping UIDs and UIDVALIDITY, and so do
+ * the subscriptions of from and of every name below it (subscribed
+ * folders that do not exist included).  Renaming INBOX moves its
+ * messages into a new folder and leaves INBOX empty, and every
+ * subscription as it was (INBOX stays subscribed, the new folder is not
+ * subscribed for it).  -ENOENT: no such folder; -EEXIST: the new name
+ * (or one below it) exists.
  */
 int mbox_rename(struct mbox_store *st, const char *user, const char *from, const char *to,
     mbox_done_cb *done, void *arg);
-/* mbox_delete - drop a folder and its messages; -EPERM for INBOX. */
+/*
+ * mbox_delete - drop a folder and its messages; -EPERM for INBOX.  A
+ * subscription of the folder stays (RFC 3501 6.3.9: LSUB then shows it
+ * with \Noselect).
+ */
 int mbox_delete(struct mbox_store *st, const char *user, const char *folder,
     mbox_done_cb *done, void *arg);
+
+/*
+ * Subscriptions (RFC 3501 6.3.6 SUBSCRIBE, 6.3.7 UNSUBSCRIBE, 6.3.9 LSUB;
+ * RFC 5258 LIST (SUBSCRIBED)): per user a set of folder names in their
+ * stored form ("INBOX" in any case is "INBOX").  A name need not be a
+ * folder: subscribing one that does not exist is allowed (a client may
+ * subscribe before it creates), and a deleted folder stays subscribed.
+ * Subscriptions follow mbox_rename (see there).  They are not announced.
+ */
+
+/* Most names one user may have subscribed (bounds the set and a listing). */
+#define MBOX_SUBSCRIPTIONS_MAX 10000
+
+/*
+ * mbox_subscribe - subscribe user to folder (on) or unsubscribe it (!on).
+ * Both are idempotent: subscribing a subscribed name or unsubscribing one
+ * that is not is 0 and changes nothing.  -ENOSPC: on, a new name, and
+ * user holds MBOX_SUBSCRIPTIONS_MAX already.  A bad user or folder name
+ * is -EINVAL at once.
+ */
+int mbox_subscribe(struct mbox_store *st, const char *user, const char *folder, bool on,
+    mbox_done_cb *done, void *arg);
+
+struct mbox_subscription {
+	char *name;  /* stored form */
+	bool exists; /* a folder of that name exists now (else LSUB's \Noselect) */
+};
+
+struct mbox_subscriptions {
+	struct mbox_subscription *v; /* INBOX first, then by name (bytewise) */
+	size_t n;
+};
+
+typedef void mbox_subscriptions_cb(void *arg, int status, struct mbox_subscriptions *list);
+/*
+ * mbox_subscriptions - user's subscribed names, each with whether its
+ * folder exists, read in one atomic step.  A user without any (or
+ * unknown) gets an empty list, status 0.  At most MBOX_SUBSCRIPTIONS_MAX
+ * entries.
+ */
+int mbox_subscriptions(struct mbox_store *st, const char *user, mbox_subscriptions_cb *done,
+    void *arg);
+void mbox_subscriptions_free(struct mbox_subscriptions *list);
 
 /*
  * mbox_lock - a user's maildrop lock, held in Redis so that it holds

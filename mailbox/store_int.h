@@ -1,7 +1,8 @@
 /*
  * store_int.h - what store.c (lifecycle, append, reads), store_ops.c
- * (flags, copy, move, expunge, vanished, create, rename, delete) and
- * store_admin.c (trim, stats) share; included only inside mailbox/.
+ * (flags, copy, move, expunge, vanished, create, rename, delete, the
+ * maildrop lock, subscriptions) and store_admin.c (trim, stats) share;
+ * included only inside mailbox/.
  *
  * A call is one request (struct mbox__req, on the heap from the call
  * until its reply was handed to the caller's callback) and one script
@@ -26,7 +27,7 @@
 extern struct rdb_script mbox__s_append, mbox__s_status, mbox__s_folders, mbox__s_list,
     mbox__s_fetch, mbox__s_flags, mbox__s_copy, mbox__s_expunge, mbox__s_create,
     mbox__s_rename, mbox__s_delete, mbox__s_trim, mbox__s_stats, mbox__s_vanished,
-    mbox__s_lock;
+    mbox__s_lock, mbox__s_subscribe;
 
 struct mbox_store {
 	uv_loop_t *loop;
@@ -54,6 +55,7 @@ struct mbox__req {
 		mbox_done_cb *done;
 		mbox_count_cb *count;
 		mbox_stats_cb *stats;
+		mbox_subscriptions_cb *subs;
 	} cb;
 	char user[STR_USERNAME_MAX + 1];
 	uint64_t now; /* trim: the time it enforces the limits at */

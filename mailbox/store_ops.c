@@ -1,8 +1,9 @@
 /*
  * store_ops - the mailbox store's changes beyond append: flags (with
- * UNCHANGEDSINCE), copy and move (COPYUID), expunge, and the folder
- * operations create, rename and delete.  Each is one script of
- * mailbox/lua/; see store.h for the contract.
+ * UNCHANGEDSINCE), copy and move (COPYUID), expunge, the folder
+ * operations create, rename and delete, the maildrop lock and the IMAP
+ * subscriptions.  Each is one script of mailbox/lua/; see store.h for
+ * the contract.
  */
 #include "mailbox/store.h"
 
@@ -345,4 +346,100 @@ mbox_lock(struct mbox_store *st, const char *user, enum mbox_lock_op op, const c
 	mbox__args(&a, token);
 	mbox__argu(&a, ttl_ms);
 	return mbox__eval(st, &mbox__s_lock, &a, on_lock, req);
+}
+
+/* --- subscriptions ------------------------------------------------------------------- */
+
+int
+mbox_subscribe(struct mbox_store *st, const char *user, const char *folder, bool on,
+    mbox_done_cb *done, void *arg)
+{
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if (folder == NULL)
+		return -EINVAL;
+	if ((rc = mbox__check(user, folder)) < 0)
+		return rc;
+	req = mbox__req_start(st, &a, user, NULL, arg);
+	req->cb.done = done;
+	mbox__args(&a, on ? "on" : "off");
+	mbox__args(&a, mbox__folder(folder));
+	mbox__argu(&a, MBOX_SUBSCRIPTIONS_MAX);
+	/* { 1 } changed, { 0 } already so: both are success to the caller. */
+	return mbox__eval(st, &mbox__s_subscribe, &a, on_done, req);
+}
+
+void
+mbox_subscriptions_free(struct mbox_subscriptions *list)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->n; i++)
+		free(list->v[i].name);
+	free(list->v);
+	free(list);
+}
+
+/* INBOX first, then bytewise (the order of mbox_folders). */
+static int
+cmp_subscription(const void *pa, const void *pb)
+{
+	const struct mbox_subscription *a = pa, *b = pb;
+	bool ia = strcmp(a->name, "INBOX") == 0, ib = strcmp(b->name, "INBOX") == 0;
+
+	if (ia || ib)
+		return (int)ib - (int)ia;
+	return strcmp(a->name, b->name);
+}
+
+static void
+on_subscriptions(void *arg, int status, redisReply *r)
+{
+	struct mbox__req *req = arg;
+	struct mbox_subscriptions *list = NULL;
+
+	status = mbox__status("subscriptions", status, r);
+	if (status == 0 && r->elements % 2 != 0) {
+		log_error("mailbox", "bad_reply", "op=subscriptions");
+		status = -EIO;
+	}
+	if (status == 0) {
+		size_t cap = r->elements / 2;
+
+		list = xcalloc(1, sizeof *list);
+		list->v = xcalloc(cap ? cap : 1, sizeof *list->v);
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			struct mbox_subscription *s = &list->v[list->n];
+			uint64_t exists;
+
+			if (r->element[i]->type != REDIS_REPLY_STRING || !mbox__u64(r, i + 1, &exists)) {
+				log_error("mailbox", "bad_reply", "op=subscriptions");
+				continue;
+			}
+			s->name = mbox__strdup(r, i, NULL);
+			s->exists = exists != 0;
+			list->n++;
+		}
+		qsort(list->v, list->n, sizeof *list->v, cmp_subscription);
+	}
+	req->cb.subs(req->arg, status, list);
+	free(req);
+}
+
+int
+mbox_subscriptions(struct mbox_store *st, const char *user, mbox_subscriptions_cb *done,
+    void *arg)
+{
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if ((rc = mbox__check(user, NULL)) < 0)
+		return rc;
+	req = mbox__req_start(st, &a, user, NULL, arg);
+	req->cb.subs = done;
+	mbox__args(&a, "list");
+	return mbox__eval(st, &mbox__s_subscribe, &a, on_subscriptions, req);
 }

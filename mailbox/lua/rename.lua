@@ -2,7 +2,9 @@
 -- UIDVALIDITY under the new name, and so do the folders below it
 -- ("old/x" becomes "new/x").  Renaming INBOX moves its messages into a
 -- new folder of that name and leaves INBOX empty (its folders below are
--- not renamed, as the RFC says).
+-- not renamed, as the RFC says).  Subscriptions follow a rename: the
+-- folder's and every subscribed name below it ("old/x", whether or not
+-- that folder exists) take the new name; renaming INBOX leaves them all.
 -- ARGV: prefix, user, old name, new name, now (ms)
 -- Returns { mailbox id of the new name }
 local user, old, new, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -57,5 +59,18 @@ for _, mv in ipairs(moves) do
 	redis.call('HSET', uk, mv[2], mv[3])
 	redis.call('HSET', key('b', mv[3]), 'name', mv[2])
 	announce(user, 'rename ' .. mv[3] .. ' ' .. mv[2])
+end
+-- All old names out before any new one in: "a" renamed to "a/old" must
+-- not drop a subscription "a/old" it has just moved "a" to.
+local sk = key('s', user)
+local subs = {}
+for _, s in ipairs(redis.call('SMEMBERS', sk)) do
+	if s == old or string.sub(s, 1, #pfx) == pfx then
+		subs[#subs + 1] = s
+		redis.call('SREM', sk, s)
+	end
+end
+for _, s in ipairs(subs) do
+	redis.call('SADD', sk, new .. string.sub(s, #old + 1))
 end
 return { mid }

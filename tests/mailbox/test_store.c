@@ -2,8 +2,8 @@
  * test_store - the mailbox store's contract (mailbox/store.h) against a
  * real redis-server ($KURIER_TEST_REDIS): UIDs and MODSEQ across append,
  * flags, copy, move and expunge, shared raw bytes, dedup, the limits,
- * folders, concurrent appends on two connections, announcements, bad
- * names and a Redis that is down.
+ * folders, subscriptions, concurrent appends on two connections,
+ * announcements, bad names and a Redis that is down.
  */
 #include <check.h>
 #include <errno.h>
@@ -45,6 +45,7 @@ struct res {
 	struct mbox_copy_result *copy;
 	struct mbox_uids *uids;
 	struct mbox_stats *stats;
+	struct mbox_subscriptions *subs;
 };
 
 static void
@@ -218,6 +219,16 @@ on_stats(void *arg, int status, struct mbox_stats *s)
 
 	r->status = status;
 	r->stats = s;
+	r->done = true;
+}
+
+static void
+on_subs(void *arg, int status, struct mbox_subscriptions *l)
+{
+	struct res *r = arg;
+
+	r->status = status;
+	r->subs = l;
 	r->done = true;
 }
 
@@ -829,6 +840,199 @@ START_TEST(maildrop_lock_one_holder)
 }
 END_TEST
 
+static int
+t_subscribe(struct mt *t, const char *user, const char *folder, bool on)
+{
+	struct res r = { 0 };
+
+	ck_assert_int_eq(mbox_subscribe(t->st, user, folder, on, on_done, &r), 0);
+	mt_wait(t, &r.done);
+	return r.status;
+}
+
+/*
+ * t_subs - user's subscriptions in their order as "INBOX|a|b~", a "~"
+ * after a name whose folder does not exist (LSUB's \Noselect).
+ */
+static const char *
+t_subs(struct mt *t, const char *user)
+{
+	static char out[4096];
+	struct res r = { 0 };
+	size_t off = 0;
+
+	ck_assert_int_eq(mbox_subscriptions(t->st, user, on_subs, &r), 0);
+	mt_wait(t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(r.subs);
+	out[0] = '\0';
+	for (size_t i = 0; i < r.subs->n && off < sizeof out; i++)
+		off += (size_t)snprintf(out + off, sizeof out - off, "%s%s%s", i ? "|" : "",
+		    r.subs->v[i].name, r.subs->v[i].exists ? "" : "~");
+	mbox_subscriptions_free(r.subs);
+	return out;
+}
+
+/*
+ * Subscribe and unsubscribe are idempotent; the list is INBOX first, then
+ * bytewise, each name with whether its folder exists; a folder that does
+ * not exist may be subscribed; INBOX in any case is INBOX; users apart.
+ */
+START_TEST(subscriptions_idempotent_sorted)
+{
+	struct mt t;
+
+	mt_open(&t, NULL);
+	/* A user the store never saw: an empty list, not an error. */
+	ck_assert_str_eq(t_subs(&t, "shop"), "");
+	ck_assert_int_eq(t_subscribe(&t, "shop", "b", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "b", true), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "b~");
+	ck_assert_int_eq(mt_int(&t, "SCARD %s", "mbx:s:shop"), 1);
+	/* Subscribing makes no folder, and no user. */
+	ck_assert_int_eq(mt_int(&t, "EXISTS %s", "mbx:u:shop"), 0);
+	ck_assert_int_eq(mt_int(&t, "SCARD %s", "mbx:users"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "b"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "b");
+	ck_assert_int_eq(t_subscribe(&t, "shop", "inBox", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "Zeta", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "a b/c", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "B", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "Entw&APw-rfe", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "Übersicht", true), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "INBOX|B~|Entw&APw-rfe~|Zeta~|a b/c~|b|"
+	    "Übersicht~");
+	/* Unsubscribing: in any case for INBOX, twice, or a name never subscribed. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "INBOX", false), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "inbox", false), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "never", false), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "Zeta", false), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "zeta", false), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "B~|Entw&APw-rfe~|a b/c~|b|Übersicht~");
+	ck_assert_int_eq(mt_int(&t, "SCARD %s", "mbx:s:shop"), 5);
+	/* INBOX exists once the user has folders. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "INBOX", true), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "INBOX|B~|Entw&APw-rfe~|a b/c~|b|"
+	    "Übersicht~");
+	/* Another user's subscriptions are its own. */
+	ck_assert_int_eq(t_subscribe(&t, "blog", "b", true), 0);
+	ck_assert_str_eq(t_subs(&t, "blog"), "b~");
+	ck_assert_int_eq(t_subscribe(&t, "blog", "b", false), 0);
+	ck_assert_str_eq(t_subs(&t, "blog"), "");
+	ck_assert_int_eq(mt_int(&t, "SCARD %s", "mbx:s:shop"), 6);
+	mt_close(&t);
+}
+END_TEST
+
+/*
+ * A deleted folder stays subscribed (exists no more); a rename takes the
+ * subscriptions of the folder and of every name below it, and nothing
+ * else; a rename that fails moves none; renaming INBOX moves none.
+ */
+START_TEST(subscriptions_survive_delete_follow_rename)
+{
+	struct mt t;
+
+	mt_open(&t, NULL);
+	ck_assert_int_eq(t_create(&t, "shop", "a"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "a/b"), 0);
+	ck_assert_int_eq(t_create(&t, "shop", "ab"), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "a", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "a/b", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "a/c/d", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "ab", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "x", true), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "a|a/b|a/c/d~|ab|x~");
+
+	ck_assert_int_eq(t_delete(&t, "shop", "a/b"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "a|a/b~|a/c/d~|ab|x~");
+	ck_assert_int_eq(t_create(&t, "shop", "a/b"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "a|a/b|a/c/d~|ab|x~");
+
+	/* A clash: nothing renamed, no subscription moved. */
+	ck_assert_int_eq(t_create(&t, "shop", "z/b"), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "a", "z"), -EEXIST);
+	ck_assert_str_eq(t_subs(&t, "shop"), "a|a/b|a/c/d~|ab|x~");
+	ck_assert_int_eq(t_delete(&t, "shop", "z/b"), 0);
+
+	/* "ab" is not below "a"; "a/c/d" is, though no folder has that name. */
+	ck_assert_int_eq(t_rename(&t, "shop", "a", "z"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "ab|x~|z|z/b|z/c/d~");
+
+	/* Into a level below itself, where a subscribed name already is. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "z/old", true), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "z", "z/old"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "ab|x~|z/old|z/old/b|z/old/c/d~|z/old/old~");
+
+	/* Two names merging into one subscription. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "y/b", true), 0);
+	ck_assert_int_eq(t_rename(&t, "shop", "z/old", "y"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "ab|x~|y|y/b|y/c/d~|y/old~");
+
+	/* INBOX renamed: INBOX and what is below it stay subscribed, the new folder is not. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "INBOX", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "INBOX/sub", true), 0);
+	t_append(&t, "shop", "INBOX", MSG1, "");
+	ck_assert_int_eq(t_rename(&t, "shop", "inbox", "Old"), 0);
+	ck_assert_str_eq(t_subs(&t, "shop"), "INBOX|INBOX/sub~|ab|x~|y|y/b|y/c/d~|y/old~");
+	ck_assert_str_eq(t_uids(&t, "shop", "Old"), "1");
+	mt_close(&t);
+}
+END_TEST
+
+/* fill_subscriptions - n names "f1".."fN" written straight into user's set. */
+static void
+fill_subscriptions(struct mt *t, const char *user, int n)
+{
+	static const char fill[] = "for i = 1, tonumber(ARGV[1]) do "
+	    "redis.call('SADD', KEYS[1], 'f' .. i) end return redis.call('SCARD', KEYS[1])";
+	char suffix[128];
+	redisReply *r;
+
+	snprintf(suffix, sizeof suffix, "mbx:s:%s", user);
+	r = redis_test_cmd(t->sync, "EVAL %s 1 %s %d", fill,
+	    redis_test_key(t->cfg.redis.prefix, suffix), n);
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	ck_assert_int_eq(r->integer, n);
+	freeReplyObject(r);
+}
+
+/* At most MBOX_SUBSCRIPTIONS_MAX names per user: -ENOSPC for a new one past it. */
+START_TEST(subscriptions_limit)
+{
+	struct mt t;
+	struct res r = { 0 };
+
+	mt_open(&t, NULL);
+	fill_subscriptions(&t, "shop", MBOX_SUBSCRIPTIONS_MAX - 1);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "last", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "one more", true), -ENOSPC);
+	/* At the limit, a subscribed name still subscribes (idempotent) ... */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "last", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "f1", true), 0);
+	ck_assert_int_eq(mt_int(&t, "SCARD %s", "mbx:s:shop"), MBOX_SUBSCRIPTIONS_MAX);
+	/* ... another user is not affected ... */
+	ck_assert_int_eq(t_subscribe(&t, "blog", "one more", true), 0);
+	/* ... and one out makes room for one in. */
+	ck_assert_int_eq(t_subscribe(&t, "shop", "f7", false), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "one more", true), 0);
+	ck_assert_int_eq(t_subscribe(&t, "shop", "f7", true), -ENOSPC);
+	/* The whole list comes back, sorted. */
+	ck_assert_int_eq(mbox_subscriptions(t.st, "shop", on_subs, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_eq(r.subs->n, MBOX_SUBSCRIPTIONS_MAX);
+	for (size_t i = 1; i < r.subs->n; i++) {
+		ck_assert_int_lt(strcmp(r.subs->v[i - 1].name, r.subs->v[i].name), 0);
+		ck_assert(!r.subs->v[i].exists);
+	}
+	ck_assert_str_eq(r.subs->v[0].name, "f1");
+	ck_assert_str_eq(r.subs->v[r.subs->n - 1].name, "one more");
+	mbox_subscriptions_free(r.subs);
+	mt_close(&t);
+}
+END_TEST
+
 START_TEST(folders_create_rename_delete)
 {
 	struct mt t;
@@ -1221,6 +1425,19 @@ START_TEST(bad_names_are_refused)
 	ck_assert_int_eq(mbox_fetch(t.st, "shop", "INBOX", 0, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(mbox_create(t.st, "shop", "a//b", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(mbox_rename(t.st, "shop", "INBOX", "", NULL, NULL), -EINVAL);
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+		ck_assert_int_eq(mbox_subscribe(t.st, "shop", folders[i], true, NULL, NULL), -EINVAL);
+		ck_assert_int_eq(mbox_subscribe(t.st, "shop", folders[i], false, NULL, NULL),
+		    -EINVAL);
+	}
+	/* One byte past MBOX_FOLDER_MAX, and no name at all. */
+	longname[MBOX_FOLDER_MAX] = 'a';
+	ck_assert_int_eq(mbox_subscribe(t.st, "shop", longname, true, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(mbox_subscribe(t.st, "shop", NULL, true, NULL, NULL), -EINVAL);
+	for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+		ck_assert_int_eq(mbox_subscribe(t.st, users[i], "INBOX", true, NULL, NULL), -EINVAL);
+		ck_assert_int_eq(mbox_subscriptions(t.st, users[i], NULL, NULL), -EINVAL);
+	}
 	/* Nothing was written. */
 	{
 		char pattern[128];
@@ -1369,6 +1586,9 @@ store_suite(void)
 	tcase_add_test(tc, expunge_takes_deleted_only);
 	tcase_add_test(tc, folders_create_rename_delete);
 	tcase_add_test(tc, maildrop_lock_one_holder);
+	tcase_add_test(tc, subscriptions_idempotent_sorted);
+	tcase_add_test(tc, subscriptions_survive_delete_follow_rename);
+	tcase_add_test(tc, subscriptions_limit);
 	tcase_add_test(tc, max_messages_expunges_the_oldest);
 	tcase_add_test(tc, retention_trims_old_messages);
 	tcase_add_test(tc, concurrent_appends_get_distinct_uids);
