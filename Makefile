@@ -115,6 +115,10 @@ MAILBOX_SRCS := \
 	mailbox/imap_mime_env.c \
 	mailbox/imap_mime_text.c \
 	mailbox/imap_parse.c \
+	mailbox/imapd.c \
+	mailbox/imapd_fetch.c \
+	mailbox/imapd_mbox.c \
+	mailbox/imapd_select.c \
 	mailbox/ingest.c \
 	mailbox/msrv.c \
 	mailbox/mutf7.c \

@@ -28,7 +28,8 @@
  * timed from the end of the last; SIGTERM lets one in flight finish
  * (within the grace).  kurierd opens the mailbox store once for every
  * role that needs it (k.store).  The mailbox role also serves the store
- * to mail clients over POP3 ([mailbox] pop3, pop3s: mailbox/pop3d.h),
+ * to mail clients over POP3 ([mailbox] pop3, pop3s: mailbox/pop3d.h) and
+ * IMAP ([mailbox] imap, imaps: mailbox/imapd.h),
  * with the same user store and lock-out as SMTP AUTH; SIGHUP reloads its
  * TLS certificate too.
  */
@@ -52,6 +53,7 @@
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "deliver/deliver.h"
+#include "mailbox/imapd.h"
 #include "mailbox/ingest.h"
 #include "mailbox/pop3d.h"
 #include "mailbox/report.h"
@@ -79,6 +81,7 @@ struct kurier {
 	struct policy *policy;        /* relay and deliver roles */
 	struct smtpd *smtpd;          /* relay role; NULL once stopped */
 	struct pop3d *pop3d;          /* mailbox role with POP3 listeners; NULL once stopped */
+	struct imapd *imapd;          /* mailbox role with IMAP listeners; NULL once stopped */
 	struct deliver *deliver;      /* deliver role; NULL once stopped */
 	struct mbox_store *store;     /* mailbox role, and relay's inbound sink */
 	struct ingest *ingest;        /* relay role: the inbound sink */
@@ -379,6 +382,15 @@ on_pop3d_stopped(void *arg)
 }
 
 static void
+on_imapd_stopped(void *arg)
+{
+	struct kurier *k = arg;
+
+	k->imapd = NULL;
+	kurier_stop(k, NULL);
+}
+
+static void
 on_deliver_stopped(void *arg)
 {
 	struct kurier *k = arg;
@@ -440,13 +452,15 @@ kurier_stop(struct kurier *k, const char *why)
 			smtpd_stop(k->smtpd, k->cfg.server.shutdown_grace_ms, on_smtpd_stopped, k);
 		if (k->pop3d != NULL)
 			pop3d_stop(k->pop3d, k->cfg.server.shutdown_grace_ms, on_pop3d_stopped, k);
+		if (k->imapd != NULL)
+			imapd_stop(k->imapd, k->cfg.server.shutdown_grace_ms, on_imapd_stopped, k);
 		if (k->deliver != NULL)
 			deliver_stop(k->deliver, k->cfg.server.shutdown_grace_ms, on_deliver_stopped, k);
 		if (k->report != NULL)
 			report_close(k->report, on_report_closed, k);
 	}
-	if (k->inflight == 0 && k->smtpd == NULL && k->pop3d == NULL && k->deliver == NULL &&
-	    k->report == NULL)
+	if (k->inflight == 0 && k->smtpd == NULL && k->pop3d == NULL && k->imapd == NULL &&
+	    k->deliver == NULL && k->report == NULL)
 		finish_stop(k);
 }
 
@@ -516,6 +530,13 @@ reload(struct kurier *k)
 			    log_quotes(q, sizeof q, err));
 		else
 			log_info("kurierd", "tls_reloaded", "listeners=pop3,pop3s");
+	}
+	if (k->imapd != NULL) {
+		if (imapd_reload_tls(k->imapd, err, sizeof err) < 0)
+			log_error("kurierd", "tls_reload_failed", "listeners=imap,imaps error=%s action=\"kept the running certificate\"",
+			    log_quotes(q, sizeof q, err));
+		else
+			log_info("kurierd", "tls_reloaded", "listeners=imap,imaps");
 	}
 	{
 		char list[64] = "";
@@ -662,8 +683,9 @@ main(int argc, char **argv)
 	if ((rc = queue_open(&k.queue, k.loop, &k.cfg, "kurierd")) < 0)
 		log_fatal("kurierd", "queue_open", "error=\"%s\"", uv_strerror(rc));
 	queue_on_state(k.queue, on_queue_state, &k);
-	bool mail_clients = (k.cfg.server.roles & ROLE_MAILBOX) &&
-	    (k.cfg.mailbox.pop3.n > 0 || k.cfg.mailbox.pop3s.n > 0);
+	bool pop3 = k.cfg.mailbox.pop3.n > 0 || k.cfg.mailbox.pop3s.n > 0;
+	bool imap = k.cfg.mailbox.imap.n > 0 || k.cfg.mailbox.imaps.n > 0;
+	bool mail_clients = (k.cfg.server.roles & ROLE_MAILBOX) && (pop3 || imap);
 
 	if ((k.cfg.server.roles & (ROLE_RELAY | ROLE_DELIVER)) || mail_clients ||
 	    ((k.cfg.server.roles & ROLE_MAILBOX) && k.cfg.mailbox.dsn_to_sender)) {
@@ -715,14 +737,18 @@ main(int argc, char **argv)
 		if (report_open(&k.report, k.loop, &k.cfg, k.queue, k.store, k.policy, consumer, err,
 		    sizeof err) < 0)
 			log_fatal("kurierd", "report", "error=%s", log_quotes(q, sizeof q, err));
-		if (mail_clients) {
-			if (pop3d_open(&k.pop3d, k.loop, &k.cfg, k.store, k.auth, k.policy, err,
-			    sizeof err) < 0)
-				log_fatal("kurierd", "pop3", "error=%s hint=\"fix [mailbox] pop3, pop3s or [tls] in %s, or stop what holds the port\"",
-				    log_quotes(q, sizeof q, err), k.config_path);
-			log_info("kurierd", "mailbox_listening", "pop3=%u pop3s=%u", k.cfg.mailbox.pop3.n,
-			    k.cfg.mailbox.pop3s.n);
-		}
+		if (mail_clients && pop3 &&
+		    pop3d_open(&k.pop3d, k.loop, &k.cfg, k.store, k.auth, k.policy, err, sizeof err) < 0)
+			log_fatal("kurierd", "pop3", "error=%s hint=\"fix [mailbox] pop3, pop3s or [tls] in %s, or stop what holds the port\"",
+			    log_quotes(q, sizeof q, err), k.config_path);
+		if (mail_clients && imap &&
+		    imapd_open(&k.imapd, k.loop, &k.cfg, k.store, k.auth, k.policy, err, sizeof err) < 0)
+			log_fatal("kurierd", "imap", "error=%s hint=\"fix [mailbox] imap, imaps or [tls] in %s, or stop what holds the port\"",
+			    log_quotes(q, sizeof q, err), k.config_path);
+		if (mail_clients)
+			log_info("kurierd", "mailbox_listening", "pop3=%u pop3s=%u imap=%u imaps=%u",
+			    k.cfg.mailbox.pop3.n, k.cfg.mailbox.pop3s.n, k.cfg.mailbox.imap.n,
+			    k.cfg.mailbox.imaps.n);
 	}
 
 	uv_signal_init(k.loop, &k.sig_term);

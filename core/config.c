@@ -123,6 +123,9 @@ static const struct key_def keys[] = {
 	{ "mailbox", "max_connections", K_UINT, F(mailbox.max_connections), 1, 1000000 },
 	{ "mailbox", "max_connections_per_ip", K_UINT, F(mailbox.max_connections_per_ip), 1, 1000000 },
 	{ "mailbox", "pop3_timeout", K_DURATION, F(mailbox.pop3_timeout_ms), 1000, DAY },
+	{ "mailbox", "imap", K_LISTEN, F(mailbox.imap), 0, 0 },
+	{ "mailbox", "imaps", K_LISTEN, F(mailbox.imaps), 0, 0 },
+	{ "mailbox", "imap_timeout", K_DURATION, F(mailbox.imap_timeout_ms), 1000, DAY },
 	{ "policy", "rate", K_RATES, F(policy.rate), 0, 0 },
 	{ "policy", "rcpt_rate", K_RATES, F(policy.rcpt_rate), 0, 0 },
 	{ "policy", "suppressed", K_SUPPRESSED, F(policy.suppressed), 0, 0 },
@@ -216,6 +219,10 @@ config_defaults(struct config *cfg)
 	cfg->mailbox.max_connections_per_ip = 50;
 	/* RFC 1939 3: an autologout timer of at least 10 minutes. */
 	cfg->mailbox.pop3_timeout_ms = 10 * 60000;
+	config_parse_listen("0.0.0.0:143", &cfg->mailbox.imap, &why);
+	config_parse_listen("0.0.0.0:993", &cfg->mailbox.imaps, &why);
+	/* RFC 3501 5.4: an autologout timer of at least 30 minutes. */
+	cfg->mailbox.imap_timeout_ms = 30 * 60000;
 	cfg->policy.suppressed = CONFIG_SUPPRESSED_REJECT;
 	cfg->policy.suppress_bounces = true;
 	cfg->policy.auth_fail_limit = 5;

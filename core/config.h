@@ -199,6 +199,9 @@ struct config {
 		unsigned max_connections;           /* IMAP and POP3 sessions in all */
 		unsigned max_connections_per_ip;    /* ... from one client address */
 		uint64_t pop3_timeout_ms;           /* idle POP3 session closed after */
+		struct config_listen imap;          /* IMAP with STARTTLS (RFC 3501) */
+		struct config_listen imaps;         /* IMAP over implicit TLS (RFC 8314) */
+		uint64_t imap_timeout_ms;           /* idle IMAP session closed after */
 	} mailbox;
 	/*
 	 * Lists of any length, on the heap: config_free() releases them and

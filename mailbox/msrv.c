@@ -93,6 +93,12 @@ msrv_write(struct msrv_sess *s, const void *p, size_t n)
 		conn_write(s->conn, p, n);
 }
 
+bool
+msrv_output_full(const struct msrv_sess *s)
+{
+	return s->conn != NULL && conn_pending(s->conn) > MSRV_OUT_HIGH;
+}
+
 void
 msrv_close(struct msrv_sess *s)
 {
@@ -331,6 +337,10 @@ on_drain(struct conn *c)
 
 	if (s == NULL || msrv_gone(s))
 		return;
+	if (s->busy && !s->tls_wait && s->srv->proto->drain != NULL) {
+		s->srv->proto->drain(s);
+		return;
+	}
 	conn_read_start(c);
 	run_input(s);
 }

@@ -93,6 +93,11 @@ struct msrv_proto {
 	void (*timeout)(struct msrv_sess *s);
 	/* The server stops and the session is not busy: say so; msrv closes it after. */
 	void (*shutdown)(struct msrv_sess *s);
+	/*
+	 * Optional: a busy session's queued output fell to nothing (it
+	 * waited for msrv_output_full() to clear, to write more).
+	 */
+	void (*drain)(struct msrv_sess *s);
 	/* Optional: every sweep, for each connected session (now as uv_now()). */
 	void (*sweep)(struct msrv_sess *s, uint64_t now);
 	/* The connection closed (status as conn's on_close): cancel and release. */
@@ -142,6 +147,8 @@ void msrv_unref(struct msrv_sess *s);
 bool msrv_gone(const struct msrv_sess *s);
 /* msrv_write - queue p[0..n) for the client (nothing once gone). */
 void msrv_write(struct msrv_sess *s, const void *p, size_t n);
+/* msrv_output_full - more than MSRV_OUT_HIGH bytes are queued: wait for drain(). */
+bool msrv_output_full(const struct msrv_sess *s);
 /* msrv_close - graceful close (queued output is written first). */
 void msrv_close(struct msrv_sess *s);
 /*

@@ -159,7 +159,10 @@ START_TEST(test_mailbox_keys)
 	    "pop3s =\n"
 	    "max_connections = 300\n"
 	    "max_connections_per_ip = 7\n"
-	    "pop3_timeout = 15m\n";
+	    "pop3_timeout = 15m\n"
+	    "imap = 127.0.0.1:2143\n"
+	    "imaps =\n"
+	    "imap_timeout = 2h\n";
 	char err[CONFIG_ERR_MAX];
 	struct config cfg;
 
@@ -181,6 +184,9 @@ START_TEST(test_mailbox_keys)
 	ck_assert_uint_eq(cfg.mailbox.max_connections, 20000);
 	ck_assert_uint_eq(cfg.mailbox.max_connections_per_ip, 50);
 	ck_assert_uint_eq(cfg.mailbox.pop3_timeout_ms, 10 * 60000);
+	ck_assert_uint_eq(cfg.mailbox.imap.ep[0].port, 143);
+	ck_assert_uint_eq(cfg.mailbox.imaps.ep[0].port, 993);
+	ck_assert_uint_eq(cfg.mailbox.imap_timeout_ms, 30 * 60000);
 
 	ck_assert_int_eq(load(&cfg, text, err), 0);
 	ck_assert_str_eq(err, "");
@@ -201,6 +207,9 @@ START_TEST(test_mailbox_keys)
 	ck_assert_uint_eq(cfg.mailbox.max_connections, 300);
 	ck_assert_uint_eq(cfg.mailbox.max_connections_per_ip, 7);
 	ck_assert_uint_eq(cfg.mailbox.pop3_timeout_ms, 15 * 60000);
+	ck_assert_uint_eq(cfg.mailbox.imap.ep[0].port, 2143);
+	ck_assert_uint_eq(cfg.mailbox.imaps.n, 0);
+	ck_assert_uint_eq(cfg.mailbox.imap_timeout_ms, 2 * 3600000);
 	ck_assert_int_eq(load(&cfg, "[mailbox]\npop3_timeout = 500ms\n", err), -EINVAL);
 	ck_assert_int_eq(load(&cfg, "[relay]\ninbound =\n", err), 0);
 	ck_assert_uint_eq(cfg.relay.inbound.n, 0);

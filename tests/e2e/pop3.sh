@@ -60,6 +60,8 @@ pop3 = 127.0.0.1:$P3
 pop3s = 127.0.0.1:$P3S
 max_connections_per_ip = 5
 pop3_timeout = 3s
+imap =
+imaps =
 CONF
 
 ctl() {

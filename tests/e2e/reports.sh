@@ -88,6 +88,8 @@ route.other.test = [127.0.0.2]:$sport
 delay_warning = 2s
 pop3 =
 pop3s =
+imap =
+imaps =
 $3
 CONF
 }

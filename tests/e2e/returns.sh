@@ -67,6 +67,8 @@ postmaster = admin
 soft_bounce_limit = 3
 pop3 =
 pop3s = 127.0.0.1:$p3s
+imap =
+imaps =
 
 [domain shop.example]
 CONF

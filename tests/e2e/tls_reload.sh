@@ -45,7 +45,9 @@ submission = 127.0.0.1:$sport
 submissions =
 [mailbox]
 pop3 =
-pop3s = 127.0.0.1:$p3s"
+pop3s = 127.0.0.1:$p3s
+imap =
+imaps ="
 start_redis "$E2E_TMP/redis" "$rport"
 echo 'reload-password-1' | "$KURIER_BIN/kurierctl" -c "$conf" user add shop --domains shop.example >/dev/null
 log=$E2E_TMP/kurierd.log

@@ -1,0 +1,844 @@
+/*
+ * imapd_fetch - FETCH and SEARCH over the selected mailbox.  Both walk
+ * the messages a set names in order and read from the store only what
+ * their items or keys need: nothing (flags, UID, size, dates are in the
+ * session's list), the header (mbox_list_heads, a batch at a time: what
+ * ENVELOPE and header searches read), or the whole message (mbox_fetch,
+ * one at a time: sections, BODYSTRUCTURE, body searches); the message is
+ * parsed with GMime (imap_mime.h).  A walk that has more output queued
+ * than MSRV_OUT_HIGH waits for it to drain, so a FETCH of every full
+ * message holds one message at a time, not the mailbox.
+ */
+#include "mailbox/imapd_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "mailbox/imap_mime.h"
+
+#define C IMAPD_C
+#define HEAD_BATCH 256          /* messages per mbox_list_heads */
+#define HEAD_MAX (16 * 1024)    /* bytes of each head read; a longer header reads the message */
+#define DAY_SECONDS 86400
+
+enum need {
+	NEED_META, /* the session's list is enough */
+	NEED_HEAD, /* the header */
+	NEED_FULL, /* the whole message */
+};
+
+struct walk;
+typedef void walk_each_fn(struct imapd_sess *s, struct walk *w, uint32_t seq,
+    const struct imap_msg *pm);
+typedef void walk_end_fn(struct imapd_sess *s, struct walk *w);
+
+struct walk {
+	uint32_t *seqs;
+	size_t n, i;
+	enum need need;
+	struct mbox_msgs *heads; /* the current batch (NEED_HEAD) */
+	size_t hi;
+	walk_each_fn *each;
+	walk_end_fn *end;
+	bool failed;             /* the store failed: end with NO */
+};
+
+static void walk_next(struct imapd_sess *s);
+
+static struct walk *
+walk_of(struct imapd_sess *s)
+{
+	return s->op;
+}
+
+static void
+walk_free(struct walk *w)
+{
+	free(w->seqs);
+	mbox_msgs_free(w->heads);
+	w->seqs = NULL;
+	w->heads = NULL;
+}
+
+/* header_end - bytes of the header with its empty line, 0 when not within p[0..n). */
+static size_t
+header_end(const char *p, size_t n)
+{
+	const char *e = memmem(p, n, "\r\n\r\n", 4);
+
+	if (e != NULL)
+		return (size_t)(e - p) + 4;
+	if (n >= 2 && memcmp(p, "\r\n", 2) == 0)
+		return 2;
+	return 0;
+}
+
+static void
+walk_one(struct imapd_sess *s, struct walk *w, uint32_t seq, const char *raw, size_t len)
+{
+	struct imap_msg *pm = imap_msg_parse(raw, len);
+
+	w->each(s, w, seq, pm);
+	imap_msg_free(pm);
+}
+
+static void
+on_walk_body(void *arg, int status, struct mbox_body *b)
+{
+	struct imapd_sess *s = arg;
+	struct walk *w = walk_of(s);
+
+	if (!imapd__gone(s)) {
+		if (status == 0)
+			walk_one(s, w, w->seqs[w->i], b->data, b->len);
+		else if (status != -ENOENT)
+			w->failed = true; /* -ENOENT: expunged meanwhile, skipped */
+		w->i++;
+	}
+	mbox_body_free(b);
+	if (imapd__gone(s) || w->failed)
+		w->i = w->n;
+	walk_next(s);
+	imapd__unref(s);
+}
+
+static void
+fetch_full(struct imapd_sess *s, struct walk *w)
+{
+	imapd__ref(s);
+	if (mbox_fetch(imapd__srv(s)->store, s->base.user, s->folder, s->msgs[w->seqs[w->i] - 1].uid,
+	    on_walk_body, s) < 0) {
+		w->failed = true;
+		w->i = w->n;
+		walk_next(s);
+		imapd__unref(s);
+	}
+}
+
+static void
+on_walk_heads(void *arg, int status, struct mbox_msgs *list)
+{
+	struct imapd_sess *s = arg;
+	struct walk *w = walk_of(s);
+
+	if (imapd__gone(s) || status < 0) {
+		mbox_msgs_free(list);
+		if (status < 0 && status != -ENOENT)
+			w->failed = true;
+		w->i = w->n;
+	} else {
+		w->heads = list;
+		w->hi = 0;
+	}
+	walk_next(s);
+	imapd__unref(s);
+}
+
+static void
+fetch_heads(struct imapd_sess *s, struct walk *w)
+{
+	size_t k = w->n - w->i < HEAD_BATCH ? w->n - w->i : HEAD_BATCH, nr;
+	struct mbox_range *r;
+	int rc;
+
+	nr = imapd__ranges(s, w->seqs + w->i, k, &r);
+	imapd__ref(s);
+	rc = mbox_list_heads(imapd__srv(s)->store, s->base.user, s->folder, r, nr, HEAD_MAX,
+	    on_walk_heads, s);
+	free(r);
+	if (rc < 0) {
+		w->failed = true;
+		w->i = w->n;
+		walk_next(s);
+		imapd__unref(s);
+	}
+}
+
+/* head_step - the next message from the current batch; false when the batch must be read. */
+static bool
+head_step(struct imapd_sess *s, struct walk *w)
+{
+	uint32_t seq = w->seqs[w->i], uid = s->msgs[seq - 1].uid;
+	const struct mbox_msg *m;
+	size_t he;
+
+	while (w->heads != NULL && w->hi < w->heads->n && w->heads->v[w->hi].uid < uid)
+		w->hi++;
+	if (w->heads == NULL || w->hi >= w->heads->n) {
+		if (w->heads != NULL && w->heads->n > 0 && w->heads->v[w->heads->n - 1].uid > uid) {
+			w->i++; /* expunged meanwhile */
+			return true;
+		}
+		mbox_msgs_free(w->heads);
+		w->heads = NULL;
+		return false;
+	}
+	m = &w->heads->v[w->hi];
+	if (m->uid != uid) {
+		w->i++; /* expunged meanwhile */
+		return true;
+	}
+	he = header_end(m->head, m->head_len);
+	if (he == 0 && m->head_len < m->size) {
+		/* A header longer than HEAD_MAX: read the whole message. */
+		fetch_full(s, w);
+		return false;
+	}
+	walk_one(s, w, seq, m->head, he != 0 ? he : m->head_len);
+	w->i++;
+	return true;
+}
+
+static void
+walk_next(struct imapd_sess *s)
+{
+	struct walk *w = walk_of(s);
+
+	if (imapd__gone(s)) {
+		w->end(s, w);
+		return;
+	}
+	while (w->i < w->n) {
+		if (msrv_output_full(&s->base)) {
+			s->resume = walk_next;
+			return;
+		}
+		switch (w->need) {
+		case NEED_META:
+			w->each(s, w, w->seqs[w->i], NULL);
+			w->i++;
+			continue;
+		case NEED_HEAD:
+			if (head_step(s, w))
+				continue;
+			if (w->heads == NULL && w->i < w->n)
+				fetch_heads(s, w);
+			return;
+		case NEED_FULL:
+			fetch_full(s, w);
+			return;
+		}
+	}
+	w->end(s, w);
+}
+
+/* --- FETCH ------------------------------------------------------------------------------ */
+
+struct fetch_op {
+	struct walk w; /* first: s->op points at both */
+	struct imap_fetch f;
+	bool modseq;    /* MODSEQ in every response (CONDSTORE) */
+	uint32_t *seen; /* sequence numbers whose \Seen this FETCH set */
+	size_t nseen;
+	struct buf scratch;
+};
+
+static void
+put_literal(struct buf *b, const char *p, size_t n)
+{
+	buf_appendf(b, "{%zu}\r\n", n);
+	buf_append(b, p, n);
+}
+
+static void
+put_date(struct buf *b, uint64_t ms)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+		"Sep", "Oct", "Nov", "Dec" };
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	buf_appendf(b, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, mon[tm.tm_mon],
+	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static bool
+seen_now(const struct fetch_op *op, uint32_t seq)
+{
+	for (size_t i = 0; i < op->nseen; i++)
+		if (op->seen[i] == seq)
+			return true;
+	return false;
+}
+
+/* put_section - "NAME {n}\r\n..." for a BODY[...] item (spec from its response name). */
+static void
+put_section(struct buf *b, struct fetch_op *op, const struct imap_fetch_item *it,
+    const struct imap_msg *pm)
+{
+	const char *open = strchr(it->resp, '['), *close = strrchr(it->resp, ']');
+	const char *data = "";
+	size_t len = 0, off = 0, n;
+
+	if (pm != NULL && open != NULL && close != NULL &&
+	    imap_msg_section(pm, open + 1, (size_t)(close - open - 1), &op->scratch, &data, &len) < 0)
+		len = 0;
+	n = len;
+	if (it->partial)
+		imap_partial(len, it->origin, it->count, &off, &n);
+	buf_appends(b, it->resp);
+	buf_appendc(b, ' ');
+	put_literal(b, data + off, n);
+}
+
+static void
+fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap_msg *pm)
+{
+	struct fetch_op *op = (struct fetch_op *)w;
+	const struct imapd_msg *m = &s->msgs[seq - 1];
+	bool uid_done = false, flags_done = false, modseq_done = false;
+	const char *data;
+	size_t len;
+	struct buf b;
+
+	buf_init(&b);
+	buf_appendf(&b, "* %" PRIu32 " FETCH (", seq);
+	for (size_t i = 0; i < op->f.n; i++) {
+		const struct imap_fetch_item *it = &op->f.v[i];
+
+		if (i > 0)
+			buf_appendc(&b, ' ');
+		switch (it->kind) {
+		case IMAP_FA_FLAGS:
+			buf_appends(&b, "FLAGS (");
+			imapd__flags_str(m, &b);
+			buf_appendc(&b, ')');
+			flags_done = true;
+			break;
+		case IMAP_FA_INTERNALDATE:
+			buf_appends(&b, "INTERNALDATE ");
+			put_date(&b, m->date_ms);
+			break;
+		case IMAP_FA_RFC822_SIZE:
+			buf_appendf(&b, "RFC822.SIZE %" PRIu64, m->size);
+			break;
+		case IMAP_FA_UID:
+			buf_appendf(&b, "UID %" PRIu32, m->uid);
+			uid_done = true;
+			break;
+		case IMAP_FA_MODSEQ:
+			buf_appendf(&b, "MODSEQ (%" PRIu64 ")", m->modseq);
+			modseq_done = true;
+			break;
+		case IMAP_FA_ENVELOPE:
+			buf_appends(&b, "ENVELOPE ");
+			imap_msg_envelope(pm, &b);
+			break;
+		case IMAP_FA_BODY:
+		case IMAP_FA_BODYSTRUCTURE:
+			buf_appends(&b, it->kind == IMAP_FA_BODY ? "BODY " : "BODYSTRUCTURE ");
+			imap_msg_bodystructure(pm, it->kind == IMAP_FA_BODYSTRUCTURE, &b);
+			break;
+		case IMAP_FA_RFC822:
+			data = imap_msg_raw(pm, &len);
+			buf_appends(&b, "RFC822 ");
+			put_literal(&b, data, len);
+			break;
+		case IMAP_FA_RFC822_HEADER:
+		case IMAP_FA_RFC822_TEXT:
+			len = 0;
+			data = "";
+			imap_msg_section(pm, it->kind == IMAP_FA_RFC822_HEADER ? "HEADER" : "TEXT",
+			    it->kind == IMAP_FA_RFC822_HEADER ? 6 : 4, &op->scratch, &data, &len);
+			buf_appends(&b, it->kind == IMAP_FA_RFC822_HEADER ? "RFC822.HEADER " :
+			    "RFC822.TEXT ");
+			put_literal(&b, data, len);
+			break;
+		case IMAP_FA_SECTION:
+			put_section(&b, op, it, pm);
+			break;
+		}
+	}
+	if (s->uid && !uid_done)
+		buf_appendf(&b, " UID %" PRIu32, m->uid);
+	if (op->modseq && !modseq_done)
+		buf_appendf(&b, " MODSEQ (%" PRIu64 ")", m->modseq);
+	if (!flags_done && seen_now(op, seq)) {
+		/* RFC 3501 6.4.5: a \Seen this FETCH set is told. */
+		buf_appends(&b, " FLAGS (");
+		imapd__flags_str(m, &b);
+		buf_appendc(&b, ')');
+	}
+	buf_appends(&b, ")\r\n");
+	imapd__write(s, buf_rptr(&b), buf_unread(&b));
+	buf_free(&b);
+	s->nfetched++;
+}
+
+static void
+fetch_end(struct imapd_sess *s, struct walk *w)
+{
+	struct fetch_op *op = (struct fetch_op *)w;
+	bool failed = w->failed;
+
+	walk_free(w);
+	imap_fetch_free(&op->f);
+	buf_free(&op->scratch);
+	free(op->seen);
+	free(op);
+	s->op = NULL;
+	if (imapd__gone(s))
+		imapd__tagged(s, "OK", NULL, "FETCH cut short");
+	else if (failed)
+		imapd__tagged(s, "NO", "UNAVAILABLE", "FETCH failed: temporary failure, try again later");
+	else
+		imapd__tagged(s, "OK", NULL, "FETCH completed");
+}
+
+static enum need
+fetch_need(const struct imap_fetch *f, bool *sets_seen)
+{
+	enum need need = NEED_META;
+
+	*sets_seen = false;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct imap_fetch_item *it = &f->v[i];
+
+		switch (it->kind) {
+		case IMAP_FA_ENVELOPE:
+		case IMAP_FA_RFC822_HEADER:
+			if (need < NEED_HEAD)
+				need = NEED_HEAD;
+			break;
+		case IMAP_FA_SECTION:
+			if (it->nparts == 0 && (it->section == IMAP_SEC_HEADER ||
+			    it->section == IMAP_SEC_FIELDS || it->section == IMAP_SEC_FIELDS_NOT)) {
+				if (need < NEED_HEAD)
+					need = NEED_HEAD;
+			} else {
+				need = NEED_FULL;
+			}
+			if (!it->peek)
+				*sets_seen = true;
+			break;
+		case IMAP_FA_RFC822:
+		case IMAP_FA_RFC822_TEXT:
+			*sets_seen = true;
+			need = NEED_FULL;
+			break;
+		case IMAP_FA_BODY:
+		case IMAP_FA_BODYSTRUCTURE:
+			need = NEED_FULL;
+			break;
+		default:
+			break;
+		}
+	}
+	return need;
+}
+
+static void
+on_seen_set(void *arg, int status, struct mbox_flags_result *res)
+{
+	struct imapd_sess *s = arg;
+	struct fetch_op *op = s->op;
+
+	if (!imapd__gone(s) && status == 0) {
+		op->seen = xcalloc(res->n + 1, sizeof *op->seen);
+		for (size_t i = 0; i < res->n; i++) {
+			uint32_t seq = imapd__seq_of(s, res->v[i].uid);
+
+			if (seq != 0) {
+				imapd__msg_update(s, seq, &res->v[i], false);
+				op->seen[op->nseen++] = seq;
+			}
+		}
+	} else if (status < 0 && !imapd__gone(s)) {
+		log_warn(C, "seen_failed", "sid=%s user=%s error=\"%s\"", s->base.sid, s->base.user,
+		    uv_strerror(status));
+	}
+	mbox_flags_result_free(res);
+	walk_next(s);
+	imapd__unref(s);
+}
+
+/* set_seen - \Seen on the messages not yet seen, before their responses are written. */
+static bool
+set_seen(struct imapd_sess *s, struct fetch_op *op)
+{
+	struct mbox_flags_req req = { 0 };
+	uint32_t *unseen = xcalloc(op->w.n + 1, sizeof *unseen);
+	struct mbox_range *r = NULL;
+	size_t k = 0, nr;
+	int rc;
+
+	for (size_t i = 0; i < op->w.n; i++)
+		if (!(s->msgs[op->w.seqs[i] - 1].sys & IMAPD_F_SEEN))
+			unseen[k++] = op->w.seqs[i];
+	if (k == 0) {
+		free(unseen);
+		return false;
+	}
+	nr = imapd__ranges(s, unseen, k, &r);
+	free(unseen);
+	req.user = s->base.user;
+	req.folder = s->folder;
+	req.ranges = r;
+	req.nranges = nr;
+	req.op = MBOX_FLAGS_ADD;
+	req.flags = "\\Seen";
+	imapd__ref(s);
+	rc = mbox_store_flags(imapd__srv(s)->store, &req, on_seen_set, s);
+	free(r);
+	if (rc < 0) {
+		imapd__unref(s);
+		return false;
+	}
+	return true;
+}
+
+void
+imapd__fetch(struct imapd_sess *s, const struct imap_tok *a, const struct imap_tok *e)
+{
+	struct imap_seqset set = { 0 };
+	struct fetch_op *op;
+	char err[IMAP_ERR_MAX];
+	bool sets_seen;
+	size_t n;
+
+	if (imapd__nargs(a, e) < 2 || a->type == IMAP_TOK_LIST) {
+		imapd__bad(s, "Syntax: FETCH set items");
+		return;
+	}
+	if (imap_seqset_parse(a->s, a->len, &set, err, sizeof err) < 0) {
+		imapd__bad(s, "%s", err);
+		return;
+	}
+	op = xcalloc(1, sizeof *op);
+	buf_init(&op->scratch);
+	if (imap_fetch_parse(imap_tok_next(a), e, &op->f, err, sizeof err) < 0) {
+		imap_seqset_free(&set);
+		buf_free(&op->scratch);
+		free(op);
+		imapd__bad(s, "%s", err);
+		return;
+	}
+	if (op->f.vanished) {
+		imap_seqset_free(&set);
+		imap_fetch_free(&op->f);
+		buf_free(&op->scratch);
+		free(op);
+		imapd__bad(s, "VANISHED needs QRESYNC, which is not offered");
+		return;
+	}
+	if (op->f.changedsince_set)
+		s->condstore = true;
+	for (size_t i = 0; i < op->f.n; i++)
+		if (op->f.v[i].kind == IMAP_FA_MODSEQ)
+			s->condstore = true;
+	op->modseq = s->condstore && op->f.changedsince_set;
+	n = imapd__set_seqs(s, &set, s->uid, &op->w.seqs);
+	imap_seqset_free(&set);
+	if (op->f.changedsince_set) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (s->msgs[op->w.seqs[i] - 1].modseq > op->f.changedsince)
+				op->w.seqs[k++] = op->w.seqs[i];
+		n = k;
+	}
+	op->w.n = n;
+	op->w.need = fetch_need(&op->f, &sets_seen);
+	op->w.each = fetch_each;
+	op->w.end = fetch_end;
+	s->op = op;
+	if (sets_seen && !s->readonly && n > 0 && set_seen(s, op))
+		return; /* on_seen_set walks */
+	walk_next(s);
+}
+
+/* --- SEARCH ------------------------------------------------------------------------------ */
+
+struct search_op {
+	struct walk w; /* first */
+	struct imap_search *prog;
+	struct buf hits;
+	struct buf text;
+	struct buf fold;
+	uint64_t maxmodseq;
+	bool modseq; /* the program used MODSEQ: answer (MODSEQ n) */
+};
+
+static enum need
+search_need(const struct imap_search *k, bool *modseq)
+{
+	enum need need = NEED_META, sub;
+
+	switch (k->key) {
+	case IMAP_SK_FROM:
+	case IMAP_SK_TO:
+	case IMAP_SK_CC:
+	case IMAP_SK_BCC:
+	case IMAP_SK_SUBJECT:
+	case IMAP_SK_HEADER:
+	case IMAP_SK_SENTSINCE:
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+		need = NEED_HEAD;
+		break;
+	case IMAP_SK_BODY:
+	case IMAP_SK_TEXT:
+		need = NEED_FULL;
+		break;
+	case IMAP_SK_MODSEQ:
+		*modseq = true;
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < k->nsub; i++)
+		if ((sub = search_need(k->sub[i], modseq)) > need)
+			need = sub;
+	return need;
+}
+
+static bool
+has_keyword(const struct imapd_msg *m, const char *k, size_t len)
+{
+	const char *p = m->keywords;
+
+	while (p != NULL && *p != '\0') {
+		const char *w = p;
+
+		while (*p != '\0' && *p != ' ')
+			p++;
+		if ((size_t)(p - w) == len && strncasecmp(w, k, len) == 0)
+			return true;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+static bool
+in_set(const struct imap_seqset *set, uint32_t v, uint32_t last)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		uint32_t lo = set->v[i].lo == IMAP_SEQ_STAR ? last : set->v[i].lo;
+		uint32_t hi = set->v[i].hi == IMAP_SEQ_STAR ? last : set->v[i].hi;
+
+		if (lo > hi) {
+			uint32_t t = lo;
+
+			lo = hi;
+			hi = t;
+		}
+		if (v >= lo && v <= hi)
+			return true;
+	}
+	return false;
+}
+
+static bool
+header_match(struct search_op *op, const struct imap_msg *pm, const char *field,
+    const struct imap_search *k)
+{
+	size_t found;
+
+	if (pm == NULL)
+		return false;
+	buf_reset(&op->text);
+	found = imap_msg_header_text(pm, field, &op->text);
+	if (found == 0)
+		return false;
+	return imap_text_match(buf_rptr(&op->text), buf_unread(&op->text), k->str, k->str_len);
+}
+
+static long
+sent_day(const struct imap_msg *pm, const struct imapd_msg *m)
+{
+	time_t when;
+	long day;
+
+	if (pm != NULL && imap_msg_date(pm, &when, &day) == 0)
+		return day;
+	return (long)(m->date_ms / 1000 / DAY_SECONDS);
+}
+
+static bool
+match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, uint32_t seq,
+    const struct imap_msg *pm)
+{
+	const struct imapd_msg *m = &s->msgs[seq - 1];
+	long day = (long)(m->date_ms / 1000 / DAY_SECONDS), kday = (long)(k->date / DAY_SECONDS);
+	char field[IMAP_ERR_MAX];
+
+	switch (k->key) {
+	case IMAP_SK_AND:
+		for (size_t i = 0; i < k->nsub; i++)
+			if (!match(s, op, k->sub[i], seq, pm))
+				return false;
+		return true;
+	case IMAP_SK_OR:
+		return match(s, op, k->sub[0], seq, pm) || match(s, op, k->sub[1], seq, pm);
+	case IMAP_SK_NOT:
+		return !match(s, op, k->sub[0], seq, pm);
+	case IMAP_SK_ALL:
+	case IMAP_SK_OLD:
+		return true;
+	case IMAP_SK_NEW:
+	case IMAP_SK_RECENT:
+		return false; /* no session sees a message as \Recent */
+	case IMAP_SK_ANSWERED:
+		return m->sys & IMAPD_F_ANSWERED;
+	case IMAP_SK_UNANSWERED:
+		return !(m->sys & IMAPD_F_ANSWERED);
+	case IMAP_SK_DELETED:
+		return m->sys & IMAPD_F_DELETED;
+	case IMAP_SK_UNDELETED:
+		return !(m->sys & IMAPD_F_DELETED);
+	case IMAP_SK_FLAGGED:
+		return m->sys & IMAPD_F_FLAGGED;
+	case IMAP_SK_UNFLAGGED:
+		return !(m->sys & IMAPD_F_FLAGGED);
+	case IMAP_SK_SEEN:
+		return m->sys & IMAPD_F_SEEN;
+	case IMAP_SK_UNSEEN:
+		return !(m->sys & IMAPD_F_SEEN);
+	case IMAP_SK_DRAFT:
+		return m->sys & IMAPD_F_DRAFT;
+	case IMAP_SK_UNDRAFT:
+		return !(m->sys & IMAPD_F_DRAFT);
+	case IMAP_SK_KEYWORD:
+		return has_keyword(m, k->str, k->str_len);
+	case IMAP_SK_UNKEYWORD:
+		return !has_keyword(m, k->str, k->str_len);
+	case IMAP_SK_FROM:
+		return header_match(op, pm, "From", k);
+	case IMAP_SK_TO:
+		return header_match(op, pm, "To", k);
+	case IMAP_SK_CC:
+		return header_match(op, pm, "Cc", k);
+	case IMAP_SK_BCC:
+		return header_match(op, pm, "Bcc", k);
+	case IMAP_SK_SUBJECT:
+		return header_match(op, pm, "Subject", k);
+	case IMAP_SK_HEADER:
+		str_copyn(field, k->field, k->field_len, sizeof field);
+		return header_match(op, pm, field, k);
+	case IMAP_SK_BODY:
+	case IMAP_SK_TEXT:
+		if (pm == NULL)
+			return false;
+		buf_reset(&op->text);
+		imap_msg_body_text(pm, k->key == IMAP_SK_TEXT, &op->text);
+		return imap_text_match(buf_rptr(&op->text), buf_unread(&op->text), k->str, k->str_len);
+	case IMAP_SK_SINCE:
+		return day >= kday;
+	case IMAP_SK_BEFORE:
+		return day < kday;
+	case IMAP_SK_ON:
+		return day == kday;
+	case IMAP_SK_SENTSINCE:
+		return sent_day(pm, m) >= kday;
+	case IMAP_SK_SENTBEFORE:
+		return sent_day(pm, m) < kday;
+	case IMAP_SK_SENTON:
+		return sent_day(pm, m) == kday;
+	case IMAP_SK_LARGER:
+		return m->size > k->num;
+	case IMAP_SK_SMALLER:
+		return m->size < k->num;
+	case IMAP_SK_MODSEQ:
+		return m->modseq >= k->num;
+	case IMAP_SK_UID:
+		return in_set(&k->set, m->uid, s->msgs[s->nmsgs - 1].uid);
+	case IMAP_SK_SEQ:
+		return in_set(&k->set, seq, (uint32_t)s->nmsgs);
+	}
+	return false;
+}
+
+static void
+search_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap_msg *pm)
+{
+	struct search_op *op = (struct search_op *)w;
+	const struct imapd_msg *m = &s->msgs[seq - 1];
+
+	if (!match(s, op, op->prog, seq, pm))
+		return;
+	buf_appendf(&op->hits, " %" PRIu32, s->uid ? m->uid : seq);
+	if (m->modseq > op->maxmodseq)
+		op->maxmodseq = m->modseq;
+}
+
+static void
+search_end(struct imapd_sess *s, struct walk *w)
+{
+	struct search_op *op = (struct search_op *)w;
+	bool failed = w->failed;
+
+	if (!imapd__gone(s) && !failed) {
+		struct buf b;
+
+		buf_init(&b);
+		buf_appends(&b, "* SEARCH");
+		buf_append(&b, buf_rptr(&op->hits), buf_unread(&op->hits));
+		if (op->modseq && buf_unread(&op->hits) > 0)
+			buf_appendf(&b, " (MODSEQ %" PRIu64 ")", op->maxmodseq);
+		buf_appends(&b, "\r\n");
+		imapd__write(s, buf_rptr(&b), buf_unread(&b));
+		buf_free(&b);
+	}
+	walk_free(w);
+	imap_search_free(op->prog);
+	buf_free(&op->hits);
+	buf_free(&op->text);
+	buf_free(&op->fold);
+	free(op);
+	s->op = NULL;
+	if (failed && !imapd__gone(s))
+		imapd__tagged(s, "NO", "UNAVAILABLE", "SEARCH failed: temporary failure, try again later");
+	else
+		imapd__tagged(s, "OK", NULL, "SEARCH completed");
+}
+
+void
+imapd__search(struct imapd_sess *s, const struct imap_tok *a, const struct imap_tok *e)
+{
+	struct search_op *op;
+	char err[IMAP_ERR_MAX];
+	int rc;
+
+	if (a >= e) {
+		imapd__bad(s, "Syntax: SEARCH [CHARSET charset] key ...");
+		return;
+	}
+	op = xcalloc(1, sizeof *op);
+	rc = imap_search_parse(a, e, &op->prog, err, sizeof err);
+	if (rc == -ENOTSUP) {
+		free(op);
+		imapd__tagged(s, "NO", "BADCHARSET (UTF-8 US-ASCII)", "%s", err);
+		return;
+	}
+	if (rc < 0) {
+		free(op);
+		imapd__bad(s, "%s", err);
+		return;
+	}
+	buf_init(&op->hits);
+	buf_init(&op->text);
+	buf_init(&op->fold);
+	op->w.need = search_need(op->prog, &op->modseq);
+	if (op->modseq)
+		s->condstore = true;
+	op->w.n = s->nmsgs;
+	if (op->w.n > 0) {
+		op->w.seqs = xcalloc(op->w.n, sizeof *op->w.seqs);
+		for (size_t i = 0; i < op->w.n; i++)
+			op->w.seqs[i] = (uint32_t)(i + 1);
+	}
+	op->w.each = search_each;
+	op->w.end = search_end;
+	s->op = op;
+	walk_next(s);
+}
