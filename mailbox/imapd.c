@@ -705,7 +705,8 @@ state_name(enum imapd_state st)
 static void
 dispatch(struct imapd_sess *s)
 {
-	const struct imap_tok *args = s->cmd.args, *end = s->cmd.args + s->cmd.nargs;
+	const struct imap_tok *args = s->cmd.args;
+	const struct imap_tok *end = args != NULL ? args + s->cmd.nargs : NULL;
 	const struct command *c;
 	const char *name = s->cmd.name;
 	size_t nlen = strlen(name);

@@ -127,22 +127,6 @@ msg_from(struct imapd_msg *d, const struct mbox_msg *m)
 	imapd__set_flags(d, m->flags);
 }
 
-uint32_t
-imapd__seq_of(const struct imapd_sess *s, uint32_t uid)
-{
-	size_t lo = 0, hi = s->nmsgs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->nmsgs && s->msgs[lo].uid == uid ? (uint32_t)(lo + 1) : 0;
-}
-
 /* first_at_least - the index of the first message with UID >= uid. */
 static size_t
 first_at_least(const struct imapd_sess *s, uint32_t uid)
@@ -158,6 +142,14 @@ first_at_least(const struct imapd_sess *s, uint32_t uid)
 			hi = mid;
 	}
 	return lo;
+}
+
+uint32_t
+imapd__seq_of(const struct imapd_sess *s, uint32_t uid)
+{
+	size_t i = first_at_least(s, uid);
+
+	return i < s->nmsgs && s->msgs[i].uid == uid ? (uint32_t)(i + 1) : 0;
 }
 
 static int
