@@ -124,27 +124,30 @@ trap 'exit 130' INT TERM
 
 # --- processes: memory and CPU -------------------------------------------------
 
-# tree_pids PID - PID and every process under it, one a line.
+# tree_pids PID - PID and every process under it, one a line (one ps
+# for the whole tree: Dovecot runs a process per connection).
 tree_pids() {
-	local p
-	echo "$1"
-	for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		tree_pids "$p"
-	done
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1 }
+		END {
+			n = 1
+			q[1] = root
+			for (i = 1; i <= n; i++) {
+				print q[i]
+				m = split(kids[q[i]], k, " ")
+				for (j = 1; j <= m; j++)
+					q[++n] = k[j]
+			}
+		}'
 }
 
 # tree_mem PID - "RSS_KB PSS_KB NPROCS" summed over the tree of PID.
 tree_mem() {
-	local p rss pss tr=0 tp=0 n=0
+	local p
 	for p in $(tree_pids "$1"); do
-		rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
-		pss=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
-		[ -n "$rss" ] || continue
-		tr=$((tr + rss))
-		tp=$((tp + ${pss:-0}))
-		n=$((n + 1))
-	done
-	echo "$tr $tp $n"
+		cat "/proc/$p/status" "/proc/$p/smaps_rollup" 2>/dev/null
+	done | awk '/^VmRSS:/ { r += $2; n++ } /^Pss:/ { p += $2 }
+		END { printf "%d %d %d\n", r, p, n }'
 }
 
 # tree_cpu PID... - CPU seconds of the trees of every PID: user and
