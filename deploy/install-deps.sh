@@ -7,12 +7,13 @@
 #   deploy/install-deps.sh --bench  also what `make bench` compares against
 #
 # Services: Debian starts a service when its package is installed
-# (redis-server, postfix, opendkim).  kurier runs its own instances of
-# them (make run and the tests start redis-server under ./var or a temp
-# dir; the benchmark starts postfix and opendkim on loopback), so the
-# script stops and disables the unit that apt started, but only for a
-# package that this very run installed.  A service that was installed
-# before, and may serve other applications, is never touched.
+# (redis-server, postfix, opendkim, and dovecot from dovecot-core).
+# kurier runs its own instances of them (make run and the tests start
+# redis-server under ./var or a temp dir; the benchmark starts postfix,
+# opendkim and dovecot on loopback), so the script stops and disables
+# the unit that apt started, but only for a package that this very run
+# installed.  A service that was installed before, and may serve other
+# applications, is never touched.
 #
 # KURIER_DEPS_FUNCS=1 when sourcing: define the functions, do nothing
 # (tests/e2e/install.sh checks the service decision with stubs).
@@ -30,10 +31,11 @@ python3 procps swaks libnet-ssleay-perl curl
 dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl"
 
 # What `make bench` measures kurier against.
-bench_pkgs="postfix opendkim"
+bench_pkgs="postfix opendkim dovecot-core dovecot-pop3d dovecot-imapd"
 
-# Packages whose install starts a system service of the same name.
-service_pkgs="redis-server postfix opendkim"
+# Packages whose install starts a system service: PKG when the unit has
+# the package's name, PKG=UNIT when not.
+service_pkgs="redis-server postfix opendkim dovecot-core=dovecot"
 
 # pkg_installed PKG - whether dpkg has PKG installed (not only its config).
 pkg_installed() {
@@ -66,14 +68,16 @@ missing_pkgs() {
 	echo "$missing"
 }
 
-# services_to_stop MISSING - the services whose package is in MISSING
-# (the packages missing before this run) and is installed now: the ones
-# this run installed and apt started.  A service whose package was
-# installed before the run is never listed.
+# services_to_stop MISSING - the units whose package is in MISSING (the
+# packages missing before this run) and is installed now: the ones this
+# run installed and apt started.  A unit whose package was installed
+# before the run is never listed.
 services_to_stop() {
-	for svc in $service_pkgs; do
+	for entry in $service_pkgs; do
+		pkg=${entry%%=*}
+		svc=${entry#*=}
 		case " $1 " in
-		*" $svc "*) pkg_installed "$svc" && echo "$svc" ;;
+		*" $pkg "*) pkg_installed "$pkg" && echo "$svc" ;;
 		esac
 	done
 	return 0

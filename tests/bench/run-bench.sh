@@ -22,8 +22,9 @@
 # environment is described there), then run-deliver-bench.sh
 # (DELIVER_BENCH=0 skips it), run-deliver-onedest.sh (ONEDEST_BENCH=0),
 # run-policy-bench.sh (POLICY_BENCH=0), run-mailbox-bench.sh
-# (MAILBOX_BENCH=0), run-bounce-bench.sh (BOUNCE_BENCH=0) and
-# run-inbound-bench.sh (INBOUND_BENCH=0).
+# (MAILBOX_BENCH=0), run-bounce-bench.sh (BOUNCE_BENCH=0),
+# run-inbound-bench.sh (INBOUND_BENCH=0) and run-mailclient-bench.sh
+# (MAILCLIENT_BENCH=0).
 # Exit status is qbench's, else the SMTP
 # benchmark's; 1 when Redis cannot be started.
 
@@ -150,5 +151,13 @@ if [ "${INBOUND_BENCH:-1}" != 0 ]; then
 	tests/bench/run-inbound-bench.sh
 	irc=$?
 	[ "$rc" = 0 ] && rc=$irc
+fi
+# POP3 over TLS, RETR of all and memory per idle connection, side by
+# side with Dovecot.  MAILCLIENT_BENCH=0 skips it.
+if [ "${MAILCLIENT_BENCH:-1}" != 0 ]; then
+	echo
+	tests/bench/run-mailclient-bench.sh
+	mcrc=$?
+	[ "$rc" = 0 ] && rc=$mcrc
 fi
 exit "$rc"
