@@ -36,6 +36,7 @@
 #define LOCK_SLACK_MS 60000 /* the lock outlives an idle session by this much */
 #define MAX_AUTH_FAILURES 3 /* wrong logins a session gets before it is closed */
 #define INBOX "INBOX"
+#define PREFETCH_MAX 16     /* message bodies read ahead */
 
 enum pop3_state {
 	ST_AUTH,   /* AUTHORIZATION */
@@ -49,6 +50,8 @@ struct pop3_msg {
 	bool retrieved;
 	uint64_t size;
 };
+
+struct pop3_fetch;
 
 struct pop3_sess {
 	struct msrv_sess base; /* first: msrv allocates and passes it */
@@ -67,6 +70,8 @@ struct pop3_sess {
 	uint32_t cur_msg;
 	bool cur_top;
 	uint32_t cur_lines;
+	uint32_t waiting; /* the message whose body the running RETR/TOP waits for */
+	struct pop3_fetch *fetch[PREFETCH_MAX];
 };
 
 struct pop3d {
@@ -466,22 +471,131 @@ msg(struct pop3_sess *s, uint32_t n)
 	return &s->msgs[n - 1];
 }
 
+/*
+ * Bodies are read ahead: the RETRs and TOPs a client pipelined behind
+ * the one running are all asked of Redis at once, and after a RETR the
+ * next message is asked for before the client asks (clients read a
+ * maildrop in order), so a message's round trip to Redis overlaps the
+ * previous one's transfer.  At most PREFETCH_MAX bodies are held.
+ */
+struct pop3_fetch {
+	struct pop3_sess *s; /* NULL once the session dropped the slot */
+	uint32_t msg;
+	bool done;
+	int status;
+	struct mbox_body *body;
+};
+
+static void serve(struct pop3_sess *s, struct pop3_fetch *f, bool later);
+
+static struct pop3_fetch **
+slot_of(struct pop3_sess *s, uint32_t n)
+{
+	for (size_t i = 0; i < PREFETCH_MAX; i++)
+		if (s->fetch[i] != NULL && s->fetch[i]->msg == n)
+			return &s->fetch[i];
+	return NULL;
+}
+
 static void
 on_body(void *arg, int status, struct mbox_body *b)
 {
-	struct pop3_sess *s = arg;
-	struct buf out;
+	struct pop3_fetch *f = arg;
+	struct pop3_sess *s = f->s;
 
-	if (gone(s)) {
+	if (s == NULL) {
+		/* The session let go of it (it closed, or the message was deleted). */
 		mbox_body_free(b);
-		unref(s);
+		free(f);
 		return;
 	}
-	if (status == -ENOENT) {
+	f->done = true;
+	f->status = status;
+	f->body = b;
+	if (!gone(s) && s->waiting == f->msg)
+		serve(s, f, true);
+	unref(s);
+}
+
+/* prefetch - ask for message n's body unless it is held or asked for already. */
+static void
+prefetch(struct pop3_sess *s, uint32_t n)
+{
+	struct pop3_fetch *f, **slot = NULL;
+
+	if (n == 0 || n > s->nmsgs || s->msgs[n - 1].deleted || slot_of(s, n) != NULL)
+		return;
+	for (size_t i = 0; i < PREFETCH_MAX && slot == NULL; i++)
+		if (s->fetch[i] == NULL)
+			slot = &s->fetch[i];
+	if (slot == NULL)
+		return;
+	f = xcalloc(1, sizeof *f);
+	f->s = s;
+	f->msg = n;
+	ref(s);
+	if (mbox_fetch(pd(s)->store, s->base.user, INBOX, s->msgs[n - 1].uid, on_body, f) < 0) {
+		unref(s);
+		free(f);
+		return;
+	}
+	*slot = f;
+}
+
+/* prefetch_ahead - the RETRs and TOPs pipelined behind the current command. */
+static void
+prefetch_ahead(struct pop3_sess *s)
+{
+	const char *p = buf_rptr(&s->base.in), *end = p + buf_unread(&s->base.in), *nl;
+	struct pop3_cmd c;
+
+	for (; p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL; p = nl + 1) {
+		size_t len = (size_t)(nl - p);
+
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len > POP3_LINE_MAX || pop3_parse(p, len, &c) != NULL)
+			continue;
+		if (c.verb == POP3_QUIT || c.verb == POP3_RSET)
+			break;
+		if (c.verb == POP3_RETR || c.verb == POP3_TOP)
+			prefetch(s, c.msg);
+	}
+}
+
+static void
+slot_drop(struct pop3_sess *s, struct pop3_fetch **slot)
+{
+	struct pop3_fetch *f = *slot;
+
+	*slot = NULL;
+	if (f->done) {
+		mbox_body_free(f->body);
+		free(f);
+	} else {
+		/* on_body frees it; the reference it held goes now. */
+		f->s = NULL;
+		unref(s);
+	}
+}
+
+/*
+ * serve - message f->msg's body is in: answer the RETR or TOP waiting for
+ * it.  later: from the store's callback (then the next command is run
+ * from here); else from retr(), whose caller's loop goes on.
+ */
+static void
+serve(struct pop3_sess *s, struct pop3_fetch *f, bool later)
+{
+	struct mbox_body *b = f->body;
+	struct buf out;
+
+	s->waiting = 0;
+	if (f->status == -ENOENT) {
 		reply(s, "-ERR Message %" PRIu32 " was removed by another session", s->cur_msg);
-	} else if (status < 0) {
+	} else if (f->status < 0) {
 		log_warn(C, "retr_failed", "sid=%s user=%s msg=%" PRIu32 " error=\"%s\"", s->base.sid,
-		    s->base.user, s->cur_msg, uv_strerror(status));
+		    s->base.user, s->cur_msg, uv_strerror(f->status));
 		reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 	} else {
 		buf_init(&out);
@@ -497,30 +611,49 @@ on_body(void *arg, int status, struct mbox_body *b)
 			s->nretrieved++;
 		}
 	}
-	mbox_body_free(b);
-	done(s);
-	unref(s);
+	slot_drop(s, slot_of(s, f->msg));
+	/* Clients read a maildrop in order: the next one is likely asked for next. */
+	if (!s->cur_top)
+		prefetch(s, s->cur_msg + 1);
+	if (later)
+		done(s);
+	else
+		s->base.busy = false;
 }
 
 static void
 retr(struct pop3_sess *s, uint32_t n, bool top, uint32_t lines)
 {
-	struct pop3_msg *m = msg(s, n);
-	int rc;
+	struct pop3_fetch **slot;
 
-	if (m == NULL)
+	if (msg(s, n) == NULL)
 		return;
 	s->cur_msg = n;
 	s->cur_top = top;
 	s->cur_lines = lines;
 	s->base.busy = true;
-	ref(s);
-	rc = mbox_fetch(pd(s)->store, s->base.user, INBOX, m->uid, on_body, s);
-	if (rc < 0) {
+	prefetch(s, n);
+	prefetch_ahead(s);
+	if ((slot = slot_of(s, n)) == NULL) {
 		reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		s->base.busy = false;
-		unref(s);
+		return;
 	}
+	if ((*slot)->done) {
+		serve(s, *slot, false);
+		return;
+	}
+	s->waiting = n;
+}
+
+/* drop_fetches - let go of every body held or asked for. */
+static void
+drop_fetches(struct pop3_sess *s)
+{
+	for (size_t i = 0; i < PREFETCH_MAX; i++)
+		if (s->fetch[i] != NULL)
+			slot_drop(s, &s->fetch[i]);
+	s->waiting = 0;
 }
 
 static void
@@ -714,6 +847,8 @@ cmd_trans_state(struct pop3_sess *s, const struct pop3_cmd *c)
 			return;
 		m->deleted = true;
 		s->ndeleted++;
+		if (slot_of(s, c->msg) != NULL)
+			slot_drop(s, slot_of(s, c->msg));
 		reply(s, "+OK Message %" PRIu32 " deleted", c->msg);
 		return;
 	case POP3_NOOP:
@@ -875,6 +1010,7 @@ p_closed(struct msrv_sess *b, int status)
 		    status == 0 ? "closed" : status == UV_EOF ? "disconnect" : uv_strerror(status));
 	else if (s->state == ST_AUTH)
 		log_debug(C, "disconnect", "sid=%s client=%s", b->sid, b->client);
+	drop_fetches(s);
 	/* In UPDATE, the expunge's callback releases the lock once it is done. */
 	if (s->state != ST_UPDATE)
 		release_lock(s);

@@ -15,7 +15,7 @@
 # mailbox list: what IMAP sees) with \Seen on retrieved messages, user
 # isolation, dot-stuffing, SASL-IR and continuation, wrong passwords;
 # then the address lock-out, the per-address connection limit,
-# [policy] max_errors and the idle timeout.  This script adds a
+# [policy] max_errors and the idle timeout; RETR and TOP pipelined.  This script adds a
 # disabled user, node-pop3, a stop with a session open, and the log
 # lines (one per login and logout, never a password).
 #
@@ -142,6 +142,8 @@ check_match "node-pop3: STAT over implicit TLS" "$nout" '"stat":"2 [0-9]+"'
 check_match "node-pop3: UIDL gives UIDVALIDITY.UID" "$nout" '"uidl":\[\["1","[0-9]+\.2"\]'
 check_match "node-pop3: RETR returns the stored report" "$nout" 'Microsoft Exchange|exchange'
 
+# The reports left in shop's INBOX after main (the first was deleted), pipelined.
+run_check pipeline --user shop --password "$pw_shop" --files "${files[@]:1}"
 run_check lockout --user shop --password "$pw_shop" --fail-limit 5
 run_check limits --user shop --password "$pw_shop" --per-ip 5 --max-errors 10
 run_check idle --user shop --password "$pw_shop" --idle-wait 30

@@ -335,6 +335,38 @@ def phase_main(a):
         p.quit()
 
 
+def phase_pipeline(a):
+    """RETR and TOP pipelined (RFC 2449 PIPELINING): answers in order, each byte for byte."""
+    files = [crlf(open(f, "rb").read()) for f in a.files]
+    r = Raw(a.pop3s, tls=True)
+    r.line()
+    r.cmd("USER %s" % a.user)
+    got = r.cmd("PASS %s" % a.password)
+    if not check("pipeline: login", got.startswith("+OK"), got):
+        return
+    n = len(files)
+    cmds = ["RETR %d" % i for i in range(n, 0, -1)] + ["TOP 1 0", "RETR 1", "NOOP", "RETR %d" % (n + 1)]
+    r.send("".join(c + "\r\n" for c in cmds).encode())
+    for i in range(n, 0, -1):
+        first = r.line()
+        body = "\r\n".join(r.multi()).encode() + b"\r\n"
+        body = b"\r\n".join(l[1:] if l.startswith(b".") else l for l in body.split(b"\r\n"))
+        check("pipelined RETR %d: +OK and the message byte for byte" % i,
+              first.startswith("+OK") and body == files[i - 1], (first, len(body), len(files[i - 1])))
+    first = r.line()
+    top = r.multi()
+    check("pipelined TOP 1 0 after them: the header", first.startswith("+OK") and top[-1] == "", first)
+    first = r.line()
+    r.multi()
+    check("pipelined RETR 1 again", first.startswith("+OK"), first)
+    check("pipelined NOOP answered in order", r.line() == "+OK")
+    got = r.line()
+    check("pipelined RETR of a message that does not exist: -ERR", got == "-ERR No such message", got)
+    r.cmd("RSET")
+    r.cmd("QUIT")
+    r.close()
+
+
 def phase_lockout(a):
     """[policy] auth_fail_limit failures lock the address for POP3, also for the right password."""
     src = "127.0.0.3"
@@ -428,7 +460,7 @@ def main():
     ap.add_argument("--max-errors", type=int, default=20)
     ap.add_argument("--idle-wait", type=float, default=30)
     a = ap.parse_args()
-    {"main": phase_main, "lockout": phase_lockout, "limits": phase_limits, "idle": phase_idle}[a.phase](a)
+    {"main": phase_main, "pipeline": phase_pipeline, "lockout": phase_lockout, "limits": phase_limits, "idle": phase_idle}[a.phase](a)
     return 0
 
 
