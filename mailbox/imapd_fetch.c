@@ -49,6 +49,9 @@ struct walk {
 	walk_each_fn *each;
 	walk_end_fn *end;
 	bool failed;             /* the store failed: end with NO */
+	bool raw_only;           /* each() needs the bytes, not their structure */
+	const char *raw;         /* during each(): the bytes read (header or message) */
+	size_t rawlen;
 };
 
 static void walk_next(struct imapd_sess *s);
@@ -84,10 +87,14 @@ header_end(const char *p, size_t n)
 static void
 walk_one(struct imapd_sess *s, struct walk *w, uint32_t seq, const char *raw, size_t len)
 {
-	struct imap_msg *pm = imap_msg_parse(raw, len);
+	struct imap_msg *pm = w->raw_only ? NULL : imap_msg_parse(raw, len);
 
+	w->raw = raw;
+	w->rawlen = len;
 	w->each(s, w, seq, pm);
 	imap_msg_free(pm);
+	w->raw = NULL;
+	w->rawlen = 0;
 }
 
 static void
@@ -241,6 +248,13 @@ struct fetch_op {
 	struct buf scratch;
 };
 
+/* whole - BODY[] (or BODY[]<partial>): the whole message. */
+static bool
+whole(const struct imap_fetch_item *it)
+{
+	return it->kind == IMAP_FA_SECTION && it->nparts == 0 && it->section == IMAP_SEC_ALL;
+}
+
 static void
 put_literal(struct buf *b, const char *p, size_t n)
 {
@@ -279,9 +293,14 @@ put_section(struct buf *b, struct fetch_op *op, const struct imap_fetch_item *it
 	const char *data = "";
 	size_t len = 0, off = 0, n;
 
-	if (pm != NULL && open != NULL && close != NULL &&
-	    imap_msg_section(pm, open + 1, (size_t)(close - open - 1), &op->scratch, &data, &len) < 0)
+	if (whole(it)) {
+		/* BODY[]: the bytes as stored, no parse needed. */
+		data = op->w.raw;
+		len = op->w.rawlen;
+	} else if (pm != NULL && open != NULL && close != NULL &&
+	    imap_msg_section(pm, open + 1, (size_t)(close - open - 1), &op->scratch, &data, &len) < 0) {
 		len = 0;
+	}
 	n = len;
 	if (it->partial)
 		imap_partial(len, it->origin, it->count, &off, &n);
@@ -339,9 +358,8 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 			imap_msg_bodystructure(pm, it->kind == IMAP_FA_BODYSTRUCTURE, &b);
 			break;
 		case IMAP_FA_RFC822:
-			data = imap_msg_raw(pm, &len);
 			buf_appends(&b, "RFC822 ");
-			put_literal(&b, data, len);
+			put_literal(&b, w->raw, w->rawlen);
 			break;
 		case IMAP_FA_RFC822_HEADER:
 		case IMAP_FA_RFC822_TEXT:
@@ -548,6 +566,15 @@ imapd__fetch(struct imapd_sess *s, const struct imap_tok *a, const struct imap_t
 	}
 	op->w.n = n;
 	op->w.need = fetch_need(&op->f, &sets_seen);
+	op->w.raw_only = true;
+	for (size_t i = 0; i < op->f.n; i++) {
+		enum imap_fetch_kind k = op->f.v[i].kind;
+
+		if (k == IMAP_FA_ENVELOPE || k == IMAP_FA_BODY || k == IMAP_FA_BODYSTRUCTURE ||
+		    k == IMAP_FA_RFC822_HEADER || k == IMAP_FA_RFC822_TEXT ||
+		    (k == IMAP_FA_SECTION && !whole(&op->f.v[i])))
+			op->w.raw_only = false;
+	}
 	op->w.each = fetch_each;
 	op->w.end = fetch_end;
 	s->op = op;
