@@ -574,7 +574,20 @@ static void
 raise_nofile(const struct config *cfg)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->relay.max_connections + 256;
+	rlim_t want = 256;
+	const char *what = NULL;
+
+	if (cfg->server.roles & ROLE_RELAY) {
+		want += cfg->relay.max_connections;
+		what = "[relay] max_connections";
+	}
+	if ((cfg->server.roles & ROLE_MAILBOX) && (cfg->mailbox.imap.n > 0 ||
+	    cfg->mailbox.imaps.n > 0 || cfg->mailbox.pop3.n > 0 || cfg->mailbox.pop3s.n > 0)) {
+		/* IMAP and POP3 each count up to max_connections. */
+		want += 2 * (rlim_t)cfg->mailbox.max_connections;
+		what = what != NULL ? "[relay] or [mailbox] max_connections" :
+		    "[mailbox] max_connections";
+	}
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -582,9 +595,9 @@ raise_nofile(const struct config *cfg)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if ((cfg->server.roles & ROLE_RELAY) && rl.rlim_cur < want)
-		log_warn("kurierd", "nofile_low", "limit=%llu wanted=%llu hint=\"raise LimitNOFILE (systemd) or ulimit -n, or lower [relay] max_connections\"",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+	if (what != NULL && rl.rlim_cur < want)
+		log_warn("kurierd", "nofile_low", "limit=%llu wanted=%llu hint=\"raise LimitNOFILE (systemd) or ulimit -n, or lower %s\"",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want, what);
 }
 
 static int

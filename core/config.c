@@ -215,7 +215,7 @@ config_defaults(struct config *cfg)
 	cfg->mailbox.soft_bounce_window_ms = 30 * DAY;
 	config_parse_listen("0.0.0.0:110", &cfg->mailbox.pop3, &why);
 	config_parse_listen("0.0.0.0:995", &cfg->mailbox.pop3s, &why);
-	cfg->mailbox.max_connections = 20000;
+	cfg->mailbox.max_connections = 10000;
 	cfg->mailbox.max_connections_per_ip = 50;
 	/* RFC 1939 3: an autologout timer of at least 10 minutes. */
 	cfg->mailbox.pop3_timeout_ms = 10 * 60000;

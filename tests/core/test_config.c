@@ -181,7 +181,7 @@ START_TEST(test_mailbox_keys)
 	ck_assert_uint_eq(cfg.mailbox.pop3.n, 1);
 	ck_assert_uint_eq(cfg.mailbox.pop3.ep[0].port, 110);
 	ck_assert_uint_eq(cfg.mailbox.pop3s.ep[0].port, 995);
-	ck_assert_uint_eq(cfg.mailbox.max_connections, 20000);
+	ck_assert_uint_eq(cfg.mailbox.max_connections, 10000);
 	ck_assert_uint_eq(cfg.mailbox.max_connections_per_ip, 50);
 	ck_assert_uint_eq(cfg.mailbox.pop3_timeout_ms, 10 * 60000);
 	ck_assert_uint_eq(cfg.mailbox.imap.ep[0].port, 143);
