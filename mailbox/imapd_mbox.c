@@ -217,9 +217,16 @@ matches(const struct buf *pattern, const char *name)
 	const char *p = buf_rptr(pattern);
 	size_t plen = buf_unread(pattern);
 
-	/* INBOX is INBOX in any case, also in a pattern. */
-	if (strcmp(name, "INBOX") == 0 && plen == 5 && strncasecmp(p, "INBOX", 5) == 0)
-		return true;
+	char canon[IMAP_PATTERN_MAX + 1];
+
+	/* INBOX is INBOX in any case, also at the start of a pattern. */
+	if (strncmp(name, "INBOX", 5) == 0 && plen >= 5 && plen <= IMAP_PATTERN_MAX &&
+	    strncasecmp(p, "INBOX", 5) == 0 && (plen == 5 || p[5] == '/' || p[5] == '*' ||
+	    p[5] == '%')) {
+		memcpy(canon, "INBOX", 5);
+		memcpy(canon + 5, p + 5, plen - 5);
+		return imap_list_match(canon, plen, name, strlen(name));
+	}
 	return imap_list_match(p, plen, name, strlen(name));
 }
 

@@ -478,9 +478,10 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 	uint32_t unseen = 0;
 
 	if (imapd__gone(s) || status < 0) {
-		if (!imapd__gone(s))
+		s->op = NULL;
+		if (!imapd__gone(s)) {
 			select_fail(s, op, status);
-		else {
+		} else {
 			buf_free(&op->name);
 			free(op);
 		}
