@@ -239,6 +239,16 @@ literal_check(struct imap_reader *r, const struct imap_tail *t)
 		/* A refused synchronising literal: the client sends nothing more. */
 		if (!t->nonsync)
 			return failed_end(r);
+		/*
+		 * A refused LITERAL+ literal is on its way: a small one is read
+		 * and dropped, so the next command is read in step; a large one
+		 * would keep the client waiting for an answer until it sent it
+		 * all, so the connection ends now (RFC 7888 4).
+		 */
+		if (n > IMAP_SKIP_MAX)
+			return fatal(r, "non-synchronising literal of %" PRIu64
+			    " bytes exceeds the %" PRIu64 "-byte limit%s", n, r->lim.max_literal,
+			    login_note(r));
 		r->state = IMAP_RS_SKIPLIT;
 		r->lit_left = n;
 		return IMAP_RD_NEEDMORE;

@@ -47,6 +47,7 @@
 #define IMAP_LITERAL_ABS_MAX 4294967295u /* RFC 3501 9: a literal's size is a 32-bit number */
 #define IMAP_TAG_MAX 64              /* longest tag the reader keeps for an error reply */
 #define IMAP_ERR_MAX 160             /* room for any error text here */
+#define IMAP_SKIP_MAX 65536          /* a refused LITERAL+ literal up to this is read and dropped */
 
 /* The limits a reader and the tokeniser enforce; the server sets them per state. */
 struct imap_limits {

@@ -262,7 +262,6 @@ imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, 
 	char *kw = d->keywords != NULL ? xstrdup(d->keywords) : NULL;
 	bool changed, newer = m->modseq != d->modseq;
 
-	d->keywords = NULL;
 	imapd__set_flags(d, m->flags);
 	changed = sys != d->sys || (kw == NULL) != (d->keywords == NULL) ||
 	    (kw != NULL && strcmp(kw, d->keywords) != 0);

@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,6 +237,24 @@ START_TEST(nonsync_over_limit_skipped)
 	ck_assert(strncmp(got, "C a LOGIN", 9) == 0);
 	free(got);
 	buf_free(&in);
+}
+END_TEST
+
+/* A refused LITERAL+ literal too large to read and drop ends the connection at once. */
+START_TEST(nonsync_huge_is_fatal)
+{
+	struct imap_limits lim = limits(true);
+	const char a[] = "a LOGIN {1000000000+}\r\nxxxx";
+	char want[IMAP_ERR_MAX + 8];
+
+	snprintf(want, sizeof want, "F non-synchronising literal of 1000000000 bytes exceeds the "
+	    "8192-byte limit before login\n");
+	expect(&lim, a, strlen(a), want);
+	/* Just above what is read and dropped, also after login. */
+	lim = limits(false);
+	lim.max_literal = 100;
+	expect(&lim, "a APPEND INBOX {65537+}\r\n", 25,
+	    "F non-synchronising literal of 65537 bytes exceeds the 100-byte limit\n");
 }
 END_TEST
 
@@ -1108,6 +1127,7 @@ imap_parse_suite(void)
 	tcase_add_test(rd, absurd_literal_fatal);
 	tcase_add_test(rd, big_sync_after_login);
 	tcase_add_test(rd, nonsync_over_limit_skipped);
+	tcase_add_test(rd, nonsync_huge_is_fatal);
 	tcase_add_test(rd, rejected_sync_literal);
 	tcase_add_test(rd, line_limit_boundary);
 	tcase_add_test(rd, megabyte_line);
