@@ -891,6 +891,13 @@ static void
 p_closed(struct msrv_sess *b, int status)
 {
 	struct imapd_sess *s = (struct imapd_sess *)b;
+	void (*fn)(struct imapd_sess *) = s->resume;
+
+	/* A command waiting for its output to drain ends now (it sees the client gone). */
+	if (fn != NULL) {
+		s->resume = NULL;
+		fn(s);
+	}
 
 	if (s->state == IMAPD_AUTH || s->state == IMAPD_SELECTED)
 		log_info(C, "logout", "sid=%s client=%s user=%s fetched=%u expunged=%u reason=%s", b->sid,

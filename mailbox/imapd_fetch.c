@@ -2,10 +2,12 @@
  * imapd_fetch - FETCH and SEARCH over the selected mailbox.  Both walk
  * the messages a set names in order and read from the store only what
  * their items or keys need: nothing (flags, UID, size, dates are in the
- * session's list), the header (mbox_list_heads, a batch at a time: what
- * ENVELOPE and header searches read), or the whole message (mbox_fetch,
- * one at a time: sections, BODYSTRUCTURE, body searches); the message is
- * parsed with GMime (imap_mime.h).  A walk that has more output queued
+ * session's list), the ENVELOPE and BODYSTRUCTURE the store keeps beside
+ * each message (mbox_list_meta, a batch at a time), the header
+ * (mbox_list_heads, a batch at a time: header fields and header
+ * searches), or the whole message (mbox_fetch, one at a time: sections,
+ * body searches, and a message stored without its description); the
+ * message is parsed with GMime (imap_mime.h).  A walk that has more output queued
  * than MSRV_OUT_HIGH waits for it to drain, so a FETCH of every full
  * message holds one message at a time, not the mailbox.
  */
@@ -28,14 +30,25 @@
 #define HEAD_BATCH 256          /* messages per mbox_list_heads */
 #define HEAD_MAX (16 * 1024)    /* bytes of each head read; a longer header reads the message */
 #define DAY_SECONDS 86400
+#define WINDOW 8                /* whole messages asked of Redis ahead of the one written */
 
 enum need {
 	NEED_META, /* the session's list is enough */
+	NEED_DESC, /* ENVELOPE, BODYSTRUCTURE: stored with the message (mbox_list_meta) */
 	NEED_HEAD, /* the header */
 	NEED_FULL, /* the whole message */
 };
 
 struct walk;
+
+/* One whole message asked for ahead (NEED_FULL). */
+struct wfetch {
+	struct imapd_sess *s; /* NULL once the walk let go of it */
+	bool done;
+	int status;
+	struct mbox_body *body;
+};
+
 typedef void walk_each_fn(struct imapd_sess *s, struct walk *w, uint32_t seq,
     const struct imap_msg *pm);
 typedef void walk_end_fn(struct imapd_sess *s, struct walk *w);
@@ -50,8 +63,12 @@ struct walk {
 	walk_end_fn *end;
 	bool failed;             /* the store failed: end with NO */
 	bool raw_only;           /* each() needs the bytes, not their structure */
+	struct buf out;          /* responses not yet handed to the connection */
 	const char *raw;         /* during each(): the bytes read (header or message) */
 	size_t rawlen;
+	const struct mbox_msg *desc; /* during each(), NEED_DESC: the stored description */
+	struct wfetch *ring[WINDOW]; /* NEED_FULL: messages i .. issued-1 */
+	size_t issued;
 };
 
 static void walk_next(struct imapd_sess *s);
@@ -62,9 +79,48 @@ walk_of(struct imapd_sess *s)
 	return s->op;
 }
 
+#define OUT_FLUSH (64 * 1024) /* responses are written in pieces of about this */
+
+/* walk_flush - hand the gathered responses to the connection (one write, not one per message). */
 static void
-walk_free(struct walk *w)
+walk_flush(struct imapd_sess *s, struct walk *w)
 {
+	if (buf_unread(&w->out) > 0)
+		imapd__write(s, buf_rptr(&w->out), buf_unread(&w->out));
+	buf_reset(&w->out);
+}
+
+/* walk_put - a response for the walk's output. */
+static void
+walk_put(struct imapd_sess *s, struct walk *w, const struct buf *b)
+{
+	buf_append(&w->out, buf_rptr(b), buf_unread(b));
+	if (buf_unread(&w->out) >= OUT_FLUSH)
+		walk_flush(s, w);
+}
+
+static void
+wfetch_drop(struct imapd_sess *s, struct wfetch *f)
+{
+	if (f->done) {
+		mbox_body_free(f->body);
+		free(f);
+	} else {
+		/* Its callback frees it; the reference it held goes now. */
+		f->s = NULL;
+		imapd__unref(s);
+	}
+}
+
+static void
+walk_free(struct imapd_sess *s, struct walk *w)
+{
+	for (size_t i = 0; i < WINDOW; i++) {
+		if (w->ring[i] != NULL)
+			wfetch_drop(s, w->ring[i]);
+		w->ring[i] = NULL;
+	}
+	buf_free(&w->out);
 	free(w->seqs);
 	mbox_msgs_free(w->heads);
 	w->seqs = NULL;
@@ -158,8 +214,12 @@ fetch_heads(struct imapd_sess *s, struct walk *w)
 
 	nr = imapd__ranges(s, w->seqs + w->i, k, &r);
 	imapd__ref(s);
-	rc = mbox_list_heads(imapd__srv(s)->store, s->base.user, s->folder, r, nr, HEAD_MAX,
-	    on_walk_heads, s);
+	if (w->need == NEED_DESC)
+		rc = mbox_list_meta(imapd__srv(s)->store, s->base.user, s->folder, r, nr,
+		    on_walk_heads, s);
+	else
+		rc = mbox_list_heads(imapd__srv(s)->store, s->base.user, s->folder, r, nr, HEAD_MAX,
+		    on_walk_heads, s);
 	free(r);
 	if (rc < 0) {
 		w->failed = true;
@@ -193,6 +253,18 @@ head_step(struct imapd_sess *s, struct walk *w)
 		w->i++; /* expunged meanwhile */
 		return true;
 	}
+	if (w->need == NEED_DESC) {
+		if (m->envelope == NULL) {
+			/* Stored without its description: read the message. */
+			fetch_full(s, w);
+			return false;
+		}
+		w->desc = m;
+		w->each(s, w, seq, NULL);
+		w->desc = NULL;
+		w->i++;
+		return true;
+	}
 	he = header_end(m->head, m->head_len);
 	if (he == 0 && m->head_len < m->size) {
 		/* A header longer than HEAD_MAX: read the whole message. */
@@ -201,6 +273,61 @@ head_step(struct imapd_sess *s, struct walk *w)
 	}
 	walk_one(s, w, seq, m->head, he != 0 ? he : m->head_len);
 	w->i++;
+	return true;
+}
+
+static void
+on_wfetch(void *arg, int status, struct mbox_body *b)
+{
+	struct wfetch *f = arg;
+	struct imapd_sess *s = f->s;
+	struct walk *w;
+
+	if (s == NULL) {
+		mbox_body_free(b);
+		free(f);
+		return;
+	}
+	f->done = true;
+	f->status = status;
+	f->body = b;
+	w = walk_of(s);
+	if (w->ring[w->i % WINDOW] == f && s->resume == NULL)
+		walk_next(s);
+	imapd__unref(s);
+}
+
+/* full_step - the next whole message, asked for WINDOW ahead; false while waiting. */
+static bool
+full_step(struct imapd_sess *s, struct walk *w)
+{
+	struct wfetch *f;
+
+	while (w->issued < w->n && w->issued < w->i + WINDOW) {
+		f = xcalloc(1, sizeof *f);
+		f->s = s;
+		imapd__ref(s);
+		if (mbox_fetch(imapd__srv(s)->store, s->base.user, s->folder,
+		    s->msgs[w->seqs[w->issued] - 1].uid, on_wfetch, f) < 0) {
+			imapd__unref(s);
+			f->done = true;
+			f->status = -ENOTCONN;
+		}
+		w->ring[w->issued % WINDOW] = f;
+		w->issued++;
+	}
+	f = w->ring[w->i % WINDOW];
+	if (!f->done)
+		return false;
+	w->ring[w->i % WINDOW] = NULL;
+	if (f->status == 0)
+		walk_one(s, w, w->seqs[w->i], f->body->data, f->body->len);
+	else if (f->status != -ENOENT)
+		w->failed = true; /* -ENOENT: expunged meanwhile, skipped */
+	wfetch_drop(s, f);
+	w->i++;
+	if (w->failed)
+		w->i = w->n;
 	return true;
 }
 
@@ -215,6 +342,7 @@ walk_next(struct imapd_sess *s)
 	}
 	while (w->i < w->n) {
 		if (msrv_output_full(&s->base)) {
+			walk_flush(s, w);
 			s->resume = walk_next;
 			return;
 		}
@@ -223,17 +351,22 @@ walk_next(struct imapd_sess *s)
 			w->each(s, w, w->seqs[w->i], NULL);
 			w->i++;
 			continue;
+		case NEED_DESC:
 		case NEED_HEAD:
 			if (head_step(s, w))
 				continue;
+			walk_flush(s, w);
 			if (w->heads == NULL && w->i < w->n)
 				fetch_heads(s, w);
 			return;
 		case NEED_FULL:
-			fetch_full(s, w);
+			if (full_step(s, w))
+				continue;
+			walk_flush(s, w);
 			return;
 		}
 	}
+	walk_flush(s, w);
 	w->end(s, w);
 }
 
@@ -350,12 +483,18 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 			break;
 		case IMAP_FA_ENVELOPE:
 			buf_appends(&b, "ENVELOPE ");
-			imap_msg_envelope(pm, &b);
+			if (w->desc != NULL)
+				buf_appends(&b, w->desc->envelope);
+			else
+				imap_msg_envelope(pm, &b);
 			break;
 		case IMAP_FA_BODY:
 		case IMAP_FA_BODYSTRUCTURE:
 			buf_appends(&b, it->kind == IMAP_FA_BODY ? "BODY " : "BODYSTRUCTURE ");
-			imap_msg_bodystructure(pm, it->kind == IMAP_FA_BODYSTRUCTURE, &b);
+			if (w->desc != NULL && it->kind == IMAP_FA_BODYSTRUCTURE)
+				buf_appends(&b, w->desc->bodystructure);
+			else
+				imap_msg_bodystructure(pm, it->kind == IMAP_FA_BODYSTRUCTURE, &b);
 			break;
 		case IMAP_FA_RFC822:
 			buf_appends(&b, "RFC822 ");
@@ -387,7 +526,7 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 		buf_appendc(&b, ')');
 	}
 	buf_appends(&b, ")\r\n");
-	imapd__write(s, buf_rptr(&b), buf_unread(&b));
+	walk_put(s, w, &b);
 	buf_free(&b);
 	s->nfetched++;
 }
@@ -398,7 +537,7 @@ fetch_end(struct imapd_sess *s, struct walk *w)
 	struct fetch_op *op = (struct fetch_op *)w;
 	bool failed = w->failed;
 
-	walk_free(w);
+	walk_free(s, w);
 	imap_fetch_free(&op->f);
 	buf_free(&op->scratch);
 	free(op->seen);
@@ -423,6 +562,9 @@ fetch_need(const struct imap_fetch *f, bool *sets_seen)
 
 		switch (it->kind) {
 		case IMAP_FA_ENVELOPE:
+			if (need < NEED_DESC)
+				need = NEED_DESC;
+			break;
 		case IMAP_FA_RFC822_HEADER:
 			if (need < NEED_HEAD)
 				need = NEED_HEAD;
@@ -443,8 +585,11 @@ fetch_need(const struct imap_fetch *f, bool *sets_seen)
 			*sets_seen = true;
 			need = NEED_FULL;
 			break;
-		case IMAP_FA_BODY:
 		case IMAP_FA_BODYSTRUCTURE:
+			if (need < NEED_DESC)
+				need = NEED_DESC;
+			break;
+		case IMAP_FA_BODY:
 			need = NEED_FULL;
 			break;
 		default:
@@ -816,7 +961,7 @@ search_end(struct imapd_sess *s, struct walk *w)
 		imapd__write(s, buf_rptr(&b), buf_unread(&b));
 		buf_free(&b);
 	}
-	walk_free(w);
+	walk_free(s, w);
 	imap_search_free(op->prog);
 	buf_free(&op->hits);
 	buf_free(&op->text);

@@ -9,16 +9,24 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/rdb.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "mailbox/imap_mime.h"
 #include "mailbox/store_int.h"
+
+/* Messages up to this size get their IMAP description stored with them. */
+#define DESCRIBE_MAX (16u * 1024 * 1024)
+/* list()'s head_max that asks for the stored descriptions instead of bytes. */
+#define LIST_META SIZE_MAX
 
 extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folders[],
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
@@ -388,6 +396,27 @@ on_append(void *arg, int status, redisReply *r)
 	free(req);
 }
 
+/*
+ * describe - the IMAP ENVELOPE and BODYSTRUCTURE of a message being
+ * stored, so IMAP listings never read it again; nothing for one larger
+ * than DESCRIBE_MAX (those are read when asked for).
+ */
+static void
+describe(const char *data, size_t len, struct buf *env, struct buf *bs)
+{
+	struct imap_msg *m;
+
+	if (data == NULL || len == 0 || len > DESCRIBE_MAX || (m = imap_msg_parse(data, len)) == NULL)
+		return;
+	imap_msg_envelope(m, env);
+	imap_msg_bodystructure(m, true, bs);
+	imap_msg_free(m);
+	if (buf_unread(env) == 0 || buf_unread(bs) == 0) {
+		buf_reset(env);
+		buf_reset(bs);
+	}
+}
+
 int
 mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *done,
     void *arg)
@@ -396,12 +425,14 @@ mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *
 	struct mbox__req *req;
 	const char *flags = a->flags != NULL ? a->flags : "";
 	uint64_t now = mbox__now();
+	struct buf env = BUF_INIT, bs = BUF_INIT;
 	int rc;
 
 	if ((rc = mbox__check(a->user, a->folder)) < 0)
 		return rc;
 	if (!mbox_valid_flags(flags) || (a->data == NULL && a->len > 0))
 		return -EINVAL;
+	describe(a->data, a->len, &env, &bs);
 	req = mbox__req_start(st, &args, a->user, a->folder, arg);
 	req->cb.append = done;
 	mbox__arg(&args, a->data != NULL ? a->data : "", a->len);
@@ -411,7 +442,12 @@ mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *
 	mbox__args(&args, a->dedup_key != NULL ? a->dedup_key : "");
 	mbox__argu(&args, st->cfg.mailbox.retention_ms);
 	mbox__argu(&args, st->cfg.mailbox.max_messages);
-	return mbox__eval(st, &mbox__s_append, &args, on_append, req);
+	mbox__arg(&args, buf_rptr(&env), buf_unread(&env));
+	mbox__arg(&args, buf_rptr(&bs), buf_unread(&bs));
+	rc = mbox__eval(st, &mbox__s_append, &args, on_append, req);
+	buf_free(&env);
+	buf_free(&bs);
+	return rc;
 }
 
 /* --- reads ------------------------------------------------------------------------ */
@@ -518,6 +554,8 @@ mbox_msgs_free(struct mbox_msgs *list)
 	for (size_t i = 0; i < list->n; i++) {
 		free(list->v[i].flags);
 		free(list->v[i].head);
+		free(list->v[i].envelope);
+		free(list->v[i].bodystructure);
 	}
 	free(list->v);
 	free(list);
@@ -531,8 +569,23 @@ msg_from(const redisReply *e, struct mbox_msg *m)
 	    !mbox__u64(e, 2, &m->date_ms) || !mbox__u64(e, 3, &m->size))
 		return false;
 	m->flags = mbox__strdup(e, 4, NULL);
-	if (e->elements > 5)
+	if (e->elements == 6)
 		m->head = mbox__strdup(e, 5, &m->head_len);
+	if (e->elements == 7) {
+		size_t n;
+
+		m->envelope = mbox__strdup(e, 5, &n);
+		if (n == 0) {
+			free(m->envelope);
+			m->envelope = NULL;
+		}
+		m->bodystructure = mbox__strdup(e, 6, &n);
+		if (n == 0 || m->envelope == NULL) {
+			free(m->bodystructure);
+			free(m->envelope);
+			m->bodystructure = m->envelope = NULL;
+		}
+	}
 	return true;
 }
 
@@ -581,7 +634,10 @@ list(struct mbox_store *st, const char *user, const char *folder,
 	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.msgs = done;
 	mbox__argu(&a, changedsince);
-	mbox__argu(&a, head_max);
+	if (head_max == LIST_META)
+		mbox__args(&a, "-1");
+	else
+		mbox__argu(&a, head_max);
 	mbox__arg_ranges(&a, ranges, nranges);
 	return mbox__eval(st, &mbox__s_list, &a, on_list, req);
 }
@@ -592,6 +648,13 @@ mbox_list(struct mbox_store *st, const char *user, const char *folder,
     mbox_msgs_cb *done, void *arg)
 {
 	return list(st, user, folder, ranges, nranges, changedsince, 0, done, arg);
+}
+
+int
+mbox_list_meta(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, mbox_msgs_cb *done, void *arg)
+{
+	return list(st, user, folder, ranges, nranges, 0, LIST_META, done, arg);
 }
 
 int

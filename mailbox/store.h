@@ -172,6 +172,12 @@ struct mbox_msg {
 	char *flags;      /* space-separated, "" for none */
 	char *head;       /* mbox_list_heads: the message's first bytes; else NULL */
 	size_t head_len;
+	/*
+	 * mbox_list_meta: the IMAP ENVELOPE and BODYSTRUCTURE computed when the
+	 * message was appended; NULL when it was stored without them.
+	 */
+	char *envelope;
+	char *bodystructure;
 };
 
 struct mbox_msgs {
@@ -197,6 +203,14 @@ int mbox_list(struct mbox_store *st, const char *user, const char *folder,
 int mbox_list_heads(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, size_t head_max, mbox_msgs_cb *done,
     void *arg);
+/*
+ * mbox_list_meta - mbox_list, each message with the IMAP ENVELOPE and
+ * BODYSTRUCTURE (RFC 3501 7.4.2) that mbox_append computed and stored
+ * beside its bytes (a copy shares them), so a client's listing reads no
+ * message.
+ */
+int mbox_list_meta(struct mbox_store *st, const char *user, const char *folder,
+    const struct mbox_range *ranges, size_t nranges, mbox_msgs_cb *done, void *arg);
 void mbox_msgs_free(struct mbox_msgs *list);
 
 struct mbox_body {

@@ -2,7 +2,8 @@
 -- missing), assign its UID, raise MODSEQ, announce it, then enforce the
 -- user's limits.
 -- ARGV: prefix, user, folder, data, flags, internal date (ms), now (ms),
--- dedup key ("" for none), retention (ms, 0 = none), max messages (0 = none)
+-- dedup key ("" for none), retention (ms, 0 = none), max messages (0 = none),
+-- the message's IMAP ENVELOPE and BODYSTRUCTURE ("" when not computed)
 -- Returns { uidvalidity, uid, duplicate (0/1), expunged {folder, uid, reason}... }
 local user, folder, data, flags = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local date, now = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -35,6 +36,9 @@ if not uid then
 end
 redis.call('SET', key('r', blob), data)
 redis.call('HSET', key('rc'), blob, 1)
+if ARGV[11] ~= '' then
+	redis.call('HSET', key('e', blob), 'env', ARGV[11], 'bs', ARGV[12])
+end
 local uv = tonumber(redis.call('HGET', key('b', mid), 'uidvalidity'))
 if dk then
 	if retention > 0 then

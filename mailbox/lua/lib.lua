@@ -124,7 +124,7 @@ end
 local function blob_unref(blob)
 	if redis.call('HINCRBY', key('rc'), blob, -1) <= 0 then
 		redis.call('HDEL', key('rc'), blob)
-		redis.call('DEL', key('r', blob))
+		redis.call('DEL', key('r', blob), key('e', blob))
 	end
 end
 

@@ -696,6 +696,65 @@ START_TEST(copy_shares_the_raw_bytes)
 }
 END_TEST
 
+static struct mbox_msgs *
+t_list_meta(struct mt *t, const char *user, const char *folder)
+{
+	struct res r = { 0 };
+
+	ck_assert_int_eq(mbox_list_meta(t->st, user, folder, NULL, 0, on_msgs, &r), 0);
+	mt_wait(t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	return r.msgs;
+}
+
+/*
+ * An appended message's IMAP ENVELOPE and BODYSTRUCTURE are stored with
+ * its bytes (what imap_mime computes from them), shared by a copy, and
+ * gone with the last reference.
+ */
+START_TEST(descriptions_stored_with_the_bytes)
+{
+	struct mt t;
+	struct mbox_msgs *l;
+	struct mbox_copy_result *c;
+	struct mbox_uids *u;
+	int status;
+
+	mt_open(&t, NULL);
+	t_append(&t, "shop", "INBOX", MSG1, "");
+	ck_assert_int_eq(t_create(&t, "shop", "Archive"), 0);
+	l = t_list_meta(&t, "shop", "INBOX");
+	ck_assert_uint_eq(l->n, 1);
+	ck_assert_str_eq(l->v[0].envelope, "(NIL \"Undelivered\" ((NIL NIL \"MAILER-DAEMON\" "
+	    "\"mx.example\")) ((NIL NIL \"MAILER-DAEMON\" \"mx.example\")) ((NIL NIL "
+	    "\"MAILER-DAEMON\" \"mx.example\")) NIL NIL NIL NIL NIL)");
+	ck_assert_str_eq(l->v[0].bodystructure, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") "
+	    "NIL NIL \"7BIT\" 7 1 NIL NIL NIL NIL)");
+	ck_assert_ptr_null(l->v[0].head);
+	mbox_msgs_free(l);
+	ck_assert_int_eq(mt_int(&t, "EXISTS %s", "mbx:e:1"), 1);
+	c = t_copy(&t, false, "shop", "INBOX", "Archive", 1, UINT32_MAX, &status);
+	mbox_copy_result_free(c);
+	l = t_list_meta(&t, "shop", "Archive");
+	ck_assert_uint_eq(l->n, 1);
+	ck_assert_ptr_nonnull(l->v[0].envelope);
+	mbox_msgs_free(l);
+	/* A message stored without them (before they existed) lists NULL. */
+	freeReplyObject(redis_test_cmd(t.sync, "DEL %s", redis_test_key(t.cfg.redis.prefix, "mbx:e:1")));
+	l = t_list_meta(&t, "shop", "INBOX");
+	ck_assert_ptr_null(l->v[0].envelope);
+	ck_assert_ptr_null(l->v[0].bodystructure);
+	mbox_msgs_free(l);
+	t_append(&t, "shop", "INBOX", MSG2, "");
+	u = t_expunge(&t, "shop", "INBOX", 1, UINT32_MAX, true);
+	mbox_uids_free(u);
+	u = t_expunge(&t, "shop", "Archive", 1, UINT32_MAX, true);
+	mbox_uids_free(u);
+	ck_assert_int_eq(mt_int(&t, "EXISTS %s", "mbx:e:2"), 0);
+	mt_close(&t);
+}
+END_TEST
+
 START_TEST(move_expunges_and_remembers)
 {
 	struct mt t;
@@ -1582,6 +1641,7 @@ store_suite(void)
 	tcase_add_test(tc, dedup_key_stores_once);
 	tcase_add_test(tc, flags_set_add_remove_unchangedsince);
 	tcase_add_test(tc, copy_shares_the_raw_bytes);
+	tcase_add_test(tc, descriptions_stored_with_the_bytes);
 	tcase_add_test(tc, move_expunges_and_remembers);
 	tcase_add_test(tc, expunge_takes_deleted_only);
 	tcase_add_test(tc, folders_create_rename_delete);
