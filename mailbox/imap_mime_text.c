@@ -196,6 +196,34 @@ imap_text_fold(const char *s, size_t len, struct buf *out)
 	g_free(v);
 }
 
+static bool
+all_ascii(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+/*
+ * ascii_match - needle in hay, ASCII letters compared without case: what
+ * Unicode case folding gives when both are ASCII (no folding of an ASCII
+ * character leaves ASCII or joins two), without building folded copies.
+ */
+static bool
+ascii_match(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+	unsigned char first = (unsigned char)g_ascii_tolower(needle[0]);
+
+	for (size_t i = 0; i + nlen <= hlen; i++) {
+		if ((unsigned char)g_ascii_tolower(hay[i]) != first)
+			continue;
+		if (g_ascii_strncasecmp(hay + i, needle, nlen) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool
 imap_text_match(const char *hay, size_t hlen, const char *needle, size_t nlen)
 {
@@ -204,6 +232,9 @@ imap_text_match(const char *hay, size_t hlen, const char *needle, size_t nlen)
 
 	if (nlen == 0)
 		return true;
+	if (memchr(needle, '\0', nlen) == NULL && memchr(hay, '\0', hlen) == NULL &&
+	    all_ascii(needle, nlen) && all_ascii(hay, hlen))
+		return ascii_match(hay, hlen, needle, nlen);
 	imap_text_fold(hay, hlen, &h);
 	imap_text_fold(needle, nlen, &n);
 	found = n.len == 0 || (h.len > 0 && memmem(h.data, h.len, n.data, n.len) != NULL);

@@ -490,6 +490,13 @@ END_TEST
 START_TEST(test_match)
 {
 	ck_assert(imap_text_match("Hello World", 11, "WORLD", 5));
+	/* ASCII on both sides (the fast path): the same answers as folding. */
+	ck_assert(imap_text_match("550 5.1.1 User Unknown", 22, "user unknown", 12));
+	ck_assert(!imap_text_match("550 5.1.1 User Unknown", 22, "user unknowns", 13));
+	ck_assert(imap_text_match("xxab", 4, "AB", 2));
+	ck_assert(!imap_text_match("a", 1, "ab", 2));
+	/* A non-ASCII needle against ASCII text: folded (KELVIN SIGN folds to k). */
+	ck_assert(imap_text_match("kurier", 6, "\xe2\x84\xaaURIER", 8));
 	ck_assert(imap_text_match("abc", 3, "", 0));
 	ck_assert(!imap_text_match("", 0, "a", 1));
 	ck_assert(imap_text_match("\xc3\x89T\xc3\x89", 5, "\xc3\xa9t\xc3\xa9", 5));
