@@ -413,8 +413,8 @@ ctl() {
 }
 
 # The messages: the corpus in rotation, LF line ends (Dovecot's maildir
-# form; imapload and mbox_append send and store CRLF), one header line
-# first that differs and holds the search words.
+# form; imapload and mbox_append send and store CRLF), NUL bytes left
+# out, one header line first that differs and holds the search words.
 MSG_DIR=$BENCH_TMP/msgs
 python3 - "$BOUNCE_CORPUS" "$MSG_DIR" "$N" "$ALL_WORD" "$RARE_WORD" "$RARE_EVERY" <<'PY' || die "could not write the messages"
 import os, sys
@@ -424,7 +424,8 @@ files = sorted(os.path.join(src, f) for f in os.listdir(src) if f.endswith(".eml
 if not files:
     sys.exit("no .eml files in " + src)
 os.makedirs(dst)
-bodies = [open(f, "rb").read().replace(b"\r\n", b"\n") for f in files]
+# No NUL: an IMAP literal may not hold one (RFC 3501, 4.3); one file has.
+bodies = [open(f, "rb").read().replace(b"\r\n", b"\n").replace(b"\0", b"") for f in files]
 for i in range(1, n + 1):
     words = all_word + (b" " + rare_word if i % rare_every == 0 else b"")
     with open(os.path.join(dst, "%06d.eml" % i), "wb") as out:
