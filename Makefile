@@ -300,6 +300,10 @@ build/$(1)/tests/bounceparse: build/$(1)/tests/bench/bounceparse.o build/$(1)/li
 build/$(1)/tests/popload: build/$(1)/tests/bench/popload.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+
+build/$(1)/tests/imapload: build/$(1)/tests/bench/imapload.o build/$(1)/libkurier.a
+	@mkdir -p $$(@D)
+	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef
 $(eval $(call variant,release))
 $(eval $(call variant,asan))
@@ -364,7 +368,8 @@ bench:
 	@deploy/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all build/release/tests/qbench build/release/tests/smtpload \
 		build/release/tests/sinkmx build/release/tests/mbox_append build/release/tests/bounceparse \
-		build/release/tests/qload build/release/tests/verp_addr build/release/tests/popload
+		build/release/tests/qload build/release/tests/verp_addr build/release/tests/popload \
+		build/release/tests/imapload
 	@tests/bench/run-bench.sh
 
 fuzz: deps
