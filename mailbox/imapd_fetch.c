@@ -462,16 +462,16 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 		switch (it->kind) {
 		case IMAP_FA_FLAGS:
 			buf_appends(&b, "FLAGS (");
-			imapd__flags_str(m, &b);
+			imapd__flags_str(s, m, &b);
 			buf_appendc(&b, ')');
 			flags_done = true;
 			break;
 		case IMAP_FA_INTERNALDATE:
 			buf_appends(&b, "INTERNALDATE ");
-			put_date(&b, m->date_ms);
+			put_date(&b, (uint64_t)m->date * 1000);
 			break;
 		case IMAP_FA_RFC822_SIZE:
-			buf_appendf(&b, "RFC822.SIZE %" PRIu64, m->size);
+			buf_appendf(&b, "RFC822.SIZE %" PRIu32, m->size);
 			break;
 		case IMAP_FA_UID:
 			buf_appendf(&b, "UID %" PRIu32, m->uid);
@@ -522,7 +522,7 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 	if (!flags_done && seen_now(op, seq)) {
 		/* RFC 3501 6.4.5: a \Seen this FETCH set is told. */
 		buf_appends(&b, " FLAGS (");
-		imapd__flags_str(m, &b);
+		imapd__flags_str(s, m, &b);
 		buf_appendc(&b, ')');
 	}
 	buf_appends(&b, ")\r\n");
@@ -774,9 +774,9 @@ search_need(const struct imap_search *k, bool *modseq)
 }
 
 static bool
-has_keyword(const struct imapd_msg *m, const char *k, size_t len)
+has_keyword(const struct imapd_sess *s, const struct imapd_msg *m, const char *k, size_t len)
 {
-	const char *p = m->keywords;
+	const char *p = imapd__keywords(s, m);
 
 	while (p != NULL && *p != '\0') {
 		const char *w = p;
@@ -833,7 +833,7 @@ sent_day(const struct imap_msg *pm, const struct imapd_msg *m)
 
 	if (pm != NULL && imap_msg_date(pm, &when, &day) == 0)
 		return day;
-	return (long)(m->date_ms / 1000 / DAY_SECONDS);
+	return (long)(m->date / DAY_SECONDS);
 }
 
 static bool
@@ -841,7 +841,7 @@ match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, u
     const struct imap_msg *pm)
 {
 	const struct imapd_msg *m = &s->msgs[seq - 1];
-	long day = (long)(m->date_ms / 1000 / DAY_SECONDS), kday = (long)(k->date / DAY_SECONDS);
+	long day = (long)(m->date / DAY_SECONDS), kday = (long)(k->date / DAY_SECONDS);
 	char field[IMAP_ERR_MAX];
 
 	switch (k->key) {
@@ -881,9 +881,9 @@ match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, u
 	case IMAP_SK_UNDRAFT:
 		return !(m->sys & IMAPD_F_DRAFT);
 	case IMAP_SK_KEYWORD:
-		return has_keyword(m, k->str, k->str_len);
+		return has_keyword(s, m, k->str, k->str_len);
 	case IMAP_SK_UNKEYWORD:
-		return !has_keyword(m, k->str, k->str_len);
+		return !has_keyword(s, m, k->str, k->str_len);
 	case IMAP_SK_FROM:
 		return header_match(op, pm, "From", k);
 	case IMAP_SK_TO:

@@ -56,15 +56,21 @@ enum {
 	IMAPD_F_DRAFT = 1 << 4,
 };
 
-/* One message of the selected mailbox; index = sequence number - 1. */
+/*
+ * One message of the selected mailbox; index = sequence number - 1.  24
+ * bytes, as a session holds one per message: keywords are a session's
+ * interned keyword list (most messages share a handful of them).
+ */
 struct imapd_msg {
-	uint32_t uid;
-	uint8_t sys;         /* IMAPD_F_* */
-	char *keywords;      /* space-separated; NULL for none */
 	uint64_t modseq;
-	uint64_t size;
-	uint64_t date_ms;    /* internal date */
+	uint32_t uid;
+	uint32_t size;       /* bytes (saturated at UINT32_MAX) */
+	uint32_t date;       /* internal date, seconds since the epoch */
+	uint16_t kw;         /* index into the session's keyword lists; 0 for none */
+	uint8_t sys;         /* IMAPD_F_* */
 };
+
+#define IMAPD_KW_MAX 65535 /* distinct keyword lists a session keeps */
 
 struct imapd_sess {
 	struct msrv_sess base; /* first: msrv allocates and passes it */
@@ -88,6 +94,8 @@ struct imapd_sess {
 	uint64_t vanished_since; /* expunges above this MODSEQ may not have been told */
 	struct imapd_msg *msgs;
 	size_t nmsgs, capmsgs;
+	char **kwsets;         /* [kw - 1]: space-separated keyword lists seen */
+	size_t nkwsets;
 	/* The store announced a change of the selected mailbox not yet read. */
 	bool dirty;
 	bool syncing;
@@ -163,9 +171,11 @@ size_t imapd__ranges(const struct imapd_sess *s, const uint32_t *seqs, size_t n,
 /* imapd__seq_of - the sequence number of uid, 0 when it is not in the list. */
 uint32_t imapd__seq_of(const struct imapd_sess *s, uint32_t uid);
 /* imapd__flags_str - a message's flags in IMAP form, "\Seen $Label" (no parens). */
-void imapd__flags_str(const struct imapd_msg *m, struct buf *out);
+void imapd__flags_str(const struct imapd_sess *s, const struct imapd_msg *m, struct buf *out);
+/* imapd__keywords - a message's keywords, space-separated ("" for none). */
+const char *imapd__keywords(const struct imapd_sess *s, const struct imapd_msg *m);
 /* imapd__set_flags - m's flags from the store's space-separated text. */
-void imapd__set_flags(struct imapd_msg *m, const char *flags);
+void imapd__set_flags(struct imapd_sess *s, struct imapd_msg *m, const char *flags);
 /* imapd__msg_update - m's flags and modseq from the store; told as FETCH when they changed. */
 void imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, bool tell);
 /*

@@ -36,17 +36,32 @@ static const struct {
 
 /* --- the message list ------------------------------------------------------------- */
 
-void
-imapd__set_flags(struct imapd_msg *m, const char *flags)
+/* intern - the index of keyword list kw in the session's table, added if new. */
+static uint16_t
+intern(struct imapd_sess *s, const char *kw, size_t len)
 {
-	struct buf kw;
+	for (size_t i = 0; i < s->nkwsets; i++)
+		if (strlen(s->kwsets[i]) == len && memcmp(s->kwsets[i], kw, len) == 0)
+			return (uint16_t)(i + 1);
+	if (s->nkwsets >= IMAPD_KW_MAX) {
+		log_warn(C, "keywords_dropped", "sid=%s user=%s reason=\"more than %d keyword lists\"",
+		    s->base.sid, s->base.user, IMAPD_KW_MAX);
+		return 0;
+	}
+	s->kwsets = xreallocarray(s->kwsets, s->nkwsets + 1, sizeof *s->kwsets);
+	s->kwsets[s->nkwsets++] = xmemdup0(kw, len);
+	return (uint16_t)s->nkwsets;
+}
+
+void
+imapd__set_flags(struct imapd_sess *s, struct imapd_msg *m, const char *flags)
+{
+	struct buf kw = BUF_INIT;
 	const char *p = flags != NULL ? flags : "", *w;
 	size_t n;
 
 	m->sys = 0;
-	free(m->keywords);
-	m->keywords = NULL;
-	buf_init(&kw);
+	m->kw = 0;
 	while (*p != '\0') {
 		bool sys = false;
 
@@ -69,16 +84,21 @@ imapd__set_flags(struct imapd_msg *m, const char *flags)
 			buf_append(&kw, w, n);
 		}
 	}
-	if (buf_unread(&kw) > 0) {
-		buf_appendc(&kw, '\0');
-		m->keywords = buf_steal(&kw, &n);
-	}
+	if (buf_unread(&kw) > 0)
+		m->kw = intern(s, buf_rptr(&kw), buf_unread(&kw));
 	buf_free(&kw);
 }
 
-void
-imapd__flags_str(const struct imapd_msg *m, struct buf *out)
+const char *
+imapd__keywords(const struct imapd_sess *s, const struct imapd_msg *m)
 {
+	return m->kw != 0 && m->kw <= s->nkwsets ? s->kwsets[m->kw - 1] : "";
+}
+
+void
+imapd__flags_str(const struct imapd_sess *s, const struct imapd_msg *m, struct buf *out)
+{
+	const char *kw = imapd__keywords(s, m);
 	bool first = true;
 
 	for (size_t i = 0; i < NSYS; i++) {
@@ -89,21 +109,24 @@ imapd__flags_str(const struct imapd_msg *m, struct buf *out)
 			first = false;
 		}
 	}
-	if (m->keywords != NULL) {
+	if (kw[0] != '\0') {
 		if (!first)
 			buf_appendc(out, ' ');
-		buf_appends(out, m->keywords);
+		buf_appends(out, kw);
 	}
 }
 
 static void
 msgs_clear(struct imapd_sess *s)
 {
-	for (size_t i = 0; i < s->nmsgs; i++)
-		free(s->msgs[i].keywords);
 	free(s->msgs);
 	s->msgs = NULL;
 	s->nmsgs = s->capmsgs = 0;
+	for (size_t i = 0; i < s->nkwsets; i++)
+		free(s->kwsets[i]);
+	free(s->kwsets);
+	s->kwsets = NULL;
+	s->nkwsets = 0;
 }
 
 static struct imapd_msg *
@@ -118,13 +141,13 @@ msgs_push(struct imapd_sess *s)
 }
 
 static void
-msg_from(struct imapd_msg *d, const struct mbox_msg *m)
+msg_from(struct imapd_sess *s, struct imapd_msg *d, const struct mbox_msg *m)
 {
 	d->uid = m->uid;
 	d->modseq = m->modseq;
-	d->size = m->size;
-	d->date_ms = m->date_ms;
-	imapd__set_flags(d, m->flags);
+	d->size = m->size > UINT32_MAX ? UINT32_MAX : (uint32_t)m->size;
+	d->date = (uint32_t)(m->date_ms / 1000);
+	imapd__set_flags(s, d, m->flags);
 }
 
 /* first_at_least - the index of the first message with UID >= uid. */
@@ -243,7 +266,7 @@ tell_flags(struct imapd_sess *s, uint32_t seq)
 
 	buf_init(&b);
 	buf_appendf(&b, "* %" PRIu32 " FETCH (FLAGS (", seq);
-	imapd__flags_str(m, &b);
+	imapd__flags_str(s, m, &b);
 	buf_appendc(&b, ')');
 	if (s->uid)
 		buf_appendf(&b, " UID %" PRIu32, m->uid);
@@ -259,13 +282,11 @@ imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, 
 {
 	struct imapd_msg *d = &s->msgs[seq - 1];
 	uint8_t sys = d->sys;
-	char *kw = d->keywords != NULL ? xstrdup(d->keywords) : NULL;
+	uint16_t kw = d->kw;
 	bool changed, newer = m->modseq != d->modseq;
 
-	imapd__set_flags(d, m->flags);
-	changed = sys != d->sys || (kw == NULL) != (d->keywords == NULL) ||
-	    (kw != NULL && strcmp(kw, d->keywords) != 0);
-	free(kw);
+	imapd__set_flags(s, d, m->flags);
+	changed = sys != d->sys || kw != d->kw;
 	d->modseq = m->modseq;
 	/* A change this session made itself and already told is not told again. */
 	if (tell && (changed || (s->condstore && newer)))
@@ -276,7 +297,6 @@ imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, 
 static void
 expunge_seq(struct imapd_sess *s, uint32_t seq)
 {
-	free(s->msgs[seq - 1].keywords);
 	memmove(&s->msgs[seq - 1], &s->msgs[seq], (s->nmsgs - seq) * sizeof s->msgs[0]);
 	s->nmsgs--;
 	s->nexpunged++;
@@ -341,7 +361,7 @@ on_sync_list(void *arg, int status, struct mbox_msgs *list)
 			if (seq != 0) {
 				imapd__msg_update(s, seq, m, true);
 			} else if (s->nmsgs == 0 || m->uid > s->msgs[s->nmsgs - 1].uid) {
-				msg_from(msgs_push(s), m);
+				msg_from(s, msgs_push(s), m);
 				if (m->uid >= s->uidnext)
 					s->uidnext = m->uid + 1;
 			}
@@ -489,7 +509,7 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 		return;
 	}
 	for (size_t i = 0; i < list->n; i++) {
-		msg_from(msgs_push(s), &list->v[i]);
+		msg_from(s, msgs_push(s), &list->v[i]);
 		if (unseen == 0 && !(s->msgs[s->nmsgs - 1].sys & IMAPD_F_SEEN))
 			unseen = (uint32_t)s->nmsgs;
 	}
