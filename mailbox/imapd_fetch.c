@@ -33,7 +33,7 @@
 #define WINDOW 8                /* whole messages asked of Redis ahead of the one written */
 
 enum need {
-	NEED_META, /* the session's list is enough */
+	NEED_META, /* flags, size, dates (mbox_list, a batch at a time) */
 	NEED_DESC, /* ENVELOPE, BODYSTRUCTURE: stored with the message (mbox_list_meta) */
 	NEED_HEAD, /* the header */
 	NEED_FULL, /* the whole message */
@@ -49,15 +49,16 @@ struct wfetch {
 	struct mbox_body *body;
 };
 
+/* m: the message's flags, size, dates as the store has them now; pm its parse (or NULL). */
 typedef void walk_each_fn(struct imapd_sess *s, struct walk *w, uint32_t seq,
-    const struct imap_msg *pm);
+    const struct mbox_msg *m, const struct imap_msg *pm);
 typedef void walk_end_fn(struct imapd_sess *s, struct walk *w);
 
 struct walk {
 	uint32_t *seqs;
 	size_t n, i;
 	enum need need;
-	struct mbox_msgs *heads; /* the current batch (NEED_HEAD) */
+	struct mbox_msgs *heads; /* the current batch (NEED_META, _DESC, _HEAD) */
 	size_t hi;
 	walk_each_fn *each;
 	walk_end_fn *end;
@@ -141,13 +142,14 @@ header_end(const char *p, size_t n)
 }
 
 static void
-walk_one(struct imapd_sess *s, struct walk *w, uint32_t seq, const char *raw, size_t len)
+walk_one(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct mbox_msg *m,
+    const char *raw, size_t len)
 {
 	struct imap_msg *pm = w->raw_only ? NULL : imap_msg_parse(raw, len);
 
 	w->raw = raw;
 	w->rawlen = len;
-	w->each(s, w, seq, pm);
+	w->each(s, w, seq, m, pm);
 	imap_msg_free(pm);
 	w->raw = NULL;
 	w->rawlen = 0;
@@ -161,7 +163,7 @@ on_walk_body(void *arg, int status, struct mbox_body *b)
 
 	if (!imapd__gone(s)) {
 		if (status == 0)
-			walk_one(s, w, w->seqs[w->i], b->data, b->len);
+			walk_one(s, w, w->seqs[w->i], &b->m, b->data, b->len);
 		else if (status != -ENOENT)
 			w->failed = true; /* -ENOENT: expunged meanwhile, skipped */
 		w->i++;
@@ -177,7 +179,7 @@ static void
 fetch_full(struct imapd_sess *s, struct walk *w)
 {
 	imapd__ref(s);
-	if (mbox_fetch(imapd__srv(s)->store, s->base.user, s->folder, s->msgs[w->seqs[w->i] - 1].uid,
+	if (mbox_fetch(imapd__srv(s)->store, s->base.user, s->folder, s->uids[w->seqs[w->i] - 1],
 	    on_walk_body, s) < 0) {
 		w->failed = true;
 		w->i = w->n;
@@ -214,7 +216,10 @@ fetch_heads(struct imapd_sess *s, struct walk *w)
 
 	nr = imapd__ranges(s, w->seqs + w->i, k, &r);
 	imapd__ref(s);
-	if (w->need == NEED_DESC)
+	if (w->need == NEED_META)
+		rc = mbox_list(imapd__srv(s)->store, s->base.user, s->folder, r, nr, 0, on_walk_heads,
+		    s);
+	else if (w->need == NEED_DESC)
 		rc = mbox_list_meta(imapd__srv(s)->store, s->base.user, s->folder, r, nr,
 		    on_walk_heads, s);
 	else
@@ -233,7 +238,7 @@ fetch_heads(struct imapd_sess *s, struct walk *w)
 static bool
 head_step(struct imapd_sess *s, struct walk *w)
 {
-	uint32_t seq = w->seqs[w->i], uid = s->msgs[seq - 1].uid;
+	uint32_t seq = w->seqs[w->i], uid = s->uids[seq - 1];
 	const struct mbox_msg *m;
 	size_t he;
 
@@ -253,6 +258,11 @@ head_step(struct imapd_sess *s, struct walk *w)
 		w->i++; /* expunged meanwhile */
 		return true;
 	}
+	if (w->need == NEED_META) {
+		w->each(s, w, seq, m, NULL);
+		w->i++;
+		return true;
+	}
 	if (w->need == NEED_DESC) {
 		if (m->envelope == NULL) {
 			/* Stored without its description: read the message. */
@@ -260,7 +270,7 @@ head_step(struct imapd_sess *s, struct walk *w)
 			return false;
 		}
 		w->desc = m;
-		w->each(s, w, seq, NULL);
+		w->each(s, w, seq, m, NULL);
 		w->desc = NULL;
 		w->i++;
 		return true;
@@ -271,7 +281,7 @@ head_step(struct imapd_sess *s, struct walk *w)
 		fetch_full(s, w);
 		return false;
 	}
-	walk_one(s, w, seq, m->head, he != 0 ? he : m->head_len);
+	walk_one(s, w, seq, m, m->head, he != 0 ? he : m->head_len);
 	w->i++;
 	return true;
 }
@@ -308,7 +318,7 @@ full_step(struct imapd_sess *s, struct walk *w)
 		f->s = s;
 		imapd__ref(s);
 		if (mbox_fetch(imapd__srv(s)->store, s->base.user, s->folder,
-		    s->msgs[w->seqs[w->issued] - 1].uid, on_wfetch, f) < 0) {
+		    s->uids[w->seqs[w->issued] - 1], on_wfetch, f) < 0) {
 			imapd__unref(s);
 			f->done = true;
 			f->status = -ENOTCONN;
@@ -321,7 +331,7 @@ full_step(struct imapd_sess *s, struct walk *w)
 		return false;
 	w->ring[w->i % WINDOW] = NULL;
 	if (f->status == 0)
-		walk_one(s, w, w->seqs[w->i], f->body->data, f->body->len);
+		walk_one(s, w, w->seqs[w->i], &f->body->m, f->body->data, f->body->len);
 	else if (f->status != -ENOENT)
 		w->failed = true; /* -ENOENT: expunged meanwhile, skipped */
 	wfetch_drop(s, f);
@@ -348,9 +358,6 @@ walk_next(struct imapd_sess *s)
 		}
 		switch (w->need) {
 		case NEED_META:
-			w->each(s, w, w->seqs[w->i], NULL);
-			w->i++;
-			continue;
 		case NEED_DESC:
 		case NEED_HEAD:
 			if (head_step(s, w))
@@ -443,15 +450,18 @@ put_section(struct buf *b, struct fetch_op *op, const struct imap_fetch_item *it
 }
 
 static void
-fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap_msg *pm)
+fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct mbox_msg *m,
+    const struct imap_msg *pm)
 {
 	struct fetch_op *op = (struct fetch_op *)w;
-	const struct imapd_msg *m = &s->msgs[seq - 1];
 	bool uid_done = false, flags_done = false, modseq_done = false;
 	const char *data;
 	size_t len;
 	struct buf b;
 
+	/* CHANGEDSINCE (RFC 7162 3.1.4): only what changed after it. */
+	if (op->f.changedsince_set && m->modseq <= op->f.changedsince)
+		return;
 	buf_init(&b);
 	buf_appendf(&b, "* %" PRIu32 " FETCH (", seq);
 	for (size_t i = 0; i < op->f.n; i++) {
@@ -461,17 +471,15 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 			buf_appendc(&b, ' ');
 		switch (it->kind) {
 		case IMAP_FA_FLAGS:
-			buf_appends(&b, "FLAGS (");
-			imapd__flags_str(s, m, &b);
-			buf_appendc(&b, ')');
+			buf_appendf(&b, "FLAGS (%s)", m->flags != NULL ? m->flags : "");
 			flags_done = true;
 			break;
 		case IMAP_FA_INTERNALDATE:
 			buf_appends(&b, "INTERNALDATE ");
-			put_date(&b, (uint64_t)m->date * 1000);
+			put_date(&b, m->date_ms);
 			break;
 		case IMAP_FA_RFC822_SIZE:
-			buf_appendf(&b, "RFC822.SIZE %" PRIu32, m->size);
+			buf_appendf(&b, "RFC822.SIZE %" PRIu64, m->size);
 			break;
 		case IMAP_FA_UID:
 			buf_appendf(&b, "UID %" PRIu32, m->uid);
@@ -521,9 +529,7 @@ fetch_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap
 		buf_appendf(&b, " MODSEQ (%" PRIu64 ")", m->modseq);
 	if (!flags_done && seen_now(op, seq)) {
 		/* RFC 3501 6.4.5: a \Seen this FETCH set is told. */
-		buf_appends(&b, " FLAGS (");
-		imapd__flags_str(s, m, &b);
-		buf_appendc(&b, ')');
+		buf_appendf(&b, " FLAGS (%s)", m->flags != NULL ? m->flags : "");
 	}
 	buf_appends(&b, ")\r\n");
 	walk_put(s, w, &b);
@@ -606,14 +612,14 @@ on_seen_set(void *arg, int status, struct mbox_flags_result *res)
 	struct fetch_op *op = s->op;
 
 	if (!imapd__gone(s) && status == 0) {
+		/* Those whose flags changed got the new MODSEQ: their \Seen is this FETCH's. */
+		imapd__own(s, res->highestmodseq);
 		op->seen = xcalloc(res->n + 1, sizeof *op->seen);
 		for (size_t i = 0; i < res->n; i++) {
 			uint32_t seq = imapd__seq_of(s, res->v[i].uid);
 
-			if (seq != 0) {
-				imapd__msg_update(s, seq, &res->v[i], false);
+			if (seq != 0 && res->v[i].modseq == res->highestmodseq)
 				op->seen[op->nseen++] = seq;
-			}
 		}
 	} else if (status < 0 && !imapd__gone(s)) {
 		log_warn(C, "seen_failed", "sid=%s user=%s error=\"%s\"", s->base.sid, s->base.user,
@@ -624,25 +630,20 @@ on_seen_set(void *arg, int status, struct mbox_flags_result *res)
 	imapd__unref(s);
 }
 
-/* set_seen - \Seen on the messages not yet seen, before their responses are written. */
+/*
+ * set_seen - \Seen on the messages fetched, before their responses are
+ * written (the store changes, and gives a new MODSEQ to, only those that
+ * lacked it).
+ */
 static bool
 set_seen(struct imapd_sess *s, struct fetch_op *op)
 {
 	struct mbox_flags_req req = { 0 };
-	uint32_t *unseen = xcalloc(op->w.n + 1, sizeof *unseen);
 	struct mbox_range *r = NULL;
-	size_t k = 0, nr;
+	size_t nr;
 	int rc;
 
-	for (size_t i = 0; i < op->w.n; i++)
-		if (!(s->msgs[op->w.seqs[i] - 1].sys & IMAPD_F_SEEN))
-			unseen[k++] = op->w.seqs[i];
-	if (k == 0) {
-		free(unseen);
-		return false;
-	}
-	nr = imapd__ranges(s, unseen, k, &r);
-	free(unseen);
+	nr = imapd__ranges(s, op->w.seqs, op->w.n, &r);
 	req.user = s->base.user;
 	req.folder = s->folder;
 	req.ranges = r;
@@ -701,14 +702,6 @@ imapd__fetch(struct imapd_sess *s, const struct imap_tok *a, const struct imap_t
 	op->modseq = s->condstore && op->f.changedsince_set;
 	n = imapd__set_seqs(s, &set, s->uid, &op->w.seqs);
 	imap_seqset_free(&set);
-	if (op->f.changedsince_set) {
-		size_t k = 0;
-
-		for (size_t i = 0; i < n; i++)
-			if (s->msgs[op->w.seqs[i] - 1].modseq > op->f.changedsince)
-				op->w.seqs[k++] = op->w.seqs[i];
-		n = k;
-	}
 	op->w.n = n;
 	op->w.need = fetch_need(&op->f, &sets_seen);
 	op->w.raw_only = true;
@@ -774,9 +767,9 @@ search_need(const struct imap_search *k, bool *modseq)
 }
 
 static bool
-has_keyword(const struct imapd_sess *s, const struct imapd_msg *m, const char *k, size_t len)
+has_keyword(const struct mbox_msg *m, const char *k, size_t len)
 {
-	const char *p = imapd__keywords(s, m);
+	const char *p = m->flags;
 
 	while (p != NULL && *p != '\0') {
 		const char *w = p;
@@ -826,34 +819,33 @@ header_match(struct search_op *op, const struct imap_msg *pm, const char *field,
 }
 
 static long
-sent_day(const struct imap_msg *pm, const struct imapd_msg *m)
+sent_day(const struct imap_msg *pm, const struct mbox_msg *m)
 {
 	time_t when;
 	long day;
 
 	if (pm != NULL && imap_msg_date(pm, &when, &day) == 0)
 		return day;
-	return (long)(m->date / DAY_SECONDS);
+	return (long)(m->date_ms / 1000 / DAY_SECONDS);
 }
 
 static bool
 match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, uint32_t seq,
-    const struct imap_msg *pm)
+    const struct mbox_msg *m, const struct imap_msg *pm)
 {
-	const struct imapd_msg *m = &s->msgs[seq - 1];
-	long day = (long)(m->date / DAY_SECONDS), kday = (long)(k->date / DAY_SECONDS);
+	long day = (long)(m->date_ms / 1000 / DAY_SECONDS), kday = (long)(k->date / DAY_SECONDS);
 	char field[IMAP_ERR_MAX];
 
 	switch (k->key) {
 	case IMAP_SK_AND:
 		for (size_t i = 0; i < k->nsub; i++)
-			if (!match(s, op, k->sub[i], seq, pm))
+			if (!match(s, op, k->sub[i], seq, m, pm))
 				return false;
 		return true;
 	case IMAP_SK_OR:
-		return match(s, op, k->sub[0], seq, pm) || match(s, op, k->sub[1], seq, pm);
+		return match(s, op, k->sub[0], seq, m, pm) || match(s, op, k->sub[1], seq, m, pm);
 	case IMAP_SK_NOT:
-		return !match(s, op, k->sub[0], seq, pm);
+		return !match(s, op, k->sub[0], seq, m, pm);
 	case IMAP_SK_ALL:
 	case IMAP_SK_OLD:
 		return true;
@@ -861,29 +853,29 @@ match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, u
 	case IMAP_SK_RECENT:
 		return false; /* no session sees a message as \Recent */
 	case IMAP_SK_ANSWERED:
-		return m->sys & IMAPD_F_ANSWERED;
+		return imapd__has_flag(m->flags, "\\Answered");
 	case IMAP_SK_UNANSWERED:
-		return !(m->sys & IMAPD_F_ANSWERED);
+		return !imapd__has_flag(m->flags, "\\Answered");
 	case IMAP_SK_DELETED:
-		return m->sys & IMAPD_F_DELETED;
+		return imapd__has_flag(m->flags, "\\Deleted");
 	case IMAP_SK_UNDELETED:
-		return !(m->sys & IMAPD_F_DELETED);
+		return !imapd__has_flag(m->flags, "\\Deleted");
 	case IMAP_SK_FLAGGED:
-		return m->sys & IMAPD_F_FLAGGED;
+		return imapd__has_flag(m->flags, "\\Flagged");
 	case IMAP_SK_UNFLAGGED:
-		return !(m->sys & IMAPD_F_FLAGGED);
+		return !imapd__has_flag(m->flags, "\\Flagged");
 	case IMAP_SK_SEEN:
-		return m->sys & IMAPD_F_SEEN;
+		return imapd__has_flag(m->flags, "\\Seen");
 	case IMAP_SK_UNSEEN:
-		return !(m->sys & IMAPD_F_SEEN);
+		return !imapd__has_flag(m->flags, "\\Seen");
 	case IMAP_SK_DRAFT:
-		return m->sys & IMAPD_F_DRAFT;
+		return imapd__has_flag(m->flags, "\\Draft");
 	case IMAP_SK_UNDRAFT:
-		return !(m->sys & IMAPD_F_DRAFT);
+		return !imapd__has_flag(m->flags, "\\Draft");
 	case IMAP_SK_KEYWORD:
-		return has_keyword(s, m, k->str, k->str_len);
+		return has_keyword(m, k->str, k->str_len);
 	case IMAP_SK_UNKEYWORD:
-		return !has_keyword(s, m, k->str, k->str_len);
+		return !has_keyword(m, k->str, k->str_len);
 	case IMAP_SK_FROM:
 		return header_match(op, pm, "From", k);
 	case IMAP_SK_TO:
@@ -923,7 +915,7 @@ match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, u
 	case IMAP_SK_MODSEQ:
 		return m->modseq >= k->num;
 	case IMAP_SK_UID:
-		return in_set(&k->set, m->uid, s->msgs[s->nmsgs - 1].uid);
+		return in_set(&k->set, m->uid, s->uids[s->nmsgs - 1]);
 	case IMAP_SK_SEQ:
 		return in_set(&k->set, seq, (uint32_t)s->nmsgs);
 	}
@@ -931,12 +923,12 @@ match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, u
 }
 
 static void
-search_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct imap_msg *pm)
+search_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct mbox_msg *m,
+    const struct imap_msg *pm)
 {
 	struct search_op *op = (struct search_op *)w;
-	const struct imapd_msg *m = &s->msgs[seq - 1];
 
-	if (!match(s, op, op->prog, seq, pm))
+	if (!match(s, op, op->prog, seq, m, pm))
 		return;
 	buf_appendf(&op->hits, " %" PRIu32, s->uid ? m->uid : seq);
 	if (m->modseq > op->maxmodseq)

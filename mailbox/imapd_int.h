@@ -47,30 +47,7 @@ enum imapd_state {
 	IMAPD_LOGOUT,
 };
 
-/* System flags as bits (keywords stay text). */
-enum {
-	IMAPD_F_SEEN = 1 << 0,
-	IMAPD_F_ANSWERED = 1 << 1,
-	IMAPD_F_FLAGGED = 1 << 2,
-	IMAPD_F_DELETED = 1 << 3,
-	IMAPD_F_DRAFT = 1 << 4,
-};
-
-/*
- * One message of the selected mailbox; index = sequence number - 1.  24
- * bytes, as a session holds one per message: keywords are a session's
- * interned keyword list (most messages share a handful of them).
- */
-struct imapd_msg {
-	uint64_t modseq;
-	uint32_t uid;
-	uint32_t size;       /* bytes (saturated at UINT32_MAX) */
-	uint32_t date;       /* internal date, seconds since the epoch */
-	uint16_t kw;         /* index into the session's keyword lists; 0 for none */
-	uint8_t sys;         /* IMAPD_F_* */
-};
-
-#define IMAPD_KW_MAX 65535 /* distinct keyword lists a session keeps */
+#define IMAPD_OWN_MAX 8 /* MODSEQs of this session's own latest changes remembered */
 
 struct imapd_sess {
 	struct msrv_sess base; /* first: msrv allocates and passes it */
@@ -92,10 +69,16 @@ struct imapd_sess {
 	uint32_t uidnext;
 	uint64_t highestmodseq; /* what this session has told the client */
 	uint64_t vanished_since; /* expunges above this MODSEQ may not have been told */
-	struct imapd_msg *msgs;
+	/*
+	 * The UIDs of its messages by sequence number - 1: all a session keeps
+	 * per message (4 bytes); flags, sizes and dates are read from the
+	 * store with what a command reads anyway.
+	 */
+	uint32_t *uids;
 	size_t nmsgs, capmsgs;
-	char **kwsets;         /* [kw - 1]: space-separated keyword lists seen */
-	size_t nkwsets;
+	/* MODSEQs of changes this session made and told already: not told again. */
+	uint64_t own[IMAPD_OWN_MAX];
+	unsigned nown;
 	/* The store announced a change of the selected mailbox not yet read. */
 	bool dirty;
 	bool syncing;
@@ -170,14 +153,12 @@ size_t imapd__ranges(const struct imapd_sess *s, const uint32_t *seqs, size_t n,
     struct mbox_range **out);
 /* imapd__seq_of - the sequence number of uid, 0 when it is not in the list. */
 uint32_t imapd__seq_of(const struct imapd_sess *s, uint32_t uid);
-/* imapd__flags_str - a message's flags in IMAP form, "\Seen $Label" (no parens). */
-void imapd__flags_str(const struct imapd_sess *s, const struct imapd_msg *m, struct buf *out);
-/* imapd__keywords - a message's keywords, space-separated ("" for none). */
-const char *imapd__keywords(const struct imapd_sess *s, const struct imapd_msg *m);
-/* imapd__set_flags - m's flags from the store's space-separated text. */
-void imapd__set_flags(struct imapd_sess *s, struct imapd_msg *m, const char *flags);
-/* imapd__msg_update - m's flags and modseq from the store; told as FETCH when they changed. */
-void imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, bool tell);
+/* imapd__has_flag - whether the store's space-separated flags hold flag (any case). */
+bool imapd__has_flag(const char *flags, const char *flag);
+/* imapd__tell_flags - "* N FETCH (FLAGS (...) [UID] [MODSEQ])" for message seq as m says. */
+void imapd__tell_flags(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m);
+/* imapd__own - a change this session made (and told) got modseq. */
+void imapd__own(struct imapd_sess *s, uint64_t modseq);
 /*
  * imapd__sync - read what the store announced for the selected mailbox
  * (new messages, flag changes, expunges) and tell the client (EXISTS,

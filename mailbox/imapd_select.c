@@ -22,132 +22,59 @@
 
 #define C IMAPD_C
 
-static const struct {
-	const char *name;
-	uint8_t bit;
-} sysflags[] = {
-	{ "\\Seen", IMAPD_F_SEEN },
-	{ "\\Answered", IMAPD_F_ANSWERED },
-	{ "\\Flagged", IMAPD_F_FLAGGED },
-	{ "\\Deleted", IMAPD_F_DELETED },
-	{ "\\Draft", IMAPD_F_DRAFT },
-};
-#define NSYS (sizeof sysflags / sizeof sysflags[0])
-
 /* --- the message list ------------------------------------------------------------- */
 
-/* intern - the index of keyword list kw in the session's table, added if new. */
-static uint16_t
-intern(struct imapd_sess *s, const char *kw, size_t len)
+bool
+imapd__has_flag(const char *flags, const char *flag)
 {
-	for (size_t i = 0; i < s->nkwsets; i++)
-		if (strlen(s->kwsets[i]) == len && memcmp(s->kwsets[i], kw, len) == 0)
-			return (uint16_t)(i + 1);
-	if (s->nkwsets >= IMAPD_KW_MAX) {
-		log_warn(C, "keywords_dropped", "sid=%s user=%s reason=\"more than %d keyword lists\"",
-		    s->base.sid, s->base.user, IMAPD_KW_MAX);
-		return 0;
-	}
-	s->kwsets = xreallocarray(s->kwsets, s->nkwsets + 1, sizeof *s->kwsets);
-	s->kwsets[s->nkwsets++] = xmemdup0(kw, len);
-	return (uint16_t)s->nkwsets;
-}
+	size_t n = strlen(flag);
 
-void
-imapd__set_flags(struct imapd_sess *s, struct imapd_msg *m, const char *flags)
-{
-	struct buf kw = BUF_INIT;
-	const char *p = flags != NULL ? flags : "", *w;
-	size_t n;
-
-	m->sys = 0;
-	m->kw = 0;
-	while (*p != '\0') {
-		bool sys = false;
+	for (const char *p = flags != NULL ? flags : ""; *p != '\0';) {
+		const char *w;
 
 		while (*p == ' ')
 			p++;
 		w = p;
 		while (*p != '\0' && *p != ' ')
 			p++;
-		if ((n = (size_t)(p - w)) == 0)
-			break;
-		for (size_t i = 0; i < NSYS; i++) {
-			if (strlen(sysflags[i].name) == n && strncasecmp(sysflags[i].name, w, n) == 0) {
-				m->sys |= sysflags[i].bit;
-				sys = true;
-			}
-		}
-		if (!sys) {
-			if (buf_unread(&kw) > 0)
-				buf_appendc(&kw, ' ');
-			buf_append(&kw, w, n);
-		}
+		if ((size_t)(p - w) == n && strncasecmp(w, flag, n) == 0)
+			return true;
 	}
-	if (buf_unread(&kw) > 0)
-		m->kw = intern(s, buf_rptr(&kw), buf_unread(&kw));
-	buf_free(&kw);
-}
-
-const char *
-imapd__keywords(const struct imapd_sess *s, const struct imapd_msg *m)
-{
-	return m->kw != 0 && m->kw <= s->nkwsets ? s->kwsets[m->kw - 1] : "";
+	return false;
 }
 
 void
-imapd__flags_str(const struct imapd_sess *s, const struct imapd_msg *m, struct buf *out)
+imapd__own(struct imapd_sess *s, uint64_t modseq)
 {
-	const char *kw = imapd__keywords(s, m);
-	bool first = true;
+	s->own[s->nown++ % IMAPD_OWN_MAX] = modseq;
+}
 
-	for (size_t i = 0; i < NSYS; i++) {
-		if (m->sys & sysflags[i].bit) {
-			if (!first)
-				buf_appendc(out, ' ');
-			buf_appends(out, sysflags[i].name);
-			first = false;
-		}
-	}
-	if (kw[0] != '\0') {
-		if (!first)
-			buf_appendc(out, ' ');
-		buf_appends(out, kw);
-	}
+static bool
+own(const struct imapd_sess *s, uint64_t modseq)
+{
+	for (unsigned i = 0; i < IMAPD_OWN_MAX && i < s->nown; i++)
+		if (s->own[i] == modseq)
+			return true;
+	return false;
 }
 
 static void
 msgs_clear(struct imapd_sess *s)
 {
-	free(s->msgs);
-	s->msgs = NULL;
+	free(s->uids);
+	s->uids = NULL;
 	s->nmsgs = s->capmsgs = 0;
-	for (size_t i = 0; i < s->nkwsets; i++)
-		free(s->kwsets[i]);
-	free(s->kwsets);
-	s->kwsets = NULL;
-	s->nkwsets = 0;
-}
-
-static struct imapd_msg *
-msgs_push(struct imapd_sess *s)
-{
-	if (s->nmsgs == s->capmsgs) {
-		s->capmsgs = s->capmsgs ? s->capmsgs * 2 : 16;
-		s->msgs = xreallocarray(s->msgs, s->capmsgs, sizeof *s->msgs);
-	}
-	memset(&s->msgs[s->nmsgs], 0, sizeof s->msgs[0]);
-	return &s->msgs[s->nmsgs++];
+	s->nown = 0;
 }
 
 static void
-msg_from(struct imapd_sess *s, struct imapd_msg *d, const struct mbox_msg *m)
+msgs_push(struct imapd_sess *s, uint32_t uid)
 {
-	d->uid = m->uid;
-	d->modseq = m->modseq;
-	d->size = m->size > UINT32_MAX ? UINT32_MAX : (uint32_t)m->size;
-	d->date = (uint32_t)(m->date_ms / 1000);
-	imapd__set_flags(s, d, m->flags);
+	if (s->nmsgs == s->capmsgs) {
+		s->capmsgs = s->capmsgs ? s->capmsgs + s->capmsgs / 8 + 16 : 16;
+		s->uids = xreallocarray(s->uids, s->capmsgs, sizeof *s->uids);
+	}
+	s->uids[s->nmsgs++] = uid;
 }
 
 /* first_at_least - the index of the first message with UID >= uid. */
@@ -159,7 +86,7 @@ first_at_least(const struct imapd_sess *s, uint32_t uid)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (s->msgs[mid].uid < uid)
+		if (s->uids[mid] < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -172,7 +99,7 @@ imapd__seq_of(const struct imapd_sess *s, uint32_t uid)
 {
 	size_t i = first_at_least(s, uid);
 
-	return i < s->nmsgs && s->msgs[i].uid == uid ? (uint32_t)(i + 1) : 0;
+	return i < s->nmsgs && s->uids[i] == uid ? (uint32_t)(i + 1) : 0;
 }
 
 static int
@@ -192,7 +119,7 @@ imapd__set_seqs(const struct imapd_sess *s, const struct imap_seqset *set, bool 
 	*out = NULL;
 	if (s->nmsgs == 0)
 		return 0;
-	last = uid ? s->msgs[s->nmsgs - 1].uid : (uint32_t)s->nmsgs;
+	last = uid ? s->uids[s->nmsgs - 1] : (uint32_t)s->nmsgs;
 	for (size_t i = 0; i < set->n; i++) {
 		uint32_t lo = set->v[i].lo == IMAP_SEQ_STAR ? last : set->v[i].lo;
 		uint32_t hi = set->v[i].hi == IMAP_SEQ_STAR ? last : set->v[i].hi;
@@ -244,7 +171,7 @@ imapd__ranges(const struct imapd_sess *s, const uint32_t *seqs, size_t n, struct
 		return 0;
 	r = xcalloc(n, sizeof *r);
 	for (size_t i = 0; i < n; i++) {
-		uint32_t uid = s->msgs[seqs[i] - 1].uid;
+		uint32_t uid = s->uids[seqs[i] - 1];
 
 		if (k > 0 && r[k - 1].hi + 1 == uid) {
 			r[k - 1].hi = uid;
@@ -257,17 +184,13 @@ imapd__ranges(const struct imapd_sess *s, const uint32_t *seqs, size_t n, struct
 	return k;
 }
 
-/* fetch_flags - "* N FETCH (FLAGS (...) [UID u] [MODSEQ (m)])". */
-static void
-tell_flags(struct imapd_sess *s, uint32_t seq)
+void
+imapd__tell_flags(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m)
 {
-	const struct imapd_msg *m = &s->msgs[seq - 1];
 	struct buf b;
 
 	buf_init(&b);
-	buf_appendf(&b, "* %" PRIu32 " FETCH (FLAGS (", seq);
-	imapd__flags_str(s, m, &b);
-	buf_appendc(&b, ')');
+	buf_appendf(&b, "* %" PRIu32 " FETCH (FLAGS (%s)", seq, m->flags != NULL ? m->flags : "");
 	if (s->uid)
 		buf_appendf(&b, " UID %" PRIu32, m->uid);
 	if (s->condstore)
@@ -277,27 +200,11 @@ tell_flags(struct imapd_sess *s, uint32_t seq)
 	buf_free(&b);
 }
 
-void
-imapd__msg_update(struct imapd_sess *s, uint32_t seq, const struct mbox_msg *m, bool tell)
-{
-	struct imapd_msg *d = &s->msgs[seq - 1];
-	uint8_t sys = d->sys;
-	uint16_t kw = d->kw;
-	bool changed, newer = m->modseq != d->modseq;
-
-	imapd__set_flags(s, d, m->flags);
-	changed = sys != d->sys || kw != d->kw;
-	d->modseq = m->modseq;
-	/* A change this session made itself and already told is not told again. */
-	if (tell && (changed || (s->condstore && newer)))
-		tell_flags(s, seq);
-}
-
 /* expunge_seq - remove message seq and tell the client. */
 static void
 expunge_seq(struct imapd_sess *s, uint32_t seq)
 {
-	memmove(&s->msgs[seq - 1], &s->msgs[seq], (s->nmsgs - seq) * sizeof s->msgs[0]);
+	memmove(&s->uids[seq - 1], &s->uids[seq], (s->nmsgs - seq) * sizeof s->uids[0]);
 	s->nmsgs--;
 	s->nexpunged++;
 	imapd__untagged(s, "%" PRIu32 " EXPUNGE", seq);
@@ -323,6 +230,7 @@ struct sync {
 	void (*then)(struct imapd_sess *s);
 	uint64_t since; /* changes above this MODSEQ */
 	uint64_t vsince; /* expunges above this MODSEQ */
+	uint64_t told;   /* the client knows every change up to this MODSEQ */
 };
 
 static void
@@ -347,9 +255,9 @@ on_sync_list(void *arg, int status, struct mbox_msgs *list)
 		size_t j = list->n;
 
 		for (size_t i = s->nmsgs; i-- > 0;) {
-			while (j > 0 && list->v[j - 1].uid > s->msgs[i].uid)
+			while (j > 0 && list->v[j - 1].uid > s->uids[i])
 				j--;
-			if (j == 0 || list->v[j - 1].uid != s->msgs[i].uid)
+			if (j == 0 || list->v[j - 1].uid != s->uids[i])
 				expunge_seq(s, (uint32_t)(i + 1));
 		}
 	}
@@ -359,9 +267,11 @@ on_sync_list(void *arg, int status, struct mbox_msgs *list)
 			uint32_t seq = imapd__seq_of(s, m->uid);
 
 			if (seq != 0) {
-				imapd__msg_update(s, seq, m, true);
-			} else if (s->nmsgs == 0 || m->uid > s->msgs[s->nmsgs - 1].uid) {
-				msg_from(s, msgs_push(s), m);
+				/* Changed since the client was told: unless by this session, tell it. */
+				if (m->modseq > y->told && !own(s, m->modseq))
+					imapd__tell_flags(s, seq, m);
+			} else if (s->nmsgs == 0 || m->uid > s->uids[s->nmsgs - 1]) {
+				msgs_push(s, m->uid);
 				if (m->uid >= s->uidnext)
 					s->uidnext = m->uid + 1;
 			}
@@ -426,7 +336,7 @@ imapd__sync(struct imapd_sess *s, bool expunges, void (*then)(struct imapd_sess 
 	*(struct imapd_sess **)(y + 1) = s;
 	y->expunges = expunges;
 	y->then = then;
-	y->since = s->highestmodseq;
+	y->since = y->told = s->highestmodseq;
 	y->vsince = s->vanished_since;
 	imapd__ref(s);
 	if (!expunges) {
@@ -508,9 +418,14 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 		imapd__unref(s);
 		return;
 	}
+	/* Sized to the mailbox: what an idle session holds is 4 bytes a message. */
+	if (list->n > 0) {
+		s->uids = xreallocarray(s->uids, list->n, sizeof *s->uids);
+		s->capmsgs = list->n;
+	}
 	for (size_t i = 0; i < list->n; i++) {
-		msg_from(s, msgs_push(s), &list->v[i]);
-		if (unseen == 0 && !(s->msgs[s->nmsgs - 1].sys & IMAPD_F_SEEN))
+		msgs_push(s, list->v[i].uid);
+		if (unseen == 0 && !imapd__has_flag(list->v[i].flags, "\\Seen"))
 			unseen = (uint32_t)s->nmsgs;
 	}
 	s->state = IMAPD_SELECTED;
@@ -518,8 +433,8 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 	s->mailbox_id = op->st.id;
 	s->uidvalidity = list->uidvalidity;
 	s->uidnext = op->st.uidnext;
-	if (s->nmsgs > 0 && s->msgs[s->nmsgs - 1].uid >= s->uidnext)
-		s->uidnext = s->msgs[s->nmsgs - 1].uid + 1;
+	if (s->nmsgs > 0 && s->uids[s->nmsgs - 1] >= s->uidnext)
+		s->uidnext = s->uids[s->nmsgs - 1] + 1;
 	s->highestmodseq = list->highestmodseq > op->st.highestmodseq ? list->highestmodseq :
 	    op->st.highestmodseq;
 	s->vanished_since = s->highestmodseq;
@@ -774,11 +689,21 @@ on_stored(void *arg, int status, struct mbox_flags_result *res)
 		imapd__unref(s);
 		return;
 	}
+	imapd__own(s, res->highestmodseq);
 	for (size_t i = 0; i < res->n; i++) {
 		uint32_t seq = imapd__seq_of(s, res->v[i].uid);
 
-		if (seq != 0)
-			imapd__msg_update(s, seq, &res->v[i], !silent);
+		if (seq == 0)
+			continue;
+		if (!silent)
+			imapd__tell_flags(s, seq, &res->v[i]);
+		else if (s->condstore && s->uid)
+			/* RFC 7162 3.2: .SILENT still tells the new MODSEQ, without FLAGS. */
+			imapd__untagged(s, "%" PRIu32 " FETCH (UID %" PRIu32 " MODSEQ (%" PRIu64 "))", seq,
+			    res->v[i].uid, res->v[i].modseq);
+		else if (s->condstore)
+			imapd__untagged(s, "%" PRIu32 " FETCH (MODSEQ (%" PRIu64 "))", seq,
+			    res->v[i].modseq);
 	}
 	buf_init(&failed);
 	for (size_t i = 0; i < res->nfailed; i++) {
