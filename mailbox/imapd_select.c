@@ -400,7 +400,7 @@ select_fail(struct imapd_sess *s, struct select_op *op, int status)
 }
 
 static void
-on_select_list(void *arg, int status, struct mbox_msgs *list)
+on_select_list(void *arg, int status, struct mbox_uidlist *list)
 {
 	struct imapd_sess *s = arg;
 	struct select_op *op = s->op;
@@ -414,20 +414,17 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 			buf_free(&op->name);
 			free(op);
 		}
-		mbox_msgs_free(list);
+		mbox_uidlist_free(list);
 		imapd__unref(s);
 		return;
 	}
-	/* Sized to the mailbox: what an idle session holds is 4 bytes a message. */
-	if (list->n > 0) {
-		s->uids = xreallocarray(s->uids, list->n, sizeof *s->uids);
-		s->capmsgs = list->n;
-	}
-	for (size_t i = 0; i < list->n; i++) {
-		msgs_push(s, list->v[i].uid);
-		if (unseen == 0 && !imapd__has_flag(list->v[i].flags, "\\Seen"))
-			unseen = (uint32_t)s->nmsgs;
-	}
+	/* Taken as it is, sized to the mailbox: an idle session holds 4 bytes a message. */
+	free(s->uids);
+	s->uids = list->v;
+	s->nmsgs = s->capmsgs = list->n;
+	list->v = NULL;
+	if (list->first_unseen != 0)
+		unseen = imapd__seq_of(s, list->first_unseen);
 	s->state = IMAPD_SELECTED;
 	s->folder = buf_steal(&op->name, &(size_t){ 0 });
 	s->mailbox_id = op->st.id;
@@ -438,7 +435,7 @@ on_select_list(void *arg, int status, struct mbox_msgs *list)
 	s->highestmodseq = list->highestmodseq > op->st.highestmodseq ? list->highestmodseq :
 	    op->st.highestmodseq;
 	s->vanished_since = s->highestmodseq;
-	mbox_msgs_free(list);
+	mbox_uidlist_free(list);
 	buf_free(&op->name);
 	free(op);
 	s->op = NULL;
@@ -475,7 +472,7 @@ on_select_status(void *arg, int status, const struct mbox_status *st)
 		return;
 	}
 	op->st = *st;
-	if (mbox_list(imapd__srv(s)->store, s->base.user, buf_rptr(&op->name), NULL, 0, 0,
+	if (mbox_uidlist(imapd__srv(s)->store, s->base.user, buf_rptr(&op->name), false,
 	    on_select_list, s) < 0) {
 		s->op = NULL;
 		select_fail(s, op, -ENOTCONN);

@@ -205,14 +205,14 @@ tempfail(struct pop3_sess *s, const char *what, int status)
 }
 
 static void
-on_listed(void *arg, int status, struct mbox_msgs *list)
+on_listed(void *arg, int status, struct mbox_uidlist *list)
 {
 	struct pop3_sess *s = arg;
 	uint64_t bytes;
 	uint32_t n;
 
 	if (gone(s)) {
-		mbox_msgs_free(list);
+		mbox_uidlist_free(list);
 		unref(s);
 		return;
 	}
@@ -230,13 +230,13 @@ on_listed(void *arg, int status, struct mbox_msgs *list)
 	if (list != NULL && list->n > 0) {
 		s->msgs = xcalloc(list->n, sizeof *s->msgs);
 		for (size_t i = 0; i < list->n; i++) {
-			s->msgs[i].uid = list->v[i].uid;
-			s->msgs[i].size = list->v[i].size;
+			s->msgs[i].uid = list->v[i];
+			s->msgs[i].size = list->sizes[i];
 		}
 		s->nmsgs = list->n;
 	}
 	s->uidvalidity = list != NULL ? list->uidvalidity : 0;
-	mbox_msgs_free(list);
+	mbox_uidlist_free(list);
 	s->state = ST_TRANS;
 	bytes = total_bytes(s, &n);
 	log_info(C, "login", "sid=%s client=%s user=%s result=ok tls=%s messages=%" PRIu32 " bytes=%" PRIu64,
@@ -275,7 +275,7 @@ on_locked(void *arg, int status)
 	}
 	s->locked = true;
 	s->lock_ms = uv_now(msrv_loop(s->base.srv));
-	rc = mbox_list(pd(s)->store, s->base.user, INBOX, NULL, 0, 0, on_listed, s);
+	rc = mbox_uidlist(pd(s)->store, s->base.user, INBOX, true, on_listed, s);
 	if (rc < 0) {
 		release_lock(s);
 		tempfail(s, "list", rc);

@@ -32,7 +32,7 @@ extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folder
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
     mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[],
-    mailbox_lua_lock[], mailbox_lua_subscribe[];
+    mailbox_lua_lock[], mailbox_lua_subscribe[], mailbox_lua_uids[];
 
 struct rdb_script mbox__s_append = { "mbox_append", mailbox_lua_append, "" };
 struct rdb_script mbox__s_status = { "mbox_status", mailbox_lua_status, "" };
@@ -49,12 +49,13 @@ struct rdb_script mbox__s_trim = { "mbox_trim", mailbox_lua_trim, "" };
 struct rdb_script mbox__s_stats = { "mbox_stats", mailbox_lua_stats, "" };
 struct rdb_script mbox__s_vanished = { "mbox_vanished", mailbox_lua_vanished, "" };
 struct rdb_script mbox__s_lock = { "mbox_lock", mailbox_lua_lock, "" };
+struct rdb_script mbox__s_uids = { "mbox_uids", mailbox_lua_uids, "" };
 struct rdb_script mbox__s_subscribe = { "mbox_subscribe", mailbox_lua_subscribe, "" };
 
 static struct rdb_script *const scripts[] = {
 	&mbox__s_append, &mbox__s_status, &mbox__s_folders, &mbox__s_list, &mbox__s_fetch,
 	&mbox__s_flags, &mbox__s_copy, &mbox__s_expunge, &mbox__s_create, &mbox__s_rename,
-	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock,
+	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock, &mbox__s_uids,
 	&mbox__s_subscribe, NULL,
 };
 
@@ -648,6 +649,67 @@ mbox_list(struct mbox_store *st, const char *user, const char *folder,
     mbox_msgs_cb *done, void *arg)
 {
 	return list(st, user, folder, ranges, nranges, changedsince, 0, done, arg);
+}
+
+static void
+on_uids(void *arg, int status, redisReply *r)
+{
+	struct mbox__req *req = arg;
+	struct mbox_uidlist *l = NULL;
+
+	status = mbox__status("uids", status, r);
+	if (status == 0) {
+		l = xcalloc(1, sizeof *l);
+		if (!mbox__u32(r, 0, &l->uidvalidity) || !mbox__u64(r, 1, &l->highestmodseq) ||
+		    !mbox__u32(r, 2, &l->first_unseen)) {
+			log_error("mailbox", "bad_reply", "op=uids");
+			free(l);
+			l = NULL;
+			status = -EIO;
+		}
+	}
+	if (status == 0 && r->elements > 3) {
+		size_t step = req->sizes ? 2 : 1;
+
+		l->v = xcalloc((r->elements - 3) / step + 1, sizeof *l->v);
+		if (step == 2)
+			l->sizes = xcalloc((r->elements - 3) / 2 + 1, sizeof *l->sizes);
+		for (size_t i = 3; i + step - 1 < r->elements; i += step) {
+			if (!mbox__u32(r, i, &l->v[l->n]) ||
+			    (step == 2 && !mbox__u64(r, i + 1, &l->sizes[l->n])))
+				continue;
+			l->n++;
+		}
+	}
+	req->cb.uidlist(req->arg, status, l);
+	free(req);
+}
+
+int
+mbox_uidlist(struct mbox_store *st, const char *user, const char *folder, bool with_sizes,
+    mbox_uidlist_cb *done, void *arg)
+{
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if ((rc = mbox__check(user, folder)) < 0)
+		return rc;
+	req = mbox__req_start(st, &a, user, folder, arg);
+	req->cb.uidlist = done;
+	req->sizes = with_sizes;
+	mbox__args(&a, with_sizes ? "1" : "0");
+	return mbox__eval(st, &mbox__s_uids, &a, on_uids, req);
+}
+
+void
+mbox_uidlist_free(struct mbox_uidlist *l)
+{
+	if (l == NULL)
+		return;
+	free(l->v);
+	free(l->sizes);
+	free(l);
 }
 
 int

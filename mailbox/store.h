@@ -213,6 +213,27 @@ int mbox_list_meta(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, mbox_msgs_cb *done, void *arg);
 void mbox_msgs_free(struct mbox_msgs *list);
 
+/* A folder's UIDs alone (mbox_uidlist). */
+struct mbox_uidlist {
+	uint32_t uidvalidity;
+	uint64_t highestmodseq;
+	uint32_t first_unseen; /* UID of the first message without \Seen; 0: none */
+	uint32_t *v;           /* ascending */
+	uint64_t *sizes;       /* with_sizes: v[i]'s size in bytes; else NULL */
+	size_t n;
+};
+
+typedef void mbox_uidlist_cb(void *arg, int status, struct mbox_uidlist *l);
+/*
+ * mbox_uidlist - the UIDs of folder and the first unseen one, what an
+ * IMAP SELECT needs, without reading each message's fields (one ZRANGE);
+ * with_sizes, each message's size too (a POP3 maildrop).  -ENOENT: no
+ * such folder.
+ */
+int mbox_uidlist(struct mbox_store *st, const char *user, const char *folder, bool with_sizes,
+    mbox_uidlist_cb *done, void *arg);
+void mbox_uidlist_free(struct mbox_uidlist *l);
+
 struct mbox_body {
 	uint32_t uidvalidity;
 	struct mbox_msg m;

@@ -27,7 +27,7 @@
 extern struct rdb_script mbox__s_append, mbox__s_status, mbox__s_folders, mbox__s_list,
     mbox__s_fetch, mbox__s_flags, mbox__s_copy, mbox__s_expunge, mbox__s_create,
     mbox__s_rename, mbox__s_delete, mbox__s_trim, mbox__s_stats, mbox__s_vanished,
-    mbox__s_lock, mbox__s_subscribe;
+    mbox__s_lock, mbox__s_subscribe, mbox__s_uids;
 
 struct mbox_store {
 	uv_loop_t *loop;
@@ -48,6 +48,7 @@ struct mbox__req {
 		mbox_status_cb *status;
 		mbox_folders_cb *folders;
 		mbox_msgs_cb *msgs;
+		mbox_uidlist_cb *uidlist;
 		mbox_body_cb *body;
 		mbox_flags_cb *flags;
 		mbox_copy_cb *copy;
@@ -59,6 +60,7 @@ struct mbox__req {
 	} cb;
 	char user[STR_USERNAME_MAX + 1];
 	uint64_t now; /* trim: the time it enforces the limits at */
+	bool sizes;   /* uidlist: each UID comes with its size */
 };
 
 /* Arguments of one script call: borrowed strings and owned numbers. */

@@ -46,6 +46,7 @@ struct res {
 	struct mbox_uids *uids;
 	struct mbox_stats *stats;
 	struct mbox_subscriptions *subs;
+	struct mbox_uidlist *uidlist;
 };
 
 static void
@@ -751,6 +752,55 @@ START_TEST(descriptions_stored_with_the_bytes)
 	u = t_expunge(&t, "shop", "Archive", 1, UINT32_MAX, true);
 	mbox_uids_free(u);
 	ck_assert_int_eq(mt_int(&t, "EXISTS %s", "mbx:e:2"), 0);
+	mt_close(&t);
+}
+END_TEST
+
+static void
+on_uidlist(void *arg, int status, struct mbox_uidlist *l)
+{
+	struct res *r = arg;
+
+	r->status = status;
+	r->uidlist = l;
+	r->done = true;
+}
+
+/* The UIDs alone, the first unseen one, and with sizes for a maildrop. */
+START_TEST(uidlist_uids_first_unseen_sizes)
+{
+	struct mt t;
+	struct res r = { 0 };
+	struct mbox_uids *u;
+
+	mt_open(&t, NULL);
+	t_append(&t, "shop", "INBOX", MSG1, "\\Seen");
+	t_append(&t, "shop", "INBOX", MSG2, "");
+	t_append(&t, "shop", "INBOX", MSG1, "");
+	u = t_expunge(&t, "shop", "INBOX", 2, 2, true);
+	mbox_uids_free(u);
+	ck_assert_int_eq(mbox_uidlist(t.st, "shop", "INBOX", true, on_uidlist, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_eq(r.uidlist->n, 2);
+	ck_assert_uint_eq(r.uidlist->v[0], 1);
+	ck_assert_uint_eq(r.uidlist->v[1], 3);
+	ck_assert_uint_eq(r.uidlist->sizes[0], strlen(MSG1));
+	ck_assert_uint_eq(r.uidlist->sizes[1], strlen(MSG1));
+	ck_assert_uint_eq(r.uidlist->first_unseen, 3);
+	ck_assert_uint_ne(r.uidlist->uidvalidity, 0);
+	mbox_uidlist_free(r.uidlist);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(mbox_uidlist(t.st, "shop", "INBOX", false, on_uidlist, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_ptr_null(r.uidlist->sizes);
+	ck_assert_uint_eq(r.uidlist->n, 2);
+	mbox_uidlist_free(r.uidlist);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(mbox_uidlist(t.st, "shop", "Nope", false, on_uidlist, &r), 0);
+	mt_wait(&t, &r.done);
+	ck_assert_int_eq(r.status, -ENOENT);
+	ck_assert_ptr_null(r.uidlist);
 	mt_close(&t);
 }
 END_TEST
@@ -1642,6 +1692,7 @@ store_suite(void)
 	tcase_add_test(tc, flags_set_add_remove_unchangedsince);
 	tcase_add_test(tc, copy_shares_the_raw_bytes);
 	tcase_add_test(tc, descriptions_stored_with_the_bytes);
+	tcase_add_test(tc, uidlist_uids_first_unseen_sizes);
 	tcase_add_test(tc, move_expunges_and_remembers);
 	tcase_add_test(tc, expunge_takes_deleted_only);
 	tcase_add_test(tc, folders_create_rename_delete);
