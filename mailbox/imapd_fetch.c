@@ -141,15 +141,72 @@ header_end(const char *p, size_t n)
 	return 0;
 }
 
+#define DESCRIBE_MAX (16u * 1024 * 1024) /* larger messages are described when asked */
+
+static void
+describe_into(const struct imap_msg *pm, struct buf *env, struct buf *bs)
+{
+	imap_msg_envelope(pm, env);
+	imap_msg_bodystructure(pm, true, bs);
+}
+
+bool
+imapd__describe(const char *raw, size_t len, struct buf *env, struct buf *bs)
+{
+	struct imap_msg *pm;
+
+	if (len == 0 || len > DESCRIBE_MAX || (pm = imap_msg_parse(raw, len)) == NULL)
+		return false;
+	describe_into(pm, env, bs);
+	imap_msg_free(pm);
+	return true;
+}
+
+static void
+on_described(void *arg, int status)
+{
+	(void)arg;
+	if (status < 0 && status != -ENOENT && status != -ECANCELED)
+		log_warn(C, "describe_failed", "error=\"%s\"", uv_strerror(status));
+}
+
+/*
+ * keep_description - a message listed without its ENVELOPE and
+ * BODYSTRUCTURE (stored by the inbound MX or the reporter): compute them
+ * for this answer and keep them for the next listings.
+ */
+static void
+keep_description(struct imapd_sess *s, struct walk *w, const struct mbox_msg *m,
+    const struct imap_msg *pm, struct mbox_msg *desc, struct buf *env, struct buf *bs)
+{
+	describe_into(pm, env, bs);
+	buf_appendc(env, '\0');
+	buf_appendc(bs, '\0');
+	*desc = *m;
+	desc->envelope = (char *)buf_rptr(env);
+	desc->bodystructure = (char *)buf_rptr(bs);
+	w->desc = desc;
+	if (w->rawlen <= DESCRIBE_MAX)
+		(void)mbox_describe(imapd__srv(s)->store, s->base.user, s->folder, m->uid,
+		    desc->envelope, desc->bodystructure, on_described, NULL);
+}
+
 static void
 walk_one(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct mbox_msg *m,
     const char *raw, size_t len)
 {
 	struct imap_msg *pm = w->raw_only ? NULL : imap_msg_parse(raw, len);
+	struct buf env = BUF_INIT, bs = BUF_INIT;
+	struct mbox_msg desc;
 
 	w->raw = raw;
 	w->rawlen = len;
+	if (w->need == NEED_DESC && pm != NULL)
+		keep_description(s, w, m, pm, &desc, &env, &bs);
 	w->each(s, w, seq, m, pm);
+	w->desc = NULL;
+	buf_free(&env);
+	buf_free(&bs);
 	imap_msg_free(pm);
 	w->raw = NULL;
 	w->rawlen = 0;

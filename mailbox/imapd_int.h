@@ -173,6 +173,13 @@ void imapd__idle_kick(struct imapd_sess *s);
 /* imapd__event - an announcement for one of the user's mailboxes. */
 void imapd__event(struct imapd_sess *s, const struct mbox_event *ev);
 
+/*
+ * imapd__describe - a message's ENVELOPE and BODYSTRUCTURE into env and bs
+ * (imapd_fetch.c), to keep beside it; false (both empty) for one too
+ * large or unparsable.
+ */
+bool imapd__describe(const char *raw, size_t len, struct buf *env, struct buf *bs);
+
 /* --- command handlers: args..end are the arguments after the name ------------------- */
 
 typedef void imapd_cmd_fn(struct imapd_sess *s, const struct imap_tok *args,

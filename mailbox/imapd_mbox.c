@@ -517,6 +517,7 @@ struct append_op {
 	struct buf name;
 	struct buf flags;
 	struct buf data;
+	struct buf env, bs; /* its ENVELOPE and BODYSTRUCTURE, kept beside it */
 };
 
 static void
@@ -525,6 +526,8 @@ append_free(struct append_op *op)
 	buf_free(&op->name);
 	buf_free(&op->flags);
 	buf_free(&op->data);
+	buf_free(&op->env);
+	buf_free(&op->bs);
 	free(op);
 }
 
@@ -638,6 +641,12 @@ imapd__append(struct imapd_sess *s, const struct imap_tok *a, const struct imap_
 	req.len = buf_unread(&op->data);
 	req.flags = buf_unread(&op->flags) > 0 ? buf_rptr(&op->flags) : "";
 	req.internal_date_ms = (uint64_t)when * 1000;
+	if (imapd__describe(buf_rptr(&op->data), buf_unread(&op->data), &op->env, &op->bs)) {
+		buf_appendc(&op->env, '\0');
+		buf_appendc(&op->bs, '\0');
+		req.envelope = buf_rptr(&op->env);
+		req.bodystructure = buf_rptr(&op->bs);
+	}
 	s->op = op;
 	imapd__ref(s);
 	rc = mbox_append(imapd__srv(s)->store, &req, on_appended, s);

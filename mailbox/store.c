@@ -20,11 +20,8 @@
 #include "core/rdb.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "mailbox/imap_mime.h"
 #include "mailbox/store_int.h"
 
-/* Messages up to this size get their IMAP description stored with them. */
-#define DESCRIBE_MAX (16u * 1024 * 1024)
 /* list()'s head_max that asks for the stored descriptions instead of bytes. */
 #define LIST_META SIZE_MAX
 
@@ -32,7 +29,7 @@ extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folder
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
     mailbox_lua_delete[], mailbox_lua_trim[], mailbox_lua_stats[], mailbox_lua_vanished[],
-    mailbox_lua_lock[], mailbox_lua_subscribe[], mailbox_lua_uids[];
+    mailbox_lua_lock[], mailbox_lua_subscribe[], mailbox_lua_uids[], mailbox_lua_describe[];
 
 struct rdb_script mbox__s_append = { "mbox_append", mailbox_lua_append, "" };
 struct rdb_script mbox__s_status = { "mbox_status", mailbox_lua_status, "" };
@@ -50,12 +47,13 @@ struct rdb_script mbox__s_stats = { "mbox_stats", mailbox_lua_stats, "" };
 struct rdb_script mbox__s_vanished = { "mbox_vanished", mailbox_lua_vanished, "" };
 struct rdb_script mbox__s_lock = { "mbox_lock", mailbox_lua_lock, "" };
 struct rdb_script mbox__s_uids = { "mbox_uids", mailbox_lua_uids, "" };
+struct rdb_script mbox__s_describe = { "mbox_describe", mailbox_lua_describe, "" };
 struct rdb_script mbox__s_subscribe = { "mbox_subscribe", mailbox_lua_subscribe, "" };
 
 static struct rdb_script *const scripts[] = {
 	&mbox__s_append, &mbox__s_status, &mbox__s_folders, &mbox__s_list, &mbox__s_fetch,
 	&mbox__s_flags, &mbox__s_copy, &mbox__s_expunge, &mbox__s_create, &mbox__s_rename,
-	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock, &mbox__s_uids,
+	&mbox__s_delete, &mbox__s_trim, &mbox__s_stats, &mbox__s_vanished, &mbox__s_lock, &mbox__s_uids, &mbox__s_describe,
 	&mbox__s_subscribe, NULL,
 };
 
@@ -397,27 +395,6 @@ on_append(void *arg, int status, redisReply *r)
 	free(req);
 }
 
-/*
- * describe - the IMAP ENVELOPE and BODYSTRUCTURE of a message being
- * stored, so IMAP listings never read it again; nothing for one larger
- * than DESCRIBE_MAX (those are read when asked for).
- */
-static void
-describe(const char *data, size_t len, struct buf *env, struct buf *bs)
-{
-	struct imap_msg *m;
-
-	if (data == NULL || len == 0 || len > DESCRIBE_MAX || (m = imap_msg_parse(data, len)) == NULL)
-		return;
-	imap_msg_envelope(m, env);
-	imap_msg_bodystructure(m, true, bs);
-	imap_msg_free(m);
-	if (buf_unread(env) == 0 || buf_unread(bs) == 0) {
-		buf_reset(env);
-		buf_reset(bs);
-	}
-}
-
 int
 mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *done,
     void *arg)
@@ -426,14 +403,12 @@ mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *
 	struct mbox__req *req;
 	const char *flags = a->flags != NULL ? a->flags : "";
 	uint64_t now = mbox__now();
-	struct buf env = BUF_INIT, bs = BUF_INIT;
 	int rc;
 
 	if ((rc = mbox__check(a->user, a->folder)) < 0)
 		return rc;
 	if (!mbox_valid_flags(flags) || (a->data == NULL && a->len > 0))
 		return -EINVAL;
-	describe(a->data, a->len, &env, &bs);
 	req = mbox__req_start(st, &args, a->user, a->folder, arg);
 	req->cb.append = done;
 	mbox__arg(&args, a->data != NULL ? a->data : "", a->len);
@@ -443,12 +418,10 @@ mbox_append(struct mbox_store *st, const struct mbox_append *a, mbox_append_cb *
 	mbox__args(&args, a->dedup_key != NULL ? a->dedup_key : "");
 	mbox__argu(&args, st->cfg.mailbox.retention_ms);
 	mbox__argu(&args, st->cfg.mailbox.max_messages);
-	mbox__arg(&args, buf_rptr(&env), buf_unread(&env));
-	mbox__arg(&args, buf_rptr(&bs), buf_unread(&bs));
-	rc = mbox__eval(st, &mbox__s_append, &args, on_append, req);
-	buf_free(&env);
-	buf_free(&bs);
-	return rc;
+	/* Both or neither. */
+	mbox__args(&args, a->envelope != NULL && a->bodystructure != NULL ? a->envelope : "");
+	mbox__args(&args, a->envelope != NULL && a->bodystructure != NULL ? a->bodystructure : "");
+	return mbox__eval(st, &mbox__s_append, &args, on_append, req);
 }
 
 /* --- reads ------------------------------------------------------------------------ */

@@ -80,6 +80,13 @@ struct mbox_append {
 	 * second report).
 	 */
 	const char *dedup_key;
+	/*
+	 * The message's IMAP ENVELOPE and BODYSTRUCTURE, kept beside its bytes
+	 * for IMAP listings (mbox_list_meta); NULL: none yet (an IMAP listing
+	 * computes them once and stores them with mbox_describe).
+	 */
+	const char *envelope;
+	const char *bodystructure;
 };
 
 /*
@@ -419,6 +426,14 @@ enum mbox_lock_op {
 #define MBOX_LOCK_TOKEN_MAX 64 /* bytes of a token */
 int mbox_lock(struct mbox_store *st, const char *user, enum mbox_lock_op op, const char *token,
     uint64_t ttl_ms, mbox_done_cb *done, void *arg);
+
+/*
+ * mbox_describe - keep envelope and bodystructure beside the bytes of
+ * message uid of folder (for those stored without them).  done's status:
+ * 0, or -ENOENT when the message is gone (nothing kept).
+ */
+int mbox_describe(struct mbox_store *st, const char *user, const char *folder, uint32_t uid,
+    const char *envelope, const char *bodystructure, mbox_done_cb *done, void *arg);
 
 /*
  * mbox_trim - enforce retention and max_messages over every user (the

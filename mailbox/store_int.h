@@ -27,7 +27,7 @@
 extern struct rdb_script mbox__s_append, mbox__s_status, mbox__s_folders, mbox__s_list,
     mbox__s_fetch, mbox__s_flags, mbox__s_copy, mbox__s_expunge, mbox__s_create,
     mbox__s_rename, mbox__s_delete, mbox__s_trim, mbox__s_stats, mbox__s_vanished,
-    mbox__s_lock, mbox__s_subscribe, mbox__s_uids;
+    mbox__s_lock, mbox__s_subscribe, mbox__s_uids, mbox__s_describe;
 
 struct mbox_store {
 	uv_loop_t *loop;

@@ -443,3 +443,26 @@ mbox_subscriptions(struct mbox_store *st, const char *user, mbox_subscriptions_c
 	mbox__args(&a, "list");
 	return mbox__eval(st, &mbox__s_subscribe, &a, on_subscriptions, req);
 }
+
+/* --- IMAP descriptions ---------------------------------------------------------------- */
+
+int
+mbox_describe(struct mbox_store *st, const char *user, const char *folder, uint32_t uid,
+    const char *envelope, const char *bodystructure, mbox_done_cb *done, void *arg)
+{
+	struct mbox__args a;
+	struct mbox__req *req;
+	int rc;
+
+	if ((rc = mbox__check(user, folder)) < 0)
+		return rc;
+	if (envelope == NULL || bodystructure == NULL || envelope[0] == '\0' ||
+	    bodystructure[0] == '\0')
+		return -EINVAL;
+	req = mbox__req_start(st, &a, user, folder, arg);
+	req->cb.done = done;
+	mbox__argu(&a, uid);
+	mbox__args(&a, envelope);
+	mbox__args(&a, bodystructure);
+	return mbox__eval(st, &mbox__s_describe, &a, on_done, req);
+}
