@@ -68,6 +68,7 @@ struct walk {
 	const char *raw;         /* during each(): the bytes read (header or message) */
 	size_t rawlen;
 	const struct mbox_msg *desc; /* during each(), NEED_DESC: the stored description */
+	bool header_only;        /* during each(): pm is the header alone (NEED_HEAD) */
 	struct wfetch *ring[WINDOW]; /* NEED_FULL: messages i .. issued-1 */
 	size_t issued;
 };
@@ -338,7 +339,9 @@ head_step(struct imapd_sess *s, struct walk *w)
 		fetch_full(s, w);
 		return false;
 	}
+	w->header_only = true;
 	walk_one(s, w, seq, m, m->head, he != 0 ? he : m->head_len);
+	w->header_only = false;
 	w->i++;
 	return true;
 }
@@ -783,12 +786,39 @@ imapd__fetch(struct imapd_sess *s, const struct imap_tok *a, const struct imap_t
 struct search_op {
 	struct walk w; /* first */
 	struct imap_search *prog;
-	struct buf hits;
+	uint32_t *hits;   /* sequence numbers, in the order found */
+	size_t nhits;
+	uint32_t *later;  /* not settled by the header: read whole in a second walk */
+	size_t nlater;
 	struct buf text;
 	struct buf fold;
 	uint64_t maxmodseq;
 	bool modseq; /* the program used MODSEQ: answer (MODSEQ n) */
 };
+
+/* header_keys - whether k uses a header field other than through TEXT (needs the parse). */
+static bool
+header_keys(const struct imap_search *k)
+{
+	switch (k->key) {
+	case IMAP_SK_FROM:
+	case IMAP_SK_TO:
+	case IMAP_SK_CC:
+	case IMAP_SK_BCC:
+	case IMAP_SK_SUBJECT:
+	case IMAP_SK_HEADER:
+	case IMAP_SK_SENTSINCE:
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+		return true;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < k->nsub; i++)
+		if (header_keys(k->sub[i]))
+			return true;
+	return false;
+}
 
 static enum need
 search_need(const struct imap_search *k, bool *modseq)
@@ -808,8 +838,11 @@ search_need(const struct imap_search *k, bool *modseq)
 		need = NEED_HEAD;
 		break;
 	case IMAP_SK_BODY:
-	case IMAP_SK_TEXT:
 		need = NEED_FULL;
+		break;
+	case IMAP_SK_TEXT:
+		/* The header first: a word found there needs no more (see match3). */
+		need = NEED_HEAD;
 		break;
 	case IMAP_SK_MODSEQ:
 		*modseq = true;
@@ -884,6 +917,88 @@ sent_day(const struct imap_msg *pm, const struct mbox_msg *m)
 	if (pm != NULL && imap_msg_date(pm, &when, &day) == 0)
 		return day;
 	return (long)(m->date_ms / 1000 / DAY_SECONDS);
+}
+
+/*
+ * A key's answer when only the header was read: TEXT that is in the
+ * header is settled (it is in header + body), anything about the body is
+ * not yet.
+ */
+enum tri {
+	T_NO,
+	T_YES,
+	T_MAYBE,
+};
+
+static bool match(struct imapd_sess *s, struct search_op *op, const struct imap_search *k,
+    uint32_t seq, const struct mbox_msg *m, const struct imap_msg *pm);
+
+/*
+ * raw_header_has - whether needle is surely in the decoded header, read
+ * from the header's bytes without parsing them: only for an ASCII
+ * needle without white space in an ASCII header without encoded words,
+ * where decoding changes nothing but line folding, which such a needle
+ * cannot span.  false: not known (the whole message is read).
+ */
+static bool
+raw_header_has(const char *h, size_t hlen, const char *needle, size_t nlen)
+{
+	if (h == NULL || nlen == 0 || memmem(h, hlen, "=?", 2) != NULL)
+		return false;
+	for (size_t i = 0; i < nlen; i++)
+		if ((unsigned char)needle[i] <= ' ' || (unsigned char)needle[i] >= 0x7f)
+			return false;
+	for (size_t i = 0; i < hlen; i++)
+		if ((unsigned char)h[i] >= 0x80 || h[i] == '\0')
+			return false;
+	return imap_text_match(h, hlen, needle, nlen);
+}
+
+/* match3 - match() with the header alone (header_only) or the whole message. */
+static enum tri
+match3(struct imapd_sess *s, struct search_op *op, const struct imap_search *k, uint32_t seq,
+    const struct mbox_msg *m, const struct imap_msg *pm, bool header_only)
+{
+	enum tri r, acc;
+
+	if (!header_only)
+		return match(s, op, k, seq, m, pm) ? T_YES : T_NO;
+	switch (k->key) {
+	case IMAP_SK_AND:
+		acc = T_YES;
+		for (size_t i = 0; i < k->nsub; i++) {
+			if ((r = match3(s, op, k->sub[i], seq, m, pm, true)) == T_NO)
+				return T_NO;
+			if (r == T_MAYBE)
+				acc = T_MAYBE;
+		}
+		return acc;
+	case IMAP_SK_OR:
+		acc = T_NO;
+		for (size_t i = 0; i < 2; i++) {
+			if ((r = match3(s, op, k->sub[i], seq, m, pm, true)) == T_YES)
+				return T_YES;
+			if (r == T_MAYBE)
+				acc = T_MAYBE;
+		}
+		return acc;
+	case IMAP_SK_NOT:
+		r = match3(s, op, k->sub[0], seq, m, pm, true);
+		return r == T_MAYBE ? T_MAYBE : r == T_YES ? T_NO : T_YES;
+	case IMAP_SK_TEXT:
+		/* What the header alone says (decoded as for the whole message). */
+		if (pm == NULL)
+			return raw_header_has(op->w.raw, op->w.rawlen, k->str, k->str_len) ? T_YES :
+			    T_MAYBE;
+		buf_reset(&op->text);
+		imap_msg_body_text(pm, true, &op->text);
+		return imap_text_match(buf_rptr(&op->text), buf_unread(&op->text), k->str, k->str_len) ?
+		    T_YES : T_MAYBE;
+	case IMAP_SK_BODY:
+		return T_MAYBE;
+	default:
+		return match(s, op, k, seq, m, pm) ? T_YES : T_NO;
+	}
 }
 
 static bool
@@ -984,12 +1099,29 @@ search_each(struct imapd_sess *s, struct walk *w, uint32_t seq, const struct mbo
     const struct imap_msg *pm)
 {
 	struct search_op *op = (struct search_op *)w;
+	enum tri r = match3(s, op, op->prog, seq, m, pm, w->header_only);
 
-	if (!match(s, op, op->prog, seq, m, pm))
+	if (r == T_MAYBE) {
+		if (op->later == NULL)
+			op->later = xcalloc(w->n, sizeof *op->later);
+		op->later[op->nlater++] = seq;
 		return;
-	buf_appendf(&op->hits, " %" PRIu32, s->uid ? m->uid : seq);
+	}
+	if (r == T_NO)
+		return;
+	if (op->hits == NULL)
+		op->hits = xcalloc(w->n, sizeof *op->hits);
+	op->hits[op->nhits++] = seq;
 	if (m->modseq > op->maxmodseq)
 		op->maxmodseq = m->modseq;
+}
+
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static void
@@ -998,13 +1130,33 @@ search_end(struct imapd_sess *s, struct walk *w)
 	struct search_op *op = (struct search_op *)w;
 	bool failed = w->failed;
 
+	if (!imapd__gone(s) && !failed && op->nlater > 0) {
+		/* Second walk: the messages whose header did not settle it, whole. */
+		size_t n = op->nlater;
+
+		walk_free(s, w);
+		memset(w->ring, 0, sizeof w->ring);
+		w->seqs = op->later;
+		w->n = n;
+		w->i = w->issued = 0;
+		w->need = NEED_FULL;
+		w->raw_only = false;
+		op->later = NULL;
+		op->nlater = 0;
+		walk_next(s);
+		return;
+	}
 	if (!imapd__gone(s) && !failed) {
 		struct buf b;
 
 		buf_init(&b);
 		buf_appends(&b, "* SEARCH");
-		buf_append(&b, buf_rptr(&op->hits), buf_unread(&op->hits));
-		if (op->modseq && buf_unread(&op->hits) > 0)
+		/* Found in two walks: answered in ascending order. */
+		if (op->nhits > 1)
+			qsort(op->hits, op->nhits, sizeof *op->hits, cmp_seq);
+		for (size_t i = 0; i < op->nhits; i++)
+			buf_appendf(&b, " %" PRIu32, s->uid ? s->uids[op->hits[i] - 1] : op->hits[i]);
+		if (op->modseq && op->nhits > 0)
 			buf_appendf(&b, " (MODSEQ %" PRIu64 ")", op->maxmodseq);
 		buf_appends(&b, "\r\n");
 		imapd__write(s, buf_rptr(&b), buf_unread(&b));
@@ -1012,7 +1164,8 @@ search_end(struct imapd_sess *s, struct walk *w)
 	}
 	walk_free(s, w);
 	imap_search_free(op->prog);
-	buf_free(&op->hits);
+	free(op->hits);
+	free(op->later);
 	buf_free(&op->text);
 	buf_free(&op->fold);
 	free(op);
@@ -1046,10 +1199,11 @@ imapd__search(struct imapd_sess *s, const struct imap_tok *a, const struct imap_
 		imapd__bad(s, "%s", err);
 		return;
 	}
-	buf_init(&op->hits);
 	buf_init(&op->text);
 	buf_init(&op->fold);
 	op->w.need = search_need(op->prog, &op->modseq);
+	/* TEXT alone reads the header's bytes first, unparsed (raw_header_has). */
+	op->w.raw_only = op->w.need == NEED_HEAD && !header_keys(op->prog);
 	if (op->modseq)
 		s->condstore = true;
 	op->w.n = s->nmsgs;
