@@ -297,11 +297,11 @@ build/$(1)/tests/bounceparse: build/$(1)/tests/bench/bounceparse.o build/$(1)/li
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
-build/$(1)/tests/popload: build/$(1)/tests/bench/popload.o build/$(1)/libkurier.a
+build/$(1)/tests/popload: build/$(1)/tests/bench/popload.o build/$(1)/tests/bench/tlsc.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 
-build/$(1)/tests/imapload: build/$(1)/tests/bench/imapload.o build/$(1)/libkurier.a
+build/$(1)/tests/imapload: build/$(1)/tests/bench/imapload.o build/$(1)/tests/bench/tlsc.o build/$(1)/libkurier.a
 	@mkdir -p $$(@D)
 	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
 endef

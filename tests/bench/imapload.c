@@ -14,7 +14,7 @@
  *   -u, -w  LOGIN (RFC 3501); the password may come from
  *           $IMAPLOAD_PASSWORD instead of -w.  Bench accounts only.
  *   -t      deadline of the whole run in seconds (900); every socket
- *           read and write also gives up after IO_TIMEOUT_S
+ *           read and write also gives up after TLSC_TIMEOUT_S
  *   -n      fetch: only a warm-up, LOGIN, SELECT and FETCH of the first
  *           COUNT messages' bodies, no figures but messages
  *   -C      fetch: the server's processes; the CPU time (user + system,
@@ -88,11 +88,10 @@
 #include <unistd.h>
 
 #include "core/xmalloc.h"
+#include "tests/bench/tlsc.h"
 
-#define IO_TIMEOUT_S 60          /* one socket read or write, at most */
 #define DEADLINE_S 900           /* the whole run, by default */
 #define HOLD_S 600               /* idle: hold at most this long by default */
-#define IN_CAP (256 * 1024)      /* read buffer: large, so reads are few */
 #define RESP_MAX (8u << 20)      /* a response's text, literals left out */
 #define LITERAL_MAX (1ull << 32) /* a literal we accept to skip */
 #define MSG_MAX (64u << 20)      /* a file to APPEND, at most */
@@ -104,11 +103,9 @@
 #define RARE_WORD "somethingrare"
 #define ALL_WORD "kurierbench"
 
+/* An IMAP connection: the shared TLS client connection, and the next tag. */
 struct ic {
-	int fd;
-	SSL *ssl;
-	char *in;
-	size_t start, end;       /* unread bytes are in[start..end) */
+	struct tlsc t;
 	unsigned tagno;
 };
 
@@ -121,22 +118,11 @@ struct resp {
 	uint64_t lastlit;        /* the last one's octets */
 };
 
-static const char *prog = "imapload";
+const char *tlsc_prog = "imapload";
+#define die tlsc_die
 static pid_t cpu_roots[CPU_ROOTS_MAX];
 static unsigned ncpu_roots;
 
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void
 usage(void)
@@ -287,86 +273,9 @@ parse_pids(const char *arg)
 
 /* --- connection -------------------------------------------------------------------- */
 
-/*
- * ic_open - a TCP connection to addr with the TLS handshake done, every
- * read and write bounded by IO_TIMEOUT_S.  Dies on failure.
- */
-static void
-ic_open(struct ic *c, SSL_CTX *ctx, const struct sockaddr_in *addr)
-{
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	int one = 1;
 
-	memset(c, 0, sizeof *c);
-	c->in = xmalloc(IN_CAP);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		die("socket: %s", strerror(errno));
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
-	    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-		die("setsockopt: %s", strerror(errno));
-	if (connect(c->fd, (const struct sockaddr *)addr, sizeof *addr) < 0)
-		die("connect: %s", strerror(errno));
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-		die("SSL_new failed");
-	if (SSL_connect(c->ssl) != 1) {
-		ERR_print_errors_fp(stderr);
-		die("TLS handshake failed");
-	}
-}
 
-/* ic_close - drop the connection at once (no LOGOUT, no close_notify wait). */
-static void
-ic_close(struct ic *c)
-{
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->in);
-	c->ssl = NULL;
-	c->fd = -1;
-	c->in = NULL;
-}
 
-/* ic_fill - read more into the buffer; dies on EOF, error or timeout. */
-static void
-ic_fill(struct ic *c)
-{
-	int n;
-
-	if (c->start == c->end) {
-		c->start = 0;
-		c->end = 0;
-	} else if (c->end == IN_CAP) {
-		memmove(c->in, c->in + c->start, c->end - c->start);
-		c->end -= c->start;
-		c->start = 0;
-	}
-	n = SSL_read(c->ssl, c->in + c->end, (int)(IN_CAP - c->end));
-	if (n <= 0)
-		die("read: connection closed or timed out (SSL error %d)", SSL_get_error(c->ssl, n));
-	c->end += (size_t)n;
-}
-
-static void
-ic_write(struct ic *c, const void *p, size_t len)
-{
-	const char *s = p;
-	int n;
-
-	while (len > 0) {
-		int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
-
-		n = SSL_write(c->ssl, s, chunk);
-		if (n <= 0)
-			die("write: failed or timed out (SSL error %d)", SSL_get_error(c->ssl, n));
-		s += n;
-		len -= (size_t)n;
-	}
-}
 
 /*
  * ic_cmd - send "TAG command" with CRLF; the tag (a1, a2, ...) goes to
@@ -390,7 +299,7 @@ ic_cmd(struct ic *c, char *tag, const char *fmt, ...)
 		die("command too long");
 	n += t;
 	memcpy(cmd + n, "\r\n", 2);
-	ic_write(c, cmd, (size_t)n + 2);
+	tlsc_write(&c->t, cmd, (size_t)n + 2);
 }
 
 /* --- responses --------------------------------------------------------------------- */
@@ -417,12 +326,12 @@ ic_skip(struct ic *c, uint64_t n)
 	while (n > 0) {
 		size_t avail;
 
-		if (c->start == c->end)
-			ic_fill(c);
-		avail = c->end - c->start;
+		if (c->t.start == c->t.end)
+			tlsc_fill(&c->t);
+		avail = c->t.end - c->t.start;
 		if (avail > n)
 			avail = (size_t)n;
-		c->start += avail;
+		c->t.start += avail;
 		n -= avail;
 	}
 }
@@ -475,18 +384,18 @@ ic_resp(struct ic *c, struct resp *r)
 		char *p, *nl;
 		size_t n;
 
-		if (c->start == c->end)
-			ic_fill(c);
-		p = c->in + c->start;
-		nl = memchr(p, '\n', c->end - c->start);
+		if (c->t.start == c->t.end)
+			tlsc_fill(&c->t);
+		p = c->t.in + c->t.start;
+		nl = memchr(p, '\n', c->t.end - c->t.start);
 		if (nl == NULL) {
-			resp_add(r, p, c->end - c->start);
-			c->start = c->end;
+			resp_add(r, p, c->t.end - c->t.start);
+			c->t.start = c->t.end;
 			continue;
 		}
 		n = (size_t)(nl - p);
 		resp_add(r, p, n);
-		c->start += n + 1;
+		c->t.start += n + 1;
 		if (r->len > 0 && r->text[r->len - 1] == '\r')
 			r->text[--r->len] = '\0';
 		lit = literal_at_end(r);
@@ -685,7 +594,7 @@ run_append(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	bool plus;
 	double secs;
 
-	ic_open(&c, ctx, addr);
+	tlsc_open(&c.t, ctx, addr);
 	plus = login(&c, &r, user, password);
 	t0 = now_ns();
 	for (int i = 0; i < nfiles; i++) {
@@ -698,8 +607,8 @@ run_append(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 			if (r.text[0] != '+')
 				die("APPEND %s: %s", files[i], r.text);
 		}
-		ic_write(&c, msg, len);
-		ic_write(&c, "\r\n", 2);
+		tlsc_write(&c.t, msg, len);
+		tlsc_write(&c.t, "\r\n", 2);
 		free(msg);
 		wait_ok(&c, &r, tag, "APPEND");
 		bytes += len;
@@ -707,7 +616,7 @@ run_append(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	secs = ms_since(t0) / 1000;
 	ic_cmd(&c, tag, "LOGOUT");
 	wait_ok(&c, &r, tag, "LOGOUT");
-	ic_close(&c);
+	tlsc_close(&c.t);
 	free(r.text);
 
 	printf("append_messages %d msgs\n", nfiles);
@@ -803,7 +712,7 @@ run_fetch(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	uint64_t n, got, *sizes, size_sum = 0, bytes, hits_rare, hits_all;
 	double each_ms, all_ms;
 
-	ic_open(&c, ctx, addr);
+	tlsc_open(&c.t, ctx, addr);
 	step_begin(&st);
 	login(&c, &r, user, password);
 	n = select_inbox(&c, &r);
@@ -816,7 +725,7 @@ run_fetch(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 		wait_ok(&c, &r, tag, "FETCH");
 		ic_cmd(&c, tag, "LOGOUT");
 		wait_ok(&c, &r, tag, "LOGOUT");
-		ic_close(&c);
+		tlsc_close(&c.t);
 		free(r.text);
 		printf("messages %" PRIu64 " msgs\n", n);
 		return 0;
@@ -902,7 +811,7 @@ run_fetch(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 
 	ic_cmd(&c, tag, "LOGOUT");
 	wait_ok(&c, &r, tag, "LOGOUT");
-	ic_close(&c);
+	tlsc_close(&c.t);
 	free(r.text);
 	free(sizes);
 
@@ -954,7 +863,7 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 	for (uint64_t i = 0; i < nconn; i++) {
 		struct ic *c = &conns[i];
 
-		ic_open(c, ctx, addr);
+		tlsc_open(&c->t, ctx, addr);
 		if (user != NULL) {
 			login(c, &r, user, password);
 			select_inbox(c, &r);
@@ -970,8 +879,8 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 				die("greeting: %s", r.text);
 		}
 		/* Nothing more is read: the buffer goes, so our memory stays small. */
-		free(c->in);
-		c->in = NULL;
+		free(c->t.in);
+		c->t.in = NULL;
 	}
 	free(r.text);
 	printf("held %" PRIu64 "\n", nconn);
@@ -992,7 +901,7 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 		}
 	}
 	for (uint64_t i = 0; i < nconn; i++)
-		ic_close(&conns[i]);
+		tlsc_close(&conns[i].t);
 	free(conns);
 	return 0;
 }

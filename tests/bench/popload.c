@@ -17,7 +17,7 @@
  *           to list PIPELINING, RFC 2449) (1)
  *   -n      retr: retrieve only the first COUNT messages (0: all) (0)
  *   -t      deadline of the whole run in seconds (900); every socket
- *           read and write also gives up after IO_TIMEOUT_S
+ *           read and write also gives up after TLSC_TIMEOUT_S
  *   -c      idle: connections to open and hold
  *   -u      idle: log in as PREFIX1 .. PREFIXN, one user per connection
  *           (a POP3 maildrop takes one session at a time); without -u
@@ -66,37 +66,19 @@
 #include <unistd.h>
 
 #include "core/xmalloc.h"
+#include "tests/bench/tlsc.h"
 
-#define IO_TIMEOUT_S 60          /* one socket read or write, at most */
 #define DEADLINE_S 900           /* the whole run, by default */
 #define HOLD_S 600               /* idle: hold at most this long by default */
-#define IN_CAP (256 * 1024)      /* read buffer: large, so reads are few */
 #define LINE_MAX_LEN 4096        /* a status or listing line, at most */
 #define CMD_MAX 128
 #define DEPTH_MAX 1024
 #define FD_SPARE 16              /* descriptors kept beyond the connections */
 
-struct pc {
-	int fd;
-	SSL *ssl;
-	char *in;
-	size_t start, end;       /* unread bytes are in[start..end) */
-};
+#define pc tlsc /* a POP3 connection is the shared TLS client connection */
+#define die tlsc_die
 
-static const char *prog = "popload";
-
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
+const char *tlsc_prog = "popload";
 
 static void
 usage(void)
@@ -122,69 +104,8 @@ ms_since(uint64_t t0)
 	return (double)(now_ns() - t0) / 1e6;
 }
 
-/*
- * pc_open - a TCP connection to addr with the TLS handshake done, every
- * read and write bounded by IO_TIMEOUT_S.  Dies on failure.
- */
-static void
-pc_open(struct pc *c, SSL_CTX *ctx, const struct sockaddr_in *addr)
-{
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	int one = 1;
 
-	memset(c, 0, sizeof *c);
-	c->in = xmalloc(IN_CAP);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		die("socket: %s", strerror(errno));
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
-	    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-		die("setsockopt: %s", strerror(errno));
-	if (connect(c->fd, (const struct sockaddr *)addr, sizeof *addr) < 0)
-		die("connect: %s", strerror(errno));
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-		die("SSL_new failed");
-	if (SSL_connect(c->ssl) != 1) {
-		ERR_print_errors_fp(stderr);
-		die("TLS handshake failed");
-	}
-}
 
-/* pc_close - drop the connection at once (no QUIT, no close_notify wait). */
-static void
-pc_close(struct pc *c)
-{
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->in);
-	c->ssl = NULL;
-	c->fd = -1;
-	c->in = NULL;
-}
-
-/* pc_fill - read more into the buffer; dies on EOF, error or timeout. */
-static void
-pc_fill(struct pc *c)
-{
-	int n;
-
-	if (c->start == c->end) {
-		c->start = 0;
-		c->end = 0;
-	} else if (c->end == IN_CAP) {
-		memmove(c->in, c->in + c->start, c->end - c->start);
-		c->end -= c->start;
-		c->start = 0;
-	}
-	n = SSL_read(c->ssl, c->in + c->end, (int)(IN_CAP - c->end));
-	if (n <= 0)
-		die("read: connection closed or timed out (SSL error %d)", SSL_get_error(c->ssl, n));
-	c->end += (size_t)n;
-}
 
 /*
  * pc_line - the next line without its CRLF into line (NUL-terminated,
@@ -203,7 +124,7 @@ pc_line(struct pc *c, char *line, size_t *raw)
 			break;
 		if (c->end - c->start > LINE_MAX_LEN)
 			die("a line over %d octets", LINE_MAX_LEN);
-		pc_fill(c);
+		tlsc_fill(c);
 	}
 	len = (size_t)(nl - (c->in + c->start));
 	*raw = len + 1;
@@ -235,14 +156,14 @@ pc_skip_body(struct pc *c)
 		if (c->start == c->end) {
 			c->start = 0;
 			c->end = 0;
-			pc_fill(c);
+			tlsc_fill(c);
 		}
 		p = c->in + c->start;
 		avail = c->end - c->start;
 		if (bol) {
 			/* The terminator: ".\r\n" at a line's beginning. */
 			if (avail < 3 && p[0] == '.') {
-				pc_fill(c);  /* keeps the partial line */
+				tlsc_fill(c);  /* keeps the partial line */
 				continue;
 			}
 			if (avail >= 3 && memcmp(p, ".\r\n", 3) == 0) {
@@ -263,19 +184,6 @@ pc_skip_body(struct pc *c)
 	}
 }
 
-static void
-pc_write(struct pc *c, const char *s, size_t len)
-{
-	int n;
-
-	while (len > 0) {
-		n = SSL_write(c->ssl, s, (int)len);
-		if (n <= 0)
-			die("write: failed or timed out (SSL error %d)", SSL_get_error(c->ssl, n));
-		s += n;
-		len -= (size_t)n;
-	}
-}
 
 /* pc_cmd - send one command line (CRLF added). */
 static void
@@ -291,7 +199,7 @@ pc_cmd(struct pc *c, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof cmd - 2)
 		die("command too long");
 	memcpy(cmd + n, "\r\n", 2);
-	pc_write(c, cmd, (size_t)n + 2);
+	tlsc_write(c, cmd, (size_t)n + 2);
 }
 
 /* pc_ok - read a status line; dies unless it is +OK.  what names the step. */
@@ -360,7 +268,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	bool pipelining = false;
 	double login_ms, list_ms, uidl_ms, retr_s;
 
-	pc_open(&c, ctx, addr);
+	tlsc_open(&c, ctx, addr);
 	t0 = now_ns();
 	pc_ok(&c, "greeting");
 	pc_cmd(&c, "CAPA");
@@ -438,7 +346,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	retr_s = ms_since(t0) / 1000;
 	pc_cmd(&c, "QUIT");
 	pc_ok(&c, "QUIT");
-	pc_close(&c);
+	tlsc_close(&c);
 	free(sizes);
 
 	printf("messages %" PRIu64 " msgs\n", n);
@@ -487,7 +395,7 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 	raise_nofile(nconn);
 	conns = xcalloc(nconn, sizeof *conns);
 	for (uint64_t i = 0; i < nconn; i++) {
-		pc_open(&conns[i], ctx, addr);
+		tlsc_open(&conns[i], ctx, addr);
 		if (prefix != NULL) {
 			snprintf(user, sizeof user, "%s%" PRIu64, prefix, i + 1);
 			login(&conns[i], user, password);
@@ -516,7 +424,7 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 		}
 	}
 	for (uint64_t i = 0; i < nconn; i++)
-		pc_close(&conns[i]);
+		tlsc_close(&conns[i]);
 	free(conns);
 	return 0;
 }
