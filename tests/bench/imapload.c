@@ -97,7 +97,6 @@
 #define MSG_MAX (64u << 20)      /* a file to APPEND, at most */
 #define CMD_MAX 512
 #define TAG_MAX 16
-#define FD_SPARE 16              /* descriptors kept beyond the connections */
 #define CPU_ROOTS_MAX 8
 #define PROC_STAT_MAX 1024
 #define RARE_WORD "somethingrare"
@@ -133,21 +132,6 @@ usage(void)
 	    "                      [-C PID[,PID...]] [-r WORD] [-a WORD]\n"
 	    "       imapload idle -p PORT -c CONNECTIONS [-u USER [-w PASSWORD]] [-H HOST] [-k SECONDS] [-t SECONDS]\n");
 	exit(2);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double
-ms_since(uint64_t t0)
-{
-	return (double)(now_ns() - t0) / 1e6;
 }
 
 /* --- the server's CPU time -------------------------------------------------------- */
@@ -521,32 +505,6 @@ select_inbox(struct ic *c, struct resp *r)
 	return exists;
 }
 
-static SSL_CTX *
-tls_client(void)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL)
-		die("SSL_CTX_new failed");
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	return ctx;
-}
-
-static void
-resolve(struct sockaddr_in *addr, const char *host, const char *port)
-{
-	char *end;
-	long p = strtol(port, &end, 10);
-
-	memset(addr, 0, sizeof *addr);
-	addr->sin_family = AF_INET;
-	if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
-		die("bad port %s", port);
-	addr->sin_port = htons((uint16_t)p);
-	if (inet_pton(AF_INET, host, &addr->sin_addr) != 1)
-		die("bad IPv4 address %s", host);
-}
-
 /* --- append ------------------------------------------------------------------------ */
 
 /*
@@ -596,7 +554,7 @@ run_append(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 
 	tlsc_open(&c.t, ctx, addr);
 	plus = login(&c, &r, user, password);
-	t0 = now_ns();
+	t0 = tlsc_now_ns();
 	for (int i = 0; i < nfiles; i++) {
 		size_t len;
 		char *msg = load_crlf(files[i], &len);
@@ -613,7 +571,7 @@ run_append(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 		wait_ok(&c, &r, tag, "APPEND");
 		bytes += len;
 	}
-	secs = ms_since(t0) / 1000;
+	secs = tlsc_ms_since(t0) / 1000;
 	ic_cmd(&c, tag, "LOGOUT");
 	wait_ok(&c, &r, tag, "LOGOUT");
 	tlsc_close(&c.t);
@@ -642,13 +600,13 @@ static void
 step_begin(struct step *st)
 {
 	st->cpu0 = tree_ticks();
-	st->t0 = now_ns();
+	st->t0 = tlsc_now_ns();
 }
 
 static double
 step_end(const struct step *st, const char *name, bool secs)
 {
-	double ms = ms_since(st->t0);
+	double ms = tlsc_ms_since(st->t0);
 	uint64_t cpu1 = tree_ticks();
 
 	if (secs)
@@ -826,22 +784,6 @@ run_fetch(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 
 /* --- idle -------------------------------------------------------------------------- */
 
-/* raise_nofile - RLIMIT_NOFILE up to the hard limit; dies below want. */
-static void
-raise_nofile(uint64_t want)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		die("getrlimit: %s", strerror(errno));
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		die("setrlimit: %s", strerror(errno));
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + FD_SPARE)
-		die("%" PRIu64 " connections need %" PRIu64 " descriptors; the hard limit is %ju",
-		    want, want + FD_SPARE, (uintmax_t)rl.rlim_cur);
-}
-
 /*
  * run_idle - the idle mode: hold nconn connections, greeted (and logged
  * in as user, INBOX selected, in IDLE, when user is set), until stdin
@@ -853,12 +795,10 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 {
 	struct ic *conns;
 	struct resp r = { 0 };
-	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
-	char tag[TAG_MAX], junk[256];
-	uint64_t t0 = now_ns();
-	uint64_t hold_end;
+	char tag[TAG_MAX];
+	uint64_t t0 = tlsc_now_ns();
 
-	raise_nofile(nconn);
+	tlsc_raise_nofile(nconn);
 	conns = xcalloc(nconn, sizeof *conns);
 	for (uint64_t i = 0; i < nconn; i++) {
 		struct ic *c = &conns[i];
@@ -884,37 +824,14 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 	}
 	free(r.text);
 	printf("held %" PRIu64 "\n", nconn);
-	printf("setup_s %.1f s\n", ms_since(t0) / 1000);
+	printf("setup_s %.1f s\n", tlsc_ms_since(t0) / 1000);
 	fflush(stdout);
 
-	hold_end = now_ns() + (uint64_t)hold_s * 1000000000u;
-	while (now_ns() < hold_end) {
-		int rc = poll(&pfd, 1, 1000);
-
-		if (rc < 0 && errno != EINTR)
-			break;
-		if (rc > 0) {
-			ssize_t got = read(STDIN_FILENO, junk, sizeof junk);
-
-			if (got <= 0)
-				break;
-		}
-	}
+	tlsc_hold(hold_s);
 	for (uint64_t i = 0; i < nconn; i++)
 		tlsc_close(&conns[i].t);
 	free(conns);
 	return 0;
-}
-
-static void
-on_alarm(int sig)
-{
-	static const char msg[] = "imapload: deadline reached\n";
-
-	(void)sig;
-	if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
-		_exit(1);
-	_exit(1);
 }
 
 static unsigned long
@@ -969,11 +886,11 @@ main(int argc, char **argv)
 		die("-u needs -w or $IMAPLOAD_PASSWORD");
 	if (strpbrk(rare, "\"\\") != NULL || strpbrk(all, "\"\\") != NULL)
 		die("a search word with \" or \\");
-	resolve(&addr, host, port);
+	tlsc_resolve(&addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, on_alarm);
+	signal(SIGALRM, tlsc_on_alarm);
 	alarm(deadline);
-	ctx = tls_client();
+	ctx = tlsc_ctx();
 	if (strcmp(mode, "append") == 0) {
 		if (user == NULL || optind == argc)
 			usage();

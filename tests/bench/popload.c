@@ -73,7 +73,6 @@
 #define LINE_MAX_LEN 4096        /* a status or listing line, at most */
 #define CMD_MAX 128
 #define DEPTH_MAX 1024
-#define FD_SPARE 16              /* descriptors kept beyond the connections */
 
 #define pc tlsc /* a POP3 connection is the shared TLS client connection */
 #define die tlsc_die
@@ -87,21 +86,6 @@ usage(void)
 	    "usage: popload retr -p PORT -u USER [-w PASSWORD] [-H HOST] [-P DEPTH] [-n COUNT] [-t SECONDS]\n"
 	    "       popload idle -p PORT -c CONNECTIONS [-u PREFIX [-w PASSWORD]] [-H HOST] [-k SECONDS] [-t SECONDS]\n");
 	exit(2);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double
-ms_since(uint64_t t0)
-{
-	return (double)(now_ns() - t0) / 1e6;
 }
 
 
@@ -225,32 +209,6 @@ login(struct pc *c, const char *user, const char *password)
 	pc_ok(c, "PASS");
 }
 
-static SSL_CTX *
-tls_client(void)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL)
-		die("SSL_CTX_new failed");
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	return ctx;
-}
-
-static void
-resolve(struct sockaddr_in *addr, const char *host, const char *port)
-{
-	char *end;
-	long p = strtol(port, &end, 10);
-
-	memset(addr, 0, sizeof *addr);
-	addr->sin_family = AF_INET;
-	if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
-		die("bad port %s", port);
-	addr->sin_port = htons((uint16_t)p);
-	if (inet_pton(AF_INET, host, &addr->sin_addr) != 1)
-		die("bad IPv4 address %s", host);
-}
-
 /*
  * run_retr - the retr mode (see the top of the file): one session,
  * LIST, UIDL, then RETR of nwant messages (0: all) with up to depth
@@ -269,7 +227,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	double login_ms, list_ms, uidl_ms, retr_s;
 
 	tlsc_open(&c, ctx, addr);
-	t0 = now_ns();
+	t0 = tlsc_now_ns();
 	pc_ok(&c, "greeting");
 	pc_cmd(&c, "CAPA");
 	pc_ok(&c, "CAPA");
@@ -282,7 +240,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	pc_ok(&c, "USER");
 	pc_cmd(&c, "PASS %s", password);
 	pc_ok(&c, "PASS");
-	login_ms = ms_since(t0);
+	login_ms = tlsc_ms_since(t0);
 
 	pc_cmd(&c, "STAT");
 	pc_line(&c, line, &raw);
@@ -292,7 +250,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 		die("the maildrop of %s is empty", user);
 	sizes = xcalloc(n + 1, sizeof *sizes);
 
-	t0 = now_ns();
+	t0 = tlsc_now_ns();
 	pc_cmd(&c, "LIST");
 	pc_ok(&c, "LIST");
 	for (uint64_t i = 1;; i++) {
@@ -306,9 +264,9 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 			die("LIST line %" PRIu64 ": %s", i, line);
 		sizes[i] = sz;
 	}
-	list_ms = ms_since(t0);
+	list_ms = tlsc_ms_since(t0);
 
-	t0 = now_ns();
+	t0 = tlsc_now_ns();
 	pc_cmd(&c, "UIDL");
 	pc_ok(&c, "UIDL");
 	for (uint64_t i = 1;; i++) {
@@ -321,11 +279,11 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 		if (sscanf(line, "%" SCNu64, &msgno) != 1 || msgno != i)
 			die("UIDL line %" PRIu64 ": %s", i, line);
 	}
-	uidl_ms = ms_since(t0);
+	uidl_ms = tlsc_ms_since(t0);
 
 	if (nwant == 0 || nwant > n)
 		nwant = n;
-	t0 = now_ns();
+	t0 = tlsc_now_ns();
 	while (got < nwant) {
 		uint64_t body;
 
@@ -343,7 +301,7 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 			    got, body, sizes[got]);
 		bytes += raw + body;
 	}
-	retr_s = ms_since(t0) / 1000;
+	retr_s = tlsc_ms_since(t0) / 1000;
 	pc_cmd(&c, "QUIT");
 	pc_ok(&c, "QUIT");
 	tlsc_close(&c);
@@ -362,22 +320,6 @@ run_retr(SSL_CTX *ctx, const struct sockaddr_in *addr, const char *user,
 	return 0;
 }
 
-/* raise_nofile - RLIMIT_NOFILE up to the hard limit; dies below want. */
-static void
-raise_nofile(uint64_t want)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		die("getrlimit: %s", strerror(errno));
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		die("setrlimit: %s", strerror(errno));
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + FD_SPARE)
-		die("%" PRIu64 " connections need %" PRIu64 " descriptors; the hard limit is %ju",
-		    want, want + FD_SPARE, (uintmax_t)rl.rlim_cur);
-}
-
 /*
  * run_idle - the idle mode: hold nconn connections, greeted (and logged
  * in as prefix1.. when prefix is set), until stdin closes or hold_s.
@@ -387,12 +329,10 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
     const char *prefix, const char *password, unsigned hold_s)
 {
 	struct pc *conns;
-	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
-	char user[CMD_MAX], junk[256];
-	uint64_t t0 = now_ns();
-	uint64_t hold_end;
+	char user[CMD_MAX];
+	uint64_t t0 = tlsc_now_ns();
 
-	raise_nofile(nconn);
+	tlsc_raise_nofile(nconn);
 	conns = xcalloc(nconn, sizeof *conns);
 	for (uint64_t i = 0; i < nconn; i++) {
 		tlsc_open(&conns[i], ctx, addr);
@@ -407,37 +347,14 @@ run_idle(SSL_CTX *ctx, const struct sockaddr_in *addr, uint64_t nconn,
 		conns[i].in = NULL;
 	}
 	printf("held %" PRIu64 "\n", nconn);
-	printf("setup_s %.1f s\n", ms_since(t0) / 1000);
+	printf("setup_s %.1f s\n", tlsc_ms_since(t0) / 1000);
 	fflush(stdout);
 
-	hold_end = now_ns() + (uint64_t)hold_s * 1000000000u;
-	while (now_ns() < hold_end) {
-		int r = poll(&pfd, 1, 1000);
-
-		if (r < 0 && errno != EINTR)
-			break;
-		if (r > 0) {
-			ssize_t got = read(STDIN_FILENO, junk, sizeof junk);
-
-			if (got <= 0)
-				break;
-		}
-	}
+	tlsc_hold(hold_s);
 	for (uint64_t i = 0; i < nconn; i++)
 		tlsc_close(&conns[i]);
 	free(conns);
 	return 0;
-}
-
-static void
-on_alarm(int sig)
-{
-	static const char msg[] = "popload: deadline reached\n";
-
-	(void)sig;
-	if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
-		_exit(1);
-	_exit(1);
 }
 
 static unsigned long
@@ -487,11 +404,11 @@ main(int argc, char **argv)
 		usage();
 	if (user != NULL && password == NULL)
 		die("-u needs -w or $POPLOAD_PASSWORD");
-	resolve(&addr, host, port);
+	tlsc_resolve(&addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, on_alarm);
+	signal(SIGALRM, tlsc_on_alarm);
 	alarm(deadline);
-	ctx = tls_client();
+	ctx = tlsc_ctx();
 	if (strcmp(mode, "retr") == 0) {
 		if (user == NULL)
 			usage();

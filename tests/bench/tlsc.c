@@ -3,7 +3,9 @@
  */
 #include "tests/bench/tlsc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdarg.h>
@@ -11,9 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
+
+#define FD_SPARE 16 /* descriptors kept beyond the connections */
 
 #include "core/xmalloc.h"
 
@@ -104,4 +111,93 @@ tlsc_write(struct tlsc *c, const void *p, size_t len)
 		s += n;
 		len -= (size_t)n;
 	}
+}
+
+SSL_CTX *
+tlsc_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		tlsc_die("SSL_CTX_new failed");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
+void
+tlsc_resolve(struct sockaddr_in *addr, const char *host, const char *port)
+{
+	char *end;
+	long p = strtol(port, &end, 10);
+
+	memset(addr, 0, sizeof *addr);
+	addr->sin_family = AF_INET;
+	if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
+		tlsc_die("bad port %s", port);
+	addr->sin_port = htons((uint16_t)p);
+	if (inet_pton(AF_INET, host, &addr->sin_addr) != 1)
+		tlsc_die("bad IPv4 address %s", host);
+}
+
+void
+tlsc_raise_nofile(uint64_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		tlsc_die("getrlimit: %s", strerror(errno));
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		tlsc_die("setrlimit: %s", strerror(errno));
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + FD_SPARE)
+		tlsc_die("%" PRIu64 " connections need %" PRIu64
+		    " descriptors; the hard limit is %ju", want, want + FD_SPARE,
+		    (uintmax_t)rl.rlim_cur);
+}
+
+void
+tlsc_hold(unsigned hold_s)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+	uint64_t hold_end = tlsc_now_ns() + (uint64_t)hold_s * 1000000000u;
+	char junk[256];
+
+	while (tlsc_now_ns() < hold_end) {
+		int r = poll(&pfd, 1, 1000);
+
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0) {
+			ssize_t got = read(STDIN_FILENO, junk, sizeof junk);
+
+			if (got <= 0)
+				break;
+		}
+	}
+}
+
+void
+tlsc_on_alarm(int sig)
+{
+	(void)sig;
+	/* Only async-signal-safe calls. */
+	if (write(STDERR_FILENO, tlsc_prog, strlen(tlsc_prog)) < 0 ||
+	    write(STDERR_FILENO, ": deadline reached\n", 19) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+uint64_t
+tlsc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double
+tlsc_ms_since(uint64_t t0)
+{
+	return (double)(tlsc_now_ns() - t0) / 1e6;
 }

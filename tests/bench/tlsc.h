@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define TLSC_TIMEOUT_S 60         /* one socket read or write, at most */
 #define TLSC_IN_CAP (256 * 1024)  /* read buffer: large, so reads are few */
@@ -34,5 +35,20 @@ void tlsc_close(struct tlsc *c);
 /* tlsc_fill - read more into the buffer. */
 void tlsc_fill(struct tlsc *c);
 void tlsc_write(struct tlsc *c, const void *p, size_t len);
+
+/* --- what the load tools share besides the connection ------------------------------- */
+
+/* A client context that does not verify (the servers' certificates are made for the run). */
+SSL_CTX *tlsc_ctx(void);
+/* tlsc_resolve - an IPv4 address and a port, as given on the command line. */
+void tlsc_resolve(struct sockaddr_in *addr, const char *host, const char *port);
+/* tlsc_raise_nofile - RLIMIT_NOFILE up to the hard limit; dies below want connections. */
+void tlsc_raise_nofile(uint64_t want);
+/* tlsc_hold - wait hold_s seconds, or until standard input closes. */
+void tlsc_hold(unsigned hold_s);
+/* tlsc_on_alarm - SIGALRM handler: "PROG: deadline reached", exit 1. */
+void tlsc_on_alarm(int sig);
+uint64_t tlsc_now_ns(void);
+double tlsc_ms_since(uint64_t t0);
 
 #endif
