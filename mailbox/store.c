@@ -22,9 +22,6 @@
 #include "core/xmalloc.h"
 #include "mailbox/store_int.h"
 
-/* list()'s head_max that asks for the stored descriptions instead of bytes. */
-#define LIST_META SIZE_MAX
-
 extern const char mailbox_lua_append[], mailbox_lua_status[], mailbox_lua_folders[],
     mailbox_lua_list[], mailbox_lua_fetch[], mailbox_lua_flags[], mailbox_lua_copy[],
     mailbox_lua_expunge[], mailbox_lua_create[], mailbox_lua_rename[],
@@ -592,10 +589,17 @@ on_list(void *arg, int status, redisReply *r)
 	free(req);
 }
 
+/* What list() returns with each message besides its fields. */
+enum list_extra {
+	LIST_FIELDS, /* nothing */
+	LIST_HEADS,  /* its first head_max bytes */
+	LIST_META,   /* its stored ENVELOPE and BODYSTRUCTURE */
+};
+
 static int
 list(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
-    size_t head_max, mbox_msgs_cb *done, void *arg)
+    enum list_extra extra, size_t head_max, mbox_msgs_cb *done, void *arg)
 {
 	struct mbox__args a;
 	struct mbox__req *req;
@@ -608,10 +612,10 @@ list(struct mbox_store *st, const char *user, const char *folder,
 	req = mbox__req_start(st, &a, user, folder, arg);
 	req->cb.msgs = done;
 	mbox__argu(&a, changedsince);
-	if (head_max == LIST_META)
+	if (extra == LIST_META)
 		mbox__args(&a, "-1");
 	else
-		mbox__argu(&a, head_max);
+		mbox__argu(&a, extra == LIST_HEADS ? head_max : 0);
 	mbox__arg_ranges(&a, ranges, nranges);
 	return mbox__eval(st, &mbox__s_list, &a, on_list, req);
 }
@@ -621,7 +625,7 @@ mbox_list(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, uint64_t changedsince,
     mbox_msgs_cb *done, void *arg)
 {
-	return list(st, user, folder, ranges, nranges, changedsince, 0, done, arg);
+	return list(st, user, folder, ranges, nranges, changedsince, LIST_FIELDS, 0, done, arg);
 }
 
 static void
@@ -689,7 +693,7 @@ int
 mbox_list_meta(struct mbox_store *st, const char *user, const char *folder,
     const struct mbox_range *ranges, size_t nranges, mbox_msgs_cb *done, void *arg)
 {
-	return list(st, user, folder, ranges, nranges, 0, LIST_META, done, arg);
+	return list(st, user, folder, ranges, nranges, 0, LIST_META, 0, done, arg);
 }
 
 int
@@ -699,7 +703,7 @@ mbox_list_heads(struct mbox_store *st, const char *user, const char *folder,
 {
 	if (head_max == 0 || head_max > 65536)
 		return -EINVAL;
-	return list(st, user, folder, ranges, nranges, 0, head_max, done, arg);
+	return list(st, user, folder, ranges, nranges, 0, LIST_HEADS, head_max, done, arg);
 }
 
 void
