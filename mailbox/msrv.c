@@ -116,6 +116,11 @@ run_input(struct msrv_sess *s)
 		conn_read_stop(s->conn);
 		return;
 	}
+	if (s->in_full) {
+		/* Stopped for too much input while busy (on_read): this command is done. */
+		s->in_full = false;
+		conn_read_start(s->conn);
+	}
 	s->srv->proto->input(s);
 	if (buf_unread(&s->in) == 0 && !s->in.skip)
 		buf_free(&s->in);
@@ -310,6 +315,10 @@ on_read(struct conn *c, const char *data, size_t len)
 		return;
 	s->last_active = uv_now(s->srv->loop);
 	buf_append(&s->in, data, len);
+	if (s->busy && buf_unread(&s->in) > MSRV_IN_HIGH && !s->in_full) {
+		s->in_full = true;
+		conn_read_stop(c);
+	}
 	run_input(s);
 }
 

@@ -21,7 +21,10 @@
  * for an answer; the protocol sets s->busy and calls msrv_done() when
  * it is answered, which runs input() again for what was pipelined).
  * Reading stops while more than MSRV_OUT_HIGH bytes of output are queued
- * and resumes when they are written.  An idle input buffer is freed.
+ * and resumes when they are written, and while a busy session holds more
+ * than MSRV_IN_HIGH bytes of input, until its command is answered: a
+ * client that pipelines without end cannot grow the buffer without end.
+ * An idle input buffer is freed.
  *
  * Every callback runs from the loop.  Logs use proto->name as component.
  */
@@ -39,6 +42,7 @@
 #include "policy/policy.h"
 
 #define MSRV_OUT_HIGH (256 * 1024) /* stop reading commands while more output is queued */
+#define MSRV_IN_HIGH (256 * 1024)  /* stop reading while a busy session holds more input */
 
 struct msrv;
 struct msrv_sess;
@@ -64,6 +68,7 @@ struct msrv_sess {
 	bool tls_wait;         /* busy for the handshake */
 	bool greet_on_tls;     /* implicit TLS: start() follows the handshake */
 	bool authed;           /* msrv_login() succeeded */
+	bool in_full;          /* reading stopped: MSRV_IN_HIGH of input while busy */
 	char sid[24];          /* "P1a", "I7": unique in the process */
 	char client[64];       /* the peer's address */
 	char user[AUTH_NAME_MAX + 1]; /* the login name (given or verified) */

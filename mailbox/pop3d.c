@@ -37,6 +37,7 @@
 #define MAX_AUTH_FAILURES 3 /* wrong logins a session gets before it is closed */
 #define INBOX "INBOX"
 #define PREFETCH_MAX 16     /* message bodies read ahead */
+#define PREFETCH_SCAN (2 * PREFETCH_MAX) /* pipelined lines looked at for them */
 
 enum pop3_state {
 	ST_AUTH,   /* AUTHORIZATION */
@@ -548,8 +549,11 @@ prefetch_ahead(struct pop3_sess *s)
 {
 	const char *p = buf_rptr(&s->base.in), *end = p + buf_unread(&s->base.in), *nl;
 	struct pop3_cmd c;
+	unsigned lines = 0;
 
-	for (; p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL; p = nl + 1) {
+	/* A few lines ahead only: each RETR scans again, and a client may pipeline thousands. */
+	for (; p < end && lines++ < PREFETCH_SCAN && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL;
+	    p = nl + 1) {
 		size_t len = (size_t)(nl - p);
 
 		if (len > 0 && p[len - 1] == '\r')
